@@ -1,0 +1,31 @@
+// What the processor reports as it works; ops/metrics.hpp turns it into Prometheus metrics.
+// Every method may be called from any partition host thread.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <string>
+
+#include "events/types.hpp"
+
+namespace omniroute::actors {
+
+class ProcessorObserver {
+ public:
+  virtual ~ProcessorObserver() = default;
+  // A fact read from the ingest log: result is "accepted", "duplicate" or "refused".
+  virtual void on_fact(const std::string& /*type*/, const char* /*result*/) {}
+  // Records and entries appended to the journal by one batch.
+  virtual void on_journal_append(size_t /*records*/, size_t /*entries*/) {}
+  // Seconds from a fact's ingest append to the journal append of its decisions.
+  virtual void on_decision_latency(double /*seconds*/) {}
+  // Ingest records of a partition not yet processed.
+  virtual void on_lag(partition_id, int64_t /*records*/) {}
+  // A tenant's live state after a batch.
+  virtual void on_tenant(const std::string& /*tenant*/,
+                         const std::map<std::string, size_t>& /*queue_depths*/,
+                         const std::map<std::string, size_t>& /*agents_by_status*/) {}
+  virtual void on_error(partition_id, const std::string& /*message*/) {}
+};
+
+}  // namespace omniroute::actors

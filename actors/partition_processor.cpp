@@ -1,0 +1,214 @@
+#include "actors/partition_processor.hpp"
+
+#include <set>
+#include <unordered_set>
+
+namespace omniroute::actors {
+namespace {
+
+using events::entry_kind;
+using events::JournalEntry;
+using events::JournalRecord;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+routing::Tenant& tenant_of(Tenants& tenants, const std::string& name) {
+  auto it = tenants.find(name);
+  if (it == tenants.end()) it = tenants.emplace(name, routing::Tenant(name)).first;
+  return it->second;
+}
+
+}  // namespace
+
+void project_touched(Tenants& tenants, projections::ViewBatch& batch) {
+  using projections::view;
+  for (auto& [name, tenant] : tenants) {
+    routing::Touched t = tenant.take_touched();
+    for (const auto& id : t.conversations)
+      if (auto doc = tenant.conversation_view(id)) batch.put_document(view::conversations, name, id, *doc);
+    for (const auto& id : t.agents)
+      if (auto doc = tenant.agent_view(id)) batch.put_document(view::agents, name, id, *doc);
+    for (const auto& id : t.queues)
+      if (auto doc = tenant.queue_view(id)) batch.put_document(view::queues, name, id, *doc);
+  }
+}
+
+Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
+              Tenants& tenants) {
+  const journal_pos applied = store.applied(p);
+  projections::ViewBatch batch(store);
+  journal_pos last{-1};
+  Status s = events::scan_history(log, p, end, [&](const events::StoredRecord& r) {
+    for (const auto& e : r.record.entries) {
+      auto env = events::read_envelope_text(e.envelope);
+      if (!env)
+        return Status::error("journal partition " + std::to_string(p.value()) + " position " +
+                             std::to_string(r.pos.value()) + ": " + env.error().reason);
+      tenant_of(tenants, e.tenant).apply(*env);
+      if (r.pos >= applied) batch.put_entry(e);
+    }
+    if (r.pos < applied) {
+      for (auto& [name, t] : tenants) t.take_touched();  // already in the views
+      return Status::ok();
+    }
+    last = r.pos;
+    if (batch.size() >= 4096) {
+      project_touched(tenants, batch);
+      return batch.commit(p, journal_pos{r.pos.value() + 1});
+    }
+    return Status::ok();
+  });
+  if (!s) return s;
+  project_touched(tenants, batch);
+  // Markers and zombie records change no view, but the views have seen everything up to `end`.
+  journal_pos upto = end > applied ? end : applied;
+  if (last.value() >= 0 || upto > applied) return batch.commit(p, upto);
+  return Status::ok();
+}
+
+PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store& store,
+                                       partition_id p, ProcessorObserver& observer,
+                                       size_t max_batch)
+    : log_(log), store_(store), p_(p), observer_(observer), max_batch_(max_batch) {}
+
+Status PartitionProcessor::recover() {
+  recovered_ = false;
+  claim_.reset();
+  tenants_.clear();
+  auto claim = log_.claim(p_);
+  if (!claim) return claim.error();
+  if (Status s = replay(log_, store_, p_, claim->epoch, tenants_); !s) return s;
+  // The views have seen the marker too.
+  projections::ViewBatch marker_seen(store_);
+  if (Status s = marker_seen.commit(p_, journal_pos{claim->epoch.value() + 1}); !s) return s;
+  cursor_ = claim->resume;
+  claim_ = *claim;
+  recovered_ = true;
+  return Status::ok();
+}
+
+JournalEntry PartitionProcessor::entry_of(const routing::Envelope& e, entry_kind kind,
+                                          const std::string& key) const {
+  return JournalEntry{kind, *e.seq, e.tenant, key, events::to_text(e)};
+}
+
+result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
+  if (!claim_)
+    if (Status s = recover(); !s) return s;
+
+  std::vector<events::IngestRecord> batch;
+  if (Status s = log_.read_ingest(p_, cursor_, max_batch_, wait, batch); !s) return s;
+  auto report_lag = [&](ingest_offset next) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_lag_report_ < std::chrono::milliseconds(500)) return;
+    last_lag_report_ = now;
+    if (auto end = log_.ingest_end(p_)) observer_.on_lag(p_, end->value() - next.value());
+  };
+  if (batch.empty()) {
+    report_lag(cursor_);
+    return size_t{0};
+  }
+
+  std::vector<JournalRecord> records;
+  records.reserve(batch.size());
+  std::vector<int64_t> appended_us;
+  std::unordered_set<std::string> seen;
+  std::set<std::string> touched_tenants;
+  for (auto& rec : batch) {
+    events::json j = events::json::parse(rec.payload, nullptr, false);
+    auto parsed = j.is_discarded()
+                      ? result<routing::Envelope, events::event_error>(
+                            events::event_error{"", "", "not JSON", std::nullopt})
+                      : events::parse_fact(j);
+    if (!parsed) {
+      // Only a producer other than omniroute's own front door can write such a record. It is
+      // journaled as a refusal when it names a tenant and an id; otherwise it is dropped.
+      std::string tenant = j.is_object() ? j.value("tenant", "") : "";
+      std::string id = j.is_object() ? j.value("id", "") : "";
+      std::string type = j.is_object() ? j.value("type", "") : "";
+      observer_.on_fact(events::kind_of(type) == events::event_kind::unknown ? "unknown" : type,
+                        "refused");
+      if (!events::valid_tenant(tenant) || !events::valid_id(id) ||
+          log_.partition_of(tenant) != p_) {
+        observer_.on_error(p_, "ingest offset " + std::to_string(rec.offset.value()) +
+                                   " dropped: " + parsed.error().field + " " +
+                                   parsed.error().reason);
+        continue;
+      }
+      std::string key = tenant + '\0' + id;
+      if (seen.count(key) || store_.seq_of(tenant, id)) continue;
+      seen.insert(key);
+      routing::Tenant& t = tenant_of(tenants_, tenant);
+      auto refusal = t.refuse(id, type, rec.appended_us / 1000, parsed.error().field,
+                              parsed.error().reason);
+      JournalRecord r;
+      r.ingest = rec.offset;
+      r.entries.push_back(entry_of(refusal, entry_kind::refusal, id));
+      records.push_back(std::move(r));
+      appended_us.push_back(rec.appended_us);
+      continue;
+    }
+    routing::Envelope& env = parsed.value();
+    std::string key = env.tenant + '\0' + env.id;
+    if (seen.count(key) || store_.seq_of(env.tenant, env.id)) {
+      observer_.on_fact(env.type, "duplicate");
+      continue;
+    }
+    seen.insert(key);
+    touched_tenants.insert(env.tenant);
+    std::string id = env.id, type = env.type;
+    routing::Outcome outcome = tenant_of(tenants_, env.tenant).handle(std::move(env));
+    observer_.on_fact(type, outcome.refused ? "refused" : "accepted");
+    JournalRecord r;
+    r.ingest = rec.offset;
+    for (size_t i = 0; i < outcome.entries.size(); ++i) {
+      entry_kind kind = outcome.refused ? entry_kind::refusal
+                                        : (i == 0 ? entry_kind::fact : entry_kind::decision);
+      r.entries.push_back(
+          entry_of(outcome.entries[i], kind, kind == entry_kind::decision ? outcome.entries[i].id : id));
+    }
+    records.push_back(std::move(r));
+    appended_us.push_back(rec.appended_us);
+  }
+
+  const ingest_offset next{batch.back().offset.value() + 1};
+  std::vector<journal_pos> positions;
+  if (Status s = log_.append_journal(*claim_, records, next, &positions); !s) {
+    claim_.reset();  // the in-memory state is ahead of the journal: recover before going on
+    recovered_ = false;
+    return s;
+  }
+  size_t entries = 0;
+  projections::ViewBatch views(store_);
+  for (const auto& r : records) {
+    entries += r.entries.size();
+    for (const auto& e : r.entries) views.put_entry(e);
+  }
+  project_touched(tenants_, views);
+  if (!positions.empty()) {
+    if (Status s = views.commit(p_, journal_pos{positions.back().value() + 1}); !s) {
+      claim_.reset();
+      recovered_ = false;
+      return s;
+    }
+  }
+  cursor_ = next;
+
+  observer_.on_journal_append(records.size(), entries);
+  const int64_t now = now_us();
+  for (size_t i = 0; i < records.size(); ++i)
+    if (records[i].entries.size() > 1)
+      observer_.on_decision_latency(static_cast<double>(now - appended_us[i]) / 1e6);
+  for (const auto& name : touched_tenants) {
+    const routing::Tenant& t = tenants_.at(name);
+    observer_.on_tenant(name, t.queue_depths(), t.agents_by_status());
+  }
+  report_lag(next);
+  return batch.size();
+}
+
+}  // namespace omniroute::actors

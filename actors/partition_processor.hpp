@@ -1,0 +1,63 @@
+// The work of one partition, without the actor around it: recover the routing state from the
+// journal, then turn ingest records into journal records and view changes, exactly once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/observer.hpp"
+#include "actors/routing.hpp"
+#include "events/event_log.hpp"
+#include "projections/store.hpp"
+
+namespace omniroute::actors {
+
+using Tenants = std::map<std::string, routing::Tenant>;
+
+// Feeds the history of partition p up to `end` (exclusive) to `tenants` and writes to the
+// views what they do not have yet (records at or after the partition's applied position).
+// This is both recovery (end = the claim's marker) and rebuild (views cleared first).
+Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
+              Tenants& tenants);
+
+// Writes the current views of every entity touched in `tenants` into `batch`.
+void project_touched(Tenants& tenants, projections::ViewBatch& batch);
+
+class PartitionProcessor {
+ public:
+  PartitionProcessor(events::EventLog& log, projections::Store& store, partition_id p,
+                     ProcessorObserver& observer, size_t max_batch);
+
+  // Claims the partition and rebuilds its state from the journal. Called by step() as needed.
+  Status recover();
+
+  // Processes the next batch of ingest records, waiting up to `wait` for one. Returns how many
+  // it processed. After a failed journal append the state may be ahead of the journal, so the
+  // next step recovers first.
+  result<size_t> step(std::chrono::milliseconds wait);
+
+  partition_id partition() const { return p_; }
+  bool recovered() const { return recovered_; }
+
+ private:
+  events::JournalEntry entry_of(const routing::Envelope& e, events::entry_kind kind,
+                                const std::string& key) const;
+
+  events::EventLog& log_;
+  projections::Store& store_;
+  partition_id p_;
+  ProcessorObserver& observer_;
+  size_t max_batch_;
+  std::optional<events::Claim> claim_;
+  ingest_offset cursor_{0};
+  Tenants tenants_;
+  std::atomic<bool> recovered_{false};
+  std::chrono::steady_clock::time_point last_lag_report_{};
+};
+
+}  // namespace omniroute::actors

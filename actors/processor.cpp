@@ -1,0 +1,125 @@
+#include "actors/processor.hpp"
+
+#include <caf/all.hpp>
+
+#include <iostream>
+
+namespace omniroute::actors {
+namespace {
+
+using step_atom = caf::atom_constant<caf::atom("step")>;
+
+struct host_state {
+  std::shared_ptr<PartitionProcessor> processor;
+  ProcessorObserver* observer = nullptr;
+  std::chrono::milliseconds wait{50};
+  std::chrono::milliseconds backoff{100};
+  static inline const char* name = "partition_host";
+};
+
+// The partition host: a detached actor (it blocks in the ingest read) that steps its
+// partition's processor, one batch per `step` message, and backs off while the log fails.
+caf::behavior partition_host(caf::stateful_actor<host_state>* self,
+                             std::shared_ptr<PartitionProcessor> processor,
+                             ProcessorObserver* observer, std::chrono::milliseconds wait) {
+  self->state.processor = std::move(processor);
+  self->state.observer = observer;
+  self->state.wait = wait;
+  self->send(self, step_atom::value);
+  return {
+      [=](step_atom) {
+        auto& st = self->state;
+        auto n = st.processor->step(st.wait);
+        if (!n) {
+          st.observer->on_error(st.processor->partition(), n.error().message());
+          std::cerr << "omniroute: partition " << st.processor->partition().value() << ": "
+                    << n.error().message() << " (retrying in " << st.backoff.count() << " ms)\n";
+          self->delayed_send(self, st.backoff, step_atom::value);
+          st.backoff = std::min(st.backoff * 2, std::chrono::milliseconds(5000));
+          return;
+        }
+        st.backoff = std::chrono::milliseconds(100);
+        self->send(self, step_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+Processor::Processor(events::EventLog& log, projections::Store& store,
+                     ProcessorObserver& observer, ProcessorOptions options)
+    : log_(log), store_(store), observer_(observer), options_(options) {}
+
+Processor::~Processor() { stop(); }
+
+Status Processor::start() {
+  auto membership = log_.join();
+  if (!membership) return membership.error();
+  membership_ = std::move(membership.value());
+  config_ = std::make_unique<caf::actor_system_config>();
+  config_->set("scheduler.max-threads", 2);
+  system_ = std::make_unique<caf::actor_system>(*config_);
+  thread_ = std::thread([this] { follow_membership(); });
+  return Status::ok();
+}
+
+void Processor::follow_membership() {
+  while (!stopping_) {
+    std::vector<partition_id> assigned, revoked;
+    Status s = membership_->poll(assigned, revoked, std::chrono::milliseconds(100));
+    if (!s) std::cerr << "omniroute: membership: " << s.message() << "\n";
+    for (auto p : revoked) stop_host(p);
+    for (auto p : assigned) start_host(p);
+  }
+}
+
+void Processor::start_host(partition_id p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (hosts_.count(p.value())) return;
+  auto processor =
+      std::make_shared<PartitionProcessor>(log_, store_, p, observer_, options_.max_batch);
+  processors_[p.value()] = processor;
+  hosts_[p.value()] = std::make_unique<caf::actor>(
+      system_->spawn<caf::detached>(partition_host, processor, &observer_, options_.wait));
+}
+
+void Processor::stop_host(partition_id p) {
+  std::unique_ptr<caf::actor> host;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = hosts_.find(p.value());
+    if (it == hosts_.end()) return;
+    host = std::move(it->second);
+    hosts_.erase(it);
+    processors_.erase(p.value());
+  }
+  caf::scoped_actor self{*system_};
+  self->monitor(*host);
+  self->send_exit(*host, caf::exit_reason::user_shutdown);
+  self->receive([](const caf::down_msg&) {});
+}
+
+void Processor::stop() {
+  if (stopped_ || !system_) return;
+  stopped_ = true;
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  std::vector<int32_t> owned;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [p, host] : hosts_) owned.push_back(p);
+  }
+  for (int32_t p : owned) stop_host(partition_id{p});
+  membership_.reset();
+  system_.reset();
+}
+
+bool Processor::ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (processors_.empty()) return false;
+  for (const auto& [p, proc] : processors_)
+    if (!proc->recovered()) return false;
+  return true;
+}
+
+}  // namespace omniroute::actors

@@ -1,0 +1,63 @@
+// The processor of one omniroute process: follows the partitions this process owns (the
+// event log's Membership) and runs one partition host actor (CAF) per owned partition.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "actors/observer.hpp"
+#include "actors/partition_processor.hpp"
+#include "events/event_log.hpp"
+#include "projections/store.hpp"
+
+namespace caf {
+class actor_system;
+class actor_system_config;
+class actor;
+}  // namespace caf
+
+namespace omniroute::actors {
+
+struct ProcessorOptions {
+  std::chrono::milliseconds wait{50};  // how long a host waits for ingest before looping
+  size_t max_batch = 2000;             // most ingest records per journal append
+};
+
+class Processor {
+ public:
+  Processor(events::EventLog& log, projections::Store& store, ProcessorObserver& observer,
+            ProcessorOptions options = {});
+  ~Processor();
+
+  // Joins the partition membership and starts following it.
+  Status start();
+  // Stops every host after its current batch and leaves the membership. Idempotent.
+  void stop();
+  // True once this process owns at least one partition and has recovered every one it owns.
+  bool ready() const;
+
+ private:
+  void follow_membership();
+  void start_host(partition_id p);
+  void stop_host(partition_id p);
+
+  events::EventLog& log_;
+  projections::Store& store_;
+  ProcessorObserver& observer_;
+  ProcessorOptions options_;
+  std::unique_ptr<caf::actor_system_config> config_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::unique_ptr<events::Membership> membership_;
+  mutable std::mutex mu_;
+  std::map<int32_t, std::shared_ptr<PartitionProcessor>> processors_;
+  std::map<int32_t, std::unique_ptr<caf::actor>> hosts_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  bool stopped_ = false;
+};
+
+}  // namespace omniroute::actors

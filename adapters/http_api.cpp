@@ -1,0 +1,303 @@
+#include "adapters/http_api.hpp"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "events/envelope.hpp"
+
+namespace omniroute::adapters {
+namespace {
+
+using events::json;
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& error, json extra = {}) {
+  json body = {{"error", error}};
+  if (extra.is_object()) body.update(extra);
+  send_json(res, status, body);
+}
+
+// The tenant query parameter, or an error answer when it is missing or malformed.
+std::optional<std::string> tenant_param(const httplib::Request& req, httplib::Response& res) {
+  if (!req.has_param("tenant")) {
+    send_error(res, 400, "missing_parameter",
+               {{"parameter", "tenant"}, {"reason", "add ?tenant=NAME"}});
+    return std::nullopt;
+  }
+  std::string tenant = req.get_param_value("tenant");
+  if (!events::valid_tenant(tenant)) {
+    send_error(res, 400, "invalid_parameter",
+               {{"parameter", "tenant"},
+                {"reason", "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'"}});
+    return std::nullopt;
+  }
+  return tenant;
+}
+
+std::optional<int64_t> int_param(const httplib::Request& req, httplib::Response& res,
+                                 const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+  if (!req.has_param(name)) return fallback;
+  const std::string text = req.get_param_value(name);
+  try {
+    size_t used = 0;
+    long long v = std::stoll(text, &used);
+    if (used == text.size() && v >= lo && v <= hi) return v;
+  } catch (const std::exception&) {
+  }
+  send_error(res, 400, "invalid_parameter",
+             {{"parameter", name},
+              {"reason", "must be an integer from " + std::to_string(lo) + " to " +
+                             std::to_string(hi)}});
+  return std::nullopt;
+}
+
+std::string type_label(const json& event) {
+  if (event.is_object() && event.contains("type") && event["type"].is_string()) {
+    const auto& t = event["type"].get_ref<const std::string&>();
+    if (events::kind_of(t) != events::event_kind::unknown) return t;
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+HttpApi::HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics& metrics,
+                 std::function<bool()> ready, HttpOptions options)
+    : log_(log),
+      store_(store),
+      metrics_(metrics),
+      ready_(std::move(ready)),
+      options_(std::move(options)),
+      server_(std::make_unique<httplib::Server>()) {
+  routes();
+}
+
+HttpApi::~HttpApi() { stop(); }
+
+void HttpApi::routes() {
+  auto& svr = *server_;
+  const int threads = options_.threads;
+  svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  svr.set_payload_max_length(options_.max_body_bytes);
+  svr.set_keep_alive_max_count(10000);
+
+  // Counts every answer by route pattern; fills in a JSON body for errors httplib raises itself
+  // (413 for an oversized body, 404 for an unknown route, 400 for a malformed request).
+  svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    std::string route = req.matches.empty() ? "unmatched" : req.path;
+    for (const char* prefix : {"/v1/conversations/", "/v1/agents/", "/v1/queues/"})
+      if (req.path.rfind(prefix, 0) == 0) route = std::string(prefix) + "{id}";
+    metrics_.http_request(route, res.status);
+  });
+  svr.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      if (req.path == "/v1/events") metrics_.received("unparseable", "refused");
+      send_error(res, 413, "body_too_large",
+                 {{"limit_bytes", options_.max_body_bytes},
+                  {"reason", "split the batch into smaller requests"}});
+    } else if (res.status == 404) {
+      send_error(res, 404, "not_found", {{"path", req.path}});
+    } else {
+      send_error(res, res.status, "bad_request");
+    }
+  });
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    send_error(res, 500, "internal", {{"reason", what}});
+  });
+
+  svr.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
+    json body;
+    try {
+      body = json::parse(req.body);
+    } catch (const json::parse_error& e) {
+      metrics_.received("unparseable", "refused");
+      send_error(res, 400, "malformed_json",
+                 {{"reason", e.what()}, {"byte", e.byte}, {"accepted", 0}});
+      return;
+    }
+    const bool batch = body.is_array();
+    if (batch && body.empty()) {
+      send_error(res, 400, "empty_batch", {{"reason", "the array holds no events"}});
+      return;
+    }
+    if (batch && body.size() > options_.max_batch_events) {
+      send_error(res, 400, "batch_too_large",
+                 {{"limit_events", options_.max_batch_events}, {"events", body.size()}});
+      return;
+    }
+    const size_t n = batch ? body.size() : 1;
+    std::vector<events::Envelope> envs;
+    envs.reserve(n);
+    json errors = json::array();
+    for (size_t i = 0; i < n; ++i) {
+      const json& ev = batch ? body[i] : body;
+      auto parsed = events::parse_fact(ev);
+      if (!parsed) {
+        events::event_error err = parsed.error();
+        if (batch) err.index = i;
+        errors.push_back(err.to_json());
+        metrics_.received(type_label(ev), "refused");
+        continue;
+      }
+      envs.push_back(std::move(parsed.value()));
+    }
+    if (!errors.empty()) {
+      // All or nothing: one bad event refuses the whole request, and nothing is appended.
+      json answer = errors[0];
+      answer["errors"] = errors;
+      answer["batch"] = "all_or_nothing";
+      answer["accepted"] = 0;
+      send_json(res, 400, answer);
+      return;
+    }
+
+    json results = json::array();
+    std::map<int32_t, std::vector<std::string>> payloads;
+    std::map<int32_t, std::vector<size_t>> slots;
+    std::set<std::pair<std::string, std::string>> in_batch;
+    size_t accepted = 0, duplicates = 0;
+    for (size_t i = 0; i < envs.size(); ++i) {
+      const auto& e = envs[i];
+      json r = {{"id", e.id}};
+      if (batch) r["index"] = i;
+      if (auto seq = store_.seq_of(e.tenant, e.id)) {
+        r["status"] = "duplicate";
+        r["seq"] = seq->value();
+        ++duplicates;
+        metrics_.received(e.type, "duplicate");
+      } else if (!in_batch.insert({e.tenant, e.id}).second) {
+        r["status"] = "duplicate";
+        ++duplicates;
+        metrics_.received(e.type, "duplicate");
+      } else {
+        partition_id p = log_.partition_of(e.tenant);
+        r["status"] = "accepted";
+        r["partition"] = p.value();
+        payloads[p.value()].push_back(events::to_text(e));
+        slots[p.value()].push_back(i);
+        ++accepted;
+      }
+      results.push_back(std::move(r));
+    }
+    for (auto& [p, texts] : payloads) {
+      std::vector<ingest_offset> offsets;
+      if (Status s = log_.append_ingest(partition_id{p}, texts, &offsets); !s) {
+        // Some partitions may already hold their events; a retry is safe (idempotency keys).
+        send_error(res, 503, "unavailable",
+                   {{"reason", s.message()}, {"retry", "resend the same request"}});
+        return;
+      }
+      const auto& idx = slots[p];
+      for (size_t k = 0; k < idx.size(); ++k) results[idx[k]]["offset"] = offsets[k].value();
+    }
+    for (const auto& e : envs)
+      if (in_batch.count({e.tenant, e.id})) metrics_.received(e.type, "accepted");
+    json answer = {{"accepted", accepted}, {"duplicates", duplicates}};
+    if (batch)
+      answer["results"] = std::move(results);
+    else
+      answer.update(results[0]);
+    send_json(res, 202, answer);
+  });
+
+  auto view_route = [this](const char* pattern, projections::view v, const char* what) {
+    server_->Get(pattern, [this, v, what](const httplib::Request& req, httplib::Response& res) {
+      auto tenant = tenant_param(req, res);
+      if (!tenant) return;
+      const std::string id = req.matches[1];
+      if (auto doc = store_.document(v, *tenant, id)) {
+        send_json(res, 200, *doc);
+      } else {
+        send_error(res, 404, "not_found", {{what, id}, {"tenant", *tenant}});
+      }
+    });
+  };
+  view_route(R"(/v1/conversations/([^/]+))", projections::view::conversations, "conversation");
+  view_route(R"(/v1/agents/([^/]+))", projections::view::agents, "agent");
+  view_route(R"(/v1/queues/([^/]+))", projections::view::queues, "queue");
+
+  svr.Get("/v1/journal", [this](const httplib::Request& req, httplib::Response& res) {
+    auto tenant = tenant_param(req, res);
+    if (!tenant) return;
+    auto after = int_param(req, res, "after", -1, -1, INT64_MAX);
+    if (!after) return;
+    auto limit = int_param(req, res, "limit", 100, 1, 1000);
+    if (!limit) return;
+    auto wait_ms = int_param(req, res, "wait_ms", 0, 0, 30000);
+    if (!wait_ms) return;
+    std::optional<seq_no> from;
+    if (*after >= 0) from = seq_no{static_cast<uint64_t>(*after)};
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*wait_ms);
+    std::vector<std::string> entries;
+    for (;;) {
+      uint64_t seen = store_.changes();
+      entries = store_.journal_after(*tenant, from, static_cast<size_t>(*limit));
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (!entries.empty() || left.count() <= 0) break;
+      store_.wait_for_change(seen, left);
+    }
+    int64_t next = *after;
+    if (!entries.empty()) {
+      auto last = events::json::parse(entries.back(), nullptr, false);
+      if (last.is_object() && last.contains("seq")) next = last["seq"].get<int64_t>();
+    }
+    std::string out = "{\"entries\":[";
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i) out += ',';
+      out += entries[i];
+    }
+    out += "],\"next\":" + std::to_string(next) + "}";
+    res.status = 200;
+    res.set_content(out, "application/json");
+  });
+
+  svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_.render(), "text/plain; version=0.0.4");
+  });
+  svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  svr.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    bool ready = ready_ && ready_();
+    send_json(res, ready ? 200 : 503, {{"ready", ready}});
+  });
+}
+
+Status HttpApi::start() {
+  if (options_.port == 0) {
+    port_ = server_->bind_to_any_port(options_.host);
+    if (port_ <= 0) return Status::error("cannot bind HTTP on " + options_.host);
+  } else {
+    if (!server_->bind_to_port(options_.host, options_.port))
+      return Status::error("cannot bind HTTP on " + options_.host + ":" +
+                           std::to_string(options_.port) + " (in use?)");
+    port_ = options_.port;
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  return Status::ok();
+}
+
+void HttpApi::stop() {
+  if (thread_.joinable()) {
+    server_->stop();
+    thread_.join();
+  }
+}
+
+}  // namespace omniroute::adapters

@@ -1,0 +1,54 @@
+// The HTTP/JSON front door: ingest (POST /v1/events), queries of the views, the journal as a
+// decision stream (long-poll), and the SRE endpoints (/metrics, /healthz, /readyz).
+// The routes and answers are documented in docs/http-api.md.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "events/event_log.hpp"
+#include "ops/metrics.hpp"
+#include "projections/store.hpp"
+
+namespace httplib {
+class Server;
+}
+
+namespace omniroute::adapters {
+
+struct HttpOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                     // 0: any free port (see HttpApi::port)
+  size_t max_body_bytes = 4u << 20;    // larger bodies are refused with 413
+  size_t max_batch_events = 10000;     // larger batches are refused with 400
+  int threads = 16;
+};
+
+class HttpApi {
+ public:
+  HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics& metrics,
+          std::function<bool()> ready, HttpOptions options);
+  ~HttpApi();
+
+  // Binds and starts serving on a background thread.
+  Status start();
+  // Stops accepting and waits for the server thread. Idempotent.
+  void stop();
+  int port() const { return port_; }
+
+ private:
+  void routes();
+
+  events::EventLog& log_;
+  projections::Store& store_;
+  ops::Metrics& metrics_;
+  std::function<bool()> ready_;
+  HttpOptions options_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace omniroute::adapters

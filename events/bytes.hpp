@@ -1,0 +1,21 @@
+// Big-endian integer encoding for keys and records: big-endian keys sort in numeric order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace omniroute::events {
+
+inline void put_be(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+
+// Reads `bytes` bytes at `pos`; the caller has checked the size.
+inline uint64_t get_be(std::string_view in, size_t pos, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(in[pos + i]);
+  return v;
+}
+
+}  // namespace omniroute::events

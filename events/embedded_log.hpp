@@ -1,0 +1,64 @@
+// The embedded engine: ingest log and journal as RocksDB column families of the one database
+// that also holds the projections. One process owns every partition (RocksDB's lock file keeps
+// a second process out).
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <rocksdb/db.h>
+
+#include "events/event_log.hpp"
+
+namespace omniroute::events {
+
+struct EmbeddedHandles {
+  rocksdb::DB* db = nullptr;
+  rocksdb::ColumnFamilyHandle* ingest = nullptr;   // key: partition(4) offset(8)
+  rocksdb::ColumnFamilyHandle* journal = nullptr;  // key: partition(4) position(8)
+  rocksdb::ColumnFamilyHandle* meta = nullptr;     // partition count, resume cursors
+};
+
+class EmbeddedLog final : public EventLog {
+ public:
+  // Opens the log in an open database. `partitions` is used when the database is new; an
+  // existing one keeps the count it was created with. `sync` makes every append fsync its
+  // write-ahead log (survives power loss, not only a killed process).
+  static result<std::unique_ptr<EmbeddedLog>> open(EmbeddedHandles handles, int partitions,
+                                                   bool sync);
+  ~EmbeddedLog() override;
+
+  int partitions() const override { return static_cast<int>(parts_.size()); }
+  Status append_ingest(partition_id p, const std::vector<std::string>& payloads,
+                       std::vector<ingest_offset>* offsets) override;
+  Status read_ingest(partition_id p, ingest_offset from, size_t max,
+                     std::chrono::milliseconds wait, std::vector<IngestRecord>& out) override;
+  result<ingest_offset> ingest_end(partition_id p) override;
+  result<Claim> claim(partition_id p) override;
+  Status append_journal(const Claim& claim, std::vector<JournalRecord>& records,
+                        ingest_offset next, std::vector<journal_pos>* positions) override;
+  Status read_journal(partition_id p, journal_pos from, size_t max,
+                      std::vector<StoredRecord>& out) override;
+  result<journal_pos> journal_end(partition_id p) override;
+  result<std::unique_ptr<Membership>> join() override;
+  std::string describe() const override;
+
+ private:
+  struct Partition {
+    std::mutex ingest_mu;  // orders offset assignment and the write that uses it
+    std::condition_variable appended;
+    int64_t ingest_end = 0;
+    std::mutex journal_mu;
+    int64_t journal_end = 0;
+  };
+  EmbeddedLog(EmbeddedHandles h, int partitions, bool sync);
+  Partition* part(partition_id p);
+
+  EmbeddedHandles h_;
+  rocksdb::WriteOptions write_options_;
+  std::vector<std::unique_ptr<Partition>> parts_;
+};
+
+}  // namespace omniroute::events

@@ -1,0 +1,347 @@
+#include "events/envelope.hpp"
+
+#include <algorithm>
+#include <initializer_list>
+#include <unordered_map>
+#include <vector>
+
+#include "events/time.hpp"
+
+namespace omniroute::events {
+namespace {
+
+enum class field_kind {
+  id,           // non-empty string usable as an id
+  text,         // any string
+  integer,      // JSON integer
+  number,       // any JSON number
+  unit_number,  // number in [0, 1]
+  csat,         // number in [1, 5]
+  non_negative, // number >= 0
+  positive,     // number > 0
+  boolean,
+  id_list,      // array of ids
+  object,       // any JSON object
+  skills,       // object: name -> integer 1..5
+  capacity,     // object: channel -> integer >= 0
+  relax_steps,  // array of {after_s, requirement | overflow_to}
+  one_of,       // string from `choices`
+};
+
+struct field_spec {
+  const char* name;
+  field_kind kind;
+  bool required;
+  std::vector<std::string> choices = {};
+};
+
+using schema = std::vector<field_spec>;
+
+const std::unordered_map<std::string, schema>& fact_schemas() {
+  static const std::unordered_map<std::string, schema> schemas = {
+      {"queue.configured",
+       {{"queue", field_kind::id, true},
+        {"channels", field_kind::id_list, false},
+        {"requirement", field_kind::text, false},
+        {"priority", field_kind::integer, false},
+        {"sl_threshold_s", field_kind::non_negative, false},
+        {"sl_target", field_kind::unit_number, false},
+        {"offer_timeout_s", field_kind::positive, false},
+        {"auto_accept", field_kind::boolean, false},
+        {"strategy",
+         field_kind::one_of,
+         false,
+         {"longest_idle", "least_occupied", "most_proficient", "round_robin"}},
+        {"relax", field_kind::relax_steps, false}}},
+      {"agent.logged_in",
+       {{"agent", field_kind::id, true},
+        {"skills", field_kind::skills, false},
+        {"capacity", field_kind::capacity, false},
+        {"queues", field_kind::id_list, false},
+        {"attributes", field_kind::object, false}}},
+      {"agent.status_changed",
+       {{"agent", field_kind::id, true},
+        {"status", field_kind::one_of, true, {"available", "away", "offline"}}}},
+      {"agent.logged_out", {{"agent", field_kind::id, true}}},
+      {"agent.heartbeat", {{"agent", field_kind::id, true}}},
+      {"conversation.started",
+       {{"conversation", field_kind::id, true},
+        {"customer", field_kind::id, true},
+        {"channel", field_kind::id, true},
+        {"queue", field_kind::id, false},
+        {"intent", field_kind::id, false},
+        {"language", field_kind::id, false},
+        {"priority", field_kind::integer, false},
+        {"bot", field_kind::boolean, false},
+        {"attributes", field_kind::object, false}}},
+      {"conversation.message",
+       {{"conversation", field_kind::id, true},
+        {"from", field_kind::one_of, true, {"customer", "agent", "bot"}},
+        {"text", field_kind::text, true}}},
+      {"conversation.intent_detected",
+       {{"conversation", field_kind::id, true},
+        {"intent", field_kind::id, true},
+        {"confidence", field_kind::unit_number, true},
+        {"source", field_kind::text, false}}},
+      {"conversation.handoff_requested",
+       {{"conversation", field_kind::id, true},
+        {"reason", field_kind::text, false},
+        {"queue", field_kind::id, false}}},
+      {"conversation.transfer_requested",
+       {{"conversation", field_kind::id, true},
+        {"to_queue", field_kind::id, false},
+        {"to_agent", field_kind::id, false}}},
+      {"offer.accepted",
+       {{"conversation", field_kind::id, true},
+        {"agent", field_kind::id, true},
+        {"offer", field_kind::id, true}}},
+      {"offer.declined",
+       {{"conversation", field_kind::id, true},
+        {"agent", field_kind::id, true},
+        {"offer", field_kind::id, true}}},
+      {"conversation.ended",
+       {{"conversation", field_kind::id, true},
+        {"by", field_kind::one_of, true, {"customer", "agent", "bot", "system"}},
+        {"reason", field_kind::text, false},
+        {"csat", field_kind::csat, false}}},
+      {"conversation.wrapped_up",
+       {{"conversation", field_kind::id, true}, {"agent", field_kind::id, true}}},
+      {"arbitration.outcome",
+       {{"decision", field_kind::id, true},
+        {"accepted", field_kind::boolean, true},
+        {"value", field_kind::number, false}}},
+  };
+  return schemas;
+}
+
+const std::vector<std::string>& decision_types() {
+  static const std::vector<std::string> types = {
+      "conversation.queued",   "conversation.offered",    "offer.timed_out",
+      "conversation.assigned", "conversation.relaxed",    "conversation.overflowed",
+      "conversation.abandoned", "conversation.closed",    "agent.went_offline",
+      "arbitration.decided",   "event.refused"};
+  return types;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// Checks one value against its kind; returns an empty string when it is fine.
+std::string check_value(const json& v, const field_spec& spec) {
+  switch (spec.kind) {
+    case field_kind::id:
+      if (!v.is_string()) return "must be a string";
+      if (!valid_id(v.get_ref<const std::string&>()))
+        return "must be 1 to 128 bytes without control characters";
+      return {};
+    case field_kind::text:
+      return v.is_string() ? "" : "must be a string";
+    case field_kind::integer:
+      return v.is_number_integer() ? "" : "must be an integer";
+    case field_kind::number:
+      return v.is_number() ? "" : "must be a number";
+    case field_kind::unit_number:
+      if (!v.is_number()) return "must be a number";
+      return v.get<double>() >= 0 && v.get<double>() <= 1 ? "" : "must be between 0 and 1";
+    case field_kind::csat:
+      if (!v.is_number()) return "must be a number";
+      return v.get<double>() >= 1 && v.get<double>() <= 5 ? "" : "must be between 1 and 5";
+    case field_kind::non_negative:
+      if (!v.is_number()) return "must be a number";
+      return v.get<double>() >= 0 ? "" : "must not be negative";
+    case field_kind::positive:
+      if (!v.is_number()) return "must be a number";
+      return v.get<double>() > 0 ? "" : "must be greater than 0";
+    case field_kind::boolean:
+      return v.is_boolean() ? "" : "must be true or false";
+    case field_kind::id_list:
+      if (!v.is_array()) return "must be a list of strings";
+      for (const auto& item : v)
+        if (!item.is_string() || !valid_id(item.get_ref<const std::string&>()))
+          return "must be a list of 1 to 128 byte strings";
+      return {};
+    case field_kind::object:
+      return v.is_object() ? "" : "must be an object";
+    case field_kind::skills:
+      if (!v.is_object()) return "must be an object of skill name to proficiency 1..5";
+      for (const auto& [name, level] : v.items()) {
+        if (!valid_id(name)) return "has a skill with an invalid name";
+        if (!level.is_number_integer() || level.get<int64_t>() < 1 || level.get<int64_t>() > 5)
+          return "skill '" + name + "' must have an integer proficiency from 1 to 5";
+      }
+      return {};
+    case field_kind::capacity:
+      if (!v.is_object()) return "must be an object of channel to concurrent items";
+      for (const auto& [name, n] : v.items()) {
+        if (!valid_id(name)) return "has a channel with an invalid name";
+        if (!n.is_number_integer() || n.get<int64_t>() < 0 || n.get<int64_t>() > 1000)
+          return "channel '" + name + "' must have an integer capacity from 0 to 1000";
+      }
+      return {};
+    case field_kind::relax_steps:
+      if (!v.is_array()) return "must be a list of steps";
+      for (size_t i = 0; i < v.size(); ++i) {
+        const auto& step = v[i];
+        const std::string at = "step " + std::to_string(i) + " ";
+        if (!step.is_object()) return at + "must be an object";
+        auto after = step.find("after_s");
+        if (after == step.end() || !after->is_number() || after->get<double>() < 0)
+          return at + "needs after_s, a number >= 0";
+        bool has_req = step.contains("requirement") && step["requirement"].is_string();
+        bool has_overflow = step.contains("overflow_to") && step["overflow_to"].is_string() &&
+                            valid_id(step["overflow_to"].get_ref<const std::string&>());
+        if (!has_req && !has_overflow) return at + "needs a requirement or an overflow_to queue";
+      }
+      return {};
+    case field_kind::one_of:
+      if (!v.is_string()) return "must be one of: " + join(spec.choices);
+      if (std::find(spec.choices.begin(), spec.choices.end(), v.get_ref<const std::string&>()) ==
+          spec.choices.end())
+        return "must be one of: " + join(spec.choices);
+      return {};
+  }
+  return "has an unknown kind";
+}
+
+const std::string& string_or_empty(const json& j, const char* key) {
+  static const std::string empty;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return empty;
+  return it->get_ref<const std::string&>();
+}
+
+}  // namespace
+
+json event_error::to_json() const {
+  json j = {{"error", "invalid_event"}, {"id", id}, {"field", field}, {"reason", reason}};
+  if (index) j["index"] = *index;
+  return j;
+}
+
+bool valid_id(std::string_view s) {
+  if (s.empty() || s.size() > max_id_bytes) return false;
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return false;
+  return true;
+}
+
+bool valid_tenant(std::string_view s) {
+  if (s.empty() || s.size() > max_tenant_bytes) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+event_kind kind_of(std::string_view type) {
+  if (fact_schemas().count(std::string(type))) return event_kind::fact;
+  const auto& d = decision_types();
+  if (std::find(d.begin(), d.end(), type) != d.end()) return event_kind::decision;
+  return event_kind::unknown;
+}
+
+result<Envelope, event_error> parse_fact(const json& j) {
+  auto fail = [&](std::string field, std::string reason) {
+    return event_error{j.is_object() ? string_or_empty(j, "id") : std::string{}, std::move(field),
+                       std::move(reason), std::nullopt};
+  };
+  if (!j.is_object()) return fail("", "an event must be a JSON object");
+
+  Envelope e;
+  auto id = j.find("id");
+  if (id == j.end()) return fail("id", "missing");
+  if (!id->is_string()) return fail("id", "must be a string");
+  if (!valid_id(id->get_ref<const std::string&>()))
+    return fail("id", "must be 1 to 128 bytes without control characters");
+  e.id = id->get<std::string>();
+
+  auto type = j.find("type");
+  if (type == j.end()) return fail("type", "missing");
+  if (!type->is_string()) return fail("type", "must be a string");
+  e.type = type->get<std::string>();
+  auto schema_it = fact_schemas().find(e.type);
+  if (schema_it == fact_schemas().end()) {
+    if (kind_of(e.type) == event_kind::decision)
+      return fail("type", "'" + e.type + "' is a decision; only omniroute writes decisions");
+    return fail("type", "unknown event type '" + e.type + "'");
+  }
+
+  auto tenant = j.find("tenant");
+  if (tenant == j.end()) return fail("tenant", "missing");
+  if (!tenant->is_string() || !valid_tenant(tenant->get_ref<const std::string&>()))
+    return fail("tenant", "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'");
+  e.tenant = tenant->get<std::string>();
+
+  auto time = j.find("time");
+  if (time == j.end()) return fail("time", "missing");
+  if (!time->is_string()) return fail("time", "must be an RFC 3339 timestamp string");
+  auto ms = parse_rfc3339_ms(time->get_ref<const std::string&>());
+  if (!ms) return fail("time", "must be an RFC 3339 timestamp, e.g. 2026-11-20T10:00:00Z");
+  e.time_ms = *ms;
+
+  auto data = j.find("data");
+  if (data == j.end()) return fail("data", "missing");
+  if (!data->is_object()) return fail("data", "must be an object");
+  for (const auto& spec : schema_it->second) {
+    auto v = data->find(spec.name);
+    if (v == data->end() || v->is_null()) {
+      if (spec.required) return fail(std::string("data.") + spec.name, "missing");
+      continue;
+    }
+    std::string why = check_value(*v, spec);
+    if (!why.empty()) return fail(std::string("data.") + spec.name, why);
+  }
+  if (e.type == "conversation.transfer_requested" && !data->contains("to_queue") &&
+      !data->contains("to_agent"))
+    return fail("data.to_queue", "one of to_queue or to_agent is required");
+  e.data = *data;
+  return e;
+}
+
+result<Envelope, event_error> read_envelope(const json& j) {
+  auto fail = [](std::string field) {
+    return event_error{"", std::move(field), "malformed envelope in the log", std::nullopt};
+  };
+  if (!j.is_object()) return fail("");
+  Envelope e;
+  e.id = string_or_empty(j, "id");
+  e.type = string_or_empty(j, "type");
+  e.tenant = string_or_empty(j, "tenant");
+  if (e.id.empty() || e.type.empty() || e.tenant.empty()) return fail("id/type/tenant");
+  auto ms = parse_rfc3339_ms(string_or_empty(j, "time"));
+  if (!ms) return fail("time");
+  e.time_ms = *ms;
+  auto data = j.find("data");
+  if (data == j.end() || !data->is_object()) return fail("data");
+  e.data = *data;
+  auto seq = j.find("seq");
+  if (seq != j.end() && seq->is_number_unsigned()) e.seq = seq_no{seq->get<uint64_t>()};
+  e.cause = string_or_empty(j, "cause");
+  return e;
+}
+
+result<Envelope, event_error> read_envelope_text(std::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded())
+    return event_error{"", "", "unparseable envelope in the log", std::nullopt};
+  return read_envelope(j);
+}
+
+json to_json(const Envelope& e) {
+  json j = {{"id", e.id},
+            {"type", e.type},
+            {"tenant", e.tenant},
+            {"time", format_rfc3339_ms(e.time_ms)},
+            {"data", e.data}};
+  if (e.seq) j["seq"] = e.seq->value();
+  if (!e.cause.empty()) j["cause"] = e.cause;
+  return j;
+}
+
+std::string to_text(const Envelope& e) { return to_json(e).dump(); }
+
+}  // namespace omniroute::events

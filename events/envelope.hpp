@@ -1,0 +1,69 @@
+// The event envelope of the public contract (shared/EVENTS.md): parsing, validation and the
+// canonical JSON form written to the ingest log and the journal.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "events/types.hpp"
+
+namespace omniroute::events {
+
+using json = nlohmann::json;
+
+// Most bytes an id (idempotency key or entity id) may have.
+constexpr size_t max_id_bytes = 128;
+// Most bytes a tenant name may have.
+constexpr size_t max_tenant_bytes = 64;
+
+struct Envelope {
+  std::string id;      // the sender's idempotency key (facts) or omniroute's (decisions)
+  std::string type;    // e.g. "conversation.started"
+  std::string tenant;  // routing domain and partition key
+  int64_t time_ms = 0; // when it happened at the source, ms since the epoch
+  json data = json::object();
+  std::optional<seq_no> seq;  // set by the journal
+  std::string cause;          // on decisions: the id of the fact that led to it
+};
+
+// Why an event was refused. `field` is a dotted path ("data.agent", "time"); `index` is the
+// position in a batch when the event came in one.
+struct event_error {
+  std::string id;
+  std::string field;
+  std::string reason;
+  std::optional<size_t> index;
+
+  // {"error":"invalid_event","index":3,"id":"x","field":"data.agent","reason":"missing"}
+  json to_json() const;
+};
+
+enum class event_kind { fact, decision, unknown };
+
+// Whether `type` is a fact (sent in), a decision (written by omniroute) or neither.
+event_kind kind_of(std::string_view type);
+
+// Validates an incoming fact against the contract: envelope fields, a known fact type, and
+// the type's data fields (presence, JSON type, ranges, enumerations). Unknown data fields are
+// kept. Decision types are refused: only omniroute writes them.
+result<Envelope, event_error> parse_fact(const json& j);
+
+// Reads an envelope that omniroute itself wrote (canonical form); checks only its shape.
+result<Envelope, event_error> read_envelope(const json& j);
+result<Envelope, event_error> read_envelope_text(std::string_view text);
+
+// The canonical JSON form: {"cause"?, "data", "id", "seq"?, "tenant", "time", "type"}, with
+// time formatted as RFC 3339 UTC milliseconds.
+json to_json(const Envelope& e);
+std::string to_text(const Envelope& e);
+
+// True when `s` is usable as an id: 1..max_id_bytes bytes, no control characters.
+bool valid_id(std::string_view s);
+// True when `s` is usable as a tenant: 1..64 of [A-Za-z0-9._-].
+bool valid_tenant(std::string_view s);
+
+}  // namespace omniroute::events

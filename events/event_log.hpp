@@ -1,0 +1,94 @@
+// The event log: an ingest log with many writers and a journal with one writer per partition.
+// Two engines implement it: embedded (RocksDB, one machine) and kafka (librdkafka). Both pass
+// the same conformance suite (tests/events/log_conformance_test.cpp).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "events/journal.hpp"
+#include "events/types.hpp"
+
+namespace omniroute::events {
+
+struct IngestRecord {
+  ingest_offset offset;
+  int64_t appended_us = 0;  // wall clock when it was appended (for latency metrics only)
+  std::string payload;      // canonical envelope JSON
+};
+
+// The right to write one journal partition, obtained by claim().
+struct Claim {
+  partition_id partition;
+  journal_pos epoch;      // position of this claim's epoch marker
+  ingest_offset resume;   // the first ingest offset not yet reflected in the journal
+};
+
+// Which partitions this process owns. Embedded: all of them, at once. Kafka: those the
+// consumer group assigns, changing on rebalances.
+class Membership {
+ public:
+  virtual ~Membership() = default;
+  // Waits up to `timeout` for a change and reports it. Must be called regularly (it also keeps
+  // the process in its group).
+  virtual Status poll(std::vector<partition_id>& assigned, std::vector<partition_id>& revoked,
+                      std::chrono::milliseconds timeout) = 0;
+};
+
+class EventLog {
+ public:
+  virtual ~EventLog() = default;
+
+  virtual int partitions() const = 0;
+  // The partition of a tenant: FNV-1a of its name modulo partitions(). Stable forever.
+  partition_id partition_of(std::string_view tenant) const;
+
+  // Appends payloads to ingest partition p, in order. On success every payload is durable and
+  // `offsets` (if given) holds their offsets. Thread-safe.
+  virtual Status append_ingest(partition_id p, const std::vector<std::string>& payloads,
+                               std::vector<ingest_offset>* offsets) = 0;
+
+  // Reads up to `max` records of partition p from offset `from` on, waiting up to `wait` for
+  // the first one. An empty result after the wait is not an error.
+  virtual Status read_ingest(partition_id p, ingest_offset from, size_t max,
+                             std::chrono::milliseconds wait, std::vector<IngestRecord>& out) = 0;
+
+  // One past the last ingest offset of partition p (for lag).
+  virtual result<ingest_offset> ingest_end(partition_id p) = 0;
+
+  // Makes this caller the writer of journal partition p: appends an epoch marker (fencing out
+  // any earlier writer) and recovers where processing resumes.
+  virtual result<Claim> claim(partition_id p) = 0;
+
+  // Appends records under a claim; they are durable on return. Embedded: the records and the
+  // new resume offset `next` are written in one atomic batch. Kafka: each record is one message
+  // (atomic on its own) and the resume offset is recovered from the records themselves.
+  // The engine stamps each record's epoch from the claim; `positions` (if given) receives the
+  // position of each record.
+  virtual Status append_journal(const Claim& claim, std::vector<JournalRecord>& records,
+                                ingest_offset next, std::vector<journal_pos>* positions) = 0;
+
+  // Reads up to `max` raw records of journal partition p from position `from` on (markers and
+  // stale records included: pass them through an EpochFilter). Does not wait.
+  virtual Status read_journal(partition_id p, journal_pos from, size_t max,
+                              std::vector<StoredRecord>& out) = 0;
+
+  // One past the last position of journal partition p.
+  virtual result<journal_pos> journal_end(partition_id p) = 0;
+
+  // Joins the set of processes that share the partitions.
+  virtual result<std::unique_ptr<Membership>> join() = 0;
+
+  // "embedded (path, N partitions)" or "kafka (brokers, topics)".
+  virtual std::string describe() const = 0;
+};
+
+// Calls fn(record) for every history record (EpochFilter-accepted) of partition p in
+// [0, end), reading in chunks; stops at the first error fn or the log returns.
+Status scan_history(EventLog& log, partition_id p, journal_pos end,
+                    const std::function<Status(const StoredRecord&)>& fn);
+
+}  // namespace omniroute::events

@@ -1,0 +1,488 @@
+#include "events/kafka_log.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+
+namespace omniroute::events {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Collects the delivery reports of one append.
+struct Delivery {
+  std::mutex mu;
+  std::condition_variable done;
+  size_t remaining = 0;
+  std::vector<int64_t> offsets;
+  std::string error;
+};
+
+struct Slot {
+  Delivery* delivery;
+  size_t index;
+};
+
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
+  auto* slot = static_cast<Slot*>(msg->_private);
+  {
+    std::lock_guard<std::mutex> lock(slot->delivery->mu);
+    if (msg->err) {
+      if (slot->delivery->error.empty()) slot->delivery->error = rd_kafka_err2str(msg->err);
+    } else {
+      slot->delivery->offsets[slot->index] = msg->offset;
+    }
+    if (--slot->delivery->remaining == 0) slot->delivery->done.notify_all();
+  }
+  delete slot;
+}
+
+Status set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
+  char err[512];
+  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+    return Status::error("kafka setting " + key + "=" + value + ": " + err);
+  return Status::ok();
+}
+
+result<rd_kafka_conf_t*> base_conf(const KafkaOptions& o) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  Status s = set(conf, "bootstrap.servers", o.brokers);
+  for (const auto& [k, v] : o.config)
+    if (s) s = set(conf, k, v);
+  if (!s) {
+    rd_kafka_conf_destroy(conf);
+    return s;
+  }
+  return conf;
+}
+
+result<rd_kafka_t*> make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    return Status::error(std::string("cannot create kafka client: ") + err);
+  }
+  return rk;
+}
+
+// Partition count of `topic`, 0 if it does not exist.
+result<int> partition_count(rd_kafka_t* rk, const std::string& topic) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+  rd_kafka_topic_destroy(rkt);
+  if (err) return Status::error("kafka metadata for " + topic + ": " + rd_kafka_err2str(err));
+  int n = 0;
+  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    n = md->topics[0].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  return n;
+}
+
+Status create_topic(rd_kafka_t* rk, const std::string& topic, int partitions) {
+  char err[512];
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, err, sizeof err);
+  if (!nt) return Status::error("kafka topic " + topic + ": " + err);
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_CreateTopics(rk, &nt, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
+  Status s = Status::ok();
+  if (!ev) {
+    s = Status::error("kafka: no answer creating topic " + topic);
+  } else if (rd_kafka_event_error(ev)) {
+    s = Status::error("kafka: creating topic " + topic + ": " + rd_kafka_event_error_string(ev));
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    for (size_t i = 0; i < n; ++i) {
+      auto e = rd_kafka_topic_result_error(res[i]);
+      if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        s = Status::error("kafka: creating topic " + topic + ": " + rd_kafka_err2str(e));
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_NewTopic_destroy(nt);
+  return s;
+}
+
+// Group membership: assignments are recorded and paused; messages are never consumed here.
+class GroupMembership final : public Membership {
+ public:
+  static result<std::unique_ptr<Membership>> make(const KafkaOptions& o, const std::string& topic) {
+    auto conf = base_conf(o);
+    if (!conf) return conf.error();
+    auto self = std::unique_ptr<GroupMembership>(new GroupMembership);
+    Status s = set(*conf, "group.id", o.group);
+    if (s) s = set(*conf, "enable.auto.commit", "false");
+    if (s) s = set(*conf, "enable.auto.offset.store", "false");
+    if (!s) {
+      rd_kafka_conf_destroy(*conf);
+      return s;
+    }
+    rd_kafka_conf_set_opaque(*conf, self.get());
+    rd_kafka_conf_set_rebalance_cb(*conf, &GroupMembership::on_rebalance);
+    auto rk = make_client(RD_KAFKA_CONSUMER, *conf);
+    if (!rk) return rk.error();
+    self->rk_ = *rk;
+    rd_kafka_poll_set_consumer(self->rk_);
+    rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(self->rk_, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) return Status::error(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
+    return std::unique_ptr<Membership>(std::move(self));
+  }
+
+  ~GroupMembership() override {
+    if (rk_) {
+      rd_kafka_consumer_close(rk_);
+      rd_kafka_destroy(rk_);
+    }
+  }
+
+  Status poll(std::vector<partition_id>& assigned, std::vector<partition_id>& revoked,
+              std::chrono::milliseconds timeout) override {
+    rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk_, static_cast<int>(timeout.count()));
+    Status s = Status::ok();
+    if (msg) {
+      if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        s = Status::error(std::string("kafka group: ") + rd_kafka_message_errstr(msg));
+      rd_kafka_message_destroy(msg);  // paused partitions: only a record fetched before the pause
+    }
+    assigned.insert(assigned.end(), assigned_.begin(), assigned_.end());
+    revoked.insert(revoked.end(), revoked_.begin(), revoked_.end());
+    assigned_.clear();
+    revoked_.clear();
+    return s;
+  }
+
+ private:
+  GroupMembership() = default;
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    auto* self = static_cast<GroupMembership*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      rd_kafka_assign(rk, parts);
+      rd_kafka_pause_partitions(rk, parts);
+      for (int i = 0; i < parts->cnt; ++i)
+        self->assigned_.push_back(partition_id{parts->elems[i].partition});
+    } else {
+      for (int i = 0; i < parts->cnt; ++i)
+        self->revoked_.push_back(partition_id{parts->elems[i].partition});
+      rd_kafka_assign(rk, nullptr);
+    }
+  }
+  rd_kafka_t* rk_ = nullptr;
+  std::vector<partition_id> assigned_, revoked_;
+};
+
+}  // namespace
+
+struct KafkaLog::Reader {
+  std::mutex mu;
+  rd_kafka_topic_t* rkt = nullptr;
+  int32_t partition = 0;
+  bool started = false;
+  int64_t next = 0;  // offset the next consumed message will have
+
+  ~Reader() {
+    if (started) rd_kafka_consume_stop(rkt, partition);
+  }
+  // Positions the reader at `from` unless it is there already.
+  Status seek(int64_t from) {
+    if (started && next == from) return Status::ok();
+    if (started) rd_kafka_consume_stop(rkt, partition);
+    started = false;
+    if (rd_kafka_consume_start(rkt, partition, from) == -1)
+      return Status::error(std::string("kafka consume_start: ") +
+                           rd_kafka_err2str(rd_kafka_last_error()));
+    started = true;
+    next = from;
+    return Status::ok();
+  }
+  // Appends to `out` up to `max` messages, waiting up to `wait_ms` for the first.
+  Status fetch(size_t max, int wait_ms, std::vector<rd_kafka_message_t*>& out) {
+    rd_kafka_message_t* first = rd_kafka_consume(rkt, partition, wait_ms);
+    if (!first) return Status::ok();
+    std::vector<rd_kafka_message_t*> batch(max > 1 ? max - 1 : 1);
+    batch.insert(batch.begin(), first);
+    ssize_t n = max > 1 ? rd_kafka_consume_batch(rkt, partition, 0, batch.data() + 1, max - 1) : 0;
+    if (n < 0) n = 0;
+    for (ssize_t i = 0; i <= n; ++i) {
+      rd_kafka_message_t* m = batch[static_cast<size_t>(i)];
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      if (m->err) {
+        std::string why = rd_kafka_message_errstr(m);
+        rd_kafka_message_destroy(m);
+        for (ssize_t j = i + 1; j <= n; ++j) rd_kafka_message_destroy(batch[static_cast<size_t>(j)]);
+        started = false;  // position unknown: restart on the next read
+        rd_kafka_consume_stop(rkt, partition);
+        return Status::error("kafka read: " + why);
+      }
+      if (m->offset < next) {  // re-delivered after a seek: already seen
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      next = m->offset + 1;
+      out.push_back(m);
+    }
+    return Status::ok();
+  }
+};
+
+result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
+  std::unique_ptr<KafkaLog> log(new KafkaLog);
+  log->options_ = options;
+  log->ingest_topic_ = options.topic_prefix + "ingest";
+  log->journal_topic_ = options.topic_prefix + "journal";
+
+  auto pconf = base_conf(options);
+  if (!pconf) return pconf.error();
+  Status s = set(*pconf, "enable.idempotence", "true");
+  if (s) s = set(*pconf, "acks", "all");
+  if (s) s = set(*pconf, "linger.ms", "2");
+  if (s) s = set(*pconf, "message.timeout.ms", "30000");
+  if (!s) {
+    rd_kafka_conf_destroy(*pconf);
+    return s;
+  }
+  rd_kafka_conf_set_dr_msg_cb(*pconf, on_delivery);
+  auto producer = make_client(RD_KAFKA_PRODUCER, *pconf);
+  if (!producer) return producer.error();
+  log->producer_ = *producer;
+  log->poller_ = std::thread([raw = log.get()] {
+    while (!raw->stopping_) rd_kafka_poll(raw->producer_, 50);
+  });
+
+  for (const auto& topic : {log->ingest_topic_, log->journal_topic_}) {
+    auto n = partition_count(log->producer_, topic);
+    if (!n) return n.error();
+    if (*n == 0) {
+      if (Status c = create_topic(log->producer_, topic, options.partitions); !c) return c;
+      for (int attempt = 0; attempt < 50; ++attempt) {  // metadata catches up with the create
+        n = partition_count(log->producer_, topic);
+        if (!n) return n.error();
+        if (*n > 0) break;
+        std::this_thread::sleep_for(100ms);
+      }
+      if (*n == 0) return Status::error("kafka: topic " + topic + " did not appear");
+    }
+    if (log->partitions_ == 0) log->partitions_ = *n;
+    if (*n != log->partitions_)
+      return Status::error("kafka: " + log->ingest_topic_ + " and " + log->journal_topic_ +
+                           " must have the same number of partitions");
+  }
+
+  auto cconf = base_conf(options);
+  if (!cconf) return cconf.error();
+  s = set(*cconf, "enable.partition.eof", "false");
+  if (s) s = set(*cconf, "enable.auto.commit", "false");
+  if (!s) {
+    rd_kafka_conf_destroy(*cconf);
+    return s;
+  }
+  auto consumer = make_client(RD_KAFKA_CONSUMER, *cconf);
+  if (!consumer) return consumer.error();
+  log->consumer_ = *consumer;
+  rd_kafka_topic_conf_t* tconf = rd_kafka_topic_conf_new();
+  rd_kafka_topic_conf_set(tconf, "auto.offset.reset", "earliest", nullptr, 0);
+  log->ingest_rkt_ = rd_kafka_topic_new(log->consumer_, log->ingest_topic_.c_str(), tconf);
+  log->journal_rkt_ = rd_kafka_topic_new(log->consumer_, log->journal_topic_.c_str(),
+                                         rd_kafka_topic_conf_dup(tconf));
+  return log;
+}
+
+KafkaLog::~KafkaLog() {
+  readers_.clear();
+  if (ingest_rkt_) rd_kafka_topic_destroy(ingest_rkt_);
+  if (journal_rkt_) rd_kafka_topic_destroy(journal_rkt_);
+  if (consumer_) rd_kafka_destroy(consumer_);
+  if (producer_) {
+    rd_kafka_flush(producer_, 10000);
+    stopping_ = true;
+    if (poller_.joinable()) poller_.join();
+    rd_kafka_destroy(producer_);
+  }
+}
+
+Status KafkaLog::produce(const std::string& topic, partition_id p,
+                         const std::vector<std::string>& values, std::vector<int64_t>* offsets) {
+  if (values.empty()) return Status::ok();
+  Delivery d;
+  d.remaining = values.size();
+  d.offsets.assign(values.size(), -1);
+  size_t sent = 0;
+  for (; sent < values.size(); ++sent) {
+    auto* slot = new Slot{&d, sent};
+    for (;;) {
+      rd_kafka_resp_err_t err = rd_kafka_producev(
+          producer_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(p.value()),
+          RD_KAFKA_V_VALUE(const_cast<char*>(values[sent].data()), values[sent].size()),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(slot), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        std::this_thread::sleep_for(1ms);  // the poller thread drains the queue
+        continue;
+      }
+      if (err) {
+        delete slot;
+        std::lock_guard<std::mutex> lock(d.mu);
+        d.error = rd_kafka_err2str(err);
+        d.remaining -= values.size() - sent;  // never produced: no report will come
+      }
+      break;
+    }
+    if (!d.error.empty()) break;
+  }
+  std::unique_lock<std::mutex> lock(d.mu);
+  d.done.wait(lock, [&] { return d.remaining == 0; });
+  if (!d.error.empty()) return Status::error("kafka produce to " + topic + ": " + d.error);
+  if (offsets) *offsets = d.offsets;
+  return Status::ok();
+}
+
+Status KafkaLog::append_ingest(partition_id p, const std::vector<std::string>& payloads,
+                               std::vector<ingest_offset>* offsets) {
+  if (p.value() < 0 || p.value() >= partitions_)
+    return Status::error("no ingest partition " + std::to_string(p.value()));
+  std::vector<int64_t> raw;
+  if (Status s = produce(ingest_topic_, p, payloads, &raw); !s) return s;
+  if (offsets)
+    for (int64_t o : raw) offsets->push_back(ingest_offset{o});
+  return Status::ok();
+}
+
+KafkaLog::Reader& KafkaLog::reader(rd_kafka_topic_t* topic, partition_id p) {
+  std::lock_guard<std::mutex> lock(readers_mu_);
+  auto& r = readers_[{topic, p.value()}];
+  if (!r) {
+    r = std::make_unique<Reader>();
+    r->rkt = topic;
+    r->partition = p.value();
+  }
+  return *r;
+}
+
+Status KafkaLog::read_ingest(partition_id p, ingest_offset from, size_t max,
+                             std::chrono::milliseconds wait, std::vector<IngestRecord>& out) {
+  if (p.value() < 0 || p.value() >= partitions_)
+    return Status::error("no ingest partition " + std::to_string(p.value()));
+  Reader& r = reader(ingest_rkt_, p);
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (Status s = r.seek(from.value()); !s) return s;
+  std::vector<rd_kafka_message_t*> msgs;
+  Status s = r.fetch(max, static_cast<int>(wait.count()), msgs);
+  for (auto* m : msgs) {
+    rd_kafka_timestamp_type_t type;
+    int64_t ts_ms = rd_kafka_message_timestamp(m, &type);
+    out.push_back(IngestRecord{ingest_offset{m->offset}, ts_ms * 1000,
+                               std::string(static_cast<const char*>(m->payload), m->len)});
+    rd_kafka_message_destroy(m);
+  }
+  return s;
+}
+
+result<int64_t> KafkaLog::high_watermark(const std::string& topic, partition_id p) {
+  int64_t lo = 0, hi = 0;
+  rd_kafka_resp_err_t err =
+      rd_kafka_query_watermark_offsets(producer_, topic.c_str(), p.value(), &lo, &hi, 10000);
+  if (err) return Status::error("kafka watermarks of " + topic + ": " + rd_kafka_err2str(err));
+  return hi;
+}
+
+result<ingest_offset> KafkaLog::ingest_end(partition_id p) {
+  auto hi = high_watermark(ingest_topic_, p);
+  if (!hi) return hi.error();
+  return ingest_offset{*hi};
+}
+
+result<journal_pos> KafkaLog::journal_end(partition_id p) {
+  auto hi = high_watermark(journal_topic_, p);
+  if (!hi) return hi.error();
+  return journal_pos{*hi};
+}
+
+result<Claim> KafkaLog::claim(partition_id p) {
+  if (p.value() < 0 || p.value() >= partitions_)
+    return Status::error("no journal partition " + std::to_string(p.value()));
+  JournalRecord marker;
+  marker.marker = true;
+  std::vector<int64_t> at;
+  if (Status s = produce(journal_topic_, p, {encode(marker)}, &at); !s) return s;
+  Claim c{p, journal_pos{at[0]}, ingest_offset{0}};
+  // Everything before our marker is history (or a zombie's, filtered); resume after the last
+  // ingest offset it reflects.
+  int64_t resume = 0;
+  Status s = scan_history(*this, p, c.epoch, [&](const StoredRecord& r) {
+    if (r.record.ingest.value() + 1 > resume) resume = r.record.ingest.value() + 1;
+    return Status::ok();
+  });
+  if (!s) return s;
+  c.resume = ingest_offset{resume};
+  return c;
+}
+
+Status KafkaLog::append_journal(const Claim& claim, std::vector<JournalRecord>& records,
+                                ingest_offset, std::vector<journal_pos>* positions) {
+  std::vector<std::string> values;
+  values.reserve(records.size());
+  for (auto& r : records) {
+    r.epoch = claim.epoch;
+    values.push_back(encode(r));
+  }
+  std::vector<int64_t> at;
+  if (Status s = produce(journal_topic_, claim.partition, values, &at); !s) return s;
+  if (positions)
+    for (int64_t o : at) positions->push_back(journal_pos{o});
+  return Status::ok();
+}
+
+Status KafkaLog::read_journal(partition_id p, journal_pos from, size_t max,
+                              std::vector<StoredRecord>& out) {
+  if (p.value() < 0 || p.value() >= partitions_)
+    return Status::error("no journal partition " + std::to_string(p.value()));
+  auto end = journal_end(p);
+  if (!end) return end.error();
+  if (from >= *end || max == 0) return Status::ok();
+  const int64_t stop = std::min<int64_t>(end->value(), from.value() + static_cast<int64_t>(max));
+  Reader& r = reader(journal_rkt_, p);
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (Status s = r.seek(from.value()); !s) return s;
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (r.next < stop) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return Status::error("kafka: journal partition " + std::to_string(p.value()) +
+                           " did not deliver up to position " + std::to_string(stop));
+    std::vector<rd_kafka_message_t*> msgs;
+    if (Status s = r.fetch(static_cast<size_t>(stop - r.next), 200, msgs); !s) return s;
+    for (auto* m : msgs) {
+      auto rec = decode({static_cast<const char*>(m->payload), m->len});
+      int64_t pos = m->offset;
+      rd_kafka_message_destroy(m);
+      if (!rec)
+        return Status::error("journal partition " + std::to_string(p.value()) + " position " +
+                             std::to_string(pos) + ": " + rec.error().message());
+      if (pos < stop) out.push_back(StoredRecord{journal_pos{pos}, std::move(rec.value())});
+    }
+  }
+  return Status::ok();
+}
+
+result<std::unique_ptr<Membership>> KafkaLog::join() {
+  return GroupMembership::make(options_, ingest_topic_);
+}
+
+std::string KafkaLog::describe() const {
+  return "kafka (" + options_.brokers + ", topics " + ingest_topic_ + " and " + journal_topic_ +
+         ", " + std::to_string(partitions_) + " partitions)";
+}
+
+}  // namespace omniroute::events

@@ -1,0 +1,18 @@
+// RFC 3339 timestamps, held as milliseconds since the Unix epoch (UTC).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace omniroute::events {
+
+// Parses "2026-11-20T10:00:00Z", "2026-11-20T10:00:00.123+08:00", etc. Fractions beyond
+// milliseconds are truncated. Returns nullopt for anything that is not RFC 3339.
+std::optional<int64_t> parse_rfc3339_ms(std::string_view text);
+
+// Formats as "2026-11-20T10:00:00.000Z" (always UTC, always milliseconds).
+std::string format_rfc3339_ms(int64_t ms);
+
+}  // namespace omniroute::events

@@ -1,0 +1,162 @@
+// The omniroute command: serve, replay, digest, journal.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <iostream>
+#include <pthread.h>
+
+#include "actors/partition_processor.hpp"
+#include "events/journal.hpp"
+#include "ops/server.hpp"
+
+namespace {
+
+using namespace omniroute;
+
+void add_engine_options(CLI::App* cmd, ops::EngineOptions& o) {
+  cmd->add_option("--data", o.data_dir, "data directory (RocksDB)")->capture_default_str();
+  cmd->add_option("--partitions", o.partitions, "partitions of a new log")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("--kafka-brokers", o.kafka_brokers,
+                  "use the kafka engine with these bootstrap brokers (host:port,...)");
+  cmd->add_option("--kafka-topic-prefix", o.kafka_topic_prefix, "prefix of the kafka topics")
+      ->capture_default_str();
+  cmd->add_option_function<std::vector<std::string>>(
+         "--kafka-config",
+         [&o](const std::vector<std::string>& pairs) {
+           for (const auto& kv : pairs) {
+             auto eq = kv.find('=');
+             if (eq == std::string::npos || eq == 0)
+               throw CLI::ValidationError("--kafka-config", "expected KEY=VALUE, got '" + kv + "'");
+             o.kafka_config[kv.substr(0, eq)] = kv.substr(eq + 1);
+           }
+         },
+         "extra librdkafka settings, KEY=VALUE (repeatable)");
+}
+
+int fail(const std::string& message) {
+  std::cerr << "omniroute: " << message << "\n";
+  return 1;
+}
+
+int serve(ops::ServerOptions options, const std::string& http) {
+  auto colon = http.rfind(':');
+  if (colon == std::string::npos) return fail("--http must be HOST:PORT, got '" + http + "'");
+  options.http.host = http.substr(0, colon);
+  try {
+    options.http.port = std::stoi(http.substr(colon + 1));
+  } catch (const std::exception&) {
+    return fail("--http must be HOST:PORT, got '" + http + "'");
+  }
+  // Block the shutdown signals in every thread; the main thread waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = ops::Server::start(options);
+  if (!server) return fail(server.error().message());
+  const std::string base = "http://" + options.http.host + ":" + std::to_string((*server)->port());
+  std::cout << "omniroute serving\n"
+            << "  engine:  " << (*server)->log().describe() << ", data in "
+            << options.engine.data_dir << "\n"
+            << "  API:     " << base << "/v1/events, /v1/journal, /v1/conversations/{id}, ...\n"
+            << "  metrics: " << base << "/metrics   health: " << base << "/healthz, "
+            << base << "/readyz\n"
+            << "  stop with Ctrl-C (SIGINT) or SIGTERM\n"
+            << std::flush;
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cout << "omniroute: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+            << " received, shutting down\n"
+            << std::flush;
+  (*server)->stop();
+  std::cout << "omniroute: stopped\n";
+  return 0;
+}
+
+int replay(const ops::EngineOptions& options, bool rebuild) {
+  auto storage = ops::open_storage(options);
+  if (!storage) return fail(storage.error().message());
+  auto& store = *storage->store;
+  auto& log = *storage->log;
+  if (rebuild)
+    if (Status s = store.clear_views(); !s) return fail(s.message());
+  for (int i = 0; i < log.partitions(); ++i) {
+    partition_id p{i};
+    auto end = log.journal_end(p);
+    if (!end) return fail(end.error().message());
+    actors::Tenants tenants;
+    if (Status s = actors::replay(log, store, p, *end, tenants); !s) return fail(s.message());
+  }
+  std::cout << store.digests().dump(2) << "\n";
+  return 0;
+}
+
+int digest(const ops::EngineOptions& options) {
+  auto storage = ops::open_storage(options);
+  if (!storage) return fail(storage.error().message());
+  std::cout << storage->store->digests().dump(2) << "\n";
+  return 0;
+}
+
+int journal(const ops::EngineOptions& options, const std::string& tenant) {
+  auto storage = ops::open_storage(options);
+  if (!storage) return fail(storage.error().message());
+  auto& log = *storage->log;
+  for (int i = 0; i < log.partitions(); ++i) {
+    partition_id p{i};
+    auto end = log.journal_end(p);
+    if (!end) return fail(end.error().message());
+    Status s = events::scan_history(log, p, *end, [&](const events::StoredRecord& r) {
+      for (const auto& e : r.record.entries)
+        if (tenant.empty() || e.tenant == tenant) std::cout << e.envelope << "\n";
+      return Status::ok();
+    });
+    if (!s) return fail(s.message());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"omniroute: event-sourced routing and orchestration for omnichannel service"};
+  app.require_subcommand(1);
+
+  ops::ServerOptions server_options;
+  std::string http = "127.0.0.1:8080";
+  auto* serve_cmd = app.add_subcommand("serve", "run the server");
+  add_engine_options(serve_cmd, server_options.engine);
+  serve_cmd->add_option("--http", http, "HTTP listen address HOST:PORT")->capture_default_str();
+  serve_cmd->add_option("--max-body", server_options.http.max_body_bytes,
+                        "largest request body in bytes (larger: 413)")
+      ->capture_default_str();
+  serve_cmd->add_flag("--sync", server_options.engine.sync,
+                      "fsync every append (survives power loss, not only a killed process)");
+
+  ops::EngineOptions replay_options;
+  bool rebuild = false;
+  auto* replay_cmd = app.add_subcommand("replay", "bring the views up to the journal");
+  add_engine_options(replay_cmd, replay_options);
+  replay_cmd->add_flag("--rebuild", rebuild, "drop every view first and rebuild it from scratch");
+
+  ops::EngineOptions digest_options;
+  auto* digest_cmd = app.add_subcommand("digest", "print a digest of every view");
+  add_engine_options(digest_cmd, digest_options);
+
+  ops::EngineOptions journal_options;
+  std::string tenant;
+  auto* journal_cmd = app.add_subcommand("journal", "print the journal (one envelope a line)");
+  add_engine_options(journal_cmd, journal_options);
+  journal_cmd->add_option("--tenant", tenant, "only this tenant");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*serve_cmd) return serve(server_options, http);
+  if (*replay_cmd) return replay(replay_options, rebuild);
+  if (*digest_cmd) return digest(digest_options);
+  if (*journal_cmd) return journal(journal_options, tenant);
+  return 1;
+}

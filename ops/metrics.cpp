@@ -1,0 +1,109 @@
+#include "ops/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+namespace omniroute::ops {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      ingested_(BuildCounter()
+                    .Name("omniroute_events_ingested_total")
+                    .Help("Events received at the front door, by type and result "
+                          "(accepted, duplicate, refused)")
+                    .Register(*registry_)),
+      processed_(BuildCounter()
+                     .Name("omniroute_events_processed_total")
+                     .Help("Facts read from the ingest log by the processor, by type and result "
+                           "(accepted, duplicate, refused)")
+                     .Register(*registry_)),
+      journal_records_(BuildCounter()
+                           .Name("omniroute_journal_appends_total")
+                           .Help("Journal records appended (one per processed ingest record)")
+                           .Register(*registry_)),
+      journal_entries_(BuildCounter()
+                           .Name("omniroute_journal_entries_total")
+                           .Help("Journal entries appended (facts, decisions and refusals)")
+                           .Register(*registry_)),
+      lag_(BuildGauge()
+               .Name("omniroute_processing_lag_records")
+               .Help("Ingest records not yet processed, per partition")
+               .Register(*registry_)),
+      latency_family_(BuildHistogram()
+                          .Name("omniroute_decision_latency_seconds")
+                          .Help("From a fact's ingest append to the journal append of the "
+                                "decisions it caused")
+                          .Register(*registry_)),
+      latency_(latency_family_.Add({}, prometheus::Histogram::BucketBoundaries{
+                                           0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                           0.25, 0.5, 1, 2.5, 5, 10})),
+      queue_depth_(BuildGauge()
+                       .Name("omniroute_queue_depth")
+                       .Help("Conversations waiting in a queue")
+                       .Register(*registry_)),
+      agents_(BuildGauge()
+                  .Name("omniroute_agents")
+                  .Help("Agents known to a tenant, by status")
+                  .Register(*registry_)),
+      http_(BuildCounter()
+                .Name("omniroute_http_requests_total")
+                .Help("HTTP requests by route and status code")
+                .Register(*registry_)),
+      errors_(BuildCounter()
+                  .Name("omniroute_processor_errors_total")
+                  .Help("Processor failures (the host retries with backoff), per partition")
+                  .Register(*registry_)) {}
+
+std::string Metrics::render() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+prometheus::Counter& Metrics::counter(prometheus::Family<prometheus::Counter>& family,
+                                      const std::map<std::string, std::string>& labels) {
+  std::string key = std::to_string(reinterpret_cast<uintptr_t>(&family));
+  for (const auto& [k, v] : labels) key += '\x1f' + k + '=' + v;
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  auto& slot = cache_[key];
+  if (!slot) slot = &family.Add(labels);
+  return *slot;
+}
+
+void Metrics::received(const std::string& type, const char* result) {
+  counter(ingested_, {{"type", type}, {"result", result}}).Increment();
+}
+
+void Metrics::http_request(const std::string& route, int code) {
+  counter(http_, {{"route", route}, {"code", std::to_string(code)}}).Increment();
+}
+
+void Metrics::on_fact(const std::string& type, const char* result) {
+  counter(processed_, {{"type", type}, {"result", result}}).Increment();
+}
+
+void Metrics::on_journal_append(size_t records, size_t entries) {
+  counter(journal_records_, {}).Increment(static_cast<double>(records));
+  counter(journal_entries_, {}).Increment(static_cast<double>(entries));
+}
+
+void Metrics::on_decision_latency(double seconds) { latency_.Observe(seconds); }
+
+void Metrics::on_lag(partition_id p, int64_t records) {
+  lag_.Add({{"partition", std::to_string(p.value())}}).Set(static_cast<double>(records));
+}
+
+void Metrics::on_tenant(const std::string& tenant, const std::map<std::string, size_t>& depths,
+                        const std::map<std::string, size_t>& agents) {
+  for (const auto& [queue, n] : depths)
+    queue_depth_.Add({{"tenant", tenant}, {"queue", queue}}).Set(static_cast<double>(n));
+  for (const auto& [status, n] : agents)
+    agents_.Add({{"tenant", tenant}, {"status", status}}).Set(static_cast<double>(n));
+}
+
+void Metrics::on_error(partition_id p, const std::string&) {
+  counter(errors_, {{"partition", std::to_string(p.value())}}).Increment();
+}
+
+}  // namespace omniroute::ops

@@ -1,0 +1,60 @@
+// Prometheus metrics of a server (all names start with omniroute_), exposed at /metrics.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "actors/observer.hpp"
+
+namespace omniroute::ops {
+
+class Metrics final : public actors::ProcessorObserver {
+ public:
+  Metrics();
+
+  // The text exposition format of every metric.
+  std::string render() const;
+
+  // At the front door: an event received, with result "accepted", "duplicate" or "refused".
+  // `type` must be a known type (or "unknown"/"unparseable") to keep label sets bounded.
+  void received(const std::string& type, const char* result);
+  void http_request(const std::string& route, int code);
+
+  void on_fact(const std::string& type, const char* result) override;
+  void on_journal_append(size_t records, size_t entries) override;
+  void on_decision_latency(double seconds) override;
+  void on_lag(partition_id p, int64_t records) override;
+  void on_tenant(const std::string& tenant, const std::map<std::string, size_t>& queue_depths,
+                 const std::map<std::string, size_t>& agents_by_status) override;
+  void on_error(partition_id p, const std::string& message) override;
+
+ private:
+  prometheus::Counter& counter(prometheus::Family<prometheus::Counter>& family,
+                               const std::map<std::string, std::string>& labels);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& ingested_;
+  prometheus::Family<prometheus::Counter>& processed_;
+  prometheus::Family<prometheus::Counter>& journal_records_;
+  prometheus::Family<prometheus::Counter>& journal_entries_;
+  prometheus::Family<prometheus::Gauge>& lag_;
+  prometheus::Family<prometheus::Histogram>& latency_family_;
+  prometheus::Histogram& latency_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Gauge>& agents_;
+  prometheus::Family<prometheus::Counter>& http_;
+  prometheus::Family<prometheus::Counter>& errors_;
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, prometheus::Counter*> cache_;
+};
+
+}  // namespace omniroute::ops

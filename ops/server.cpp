@@ -1,0 +1,61 @@
+#include "ops/server.hpp"
+
+#include <filesystem>
+
+#include "events/embedded_log.hpp"
+#include "events/kafka_log.hpp"
+
+namespace omniroute::ops {
+
+result<Storage> open_storage(const EngineOptions& o) {
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) return Status::error("cannot create the data directory " + o.data_dir + ": " + ec.message());
+  Storage s;
+  auto store = projections::Store::open(o.data_dir);
+  if (!store) return store.error();
+  s.store = std::move(store.value());
+  if (o.kafka_brokers.empty()) {
+    auto log = events::EmbeddedLog::open(s.store->log_handles(), o.partitions, o.sync);
+    if (!log) return log.error();
+    s.log = std::move(log.value());
+  } else {
+    events::KafkaOptions k;
+    k.brokers = o.kafka_brokers;
+    k.topic_prefix = o.kafka_topic_prefix;
+    k.partitions = o.partitions;
+    k.config = o.kafka_config;
+    auto log = events::KafkaLog::open(k);
+    if (!log) return log.error();
+    s.log = std::move(log.value());
+  }
+  return s;
+}
+
+result<std::unique_ptr<Server>> Server::start(const ServerOptions& options) {
+  std::unique_ptr<Server> server(new Server);
+  auto storage = open_storage(options.engine);
+  if (!storage) return storage.error();
+  server->storage_ = std::move(storage.value());
+  server->processor_ = std::make_unique<actors::Processor>(
+      *server->storage_.log, *server->storage_.store, server->metrics_, options.processor);
+  if (Status s = server->processor_->start(); !s) return s;
+  Server* raw = server.get();
+  server->http_ = std::make_unique<adapters::HttpApi>(
+      *server->storage_.log, *server->storage_.store, server->metrics_,
+      [raw] { return raw->processor_->ready(); }, options.http);
+  if (Status s = server->http_->start(); !s) {
+    server->processor_->stop();
+    return s;
+  }
+  return server;
+}
+
+Server::~Server() { stop(); }
+
+void Server::stop() {
+  if (http_) http_->stop();
+  if (processor_) processor_->stop();
+}
+
+}  // namespace omniroute::ops

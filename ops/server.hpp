@@ -1,0 +1,58 @@
+// One omniroute server: the data directory, an event log engine, the processor and the HTTP
+// front door, started and stopped together.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "actors/processor.hpp"
+#include "adapters/http_api.hpp"
+#include "events/event_log.hpp"
+#include "ops/metrics.hpp"
+#include "projections/store.hpp"
+
+namespace omniroute::ops {
+
+struct EngineOptions {
+  std::string data_dir = "./data";
+  int partitions = 4;                        // when creating a new log
+  bool sync = false;                         // fsync every append (power-loss durability)
+  std::string kafka_brokers;                 // empty: the embedded engine
+  std::string kafka_topic_prefix = "omniroute.";
+  std::map<std::string, std::string> kafka_config;
+};
+
+// The store and the event log of a data directory (embedded or kafka engine).
+struct Storage {
+  std::unique_ptr<projections::Store> store;
+  std::unique_ptr<events::EventLog> log;
+};
+result<Storage> open_storage(const EngineOptions& options);
+
+struct ServerOptions {
+  EngineOptions engine;
+  adapters::HttpOptions http;
+  actors::ProcessorOptions processor;
+};
+
+class Server {
+ public:
+  static result<std::unique_ptr<Server>> start(const ServerOptions& options);
+  ~Server();
+  // Stops the HTTP front door, then the processor (each host finishes its batch). Idempotent.
+  void stop();
+  int port() const { return http_->port(); }
+  bool ready() const { return processor_->ready(); }
+  const events::EventLog& log() const { return *storage_.log; }
+  projections::Store& store() { return *storage_.store; }
+
+ private:
+  Server() = default;
+  Storage storage_;
+  Metrics metrics_;
+  std::unique_ptr<actors::Processor> processor_;
+  std::unique_ptr<adapters::HttpApi> http_;
+};
+
+}  // namespace omniroute::ops

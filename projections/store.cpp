@@ -1,0 +1,231 @@
+#include "projections/store.hpp"
+
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "events/bytes.hpp"
+
+namespace omniroute::projections {
+namespace {
+
+using events::get_be;
+using events::put_be;
+
+const char* const log_cfs[] = {"ingest", "journal", "log_meta"};
+const char* const view_meta = "view_meta";
+
+std::string tenant_key(const std::string& tenant, const std::string& id) {
+  std::string k;
+  k.reserve(tenant.size() + 1 + id.size());
+  k += tenant;
+  k.push_back('\0');
+  k += id;
+  return k;
+}
+
+std::string seq_key(const std::string& tenant, uint64_t seq) {
+  std::string k = tenant;
+  k.push_back('\0');
+  put_be(k, seq, 8);
+  return k;
+}
+
+std::string applied_key(partition_id p) { return "applied/" + std::to_string(p.value()); }
+
+rocksdb::ColumnFamilyOptions cf_options() {
+  rocksdb::ColumnFamilyOptions o;
+  rocksdb::BlockBasedTableOptions t;
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+}  // namespace
+
+const char* name_of(view v) {
+  switch (v) {
+    case view::conversations: return "conversations";
+    case view::agents: return "agents";
+    case view::queues: return "queues";
+    case view::journal: return "journal_index";
+    case view::ids: return "ids";
+  }
+  return "?";
+}
+
+result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.IncreaseParallelism(2);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options());
+  for (const char* n : log_cfs) descs.emplace_back(n, cf_options());
+  for (view v : all_views) descs.emplace_back(name_of(v), cf_options());
+  descs.emplace_back(view_meta, cf_options());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(options, dir, descs, &handles, &raw);
+  if (!s.ok()) return Status::error("cannot open the data directory " + dir + ": " + s.ToString());
+  std::unique_ptr<Store> store(new Store);
+  store->db_.reset(raw);
+  for (size_t i = 0; i < descs.size(); ++i) store->cfs_[descs[i].name] = handles[i];
+  return store;
+}
+
+Store::~Store() {
+  if (!db_) return;
+  for (auto& [name, h] : cfs_) db_->DestroyColumnFamilyHandle(h);
+  db_->Close();
+}
+
+events::EmbeddedHandles Store::log_handles() const {
+  return {db_.get(), cfs_.at("ingest"), cfs_.at("journal"), cfs_.at("log_meta")};
+}
+
+rocksdb::ColumnFamilyHandle* Store::cf(view v) const { return cfs_.at(name_of(v)); }
+
+std::optional<json> Store::document(view v, const std::string& tenant, const std::string& id) const {
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), cf(v), tenant_key(tenant, id), &value).ok())
+    return std::nullopt;
+  json j = json::parse(value, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+std::optional<seq_no> Store::seq_of(const std::string& tenant, const std::string& id) const {
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), cf(view::ids), tenant_key(tenant, id), &value).ok() ||
+      value.size() != 8)
+    return std::nullopt;
+  return seq_no{get_be(value, 0, 8)};
+}
+
+std::vector<std::string> Store::journal_after(const std::string& tenant,
+                                              std::optional<seq_no> after, size_t limit) const {
+  std::vector<std::string> out;
+  std::string prefix = tenant;
+  prefix.push_back('\0');
+  std::string upper = tenant;
+  upper.push_back('\x01');
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(view::journal)));
+  for (it->Seek(seq_key(tenant, after ? after->value() + 1 : 0)); it->Valid() && out.size() < limit;
+       it->Next())
+    out.emplace_back(it->value().data(), it->value().size());
+  return out;
+}
+
+seq_no Store::journal_next(const std::string& tenant) const {
+  std::string lower = tenant;
+  lower.push_back('\0');
+  rocksdb::Slice lower_slice(lower);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(view::journal)));
+  it->SeekForPrev(seq_key(tenant, UINT64_MAX));
+  if (!it->Valid() || it->key().size() != tenant.size() + 9) return seq_no{0};
+  return seq_no{get_be({it->key().data(), it->key().size()}, tenant.size() + 1, 8) + 1};
+}
+
+journal_pos Store::applied(partition_id p) const {
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), cfs_.at(view_meta), applied_key(p), &value).ok() ||
+      value.size() != 8)
+    return journal_pos{0};
+  return journal_pos{static_cast<int64_t>(get_be(value, 0, 8))};
+}
+
+Status Store::clear_views() {
+  const std::string end(8, '\xff');
+  for (view v : all_views) {
+    auto s = db_->DeleteRange(rocksdb::WriteOptions(), cf(v), "", end);
+    if (!s.ok()) return Status::error(std::string("cannot clear ") + name_of(v) + ": " + s.ToString());
+  }
+  auto s = db_->DeleteRange(rocksdb::WriteOptions(), cfs_.at(view_meta), "", end);
+  if (!s.ok()) return Status::error("cannot clear the applied positions: " + s.ToString());
+  notify();
+  return Status::ok();
+}
+
+json Store::digests() const {
+  json out = json::object();
+  for (view v : all_views) {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&](const char* data, size_t n) {
+      for (size_t i = 0; i < n; ++i) {
+        h ^= static_cast<unsigned char>(data[i]);
+        h *= 1099511628211ull;
+      }
+    };
+    uint64_t count = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(v)));
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++count) {
+      std::string sizes;
+      put_be(sizes, it->key().size(), 4);
+      put_be(sizes, it->value().size(), 4);
+      mix(sizes.data(), sizes.size());
+      mix(it->key().data(), it->key().size());
+      mix(it->value().data(), it->value().size());
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016" PRIx64, h);
+    out[name_of(v)] = {{"entries", count}, {"digest", hex}};
+  }
+  return out;
+}
+
+uint64_t Store::changes() const {
+  std::lock_guard<std::mutex> lock(change_mu_);
+  return changes_;
+}
+
+uint64_t Store::wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(change_mu_);
+  changed_.wait_for(lock, timeout, [&] { return changes_ != seen; });
+  return changes_;
+}
+
+void Store::notify() {
+  {
+    std::lock_guard<std::mutex> lock(change_mu_);
+    ++changes_;
+  }
+  changed_.notify_all();
+}
+
+void ViewBatch::put_document(view v, const std::string& tenant, const std::string& id,
+                             const json& doc) {
+  batch_.Put(store_.cf(v), tenant_key(tenant, id), doc.dump());
+  ++entries_;
+}
+
+void ViewBatch::put_entry(const events::JournalEntry& e) {
+  batch_.Put(store_.cf(view::journal), seq_key(e.tenant, e.seq.value()), e.envelope);
+  if (e.kind != events::entry_kind::decision) {
+    std::string seq;
+    put_be(seq, e.seq.value(), 8);
+    batch_.Put(store_.cf(view::ids), tenant_key(e.tenant, e.id), seq);
+  }
+  ++entries_;
+}
+
+Status ViewBatch::commit(partition_id p, journal_pos applied) {
+  std::string pos;
+  put_be(pos, static_cast<uint64_t>(applied.value()), 8);
+  batch_.Put(store_.cfs_.at(view_meta), applied_key(p), pos);
+  auto s = store_.db_->Write(rocksdb::WriteOptions(), &batch_);
+  if (!s.ok()) return Status::error("view write failed: " + s.ToString());
+  batch_.Clear();
+  entries_ = 0;
+  store_.notify();
+  return Status::ok();
+}
+
+}  // namespace omniroute::projections

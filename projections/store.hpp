@@ -1,0 +1,98 @@
+// The RocksDB database of one omniroute data directory: the embedded engine's ingest log and
+// journal, and the projections (views) derived from the journal.
+//
+// Views are written only through ViewBatch, which stores a partition's applied journal
+// position in the same atomic write as the changes, so a view is never ahead of or behind what
+// its applied position says.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "events/embedded_log.hpp"
+#include "events/journal.hpp"
+#include "events/types.hpp"
+
+namespace omniroute::projections {
+
+using json = nlohmann::json;
+
+enum class view { conversations, agents, queues, journal, ids };
+constexpr view all_views[] = {view::conversations, view::agents, view::queues, view::journal,
+                              view::ids};
+const char* name_of(view v);
+
+class Store {
+ public:
+  // Opens (creating if needed) the database in `dir`. Fails if another process has it open.
+  static result<std::unique_ptr<Store>> open(const std::string& dir);
+  ~Store();
+
+  // Handles for the embedded event log engine.
+  events::EmbeddedHandles log_handles() const;
+
+  // A view document (conversations, agents, queues) of a tenant, or nullopt.
+  std::optional<json> document(view v, const std::string& tenant, const std::string& id) const;
+  // The journal seq recorded for an idempotency key, or nullopt if the key is unknown.
+  std::optional<seq_no> seq_of(const std::string& tenant, const std::string& id) const;
+  // Envelopes of a tenant's journal with seq > after (all of them when after is nullopt),
+  // at most `limit`, in seq order.
+  std::vector<std::string> journal_after(const std::string& tenant, std::optional<seq_no> after,
+                                         size_t limit) const;
+  // One past the highest seq of a tenant's journal view (0 when empty).
+  seq_no journal_next(const std::string& tenant) const;
+
+  // The journal position up to which partition p's records are in the views.
+  journal_pos applied(partition_id p) const;
+
+  // Empties every view and applied position (for a rebuild).
+  Status clear_views();
+
+  // Per view: number of entries and a 64-bit FNV-1a digest over its keys and values in order.
+  json digests() const;
+
+  // Waits until views change or `timeout` passes; returns the change counter.
+  uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) const;
+  uint64_t changes() const;
+
+ private:
+  friend class ViewBatch;
+  Store() = default;
+  rocksdb::ColumnFamilyHandle* cf(view v) const;
+  void notify();
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> cfs_;
+  mutable std::mutex change_mu_;
+  mutable std::condition_variable changed_;
+  uint64_t changes_ = 0;
+};
+
+// The changes to the views caused by some journal records of one partition, written atomically
+// with the partition's new applied position.
+class ViewBatch {
+ public:
+  explicit ViewBatch(Store& store) : store_(store) {}
+  void put_document(view v, const std::string& tenant, const std::string& id, const json& doc);
+  // Adds an entry to the journal view and, for facts and refusals, its key to the ids view.
+  void put_entry(const events::JournalEntry& e);
+  Status commit(partition_id p, journal_pos applied);
+  size_t size() const { return entries_; }
+
+ private:
+  Store& store_;
+  rocksdb::WriteBatch batch_;
+  size_t entries_ = 0;
+};
+
+}  // namespace omniroute::projections
