@@ -1,0 +1,135 @@
+#include <doctest/doctest.h>
+
+#include "events/envelope.hpp"
+#include "events/time.hpp"
+#include "tests/support/support.hpp"
+
+using namespace omniroute;
+using namespace omniroute::events;
+using omniroute::testing::event;
+
+namespace {
+
+// The refusal of `j`, or a failed check if it was accepted.
+event_error refusal(const json& j) {
+  auto r = parse_fact(j);
+  REQUIRE_FALSE(r.has_value());
+  return r.error();
+}
+
+json started() {
+  return event("web-1", "conversation.started", "2026-11-20T10:00:00.000Z",
+               {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "wechat"}});
+}
+
+}  // namespace
+
+TEST_CASE("RFC 3339 timestamps parse to UTC milliseconds and format back") {
+  CHECK(parse_rfc3339_ms("1970-01-01T00:00:00Z") == 0);
+  CHECK(parse_rfc3339_ms("2026-11-20T10:00:00.123Z") == 1795168800123);
+  CHECK(parse_rfc3339_ms("2026-11-20T18:00:00.123+08:00") == 1795168800123);
+  CHECK(parse_rfc3339_ms("2026-11-20T05:30:00.123-04:30") == 1795168800123);
+  CHECK(parse_rfc3339_ms("2024-02-29T00:00:00Z").has_value());
+  CHECK(format_rfc3339_ms(1795168800123) == "2026-11-20T10:00:00.123Z");
+  CHECK(format_rfc3339_ms(0) == "1970-01-01T00:00:00.000Z");
+  for (const char* bad : {"", "2026-11-20", "2026-11-20T10:00:00", "2026-13-01T00:00:00Z",
+                          "2025-02-29T00:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20T10:00:00.Z",
+                          "2026-11-20T10:00:00Zjunk", "20261120T100000Z"})
+    CHECK_MESSAGE(!parse_rfc3339_ms(bad).has_value(), bad);
+}
+
+TEST_CASE("a valid fact parses, keeps unknown data fields and round-trips canonically") {
+  json j = started();
+  j["data"]["extra"] = {{"from_sdk", "3.2"}};
+  auto e = parse_fact(j);
+  REQUIRE(e.has_value());
+  CHECK(e->id == "web-1");
+  CHECK(e->type == "conversation.started");
+  CHECK(e->tenant == "acme");
+  CHECK(e->time_ms == 1795168800000);
+  CHECK(e->data["extra"]["from_sdk"] == "3.2");
+  e->seq = seq_no{7};
+  auto back = read_envelope_text(to_text(*e));
+  REQUIRE(back.has_value());
+  CHECK(back->seq->value() == 7);
+  CHECK(to_text(*back) == to_text(*e));
+  CHECK(to_json(*e)["time"] == "2026-11-20T10:00:00.000Z");
+}
+
+TEST_CASE("envelope errors name the field and the reason") {
+  CHECK(refusal(json::array()).reason == "an event must be a JSON object");
+  json j = started();
+  j.erase("id");
+  CHECK(refusal(j).field == "id");
+  CHECK(refusal(j).reason == "missing");
+  j = started();
+  j["id"] = 42;
+  CHECK(refusal(j).reason == "must be a string");
+  j["id"] = std::string(129, 'x');
+  CHECK(refusal(j).field == "id");
+  j = started();
+  j["type"] = "conversation.exploded";
+  CHECK(refusal(j).field == "type");
+  CHECK(refusal(j).reason == "unknown event type 'conversation.exploded'");
+  j["type"] = "conversation.assigned";
+  CHECK(refusal(j).reason == "'conversation.assigned' is a decision; only omniroute writes decisions");
+  j = started();
+  j["tenant"] = "acme corp";
+  CHECK(refusal(j).field == "tenant");
+  j = started();
+  j["time"] = "yesterday";
+  CHECK(refusal(j).field == "time");
+  j = started();
+  j["data"] = "c-1";
+  CHECK(refusal(j).field == "data");
+  CHECK(refusal(j).id == "web-1");
+}
+
+TEST_CASE("data fields are checked for presence, type, range and choices") {
+  json j = started();
+  j["data"].erase("customer");
+  CHECK(refusal(j).field == "data.customer");
+  CHECK(refusal(j).reason == "missing");
+
+  j = started();
+  j["data"]["priority"] = "high";
+  CHECK(refusal(j).field == "data.priority");
+  CHECK(refusal(j).reason == "must be an integer");
+
+  json status = event("s-1", "agent.status_changed", "2026-11-20T10:00:00Z",
+                      {{"agent", "alice"}, {"status", "sleeping"}});
+  CHECK(refusal(status).field == "data.status");
+  CHECK(refusal(status).reason == "must be one of: available, away, offline");
+
+  json login = event("l-1", "agent.logged_in", "2026-11-20T10:00:00Z",
+                     {{"agent", "alice"}, {"skills", {{"billing", 9}}}});
+  CHECK(refusal(login).field == "data.skills");
+  login["data"]["skills"] = {{"billing", 3}};
+  login["data"]["capacity"] = {{"chat", -1}};
+  CHECK(refusal(login).field == "data.capacity");
+  login["data"]["capacity"] = {{"chat", 3}};
+  CHECK(parse_fact(login).has_value());
+
+  json intent = event("i-1", "conversation.intent_detected", "2026-11-20T10:00:00Z",
+                      {{"conversation", "c-1"}, {"intent", "refund"}, {"confidence", 1.5}});
+  CHECK(refusal(intent).reason == "must be between 0 and 1");
+
+  json transfer = event("t-1", "conversation.transfer_requested", "2026-11-20T10:00:00Z",
+                        {{"conversation", "c-1"}});
+  CHECK(refusal(transfer).reason == "one of to_queue or to_agent is required");
+
+  json queue = event("q-1", "queue.configured", "2026-11-20T10:00:00Z",
+                     {{"queue", "billing"}, {"relax", {{{"after_s", 30}}}}});
+  CHECK(refusal(queue).field == "data.relax");
+  queue["data"]["relax"] = {{{"after_s", 30}, {"overflow_to", "general"}}};
+  queue["data"]["strategy"] = "fastest";
+  CHECK(refusal(queue).field == "data.strategy");
+  queue["data"]["strategy"] = "round_robin";
+  CHECK(parse_fact(queue).has_value());
+}
+
+TEST_CASE("the error answer has the documented shape") {
+  event_error e{"x", "data.agent", "missing", 3};
+  CHECK(e.to_json() == json::parse(
+                           R"({"error":"invalid_event","index":3,"id":"x","field":"data.agent","reason":"missing"})"));
+}

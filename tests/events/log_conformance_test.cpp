@@ -1,0 +1,209 @@
+// One conformance suite for every EventLog engine. Each case runs against the embedded engine
+// (RocksDB in a temporary directory) and the kafka engine (librdkafka's mock cluster: the real
+// wire protocol on loopback). ctest runs the two halves as separate tests.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <set>
+
+#include "events/embedded_log.hpp"
+#include "events/kafka_log.hpp"
+#include "projections/store.hpp"
+#include "tests/support/support.hpp"
+
+using namespace omniroute;
+using namespace omniroute::events;
+using namespace std::chrono_literals;
+
+namespace {
+
+// An engine under test: open() gives a log over the same storage each time (a restart).
+struct Engine {
+  virtual ~Engine() = default;
+  virtual std::unique_ptr<EventLog> open() = 0;
+  virtual void close() = 0;
+};
+
+struct EmbeddedEngine : Engine {
+  testing::TempDir dir;
+  std::unique_ptr<projections::Store> store;
+  std::unique_ptr<EventLog> open() override {
+    close();
+    store = std::move(projections::Store::open(dir.str()).value());
+    auto log = EmbeddedLog::open(store->log_handles(), 3, false);
+    REQUIRE(log.has_value());
+    return std::move(log.value());
+  }
+  void close() override { store.reset(); }
+};
+
+struct KafkaEngine : Engine {
+  testing::MockKafka cluster;
+  KafkaEngine() {
+    cluster.create_topic("t.ingest", 3);
+    cluster.create_topic("t.journal", 3);
+  }
+  std::unique_ptr<EventLog> open() override {
+    KafkaOptions o;
+    o.brokers = cluster.brokers();
+    o.topic_prefix = "t.";
+    o.group = "conformance";
+    o.config = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"},
+                {"log_level", "0"}};
+    auto log = KafkaLog::open(o);
+    REQUIRE_MESSAGE(log.has_value(), (log ? "" : log.error().message()));
+    return std::move(log.value());
+  }
+  void close() override {}
+};
+
+// Reads `n` records of partition p from `from` on (bounded: a log that loses records fails).
+std::vector<IngestRecord> read_n(EventLog& log, partition_id p, int64_t from, size_t n) {
+  std::vector<IngestRecord> out;
+  for (int round = 0; round < 100 && out.size() < n; ++round) {
+    int64_t at = out.empty() ? from : out.back().offset.value() + 1;
+    REQUIRE(log.read_ingest(p, ingest_offset{at}, n - out.size(), 200ms, out));
+  }
+  return out;
+}
+
+JournalRecord record(int64_t ingest, const std::string& id, uint64_t seq) {
+  JournalRecord r;
+  r.ingest = ingest_offset{ingest};
+  r.entries.push_back(JournalEntry{entry_kind::fact, seq_no{seq}, "acme", id, "{\"id\":\"" + id + "\"}"});
+  return r;
+}
+
+std::vector<std::string> history_ids(EventLog& log, partition_id p) {
+  std::vector<std::string> ids;
+  auto end = log.journal_end(p);
+  REQUIRE(end.has_value());
+  REQUIRE(scan_history(log, p, *end, [&](const StoredRecord& r) {
+    for (const auto& e : r.record.entries) ids.push_back(e.id);
+    return Status::ok();
+  }));
+  return ids;
+}
+
+void ingest_appends_and_reads_in_order(Engine& engine) {
+  auto log = engine.open();
+  CHECK(log->partitions() == 3);
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 250; ++i) payloads.push_back("{\"n\":" + std::to_string(i) + "}");
+  std::vector<ingest_offset> offsets;
+  REQUIRE(log->append_ingest(partition_id{1}, payloads, &offsets));
+  REQUIRE(offsets.size() == 250);
+  for (int i = 0; i < 250; ++i) CHECK(offsets[i].value() == i);
+
+  auto all = read_n(*log, partition_id{1}, 0, 250);
+  REQUIRE(all.size() == 250);
+  for (int i = 0; i < 250; ++i) {
+    CHECK(all[i].offset.value() == i);
+    CHECK(all[i].payload == payloads[i]);
+    CHECK(all[i].appended_us > 0);
+  }
+  auto middle = read_n(*log, partition_id{1}, 100, 10);
+  REQUIRE(middle.size() == 10);
+  CHECK(middle.front().offset.value() == 100);
+  CHECK(middle.front().payload == payloads[100]);
+
+  // Other partitions are independent and empty.
+  std::vector<IngestRecord> none;
+  REQUIRE(log->read_ingest(partition_id{0}, ingest_offset{0}, 10, 50ms, none));
+  CHECK(none.empty());
+  auto end = log->ingest_end(partition_id{1});
+  REQUIRE(end.has_value());
+  CHECK(end->value() == 250);
+  // Reading at the end waits, then returns nothing.
+  REQUIRE(log->read_ingest(partition_id{1}, ingest_offset{250}, 10, 50ms, none));
+  CHECK(none.empty());
+  // A partition that does not exist is an error, not a crash.
+  CHECK_FALSE(log->append_ingest(partition_id{7}, payloads, nullptr));
+}
+
+void journal_survives_restart_with_resume_offset(Engine& engine) {
+  {
+    auto log = engine.open();
+    auto claim = log->claim(partition_id{2});
+    REQUIRE(claim.has_value());
+    CHECK(claim->resume.value() == 0);
+    std::vector<JournalRecord> records = {record(0, "a", 0), record(1, "b", 1), record(2, "c", 2)};
+    std::vector<journal_pos> positions;
+    REQUIRE(log->append_journal(*claim, records, ingest_offset{3}, &positions));
+    REQUIRE(positions.size() == 3);
+    CHECK(positions[0] > claim->epoch);
+    CHECK(positions[1].value() == positions[0].value() + 1);
+  }
+  engine.close();
+  auto log = engine.open();
+  auto claim = log->claim(partition_id{2});
+  REQUIRE(claim.has_value());
+  CHECK(claim->resume.value() == 3);
+  CHECK(history_ids(*log, partition_id{2}) == std::vector<std::string>{"a", "b", "c"});
+
+  std::vector<StoredRecord> raw;
+  REQUIRE(log->read_journal(partition_id{2}, journal_pos{0}, 100, raw));
+  REQUIRE(raw.size() == 5);  // marker, a, b, c, marker
+  CHECK(raw[0].record.marker);
+  CHECK(raw[1].record.epoch == raw[0].pos);
+  CHECK(raw[4].record.marker);
+  CHECK(raw[4].pos == claim->epoch);
+  auto end = log->journal_end(partition_id{2});
+  REQUIRE(end.has_value());
+  CHECK(end->value() == raw[4].pos.value() + 1);
+}
+
+void a_zombie_writer_cannot_fork_history(Engine& engine) {
+  auto log = engine.open();
+  auto old_owner = log->claim(partition_id{0});
+  REQUIRE(old_owner.has_value());
+  std::vector<JournalRecord> first = {record(0, "before", 0)};
+  REQUIRE(log->append_journal(*old_owner, first, ingest_offset{1}, nullptr));
+
+  auto new_owner = log->claim(partition_id{0});  // a rebalance gave the partition away
+  REQUIRE(new_owner.has_value());
+  CHECK(new_owner->epoch > old_owner->epoch);
+  CHECK(new_owner->resume.value() == 1);
+
+  std::vector<JournalRecord> zombie = {record(1, "zombie", 1)};
+  REQUIRE(log->append_journal(*old_owner, zombie, ingest_offset{2}, nullptr));
+  std::vector<JournalRecord> owner = {record(1, "owner", 1)};
+  REQUIRE(log->append_journal(*new_owner, owner, ingest_offset{2}, nullptr));
+
+  CHECK(history_ids(*log, partition_id{0}) == std::vector<std::string>{"before", "owner"});
+}
+
+void membership_assigns_every_partition(Engine& engine) {
+  auto log = engine.open();
+  auto membership = log->join();
+  REQUIRE(membership.has_value());
+  std::set<int> owned;
+  // The mock cluster delays the first group join by about three seconds.
+  for (int i = 0; i < 200 && owned.size() < 3; ++i) {
+    std::vector<partition_id> assigned, revoked;
+    REQUIRE((*membership)->poll(assigned, revoked, 100ms));
+    for (auto p : assigned) owned.insert(p.value());
+    for (auto p : revoked) owned.erase(p.value());
+  }
+  CHECK(owned == std::set<int>{0, 1, 2});
+}
+
+}  // namespace
+
+#define CONFORMANCE(name, fn)                          \
+  TEST_CASE("embedded: " name) {                       \
+    EmbeddedEngine engine;                             \
+    fn(engine);                                        \
+  }                                                    \
+  TEST_CASE("kafka: " name) {                          \
+    KafkaEngine engine;                                \
+    fn(engine);                                        \
+  }
+
+CONFORMANCE("ingest appends and reads in order", ingest_appends_and_reads_in_order)
+CONFORMANCE("journal survives a restart with its resume offset",
+            journal_survives_restart_with_resume_offset)
+CONFORMANCE("a zombie writer cannot fork history", a_zombie_writer_cannot_fork_history)
+CONFORMANCE("membership assigns every partition", membership_assigns_every_partition)

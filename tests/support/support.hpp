@@ -1,0 +1,72 @@
+// Test support: temporary directories, a librdkafka mock cluster, event builders.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+namespace omniroute::testing {
+
+// A directory removed (with its contents) when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = std::filesystem::temp_directory_path() /
+            ("omniroute-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string str() const { return path_.string(); }
+  std::string sub(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// librdkafka's built-in mock cluster: the real Kafka protocol on loopback, in this process.
+class MockKafka {
+ public:
+  explicit MockKafka(int brokers = 1) {
+    char err[256];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk_) throw std::runtime_error(err);
+    cluster_ = rd_kafka_mock_cluster_new(rk_, brokers);
+    if (!cluster_) throw std::runtime_error("cannot start the mock kafka cluster");
+  }
+  ~MockKafka() {
+    rd_kafka_mock_cluster_destroy(cluster_);
+    rd_kafka_destroy(rk_);
+  }
+  std::string brokers() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+  void create_topic(const std::string& name, int partitions) {
+    if (rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1))
+      throw std::runtime_error("cannot create mock topic " + name);
+  }
+
+ private:
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+};
+
+inline nlohmann::json event(const std::string& id, const std::string& type,
+                            const std::string& time, nlohmann::json data,
+                            const std::string& tenant = "acme") {
+  return {{"id", id}, {"type", type}, {"tenant", tenant}, {"time", time}, {"data", std::move(data)}};
+}
+
+}  // namespace omniroute::testing
