@@ -1,0 +1,225 @@
+// End to end through HTTP: a real server (embedded engine, any free port) and an HTTP client.
+#include <doctest/doctest.h>
+
+#include <httplib.h>
+
+#include <future>
+
+#include "ops/server.hpp"
+#include "tests/support/support.hpp"
+
+using namespace omniroute;
+using nlohmann::json;
+using omniroute::testing::event;
+
+namespace {
+
+struct Running {
+  testing::TempDir dir;
+  std::unique_ptr<ops::Server> server;
+  std::unique_ptr<httplib::Client> http;
+  explicit Running(const std::string& kafka_brokers = "") {
+    ops::ServerOptions o;
+    o.engine.data_dir = dir.str();
+    o.engine.partitions = 2;
+    o.engine.kafka_brokers = kafka_brokers;
+    o.engine.kafka_config = {{"session.timeout.ms", "6000"}, {"log_level", "0"}};
+    o.http.port = 0;
+    o.http.max_body_bytes = 64 * 1024;
+    auto s = ops::Server::start(o);
+    REQUIRE_MESSAGE(s.has_value(), (s ? "" : s.error().message()));
+    server = std::move(s.value());
+    http = std::make_unique<httplib::Client>("127.0.0.1", server->port());
+    http->set_read_timeout(40, 0);
+  }
+  httplib::Result post(const json& body) {
+    return http->Post("/v1/events", body.dump(), "application/json");
+  }
+  json get(const std::string& path, int expect = 200) {
+    auto r = http->Get(path.c_str());
+    REQUIRE(r);
+    CHECK_MESSAGE(r->status == expect, path, " ", r->body);
+    return json::parse(r->body);
+  }
+  // Long-polls the journal until an entry of `type` appears; returns all entries seen.
+  std::vector<json> journal_until(const std::string& type, const std::string& tenant = "acme") {
+    std::vector<json> seen;
+    int64_t after = -1;
+    for (int i = 0; i < 50; ++i) {
+      json page = get("/v1/journal?tenant=" + tenant + "&after=" + std::to_string(after) + "&wait_ms=2000");
+      for (auto& e : page["entries"]) seen.push_back(e);
+      after = page["next"];
+      for (const auto& e : seen)
+        if (e["type"] == type) return seen;
+    }
+    FAIL("no " << type << " in the journal");
+    return seen;
+  }
+  double metric(const std::string& line_prefix) {
+    auto r = http->Get("/metrics");
+    REQUIRE(r);
+    std::istringstream in(r->body);
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(line_prefix, 0) == 0) return std::stod(line.substr(line.rfind(' ') + 1));
+    return 0;
+  }
+};
+
+const char* T0 = "2026-11-20T10:00:00Z";
+const char* T1 = "2026-11-20T10:00:01Z";
+const char* T2 = "2026-11-20T10:00:02Z";
+
+}  // namespace
+
+TEST_CASE("the README session: configure a queue, log an agent in, start a conversation, read the offer") {
+  Running r;
+  auto res = r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}, {"channels", {"wechat", "web"}}}));
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  CHECK(json::parse(res->body)["status"] == "accepted");
+  res = r.post(event("a-1", "agent.logged_in", T1,
+                     {{"agent", "alice"}, {"queues", {"billing"}}, {"capacity", {{"chat", 3}}}}));
+  CHECK(res->status == 202);
+  res = r.post(event("c-1", "conversation.started", T2,
+                     {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "wechat"}, {"queue", "billing"}}));
+  CHECK(res->status == 202);
+
+  auto entries = r.journal_until("conversation.offered");
+  REQUIRE(entries.size() == 5);
+  CHECK(entries[3]["type"] == "conversation.queued");
+  CHECK(entries[4]["data"]["agent"] == "alice");
+  CHECK(entries[4]["cause"] == "c-1");
+  CHECK(entries[4]["seq"] == 4);
+  std::string offer = entries[4]["data"]["offer"];
+
+  res = r.post(event("acc-1", "offer.accepted", "2026-11-20T10:00:05Z",
+                     {{"conversation", "c-1"}, {"agent", "alice"}, {"offer", offer}}));
+  CHECK(res->status == 202);
+  r.journal_until("conversation.assigned");
+  CHECK(r.get("/v1/conversations/c-1?tenant=acme")["state"] == "assigned");
+  CHECK(r.get("/v1/agents/alice?tenant=acme")["load"]["chat"] == 1);
+  json q = r.get("/v1/queues/billing?tenant=acme");
+  CHECK(q["waiting"] == 0);
+  CHECK(q["agents_logged_in"] == 1);
+  CHECK(r.get("/readyz")["ready"] == true);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"accepted\",type=\"conversation.started\"}") == 1);
+  CHECK(r.metric("omniroute_journal_entries_total") >= 7);
+}
+
+TEST_CASE("a repeated id is acknowledged with the first one's result and changes nothing") {
+  Running r;
+  json q = event("q-1", "queue.configured", T0, {{"queue", "billing"}});
+  REQUIRE(r.post(q)->status == 202);
+  r.journal_until("queue.configured");
+  q["data"]["priority"] = 9;  // same id, different content: still the first one's result
+  auto res = r.post(q);
+  CHECK(res->status == 202);
+  json body = json::parse(res->body);
+  CHECK(body["status"] == "duplicate");
+  CHECK(body["seq"] == 0);
+  CHECK_FALSE(r.get("/v1/queues/billing?tenant=acme")["config"].contains("priority"));
+
+  json batch = json::array({event("x-1", "agent.logged_in", T1, {{"agent", "a"}}),
+                            event("x-1", "agent.logged_in", T1, {{"agent", "a"}})});
+  body = json::parse(r.post(batch)->body);
+  CHECK(body["accepted"] == 1);
+  CHECK(body["duplicates"] == 1);
+  CHECK(body["results"][1]["status"] == "duplicate");
+}
+
+TEST_CASE("bad input is refused with a clear error, counted, and changes nothing") {
+  Running r;
+  REQUIRE(r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}}))->status == 202);
+  r.journal_until("queue.configured");
+  json digest_before = r.server->store().digests();
+
+  auto refused = [&](const std::string& body, int status, const std::string& error) {
+    auto res = r.http->Post("/v1/events", body, "application/json");
+    REQUIRE(res);
+    CHECK_MESSAGE(res->status == status, body);
+    json answer = json::parse(res->body);
+    CHECK_MESSAGE(answer["error"] == error, res->body);
+    return answer;
+  };
+  json a = refused("{\"id\": \"x\", ", 400, "malformed_json");
+  CHECK(a["reason"].get<std::string>().find("parse error") != std::string::npos);
+  a = refused(event("x", "conversation.exploded", T1, json::object()).dump(), 400, "invalid_event");
+  CHECK(a["field"] == "type");
+  a = refused(event("x", "agent.logged_in", T1, json::object()).dump(), 400, "invalid_event");
+  CHECK(a["field"] == "data.agent");
+  CHECK(a["reason"] == "missing");
+  a = refused(event("x", "agent.logged_in", T1, {{"agent", 7}}).dump(), 400, "invalid_event");
+  CHECK(a["reason"] == "must be a string");
+  json batch = json::array({event("ok", "agent.logged_in", T1, {{"agent", "a"}}),
+                            event("bad", "agent.status_changed", T1, {{"agent", "a"}, {"status", "zzz"}})});
+  a = refused(batch.dump(), 400, "invalid_event");
+  CHECK(a["index"] == 1);
+  CHECK(a["id"] == "bad");
+  CHECK(a["batch"] == "all_or_nothing");
+  CHECK(a["accepted"] == 0);
+  a = refused("[]", 400, "empty_batch");
+  a = refused(std::string(70 * 1024, ' '), 413, "body_too_large");
+
+  // Accepted at the door, refused by the domain: an event.refused decision names the reason.
+  REQUIRE(r.post(event("m-1", "conversation.message", T1,
+                       {{"conversation", "ghost"}, {"from", "customer"}, {"text", "hi"}}))->status == 202);
+  auto entries = r.journal_until("event.refused");
+  CHECK(entries.back()["data"]["reason"] == "unknown conversation");
+  CHECK(entries.back()["cause"] == "m-1");
+  REQUIRE(r.post(event("late", "queue.configured", "2026-11-19T10:00:00Z", {{"queue", "billing"}, {"priority", 1}}))
+              ->status == 202);  // queues take configuration at any time
+
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unparseable\"}") == 2);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unknown\"}") == 1);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"agent.logged_in\"}") == 2);
+  CHECK(r.metric("omniroute_events_processed_total{result=\"refused\",type=\"conversation.message\"}") == 1);
+  CHECK(r.get("/healthz")["status"] == "ok");
+  CHECK(r.server->store().digests()["agents"] == digest_before["agents"]);
+  CHECK(r.server->store().digests()["conversations"] == digest_before["conversations"]);
+}
+
+TEST_CASE("queries answer 404 for unknown ids and 400 without a tenant") {
+  Running r;
+  json a = r.get("/v1/conversations/nope?tenant=acme", 404);
+  CHECK(a["error"] == "not_found");
+  CHECK(a["conversation"] == "nope");
+  r.get("/v1/agents/nope?tenant=acme", 404);
+  r.get("/v1/queues/nope?tenant=acme", 404);
+  CHECK(r.get("/v1/conversations/c-1", 400)["parameter"] == "tenant");
+  CHECK(r.get("/v1/journal?tenant=acme&limit=0", 400)["parameter"] == "limit");
+  CHECK(r.get("/v1/journal?tenant=a%20b", 400)["parameter"] == "tenant");
+  CHECK(r.get("/v1/nothing", 404)["error"] == "not_found");
+}
+
+TEST_CASE("the journal long-poll returns as soon as a decision is written") {
+  Running r;
+  auto waiting = std::async(std::launch::async, [&] {
+    httplib::Client c("127.0.0.1", r.server->port());
+    c.set_read_timeout(40, 0);
+    auto res = c.Get("/v1/journal?tenant=acme&wait_ms=30000");
+    return json::parse(res->body);
+  });
+  REQUIRE(r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}}))->status == 202);
+  json page = waiting.get();
+  REQUIRE(page["entries"].size() >= 1);
+  CHECK(page["entries"][0]["id"] == "q-1");
+  CHECK(page["next"] == page["entries"].back()["seq"]);
+}
+
+TEST_CASE("kafka: the server routes through the kafka engine (mock cluster)") {
+  testing::MockKafka cluster;
+  Running r(cluster.brokers());  // creates the topics with the admin API
+  REQUIRE(r.post(json::array(
+                     {event("q-1", "queue.configured", T0, {{"queue", "billing"}, {"auto_accept", true}}),
+                      event("a-1", "agent.logged_in", T1, {{"agent", "alice"}, {"queues", {"billing"}}}),
+                      event("c-1", "conversation.started", T2,
+                            {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"}, {"queue", "billing"}})}))
+              ->status == 202);
+  auto entries = r.journal_until("conversation.assigned");
+  CHECK(entries.back()["data"]["agent"] == "alice");
+  CHECK(r.get("/v1/conversations/c-1?tenant=acme")["state"] == "assigned");
+  auto res = r.post(event("c-1", "conversation.started", T2,
+                          {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"}, {"queue", "billing"}}));
+  CHECK(json::parse(res->body)["status"] == "duplicate");
+}
