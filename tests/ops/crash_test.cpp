@@ -1,0 +1,227 @@
+// Crash test: a real `omniroute serve` child process takes a load of 100k+ events over HTTP and
+// is killed with SIGKILL at random moments (seeded), several times, and restarted. Afterwards
+// every acknowledged event id is in the journal exactly once, and rebuilding the views from the
+// journal gives the digest the live views had.
+#include <doctest/doctest.h>
+
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "events/time.hpp"
+#include "tests/support/support.hpp"
+
+using nlohmann::json;
+using omniroute::testing::event;
+
+namespace {
+
+const char* binary = OMNIROUTE_BINARY;
+
+// Runs the omniroute binary with args; returns its stdout.
+std::string run(const std::vector<std::string>& args) {
+  std::string cmd = binary;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  CHECK(pclose(p) == 0);
+  return out;
+}
+
+struct Child {
+  pid_t pid = -1;
+  int out = -1;
+  int port = 0;
+
+  void start(const std::string& data) {
+    port = 0;
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      execl(binary, binary, "serve", "--data", data.c_str(), "--http", "127.0.0.1:0",
+            "--partitions", "4", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    out = fds[0];
+    // The server prints its address once it is listening: "  API:     http://127.0.0.1:PORT/...".
+    std::string seen;
+    char c;
+    while (port == 0 && read(out, &c, 1) == 1) {
+      seen += c;
+      auto at = seen.find("API:     http://127.0.0.1:");
+      if (at != std::string::npos && c == '/') port = std::stoi(seen.substr(at + 26));
+    }
+    REQUIRE_MESSAGE(port > 0, "server did not start: " << seen);
+  }
+  void kill_now() {
+    ::kill(pid, SIGKILL);
+    reap();
+  }
+  void stop() {
+    ::kill(pid, SIGTERM);
+    CHECK(reap() == 0);
+  }
+  int reap() {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(out);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+};
+
+std::string at_ms(int64_t ms) { return omniroute::events::format_rfc3339_ms(1795168800000 + ms); }
+
+// A load over 4 tenants: queues, agents, then conversations that start and end (some are
+// assigned and wrap up, some abandon), messages in between.
+std::vector<json> make_load(size_t target) {
+  std::vector<json> v;
+  std::vector<std::string> tenants = {"t0", "t1", "t2", "t3"};
+  for (const auto& t : tenants) {
+    v.push_back(event(t + "-q", "queue.configured", at_ms(0), {{"queue", "main"}, {"auto_accept", true}}, t));
+    for (int a = 0; a < 20; ++a)
+      v.push_back(event(t + "-a" + std::to_string(a), "agent.logged_in", at_ms(1),
+                        {{"agent", "ag" + std::to_string(a)}, {"queues", {"main"}}, {"capacity", {{"chat", 4}}}}, t));
+  }
+  for (int i = 0; v.size() < target; ++i) {
+    const std::string& t = tenants[i % 4];
+    std::string c = "c" + std::to_string(i);
+    int64_t ms = 1000 + i * 10;
+    v.push_back(event(t + "-s" + std::to_string(i), "conversation.started", at_ms(ms),
+                      {{"conversation", c}, {"customer", "u" + std::to_string(i % 997)}, {"channel", "web"}, {"queue", "main"}}, t));
+    v.push_back(event(t + "-m" + std::to_string(i), "conversation.message", at_ms(ms + 1),
+                      {{"conversation", c}, {"from", "customer"}, {"text", "hello"}}, t));
+    v.push_back(event(t + "-e" + std::to_string(i), "conversation.ended", at_ms(ms + 2),
+                      {{"conversation", c}, {"by", "customer"}}, t));
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("crash: SIGKILL at random moments loses no acknowledged event and duplicates none") {
+  omniroute::testing::TempDir dir;
+  const std::string data = dir.sub("data");
+  const size_t batch_size = 500;
+  const char* override_events = std::getenv("OMNIROUTE_CRASH_EVENTS");  // for quick local runs
+  auto load = make_load(override_events ? std::stoul(override_events) : 100000);
+  std::mt19937 rng(20261122);
+  std::uniform_int_distribution<int> kill_after_ms(0, 15);
+  std::bernoulli_distribution kill_now(0.06);
+
+  Child child;
+  child.start(data);
+  std::set<std::string> acknowledged;
+  int kills = 0;
+  size_t retries = 0;
+  for (size_t start = 0; start < load.size();) {
+    json batch = json::array();
+    for (size_t i = start; i < std::min(load.size(), start + batch_size); ++i) batch.push_back(load[i]);
+    // Now and then, kill the server while this batch (and the processing behind it) is in flight.
+    std::thread killer;
+    std::atomic<bool> killed{false};
+    if (kill_now(rng) || (kills < 5 && start > (kills + 1) * load.size() / 7)) {
+      int delay = kill_after_ms(rng);
+      pid_t pid = child.pid;
+      killer = std::thread([pid, delay, &killed] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay));  // fault injection timing
+        ::kill(pid, SIGKILL);
+        killed = true;
+      });
+    }
+    httplib::Client http("127.0.0.1", child.port);
+    http.set_read_timeout(30, 0);
+    auto res = http.Post("/v1/events", batch.dump(), "application/json");
+    if (killer.joinable()) killer.join();
+    if (res && res->status == 202) {
+      for (const auto& e : batch) acknowledged.insert(e["tenant"].get<std::string>() + "/" + e["id"].get<std::string>());
+      start += batch_size;
+    } else {
+      ++retries;  // not acknowledged: it may or may not be in; resending is safe
+      REQUIRE_MESSAGE(killed, "the server refused or dropped a batch without being killed: "
+                                  << (res ? res->body : httplib::to_string(res.error())));
+    }
+    if (std::getenv("OMNIROUTE_CRASH_TRACE"))
+      std::fprintf(stderr, "batch at %zu: %s%s\n", start, res ? std::to_string(res->status).c_str() : "no answer",
+                   killed ? ", killed" : "");
+    if (killed) {
+      child.reap();
+      ++kills;
+      child.start(data);
+    }
+  }
+  MESSAGE("events: " << load.size() << ", kills: " << kills << ", resent batches: " << retries);
+  CHECK(kills >= 5);
+  CHECK(acknowledged.size() == load.size());
+
+  // Wait, through the public decision stream, until every acknowledged id is in the journal.
+  std::map<std::string, int64_t> after = {{"t0", -1}, {"t1", -1}, {"t2", -1}, {"t3", -1}};
+  std::set<std::string> journaled;
+  httplib::Client http("127.0.0.1", child.port);
+  http.set_read_timeout(30, 0);
+  // Stops when everything arrived, or when nothing new arrived for 50 rounds (10+ seconds).
+  for (int idle = 0; idle < 50 && journaled.size() < acknowledged.size(); ++idle) {
+    size_t before = journaled.size();
+    for (auto& [tenant, next] : after) {
+      auto res = http.Get(("/v1/journal?tenant=" + tenant + "&limit=1000&wait_ms=200&after=" + std::to_string(next)).c_str());
+      REQUIRE(res);
+      json page = json::parse(res->body);
+      for (const auto& e : page["entries"]) {
+        std::string key = tenant + "/" + (e.contains("cause") && e["type"] == "event.refused"
+                                               ? e["cause"].get<std::string>()
+                                               : e["id"].get<std::string>());
+        if (!e.contains("cause") || e["type"] == "event.refused")
+          CHECK_MESSAGE(journaled.insert(key).second, "twice in the journal: " << key);
+      }
+      next = page["next"];
+    }
+    if (journaled.size() > before) idle = 0;
+  }
+  CHECK(journaled.size() == acknowledged.size());
+  size_t missing = 0;
+  for (const auto& id : acknowledged)
+    if (!journaled.count(id) && missing++ < 10) MESSAGE("acknowledged but not journaled: " << id);
+  CHECK(missing == 0);
+  child.stop();
+
+  // The journal itself (not a view of it): every acknowledged id exactly once.
+  std::string dump = run({"journal", "--data", data});
+  std::map<std::string, int> facts;
+  size_t pos = 0, lines = 0;
+  while (pos < dump.size()) {
+    size_t nl = dump.find('\n', pos);
+    json e = json::parse(dump.substr(pos, nl - pos));
+    pos = nl + 1;
+    ++lines;
+    if (!e.contains("cause")) ++facts[e["tenant"].get<std::string>() + "/" + e["id"].get<std::string>()];
+  }
+  CHECK(facts.size() == acknowledged.size());
+  size_t twice = 0;
+  for (const auto& [id, n] : facts) twice += n != 1;
+  CHECK(twice == 0);
+  MESSAGE("journal entries: " << lines);
+
+  // Rebuild equals live.
+  json live = json::parse(run({"digest", "--data", data}));
+  json rebuilt = json::parse(run({"replay", "--data", data, "--rebuild"}));
+  CHECK(live == rebuilt);
+  CHECK(live["conversations"]["entries"].get<size_t>() > load.size() / 4);
+}
