@@ -49,8 +49,8 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
         return Status::error("journal partition " + std::to_string(p.value()) + " position " +
                              std::to_string(r.pos.value()) + ": " + env.error().reason);
       tenant_of(tenants, e.tenant).apply(*env);
-      if (r.pos >= applied) batch.put_entry(e);
     }
+    if (r.pos >= applied) batch.put_record(r.record);
     if (r.pos < applied) {
       for (auto& [name, t] : tenants) t.take_touched();  // already in the views
       return Status::ok();
@@ -186,7 +186,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   projections::ViewBatch views(store_);
   for (const auto& r : records) {
     entries += r.entries.size();
-    for (const auto& e : r.entries) views.put_entry(e);
+    views.put_record(r);
   }
   project_touched(tenants_, views);
   if (!positions.empty()) {

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "events/envelope.hpp"
@@ -119,8 +120,9 @@ class Tenant {
 
   std::string name_;
   uint64_t next_seq_ = 0;
-  std::map<std::string, Conversation> conversations_;
-  std::map<std::string, Agent> agents_;
+  // Looked up by id only; every iteration that decides something goes through ordered sets.
+  std::unordered_map<std::string, Conversation> conversations_;
+  std::unordered_map<std::string, Agent> agents_;
   std::map<std::string, Queue> queues_;
   std::map<std::string, std::set<std::string>> queue_agents_;  // queue -> agents listing it
   Touched touched_;

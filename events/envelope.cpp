@@ -1,6 +1,7 @@
 #include "events/envelope.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <initializer_list>
 #include <unordered_map>
 #include <vector>
@@ -342,6 +343,61 @@ json to_json(const Envelope& e) {
   return j;
 }
 
-std::string to_text(const Envelope& e) { return to_json(e).dump(); }
+namespace {
+
+// Appends `s` as a JSON string (the escaping nlohmann's dump uses for UTF-8 input).
+void append_quoted(std::string& out, const std::string& s) {
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+// The same text as to_json(e).dump() (keys in order), without copying `data` into a new tree.
+std::string to_text(const Envelope& e) {
+  std::string out;
+  out.reserve(160 + e.id.size() + e.cause.size());
+  out += '{';
+  if (!e.cause.empty()) {
+    out += "\"cause\":";
+    append_quoted(out, e.cause);
+    out += ',';
+  }
+  out += "\"data\":";
+  out += e.data.dump();
+  out += ",\"id\":";
+  append_quoted(out, e.id);
+  if (e.seq) {
+    out += ",\"seq\":";
+    out += std::to_string(e.seq->value());
+  }
+  out += ",\"tenant\":";
+  append_quoted(out, e.tenant);
+  out += ",\"time\":\"";
+  out += format_rfc3339_ms(e.time_ms);
+  out += "\",\"type\":";
+  append_quoted(out, e.type);
+  out += '}';
+  return out;
+}
 
 }  // namespace omniroute::events

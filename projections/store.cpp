@@ -105,20 +105,49 @@ std::optional<seq_no> Store::seq_of(const std::string& tenant, const std::string
   return seq_no{get_be(value, 0, 8)};
 }
 
+namespace {
+
+// The journal view's value: count(4), then per entry seq(8) length(4) envelope.
+struct view_entry {
+  uint64_t seq;
+  std::string_view envelope;
+};
+
+std::vector<view_entry> decode_view_record(std::string_view v) {
+  std::vector<view_entry> out;
+  if (v.size() < 4) return out;
+  size_t n = get_be(v, 0, 4), pos = 4;
+  for (size_t i = 0; i < n && pos + 12 <= v.size(); ++i) {
+    uint64_t seq = get_be(v, pos, 8);
+    size_t len = get_be(v, pos + 8, 4);
+    pos += 12;
+    if (pos + len > v.size()) break;
+    out.push_back({seq, v.substr(pos, len)});
+    pos += len;
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::string> Store::journal_after(const std::string& tenant,
                                               std::optional<seq_no> after, size_t limit) const {
   std::vector<std::string> out;
-  std::string prefix = tenant;
-  prefix.push_back('\0');
+  const uint64_t from = after ? after->value() + 1 : 0;
+  std::string lower = tenant;
+  lower.push_back('\0');
   std::string upper = tenant;
   upper.push_back('\x01');
-  rocksdb::Slice upper_slice(upper);
+  rocksdb::Slice lower_slice(lower), upper_slice(upper);
   rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(view::journal)));
-  for (it->Seek(seq_key(tenant, after ? after->value() + 1 : 0)); it->Valid() && out.size() < limit;
-       it->Next())
-    out.emplace_back(it->value().data(), it->value().size());
+  it->SeekForPrev(seq_key(tenant, from));  // the record holding `from`, if it starts before it
+  if (!it->Valid()) it->Seek(seq_key(tenant, from));
+  for (; it->Valid() && out.size() < limit; it->Next())
+    for (const auto& e : decode_view_record({it->value().data(), it->value().size()}))
+      if (e.seq >= from && out.size() < limit) out.emplace_back(e.envelope);
   return out;
 }
 
@@ -131,7 +160,8 @@ seq_no Store::journal_next(const std::string& tenant) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(view::journal)));
   it->SeekForPrev(seq_key(tenant, UINT64_MAX));
   if (!it->Valid() || it->key().size() != tenant.size() + 9) return seq_no{0};
-  return seq_no{get_be({it->key().data(), it->key().size()}, tenant.size() + 1, 8) + 1};
+  auto entries = decode_view_record({it->value().data(), it->value().size()});
+  return seq_no{entries.empty() ? 0 : entries.back().seq + 1};
 }
 
 journal_pos Store::applied(partition_id p) const {
@@ -206,14 +236,26 @@ void ViewBatch::put_document(view v, const std::string& tenant, const std::strin
   ++entries_;
 }
 
-void ViewBatch::put_entry(const events::JournalEntry& e) {
-  batch_.Put(store_.cf(view::journal), seq_key(e.tenant, e.seq.value()), e.envelope);
-  if (e.kind != events::entry_kind::decision) {
-    std::string seq;
-    put_be(seq, e.seq.value(), 8);
-    batch_.Put(store_.cf(view::ids), tenant_key(e.tenant, e.id), seq);
+void ViewBatch::put_record(const events::JournalRecord& r) {
+  if (r.entries.empty()) return;
+  std::string value;
+  size_t size = 4;
+  for (const auto& e : r.entries) size += 12 + e.envelope.size();
+  value.reserve(size);
+  put_be(value, r.entries.size(), 4);
+  for (const auto& e : r.entries) {
+    put_be(value, e.seq.value(), 8);
+    put_be(value, e.envelope.size(), 4);
+    value += e.envelope;
+    if (e.kind != events::entry_kind::decision) {
+      std::string seq;
+      put_be(seq, e.seq.value(), 8);
+      batch_.Put(store_.cf(view::ids), tenant_key(e.tenant, e.id), seq);
+    }
   }
-  ++entries_;
+  const auto& first = r.entries.front();
+  batch_.Put(store_.cf(view::journal), seq_key(first.tenant, first.seq.value()), value);
+  entries_ += r.entries.size();
 }
 
 Status ViewBatch::commit(partition_id p, journal_pos applied) {

@@ -84,8 +84,9 @@ class ViewBatch {
  public:
   explicit ViewBatch(Store& store) : store_(store) {}
   void put_document(view v, const std::string& tenant, const std::string& id, const json& doc);
-  // Adds an entry to the journal view and, for facts and refusals, its key to the ids view.
-  void put_entry(const events::JournalEntry& e);
+  // Adds a journal record's entries (all of one tenant) to the journal view, keyed by their
+  // first seq, and the keys of its facts and refusals to the ids view.
+  void put_record(const events::JournalRecord& r);
   Status commit(partition_id p, journal_pos applied);
   size_t size() const { return entries_; }
 

@@ -133,3 +133,18 @@ TEST_CASE("the error answer has the documented shape") {
   CHECK(e.to_json() == json::parse(
                            R"({"error":"invalid_event","index":3,"id":"x","field":"data.agent","reason":"missing"})"));
 }
+
+TEST_CASE("to_text writes exactly what to_json dumps, escapes included") {
+  Envelope e;
+  e.id = "a\"b\\c\n\x01";
+  e.type = "conversation.message";
+  e.tenant = "acme";
+  e.time_ms = 1795168800123;
+  e.data = {{"text", "tab\there \"quoted\" \xe4\xbd\xa0\xe5\xa5\xbd"}, {"n", 1.5}, {"list", {1, 2}}};
+  e.cause = "c\"1";
+  e.seq = seq_no{42};
+  CHECK(to_text(e) == to_json(e).dump());
+  e.cause.clear();
+  e.seq.reset();
+  CHECK(to_text(e) == to_json(e).dump());
+}

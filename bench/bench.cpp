@@ -1,0 +1,136 @@
+// ops/bench: measures, in one run and on the same events,
+//  - e2e: HTTP POST /v1/events (batches of 1000, keep-alive, loopback) -> ingest log -> partition
+//    hosts -> journal -> projections, on the embedded engine with its default settings, until the
+//    last event of every tenant is journaled and projected;
+//  - parse: nlohmann::json::parse of each event's text, one thread (the baseline).
+// The last line is `e2e_events_per_s=X parse_events_per_s=Y ratio=X/Y`.
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "events/time.hpp"
+#include "ops/server.hpp"
+
+using namespace omniroute;
+using nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+json event(const std::string& id, const std::string& type, const std::string& tenant, int64_t ms,
+           json data) {
+  return {{"id", id}, {"type", type}, {"tenant", tenant},
+          {"time", events::format_rfc3339_ms(1795168800000 + ms)}, {"data", std::move(data)}};
+}
+
+// A contact-centre day in miniature over 8 tenants: agents log in, conversations start, carry
+// messages and end; auto-accept queues assign them, wrap-ups free the agents.
+std::vector<std::string> make_events(size_t n, std::vector<std::pair<std::string, std::string>>& last) {
+  std::vector<std::string> out;
+  const int tenants = 8;
+  std::vector<json> tail(tenants);
+  for (int t = 0; t < tenants; ++t) {
+    std::string tn = "tenant" + std::to_string(t);
+    out.push_back(event(tn + "-q", "queue.configured", tn, 0, {{"queue", "support"}, {"auto_accept", true}}).dump());
+    for (int a = 0; a < 50; ++a)
+      out.push_back(event(tn + "-a" + std::to_string(a), "agent.logged_in", tn, 1,
+                          {{"agent", "agent" + std::to_string(a)}, {"queues", {"support"}},
+                           {"capacity", {{"chat", 3}, {"voice", 1}}}})
+                        .dump());
+  }
+  for (size_t i = 0; out.size() < n; ++i) {
+    int t = static_cast<int>(i % tenants);
+    std::string tn = "tenant" + std::to_string(t), c = "c" + std::to_string(i), k = std::to_string(i);
+    int64_t ms = 1000 + static_cast<int64_t>(i) * 10;
+    out.push_back(event(tn + "-s" + k, "conversation.started", tn, ms,
+                        {{"conversation", c}, {"customer", "u" + std::to_string(i % 5000)},
+                         {"channel", i % 5 == 0 ? "voice" : "web"}, {"queue", "support"}})
+                      .dump());
+    out.push_back(event(tn + "-m" + k, "conversation.message", tn, ms + 1,
+                        {{"conversation", c}, {"from", "customer"}, {"text", "my card was charged twice"}})
+                      .dump());
+    out.push_back(event(tn + "-e" + k, "conversation.ended", tn, ms + 2, {{"conversation", c}, {"by", "customer"}}).dump());
+    last.resize(tenants);
+    last[t] = {tn, tn + "-e" + k};
+  }
+  return out;
+}
+
+double parse_rate(const std::vector<std::string>& texts) {
+  double best = 0;
+  for (int round = 0; round < 3; ++round) {
+    auto t0 = clock_type::now();
+    size_t keys = 0;
+    for (const auto& s : texts) keys += json::parse(s).size();
+    double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+    best = std::max(best, static_cast<double>(texts.size()) / secs);
+    if (keys == 0) std::cerr << "?";
+  }
+  return best;
+}
+
+double e2e_rate(const std::vector<std::string>& texts,
+                const std::vector<std::pair<std::string, std::string>>& last) {
+  auto dir = std::filesystem::temp_directory_path() / ("omniroute-bench-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  ops::ServerOptions o;
+  o.engine.data_dir = dir.string();
+  o.http.port = 0;
+  auto server = ops::Server::start(o);
+  if (!server) {
+    std::cerr << server.error().message() << "\n";
+    std::exit(1);
+  }
+  std::vector<std::string> bodies;
+  const size_t batch = 1000;
+  for (size_t i = 0; i < texts.size(); i += batch) {
+    std::string body = "[";
+    for (size_t k = i; k < std::min(texts.size(), i + batch); ++k) body += (k > i ? "," : "") + texts[k];
+    bodies.push_back(body + "]");
+  }
+  httplib::Client http("127.0.0.1", (*server)->port());
+  http.set_keep_alive(true);
+  auto t0 = clock_type::now();
+  for (const auto& body : bodies) {
+    auto res = http.Post("/v1/events", body, "application/json");
+    if (!res || res->status != 202) {
+      std::cerr << "ingest failed: " << (res ? res->body : "no answer") << "\n";
+      std::exit(1);
+    }
+  }
+  auto ingested = clock_type::now();
+  auto& store = (*server)->store();
+  for (const auto& [tenant, id] : last)
+    while (!store.seq_of(tenant, id)) store.wait_for_change(store.changes(), std::chrono::milliseconds(100));
+  auto done = clock_type::now();
+  double secs = std::chrono::duration<double>(done - t0).count();
+  std::printf("  ingest acknowledged after %.3f s, journaled and projected after %.3f s\n",
+              std::chrono::duration<double>(ingested - t0).count(), secs);
+  (*server)->stop();
+  server->reset();
+  std::filesystem::remove_all(dir);
+  return static_cast<double>(texts.size()) / secs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  size_t n = argc > 1 ? std::stoul(argv[1]) : 200000;
+  std::vector<std::pair<std::string, std::string>> last;
+  auto texts = make_events(n, last);
+  size_t bytes = 0;
+  for (const auto& t : texts) bytes += t.size();
+  std::printf("omniroute bench: %zu events, %.0f bytes each on average, %u cores\n", texts.size(),
+              static_cast<double>(bytes) / static_cast<double>(texts.size()),
+              std::thread::hardware_concurrency());
+  double parse = parse_rate(texts);
+  std::printf("parse: nlohmann::json::parse per event, 1 thread, best of 3: %.0f events/s\n", parse);
+  std::printf("e2e: HTTP POST batches of 1000 -> ingest -> journal -> projections (embedded engine)\n");
+  double e2e = e2e_rate(texts, last);
+  std::printf("e2e_events_per_s=%.0f parse_events_per_s=%.0f ratio=%.3f\n", e2e, parse, e2e / parse);
+  return 0;
+}
