@@ -123,7 +123,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
     auto parsed = j.is_discarded()
                       ? result<routing::Envelope, events::event_error>(
                             events::event_error{"", "", "not JSON", std::nullopt})
-                      : events::parse_fact(j);
+                      : events::parse_fact(std::move(j));  // moves only data out of j
     if (!parsed) {
       // Only a producer other than omniroute's own front door can write such a record. It is
       // journaled as a refusal when it names a tenant and an id; otherwise it is dropped.

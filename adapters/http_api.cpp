@@ -153,13 +153,14 @@ void HttpApi::routes() {
     envs.reserve(n);
     json errors = json::array();
     for (size_t i = 0; i < n; ++i) {
-      const json& ev = batch ? body[i] : body;
-      auto parsed = events::parse_fact(ev);
+      json& ev = batch ? body[i] : body;
+      const std::string label = type_label(ev);
+      auto parsed = events::parse_fact(std::move(ev));
       if (!parsed) {
         events::event_error err = parsed.error();
         if (batch) err.index = i;
         errors.push_back(err.to_json());
-        metrics_.received(type_label(ev), "refused");
+        metrics_.received(label, "refused");
         continue;
       }
       envs.push_back(std::move(parsed.value()));
@@ -174,24 +175,29 @@ void HttpApi::routes() {
       return;
     }
 
+    std::vector<std::pair<std::string, std::string>> keys;
+    keys.reserve(envs.size());
+    for (const auto& e : envs) keys.emplace_back(e.tenant, e.id);
+    const auto known = store_.seqs_of(keys);
     json results = json::array();
     std::map<int32_t, std::vector<std::string>> payloads;
     std::map<int32_t, std::vector<size_t>> slots;
     std::set<std::pair<std::string, std::string>> in_batch;
+    std::map<std::pair<std::string, const char*>, size_t> counts;  // (type, result) -> events
     size_t accepted = 0, duplicates = 0;
     for (size_t i = 0; i < envs.size(); ++i) {
       const auto& e = envs[i];
       json r = {{"id", e.id}};
       if (batch) r["index"] = i;
-      if (auto seq = store_.seq_of(e.tenant, e.id)) {
+      if (known[i]) {
         r["status"] = "duplicate";
-        r["seq"] = seq->value();
+        r["seq"] = known[i]->value();
         ++duplicates;
-        metrics_.received(e.type, "duplicate");
-      } else if (!in_batch.insert({e.tenant, e.id}).second) {
+        ++counts[{e.type, "duplicate"}];
+      } else if (!in_batch.insert(keys[i]).second) {
         r["status"] = "duplicate";
         ++duplicates;
-        metrics_.received(e.type, "duplicate");
+        ++counts[{e.type, "duplicate"}];
       } else {
         partition_id p = log_.partition_of(e.tenant);
         r["status"] = "accepted";
@@ -199,6 +205,7 @@ void HttpApi::routes() {
         payloads[p.value()].push_back(events::to_text(e));
         slots[p.value()].push_back(i);
         ++accepted;
+        ++counts[{e.type, "accepted"}];
       }
       results.push_back(std::move(r));
     }
@@ -213,8 +220,7 @@ void HttpApi::routes() {
       const auto& idx = slots[p];
       for (size_t k = 0; k < idx.size(); ++k) results[idx[k]]["offset"] = offsets[k].value();
     }
-    for (const auto& e : envs)
-      if (in_batch.count({e.tenant, e.id})) metrics_.received(e.type, "accepted");
+    for (const auto& [key, count] : counts) metrics_.received(key.first, key.second, count);
     json answer = {{"accepted", accepted}, {"duplicates", duplicates}};
     if (batch)
       answer["results"] = std::move(results);

@@ -246,6 +246,11 @@ event_kind kind_of(std::string_view type) {
 }
 
 result<Envelope, event_error> parse_fact(const json& j) {
+  json copy = j;
+  return parse_fact(std::move(copy));
+}
+
+result<Envelope, event_error> parse_fact(json&& j) {
   auto fail = [&](std::string field, std::string reason) {
     return event_error{j.is_object() ? string_or_empty(j, "id") : std::string{}, std::move(field),
                        std::move(reason), std::nullopt};
@@ -299,16 +304,18 @@ result<Envelope, event_error> parse_fact(const json& j) {
   if (e.type == "conversation.transfer_requested" && !data->contains("to_queue") &&
       !data->contains("to_agent"))
     return fail("data.to_queue", "one of to_queue or to_agent is required");
-  e.data = *data;
+  e.data = std::move(*data);
   return e;
 }
 
-result<Envelope, event_error> read_envelope(const json& j) {
+namespace {
+
+// Reads every envelope field but data (which it only checks is an object).
+std::optional<event_error> read_shape(const json& j, Envelope& e) {
   auto fail = [](std::string field) {
     return event_error{"", std::move(field), "malformed envelope in the log", std::nullopt};
   };
   if (!j.is_object()) return fail("");
-  Envelope e;
   e.id = string_or_empty(j, "id");
   e.type = string_or_empty(j, "type");
   e.tenant = string_or_empty(j, "tenant");
@@ -318,10 +325,18 @@ result<Envelope, event_error> read_envelope(const json& j) {
   e.time_ms = *ms;
   auto data = j.find("data");
   if (data == j.end() || !data->is_object()) return fail("data");
-  e.data = *data;
   auto seq = j.find("seq");
   if (seq != j.end() && seq->is_number_unsigned()) e.seq = seq_no{seq->get<uint64_t>()};
   e.cause = string_or_empty(j, "cause");
+  return std::nullopt;
+}
+
+}  // namespace
+
+result<Envelope, event_error> read_envelope(const json& j) {
+  Envelope e;
+  if (auto err = read_shape(j, e)) return *err;
+  e.data = j["data"];
   return e;
 }
 
@@ -329,7 +344,10 @@ result<Envelope, event_error> read_envelope_text(std::string_view text) {
   json j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded())
     return event_error{"", "", "unparseable envelope in the log", std::nullopt};
-  return read_envelope(j);
+  Envelope e;
+  if (auto err = read_shape(j, e)) return *err;
+  e.data = std::move(j["data"]);
+  return e;
 }
 
 json to_json(const Envelope& e) {

@@ -51,6 +51,8 @@ event_kind kind_of(std::string_view type);
 // the type's data fields (presence, JSON type, ranges, enumerations). Unknown data fields are
 // kept. Decision types are refused: only omniroute writes them.
 result<Envelope, event_error> parse_fact(const json& j);
+// The same, moving `data` out of `j` instead of copying it; the other fields of j stay.
+result<Envelope, event_error> parse_fact(json&& j);
 
 // Reads an envelope that omniroute itself wrote (canonical form); checks only its shape.
 result<Envelope, event_error> read_envelope(const json& j);

@@ -71,8 +71,8 @@ prometheus::Counter& Metrics::counter(prometheus::Family<prometheus::Counter>& f
   return *slot;
 }
 
-void Metrics::received(const std::string& type, const char* result) {
-  counter(ingested_, {{"type", type}, {"result", result}}).Increment();
+void Metrics::received(const std::string& type, const char* result, size_t count) {
+  counter(ingested_, {{"type", type}, {"result", result}}).Increment(static_cast<double>(count));
 }
 
 void Metrics::http_request(const std::string& route, int code) {

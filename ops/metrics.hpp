@@ -26,7 +26,7 @@ class Metrics final : public actors::ProcessorObserver {
 
   // At the front door: an event received, with result "accepted", "duplicate" or "refused".
   // `type` must be a known type (or "unknown"/"unparseable") to keep label sets bounded.
-  void received(const std::string& type, const char* result);
+  void received(const std::string& type, const char* result, size_t count = 1);
   void http_request(const std::string& route, int code);
 
   void on_fact(const std::string& type, const char* result) override;

@@ -130,6 +130,23 @@ std::vector<view_entry> decode_view_record(std::string_view v) {
 
 }  // namespace
 
+std::vector<std::optional<seq_no>> Store::seqs_of(
+    const std::vector<std::pair<std::string, std::string>>& keys) const {
+  std::vector<std::string> raw;
+  raw.reserve(keys.size());
+  for (const auto& [tenant, id] : keys) raw.push_back(tenant_key(tenant, id));
+  std::vector<rocksdb::Slice> slices(raw.begin(), raw.end());
+  std::vector<rocksdb::PinnableSlice> values(raw.size());
+  std::vector<rocksdb::Status> statuses(raw.size());
+  db_->MultiGet(rocksdb::ReadOptions(), cf(view::ids), raw.size(), slices.data(), values.data(),
+                statuses.data());
+  std::vector<std::optional<seq_no>> out(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i)
+    if (statuses[i].ok() && values[i].size() == 8)
+      out[i] = seq_no{get_be({values[i].data(), values[i].size()}, 0, 8)};
+  return out;
+}
+
 std::vector<std::string> Store::journal_after(const std::string& tenant,
                                               std::optional<seq_no> after, size_t limit) const {
   std::vector<std::string> out;

@@ -45,6 +45,9 @@ class Store {
   std::optional<json> document(view v, const std::string& tenant, const std::string& id) const;
   // The journal seq recorded for an idempotency key, or nullopt if the key is unknown.
   std::optional<seq_no> seq_of(const std::string& tenant, const std::string& id) const;
+  // seq_of for many keys at once (one batched lookup), answers in the order of `keys`.
+  std::vector<std::optional<seq_no>> seqs_of(
+      const std::vector<std::pair<std::string, std::string>>& keys) const;
   // Envelopes of a tenant's journal with seq > after (all of them when after is nullopt),
   // at most `limit`, in seq order.
   std::vector<std::string> journal_after(const std::string& tenant, std::optional<seq_no> after,
