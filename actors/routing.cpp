@@ -487,7 +487,9 @@ void Tenant::apply_decision(const Envelope& e) {
     }
     c.offer.clear();
     c.state = conversation_state::assigned;
-    agents_[agent].last_assigned_ms = e.time_ms;
+    Agent& a = agents_[agent];
+    a.last_assigned_ms = e.time_ms;
+    touch_agent(a);
   } else if (t == "conversation.abandoned") {
     unwait();
     release(c);
