@@ -96,105 +96,99 @@ JournalEntry PartitionProcessor::entry_of(const routing::Envelope& e, entry_kind
   return JournalEntry{kind, *e.seq, e.tenant, key, events::to_text(e)};
 }
 
+std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestRecord& rec,
+                                                        Batch& batch) {
+  events::json j = events::json::parse(rec.payload, nullptr, false);
+  auto parsed = j.is_discarded()
+                    ? result<routing::Envelope, events::event_error>(
+                          events::event_error{"", "", "not JSON", std::nullopt})
+                    : events::parse_fact(std::move(j));  // moves only data out of j
+  std::string tenant, id, type;
+  if (parsed) {
+    tenant = parsed->tenant, id = parsed->id, type = parsed->type;
+  } else if (j.is_object()) {
+    tenant = j.value("tenant", ""), id = j.value("id", ""), type = j.value("type", "");
+  }
+  if (!parsed) {
+    // Only a producer other than omniroute's own front door can write such a record. It is
+    // journaled as a refusal when it names a tenant and an id; otherwise it is dropped.
+    observer_.on_fact(events::kind_of(type) == events::event_kind::unknown ? "unknown" : type,
+                      "refused");
+    if (!events::valid_tenant(tenant) || !events::valid_id(id) || log_.partition_of(tenant) != p_) {
+      observer_.on_error(p_, "ingest offset " + std::to_string(rec.offset.value()) +
+                                 " dropped: " + parsed.error().field + " " + parsed.error().reason);
+      return std::nullopt;
+    }
+  }
+  if (!batch.seen.insert(tenant + '\0' + id).second || store_.seq_of(tenant, id)) {
+    if (parsed) observer_.on_fact(type, "duplicate");
+    return std::nullopt;
+  }
+
+  JournalRecord r;
+  r.ingest = rec.offset;
+  routing::Tenant& t = tenant_of(tenants_, tenant);
+  if (!parsed) {
+    // The event's own time may be what is wrong with it: the refusal carries the append time.
+    auto refusal = t.refuse(id, type, rec.appended_us / 1000, parsed.error().field,
+                            parsed.error().reason);
+    r.entries.push_back(entry_of(refusal, entry_kind::refusal, id));
+    return r;
+  }
+  batch.tenants.insert(tenant);
+  routing::Outcome outcome = t.handle(std::move(parsed.value()));
+  observer_.on_fact(type, outcome.refused ? "refused" : "accepted");
+  for (size_t i = 0; i < outcome.entries.size(); ++i) {
+    const auto& e = outcome.entries[i];
+    entry_kind kind =
+        outcome.refused ? entry_kind::refusal : (i == 0 ? entry_kind::fact : entry_kind::decision);
+    r.entries.push_back(entry_of(e, kind, kind == entry_kind::decision ? e.id : id));
+  }
+  return r;
+}
+
 result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   if (!claim_)
     if (Status s = recover(); !s) return s;
 
-  std::vector<events::IngestRecord> batch;
-  if (Status s = log_.read_ingest(p_, cursor_, max_batch_, wait, batch); !s) return s;
-  auto report_lag = [&](ingest_offset next) {
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_lag_report_ < std::chrono::milliseconds(500)) return;
-    last_lag_report_ = now;
-    if (auto end = log_.ingest_end(p_)) observer_.on_lag(p_, end->value() - next.value());
-  };
-  if (batch.empty()) {
+  std::vector<events::IngestRecord> ingest;
+  if (Status s = log_.read_ingest(p_, cursor_, max_batch_, wait, ingest); !s) return s;
+  if (ingest.empty()) {
     report_lag(cursor_);
     return size_t{0};
   }
 
+  Batch batch;
   std::vector<JournalRecord> records;
-  records.reserve(batch.size());
-  std::vector<int64_t> appended_us;
-  std::unordered_set<std::string> seen;
-  std::set<std::string> touched_tenants;
-  for (auto& rec : batch) {
-    events::json j = events::json::parse(rec.payload, nullptr, false);
-    auto parsed = j.is_discarded()
-                      ? result<routing::Envelope, events::event_error>(
-                            events::event_error{"", "", "not JSON", std::nullopt})
-                      : events::parse_fact(std::move(j));  // moves only data out of j
-    if (!parsed) {
-      // Only a producer other than omniroute's own front door can write such a record. It is
-      // journaled as a refusal when it names a tenant and an id; otherwise it is dropped.
-      std::string tenant = j.is_object() ? j.value("tenant", "") : "";
-      std::string id = j.is_object() ? j.value("id", "") : "";
-      std::string type = j.is_object() ? j.value("type", "") : "";
-      observer_.on_fact(events::kind_of(type) == events::event_kind::unknown ? "unknown" : type,
-                        "refused");
-      if (!events::valid_tenant(tenant) || !events::valid_id(id) ||
-          log_.partition_of(tenant) != p_) {
-        observer_.on_error(p_, "ingest offset " + std::to_string(rec.offset.value()) +
-                                   " dropped: " + parsed.error().field + " " +
-                                   parsed.error().reason);
-        continue;
-      }
-      std::string key = tenant + '\0' + id;
-      if (seen.count(key) || store_.seq_of(tenant, id)) continue;
-      seen.insert(key);
-      routing::Tenant& t = tenant_of(tenants_, tenant);
-      auto refusal = t.refuse(id, type, rec.appended_us / 1000, parsed.error().field,
-                              parsed.error().reason);
-      JournalRecord r;
-      r.ingest = rec.offset;
-      r.entries.push_back(entry_of(refusal, entry_kind::refusal, id));
-      records.push_back(std::move(r));
+  std::vector<int64_t> appended_us;  // of each record's ingest record, for latency
+  records.reserve(ingest.size());
+  for (const auto& rec : ingest) {
+    if (auto r = decide(rec, batch)) {
+      records.push_back(std::move(*r));
       appended_us.push_back(rec.appended_us);
-      continue;
     }
-    routing::Envelope& env = parsed.value();
-    std::string key = env.tenant + '\0' + env.id;
-    if (seen.count(key) || store_.seq_of(env.tenant, env.id)) {
-      observer_.on_fact(env.type, "duplicate");
-      continue;
-    }
-    seen.insert(key);
-    touched_tenants.insert(env.tenant);
-    std::string id = env.id, type = env.type;
-    routing::Outcome outcome = tenant_of(tenants_, env.tenant).handle(std::move(env));
-    observer_.on_fact(type, outcome.refused ? "refused" : "accepted");
-    JournalRecord r;
-    r.ingest = rec.offset;
-    for (size_t i = 0; i < outcome.entries.size(); ++i) {
-      entry_kind kind = outcome.refused ? entry_kind::refusal
-                                        : (i == 0 ? entry_kind::fact : entry_kind::decision);
-      r.entries.push_back(
-          entry_of(outcome.entries[i], kind, kind == entry_kind::decision ? outcome.entries[i].id : id));
-    }
-    records.push_back(std::move(r));
-    appended_us.push_back(rec.appended_us);
   }
 
-  const ingest_offset next{batch.back().offset.value() + 1};
+  // Journal first, then the views: a crash in between leaves views behind the journal, which
+  // recovery repairs. Any failure leaves the in-memory state ahead of the journal, so the next
+  // step recovers it from the journal before going on.
+  const ingest_offset next{ingest.back().offset.value() + 1};
   std::vector<journal_pos> positions;
-  if (Status s = log_.append_journal(*claim_, records, next, &positions); !s) {
-    claim_.reset();  // the in-memory state is ahead of the journal: recover before going on
+  Status s = log_.append_journal(*claim_, records, next, &positions);
+  size_t entries = 0;
+  if (s) {
+    projections::ViewBatch views(store_);
+    for (const auto& r : records) {
+      entries += r.entries.size();
+      views.put_record(r);
+    }
+    project_touched(tenants_, views);
+    if (!positions.empty()) s = views.commit(p_, journal_pos{positions.back().value() + 1});
+  }
+  if (!s) {
+    claim_.reset();
     recovered_ = false;
     return s;
-  }
-  size_t entries = 0;
-  projections::ViewBatch views(store_);
-  for (const auto& r : records) {
-    entries += r.entries.size();
-    views.put_record(r);
-  }
-  project_touched(tenants_, views);
-  if (!positions.empty()) {
-    if (Status s = views.commit(p_, journal_pos{positions.back().value() + 1}); !s) {
-      claim_.reset();
-      recovered_ = false;
-      return s;
-    }
   }
   cursor_ = next;
 
@@ -203,12 +197,19 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   for (size_t i = 0; i < records.size(); ++i)
     if (records[i].entries.size() > 1)
       observer_.on_decision_latency(static_cast<double>(now - appended_us[i]) / 1e6);
-  for (const auto& name : touched_tenants) {
+  for (const auto& name : batch.tenants) {
     const routing::Tenant& t = tenants_.at(name);
     observer_.on_tenant(name, t.queue_depths(), t.agents_by_status());
   }
   report_lag(next);
-  return batch.size();
+  return ingest.size();
+}
+
+void PartitionProcessor::report_lag(ingest_offset next) {
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_lag_report_ < std::chrono::milliseconds(500)) return;
+  last_lag_report_ = now;
+  if (auto end = log_.ingest_end(p_)) observer_.on_lag(p_, end->value() - next.value());
 }
 
 }  // namespace omniroute::actors

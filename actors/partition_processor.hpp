@@ -7,7 +7,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "actors/observer.hpp"
@@ -45,8 +47,17 @@ class PartitionProcessor {
   bool recovered() const { return recovered_; }
 
  private:
+  // What one step has seen so far: idempotency keys, and tenants whose state changed.
+  struct Batch {
+    std::unordered_set<std::string> seen;
+    std::set<std::string> tenants;
+  };
+  // The journal record one ingest record leads to, or nothing (a duplicate, or a record that
+  // names no tenant and id to refuse).
+  std::optional<events::JournalRecord> decide(const events::IngestRecord& rec, Batch& batch);
   events::JournalEntry entry_of(const routing::Envelope& e, events::entry_kind kind,
                                 const std::string& key) const;
+  void report_lag(ingest_offset next);
 
   events::EventLog& log_;
   projections::Store& store_;

@@ -43,6 +43,17 @@ struct Node {
   }
 };
 
+// Drops every view, rebuilds them from the journal, and compares with what they were.
+void check_rebuild_equals_live(Node& node) {
+  auto live = node.store->digests();
+  REQUIRE(node.store->clear_views());
+  Tenants tenants;
+  auto end = node.log->journal_end(partition_id{0});
+  REQUIRE(end.has_value());
+  REQUIRE(replay(*node.log, *node.store, partition_id{0}, *end, tenants));
+  CHECK(node.store->digests() == live);
+}
+
 std::string at(int s) { return events::format_rfc3339_ms(1795168800000 + s * 1000); }
 
 std::vector<nlohmann::json> workload(int conversations) {
@@ -158,11 +169,7 @@ TEST_CASE("rebuild equals live when offers are accepted, declined and re-offered
                    event("w" + std::to_string(i), "conversation.wrapped_up", at(13 + 10 * i), {{"conversation", c}, {"agent", (*doc)["agent"]}})});
     node.drain(p);
   }
-  auto live = node.store->digests();
-  REQUIRE(node.store->clear_views());
-  Tenants tenants;
-  REQUIRE(replay(*node.log, *node.store, partition_id{0}, node.log->journal_end(partition_id{0}).value(), tenants));
-  CHECK(node.store->digests() == live);
+  check_rebuild_equals_live(node);
 }
 
 // Random but valid-looking traffic (and some invalid): after it, the views rebuilt from the
@@ -222,10 +229,29 @@ TEST_CASE("rebuild equals live after randomized traffic") {
       }
       node.drain(p);
     }
-    auto live = node.store->digests();
-    REQUIRE(node.store->clear_views());
-    Tenants tenants;
-    REQUIRE(replay(*node.log, *node.store, partition_id{0}, node.log->journal_end(partition_id{0}).value(), tenants));
-    CHECK(node.store->digests() == live);
+    check_rebuild_equals_live(node);
   }
+}
+
+TEST_CASE("records another producer wrote to the ingest log are refused or dropped, never fatal") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  struct Counting : ProcessorObserver {
+    int refused = 0, errors = 0;
+    void on_fact(const std::string&, const char* result) override { refused += std::string(result) == "refused"; }
+    void on_error(partition_id, const std::string&) override { ++errors; }
+  } observer;
+  nlohmann::json bad_time = event("k-1", "agent.heartbeat", "yesterday", {{"agent", "a"}});
+  REQUIRE(node.log->append_ingest(partition_id{0}, {"not json at all", "{\"no\":\"tenant\"}", bad_time.dump()}, nullptr));
+  node.ingest({event("q", "queue.configured", at(1), {{"queue", "billing"}})});
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, observer, 10);
+  node.drain(p);
+  auto journal = node.journal();
+  REQUIRE(journal.size() == 2);
+  CHECK(journal[0]["type"] == "event.refused");
+  CHECK(journal[0]["cause"] == "k-1");
+  CHECK(journal[0]["data"]["field"] == "time");
+  CHECK(journal[1]["id"] == "q");
+  CHECK(observer.refused == 3);
+  CHECK(observer.errors == 2);  // the two records naming no tenant and id are dropped
 }
