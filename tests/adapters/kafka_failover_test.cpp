@@ -1,0 +1,124 @@
+// Two omniroute servers share the partitions of one Kafka cluster (librdkafka's mock cluster):
+// events go in through either, one leaves, the other takes its partitions over. Every fact is
+// journaled exactly once and the survivor serves the tenants the other one had.
+#include <doctest/doctest.h>
+
+#include <httplib.h>
+
+#include "events/kafka_log.hpp"
+#include "ops/server.hpp"
+#include "tests/support/support.hpp"
+
+using namespace omniroute;
+using nlohmann::json;
+using omniroute::testing::event;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<ops::Server> start_node(const std::string& brokers, const std::string& dir) {
+  ops::ServerOptions o;
+  o.engine.data_dir = dir;
+  o.engine.kafka_brokers = brokers;
+  o.engine.kafka_config = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "300"},
+                           {"log_level", "0"}};
+  o.http.port = 0;
+  auto s = ops::Server::start(o);
+  REQUIRE_MESSAGE(s.has_value(), (s ? "" : s.error().message()));
+  return std::move(s.value());
+}
+
+// Fact ids in the whole journal, read from Kafka (the source of truth), with their counts.
+std::map<std::string, int> journaled_facts(const std::string& brokers) {
+  events::KafkaOptions k;
+  k.brokers = brokers;
+  k.config = {{"log_level", "0"}};
+  auto log = events::KafkaLog::open(k);
+  REQUIRE(log.has_value());
+  std::map<std::string, int> facts;
+  for (int i = 0; i < (*log)->partitions(); ++i) {
+    auto end = (*log)->journal_end(partition_id{i});
+    REQUIRE(end.has_value());
+    REQUIRE(events::scan_history(**log, partition_id{i}, *end, [&](const events::StoredRecord& r) {
+      for (const auto& e : r.record.entries)
+        if (e.kind == events::entry_kind::fact) ++facts[e.tenant + "/" + e.id];
+      return Status::ok();
+    }));
+  }
+  return facts;
+}
+
+// Posts the lifecycle of one conversation per tenant; returns the ids sent.
+std::vector<std::string> post_round(httplib::Client& http, int round) {
+  std::vector<std::string> ids;
+  json batch = json::array();
+  for (int t = 0; t < 8; ++t) {
+    std::string tenant = "t" + std::to_string(t), r = std::to_string(round);
+    auto add = [&](json e) {
+      ids.push_back(tenant + "/" + e["id"].get<std::string>());
+      batch.push_back(std::move(e));
+    };
+    std::string time = "2026-11-20T10:0" + r + ":00Z";
+    if (round == 0) {
+      add(event("q", "queue.configured", time, {{"queue", "main"}, {"auto_accept", true}}, tenant));
+      add(event("a", "agent.logged_in", time, {{"agent", "ann"}, {"queues", {"main"}}, {"capacity", {{"chat", 9}}}}, tenant));
+    }
+    add(event("s" + r, "conversation.started", time,
+              {{"conversation", "c" + r}, {"customer", "u"}, {"channel", "web"}, {"queue", "main"}}, tenant));
+  }
+  auto res = http.Post("/v1/events", batch.dump(), "application/json");
+  REQUIRE(res);
+  REQUIRE(res->status == 202);
+  return ids;
+}
+
+bool has_all(const std::map<std::string, int>& facts, const std::vector<std::string>& ids) {
+  for (const auto& id : ids)
+    if (!facts.count(id)) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing is lost or doubled") {
+  testing::MockKafka cluster;
+  cluster.create_topic("omniroute.ingest", 4);
+  cluster.create_topic("omniroute.journal", 4);
+  testing::TempDir dir;
+  auto a = start_node(cluster.brokers(), dir.sub("a"));
+  auto b = start_node(cluster.brokers(), dir.sub("b"));
+  for (int i = 0; i < 300 && !(a->ready() && b->ready()); ++i) std::this_thread::sleep_for(100ms);
+  REQUIRE(a->ready());
+  REQUIRE(b->ready());  // both own partitions: the group split them
+
+  httplib::Client via_a("127.0.0.1", a->port()), via_b("127.0.0.1", b->port());
+  auto ids = post_round(via_a, 0);
+  auto more = post_round(via_b, 1);
+  ids.insert(ids.end(), more.begin(), more.end());
+  std::map<std::string, int> facts;
+  for (int i = 0; i < 200 && !has_all(facts, ids); ++i) {
+    std::this_thread::sleep_for(100ms);  // polling the journal until the processors caught up
+    facts = journaled_facts(cluster.brokers());
+  }
+  REQUIRE(has_all(facts, ids));
+
+  b->stop();  // leaves the group: its partitions move to a
+  b.reset();
+  more = post_round(via_a, 2);
+  ids.insert(ids.end(), more.begin(), more.end());
+  for (int i = 0; i < 300 && !has_all(facts, ids); ++i) {
+    std::this_thread::sleep_for(100ms);
+    facts = journaled_facts(cluster.brokers());
+  }
+  CHECK(has_all(facts, ids));
+  CHECK(facts.size() == ids.size());
+  for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
+
+  // a now owns every partition and has projected the history b wrote.
+  for (int t = 0; t < 8; ++t) {
+    auto res = via_a.Get(("/v1/conversations/c1?tenant=t" + std::to_string(t)).c_str());
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(json::parse(res->body)["state"] == "assigned");
+  }
+}
