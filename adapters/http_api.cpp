@@ -263,7 +263,7 @@ void HttpApi::routes() {
       entries = store_.journal_after(*tenant, from, static_cast<size_t>(*limit));
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
-      if (!entries.empty() || left.count() <= 0) break;
+      if (!entries.empty() || left.count() <= 0 || stopping_) break;
       store_.wait_for_change(seen, left);
     }
     int64_t next = *after;
@@ -309,6 +309,8 @@ Status HttpApi::start() {
 
 void HttpApi::stop() {
   if (thread_.joinable()) {
+    stopping_ = true;
+    store_.wake_waiters();  // long-polls answer with what they have instead of holding shutdown
     server_->stop();
     thread_.join();
   }

@@ -3,6 +3,7 @@
 // The routes and answers are documented in docs/http-api.md.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,7 +24,7 @@ struct HttpOptions {
   int port = 8080;                     // 0: any free port (see HttpApi::port)
   size_t max_body_bytes = 4u << 20;    // larger bodies are refused with 413
   size_t max_batch_events = 10000;     // larger batches are refused with 400
-  int threads = 16;
+  int threads = 64;                    // long-polls hold a thread each while they wait
 };
 
 class HttpApi {
@@ -49,6 +50,7 @@ class HttpApi {
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace omniroute::adapters

@@ -67,6 +67,9 @@ class Store {
   // Waits until views change or `timeout` passes; returns the change counter.
   uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) const;
   uint64_t changes() const;
+  // Wakes every wait_for_change (e.g. at shutdown), as a change would: waiters re-read and
+  // find nothing new.
+  void wake_waiters() { notify(); }
 
  private:
   friend class ViewBatch;

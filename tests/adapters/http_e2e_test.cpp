@@ -228,3 +228,25 @@ TEST_CASE("kafka: the server routes through the kafka engine (mock cluster)") {
                           {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"}, {"queue", "billing"}}));
   CHECK(json::parse(res->body)["status"] == "duplicate");
 }
+
+TEST_CASE("shutdown does not wait for pending long-polls") {
+  Running r;
+  auto waiting = std::async(std::launch::async, [&] {
+    httplib::Client c("127.0.0.1", r.server->port());
+    c.set_read_timeout(40, 0);
+    auto res = c.Get("/v1/journal?tenant=quiet&wait_ms=30000");
+    return res ? res->status : -1;
+  });
+  // Give the long-poll a moment to park (if it has not, it meets the stopping server instead:
+  // either way stop() must not wait out its 30 seconds, so the check below holds regardless).
+  auto t0 = std::chrono::steady_clock::now();
+  while (waiting.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready &&
+         std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(300))
+    std::this_thread::yield();
+  auto stop_started = std::chrono::steady_clock::now();
+  r.server->stop();
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stop_started);
+  CHECK_MESSAGE(took < std::chrono::seconds(5), took.count() << " ms");
+  int status = waiting.get();
+  CHECK((status == 200 || status == -1));
+}
