@@ -98,10 +98,11 @@ JournalEntry PartitionProcessor::entry_of(const routing::Envelope& e, entry_kind
 
 std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestRecord& rec,
                                                         Batch& batch) {
-  events::json j = events::json::parse(rec.payload, nullptr, false);
-  auto parsed = j.is_discarded()
-                    ? result<routing::Envelope, events::event_error>(
-                          events::event_error{"", "", "not JSON", std::nullopt})
+  const bool too_deep = events::nesting_exceeds(rec.payload);
+  events::json j = too_deep ? events::json() : events::json::parse(rec.payload, nullptr, false);
+  auto parsed = too_deep || j.is_discarded()
+                    ? result<routing::Envelope, events::event_error>(events::event_error{
+                          "", "", too_deep ? "nested too deep" : "not JSON", std::nullopt})
                     : events::parse_fact(std::move(j));  // moves only data out of j
   std::string tenant, id, type;
   if (parsed) {
@@ -186,8 +187,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
     if (!positions.empty()) s = views.commit(p_, journal_pos{positions.back().value() + 1});
   }
   if (!s) {
-    claim_.reset();
-    recovered_ = false;
+    invalidate();
     return s;
   }
   cursor_ = next;

@@ -43,6 +43,12 @@ class PartitionProcessor {
   // next step recovers first.
   result<size_t> step(std::chrono::milliseconds wait);
 
+  // Forgets the in-memory state: the next step recovers it from the journal.
+  void invalidate() {
+    claim_.reset();
+    recovered_ = false;
+  }
+
   partition_id partition() const { return p_; }
   bool recovered() const { return recovered_; }
 

@@ -29,7 +29,15 @@ caf::behavior partition_host(caf::stateful_actor<host_state>* self,
   return {
       [=](step_atom) {
         auto& st = self->state;
-        auto n = st.processor->step(st.wait);
+        result<size_t> n = Status::error("not run");
+        try {
+          n = st.processor->step(st.wait);
+        } catch (const std::exception& e) {
+          // A bug, not bad input (that is refused before it gets here). The step's state may
+          // be half-changed, so the processor recovers from the journal before the retry.
+          st.processor->invalidate();
+          n = Status::error(std::string("unexpected exception: ") + e.what());
+        }
         if (!n) {
           st.observer->on_error(st.processor->partition(), n.error().message());
           std::cerr << "omniroute: partition " << st.processor->partition().value() << ": "

@@ -129,6 +129,14 @@ void HttpApi::routes() {
   });
 
   svr.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
+    if (events::nesting_exceeds(req.body)) {
+      metrics_.received("unparseable", "refused");
+      send_error(res, 400, "too_deep",
+                 {{"reason", "JSON nested deeper than " + std::to_string(events::max_json_depth) +
+                                 " levels"},
+                  {"accepted", 0}});
+      return;
+    }
     json body;
     try {
       body = json::parse(req.body);

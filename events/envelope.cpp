@@ -1,6 +1,7 @@
 #include "events/envelope.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <initializer_list>
 #include <unordered_map>
@@ -11,6 +12,9 @@
 namespace omniroute::events {
 namespace {
 
+// The longest duration a field may give (a week): keeps time arithmetic far from overflow.
+constexpr double max_seconds = 604800;
+
 enum class field_kind {
   id,           // non-empty string usable as an id
   text,         // any string
@@ -18,8 +22,8 @@ enum class field_kind {
   number,       // any JSON number
   unit_number,  // number in [0, 1]
   csat,         // number in [1, 5]
-  non_negative, // number >= 0
-  positive,     // number > 0
+  non_negative, // seconds, 0 .. a week
+  positive,     // seconds, > 0 .. a week
   boolean,
   id_list,      // array of ids
   object,       // any JSON object
@@ -141,7 +145,11 @@ std::string check_value(const json& v, const field_spec& spec) {
     case field_kind::text:
       return v.is_string() ? "" : "must be a string";
     case field_kind::integer:
-      return v.is_number_integer() ? "" : "must be an integer";
+      if (!v.is_number_integer()) return "must be an integer";
+      if (v.is_number_unsigned() ? v.get<uint64_t>() > INT32_MAX
+                                 : v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX)
+        return "must be an integer from -2147483648 to 2147483647";
+      return {};
     case field_kind::number:
       return v.is_number() ? "" : "must be a number";
     case field_kind::unit_number:
@@ -150,12 +158,16 @@ std::string check_value(const json& v, const field_spec& spec) {
     case field_kind::csat:
       if (!v.is_number()) return "must be a number";
       return v.get<double>() >= 1 && v.get<double>() <= 5 ? "" : "must be between 1 and 5";
-    case field_kind::non_negative:
+    case field_kind::non_negative:  // a duration in seconds
       if (!v.is_number()) return "must be a number";
-      return v.get<double>() >= 0 ? "" : "must not be negative";
-    case field_kind::positive:
+      return v.get<double>() >= 0 && v.get<double>() <= max_seconds
+                 ? ""
+                 : "must be from 0 to 604800 (seconds in a week)";
+    case field_kind::positive:  // a duration in seconds
       if (!v.is_number()) return "must be a number";
-      return v.get<double>() > 0 ? "" : "must be greater than 0";
+      return v.get<double>() > 0 && v.get<double>() <= max_seconds
+                 ? ""
+                 : "must be greater than 0 and at most 604800 (seconds in a week)";
     case field_kind::boolean:
       return v.is_boolean() ? "" : "must be true or false";
     case field_kind::id_list:
@@ -189,8 +201,9 @@ std::string check_value(const json& v, const field_spec& spec) {
         const std::string at = "step " + std::to_string(i) + " ";
         if (!step.is_object()) return at + "must be an object";
         auto after = step.find("after_s");
-        if (after == step.end() || !after->is_number() || after->get<double>() < 0)
-          return at + "needs after_s, a number >= 0";
+        if (after == step.end() || !after->is_number() || after->get<double>() < 0 ||
+            after->get<double>() > max_seconds)
+          return at + "needs after_s, a number of seconds from 0 to 604800";
         bool has_req = step.contains("requirement") && step["requirement"].is_string();
         bool has_overflow = step.contains("overflow_to") && step["overflow_to"].is_string() &&
                             valid_id(step["overflow_to"].get_ref<const std::string&>());
@@ -220,6 +233,25 @@ json event_error::to_json() const {
   json j = {{"error", "invalid_event"}, {"id", id}, {"field", field}, {"reason", reason}};
   if (index) j["index"] = *index;
   return j;
+}
+
+bool nesting_exceeds(std::string_view text, size_t limit) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
 }
 
 bool valid_id(std::string_view s) {

@@ -63,6 +63,15 @@ result<Envelope, event_error> read_envelope_text(std::string_view text);
 json to_json(const Envelope& e);
 std::string to_text(const Envelope& e);
 
+// Deepest nesting of arrays and objects accepted in a request body (a batch array, the
+// envelope and its data take three levels). Deeper documents are refused before parsing:
+// nlohmann's serializer recurses, and a deep enough document would overflow the stack.
+constexpr size_t max_json_depth = 64;
+
+// True when the JSON text nests arrays/objects deeper than `limit` (strings are skipped, so
+// brackets inside them do not count). Linear, no allocation; does not validate the JSON.
+bool nesting_exceeds(std::string_view text, size_t limit = max_json_depth);
+
 // True when `s` is usable as an id: 1..max_id_bytes bytes, no control characters.
 bool valid_id(std::string_view s);
 // True when `s` is usable as a tenant: 1..64 of [A-Za-z0-9._-].

@@ -159,6 +159,10 @@ TEST_CASE("bad input is refused with a clear error, counted, and changes nothing
   CHECK(a["batch"] == "all_or_nothing");
   CHECK(a["accepted"] == 0);
   a = refused("[]", 400, "empty_batch");
+  a = refused(R"({"id":"deep","type":"conversation.message","tenant":"acme","time":"2026-11-20T10:00:00Z",)"
+              R"("data":{"conversation":"c","from":"customer","text":"x","deep":)" +
+                  std::string(20000, '[') + std::string(20000, ']') + "}}",
+              400, "too_deep");
   a = refused(std::string(70 * 1024, ' '), 413, "body_too_large");
   CHECK(a["limit_bytes"] == 64 * 1024);
   auto form = r.http->Post("/v1/events", std::string(9000, ' '), "application/x-www-form-urlencoded");
@@ -175,7 +179,7 @@ TEST_CASE("bad input is refused with a clear error, counted, and changes nothing
   REQUIRE(r.post(event("late", "queue.configured", "2026-11-19T10:00:00Z", {{"queue", "billing"}, {"priority", 1}}))
               ->status == 202);  // queues take configuration at any time
 
-  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unparseable\"}") == 3);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unparseable\"}") == 4);
   CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unknown\"}") == 1);
   CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"agent.logged_in\"}") == 2);
   CHECK(r.metric("omniroute_events_processed_total{result=\"refused\",type=\"conversation.message\"}") == 1);

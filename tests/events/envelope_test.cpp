@@ -148,3 +148,24 @@ TEST_CASE("to_text writes exactly what to_json dumps, escapes included") {
   e.seq.reset();
   CHECK(to_text(e) == to_json(e).dump());
 }
+
+TEST_CASE("numbers that feed arithmetic are bounded") {
+  json j = started();
+  j["data"]["priority"] = 99999999999;
+  CHECK(refusal(j).reason == "must be an integer from -2147483648 to 2147483647");
+  j["data"]["priority"] = -7;
+  CHECK(parse_fact(j).has_value());
+  json queue = event("q-1", "queue.configured", "2026-11-20T10:00:00Z", {{"queue", "billing"}, {"offer_timeout_s", 1e300}});
+  CHECK(refusal(queue).field == "data.offer_timeout_s");
+  queue["data"]["offer_timeout_s"] = 45;
+  queue["data"]["sl_threshold_s"] = -1;
+  CHECK(refusal(queue).field == "data.sl_threshold_s");
+}
+
+TEST_CASE("nesting depth is measured without parsing, strings excluded") {
+  CHECK_FALSE(nesting_exceeds(R"({"a":[1,{"b":[]}]})", 4));  // object, array, object, array
+  CHECK(nesting_exceeds(R"({"a":[1,{"b":[]}]})", 3));
+  CHECK_FALSE(nesting_exceeds(R"({"a":"[[[[[[\"[[[["})", 1));
+  CHECK(nesting_exceeds(std::string(100000, '['), max_json_depth));
+  CHECK_FALSE(nesting_exceeds(std::string(64, '[') + std::string(64, ']')));
+}
