@@ -3,6 +3,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
+#include <cstdlib>
 
 #include "events/bytes.hpp"
 
@@ -72,7 +73,11 @@ result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::open(EmbeddedHandles h, int pa
   std::string stored;
   auto s = h.db->Get(rocksdb::ReadOptions(), h.meta, "partitions", &stored);
   if (s.ok()) {
-    partitions = std::stoi(stored);
+    char* end = nullptr;
+    long n = std::strtol(stored.c_str(), &end, 10);
+    if (end == stored.c_str() || *end != '\0' || n < 1 || n > 1024)
+      return Status::error("the data directory records an invalid partition count '" + stored + "'");
+    partitions = static_cast<int>(n);
   } else if (s.IsNotFound()) {
     if (partitions < 1 || partitions > 1024)
       return Status::error("partitions must be between 1 and 1024");
