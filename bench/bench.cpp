@@ -75,11 +75,12 @@ double parse_rate(const std::vector<std::string>& texts) {
 }
 
 double e2e_rate(const std::vector<std::string>& texts,
-                const std::vector<std::pair<std::string, std::string>>& last) {
+                const std::vector<std::pair<std::string, std::string>>& last, bool sync) {
   auto dir = std::filesystem::temp_directory_path() / ("omniroute-bench-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   ops::ServerOptions o;
   o.engine.data_dir = dir.string();
+  o.engine.sync = sync;
   o.http.port = 0;
   auto server = ops::Server::start(o);
   if (!server) {
@@ -148,7 +149,10 @@ int main(int argc, char** argv) {
   std::printf("parse: nlohmann::json::parse per event, 1 thread, best of 3: %.0f events/s\n", parse);
   std::printf("e2e: 4 HTTP clients POST batches of 1000 -> ingest -> journal -> projections "
               "(embedded engine)\n");
-  double e2e = e2e_rate(texts, last);
+  double e2e = e2e_rate(texts, last, false);
+  std::printf("e2e with --sync (fsync every append, survives power loss):\n");
+  double e2e_sync = e2e_rate(texts, last, true);
+  std::printf("e2e_sync_events_per_s=%.0f\n", e2e_sync);
   std::printf("e2e_events_per_s=%.0f parse_events_per_s=%.0f ratio=%.3f\n", e2e, parse, e2e / parse);
   return 0;
 }
