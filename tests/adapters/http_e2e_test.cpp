@@ -66,6 +66,17 @@ struct Running {
   }
 };
 
+// A 30-second journal long-poll on its own connection: (status or -1, body).
+std::future<std::pair<int, std::string>> long_poll(Running& r, const std::string& tenant) {
+  const int port = r.server->port();
+  return std::async(std::launch::async, [port, tenant] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(40, 0);
+    auto res = c.Get(("/v1/journal?tenant=" + tenant + "&wait_ms=30000").c_str());
+    return res ? std::make_pair(res->status, res->body) : std::make_pair(-1, std::string());
+  });
+}
+
 const char* T0 = "2026-11-20T10:00:00Z";
 const char* T1 = "2026-11-20T10:00:01Z";
 const char* T2 = "2026-11-20T10:00:02Z";
@@ -203,14 +214,11 @@ TEST_CASE("queries answer 404 for unknown ids and 400 without a tenant") {
 
 TEST_CASE("the journal long-poll returns as soon as a decision is written") {
   Running r;
-  auto waiting = std::async(std::launch::async, [&] {
-    httplib::Client c("127.0.0.1", r.server->port());
-    c.set_read_timeout(40, 0);
-    auto res = c.Get("/v1/journal?tenant=acme&wait_ms=30000");
-    return json::parse(res->body);
-  });
+  auto waiting = long_poll(r, "acme");
   REQUIRE(r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}}))->status == 202);
-  json page = waiting.get();
+  auto answer = waiting.get();
+  REQUIRE(answer.first == 200);
+  json page = json::parse(answer.second);
   REQUIRE(page["entries"].size() >= 1);
   CHECK(page["entries"][0]["id"] == "q-1");
   CHECK(page["next"] == page["entries"].back()["seq"]);
@@ -235,12 +243,7 @@ TEST_CASE("kafka: the server routes through the kafka engine (mock cluster)") {
 
 TEST_CASE("shutdown does not wait for pending long-polls") {
   Running r;
-  auto waiting = std::async(std::launch::async, [&] {
-    httplib::Client c("127.0.0.1", r.server->port());
-    c.set_read_timeout(40, 0);
-    auto res = c.Get("/v1/journal?tenant=quiet&wait_ms=30000");
-    return res ? res->status : -1;
-  });
+  auto waiting = long_poll(r, "quiet");
   // Give the long-poll a moment to park (if it has not, it meets the stopping server instead:
   // either way stop() must not wait out its 30 seconds, so the check below holds regardless).
   auto t0 = std::chrono::steady_clock::now();
@@ -251,6 +254,6 @@ TEST_CASE("shutdown does not wait for pending long-polls") {
   r.server->stop();
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stop_started);
   CHECK_MESSAGE(took < std::chrono::seconds(5), took.count() << " ms");
-  int status = waiting.get();
+  int status = waiting.get().first;
   CHECK((status == 200 || status == -1));
 }
