@@ -37,6 +37,7 @@ const char* to_string(conversation_state s) {
 
 Outcome Tenant::handle(Envelope fact) {
   Outcome out;
+  evict_closed_before(fact.time_ms - closed_retention_ms);  // as apply() will, before the check
   if (auto why = check(fact)) {
     Envelope refusal = decision(fact, "event.refused",
                                 {{"event", fact.id},
@@ -329,8 +330,19 @@ void Tenant::requeue_offers_of(const Envelope& f, Agent& a, std::vector<Envelope
 
 // ---- applying -------------------------------------------------------------------------------
 
+void Tenant::evict_closed_before(int64_t time_ms) {
+  while (!closed_.empty() && closed_.front().first < time_ms) {
+    auto it = conversations_.find(closed_.front().second);
+    if (it != conversations_.end() && it->second.state == conversation_state::closed &&
+        it->second.last_ms <= closed_.front().first)
+      conversations_.erase(it);
+    closed_.pop_front();
+  }
+}
+
 void Tenant::apply(const Envelope& e) {
   if (e.seq && e.seq->value() + 1 > next_seq_) next_seq_ = e.seq->value() + 1;
+  evict_closed_before(e.time_ms - closed_retention_ms);
   switch (events::kind_of(e.type)) {
     case events::event_kind::fact: apply_fact(e); break;
     case events::event_kind::decision: apply_decision(e); break;
@@ -497,6 +509,8 @@ void Tenant::apply_decision(const Envelope& e) {
     unwait();
     release(c);
     c.state = conversation_state::closed;
+    c.last_ms = std::max(c.last_ms, e.time_ms);
+    closed_.emplace_back(c.last_ms, c.id);
   }
 }
 

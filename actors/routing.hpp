@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -46,7 +47,8 @@ class Tenant {
 
   // Decides what a validated fact causes. The fact is refused (state unchanged but for the
   // tenant's seq) when it names an unknown or closed entity, a stale offer, or is older than
-  // the last event of the entity it concerns.
+  // the last event of the entity it concerns. A conversation closed more than 24 hours (event
+  // time) before is forgotten: its id is unknown again, and may start a new conversation.
   Outcome handle(Envelope fact);
 
   // Refuses a fact that failed validation before it reached the domain (e.g. one written to
@@ -118,8 +120,14 @@ class Tenant {
   void apply_fact(const Envelope& e);
   void apply_decision(const Envelope& e);
 
+  // Closed conversations leave memory (not the views) this long after closing, by event
+  // time, so replay evicts exactly what live processing evicted.
+  static constexpr int64_t closed_retention_ms = 24 * 3600 * 1000;
+  void evict_closed_before(int64_t time_ms);
+
   std::string name_;
   uint64_t next_seq_ = 0;
+  std::deque<std::pair<int64_t, std::string>> closed_;  // (closed at, conversation), in order
   // Looked up by id only; every iteration that decides something goes through ordered sets.
   std::unordered_map<std::string, Conversation> conversations_;
   std::unordered_map<std::string, Agent> agents_;

@@ -268,3 +268,26 @@ TEST_CASE("replaying the journal through apply rebuilds exactly the live state")
   for (const char* a : {"alice", "bob"}) CHECK(*replayed.agent_view(a) == s.agent(a));
   for (const char* q : {"billing", "vip"}) CHECK(*replayed.queue_view(q) == s.queue(q));
 }
+
+TEST_CASE("a closed conversation leaves memory a day after closing; its id may then start anew") {
+  Scenario s;
+  s.configure("billing", {{"auto_accept", true}});
+  s.login("alice", {{"chat", 1}});
+  s.start("c-1");
+  s.fact("conversation.ended", {{"conversation", "c-1"}, {"by", "customer"}});
+  s.fact("conversation.wrapped_up", {{"conversation", "c-1"}, {"agent", "alice"}});
+  CHECK(s.conversation("c-1")["state"] == "closed");
+  auto ds = s.start("c-1");  // the same day: refused
+  REQUIRE(ds.size() == 1);
+  CHECK(ds[0].second["reason"] == "conversation is closed; start a new conversation id");
+
+  s.fact("agent.heartbeat", {{"agent", "alice"}}, 24 * 3600);  // a day later
+  CHECK_FALSE(s.tenant.conversation_view("c-1").has_value());
+  ds = s.start("c-1");
+  REQUIRE(s.types(ds) == std::vector<std::string>{"conversation.queued", "conversation.assigned"});
+
+  Tenant replayed("acme");  // replay forgets exactly the same conversations
+  for (const auto& e : s.journal) replayed.apply(*events::read_envelope_text(events::to_text(e)));
+  CHECK(*replayed.conversation_view("c-1") == s.conversation("c-1"));
+  CHECK(*replayed.agent_view("alice") == s.agent("alice"));
+}
