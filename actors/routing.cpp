@@ -278,15 +278,29 @@ void Tenant::offer(const Envelope& f, Conversation& c, const Agent& a, std::vect
 void Tenant::dispatch_queue(const Envelope& f, const std::string& queue, std::vector<Envelope>& out) {
   auto q = queues_.find(queue);
   auto members = queue_agents_.find(queue);
-  if (q == queues_.end() || members == queue_agents_.end()) return;
+  if (q == queues_.end() || members == queue_agents_.end() || q->second.waiting.empty()) return;
+  // The members that could take anything now, in agent id order. Under load this is usually
+  // nobody, and the waiting conversations need not be looked at.
+  std::vector<const Agent*> ready;
+  for (const auto& id : members->second) {
+    const Agent& a = agents_.at(id);
+    if (!a.logged_in || a.status != "available") continue;
+    for (const auto& [slot, cap] : a.capacity) {
+      auto load = a.load.find(slot);
+      if ((load == a.load.end() ? 0 : load->second) < cap) {
+        ready.push_back(&a);
+        break;
+      }
+    }
+  }
+  if (ready.empty()) return;
   std::vector<wait_key> waiting(q->second.waiting.begin(), q->second.waiting.end());
   for (const auto& key : waiting) {
     Conversation& c = conversations_.at(std::get<3>(key));
     const Agent* best = nullptr;
-    for (const auto& id : members->second) {
-      const Agent& a = agents_.at(id);
-      if (!eligible(a, c)) continue;
-      if (!best || a.last_assigned_ms < best->last_assigned_ms) best = &a;
+    for (const Agent* a : ready) {
+      if (!eligible(*a, c)) continue;
+      if (!best || a->last_assigned_ms < best->last_assigned_ms) best = a;
     }
     if (best) offer(f, c, *best, out);
   }
