@@ -33,7 +33,7 @@ json event(const std::string& id, const std::string& type, const std::string& te
 std::vector<std::string> make_events(size_t n, std::vector<std::pair<std::string, std::string>>& last) {
   std::vector<std::string> out;
   const int tenants = 8;
-  std::vector<json> tail(tenants);
+  last.resize(tenants);
   for (int t = 0; t < tenants; ++t) {
     std::string tn = "tenant" + std::to_string(t);
     out.push_back(event(tn + "-q", "queue.configured", tn, 0, {{"queue", "support"}, {"auto_accept", true}}).dump());
@@ -55,7 +55,6 @@ std::vector<std::string> make_events(size_t n, std::vector<std::pair<std::string
                         {{"conversation", c}, {"from", "customer"}, {"text", "my card was charged twice"}})
                       .dump());
     out.push_back(event(tn + "-e" + k, "conversation.ended", tn, ms + 2, {{"conversation", c}, {"by", "customer"}}).dump());
-    last.resize(tenants);
     last[t] = {tn, tn + "-e" + k};
   }
   return out;

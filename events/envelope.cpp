@@ -365,13 +365,6 @@ std::optional<event_error> read_shape(const json& j, Envelope& e) {
 
 }  // namespace
 
-result<Envelope, event_error> read_envelope(const json& j) {
-  Envelope e;
-  if (auto err = read_shape(j, e)) return *err;
-  e.data = j["data"];
-  return e;
-}
-
 result<Envelope, event_error> read_envelope_text(std::string_view text) {
   json j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded())

@@ -55,7 +55,6 @@ result<Envelope, event_error> parse_fact(const json& j);
 result<Envelope, event_error> parse_fact(json&& j);
 
 // Reads an envelope that omniroute itself wrote (canonical form); checks only its shape.
-result<Envelope, event_error> read_envelope(const json& j);
 result<Envelope, event_error> read_envelope_text(std::string_view text);
 
 // The canonical JSON form: {"cause"?, "data", "id", "seq"?, "tenant", "time", "type"}, with

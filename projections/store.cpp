@@ -171,19 +171,6 @@ std::vector<std::string> Store::journal_after(const std::string& tenant,
   return out;
 }
 
-seq_no Store::journal_next(const std::string& tenant) const {
-  std::string lower = tenant;
-  lower.push_back('\0');
-  rocksdb::Slice lower_slice(lower);
-  rocksdb::ReadOptions ro;
-  ro.iterate_lower_bound = &lower_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(view::journal)));
-  it->SeekForPrev(seq_key(tenant, UINT64_MAX));
-  if (!it->Valid() || it->key().size() != tenant.size() + 9) return seq_no{0};
-  auto entries = decode_view_record({it->value().data(), it->value().size()});
-  return seq_no{entries.empty() ? 0 : entries.back().seq + 1};
-}
-
 journal_pos Store::applied(partition_id p) const {
   std::string value;
   if (!db_->Get(rocksdb::ReadOptions(), cfs_.at(view_meta), applied_key(p), &value).ok() ||

@@ -52,8 +52,6 @@ class Store {
   // at most `limit`, in seq order.
   std::vector<std::string> journal_after(const std::string& tenant, std::optional<seq_no> after,
                                          size_t limit) const;
-  // One past the highest seq of a tenant's journal view (0 when empty).
-  seq_no journal_next(const std::string& tenant) const;
 
   // The journal position up to which partition p's records are in the views.
   journal_pos applied(partition_id p) const;

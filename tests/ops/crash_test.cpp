@@ -174,9 +174,6 @@ void crash_and_check(size_t events, int min_kills, const std::vector<std::string
       REQUIRE_MESSAGE(killed, "the server refused or dropped a batch without being killed: "
                                   << (res ? res->body : httplib::to_string(res.error())));
     }
-    if (std::getenv("OMNIROUTE_CRASH_TRACE"))
-      std::fprintf(stderr, "batch at %zu: %s%s\n", start, res ? std::to_string(res->status).c_str() : "no answer",
-                   killed ? ", killed" : "");
     if (killed) {
       child.reap();
       ++kills;
