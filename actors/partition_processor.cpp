@@ -16,7 +16,8 @@ int64_t now_us() {
       .count();
 }
 
-routing::Tenant& tenant_of(Tenants& tenants, const std::string& name) {
+routing::Tenant& tenant_of(std::map<std::string, routing::Tenant>& tenants,
+                           const std::string& name) {
   auto it = tenants.find(name);
   if (it == tenants.end()) it = tenants.emplace(name, routing::Tenant(name)).first;
   return it->second;
@@ -24,9 +25,10 @@ routing::Tenant& tenant_of(Tenants& tenants, const std::string& name) {
 
 }  // namespace
 
-void project_touched(Tenants& tenants, projections::ViewBatch& batch) {
+void project_touched(PartitionState& state, projections::ViewBatch& batch) {
   using projections::view;
-  for (auto& [name, tenant] : tenants) {
+  batch.add_intervals(state.intervals.take_deltas());
+  for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
     for (const auto& id : t.conversations)
       if (auto doc = tenant.conversation_view(id)) batch.put_document(view::conversations, name, id, *doc);
@@ -38,7 +40,7 @@ void project_touched(Tenants& tenants, projections::ViewBatch& batch) {
 }
 
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
-              Tenants& tenants) {
+              PartitionState& state) {
   const journal_pos applied = store.applied(p);
   projections::ViewBatch batch(store);
   journal_pos last{-1};
@@ -48,22 +50,24 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
       if (!env)
         return Status::error("journal partition " + std::to_string(p.value()) + " position " +
                              std::to_string(r.pos.value()) + ": " + env.error().reason);
-      tenant_of(tenants, e.tenant).apply(*env);
+      tenant_of(state.tenants, e.tenant).apply(*env);
+      state.intervals.apply(*env);
     }
     if (r.pos >= applied) batch.put_record(r.record);
     if (r.pos < applied) {
-      for (auto& [name, t] : tenants) t.take_touched();  // already in the views
+      for (auto& [name, t] : state.tenants) t.take_touched();  // already in the views
+      state.intervals.take_deltas();
       return Status::ok();
     }
     last = r.pos;
     if (batch.size() >= 4096) {
-      project_touched(tenants, batch);
+      project_touched(state, batch);
       return batch.commit(p, journal_pos{r.pos.value() + 1});
     }
     return Status::ok();
   });
   if (!s) return s;
-  project_touched(tenants, batch);
+  project_touched(state, batch);
   // Markers and zombie records change no view, but the views have seen everything up to `end`.
   journal_pos upto = end > applied ? end : applied;
   if (last.value() >= 0 || upto > applied) return batch.commit(p, upto);
@@ -78,10 +82,10 @@ PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store
 Status PartitionProcessor::recover() {
   recovered_ = false;
   claim_.reset();
-  tenants_.clear();
+  state_ = PartitionState{};
   auto claim = log_.claim(p_);
   if (!claim) return claim.error();
-  if (Status s = replay(log_, store_, p_, claim->epoch, tenants_); !s) return s;
+  if (Status s = replay(log_, store_, p_, claim->epoch, state_); !s) return s;
   // The views have seen the marker too.
   projections::ViewBatch marker_seen(store_);
   if (Status s = marker_seen.commit(p_, journal_pos{claim->epoch.value() + 1}); !s) return s;
@@ -128,7 +132,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestReco
 
   JournalRecord r;
   r.ingest = rec.offset;
-  routing::Tenant& t = tenant_of(tenants_, tenant);
+  routing::Tenant& t = tenant_of(state_.tenants, tenant);
   if (!parsed) {
     // The event's own time may be what is wrong with it: the refusal carries the append time.
     auto refusal = t.refuse(id, type, rec.appended_us / 1000, parsed.error().field,
@@ -144,6 +148,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestReco
     entry_kind kind =
         outcome.refused ? entry_kind::refusal : (i == 0 ? entry_kind::fact : entry_kind::decision);
     r.entries.push_back(entry_of(e, kind, kind == entry_kind::decision ? e.id : id));
+    if (!outcome.refused) state_.intervals.apply(e);
   }
   return r;
 }
@@ -183,7 +188,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
       entries += r.entries.size();
       views.put_record(r);
     }
-    project_touched(tenants_, views);
+    project_touched(state_, views);
     if (!positions.empty()) s = views.commit(p_, journal_pos{positions.back().value() + 1});
   }
   if (!s) {
@@ -198,7 +203,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
     if (records[i].entries.size() > 1)
       observer_.on_decision_latency(static_cast<double>(now - appended_us[i]) / 1e6);
   for (const auto& name : batch.tenants) {
-    const routing::Tenant& t = tenants_.at(name);
+    const routing::Tenant& t = state_.tenants.at(name);
     observer_.on_tenant(name, t.queue_depths(), t.agents_by_status());
   }
   report_lag(next);

@@ -19,16 +19,22 @@
 
 namespace omniroute::actors {
 
-using Tenants = std::map<std::string, routing::Tenant>;
+// What a partition host holds in memory, all of it rebuilt from the journal: the routing state
+// of each tenant and the contacts the interval statistics are still following.
+struct PartitionState {
+  std::map<std::string, routing::Tenant> tenants;
+  projections::IntervalStats intervals;
+};
 
-// Feeds the history of partition p up to `end` (exclusive) to `tenants` and writes to the
+// Feeds the history of partition p up to `end` (exclusive) to `state` and writes to the
 // views what they do not have yet (records at or after the partition's applied position).
 // This is both recovery (end = the claim's marker) and rebuild (views cleared first).
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
-              Tenants& tenants);
+              PartitionState& state);
 
-// Writes the current views of every entity touched in `tenants` into `batch`.
-void project_touched(Tenants& tenants, projections::ViewBatch& batch);
+// Writes the current views of every entity touched in `state`, and the interval statistics'
+// changes, into `batch`.
+void project_touched(PartitionState& state, projections::ViewBatch& batch);
 
 class PartitionProcessor {
  public:
@@ -72,7 +78,7 @@ class PartitionProcessor {
   size_t max_batch_;
   std::optional<events::Claim> claim_;
   ingest_offset cursor_{0};
-  Tenants tenants_;
+  PartitionState state_;
   std::atomic<bool> recovered_{false};
   std::chrono::steady_clock::time_point last_lag_report_{};
 };

@@ -1,4 +1,5 @@
 #include "adapters/http_api.hpp"
+#include "adapters/ingest.hpp"
 
 #include <httplib.h>
 
@@ -7,6 +8,7 @@
 #include <set>
 
 #include "events/envelope.hpp"
+#include "events/time.hpp"
 
 namespace omniroute::adapters {
 namespace {
@@ -56,6 +58,36 @@ std::optional<int64_t> int_param(const httplib::Request& req, httplib::Response&
               {"reason", "must be an integer from " + std::to_string(lo) + " to " +
                              std::to_string(hi)}});
   return std::nullopt;
+}
+
+// An RFC 3339 query parameter as ms since the epoch, `fallback` when absent, or an error answer.
+std::optional<int64_t> time_param(const httplib::Request& req, httplib::Response& res,
+                                  const char* name, int64_t fallback) {
+  if (!req.has_param(name)) return fallback;
+  if (auto ms = events::parse_rfc3339_ms(req.get_param_value(name))) return *ms;
+  send_error(res, 400, "invalid_parameter",
+             {{"parameter", name}, {"reason", "must be an RFC 3339 time, e.g. 2026-11-20T10:00:00Z"}});
+  return std::nullopt;
+}
+
+json interval_json(const projections::IntervalRow& r, int64_t interval_ms) {
+  const auto& c = r.counters;
+  json j = {{"start", events::format_rfc3339_ms(r.bucket_ms)},
+            {"end", events::format_rfc3339_ms(r.bucket_ms + interval_ms)},
+            {"channel", r.channel}};
+  j.update(c.to_json());
+  const int64_t finished = c.answered + c.abandoned;
+  const int64_t sl_base = c.answered + c.abandoned - c.abandoned_within_threshold;
+  j["service_level"] = sl_base > 0 ? json(static_cast<double>(c.answered_within_threshold) /
+                                          static_cast<double>(sl_base))
+                                   : json(nullptr);
+  j["mean_wait_s"] = finished > 0 ? json(static_cast<double>(c.wait_time_ms) / 1000.0 /
+                                         static_cast<double>(finished))
+                                  : json(nullptr);
+  j["aht_s"] = c.answered > 0 ? json(static_cast<double>(c.handle_time_ms) / 1000.0 /
+                                     static_cast<double>(c.answered))
+                              : json(nullptr);
+  return j;
 }
 
 std::string type_label(const json& event) {
@@ -183,50 +215,33 @@ void HttpApi::routes() {
       return;
     }
 
-    std::vector<std::pair<std::string, std::string>> keys;
-    keys.reserve(envs.size());
-    for (const auto& e : envs) keys.emplace_back(e.tenant, e.id);
-    const auto known = store_.seqs_of(keys);
+    auto ingested = ingest(log_, store_, envs);
+    if (!ingested) {
+      // Some partitions may already hold their events; a retry is safe (idempotency keys).
+      send_error(res, 503, "unavailable",
+                 {{"reason", ingested.error().message()}, {"retry", "resend the same request"}});
+      return;
+    }
     json results = json::array();
-    std::map<int32_t, std::vector<std::string>> payloads;
-    std::map<int32_t, std::vector<size_t>> slots;
-    std::set<std::pair<std::string, std::string>> in_batch;
     std::map<std::pair<std::string, const char*>, size_t> counts;  // (type, result) -> events
     size_t accepted = 0, duplicates = 0;
     for (size_t i = 0; i < envs.size(); ++i) {
-      const auto& e = envs[i];
-      json r = {{"id", e.id}};
+      const IngestResult& in = (*ingested)[i];
+      json r = {{"id", envs[i].id}};
       if (batch) r["index"] = i;
-      if (known[i]) {
+      if (in.duplicate) {
         r["status"] = "duplicate";
-        r["seq"] = known[i]->value();
+        if (in.seq) r["seq"] = in.seq->value();
         ++duplicates;
-        ++counts[{e.type, "duplicate"}];
-      } else if (!in_batch.insert(keys[i]).second) {
-        r["status"] = "duplicate";
-        ++duplicates;
-        ++counts[{e.type, "duplicate"}];
+        ++counts[{envs[i].type, "duplicate"}];
       } else {
-        partition_id p = log_.partition_of(e.tenant);
         r["status"] = "accepted";
-        r["partition"] = p.value();
-        payloads[p.value()].push_back(events::to_text(e));
-        slots[p.value()].push_back(i);
+        r["partition"] = in.partition.value();
+        r["offset"] = in.offset->value();
         ++accepted;
-        ++counts[{e.type, "accepted"}];
+        ++counts[{envs[i].type, "accepted"}];
       }
       results.push_back(std::move(r));
-    }
-    for (auto& [p, texts] : payloads) {
-      std::vector<ingest_offset> offsets;
-      if (Status s = log_.append_ingest(partition_id{p}, texts, &offsets); !s) {
-        // Some partitions may already hold their events; a retry is safe (idempotency keys).
-        send_error(res, 503, "unavailable",
-                   {{"reason", s.message()}, {"retry", "resend the same request"}});
-        return;
-      }
-      const auto& idx = slots[p];
-      for (size_t k = 0; k < idx.size(); ++k) results[idx[k]]["offset"] = offsets[k].value();
     }
     for (const auto& [key, count] : counts) metrics_.received(key.first, key.second, count);
     json answer = {{"accepted", accepted}, {"duplicates", duplicates}};
@@ -235,6 +250,45 @@ void HttpApi::routes() {
     else
       answer.update(results[0]);
     send_json(res, 202, answer);
+  });
+
+  svr.Get(R"(/v1/queues/([^/]+)/intervals)", [this](const httplib::Request& req,
+                                                    httplib::Response& res) {
+    auto tenant = tenant_param(req, res);
+    if (!tenant) return;
+    const std::string queue = req.matches[1];
+    auto from = time_param(req, res, "from", INT64_MIN / 2);
+    if (!from) return;
+    auto to = time_param(req, res, "to", INT64_MAX / 2);
+    if (!to) return;
+    auto interval_s = int_param(req, res, "interval_s", 900, 300, 86400);
+    if (!interval_s) return;
+    if (*interval_s % 300 != 0 || 86400 % *interval_s != 0) {
+      send_error(res, 400, "invalid_parameter",
+                 {{"parameter", "interval_s"},
+                  {"reason", "must be a multiple of 300 that divides a day (300, 900, 1800, "
+                             "3600, ..., 86400)"}});
+      return;
+    }
+    const std::string channel = req.has_param("channel") ? req.get_param_value("channel") : "";
+    const int64_t interval_ms = *interval_s * 1000;
+    // Whole intervals: `from` rounds down and `to` up to the interval grid.
+    const int64_t lo = projections::bucket_of(*from, interval_ms);
+    const int64_t hi = projections::bucket_of(*to - 1, interval_ms) + interval_ms;
+    auto rows = store_.intervals(*tenant, queue, lo, hi);
+    if (!channel.empty() && channel != "*")
+      rows.erase(std::remove_if(rows.begin(), rows.end(),
+                                [&](const auto& r) { return r.channel != channel; }),
+                 rows.end());
+    json out = json::array();
+    for (const auto& r : projections::roll_up(rows, interval_ms, channel == "*"))
+      out.push_back(interval_json(r, interval_ms));
+    send_json(res, 200,
+              {{"tenant", *tenant},
+               {"queue", queue},
+               {"interval_s", *interval_s},
+               {"channel", channel.empty() ? "each" : channel},
+               {"intervals", std::move(out)}});
   });
 
   auto view_route = [this](const char* pattern, projections::view v, const char* what) {

@@ -31,6 +31,8 @@ enum class field_kind {
   capacity,     // object: channel -> integer >= 0
   relax_steps,  // array of {after_s, requirement | overflow_to}
   one_of,       // string from `choices`
+  timestamp,    // RFC 3339 string
+  schedule,     // array of {start, end (timestamps), agents (number >= 0)}
 };
 
 struct field_spec {
@@ -111,6 +113,25 @@ const std::unordered_map<std::string, schema>& fact_schemas() {
         {"csat", field_kind::csat, false}}},
       {"conversation.wrapped_up",
        {{"conversation", field_kind::id, true}, {"agent", field_kind::id, true}}},
+      // A finished contact from another system's history (an ACD's call-by-call export):
+      // counted by the interval statistics, not routed. Its time is its arrival in the queue.
+      {"contact.recorded",
+       {{"contact", field_kind::id, true},
+        {"queue", field_kind::id, true},
+        {"channel", field_kind::id, true},
+        {"outcome", field_kind::one_of, true, {"answered", "abandoned"}},
+        {"waited_s", field_kind::non_negative, true},
+        {"handled_s", field_kind::non_negative, false},
+        {"queued", field_kind::boolean, false},
+        {"agent", field_kind::id, false},
+        {"customer", field_kind::id, false},
+        {"attributes", field_kind::object, false}}},
+      // Agents planned per interval for a queue; a later schedule replaces the earlier one
+      // where their intervals overlap.
+      {"schedule.published",
+       {{"queue", field_kind::id, true},
+        {"intervals", field_kind::schedule, true},
+        {"channel", field_kind::id, false}}},
       {"arbitration.outcome",
        {{"decision", field_kind::id, true},
         {"accepted", field_kind::boolean, true},
@@ -208,6 +229,30 @@ std::string check_value(const json& v, const field_spec& spec) {
         bool has_overflow = step.contains("overflow_to") && step["overflow_to"].is_string() &&
                             valid_id(step["overflow_to"].get_ref<const std::string&>());
         if (!has_req && !has_overflow) return at + "needs a requirement or an overflow_to queue";
+      }
+      return {};
+    case field_kind::timestamp:
+      if (!v.is_string() || !parse_rfc3339_ms(v.get_ref<const std::string&>()))
+        return "must be an RFC 3339 time, e.g. 2026-11-20T10:00:00Z";
+      return {};
+    case field_kind::schedule:
+      if (!v.is_array() || v.empty()) return "must be a non-empty list of {start, end, agents}";
+      if (v.size() > 10000) return "must have at most 10000 intervals";
+      for (size_t i = 0; i < v.size(); ++i) {
+        const auto& iv = v[i];
+        const std::string at = "interval " + std::to_string(i) + " ";
+        if (!iv.is_object()) return at + "must be an object";
+        std::optional<int64_t> start, end;
+        if (iv.contains("start") && iv["start"].is_string())
+          start = parse_rfc3339_ms(iv["start"].get_ref<const std::string&>());
+        if (iv.contains("end") && iv["end"].is_string())
+          end = parse_rfc3339_ms(iv["end"].get_ref<const std::string&>());
+        if (!start || !end) return at + "needs start and end, RFC 3339 times";
+        if (*end <= *start) return at + "must end after it starts";
+        if (*end - *start > 7LL * 24 * 3600 * 1000) return at + "must be at most a week long";
+        if (!iv.contains("agents") || !iv["agents"].is_number() || iv["agents"].get<double>() < 0 ||
+            iv["agents"].get<double>() > 100000)
+          return at + "needs agents, a number from 0 to 100000";
       }
       return {};
     case field_kind::one_of:

@@ -7,6 +7,7 @@
 
 #include "actors/partition_processor.hpp"
 #include "events/journal.hpp"
+#include "projections/erlang.hpp"
 #include "ops/server.hpp"
 
 namespace {
@@ -88,7 +89,7 @@ int replay(const ops::EngineOptions& options, bool rebuild) {
     partition_id p{i};
     auto end = log.journal_end(p);
     if (!end) return fail(end.error().message());
-    actors::Tenants tenants;
+    actors::PartitionState tenants;
     if (Status s = actors::replay(log, store, p, *end, tenants); !s) return fail(s.message());
   }
   std::cout << store.digests().dump(2) << "\n";
@@ -117,6 +118,49 @@ int journal(const ops::EngineOptions& options, const std::string& tenant) {
     });
     if (!s) return fail(s.message());
   }
+  return 0;
+}
+
+struct ErlangArgs {
+  projections::Workload workload;
+  projections::Target target;
+  std::optional<int> agents;
+  bool has_target = false;
+  double patience_s = 0;
+};
+
+nlohmann::json performance_json(const projections::Performance& p) {
+  nlohmann::json j = {{"agents", p.agents},
+                      {"p_wait", p.p_wait},
+                      {"service_level", p.service_level},
+                      {"asa_s", p.asa_s ? nlohmann::json(*p.asa_s) : nlohmann::json(nullptr)},
+                      {"occupancy", p.occupancy}};
+  if (p.p_abandon) j["p_abandon"] = *p.p_abandon;
+  return j;
+}
+
+int erlang(ErlangArgs a, bool model_a) {
+  if (model_a) a.workload.patience_s = a.patience_s;
+  if (auto why = projections::check(a.workload)) return fail(*why);
+  if (auto why = projections::check(a.target)) return fail(*why);
+  if (!a.agents && !a.has_target) return fail("give --agents N, --target-sl S, or both");
+  nlohmann::json out = {{"model", model_a ? "erlang_a" : "erlang_c"},
+                        {"load_erlangs", a.workload.load()}};
+  if (a.agents) out.update(performance_json(projections::perform(a.workload, *a.agents)));
+  if (a.has_target) {
+    auto r = projections::required(a.workload, a.target);
+    nlohmann::json req = performance_json(r.at_raw);
+    req["raw_agents"] = r.raw_agents;
+    req["agents"] = r.agents;
+    req["target_sl"] = a.target.service_level;
+    req["max_occupancy"] = a.target.max_occupancy;
+    req["shrinkage"] = a.target.shrinkage;
+    if (a.agents)
+      out["required"] = req;
+    else
+      out.update(req);
+  }
+  std::cout << out.dump(2) << "\n";
   return 0;
 }
 
@@ -153,7 +197,35 @@ int main(int argc, char** argv) {
   add_engine_options(journal_cmd, journal_options);
   journal_cmd->add_option("--tenant", tenant, "only this tenant");
 
+  ErlangArgs erlang_args;
+  auto* erlang_cmd = app.add_subcommand(
+      "erlang", "staffing math: performance with N agents, or the agents a target needs (JSON)");
+  erlang_cmd->require_subcommand(1);
+  auto* erlang_c_cmd = erlang_cmd->add_subcommand("c", "Erlang C (M/M/N)");
+  auto* erlang_a_cmd = erlang_cmd->add_subcommand("a", "Erlang A (M/M/N+M, with abandonment)");
+  for (auto* cmd : {erlang_c_cmd, erlang_a_cmd}) {
+    auto& w = erlang_args.workload;
+    auto& t = erlang_args.target;
+    cmd->add_option("--arrivals", w.arrivals, "contacts per interval")->required();
+    cmd->add_option("--interval-s", w.interval_s, "interval length in seconds")->capture_default_str();
+    cmd->add_option("--aht-s", w.aht_s, "average handle time in seconds")->required();
+    cmd->add_option("--threshold-s", w.threshold_s, "service level threshold in seconds")
+        ->capture_default_str();
+    cmd->add_option("--concurrency", w.concurrency, "contacts one agent serves at once (chat)")
+        ->capture_default_str();
+    cmd->add_option("--agents", erlang_args.agents, "agents to evaluate");
+    cmd->add_option_function<double>(
+        "--target-sl", [&](double v) { erlang_args.has_target = true, t.service_level = v; },
+        "service level target (0..1): answer with the agents needed");
+    cmd->add_option("--max-occupancy", t.max_occupancy, "occupancy cap (0..1]")->capture_default_str();
+    cmd->add_option("--shrinkage", t.shrinkage, "share of paid time away from contacts [0..1)")
+        ->capture_default_str();
+  }
+  erlang_a_cmd->add_option("--patience-s", erlang_args.patience_s, "mean patience in seconds")
+      ->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (*erlang_cmd) return erlang(erlang_args, erlang_a_cmd->parsed());
   if (*serve_cmd) return serve(server_options, http);
   if (*replay_cmd) return replay(replay_options, rebuild);
   if (*digest_cmd) return digest(digest_options);

@@ -1,6 +1,7 @@
 #include "projections/store.hpp"
 
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/table.h>
 
 #include <cinttypes>
@@ -35,6 +36,43 @@ std::string seq_key(const std::string& tenant, uint64_t seq) {
 
 std::string applied_key(partition_id p) { return "applied/" + std::to_string(p.value()); }
 
+// Interval keys: tenant \0 queue \0 bucket start (8 bytes, big-endian, sign bit flipped so
+// that times before 1970 sort first) channel.
+std::string interval_prefix(const std::string& tenant, const std::string& queue) {
+  std::string k = tenant;
+  k.push_back('\0');
+  k += queue;
+  k.push_back('\0');
+  return k;
+}
+
+std::string interval_key(const IntervalKey& key) {
+  std::string k = interval_prefix(key.tenant, key.queue);
+  put_be(k, static_cast<uint64_t>(key.bucket_ms) ^ (uint64_t{1} << 63), 8);
+  k += key.channel;
+  return k;
+}
+
+// Adds interval counters: the intervals view is written with merges only, so no write reads.
+class AddCounters : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger*) const override {
+    auto add = IntervalCounters::decode({value.data(), value.size()});
+    if (!add) return false;
+    if (existing) {
+      auto sum = IntervalCounters::decode({existing->data(), existing->size()});
+      if (!sum) return false;
+      sum->add(*add);
+      *new_value = sum->encode();
+    } else {
+      *new_value = add->encode();
+    }
+    return true;
+  }
+  const char* Name() const override { return "omniroute.AddIntervalCounters"; }
+};
+
 rocksdb::ColumnFamilyOptions cf_options() {
   rocksdb::ColumnFamilyOptions o;
   rocksdb::BlockBasedTableOptions t;
@@ -52,6 +90,7 @@ const char* name_of(view v) {
     case view::queues: return "queues";
     case view::journal: return "journal_index";
     case view::ids: return "ids";
+    case view::intervals: return "intervals";
   }
   return "?";
 }
@@ -67,7 +106,10 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options());
   for (const char* n : log_cfs) descs.emplace_back(n, cf_options());
-  for (view v : all_views) descs.emplace_back(name_of(v), cf_options());
+  for (view v : all_views) {
+    descs.emplace_back(name_of(v), cf_options());
+    if (v == view::intervals) descs.back().options.merge_operator = std::make_shared<AddCounters>();
+  }
   descs.emplace_back(view_meta, cf_options());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -171,6 +213,30 @@ std::vector<std::string> Store::journal_after(const std::string& tenant,
   return out;
 }
 
+std::vector<IntervalRow> Store::intervals(const std::string& tenant,
+                                                 const std::string& queue, int64_t from_ms,
+                                                 int64_t to_ms) const {
+  std::vector<IntervalRow> out;
+  if (from_ms >= to_ms) return out;
+  const std::string prefix = interval_prefix(tenant, queue);
+  std::string lower = interval_key({tenant, queue, from_ms, ""});
+  std::string upper = interval_key({tenant, queue, to_ms, ""});
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(view::intervals)));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    std::string_view k(it->key().data(), it->key().size());
+    if (k.size() < prefix.size() + 8) continue;
+    auto counters = IntervalCounters::decode({it->value().data(), it->value().size()});
+    if (!counters) continue;
+    const int64_t bucket =
+        static_cast<int64_t>(get_be(k, prefix.size(), 8) ^ (uint64_t{1} << 63));
+    out.push_back({bucket, std::string(k.substr(prefix.size() + 8)), *counters});
+  }
+  return out;
+}
+
 journal_pos Store::applied(partition_id p) const {
   std::string value;
   if (!db_->Get(rocksdb::ReadOptions(), cfs_.at(view_meta), applied_key(p), &value).ok() ||
@@ -263,6 +329,14 @@ void ViewBatch::put_record(const events::JournalRecord& r) {
   const auto& first = r.entries.front();
   batch_.Put(store_.cf(view::journal), seq_key(first.tenant, first.seq.value()), value);
   entries_ += r.entries.size();
+}
+
+void ViewBatch::add_intervals(const IntervalDeltas& deltas) {
+  for (const auto& [key, counters] : deltas) {
+    if (counters.empty()) continue;
+    batch_.Merge(store_.cf(view::intervals), interval_key(key), counters.encode());
+    ++entries_;
+  }
 }
 
 Status ViewBatch::commit(partition_id p, journal_pos applied) {

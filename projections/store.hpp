@@ -22,14 +22,15 @@
 #include "events/embedded_log.hpp"
 #include "events/journal.hpp"
 #include "events/types.hpp"
+#include "projections/intervals.hpp"
 
 namespace omniroute::projections {
 
 using json = nlohmann::json;
 
-enum class view { conversations, agents, queues, journal, ids };
+enum class view { conversations, agents, queues, journal, ids, intervals };
 constexpr view all_views[] = {view::conversations, view::agents, view::queues, view::journal,
-                              view::ids};
+                              view::ids, view::intervals};
 const char* name_of(view v);
 
 class Store {
@@ -52,6 +53,11 @@ class Store {
   // at most `limit`, in seq order.
   std::vector<std::string> journal_after(const std::string& tenant, std::optional<seq_no> after,
                                          size_t limit) const;
+
+  // The interval statistics of a tenant's queue with from_ms <= bucket start < to_ms, in time
+  // order (channels of one bucket in name order).
+  std::vector<IntervalRow> intervals(const std::string& tenant, const std::string& queue,
+                                     int64_t from_ms, int64_t to_ms) const;
 
   // The journal position up to which partition p's records are in the views.
   journal_pos applied(partition_id p) const;
@@ -91,6 +97,8 @@ class ViewBatch {
   // Adds a journal record's entries (all of one tenant) to the journal view, keyed by their
   // first seq, and the keys of its facts and refusals to the ids view.
   void put_record(const events::JournalRecord& r);
+  // Adds counter changes to the interval statistics (a RocksDB merge: no read).
+  void add_intervals(const IntervalDeltas& deltas);
   Status commit(partition_id p, journal_pos applied);
   size_t size() const { return entries_; }
 

@@ -47,7 +47,7 @@ struct Node {
 void check_rebuild_equals_live(Node& node) {
   auto live = node.store->digests();
   REQUIRE(node.store->clear_views());
-  Tenants tenants;
+  PartitionState tenants;
   auto end = node.log->journal_end(partition_id{0});
   REQUIRE(end.has_value());
   REQUIRE(replay(*node.log, *node.store, partition_id{0}, *end, tenants));

@@ -1,0 +1,185 @@
+#include "projections/intervals.hpp"
+
+#include <cmath>
+
+#include "events/bytes.hpp"
+
+namespace omniroute::projections {
+namespace {
+
+const std::string& str(const events::json& d, const char* key) {
+  static const std::string empty;
+  auto it = d.find(key);
+  return it != d.end() && it->is_string() ? it->get_ref<const std::string&>() : empty;
+}
+
+int64_t ms_of_seconds(const events::json& d, const char* key) {
+  auto it = d.find(key);
+  if (it == d.end() || !it->is_number()) return 0;
+  return static_cast<int64_t>(std::llround(it->get<double>() * 1000.0));
+}
+
+}  // namespace
+
+void IntervalCounters::add(const IntervalCounters& o) {
+  offered += o.offered;
+  queued += o.queued;
+  answered += o.answered;
+  abandoned += o.abandoned;
+  answered_within_threshold += o.answered_within_threshold;
+  abandoned_within_threshold += o.abandoned_within_threshold;
+  handle_time_ms += o.handle_time_ms;
+  wait_time_ms += o.wait_time_ms;
+}
+
+bool IntervalCounters::empty() const {
+  return offered == 0 && queued == 0 && answered == 0 && abandoned == 0 &&
+         answered_within_threshold == 0 && abandoned_within_threshold == 0 &&
+         handle_time_ms == 0 && wait_time_ms == 0;
+}
+
+std::string IntervalCounters::encode() const {
+  std::string out;
+  out.reserve(fields * 8);
+  for (int64_t v : {offered, queued, answered, abandoned, answered_within_threshold,
+                    abandoned_within_threshold, handle_time_ms, wait_time_ms})
+    events::put_be(out, static_cast<uint64_t>(v), 8);
+  return out;
+}
+
+std::optional<IntervalCounters> IntervalCounters::decode(std::string_view bytes) {
+  if (bytes.size() != fields * 8) return std::nullopt;
+  int64_t v[fields];
+  for (size_t i = 0; i < fields; ++i) v[i] = static_cast<int64_t>(events::get_be(bytes, i * 8, 8));
+  IntervalCounters c;
+  c.offered = v[0], c.queued = v[1], c.answered = v[2], c.abandoned = v[3];
+  c.answered_within_threshold = v[4], c.abandoned_within_threshold = v[5];
+  c.handle_time_ms = v[6], c.wait_time_ms = v[7];
+  return c;
+}
+
+events::json IntervalCounters::to_json() const {
+  return {{"offered", offered},
+          {"queued", queued},
+          {"answered", answered},
+          {"abandoned", abandoned},
+          {"answered_within_threshold", answered_within_threshold},
+          {"abandoned_within_threshold", abandoned_within_threshold},
+          {"handle_time_s", static_cast<double>(handle_time_ms) / 1000.0},
+          {"wait_time_s", static_cast<double>(wait_time_ms) / 1000.0}};
+}
+
+int64_t bucket_of(int64_t time_ms, int64_t interval_ms) {
+  int64_t q = time_ms / interval_ms;
+  if (time_ms % interval_ms != 0 && time_ms < 0) --q;
+  return q * interval_ms;
+}
+
+std::vector<IntervalRow> roll_up(const std::vector<IntervalRow>& rows, int64_t interval_ms,
+                                 bool all_channels) {
+  std::map<std::pair<int64_t, std::string>, IntervalCounters> sums;
+  for (const auto& r : rows)
+    sums[{bucket_of(r.bucket_ms, interval_ms), all_channels ? "*" : r.channel}].add(r.counters);
+  std::vector<IntervalRow> out;
+  out.reserve(sums.size());
+  for (auto& [key, counters] : sums) out.push_back({key.first, key.second, counters});
+  return out;
+}
+
+size_t IntervalStats::open_contacts() const {
+  size_t n = 0;
+  for (const auto& [name, t] : tenants_) n += t.contacts.size();
+  return n;
+}
+
+int64_t IntervalStats::threshold_of(const TenantState& t, const std::string& queue) const {
+  auto it = t.threshold_ms.find(queue);
+  return it == t.threshold_ms.end() ? default_sl_threshold_ms : it->second;
+}
+
+IntervalCounters& IntervalStats::at(const std::string& tenant, const Contact& c) {
+  return deltas_[IntervalKey{tenant, c.queue, bucket_of(c.arrived_ms, base_interval_ms), c.channel}];
+}
+
+void IntervalStats::record_history(const events::Envelope& e, TenantState& t) {
+  const events::json& d = e.data;
+  Contact c;
+  c.queue = str(d, "queue");
+  c.channel = str(d, "channel");
+  c.arrived_ms = e.time_ms;
+  const int64_t threshold = threshold_of(t, c.queue);
+  const int64_t waited = ms_of_seconds(d, "waited_s");
+  const bool answered = str(d, "outcome") == "answered";
+  IntervalCounters& k = at(e.tenant, c);
+  ++k.offered;
+  auto q = d.find("queued");
+  if (q != d.end() && q->is_boolean() ? q->get<bool>() : (waited > 0 || !answered)) ++k.queued;
+  k.wait_time_ms += waited;
+  if (answered) {
+    ++k.answered;
+    if (waited <= threshold) ++k.answered_within_threshold;
+    k.handle_time_ms += ms_of_seconds(d, "handled_s");
+  } else {
+    ++k.abandoned;
+    if (waited <= threshold) ++k.abandoned_within_threshold;
+  }
+}
+
+void IntervalStats::apply(const events::Envelope& e) {
+  const std::string& type = e.type;
+  const events::json& d = e.data;
+  TenantState& t = tenants_[e.tenant];
+  if (type == "queue.configured") {
+    auto it = d.find("sl_threshold_s");
+    if (it != d.end() && it->is_number())
+      t.threshold_ms[str(d, "queue")] = ms_of_seconds(d, "sl_threshold_s");
+    return;
+  }
+  if (type == "contact.recorded") return record_history(e, t);
+  if (type == "conversation.started") {
+    t.contacts[str(d, "conversation")].channel = str(d, "channel");
+    return;
+  }
+  if (type != "conversation.queued" && type != "conversation.assigned" &&
+      type != "conversation.abandoned" && type != "conversation.closed")
+    return;
+  auto it = t.contacts.find(str(d, "conversation"));
+  if (it == t.contacts.end()) return;  // started before this projection existed
+  Contact& c = it->second;
+  const int64_t now = e.time_ms;
+  if (type == "conversation.queued") {
+    const std::string& queue = str(d, "queue");
+    if (c.arrived_ms >= 0 && !c.finished && c.queue == queue) return;  // back in the same queue
+    if (c.answered_ms >= 0) at(e.tenant, c).handle_time_ms += now - c.answered_ms;
+    c.queue = queue;
+    c.arrived_ms = now;
+    c.answered_ms = -1;
+    c.finished = false;
+    c.threshold_ms = threshold_of(t, queue);
+    ++at(e.tenant, c).offered;
+  } else if (type == "conversation.assigned") {
+    if (c.arrived_ms < 0 || c.finished) return;  // e.g. transferred straight to an agent
+    IntervalCounters& k = at(e.tenant, c);
+    const int64_t waited = now - c.arrived_ms;
+    ++k.answered;
+    if (waited > 0) ++k.queued;
+    if (waited <= c.threshold_ms) ++k.answered_within_threshold;
+    k.wait_time_ms += waited;
+    c.answered_ms = now;
+    c.finished = true;
+  } else if (type == "conversation.abandoned") {
+    if (c.arrived_ms < 0 || c.finished) return;
+    IntervalCounters& k = at(e.tenant, c);
+    const int64_t waited = now - c.arrived_ms;
+    ++k.abandoned;
+    ++k.queued;
+    if (waited <= c.threshold_ms) ++k.abandoned_within_threshold;
+    k.wait_time_ms += waited;
+    c.finished = true;
+  } else {  // conversation.closed
+    if (c.answered_ms >= 0) at(e.tenant, c).handle_time_ms += now - c.answered_ms;
+    t.contacts.erase(it);
+  }
+}
+
+}  // namespace omniroute::projections
