@@ -210,6 +210,16 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   return ingest.size();
 }
 
+Status drain(events::EventLog& log, projections::Store& store, partition_id p) {
+  ProcessorObserver quiet;
+  PartitionProcessor processor(log, store, p, quiet, 4096);
+  for (;;) {
+    auto n = processor.step(std::chrono::milliseconds(0));
+    if (!n) return n.error();
+    if (*n == 0) return Status::ok();
+  }
+}
+
 void PartitionProcessor::report_lag(ingest_offset next) {
   auto now = std::chrono::steady_clock::now();
   if (now - last_lag_report_ < std::chrono::milliseconds(500)) return;

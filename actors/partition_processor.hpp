@@ -36,6 +36,10 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
 // changes, into `batch`.
 void project_touched(PartitionState& state, projections::ViewBatch& batch);
 
+// Processes partition p's ingest log to its end, then returns: for tools that hold the data
+// directory alone (import), where nothing else appends meanwhile.
+Status drain(events::EventLog& log, projections::Store& store, partition_id p);
+
 class PartitionProcessor {
  public:
   PartitionProcessor(events::EventLog& log, projections::Store& store, partition_id p,

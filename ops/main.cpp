@@ -2,10 +2,12 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <iostream>
 #include <pthread.h>
 
 #include "actors/partition_processor.hpp"
+#include "adapters/csv_import.hpp"
 #include "events/journal.hpp"
 #include "projections/erlang.hpp"
 #include "ops/server.hpp"
@@ -121,6 +123,64 @@ int journal(const ops::EngineOptions& options, const std::string& tenant) {
   return 0;
 }
 
+struct ImportArgs {
+  std::string tenant, mapping, file;
+};
+
+int import(const ops::EngineOptions& options, const ImportArgs& a) {
+  if (!events::valid_tenant(a.tenant)) return fail("--tenant '" + a.tenant + "' is not a valid tenant");
+  std::ifstream mapping_file(a.mapping);
+  if (!mapping_file) return fail("cannot read the mapping " + a.mapping);
+  auto mapping_json = nlohmann::json::parse(mapping_file, nullptr, false);
+  if (mapping_json.is_discarded()) return fail("the mapping " + a.mapping + " is not valid JSON");
+  auto mapping = adapters::ImportMapping::parse(mapping_json);
+  if (!mapping) return fail("mapping " + a.mapping + ": " + mapping.error());
+  std::ifstream in(a.file, std::ios::binary);
+  if (!in) return fail("cannot read " + a.file);
+  auto storage = ops::open_storage(options);
+  if (!storage) return fail(storage.error().message());
+  auto& log = *storage->log;
+  auto& store = *storage->store;
+
+  adapters::CsvImporter importer(*mapping, a.tenant);
+  size_t reported = 0;
+  auto summary = importer.run(in, log, store, [&](size_t rows) {
+    if (rows >= reported + 10000) {
+      std::cerr << "import: " << rows << " rows read\n";
+      reported = rows;
+    }
+  });
+  if (!summary) return fail(summary.error().message());
+  const size_t shown = std::min<size_t>(summary->bad.size(), 1000);
+  for (size_t i = 0; i < shown; ++i)
+    std::cerr << a.file << ":" << summary->bad[i].line << ": " << summary->bad[i].reason << "\n";
+  if (shown < summary->bad.size())
+    std::cerr << "... and " << summary->bad.size() - shown << " more bad rows\n";
+
+  // On the embedded engine nobody else can hold the data directory, so the import journals and
+  // projects what it appended before it returns; on kafka the servers of the group do.
+  std::string processed = "by the servers consuming the ingest topic";
+  if (options.kafka_brokers.empty()) {
+    for (const auto& [p, end] : summary->ingest_end)
+      if (Status s = actors::drain(log, store, p); !s)
+        return fail("processing partition " + std::to_string(p.value()) + ": " + s.message());
+    processed = "journaled and projected";
+  }
+  nlohmann::json skipped = summary->skipped_by_reason;
+  std::cout << nlohmann::json{{"file", a.file},
+                              {"tenant", a.tenant},
+                              {"rows", summary->rows},
+                              {"imported", summary->accepted},
+                              {"duplicates", summary->duplicates},
+                              {"skipped", summary->skipped},
+                              {"skipped_by_reason", skipped},
+                              {"bad_rows", summary->bad.size()},
+                              {"events", processed}}
+                   .dump(2)
+            << "\n";
+  return 0;
+}
+
 struct ErlangArgs {
   projections::Workload workload;
   projections::Target target;
@@ -197,6 +257,16 @@ int main(int argc, char** argv) {
   add_engine_options(journal_cmd, journal_options);
   journal_cmd->add_option("--tenant", tenant, "only this tenant");
 
+  ops::EngineOptions import_options;
+  ImportArgs import_args;
+  auto* import_cmd = app.add_subcommand(
+      "import", "import call-by-call history (CSV/TSV) as contact.recorded events");
+  add_engine_options(import_cmd, import_options);
+  import_cmd->add_option("--tenant", import_args.tenant, "tenant the history belongs to")->required();
+  import_cmd->add_option("--mapping", import_args.mapping, "mapping JSON (see docs/import.md)")
+      ->required();
+  import_cmd->add_option("file", import_args.file, "the CSV/TSV file")->required();
+
   ErlangArgs erlang_args;
   auto* erlang_cmd = app.add_subcommand(
       "erlang", "staffing math: performance with N agents, or the agents a target needs (JSON)");
@@ -225,6 +295,7 @@ int main(int argc, char** argv) {
       ->required();
 
   CLI11_PARSE(app, argc, argv);
+  if (*import_cmd) return import(import_options, import_args);
   if (*erlang_cmd) return erlang(erlang_args, erlang_a_cmd->parsed());
   if (*serve_cmd) return serve(server_options, http);
   if (*replay_cmd) return replay(replay_options, rebuild);

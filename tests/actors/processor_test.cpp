@@ -255,3 +255,54 @@ TEST_CASE("records another producer wrote to the ingest log are refused or dropp
   CHECK(observer.refused == 3);
   CHECK(observer.errors == 2);  // the two records naming no tenant and id are dropped
 }
+
+TEST_CASE("interval statistics count live conversations by their arrival in the queue") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  auto conv = [](const std::string& c) {
+    return nlohmann::json{{"conversation", c}, {"customer", "u"}, {"channel", "web"}, {"queue", "billing"}};
+  };
+  // 10 s threshold; one agent with one chat slot; offers (no auto_accept).
+  node.ingest({
+      event("q", "queue.configured", at(0), {{"queue", "billing"}, {"sl_threshold_s", 10}}),
+      event("a", "agent.logged_in", at(0), {{"agent", "alice"}, {"queues", {"billing"}}, {"capacity", {{"chat", 1}}}}),
+      event("s1", "conversation.started", at(0), conv("c1")),   // offered to alice at once
+      event("s2", "conversation.started", at(2), conv("c2")),   // waits: alice is busy
+      event("s3", "conversation.started", at(3), conv("c3"))});
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 3);
+  node.drain(p);
+  auto offer_of = [&](const std::string& conversation) {
+    std::string offer;
+    for (const auto& e : node.journal())
+      if (e["type"] == "conversation.offered" && e["data"]["conversation"] == conversation)
+        offer = e["data"]["offer"];
+    REQUIRE(!offer.empty());
+    return offer;
+  };
+  node.ingest({
+      event("x1", "offer.accepted", at(5), {{"conversation", "c1"}, {"agent", "alice"}, {"offer", offer_of("c1")}}),
+      event("e3", "conversation.ended", at(8), {{"conversation", "c3"}, {"by", "customer"}}),  // abandons after 5 s
+      event("e1", "conversation.ended", at(65), {{"conversation", "c1"}, {"by", "customer"}}),
+      event("w1", "conversation.wrapped_up", at(75), {{"conversation", "c1"}, {"agent", "alice"}}),
+      // c2 is offered to alice at 75 s and accepted at 80: 78 s after it arrived.
+  });
+  node.drain(p);
+  node.ingest({event("x2", "offer.accepted", at(80), {{"conversation", "c2"}, {"agent", "alice"}, {"offer", offer_of("c2")}}),
+               event("e2", "conversation.ended", at(100), {{"conversation", "c2"}, {"by", "agent"}}),
+               event("w2", "conversation.wrapped_up", at(110), {{"conversation", "c2"}, {"agent", "alice"}})});
+  node.drain(p);
+
+  auto rows = node.store->intervals("acme", "billing", INT64_MIN / 2, INT64_MAX / 2);
+  REQUIRE(rows.size() == 1);  // every arrival in one 5-minute bucket
+  CHECK(rows[0].channel == "web");
+  const auto& c = rows[0].counters;
+  CHECK(c.offered == 3);
+  CHECK(c.answered == 2);
+  CHECK(c.answered_within_threshold == 1);  // c1 after 5 s; c2 after 78 s
+  CHECK(c.abandoned == 1);
+  CHECK(c.abandoned_within_threshold == 1);  // c3 after 5 s
+  CHECK(c.queued == 3);
+  CHECK(c.wait_time_ms == 5000 + 78000 + 5000);
+  CHECK(c.handle_time_ms == 70000 + 30000);  // answer to wrap-up end
+  check_rebuild_equals_live(node);
+}
