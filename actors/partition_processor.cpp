@@ -28,6 +28,9 @@ routing::Tenant& tenant_of(std::map<std::string, routing::Tenant>& tenants,
 void project_touched(PartitionState& state, projections::ViewBatch& batch) {
   using projections::view;
   batch.add_intervals(state.intervals.take_deltas());
+  for (const auto& [tenant, queue] : state.schedules.take_touched())
+    if (auto* s = state.schedules.find(tenant, queue))
+      batch.put_document(view::schedules, tenant, queue, projections::ScheduleBook::to_json(queue, *s));
   for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
     for (const auto& id : t.conversations)
@@ -52,11 +55,13 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
                              std::to_string(r.pos.value()) + ": " + env.error().reason);
       tenant_of(state.tenants, e.tenant).apply(*env);
       state.intervals.apply(*env);
+      state.schedules.apply(*env);
     }
     if (r.pos >= applied) batch.put_record(r.record);
     if (r.pos < applied) {
       for (auto& [name, t] : state.tenants) t.take_touched();  // already in the views
       state.intervals.take_deltas();
+      state.schedules.take_touched();
       return Status::ok();
     }
     last = r.pos;
@@ -148,7 +153,10 @@ std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestReco
     entry_kind kind =
         outcome.refused ? entry_kind::refusal : (i == 0 ? entry_kind::fact : entry_kind::decision);
     r.entries.push_back(entry_of(e, kind, kind == entry_kind::decision ? e.id : id));
-    if (!outcome.refused) state_.intervals.apply(e);
+    if (!outcome.refused) {
+      state_.intervals.apply(e);
+      state_.schedules.apply(e);
+    }
   }
   return r;
 }

@@ -15,6 +15,7 @@
 #include "actors/observer.hpp"
 #include "actors/routing.hpp"
 #include "events/event_log.hpp"
+#include "projections/schedule.hpp"
 #include "projections/store.hpp"
 
 namespace omniroute::actors {
@@ -24,6 +25,7 @@ namespace omniroute::actors {
 struct PartitionState {
   std::map<std::string, routing::Tenant> tenants;
   projections::IntervalStats intervals;
+  projections::ScheduleBook schedules;
 };
 
 // Feeds the history of partition p up to `end` (exclusive) to `state` and writes to the

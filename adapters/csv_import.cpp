@@ -150,8 +150,8 @@ result<ImportMapping, std::string> ImportMapping::parse(const json& j) {
   m.delimiter = delimiter.empty() ? ',' : delimiter[0];
   std::string offset = "+00:00";
   text(j, "utc_offset", offset, false, "");
-  if (auto t = events::parse_rfc3339_ms("1970-01-02T00:00:00" + offset)) {
-    m.utc_offset_ms = 86400000 - *t;
+  if (auto t = events::parse_utc_offset_ms(offset)) {
+    m.utc_offset_ms = *t;
   } else if (why.empty()) {
     why = "utc_offset: must be like +02:00 or -05:30";
   }

@@ -1,5 +1,6 @@
 #include "adapters/http_api.hpp"
 #include "adapters/ingest.hpp"
+#include "projections/queue_plan.hpp"
 
 #include <httplib.h>
 
@@ -67,6 +68,19 @@ std::optional<int64_t> time_param(const httplib::Request& req, httplib::Response
   if (auto ms = events::parse_rfc3339_ms(req.get_param_value(name))) return *ms;
   send_error(res, 400, "invalid_parameter",
              {{"parameter", name}, {"reason", "must be an RFC 3339 time, e.g. 2026-11-20T10:00:00Z"}});
+  return std::nullopt;
+}
+
+std::optional<double> double_param(const httplib::Request& req, httplib::Response& res,
+                                   const char* name, double fallback, double lo, double hi) {
+  if (!req.has_param(name)) return fallback;
+  const std::string text = req.get_param_value(name);
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (!text.empty() && end == text.c_str() + text.size() && v >= lo && v <= hi) return v;
+  send_error(res, 400, "invalid_parameter",
+             {{"parameter", name},
+              {"reason", "must be a number from " + std::to_string(lo) + " to " + std::to_string(hi)}});
   return std::nullopt;
 }
 
@@ -271,17 +285,24 @@ void HttpApi::routes() {
       return;
     }
     const std::string channel = req.has_param("channel") ? req.get_param_value("channel") : "";
+    const std::string offset = req.has_param("utc_offset") ? req.get_param_value("utc_offset") : "Z";
+    auto offset_ms = events::parse_utc_offset_ms(offset);
+    if (!offset_ms) {
+      send_error(res, 400, "invalid_parameter",
+                 {{"parameter", "utc_offset"}, {"reason", "must be like %2B02:00 or -05:30"}});
+      return;
+    }
     const int64_t interval_ms = *interval_s * 1000;
-    // Whole intervals: `from` rounds down and `to` up to the interval grid.
-    const int64_t lo = projections::bucket_of(*from, interval_ms);
-    const int64_t hi = projections::bucket_of(*to - 1, interval_ms) + interval_ms;
+    // Whole intervals: `from` rounds down and `to` up to the interval grid (in local time).
+    const int64_t lo = projections::bucket_of(*from + *offset_ms, interval_ms) - *offset_ms;
+    const int64_t hi = projections::bucket_of(*to - 1 + *offset_ms, interval_ms) + interval_ms - *offset_ms;
     auto rows = store_.intervals(*tenant, queue, lo, hi);
     if (!channel.empty() && channel != "*")
       rows.erase(std::remove_if(rows.begin(), rows.end(),
                                 [&](const auto& r) { return r.channel != channel; }),
                  rows.end());
     json out = json::array();
-    for (const auto& r : projections::roll_up(rows, interval_ms, channel == "*"))
+    for (const auto& r : projections::roll_up(rows, interval_ms, channel == "*", *offset_ms))
       out.push_back(interval_json(r, interval_ms));
     send_json(res, 200,
               {{"tenant", *tenant},
@@ -289,6 +310,70 @@ void HttpApi::routes() {
                {"interval_s", *interval_s},
                {"channel", channel.empty() ? "each" : channel},
                {"intervals", std::move(out)}});
+  });
+
+  svr.Get(R"(/v1/queues/([^/]+)/forecast)", [this](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    auto tenant = tenant_param(req, res);
+    if (!tenant) return;
+    projections::QueuePlanRequest r;
+    r.tenant = *tenant;
+    r.queue = req.matches[1];
+    r.channel = req.has_param("channel") ? req.get_param_value("channel") : "";
+    auto horizon = int_param(req, res, "horizon_days", 7, 1, 56);
+    if (!horizon) return;
+    auto interval_s = int_param(req, res, "interval_s", 900, 300, 3600);
+    if (!interval_s) return;
+    if (*interval_s != 300 && *interval_s != 900 && *interval_s != 1800 && *interval_s != 3600) {
+      send_error(res, 400, "invalid_parameter",
+                 {{"parameter", "interval_s"}, {"reason", "must be 300, 900, 1800 or 3600"}});
+      return;
+    }
+    const std::string offset = req.has_param("utc_offset") ? req.get_param_value("utc_offset") : "Z";
+    auto offset_ms = events::parse_utc_offset_ms(offset);
+    if (!offset_ms) {
+      send_error(res, 400, "invalid_parameter",
+                 {{"parameter", "utc_offset"}, {"reason", "must be like %2B02:00 or -05:30"}});
+      return;
+    }
+    auto& o = r.options;
+    auto target = double_param(req, res, "target_sl", 0.8, 0, 0.999);
+    auto threshold = double_param(req, res, "threshold_s", 20, 0, 86400);
+    auto occupancy = double_param(req, res, "max_occupancy", 1, 0.01, 1);
+    auto shrinkage = double_param(req, res, "shrinkage", 0, 0, 0.95);
+    auto patience = double_param(req, res, "patience_s", 0, 0, 86400);
+    auto concurrency = int_param(req, res, "concurrency", 1, 1, 100);
+    auto aht = double_param(req, res, "aht_s", 300, 1, 86400);
+    if (!target || !threshold || !occupancy || !shrinkage || !patience || !concurrency || !aht) return;
+    r.interval_ms = *interval_s * 1000;
+    r.utc_offset_ms = *offset_ms;
+    o.horizon_days = static_cast<int>(*horizon);
+    o.target = projections::Target{*target, *occupancy, *shrinkage};
+    r.target_given = req.has_param("target_sl");
+    o.threshold_s = *threshold;
+    r.threshold_given = req.has_param("threshold_s");
+    if (*patience > 0) o.patience_s = *patience;
+    o.concurrency = static_cast<int>(*concurrency);
+    o.default_aht_s = *aht;
+    if (req.has_param("method")) {
+      for (auto m : projections::all_forecast_methods)
+        if (req.get_param_value("method") == projections::name_of(m)) o.method = m;
+      if (!o.method) {
+        send_error(res, 400, "invalid_parameter",
+                   {{"parameter", "method"},
+                    {"reason", "must be seasonal_naive, seasonal_mean or holt_winters"}});
+        return;
+      }
+    }
+    auto plan = projections::plan_queue(store_, r);
+    if (!plan) {
+      send_error(res, 404, "not_found", {{"queue", r.queue}, {"tenant", r.tenant}, {"reason", plan.error()}});
+      return;
+    }
+    json out = projections::plan_json(*plan);
+    out["tenant"] = r.tenant;
+    out["queue"] = r.queue;
+    send_json(res, 200, out);
   });
 
   auto view_route = [this](const char* pattern, projections::view v, const char* what) {

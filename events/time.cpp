@@ -104,4 +104,11 @@ std::string format_rfc3339_ms(int64_t ms) {
   return buf;
 }
 
+std::optional<int64_t> parse_utc_offset_ms(std::string_view text) {
+  if (text.empty() || text.size() > 6) return std::nullopt;
+  auto t = parse_rfc3339_ms("1970-01-02T00:00:00" + std::string(text));
+  if (!t) return std::nullopt;
+  return 86400000 - *t;
+}
+
 }  // namespace omniroute::events

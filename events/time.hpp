@@ -12,6 +12,8 @@ namespace omniroute::events {
 // milliseconds are truncated. Returns nullopt for anything that is not RFC 3339.
 std::optional<int64_t> parse_rfc3339_ms(std::string_view text);
 
+// Parses a UTC offset "+02:00", "-05:30" or "Z" as milliseconds east of UTC.
+std::optional<int64_t> parse_utc_offset_ms(std::string_view text);
 // Formats as "2026-11-20T10:00:00.000Z" (always UTC, always milliseconds).
 std::string format_rfc3339_ms(int64_t ms);
 

@@ -9,7 +9,9 @@
 #include "actors/partition_processor.hpp"
 #include "adapters/csv_import.hpp"
 #include "events/journal.hpp"
+#include "events/time.hpp"
 #include "projections/erlang.hpp"
+#include "projections/queue_plan.hpp"
 #include "ops/server.hpp"
 
 namespace {
@@ -181,6 +183,68 @@ int import(const ops::EngineOptions& options, const ImportArgs& a) {
   return 0;
 }
 
+struct ForecastArgs {
+  projections::QueuePlanRequest request;
+  std::string history, svg, utc_offset = "+00:00", method;
+  int interval_s = 900;
+  double patience_s = 0;
+};
+
+int forecast(const ops::EngineOptions& options, ForecastArgs a) {
+  auto offset = events::parse_utc_offset_ms(a.utc_offset);
+  if (!offset) return fail("--utc-offset must be like +02:00, got '" + a.utc_offset + "'");
+  auto& r = a.request;
+  r.utc_offset_ms = *offset;
+  r.interval_ms = int64_t{a.interval_s} * 1000;
+  if (a.patience_s > 0) r.options.patience_s = a.patience_s;
+  if (!a.method.empty()) {
+    for (auto m : projections::all_forecast_methods)
+      if (a.method == projections::name_of(m)) r.options.method = m;
+    if (!r.options.method) return fail("--method must be seasonal_naive, seasonal_mean or holt_winters");
+  }
+  if (auto why = projections::check(r.options.target)) return fail(*why);
+  projections::QueuePlan plan;
+  if (!a.history.empty()) {
+    std::ifstream in(a.history);
+    if (!in) return fail("cannot read " + a.history);
+    auto h = projections::history_from_csv(in, *offset);
+    if (!h) return fail(a.history + ": " + h.error());
+    plan.history = std::move(*h);
+    plan.available_source = "none";
+    plan.plan = projections::make_plan(plan.history, r.options, {});
+  } else {
+    if (r.tenant.empty() || r.queue.empty()) return fail("give --tenant and --queue, or --history FILE");
+    auto storage = ops::open_storage(options);
+    if (!storage) return fail(storage.error().message());
+    auto p = projections::plan_queue(*storage->store, r);
+    if (!p) return fail(p.error());
+    plan = std::move(*p);
+  }
+  for (const auto& acc : plan.plan.accuracy)
+    std::fprintf(stderr, "backtest %-15s MASE %.3f  sMAPE %.1f%%  (%d daily origins)\n",
+                 projections::name_of(acc.method), acc.mase, acc.smape, acc.origins);
+  std::fprintf(stderr, "forecast with %s; available agents from: %s\n",
+               projections::name_of(plan.plan.method), plan.available_source.c_str());
+  std::cout << "start,forecast_volume,forecast_aht_s,raw_agents,required_agents,available_agents,gap,"
+               "service_level\n";
+  for (const auto& row : plan.plan.rows) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%s,%.3f,%.1f,%d,%d,%s,%s,%.4f\n",
+                  events::format_rfc3339_ms(row.start_ms).c_str(), row.volume, row.aht_s,
+                  row.raw_agents, row.agents,
+                  row.available ? std::to_string(*row.available).c_str() : "",
+                  row.gap ? std::to_string(*row.gap).c_str() : "", row.service_level);
+    std::cout << line;
+  }
+  if (!a.svg.empty()) {
+    std::ofstream out(a.svg);
+    out << projections::plan_svg(plan.history, plan.plan,
+                                 (r.queue.empty() ? a.history : r.tenant + " / " + r.queue), *offset);
+    if (!out) return fail("cannot write " + a.svg);
+  }
+  return 0;
+}
+
 struct ErlangArgs {
   projections::Workload workload;
   projections::Target target;
@@ -267,6 +331,44 @@ int main(int argc, char** argv) {
       ->required();
   import_cmd->add_option("file", import_args.file, "the CSV/TSV file")->required();
 
+  ops::EngineOptions forecast_options;
+  ForecastArgs fa;
+  auto* forecast_cmd = app.add_subcommand(
+      "forecast", "forecast volume and handle time, staff to it, and show the gap (CSV out)");
+  add_engine_options(forecast_cmd, forecast_options);
+  forecast_cmd->add_option("--tenant", fa.request.tenant, "tenant");
+  forecast_cmd->add_option("--queue", fa.request.queue, "queue");
+  forecast_cmd->add_option("--channel", fa.request.channel, "only this channel (default: all)");
+  forecast_cmd->add_option("--history", fa.history,
+                           "interval-volume CSV (timestamp,count[,aht_s]) instead of --data");
+  forecast_cmd->add_option("--interval-s", fa.interval_s, "interval length")
+      ->check(CLI::IsMember({300, 900, 1800, 3600}))
+      ->capture_default_str();
+  forecast_cmd->add_option("--utc-offset", fa.utc_offset, "local time of the queue's days, e.g. +02:00")
+      ->capture_default_str();
+  forecast_cmd->add_option("--horizon-days", fa.request.options.horizon_days, "days to forecast")
+      ->check(CLI::Range(1, 56))
+      ->capture_default_str();
+  forecast_cmd->add_option("--method", fa.method, "seasonal_naive, seasonal_mean or holt_winters (default: best backtest)");
+  forecast_cmd->add_option_function<double>("--target-sl", [&](double v) {
+    fa.request.options.target.service_level = v, fa.request.target_given = true;
+  }, "service level target (default: the queue's sl_target, else 0.8)");
+  forecast_cmd->add_option_function<double>("--threshold-s", [&](double v) {
+    fa.request.options.threshold_s = v, fa.request.threshold_given = true;
+  }, "service level threshold (default: the queue's sl_threshold_s, else 20)");
+  forecast_cmd->add_option("--max-occupancy", fa.request.options.target.max_occupancy, "occupancy cap")
+      ->capture_default_str();
+  forecast_cmd->add_option("--shrinkage", fa.request.options.target.shrinkage, "shrinkage [0..1)")
+      ->capture_default_str();
+  forecast_cmd->add_option("--patience-s", fa.patience_s, "mean patience: staff with Erlang A");
+  forecast_cmd->add_option("--concurrency", fa.request.options.concurrency, "chats per agent")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  forecast_cmd->add_option("--aht-s", fa.request.options.default_aht_s,
+                           "handle time when the history has none")
+      ->capture_default_str();
+  forecast_cmd->add_option("--svg", fa.svg, "also write a chart to this SVG file");
+
   ErlangArgs erlang_args;
   auto* erlang_cmd = app.add_subcommand(
       "erlang", "staffing math: performance with N agents, or the agents a target needs (JSON)");
@@ -295,6 +397,7 @@ int main(int argc, char** argv) {
       ->required();
 
   CLI11_PARSE(app, argc, argv);
+  if (*forecast_cmd) return forecast(forecast_options, fa);
   if (*import_cmd) return import(import_options, import_args);
   if (*erlang_cmd) return erlang(erlang_args, erlang_a_cmd->parsed());
   if (*serve_cmd) return serve(server_options, http);

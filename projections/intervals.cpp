@@ -76,10 +76,12 @@ int64_t bucket_of(int64_t time_ms, int64_t interval_ms) {
 }
 
 std::vector<IntervalRow> roll_up(const std::vector<IntervalRow>& rows, int64_t interval_ms,
-                                 bool all_channels) {
+                                 bool all_channels, int64_t utc_offset_ms) {
   std::map<std::pair<int64_t, std::string>, IntervalCounters> sums;
   for (const auto& r : rows)
-    sums[{bucket_of(r.bucket_ms, interval_ms), all_channels ? "*" : r.channel}].add(r.counters);
+    sums[{bucket_of(r.bucket_ms + utc_offset_ms, interval_ms) - utc_offset_ms,
+          all_channels ? "*" : r.channel}]
+        .add(r.counters);
   std::vector<IntervalRow> out;
   out.reserve(sums.size());
   for (auto& [key, counters] : sums) out.push_back({key.first, key.second, counters});

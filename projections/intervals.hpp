@@ -66,8 +66,9 @@ struct IntervalRow {
 
 // Adds base rows (in time order) up to intervals of `interval_ms` (a multiple of the base
 // interval), per channel or, with `all_channels`, over every channel ("*").
+// `utc_offset_ms` aligns the intervals to local time (a day from local midnight).
 std::vector<IntervalRow> roll_up(const std::vector<IntervalRow>& rows, int64_t interval_ms,
-                                 bool all_channels);
+                                 bool all_channels, int64_t utc_offset_ms = 0);
 
 // The start of the bucket of `interval_ms` that holds `time_ms` (floor, also before 1970).
 int64_t bucket_of(int64_t time_ms, int64_t interval_ms);

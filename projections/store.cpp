@@ -91,6 +91,7 @@ const char* name_of(view v) {
     case view::journal: return "journal_index";
     case view::ids: return "ids";
     case view::intervals: return "intervals";
+    case view::schedules: return "schedules";
   }
   return "?";
 }

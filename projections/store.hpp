@@ -28,9 +28,9 @@ namespace omniroute::projections {
 
 using json = nlohmann::json;
 
-enum class view { conversations, agents, queues, journal, ids, intervals };
+enum class view { conversations, agents, queues, journal, ids, intervals, schedules };
 constexpr view all_views[] = {view::conversations, view::agents, view::queues, view::journal,
-                              view::ids, view::intervals};
+                              view::ids, view::intervals, view::schedules};
 const char* name_of(view v);
 
 class Store {
