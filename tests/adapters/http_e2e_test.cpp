@@ -257,3 +257,73 @@ TEST_CASE("shutdown does not wait for pending long-polls") {
   int status = waiting.get().first;
   CHECK((status == 200 || status == -1));
 }
+
+TEST_CASE("history in, interval statistics and a staffing plan with its gap out, over HTTP") {
+  Running r;
+  json batch = json::array();
+  batch.push_back(testing::event("q", "queue.configured", "2026-11-01T00:00:00Z",
+                                 {{"queue", "sales"}, {"sl_threshold_s", 30}, {"sl_target", 0.9}}));
+  // Two days, 10:00-11:00 UTC: 12 calls a day, every fifth abandoned after 40 s, the others
+  // answered after 10 s (or 35 s on the second day) and handled for 300 s.
+  for (int day = 0; day < 2; ++day)
+    for (int i = 0; i < 12; ++i) {
+      const bool abandoned = i % 5 == 4;
+      char time[32];
+      std::snprintf(time, sizeof time, "2026-11-0%dT10:%02d:00Z", 2 + day, i * 5);
+      json data = {{"contact", "k" + std::to_string(day) + "-" + std::to_string(i)}, {"queue", "sales"},
+                   {"channel", "voice"}, {"outcome", abandoned ? "abandoned" : "answered"},
+                   {"waited_s", abandoned ? 40 : (day == 0 ? 10 : 35)}};
+      if (!abandoned) data["handled_s"] = 300;
+      batch.push_back(testing::event("h" + std::to_string(day) + "-" + std::to_string(i), "contact.recorded", time, data));
+    }
+  batch.push_back(testing::event("plan", "schedule.published", "2026-11-03T12:00:00Z",
+                                 {{"queue", "sales"},
+                                  {"intervals", {{{"start", "2026-11-04T10:00:00Z"}, {"end", "2026-11-04T11:00:00Z"}, {"agents", 1}}}}}));
+  auto res = r.post(batch);
+  REQUIRE(res);
+  REQUIRE(res->status == 202);
+  r.journal_until("schedule.published");
+
+  json days = r.get("/v1/queues/sales/intervals?tenant=acme&interval_s=86400&channel=*");
+  REQUIRE(days["intervals"].size() == 2);
+  json d0 = days["intervals"][0], d1 = days["intervals"][1];
+  CHECK(d0["start"] == "2026-11-02T00:00:00.000Z");
+  CHECK(d0["offered"] == 12);
+  CHECK(d0["answered"] == 10);
+  CHECK(d0["abandoned"] == 2);
+  CHECK(d0["answered_within_threshold"] == 10);
+  CHECK(d1["answered_within_threshold"] == 0);  // 35 s > the queue's 30 s
+  CHECK(d0["handle_time_s"] == 3000.0);
+  CHECK(d0["aht_s"] == 300.0);
+  CHECK(d0["service_level"] == doctest::Approx(10.0 / 12));
+  json hours = r.get("/v1/queues/sales/intervals?tenant=acme&from=2026-11-02T10:00:00Z&to=2026-11-02T11:00:00Z&interval_s=1800");
+  REQUIRE(hours["intervals"].size() == 2);
+  CHECK(hours["intervals"][0]["channel"] == "voice");
+  CHECK(hours["intervals"][0]["offered"] == 6);
+
+  json plan = r.get("/v1/queues/sales/forecast?tenant=acme&horizon_days=1&interval_s=3600");
+  CHECK(plan["method"] == "seasonal_naive");  // two days: nothing to backtest yet
+  CHECK(plan["available_source"] == "schedule");
+  REQUIRE(plan["intervals"].size() == 24);
+  json ten = plan["intervals"][10];
+  CHECK(ten["start"] == "2026-11-04T10:00:00.000Z");
+  CHECK(ten["forecast_volume"] == 12.0);  // the day before, same hour
+  CHECK(ten["forecast_aht_s"] == 300.0);
+  CHECK(ten["required_agents"].get<int>() >= 2);  // 1 erlang at a 90 % / 30 s target
+  CHECK(ten["available_agents"] == 1.0);
+  CHECK(ten["gap"] == 1.0 - ten["required_agents"].get<double>());
+  CHECK(plan["intervals"][3]["required_agents"] == 0);
+  CHECK(plan["intervals"][3]["available_agents"].is_null());
+
+  CHECK(r.get("/v1/queues/sales/intervals?tenant=acme&interval_s=700", 400)["parameter"] == "interval_s");
+  CHECK(r.get("/v1/queues/sales/forecast?tenant=acme&utc_offset=noon", 400)["parameter"] == "utc_offset");
+  CHECK(r.get("/v1/queues/sales/forecast?tenant=acme&method=guess", 400)["parameter"] == "method");
+  CHECK(r.get("/v1/queues/sales/forecast?tenant=acme&shrinkage=1.5", 400)["parameter"] == "shrinkage");
+  CHECK(r.get("/v1/queues/nobody/forecast?tenant=acme", 404)["error"] == "not_found");
+  auto bad = r.post(testing::event("x", "contact.recorded", "2026-11-02T10:00:00Z",
+                                   {{"contact", "x"}, {"queue", "sales"}, {"channel", "voice"},
+                                    {"outcome", "lost"}, {"waited_s", 1}}));
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(json::parse(bad->body)["field"] == "data.outcome");
+}
