@@ -39,16 +39,6 @@ std::vector<std::string> template_columns(const std::string& t) {
   return out;
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
 // Reads `text` by a strptime-like format (%Y %y %m %d %H %M %S; other characters literal).
 // Returns the fields read, or nullopt when the text does not fit.
 struct parts {
@@ -312,7 +302,7 @@ RowResult CsvImporter::convert(const std::string& raw) const {
     }
   }
   const int64_t local_ms =
-      days_from_civil(date->year, static_cast<unsigned>(date->month), static_cast<unsigned>(date->day)) *
+      events::days_from_civil(date->year, static_cast<unsigned>(date->month), static_cast<unsigned>(date->day)) *
           86400000 +
       *arrival;
   const std::string id = expand(mapping_.id);

@@ -84,6 +84,15 @@ std::optional<double> double_param(const httplib::Request& req, httplib::Respons
   return std::nullopt;
 }
 
+// The utc_offset parameter (default UTC) in ms east of UTC, or an error answer.
+std::optional<int64_t> utc_offset_param(const httplib::Request& req, httplib::Response& res) {
+  if (!req.has_param("utc_offset")) return 0;
+  if (auto ms = events::parse_utc_offset_ms(req.get_param_value("utc_offset"))) return ms;
+  send_error(res, 400, "invalid_parameter",
+             {{"parameter", "utc_offset"}, {"reason", "must be like %2B02:00 or -05:30"}});
+  return std::nullopt;
+}
+
 json interval_json(const projections::IntervalRow& r, int64_t interval_ms) {
   const auto& c = r.counters;
   json j = {{"start", events::format_rfc3339_ms(r.bucket_ms)},
@@ -285,13 +294,8 @@ void HttpApi::routes() {
       return;
     }
     const std::string channel = req.has_param("channel") ? req.get_param_value("channel") : "";
-    const std::string offset = req.has_param("utc_offset") ? req.get_param_value("utc_offset") : "Z";
-    auto offset_ms = events::parse_utc_offset_ms(offset);
-    if (!offset_ms) {
-      send_error(res, 400, "invalid_parameter",
-                 {{"parameter", "utc_offset"}, {"reason", "must be like %2B02:00 or -05:30"}});
-      return;
-    }
+    auto offset_ms = utc_offset_param(req, res);
+    if (!offset_ms) return;
     const int64_t interval_ms = *interval_s * 1000;
     // Whole intervals: `from` rounds down and `to` up to the interval grid (in local time).
     const int64_t lo = projections::bucket_of(*from + *offset_ms, interval_ms) - *offset_ms;
@@ -329,13 +333,8 @@ void HttpApi::routes() {
                  {{"parameter", "interval_s"}, {"reason", "must be 300, 900, 1800 or 3600"}});
       return;
     }
-    const std::string offset = req.has_param("utc_offset") ? req.get_param_value("utc_offset") : "Z";
-    auto offset_ms = events::parse_utc_offset_ms(offset);
-    if (!offset_ms) {
-      send_error(res, 400, "invalid_parameter",
-                 {{"parameter", "utc_offset"}, {"reason", "must be like %2B02:00 or -05:30"}});
-      return;
-    }
+    auto offset_ms = utc_offset_param(req, res);
+    if (!offset_ms) return;
     auto& o = r.options;
     auto target = double_param(req, res, "target_sl", 0.8, 0, 0.999);
     auto threshold = double_param(req, res, "threshold_s", 20, 0, 86400);

@@ -3,9 +3,8 @@
 #include <cstdio>
 
 namespace omniroute::events {
-namespace {
 
-// Howard Hinnant's days_from_civil: days since 1970-01-01 of a proleptic Gregorian date.
+// Howard Hinnant's days_from_civil.
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
   const int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -14,6 +13,8 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
+
+namespace {
 
 void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   z += 719468;

@@ -12,6 +12,8 @@ namespace omniroute::events {
 // milliseconds are truncated. Returns nullopt for anything that is not RFC 3339.
 std::optional<int64_t> parse_rfc3339_ms(std::string_view text);
 
+// Days since 1970-01-01 of a proleptic Gregorian date (month 1-12, day 1-31).
+int64_t days_from_civil(int64_t year, unsigned month, unsigned day);
 // Parses a UTC offset "+02:00", "-05:30" or "Z" as milliseconds east of UTC.
 std::optional<int64_t> parse_utc_offset_ms(std::string_view text);
 // Formats as "2026-11-20T10:00:00.000Z" (always UTC, always milliseconds).
