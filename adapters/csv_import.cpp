@@ -209,13 +209,6 @@ result<bool, std::string> CsvImporter::read_header(const std::string& raw) {
   return true;
 }
 
-std::optional<std::string> CsvImporter::column(const std::vector<std::string_view>& fields,
-                                               const std::string& name) const {
-  auto it = index_.find(name);
-  if (it == index_.end() || it->second >= fields.size()) return std::nullopt;
-  return std::string(fields[it->second]);
-}
-
 RowResult CsvImporter::convert(const std::string& raw) const {
   RowResult out;
   std::string_view line = raw;
@@ -226,7 +219,12 @@ RowResult CsvImporter::convert(const std::string& raw) const {
               std::to_string(columns_);
     return out;
   }
-  auto get = [&](const std::string& name) { return *column(fields, name); };
+  // read_header checked every column the mapping names, and the row has them all.
+  auto get = [&](const std::string& name) { return std::string(fields[index_.at(name)]); };
+  auto bad = [&](const std::string& col, const std::string& what) {
+    out.bad = col + ": '" + get(col) + "' is not " + what;
+    return out;
+  };
   auto expand = [&](const std::string& t) {
     std::string s;
     for (size_t i = 0; i < t.size(); ++i) {
@@ -252,49 +250,32 @@ RowResult CsvImporter::convert(const std::string& raw) const {
     return out;
   }
   const auto date = scan(get(mapping_.date_column), mapping_.date_format);
-  if (!date) {
-    out.bad = mapping_.date_column + ": '" + get(mapping_.date_column) + "' is not a date of the form " +
-              mapping_.date_format;
-    return out;
-  }
+  if (!date) return bad(mapping_.date_column, "a date of the form " + mapping_.date_format);
+  const std::string a_time = "a time of the form " + mapping_.time_format;
   auto time_of = [&](const std::string& col) -> std::optional<int64_t> {
     auto t = scan(get(col), mapping_.time_format);
     if (!t) return std::nullopt;
     return (t->hour * 3600 + t->minute * 60 + t->second) * int64_t{1000};
   };
-  const std::string entry = get(mapping_.queue_start);
-  const bool queued = entry != mapping_.not_queued;
+  const bool queued = get(mapping_.queue_start) != mapping_.not_queued;
   if (!queued && !answered) {
     out.skipped = "abandoned before reaching a queue";
     return out;
   }
   const std::string& arrival_col = queued ? mapping_.queue_start : mapping_.arrival_if_not_queued;
   auto arrival = time_of(arrival_col);
-  if (!arrival) {
-    out.bad = arrival_col + ": '" + get(arrival_col) + "' is not a time of the form " + mapping_.time_format;
-    return out;
-  }
+  if (!arrival) return bad(arrival_col, a_time);
   if (!mapping_.day_reference.empty()) {
     auto reference = time_of(mapping_.day_reference);
-    if (!reference) {
-      out.bad = mapping_.day_reference + ": '" + get(mapping_.day_reference) +
-                "' is not a time of the form " + mapping_.time_format;
-      return out;
-    }
+    if (!reference) return bad(mapping_.day_reference, a_time);
     if (*arrival < *reference) *arrival += 86400000;  // past midnight
   }
   std::optional<double> waited = queued ? seconds_of(get(mapping_.wait_s)) : 0.0;
-  if (!waited) {
-    out.bad = mapping_.wait_s + ": '" + get(mapping_.wait_s) + "' is not a number of seconds";
-    return out;
-  }
+  if (!waited) return bad(mapping_.wait_s, "a number of seconds");
   std::optional<double> handled = 0.0;
   if (answered) {
     handled = seconds_of(get(mapping_.handle_s));
-    if (!handled) {
-      out.bad = mapping_.handle_s + ": '" + get(mapping_.handle_s) + "' is not a number of seconds";
-      return out;
-    }
+    if (!handled) return bad(mapping_.handle_s, "a number of seconds");
     if (*handled == 0 && get(mapping_.service_start) == mapping_.not_queued) {
       out.bad = "outcome " + outcome + " but no service was recorded (" + mapping_.service_start +
                 " " + get(mapping_.service_start) + ", " + mapping_.handle_s + " 0)";
@@ -347,7 +328,7 @@ result<ImportSummary> CsvImporter::run(std::istream& in, events::EventLog& log,
         ++summary.duplicates;
       } else {
         ++summary.accepted;
-        summary.ingest_end[r.partition] = ingest_offset{r.offset->value() + 1};
+        summary.partitions.insert(r.partition);
       }
     }
     batch.clear();

@@ -14,6 +14,7 @@
 #include <istream>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,7 +52,7 @@ struct ImportSummary {
   size_t rows = 0, accepted = 0, duplicates = 0, skipped = 0;
   std::map<std::string, size_t> skipped_by_reason;
   std::vector<BadRow> bad;  // every bad row, in file order
-  std::map<partition_id, ingest_offset> ingest_end;  // per partition written: its end after import
+  std::set<partition_id> partitions;  // the ingest partitions written to
 };
 
 // What one row becomes: an event, a skip (with why), or a bad row (with why).
@@ -78,9 +79,6 @@ class CsvImporter {
                             const std::function<void(size_t rows)>& progress = {});
 
  private:
-  std::optional<std::string> column(const std::vector<std::string_view>& fields,
-                                    const std::string& name) const;
-
   ImportMapping mapping_;
   std::string tenant_;
   std::map<std::string, size_t> index_;  // column name -> position

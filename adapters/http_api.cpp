@@ -298,13 +298,9 @@ void HttpApi::routes() {
     if (!offset_ms) return;
     const int64_t interval_ms = *interval_s * 1000;
     // Whole intervals: `from` rounds down and `to` up to the interval grid (in local time).
-    const int64_t lo = projections::bucket_of(*from + *offset_ms, interval_ms) - *offset_ms;
-    const int64_t hi = projections::bucket_of(*to - 1 + *offset_ms, interval_ms) + interval_ms - *offset_ms;
-    auto rows = store_.intervals(*tenant, queue, lo, hi);
-    if (!channel.empty() && channel != "*")
-      rows.erase(std::remove_if(rows.begin(), rows.end(),
-                                [&](const auto& r) { return r.channel != channel; }),
-                 rows.end());
+    const int64_t lo = projections::local_bucket_of(*from, interval_ms, *offset_ms);
+    const int64_t hi = projections::local_bucket_of(*to - 1, interval_ms, *offset_ms) + interval_ms;
+    auto rows = store_.intervals(*tenant, queue, lo, hi, channel == "*" ? "" : channel);
     json out = json::array();
     for (const auto& r : projections::roll_up(rows, interval_ms, channel == "*", *offset_ms))
       out.push_back(interval_json(r, interval_ms));
@@ -355,8 +351,7 @@ void HttpApi::routes() {
     o.concurrency = static_cast<int>(*concurrency);
     o.default_aht_s = *aht;
     if (req.has_param("method")) {
-      for (auto m : projections::all_forecast_methods)
-        if (req.get_param_value("method") == projections::name_of(m)) o.method = m;
+      o.method = projections::forecast_method_named(req.get_param_value("method"));
       if (!o.method) {
         send_error(res, 400, "invalid_parameter",
                    {{"parameter", "method"},

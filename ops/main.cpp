@@ -163,7 +163,7 @@ int import(const ops::EngineOptions& options, const ImportArgs& a) {
   // projects what it appended before it returns; on kafka the servers of the group do.
   std::string processed = "by the servers consuming the ingest topic";
   if (options.kafka_brokers.empty()) {
-    for (const auto& [p, end] : summary->ingest_end)
+    for (partition_id p : summary->partitions)
       if (Status s = actors::drain(log, store, p); !s)
         return fail("processing partition " + std::to_string(p.value()) + ": " + s.message());
     processed = "journaled and projected";
@@ -198,8 +198,7 @@ int forecast(const ops::EngineOptions& options, ForecastArgs a) {
   r.interval_ms = int64_t{a.interval_s} * 1000;
   if (a.patience_s > 0) r.options.patience_s = a.patience_s;
   if (!a.method.empty()) {
-    for (auto m : projections::all_forecast_methods)
-      if (a.method == projections::name_of(m)) r.options.method = m;
+    r.options.method = projections::forecast_method_named(a.method);
     if (!r.options.method) return fail("--method must be seasonal_naive, seasonal_mean or holt_winters");
   }
   if (auto why = projections::check(r.options.target)) return fail(*why);

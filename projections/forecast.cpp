@@ -130,6 +130,12 @@ const char* name_of(forecast_method m) {
   return "?";
 }
 
+std::optional<forecast_method> forecast_method_named(std::string_view name) {
+  for (forecast_method m : all_forecast_methods)
+    if (name == name_of(m)) return m;
+  return std::nullopt;
+}
+
 void mark_empty_days_missing(std::vector<double>& y, int per_day) {
   for (size_t start = 0; start + per_day <= y.size(); start += per_day) {
     bool empty = true;

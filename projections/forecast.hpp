@@ -14,7 +14,9 @@
 // it); sMAPE is 200 |y - f| / (|y| + |f|), in percent, over intervals where both are not 0.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace omniroute::projections {
@@ -23,6 +25,8 @@ enum class forecast_method { seasonal_naive, seasonal_mean, holt_winters };
 constexpr forecast_method all_forecast_methods[] = {
     forecast_method::seasonal_naive, forecast_method::seasonal_mean, forecast_method::holt_winters};
 const char* name_of(forecast_method m);
+// The method of that name, or nullopt.
+std::optional<forecast_method> forecast_method_named(std::string_view name);
 
 struct Seasonality {
   int per_day = 96;    // intervals in a day

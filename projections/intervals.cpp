@@ -32,6 +32,20 @@ void IntervalCounters::add(const IntervalCounters& o) {
   wait_time_ms += o.wait_time_ms;
 }
 
+void IntervalCounters::count_finished(bool was_answered, bool was_queued, int64_t waited_ms,
+                                      int64_t threshold_ms) {
+  const bool within = waited_ms <= threshold_ms;
+  if (was_answered) {
+    ++answered;
+    if (within) ++answered_within_threshold;
+  } else {
+    ++abandoned;
+    if (within) ++abandoned_within_threshold;
+  }
+  if (was_queued) ++queued;
+  wait_time_ms += waited_ms;
+}
+
 bool IntervalCounters::empty() const {
   return offered == 0 && queued == 0 && answered == 0 && abandoned == 0 &&
          answered_within_threshold == 0 && abandoned_within_threshold == 0 &&
@@ -79,19 +93,12 @@ std::vector<IntervalRow> roll_up(const std::vector<IntervalRow>& rows, int64_t i
                                  bool all_channels, int64_t utc_offset_ms) {
   std::map<std::pair<int64_t, std::string>, IntervalCounters> sums;
   for (const auto& r : rows)
-    sums[{bucket_of(r.bucket_ms + utc_offset_ms, interval_ms) - utc_offset_ms,
-          all_channels ? "*" : r.channel}]
+    sums[{local_bucket_of(r.bucket_ms, interval_ms, utc_offset_ms), all_channels ? "*" : r.channel}]
         .add(r.counters);
   std::vector<IntervalRow> out;
   out.reserve(sums.size());
   for (auto& [key, counters] : sums) out.push_back({key.first, key.second, counters});
   return out;
-}
-
-size_t IntervalStats::open_contacts() const {
-  size_t n = 0;
-  for (const auto& [name, t] : tenants_) n += t.contacts.size();
-  return n;
 }
 
 int64_t IntervalStats::threshold_of(const TenantState& t, const std::string& queue) const {
@@ -109,26 +116,23 @@ void IntervalStats::record_history(const events::Envelope& e, TenantState& t) {
   c.queue = str(d, "queue");
   c.channel = str(d, "channel");
   c.arrived_ms = e.time_ms;
-  const int64_t threshold = threshold_of(t, c.queue);
   const int64_t waited = ms_of_seconds(d, "waited_s");
   const bool answered = str(d, "outcome") == "answered";
+  auto q = d.find("queued");
+  const bool queued = q != d.end() && q->is_boolean() ? q->get<bool>() : (waited > 0 || !answered);
   IntervalCounters& k = at(e.tenant, c);
   ++k.offered;
-  auto q = d.find("queued");
-  if (q != d.end() && q->is_boolean() ? q->get<bool>() : (waited > 0 || !answered)) ++k.queued;
-  k.wait_time_ms += waited;
-  if (answered) {
-    ++k.answered;
-    if (waited <= threshold) ++k.answered_within_threshold;
-    k.handle_time_ms += ms_of_seconds(d, "handled_s");
-  } else {
-    ++k.abandoned;
-    if (waited <= threshold) ++k.abandoned_within_threshold;
-  }
+  k.count_finished(answered, queued, waited, threshold_of(t, c.queue));
+  if (answered) k.handle_time_ms += ms_of_seconds(d, "handled_s");
 }
 
 void IntervalStats::apply(const events::Envelope& e) {
   const std::string& type = e.type;
+  const bool contact_change = type == "conversation.queued" || type == "conversation.assigned" ||
+                              type == "conversation.abandoned" || type == "conversation.closed";
+  if (!contact_change && type != "queue.configured" && type != "contact.recorded" &&
+      type != "conversation.started")
+    return;  // messages, agent facts, ...: nothing to count
   const events::json& d = e.data;
   TenantState& t = tenants_[e.tenant];
   if (type == "queue.configured") {
@@ -142,9 +146,6 @@ void IntervalStats::apply(const events::Envelope& e) {
     t.contacts[str(d, "conversation")].channel = str(d, "channel");
     return;
   }
-  if (type != "conversation.queued" && type != "conversation.assigned" &&
-      type != "conversation.abandoned" && type != "conversation.closed")
-    return;
   auto it = t.contacts.find(str(d, "conversation"));
   if (it == t.contacts.end()) return;  // started before this projection existed
   Contact& c = it->second;
@@ -161,22 +162,13 @@ void IntervalStats::apply(const events::Envelope& e) {
     ++at(e.tenant, c).offered;
   } else if (type == "conversation.assigned") {
     if (c.arrived_ms < 0 || c.finished) return;  // e.g. transferred straight to an agent
-    IntervalCounters& k = at(e.tenant, c);
     const int64_t waited = now - c.arrived_ms;
-    ++k.answered;
-    if (waited > 0) ++k.queued;
-    if (waited <= c.threshold_ms) ++k.answered_within_threshold;
-    k.wait_time_ms += waited;
+    at(e.tenant, c).count_finished(true, waited > 0, waited, c.threshold_ms);
     c.answered_ms = now;
     c.finished = true;
   } else if (type == "conversation.abandoned") {
     if (c.arrived_ms < 0 || c.finished) return;
-    IntervalCounters& k = at(e.tenant, c);
-    const int64_t waited = now - c.arrived_ms;
-    ++k.abandoned;
-    ++k.queued;
-    if (waited <= c.threshold_ms) ++k.abandoned_within_threshold;
-    k.wait_time_ms += waited;
+    at(e.tenant, c).count_finished(false, true, now - c.arrived_ms, c.threshold_ms);
     c.finished = true;
   } else {  // conversation.closed
     if (c.answered_ms >= 0) at(e.tenant, c).handle_time_ms += now - c.answered_ms;

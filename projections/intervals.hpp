@@ -37,6 +37,9 @@ struct IntervalCounters {
 
   static constexpr size_t fields = 8;
   void add(const IntervalCounters& o);
+  // Counts a contact answered or abandoned after `waited_ms` in the queue: whether it waited
+  // (queued), and whether within the threshold.
+  void count_finished(bool answered, bool queued, int64_t waited_ms, int64_t threshold_ms);
   bool empty() const;
   std::string encode() const;  // 8 big-endian int64
   static std::optional<IntervalCounters> decode(std::string_view bytes);
@@ -72,6 +75,10 @@ std::vector<IntervalRow> roll_up(const std::vector<IntervalRow>& rows, int64_t i
 
 // The start of the bucket of `interval_ms` that holds `time_ms` (floor, also before 1970).
 int64_t bucket_of(int64_t time_ms, int64_t interval_ms);
+// The same on a grid aligned to local time `utc_offset_ms` east of UTC (e.g. local midnights).
+inline int64_t local_bucket_of(int64_t time_ms, int64_t interval_ms, int64_t utc_offset_ms) {
+  return bucket_of(time_ms + utc_offset_ms, interval_ms) - utc_offset_ms;
+}
 
 class IntervalStats {
  public:
@@ -79,8 +86,6 @@ class IntervalStats {
   void apply(const events::Envelope& e);
   // The counter changes since the last take_deltas().
   IntervalDeltas take_deltas() { return std::exchange(deltas_, IntervalDeltas{}); }
-  // Contacts not finished yet (for tests and memory accounting).
-  size_t open_contacts() const;
 
  private:
   struct Contact {

@@ -16,7 +16,15 @@ constexpr int64_t day_ms = 86400000;
 const double nan = std::numeric_limits<double>::quiet_NaN();
 
 int64_t local_midnight(int64_t utc_ms, int64_t offset_ms) {
-  return bucket_of(utc_ms + offset_ms, day_ms) - offset_ms;
+  return local_bucket_of(utc_ms, day_ms, offset_ms);
+}
+
+// A number >= 0, or nullopt.
+std::optional<double> non_negative(const std::string& text) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end || !std::isfinite(v) || v < 0) return std::nullopt;
+  return v;
 }
 
 // AHT per interval of the day, from the history's handle time and answered counts.
@@ -60,18 +68,17 @@ IntervalHistory history_from_rows(const std::vector<IntervalRow>& rows, int64_t 
                                   int64_t utc_offset_ms) {
   IntervalHistory h;
   h.interval_ms = interval_ms;
-  if (rows.empty()) return h;
-  int64_t first = rows.front().bucket_ms, last = rows.front().bucket_ms;
-  for (const auto& r : rows) first = std::min(first, r.bucket_ms), last = std::max(last, r.bucket_ms);
-  h.start_ms = local_midnight(first, utc_offset_ms);
-  const int64_t end = local_midnight(last, utc_offset_ms) + day_ms;
+  const auto intervals = roll_up(rows, interval_ms, true, utc_offset_ms);  // in time order
+  if (intervals.empty()) return h;
+  h.start_ms = local_midnight(intervals.front().bucket_ms, utc_offset_ms);
+  const int64_t end = local_midnight(intervals.back().bucket_ms, utc_offset_ms) + day_ms;
   const size_t n = static_cast<size_t>((end - h.start_ms) / interval_ms);
   h.offered.assign(n, 0.0), h.handle_s.assign(n, 0.0), h.answered.assign(n, 0.0);
-  for (const auto& r : rows) {
+  for (const auto& r : intervals) {
     const size_t t = static_cast<size_t>((r.bucket_ms - h.start_ms) / interval_ms);
-    h.offered[t] += static_cast<double>(r.counters.offered);
-    h.answered[t] += static_cast<double>(r.counters.answered);
-    h.handle_s[t] += static_cast<double>(r.counters.handle_time_ms) / 1000.0;
+    h.offered[t] = static_cast<double>(r.counters.offered);
+    h.answered[t] = static_cast<double>(r.counters.answered);
+    h.handle_s[t] = static_cast<double>(r.counters.handle_time_ms) / 1000.0;
   }
   const int per_day = h.seasonality().per_day;
   mark_empty_days_missing(h.offered, per_day);
@@ -100,16 +107,12 @@ result<IntervalHistory, std::string> history_from_csv(std::istream& in, int64_t 
     const std::string where = "line " + std::to_string(line_no) + ": ";
     if (!at) return where + "'" + (f.empty() ? "" : f[0]) + "' is not a timestamp";
     if (f.size() < 2 || f.size() > 3) return where + "expected timestamp,count[,aht_s]";
-    char* end = nullptr;
-    double count = std::strtod(f[1].c_str(), &end);
-    if (end == f[1].c_str() || *end || !std::isfinite(count) || count < 0)
-      return where + "count '" + f[1] + "' is not a number >= 0";
-    Point p{count, std::nullopt};
+    auto count = non_negative(f[1]);
+    if (!count) return where + "count '" + f[1] + "' is not a number >= 0";
+    Point p{*count, std::nullopt};
     if (f.size() == 3 && !f[2].empty()) {
-      double aht = std::strtod(f[2].c_str(), &end);
-      if (end == f[2].c_str() || *end || !std::isfinite(aht) || aht < 0)
-        return where + "aht_s '" + f[2] + "' is not a number >= 0";
-      p.aht = aht;
+      p.aht = non_negative(f[2]);
+      if (!p.aht) return where + "aht_s '" + f[2] + "' is not a number >= 0";
     }
     if (!points.emplace(*at, p).second) return where + "timestamp " + f[0] + " repeats";
   }

@@ -9,10 +9,7 @@
 namespace omniroute::projections {
 
 result<QueuePlan, std::string> plan_queue(const Store& store, QueuePlanRequest r) {
-  auto rows = store.intervals(r.tenant, r.queue, INT64_MIN / 4, INT64_MAX / 4);
-  if (!r.channel.empty())
-    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const auto& x) { return x.channel != r.channel; }),
-               rows.end());
+  auto rows = store.intervals(r.tenant, r.queue, INT64_MIN / 4, INT64_MAX / 4, r.channel);
   if (rows.empty())
     return "queue '" + r.queue + "' of tenant '" + r.tenant + "' has no interval statistics" +
            (r.channel.empty() ? "" : " on channel '" + r.channel + "'");

@@ -216,7 +216,7 @@ std::vector<std::string> Store::journal_after(const std::string& tenant,
 
 std::vector<IntervalRow> Store::intervals(const std::string& tenant,
                                                  const std::string& queue, int64_t from_ms,
-                                                 int64_t to_ms) const {
+                                                 int64_t to_ms, const std::string& channel) const {
   std::vector<IntervalRow> out;
   if (from_ms >= to_ms) return out;
   const std::string prefix = interval_prefix(tenant, queue);
@@ -229,11 +229,13 @@ std::vector<IntervalRow> Store::intervals(const std::string& tenant,
   for (it->Seek(lower); it->Valid(); it->Next()) {
     std::string_view k(it->key().data(), it->key().size());
     if (k.size() < prefix.size() + 8) continue;
+    std::string_view row_channel = k.substr(prefix.size() + 8);
+    if (!channel.empty() && row_channel != channel) continue;
     auto counters = IntervalCounters::decode({it->value().data(), it->value().size()});
     if (!counters) continue;
     const int64_t bucket =
         static_cast<int64_t>(get_be(k, prefix.size(), 8) ^ (uint64_t{1} << 63));
-    out.push_back({bucket, std::string(k.substr(prefix.size() + 8)), *counters});
+    out.push_back({bucket, std::string(row_channel), *counters});
   }
   return out;
 }

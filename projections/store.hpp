@@ -55,9 +55,10 @@ class Store {
                                          size_t limit) const;
 
   // The interval statistics of a tenant's queue with from_ms <= bucket start < to_ms, in time
-  // order (channels of one bucket in name order).
+  // order (channels of one bucket in name order); only `channel`'s unless it is empty.
   std::vector<IntervalRow> intervals(const std::string& tenant, const std::string& queue,
-                                     int64_t from_ms, int64_t to_ms) const;
+                                     int64_t from_ms, int64_t to_ms,
+                                     const std::string& channel = "") const;
 
   // The journal position up to which partition p's records are in the views.
   journal_pos applied(partition_id p) const;

@@ -43,7 +43,7 @@ struct Node {
     adapters::CsvImporter importer(adapters::ImportMapping::parse(mapping).value(), "bank");
     auto summary = importer.run(in, *log, *store);
     REQUIRE(summary.has_value());
-    for (const auto& [p, end] : summary->ingest_end) REQUIRE(actors::drain(*log, *store, p));
+    for (partition_id p : summary->partitions) REQUIRE(actors::drain(*log, *store, p));
     return *summary;
   }
 };
