@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "actors/routing.hpp"
 #include "events/types.hpp"
 
 namespace omniroute::actors {
@@ -23,7 +24,7 @@ class ProcessorObserver {
   virtual void on_lag(partition_id, int64_t /*records*/) {}
   // A tenant's live state after a batch.
   virtual void on_tenant(const std::string& /*tenant*/,
-                         const std::map<std::string, size_t>& /*queue_depths*/,
+                         const std::map<std::string, routing::QueueStats>& /*queues*/,
                          const std::map<std::string, size_t>& /*agents_by_status*/) {}
   virtual void on_error(partition_id, const std::string& /*message*/) {}
 };

@@ -81,13 +81,19 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
 
 PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store& store,
                                        partition_id p, ProcessorObserver& observer,
-                                       size_t max_batch)
-    : log_(log), store_(store), p_(p), observer_(observer), max_batch_(max_batch) {}
+                                       size_t max_batch, bool clock_ticks)
+    : log_(log),
+      store_(store),
+      p_(p),
+      observer_(observer),
+      max_batch_(max_batch),
+      clock_ticks_(clock_ticks) {}
 
 Status PartitionProcessor::recover() {
   recovered_ = false;
   claim_.reset();
   state_ = PartitionState{};
+  anchors_.clear();
   auto claim = log_.claim(p_);
   if (!claim) return claim.error();
   if (Status s = replay(log_, store_, p_, claim->epoch, state_); !s) return s;
@@ -150,10 +156,11 @@ std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestReco
   observer_.on_fact(type, outcome.refused ? "refused" : "accepted");
   for (size_t i = 0; i < outcome.entries.size(); ++i) {
     const auto& e = outcome.entries[i];
-    entry_kind kind =
-        outcome.refused ? entry_kind::refusal : (i == 0 ? entry_kind::fact : entry_kind::decision);
+    const entry_kind kind = outcome.fact == i                ? entry_kind::fact
+                            : e.type == "event.refused"      ? entry_kind::refusal
+                                                             : entry_kind::decision;
     r.entries.push_back(entry_of(e, kind, kind == entry_kind::decision ? e.id : id));
-    if (!outcome.refused) {
+    if (kind != entry_kind::refusal) {
       state_.intervals.apply(e);
       state_.schedules.apply(e);
     }
@@ -169,6 +176,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   if (Status s = log_.read_ingest(p_, cursor_, max_batch_, wait, ingest); !s) return s;
   if (ingest.empty()) {
     report_lag(cursor_);
+    if (Status s = send_due_ticks(); !s) return s;
     return size_t{0};
   }
 
@@ -212,15 +220,49 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
       observer_.on_decision_latency(static_cast<double>(now - appended_us[i]) / 1e6);
   for (const auto& name : batch.tenants) {
     const routing::Tenant& t = state_.tenants.at(name);
-    observer_.on_tenant(name, t.queue_depths(), t.agents_by_status());
+    observer_.on_tenant(name, t.queue_stats(), t.agents_by_status());
+    Anchor& a = anchors_[name];
+    a.event_ms = t.clock_ms();
+    a.wall = std::chrono::steady_clock::now();
   }
   report_lag(next);
+  if (Status s = send_due_ticks(); !s) return s;
   return ingest.size();
+}
+
+Status PartitionProcessor::send_due_ticks() {
+  if (!clock_ticks_) return Status::ok();
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> payloads;
+  std::vector<std::string> tenants;
+  for (auto& [name, tenant] : state_.tenants) {
+    auto due = tenant.next_deadline();
+    if (!due) continue;
+    auto a = anchors_.find(name);
+    if (a == anchors_.end()) a = anchors_.emplace(name, Anchor{tenant.clock_ms(), now, std::nullopt}).first;
+    if (a->second.tick && a->second.tick->value() >= cursor_.value()) continue;  // one in flight
+    const int64_t clock =
+        a->second.event_ms +
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - a->second.wall).count();
+    if (clock < *due) continue;
+    routing::Envelope tick;
+    tick.id = "tick-" + std::to_string(clock) + "-" + std::to_string(tenant.next_seq().value());
+    tick.type = "clock.tick";
+    tick.tenant = name;
+    tick.time_ms = clock;
+    payloads.push_back(events::to_text(tick));
+    tenants.push_back(name);
+  }
+  if (payloads.empty()) return Status::ok();
+  std::vector<ingest_offset> offsets;
+  if (Status s = log_.append_ingest(p_, payloads, &offsets); !s) return s;
+  for (size_t i = 0; i < tenants.size(); ++i) anchors_[tenants[i]].tick = offsets[i];
+  return Status::ok();
 }
 
 Status drain(events::EventLog& log, projections::Store& store, partition_id p) {
   ProcessorObserver quiet;
-  PartitionProcessor processor(log, store, p, quiet, 4096);
+  PartitionProcessor processor(log, store, p, quiet, 4096, false);
   for (;;) {
     auto n = processor.step(std::chrono::milliseconds(0));
     if (!n) return n.error();

@@ -44,8 +44,12 @@ Status drain(events::EventLog& log, projections::Store& store, partition_id p);
 
 class PartitionProcessor {
  public:
+  // With `clock_ticks`, the processor also keeps each tenant's timers running: when the
+  // tenant's clock (its latest event time, advanced by the wall time elapsed since) reaches a
+  // timer, it appends a `clock.tick` fact to the ingest log, which fires the timer like any
+  // other fact would. After a restart, the clock runs from the recovery.
   PartitionProcessor(events::EventLog& log, projections::Store& store, partition_id p,
-                     ProcessorObserver& observer, size_t max_batch);
+                     ProcessorObserver& observer, size_t max_batch, bool clock_ticks);
 
   // Claims the partition and rebuilds its state from the journal. Called by step() as needed.
   Status recover();
@@ -76,12 +80,22 @@ class PartitionProcessor {
   events::JournalEntry entry_of(const routing::Envelope& e, events::entry_kind kind,
                                 const std::string& key) const;
   void report_lag(ingest_offset next);
+  Status send_due_ticks();
+
+  // Where a tenant's clock was at a wall-clock moment, and the tick it has in flight.
+  struct Anchor {
+    int64_t event_ms = 0;
+    std::chrono::steady_clock::time_point wall{};
+    std::optional<ingest_offset> tick;
+  };
 
   events::EventLog& log_;
   projections::Store& store_;
   partition_id p_;
   ProcessorObserver& observer_;
   size_t max_batch_;
+  bool clock_ticks_;
+  std::map<std::string, Anchor> anchors_;
   std::optional<events::Claim> claim_;
   ingest_offset cursor_{0};
   PartitionState state_;

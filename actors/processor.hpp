@@ -25,6 +25,7 @@ namespace omniroute::actors {
 struct ProcessorOptions {
   std::chrono::milliseconds wait{50};  // how long a host waits for ingest before looping
   size_t max_batch = 2000;             // most ingest records per journal append
+  bool clock_ticks = true;             // send clock.tick facts when a tenant's timer is due
 };
 
 class Processor {

@@ -1,17 +1,12 @@
-#include "actors/routing.hpp"
-
+// Deciding: checks on facts, timers, dispatch. State changes live in routing_state.cpp.
 #include <algorithm>
 
+#include "actors/routing.hpp"
+#include "actors/routing_subjects.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::routing {
 namespace {
-
-const std::string& str(const json& data, const char* key) {
-  static const std::string empty;
-  auto it = data.find(key);
-  return it != data.end() && it->is_string() ? it->get_ref<const std::string&>() : empty;
-}
 
 bool is_conversation_fact(const std::string& type) {
   return type.rfind("conversation.", 0) == 0 || type.rfind("offer.", 0) == 0;
@@ -33,24 +28,25 @@ const char* to_string(conversation_state s) {
   return "unknown";
 }
 
-// ---- deciding -------------------------------------------------------------------------------
+// ---- facts in, decisions out ----------------------------------------------------------------
 
 Outcome Tenant::handle(Envelope fact) {
   Outcome out;
   evict_closed_before(fact.time_ms - closed_retention_ms);  // as apply() will, before the check
-  if (auto why = check(fact)) {
-    Envelope refusal = decision(fact, "event.refused",
-                                {{"event", fact.id},
-                                 {"type", fact.type},
-                                 {"field", why->first},
-                                 {"reason", why->second}});
+  auto refuse_with = [&](const std::pair<std::string, std::string>& why) {
     out.refused = true;
-    out.entries.push_back(std::move(refusal));
+    out.entries.push_back(refuse(fact.id, fact.type, fact.time_ms, why.first, why.second));
     return out;
-  }
+  };
+  if (auto why = check(fact)) return refuse_with(*why);
+  // Timers due by the fact's time fire first; they may change what the fact meets.
+  advance(fact, out.entries);
+  if (!out.entries.empty())
+    if (auto why = check(fact)) return refuse_with(*why);
   fact.seq = seq_no{next_seq_};
   fact.cause.clear();
   apply(fact);
+  out.fact = out.entries.size();
   out.entries.push_back(fact);
   decide(fact, out.entries);
   return out;
@@ -66,26 +62,43 @@ Envelope Tenant::refuse(const std::string& id, const std::string& type, int64_t 
                   {{"event", id}, {"type", type}, {"field", field}, {"reason", reason}});
 }
 
-Envelope Tenant::decision(const Envelope& fact, const char* type, json data) {
+Envelope Tenant::decision(const Envelope& cause, const char* type, json data) {
   Envelope d;
   d.id = "d-" + std::to_string(next_seq_);
   d.type = type;
   d.tenant = name_;
-  d.time_ms = fact.time_ms;
+  d.time_ms = cause.time_ms;
   d.data = std::move(data);
   d.seq = seq_no{next_seq_};
-  d.cause = fact.id;
+  d.cause = cause.id;
   apply(d);
   return d;
 }
 
 std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope& f) const {
+  using why = std::pair<std::string, std::string>;
   const json& d = f.data;
   auto older = [&](int64_t last, const std::string& what) {
-    return std::make_pair(std::string("time"),
-                          "out of order: earlier than the last event of " + what + " (" +
-                              events::format_rfc3339_ms(last) + ")");
+    return why("time", "out of order: earlier than the last event of " + what + " (" +
+                           events::format_rfc3339_ms(last) + ")");
   };
+  if (f.type == "queue.configured") {
+    const std::string& id = str(d, "queue");
+    if (d.contains("relax"))
+      for (size_t i = 0; i < d["relax"].size(); ++i) {
+        const std::string& to = str(d["relax"][i], "overflow_to");
+        if (to.empty()) continue;
+        if (to == id) return why("data.relax", "step " + std::to_string(i) + " overflows to its own queue");
+        if (!queues_.count(to))
+          return why("data.relax", "step " + std::to_string(i) + " overflows to unknown queue '" +
+                                       to + "' (configure it first)");
+      }
+    if (str(d, "strategy") == "most_proficient" && str(d, "skill").empty() &&
+        proficiency_skill(compile_requirement(str(d, "requirement"))).empty())
+      return why("data.skill", "strategy most_proficient needs a skill, or a requirement on "
+                               "agent.skills.<name>");
+    return std::nullopt;
+  }
   if (is_agent_fact(f.type)) {
     auto it = agents_.find(str(d, "agent"));
     if (f.type == "agent.logged_in") {
@@ -93,76 +106,90 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
         return older(it->second.last_ms, "agent " + it->first);
       return std::nullopt;
     }
-    if (it == agents_.end()) return std::make_pair("data.agent", "unknown agent");
+    if (it == agents_.end()) return why("data.agent", "unknown agent");
     if (f.time_ms < it->second.last_ms) return older(it->second.last_ms, "agent " + it->first);
     if (!it->second.logged_in && f.type != "agent.logged_out")
-      return std::make_pair("data.agent", "agent is not logged in");
+      return why("data.agent", "agent is not logged in");
     return std::nullopt;
   }
-  if (!is_conversation_fact(f.type)) return std::nullopt;  // queue.configured, arbitration.*
+  if (!is_conversation_fact(f.type)) return std::nullopt;  // clock.tick, contact.*, arbitration.*
 
   const std::string& cid = str(d, "conversation");
   auto it = conversations_.find(cid);
   if (f.type == "conversation.started") {
     if (it != conversations_.end())
-      return std::make_pair("data.conversation",
-                            it->second.state == conversation_state::closed
-                                ? "conversation is closed; start a new conversation id"
-                                : "conversation already exists");
+      return why("data.conversation", it->second.state == conversation_state::closed
+                                          ? "conversation is closed; reopen it or start a new "
+                                            "conversation id"
+                                          : "conversation already exists");
     const std::string& q = str(d, "queue");
     if (!q.empty()) {
       auto qit = queues_.find(q);
-      if (qit == queues_.end()) return std::make_pair("data.queue", "unknown queue '" + q + "'");
+      if (qit == queues_.end()) return why("data.queue", "unknown queue '" + q + "'");
       const auto& ch = qit->second.channels;
       if (!ch.empty() && std::find(ch.begin(), ch.end(), str(d, "channel")) == ch.end())
-        return std::make_pair("data.channel",
-                              "queue '" + q + "' does not serve channel '" + str(d, "channel") + "'");
+        return why("data.channel",
+                   "queue '" + q + "' does not serve channel '" + str(d, "channel") + "'");
     }
     return std::nullopt;
   }
-  if (it == conversations_.end()) return std::make_pair("data.conversation", "unknown conversation");
+  if (it == conversations_.end()) return why("data.conversation", "unknown conversation");
   const Conversation& c = it->second;
   if (f.time_ms < c.last_ms) return older(c.last_ms, "conversation " + c.id);
-  if (c.state == conversation_state::closed)
-    return std::make_pair("data.conversation", "conversation is closed");
+  if (f.type == "conversation.reopened") {
+    if (c.state != conversation_state::closed)
+      return why("data.conversation",
+                 std::string("conversation is not closed (it is ") + to_string(c.state) + ")");
+    auto q = queues_.find(c.queue);
+    if (q == queues_.end()) return why("data.conversation", "conversation never had a queue to reopen in");
+    if (f.time_ms - c.closed_ms > q->second.reopen_window_ms)
+      return why("data.conversation", "closed at " + events::format_rfc3339_ms(c.closed_ms) +
+                                          ", longer ago than queue '" + c.queue +
+                                          "' allows reopening (" +
+                                          std::to_string(q->second.reopen_window_ms / 1000) + " s)");
+    return std::nullopt;
+  }
+  if (c.state == conversation_state::closed) return why("data.conversation", "conversation is closed");
 
   if (f.type == "offer.accepted" || f.type == "offer.declined") {
     if (c.state != conversation_state::offered || c.agent != str(d, "agent") ||
         c.offer != str(d, "offer"))
-      return std::make_pair("data.offer", "no pending offer '" + str(d, "offer") + "' to agent '" +
-                                               str(d, "agent") + "' for this conversation");
+      return why("data.offer", "no pending offer '" + str(d, "offer") + "' to agent '" +
+                                   str(d, "agent") + "' for this conversation");
+    if (f.time_ms >= c.offer_expires_ms)
+      return why("data.offer", "offer '" + c.offer + "' expired at " +
+                                   events::format_rfc3339_ms(c.offer_expires_ms));
   } else if (f.type == "conversation.handoff_requested") {
     if (c.state != conversation_state::bot)
-      return std::make_pair("data.conversation",
-                            std::string("conversation is not with a bot (it is ") +
-                                to_string(c.state) + ")");
+      return why("data.conversation",
+                 std::string("conversation is not with a bot (it is ") + to_string(c.state) + ")");
     const std::string& q = str(d, "queue").empty() ? c.queue : str(d, "queue");
-    if (q.empty()) return std::make_pair("data.queue", "missing: no queue to hand off to");
-    if (!queues_.count(q)) return std::make_pair("data.queue", "unknown queue '" + q + "'");
+    if (q.empty()) return why("data.queue", "missing: no queue to hand off to");
+    if (!queues_.count(q)) return why("data.queue", "unknown queue '" + q + "'");
   } else if (f.type == "conversation.transfer_requested") {
     if (c.state == conversation_state::bot || c.state == conversation_state::wrap_up)
-      return std::make_pair("data.conversation",
-                            std::string("cannot transfer a conversation that is ") +
-                                to_string(c.state));
+      return why("data.conversation",
+                 std::string("cannot transfer a conversation that is ") + to_string(c.state));
+    if (d.contains("to_queue") == d.contains("to_agent"))
+      return why("data", "needs either to_queue or to_agent");
     if (d.contains("to_queue")) {
       if (!queues_.count(str(d, "to_queue")))
-        return std::make_pair("data.to_queue", "unknown queue '" + str(d, "to_queue") + "'");
+        return why("data.to_queue", "unknown queue '" + str(d, "to_queue") + "'");
     } else {
       auto ait = agents_.find(str(d, "to_agent"));
       if (ait == agents_.end() || !ait->second.logged_in)
-        return std::make_pair("data.to_agent", "agent is not logged in");
+        return why("data.to_agent", "agent is not logged in");
       if (ait->second.id == c.agent)
-        return std::make_pair("data.to_agent", "conversation is already with this agent");
-      if (ait->second.status != "available" || !has_free_slot(ait->second, c.channel))
-        return std::make_pair("data.to_agent", "agent has no free capacity for channel '" +
-                                                   c.channel + "'");
+        return why("data.to_agent", "conversation is already with this agent");
+      if (!ready(ait->second) || !has_free_slot(ait->second, c.channel))
+        return why("data.to_agent", "agent has no free capacity for channel '" + c.channel + "'");
     }
   } else if (f.type == "conversation.ended") {
     if (c.state == conversation_state::wrap_up)
-      return std::make_pair("data.conversation", "conversation has already ended");
+      return why("data.conversation", "conversation has already ended");
   } else if (f.type == "conversation.wrapped_up") {
     if (c.state != conversation_state::wrap_up || c.agent != str(d, "agent"))
-      return std::make_pair("data.agent", "conversation is not in wrap-up with this agent");
+      return why("data.agent", "conversation is not in wrap-up with this agent");
   }
   return std::nullopt;
 }
@@ -171,66 +198,85 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
   const json& d = f.data;
   const std::string& t = f.type;
   if (t == "queue.configured") {
-    dispatch_queue(f, str(d, "queue"), out);
+    // A new requirement may let waiting conversations reach agents they could not before.
+    auto& q = queues_.at(str(d, "queue"));
+    std::vector<std::string> waiting;
+    for (const auto& key : q.waiting) waiting.push_back(std::get<3>(key));
+    for (const auto& cid : waiting) dispatch_conversation(f, cid, out);
   } else if (t == "agent.logged_in") {
     dispatch_agent(f, str(d, "agent"), out);
   } else if (t == "agent.status_changed" || t == "agent.logged_out") {
-    Agent& a = agents_.at(str(d, "agent"));
-    if (a.status == "available") {
+    const Agent& a = agents_.at(str(d, "agent"));
+    if (ready(a)) {
       dispatch_agent(f, a.id, out);
     } else {
-      requeue_offers_of(f, a, out);
+      requeue_offers_of(f, a.id, out);
     }
+  } else if (t == "clock.tick" || is_agent_fact(t)) {
+    // Timers fired in advance(); a heartbeat only moves the agent's deadline.
   } else if (t == "conversation.started") {
     Conversation& c = conversations_.at(str(d, "conversation"));
-    if (!c.queue.empty() && !(d.contains("bot") && d["bot"].is_boolean() && d["bot"].get<bool>())) {
-      out.push_back(decision(f, "conversation.queued",
-                             {{"conversation", c.id}, {"queue", c.queue}, {"priority", c.priority}}));
-      dispatch_queue(f, c.queue, out);
+    if (!c.queue.empty() && !d.value("bot", false)) {
+      enqueue(f, c, c.queue, out);
+      dispatch_conversation(f, c.id, out);
+    }
+  } else if (t == "conversation.intent_detected") {
+    Conversation& c = conversations_.at(str(d, "conversation"));
+    auto q = queues_.find(c.queue);
+    if (c.state == conversation_state::bot && q != queues_.end() &&
+        c.confidence < q->second.handoff_below_confidence) {
+      enqueue(f, c, c.queue, out, {{"reason", "intent confidence below the queue's threshold"}});
+      dispatch_conversation(f, c.id, out);
     }
   } else if (t == "conversation.handoff_requested") {
     Conversation& c = conversations_.at(str(d, "conversation"));
-    std::string q = str(d, "queue").empty() ? c.queue : str(d, "queue");
-    out.push_back(decision(f, "conversation.queued",
-                           {{"conversation", c.id}, {"queue", q}, {"priority", c.priority}}));
-    dispatch_queue(f, q, out);
+    enqueue(f, c, str(d, "queue").empty() ? c.queue : str(d, "queue"), out,
+            {{"reason", "handoff requested"}});
+    dispatch_conversation(f, c.id, out);
   } else if (t == "conversation.transfer_requested") {
     Conversation& c = conversations_.at(str(d, "conversation"));
     std::string previous = c.agent;
     if (d.contains("to_queue")) {
-      std::string q = str(d, "to_queue");
-      out.push_back(decision(f, "conversation.queued",
-                             {{"conversation", c.id}, {"queue", q}, {"priority", c.priority}}));
-      dispatch_queue(f, q, out);
+      enqueue(f, c, str(d, "to_queue"), out, {{"reason", "transfer"}});
+      dispatch_conversation(f, c.id, out);
     } else {
       offer(f, c, agents_.at(str(d, "to_agent")), out);
     }
     if (!previous.empty()) dispatch_agent(f, previous, out);
+  } else if (t == "conversation.reopened") {
+    Conversation& c = conversations_.at(str(d, "conversation"));
+    json extra = {{"reason", "reopened"}};
+    const Queue& q = queues_.at(c.queue);
+    if (!c.last_agent.empty() && q.reopen_preference_ms > 0) {
+      extra["preferred_agent"] = c.last_agent;
+      extra["preferred_until"] = events::format_rfc3339_ms(f.time_ms + q.reopen_preference_ms);
+    }
+    enqueue(f, c, c.queue, out, std::move(extra));
+    dispatch_conversation(f, c.id, out);
   } else if (t == "offer.accepted") {
     Conversation& c = conversations_.at(str(d, "conversation"));
     out.push_back(decision(f, "conversation.assigned", {{"conversation", c.id}, {"agent", c.agent}}));
   } else if (t == "offer.declined") {
     Conversation& c = conversations_.at(str(d, "conversation"));
     std::string agent = c.agent;
-    out.push_back(decision(f, "conversation.queued",
-                           {{"conversation", c.id}, {"queue", c.queue}, {"priority", c.priority}}));
-    dispatch_queue(f, c.queue, out);
+    enqueue(f, c, c.queue, out, {{"reason", "declined"}});
+    dispatch_conversation(f, c.id, out);
     dispatch_agent(f, agent, out);
   } else if (t == "conversation.ended") {
     Conversation& c = conversations_.at(str(d, "conversation"));
     if (c.state == conversation_state::queued || c.state == conversation_state::offered) {
       std::string agent = c.agent;
-      int64_t waited_ms = f.time_ms - c.enqueued_ms;
       out.push_back(decision(f, "conversation.abandoned",
                              {{"conversation", c.id},
                               {"queue", c.queue},
-                              {"waited_s", static_cast<double>(waited_ms) / 1000.0}}));
+                              {"waited_s", static_cast<double>(f.time_ms - c.enqueued_ms) / 1000.0}}));
       out.push_back(decision(f, "conversation.closed", {{"conversation", c.id}}));
       if (!agent.empty()) dispatch_agent(f, agent, out);
     } else if (c.state == conversation_state::bot) {
       out.push_back(decision(f, "conversation.closed", {{"conversation", c.id}}));
     }
-    // assigned: the fact moved it to wrap-up; it closes on conversation.wrapped_up.
+    // assigned: the fact moved it to wrap-up; it closes on conversation.wrapped_up or when
+    // the queue's wrap-up limit passes.
   } else if (t == "conversation.wrapped_up") {
     Conversation& c = conversations_.at(str(d, "conversation"));
     std::string agent = c.agent;
@@ -239,389 +285,295 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
   }
 }
 
-std::string Tenant::slot_of(const Agent& a, const std::string& channel) const {
-  if (a.capacity.count(channel)) return channel;
-  if (channel == "voice" || channel == "email") return channel;
-  return "chat";
+// ---- timers ---------------------------------------------------------------------------------
+
+std::optional<int64_t> Tenant::next_deadline() {
+  while (!timers_.empty() && !timer_due(*timers_.begin())) timers_.erase(timers_.begin());
+  if (timers_.empty()) return std::nullopt;
+  return std::get<0>(*timers_.begin());
 }
 
+bool Tenant::timer_due(const timer& t) const {
+  const auto& [due, kind, id] = t;
+  if (kind == timer_kind::heartbeat) {
+    auto a = agents_.find(id);
+    return a != agents_.end() && a->second.logged_in && a->second.status != "offline" &&
+           a->second.heartbeat_timeout_ms > 0 &&
+           a->second.last_heartbeat_ms + a->second.heartbeat_timeout_ms == due;
+  }
+  auto it = conversations_.find(id);
+  if (it == conversations_.end()) return false;
+  const Conversation& c = it->second;
+  switch (kind) {
+    case timer_kind::offer:
+      return c.state == conversation_state::offered && c.offer_expires_ms == due;
+    case timer_kind::wrap_up:
+      return c.state == conversation_state::wrap_up && c.wrap_up_due_ms == due;
+    case timer_kind::preference:
+      return c.state == conversation_state::queued && !c.preferred_agent.empty() &&
+             c.preferred_until_ms == due;
+    case timer_kind::relax: {
+      auto q = queues_.find(c.queue);
+      return c.state == conversation_state::queued && q != queues_.end() &&
+             c.relax_step < q->second.relax.size() &&
+             c.queue_entered_ms + q->second.relax[c.relax_step].after_ms == due;
+    }
+    default: return false;
+  }
+}
+
+void Tenant::advance(const Envelope& cause, std::vector<Envelope>& out) {
+  while (!timers_.empty() && std::get<0>(*timers_.begin()) <= cause.time_ms) {
+    timer t = *timers_.begin();
+    timers_.erase(timers_.begin());
+    if (timer_due(t)) fire(cause, t, out);
+  }
+}
+
+void Tenant::fire(const Envelope& cause, const timer& t, std::vector<Envelope>& out) {
+  const std::string& id = std::get<2>(t);
+  switch (std::get<1>(t)) {
+    case timer_kind::offer: {
+      Conversation& c = conversations_.at(id);
+      const std::string agent = c.agent;
+      out.push_back(decision(cause, "offer.timed_out",
+                             {{"conversation", c.id}, {"agent", agent}, {"offer", c.offer}}));
+      enqueue(cause, c, c.queue, out, {{"reason", "offer timed out"}});
+      const Agent& a = agents_.at(agent);
+      auto q = queues_.find(c.queue);
+      const int limit = q != queues_.end() ? q->second.no_answer_limit : 0;
+      if (limit > 0 && a.missed_offers >= limit && a.status == "available") {
+        out.push_back(decision(cause, "agent.went_away",
+                               {{"agent", agent},
+                                {"reason", "missed offers"},
+                                {"missed", a.missed_offers}}));
+        requeue_offers_of(cause, agent, out);
+      }
+      dispatch_conversation(cause, c.id, out);
+      dispatch_agent(cause, agent, out);
+      return;
+    }
+    case timer_kind::relax: {
+      Conversation& c = conversations_.at(id);
+      const Queue& q = queues_.at(c.queue);
+      const size_t step = c.relax_step + 1;
+      const RelaxStep& s = q.relax[c.relax_step];
+      if (!s.overflow_to.empty()) {
+        out.push_back(decision(cause, "conversation.overflowed",
+                               {{"conversation", c.id},
+                                {"from_queue", c.queue},
+                                {"to_queue", s.overflow_to},
+                                {"step", step}}));
+        enqueue(cause, c, s.overflow_to, out, {{"reason", "overflow"}});
+      } else {
+        out.push_back(decision(cause, "conversation.relaxed",
+                               {{"conversation", c.id},
+                                {"queue", c.queue},
+                                {"step", step},
+                                {"requirement", s.requirement->text()}}));
+      }
+      dispatch_conversation(cause, c.id, out);
+      return;
+    }
+    case timer_kind::wrap_up: {
+      const std::string agent = conversations_.at(id).agent;
+      out.push_back(decision(cause, "conversation.closed",
+                             {{"conversation", id}, {"reason", "wrap-up time limit"}}));
+      dispatch_agent(cause, agent, out);
+      return;
+    }
+    case timer_kind::preference: {
+      const Conversation& c = conversations_.at(id);
+      out.push_back(decision(cause, "conversation.preference_expired",
+                             {{"conversation", id}, {"agent", c.preferred_agent}}));
+      dispatch_conversation(cause, id, out);
+      return;
+    }
+    case timer_kind::heartbeat: {
+      const Agent& a = agents_.at(id);
+      out.push_back(decision(cause, "agent.went_offline",
+                             {{"agent", id},
+                              {"reason", "missed heartbeats"},
+                              {"last_heartbeat_at", events::format_rfc3339_ms(a.last_heartbeat_ms)}}));
+      requeue_offers_of(cause, id, out);
+      return;
+    }
+  }
+}
+
+// ---- dispatch -------------------------------------------------------------------------------
+
+void Tenant::enqueue(const Envelope& cause, Conversation& c, const std::string& queue,
+                     std::vector<Envelope>& out, json extra) {
+  json data = {{"conversation", c.id}, {"queue", queue}, {"priority", c.priority}};
+  data.update(extra);
+  out.push_back(decision(cause, "conversation.queued", std::move(data)));
+}
+
+void Tenant::offer(const Envelope& cause, Conversation& c, const Agent& a,
+                   std::vector<Envelope>& out) {
+  auto q = queues_.find(c.queue);
+  json data = {{"conversation", c.id}, {"agent", a.id}, {"queue", c.queue}, {"channel", c.channel}};
+  if (!c.intent.empty()) data["intent"] = c.intent;
+  if (!c.handoff_reason.empty()) {
+    // What the bot learned travels with the conversation to the human.
+    data["handoff"] = {{"reason", c.handoff_reason}, {"attributes", c.attributes}};
+    if (c.confidence >= 0) data["handoff"]["confidence"] = c.confidence;
+  }
+  if (q != queues_.end() && q->second.auto_accept) {
+    data.erase("queue");
+    data.erase("channel");
+    out.push_back(decision(cause, "conversation.assigned", std::move(data)));
+    return;
+  }
+  const int64_t timeout = q != queues_.end() ? q->second.offer_timeout_ms : 30000;
+  data["offer"] = "o-" + std::to_string(next_seq_);
+  data["expires_at"] = events::format_rfc3339_ms(cause.time_ms + timeout);
+  out.push_back(decision(cause, "conversation.offered", std::move(data)));
+}
+
+bool Tenant::ready(const Agent& a) const { return a.logged_in && a.status == "available"; }
+
 bool Tenant::has_free_slot(const Agent& a, const std::string& channel) const {
-  std::string slot = slot_of(a, channel);
+  const std::string slot = slot_of(a, channel);
   auto cap = a.capacity.find(slot);
   if (cap == a.capacity.end()) return false;
   auto load = a.load.find(slot);
-  return (load == a.load.end() ? 0 : load->second) < cap->second;
-}
-
-bool Tenant::eligible(const Agent& a, const Conversation& c) const {
-  if (!a.logged_in || a.status != "available" || c.declined_by.count(a.id)) return false;
-  auto members = queue_agents_.find(c.queue);
-  return members != queue_agents_.end() && members->second.count(a.id) &&
-         has_free_slot(a, c.channel);
-}
-
-void Tenant::offer(const Envelope& f, Conversation& c, const Agent& a, std::vector<Envelope>& out) {
-  auto q = queues_.find(c.queue);
-  if (q != queues_.end() && q->second.auto_accept) {
-    out.push_back(decision(f, "conversation.assigned", {{"conversation", c.id}, {"agent", a.id}}));
-    return;
+  if ((load == a.load.end() ? 0 : load->second) >= cap->second) return false;
+  // The cross-channel rule: work on a blocking slot (e.g. a voice call) stops new work here.
+  for (const auto& [blocking, blocked] : a.blocks) {
+    if (blocking == slot) continue;
+    auto l = a.load.find(blocking);
+    if (l == a.load.end() || l->second == 0) continue;
+    for (const auto& b : blocked)
+      if (b == "*" || b == slot) return false;
   }
-  int64_t timeout = q != queues_.end() ? q->second.offer_timeout_ms : 30000;
-  out.push_back(decision(f, "conversation.offered",
-                         {{"conversation", c.id},
-                          {"agent", a.id},
-                          {"offer", "o-" + std::to_string(next_seq_)},
-                          {"expires_at", events::format_rfc3339_ms(f.time_ms + timeout)}}));
+  return true;
 }
 
-// Longest idle: the agent whose last assignment is oldest; ties go to the smaller agent id.
-void Tenant::dispatch_queue(const Envelope& f, const std::string& queue, std::vector<Envelope>& out) {
-  auto q = queues_.find(queue);
-  auto members = queue_agents_.find(queue);
-  if (q == queues_.end() || members == queue_agents_.end() || q->second.waiting.empty()) return;
-  // The members that could take anything now, in agent id order. Under load this is usually
-  // nobody, and the waiting conversations need not be looked at.
-  std::vector<const Agent*> ready;
+const expr::Expression& Tenant::requirement_of(const Conversation& c, const Queue& q) const {
+  for (size_t i = std::min(c.relax_step, q.relax.size()); i > 0; --i)
+    if (q.relax[i - 1].requirement) return *q.relax[i - 1].requirement;
+  return q.requirement;
+}
+
+bool Tenant::eligible(const Agent& a, const Conversation& c, const Queue* q) const {
+  if (!ready(a) || c.declined_by.count(a.id) || c.missed_by.count(a.id)) return false;
+  if (!has_free_slot(a, c.channel)) return false;
+  if (!q) return true;
+  const expr::Expression& req = requirement_of(c, *q);
+  if (req.always_true()) return true;
+  ConversationSubject cs(c);
+  AgentSubject as(a);
+  const expr::Subject* subjects[] = {&cs, &as};
+  return req.evaluate(subjects);
+}
+
+// The queue's strategy over its eligible members. Tie-breaks: least_occupied and
+// most_proficient fall back to longest idle; longest idle falls back to the smaller agent id;
+// round robin takes the next eligible agent id after the one offered last, wrapping around.
+// A reopened conversation within its preference period goes to its last agent or waits.
+const Tenant::Agent* Tenant::choose_agent(const Conversation& c, const Queue& q) const {
+  const bool preferring = !c.preferred_agent.empty() && !c.declined_by.count(c.preferred_agent) &&
+                          !c.missed_by.count(c.preferred_agent);
+  if (preferring) {
+    auto a = agents_.find(c.preferred_agent);
+    return a != agents_.end() && eligible(a->second, c, &q) ? &a->second : nullptr;
+  }
+  auto members = queue_agents_.find(c.queue);
+  if (members == queue_agents_.end()) return nullptr;
+  auto occupancy_less = [](const Agent& x, const Agent& y) {  // load/capacity, exactly
+    int64_t lx = 0, cx = 0, ly = 0, cy = 0;
+    for (const auto& [s, n] : x.capacity) cx += n;
+    for (const auto& [s, n] : x.load) lx += n;
+    for (const auto& [s, n] : y.capacity) cy += n;
+    for (const auto& [s, n] : y.load) ly += n;
+    return lx * std::max<int64_t>(cy, 1) < ly * std::max<int64_t>(cx, 1);
+  };
+  auto occupancy_equal = [&](const Agent& x, const Agent& y) {
+    return !occupancy_less(x, y) && !occupancy_less(y, x);
+  };
+  auto level = [&](const Agent& x) {
+    auto s = x.skills.find(q.skill);
+    return s != x.skills.end() && s->is_number() ? s->get<double>() : 0.0;
+  };
+  const Agent* best = nullptr;
+  const Agent* first = nullptr;  // round robin's wrap-around
   for (const auto& id : members->second) {
     const Agent& a = agents_.at(id);
-    if (!a.logged_in || a.status != "available") continue;
-    for (const auto& [slot, cap] : a.capacity) {
-      auto load = a.load.find(slot);
-      if ((load == a.load.end() ? 0 : load->second) < cap) {
-        ready.push_back(&a);
+    if (!eligible(a, c, &q)) continue;
+    if (q.how == strategy::round_robin) {
+      if (!first) first = &a;
+      if (id > q.last_offered_agent) return &a;
+      continue;
+    }
+    if (!best) {
+      best = &a;
+      continue;
+    }
+    bool better = false, tie = false;
+    switch (q.how) {
+      case strategy::least_occupied:
+        better = occupancy_less(a, *best);
+        tie = occupancy_equal(a, *best);
         break;
-      }
+      case strategy::most_proficient:
+        better = level(a) > level(*best);
+        tie = level(a) == level(*best);
+        break;
+      default: tie = true; break;
     }
+    if (better || (tie && a.last_assigned_ms < best->last_assigned_ms)) best = &a;
   }
-  if (ready.empty()) return;
-  std::vector<wait_key> waiting(q->second.waiting.begin(), q->second.waiting.end());
-  for (const auto& key : waiting) {
-    Conversation& c = conversations_.at(std::get<3>(key));
-    const Agent* best = nullptr;
-    for (const Agent* a : ready) {
-      if (!eligible(*a, c)) continue;
-      if (!best || a->last_assigned_ms < best->last_assigned_ms) best = a;
-    }
-    if (best) offer(f, c, *best, out);
-  }
+  return q.how == strategy::round_robin ? first : best;
 }
 
-// The oldest wait (by priority, then age) among the agent's queues that it can serve.
-void Tenant::dispatch_agent(const Envelope& f, const std::string& agent, std::vector<Envelope>& out) {
+void Tenant::dispatch_conversation(const Envelope& cause, const std::string& cid,
+                                   std::vector<Envelope>& out) {
+  auto it = conversations_.find(cid);
+  if (it == conversations_.end() || it->second.state != conversation_state::queued) return;
+  auto q = queues_.find(it->second.queue);
+  if (q == queues_.end()) return;
+  if (const Agent* a = choose_agent(it->second, q->second)) offer(cause, it->second, *a, out);
+}
+
+// Fairness across an agent's queues: it takes the conversation that waits first by the one
+// order every queue uses (higher priority, then longer wait), among those it is eligible for.
+void Tenant::dispatch_agent(const Envelope& cause, const std::string& agent,
+                            std::vector<Envelope>& out) {
   auto ait = agents_.find(agent);
   if (ait == agents_.end()) return;
-  Agent& a = ait->second;
-  for (;;) {
+  const Agent& a = ait->second;
+  while (ready(a)) {
     Conversation* best = nullptr;
     for (const auto& qname : a.queues) {
       auto q = queues_.find(qname);
       if (q == queues_.end()) continue;
       for (const auto& key : q->second.waiting) {
+        if (best && !(key < best->key())) break;  // the rest of this queue waits less
         Conversation& c = conversations_.at(std::get<3>(key));
-        if (!eligible(a, c)) continue;
-        if (!best || c.key() < best->key()) best = &c;
-        break;  // later conversations of this queue wait less
+        if (!c.preferred_agent.empty() && c.preferred_agent != a.id &&
+            !c.declined_by.count(c.preferred_agent) && !c.missed_by.count(c.preferred_agent))
+          continue;  // kept for its last agent a while longer
+        if (!eligible(a, c, &q->second)) continue;
+        best = &c;
+        break;
       }
     }
     if (!best) return;
-    offer(f, *best, a, out);
+    offer(cause, *best, a, out);
   }
 }
 
-void Tenant::requeue_offers_of(const Envelope& f, Agent& a, std::vector<Envelope>& out) {
+void Tenant::requeue_offers_of(const Envelope& cause, const std::string& agent,
+                               std::vector<Envelope>& out) {
   std::vector<std::string> offered;
-  for (const auto& cid : a.work)
+  for (const auto& cid : agents_.at(agent).work)
     if (conversations_.at(cid).state == conversation_state::offered) offered.push_back(cid);
-  std::set<std::string> queues;
-  for (const auto& cid : offered) {
-    Conversation& c = conversations_.at(cid);
-    out.push_back(decision(f, "conversation.queued",
-                           {{"conversation", c.id}, {"queue", c.queue}, {"priority", c.priority}}));
-    queues.insert(c.queue);
-  }
-  for (const auto& q : queues) dispatch_queue(f, q, out);
-}
-
-// ---- applying -------------------------------------------------------------------------------
-
-void Tenant::evict_closed_before(int64_t time_ms) {
-  while (!closed_.empty() && closed_.front().first < time_ms) {
-    auto it = conversations_.find(closed_.front().second);
-    if (it != conversations_.end() && it->second.state == conversation_state::closed &&
-        it->second.last_ms <= closed_.front().first)
-      conversations_.erase(it);
-    closed_.pop_front();
-  }
-}
-
-void Tenant::apply(const Envelope& e) {
-  if (e.seq && e.seq->value() + 1 > next_seq_) next_seq_ = e.seq->value() + 1;
-  evict_closed_before(e.time_ms - closed_retention_ms);
-  switch (events::kind_of(e.type)) {
-    case events::event_kind::fact: apply_fact(e); break;
-    case events::event_kind::decision: apply_decision(e); break;
-    case events::event_kind::unknown: break;
-  }
-}
-
-void Tenant::touch_agent(const Agent& a) {
-  touched_.agents.insert(a.id);
-  for (const auto& q : a.queues) touched_.queues.insert(q);
-}
-
-void Tenant::reserve(Agent& a, Conversation& c) {
-  ++a.load[slot_of(a, c.channel)];
-  a.work.insert(c.id);
-  c.agent = a.id;
-  touch_agent(a);
-}
-
-void Tenant::release(Conversation& c) {
-  if (c.agent.empty()) return;
-  auto it = agents_.find(c.agent);
-  if (it != agents_.end() && it->second.work.erase(c.id)) {
-    int& load = it->second.load[slot_of(it->second, c.channel)];
-    if (load > 0) --load;
-    touch_agent(it->second);
-  }
-  c.agent.clear();
-  c.offer.clear();
-}
-
-void Tenant::apply_fact(const Envelope& e) {
-  const json& d = e.data;
-  const std::string& t = e.type;
-  if (t == "queue.configured") {
-    const std::string& id = str(d, "queue");
-    Queue& q = queues_[id];
-    q.config = d;
-    q.channels.clear();
-    if (d.contains("channels"))
-      for (const auto& ch : d["channels"]) q.channels.push_back(ch.get<std::string>());
-    q.auto_accept = d.value("auto_accept", false);
-    q.priority = d.value("priority", 0);
-    q.offer_timeout_ms = static_cast<int64_t>(d.value("offer_timeout_s", 30.0) * 1000);
-    touched_.queues.insert(id);
-    return;
-  }
-  if (is_agent_fact(t)) {
-    Agent& a = agents_[str(d, "agent")];
-    a.last_ms = std::max(a.last_ms, e.time_ms);
-    if (t == "agent.logged_in") {
-      bool fresh = a.id.empty();
-      a.id = str(d, "agent");
-      for (const auto& q : a.queues) {
-        queue_agents_[q].erase(a.id);
-        touched_.queues.insert(q);
-      }
-      a.queues.clear();
-      if (d.contains("queues"))
-        for (const auto& q : d["queues"]) a.queues.push_back(q.get<std::string>());
-      for (const auto& q : a.queues) queue_agents_[q].insert(a.id);
-      a.capacity.clear();
-      if (d.contains("capacity")) {
-        for (const auto& [ch, n] : d["capacity"].items()) a.capacity[ch] = n.get<int>();
-      } else {
-        a.capacity = {{"voice", 1}, {"chat", 1}, {"email", 1}};
-      }
-      a.skills = d.value("skills", json::object());
-      a.attributes = d.value("attributes", json::object());
-      a.logged_in = true;
-      a.status = "available";
-      if (fresh || a.work.empty()) a.last_assigned_ms = e.time_ms;
-    } else if (t == "agent.status_changed") {
-      a.status = str(d, "status");
-    } else if (t == "agent.logged_out") {
-      a.logged_in = false;
-      a.status = "offline";
-    } else if (t == "agent.heartbeat") {
-      a.last_heartbeat_ms = e.time_ms;
-    }
-    touch_agent(a);
-    return;
-  }
-  if (!is_conversation_fact(t)) return;
-  const std::string& cid = str(d, "conversation");
-  if (t == "conversation.started") {
-    Conversation& c = conversations_[cid];
-    c.id = cid;
-    c.customer = str(d, "customer");
-    c.channel = str(d, "channel");
-    c.queue = str(d, "queue");
-    c.intent = str(d, "intent");
-    auto q = queues_.find(c.queue);
-    c.priority = d.contains("priority") ? d["priority"].get<int>()
-                                         : (q != queues_.end() ? q->second.priority : 0);
-    c.attributes = d.value("attributes", json::object());
-    c.started_ms = c.last_ms = e.time_ms;
-    c.state = conversation_state::bot;
-    touched_.conversations.insert(cid);
-    return;
-  }
-  auto it = conversations_.find(cid);
-  if (it == conversations_.end()) return;
-  Conversation& c = it->second;
-  c.last_ms = std::max(c.last_ms, e.time_ms);
-  touched_.conversations.insert(cid);
-  if (t == "conversation.intent_detected") {
-    c.intent = str(d, "intent");
-  } else if (t == "offer.declined") {
-    c.declined_by.insert(str(d, "agent"));
-  } else if (t == "conversation.ended" && c.state == conversation_state::assigned) {
-    c.state = conversation_state::wrap_up;
-  }
-}
-
-void Tenant::apply_decision(const Envelope& e) {
-  const json& d = e.data;
-  const std::string& t = e.type;
-  if (t == "event.refused" || t == "arbitration.decided") return;
-  auto it = conversations_.find(str(d, "conversation"));
-  if (it == conversations_.end()) return;
-  Conversation& c = it->second;
-  touched_.conversations.insert(c.id);
-  auto unwait = [&] {
-    auto q = queues_.find(c.queue);
-    if (q != queues_.end() && q->second.waiting.erase(c.key())) touched_.queues.insert(c.queue);
-  };
-  if (t == "conversation.queued") {
-    unwait();
-    release(c);
-    c.queue = str(d, "queue");
-    c.priority = d.value("priority", c.priority);
-    if (c.enqueued_ms < 0) {  // a conversation keeps its age when it comes back to a queue
-      c.enqueued_ms = e.time_ms;
-      c.order = e.seq ? e.seq->value() : 0;
-    }
-    c.state = conversation_state::queued;
-    queues_[c.queue].waiting.insert(c.key());
-    touched_.queues.insert(c.queue);
-  } else if (t == "conversation.offered") {
-    unwait();
-    release(c);
-    Agent& a = agents_[str(d, "agent")];
-    reserve(a, c);
-    c.offer = str(d, "offer");
-    c.offer_expires_ms = events::parse_rfc3339_ms(str(d, "expires_at")).value_or(e.time_ms);
-    c.state = conversation_state::offered;
-  } else if (t == "conversation.assigned") {
-    const std::string& agent = str(d, "agent");
-    if (c.state != conversation_state::offered || c.agent != agent) {
-      unwait();
-      release(c);
-      reserve(agents_[agent], c);
-    }
-    c.offer.clear();
-    c.state = conversation_state::assigned;
-    Agent& a = agents_[agent];
-    a.last_assigned_ms = e.time_ms;
-    touch_agent(a);
-  } else if (t == "conversation.abandoned") {
-    unwait();
-    release(c);
-  } else if (t == "conversation.closed") {
-    unwait();
-    release(c);
-    c.state = conversation_state::closed;
-    c.last_ms = std::max(c.last_ms, e.time_ms);
-    closed_.emplace_back(c.last_ms, c.id);
-  }
-}
-
-// ---- views ----------------------------------------------------------------------------------
-
-std::optional<json> Tenant::conversation_view(const std::string& id) const {
-  auto it = conversations_.find(id);
-  if (it == conversations_.end()) return std::nullopt;
-  const Conversation& c = it->second;
-  json v = {{"conversation", c.id},
-            {"tenant", name_},
-            {"state", to_string(c.state)},
-            {"customer", c.customer},
-            {"channel", c.channel},
-            {"priority", c.priority},
-            {"started_at", events::format_rfc3339_ms(c.started_ms)},
-            {"updated_at", events::format_rfc3339_ms(c.last_ms)},
-            {"declined_by", c.declined_by},
-            {"attributes", c.attributes}};
-  if (!c.queue.empty()) v["queue"] = c.queue;
-  if (!c.intent.empty()) v["intent"] = c.intent;
-  if (c.enqueued_ms >= 0) v["queued_at"] = events::format_rfc3339_ms(c.enqueued_ms);
-  if (!c.agent.empty()) v["agent"] = c.agent;
-  if (!c.offer.empty()) {
-    v["offer"] = c.offer;
-    v["offer_expires_at"] = events::format_rfc3339_ms(c.offer_expires_ms);
-  }
-  return v;
-}
-
-std::optional<json> Tenant::agent_view(const std::string& id) const {
-  auto it = agents_.find(id);
-  if (it == agents_.end()) return std::nullopt;
-  const Agent& a = it->second;
-  return json{{"agent", a.id},
-              {"tenant", name_},
-              {"status", a.status},
-              {"logged_in", a.logged_in},
-              {"capacity", a.capacity},
-              {"load", a.load},
-              {"queues", a.queues},
-              {"conversations", a.work},
-              {"skills", a.skills},
-              {"attributes", a.attributes},
-              {"last_assigned_at", events::format_rfc3339_ms(a.last_assigned_ms)}};
-}
-
-std::optional<json> Tenant::queue_view(const std::string& id) const {
-  auto q = queues_.find(id);
-  auto members = queue_agents_.find(id);
-  if (q == queues_.end() && members == queue_agents_.end()) return std::nullopt;
-  json v = {{"queue", id}, {"tenant", name_}, {"configured", q != queues_.end()}};
-  json waiting = json::array();
-  if (q != queues_.end()) {
-    v["config"] = q->second.config;
-    for (const auto& key : q->second.waiting) {
-      if (waiting.size() == 100) break;
-      waiting.push_back(std::get<3>(key));
-    }
-    v["waiting"] = q->second.waiting.size();
-    if (!q->second.waiting.empty())
-      v["oldest_waiting_since"] = events::format_rfc3339_ms(std::get<1>(*q->second.waiting.begin()));
-  } else {
-    v["waiting"] = 0;
-  }
-  v["waiting_conversations"] = std::move(waiting);
-  json available = json::array();
-  size_t logged_in = 0;
-  if (members != queue_agents_.end()) {
-    for (const auto& aid : members->second) {
-      const Agent& a = agents_.at(aid);
-      if (!a.logged_in) continue;
-      ++logged_in;
-      bool free = false;
-      for (const auto& [slot, cap] : a.capacity) {
-        auto l = a.load.find(slot);
-        if ((l == a.load.end() ? 0 : l->second) < cap) free = true;
-      }
-      if (a.status == "available" && free) available.push_back(aid);
-    }
-  }
-  v["agents_logged_in"] = logged_in;
-  v["agents_available"] = available.size();
-  v["available_agents"] = std::move(available);
-  return v;
-}
-
-std::map<std::string, size_t> Tenant::queue_depths() const {
-  std::map<std::string, size_t> out;
-  for (const auto& [id, q] : queues_) out[id] = q.waiting.size();
-  return out;
-}
-
-std::map<std::string, size_t> Tenant::agents_by_status() const {
-  std::map<std::string, size_t> out{{"available", 0}, {"away", 0}, {"offline", 0}};
-  for (const auto& [id, a] : agents_) ++out[a.status];
-  return out;
+  for (const auto& cid : offered)
+    enqueue(cause, conversations_.at(cid), conversations_.at(cid).queue, out,
+            {{"reason", "agent unavailable"}});
+  for (const auto& cid : offered) dispatch_conversation(cause, cid, out);
 }
 
 }  // namespace omniroute::routing

@@ -1,10 +1,17 @@
-// The routing domain of one tenant: queues, agents and conversations, and the rule that
-// matches them. Plain C++: no actor, storage or broker types, so it is tested and benchmarked
-// directly. The partition host actor holds one Tenant per tenant of its partition.
+// The routing domain of one tenant: queues, agents and conversations, the rules that match
+// them, and the timers that move them on. Plain C++: no actor, storage or broker types, so it
+// is tested and benchmarked directly. The partition host actor holds one Tenant per tenant of
+// its partition. docs/routing.md describes the behaviour; this header states the contracts.
 //
 // Contract: handle() decides; apply() changes state. handle() changes state only by calling
 // apply() on the fact and on each decision it takes, so feeding the journal to apply() (replay)
 // rebuilds exactly the state that handle() left, without deciding anything again.
+//
+// Time: the tenant's clock is the latest time of any journal entry it has applied. It never
+// reads the wall clock. Timers (offer expiry, relaxation steps, wrap-up limits, missed
+// heartbeats, the end of a reopened conversation's preference for its last agent) fire when
+// the clock reaches them: before a fact of a later time is handled, or on a `clock.tick` fact
+// (which the partition host sends when a timer is due, and which anyone may send).
 #pragma once
 
 #include <cstdint>
@@ -18,17 +25,20 @@
 #include <vector>
 
 #include "events/envelope.hpp"
+#include "events/expression.hpp"
 
 namespace omniroute::routing {
 
 using events::Envelope;
 using events::json;
 
-// What a fact led to, in journal order. Every envelope carries its seq; decisions carry the
-// fact's id as their cause. When the fact is refused, `refused` is true and `entries` holds
-// one `event.refused` decision naming the field and the reason.
+// What a fact led to, in journal order: the decisions of timers that fell due before it, the
+// fact itself, then its decisions. Every envelope carries its seq; decisions carry the fact's
+// id as their cause. When the fact is refused, `refused` is true, `fact` is empty and the last
+// entry is an `event.refused` decision naming the field and the reason.
 struct Outcome {
   bool refused = false;
+  std::optional<size_t> fact;  // index of the fact in `entries`
   std::vector<Envelope> entries;
 };
 
@@ -41,14 +51,35 @@ struct Touched {
 enum class conversation_state { bot, queued, offered, assigned, wrap_up, closed };
 const char* to_string(conversation_state s);
 
+// A queue's contacts of one day (UTC, by the tenant's clock), counted when they happen:
+// offered when they enter the queue, answered or abandoned with their wait, handled at close.
+struct DayStats {
+  int64_t day = 0;  // days since 1970-01-01
+  int64_t offered = 0, answered = 0, abandoned = 0, answered_within_threshold = 0,
+          abandoned_within_threshold = 0, answer_wait_ms = 0, handled = 0, handle_ms = 0;
+  // answered within threshold / (answered + abandoned after the threshold); nullopt with no
+  // contact yet. Contacts abandoned within the threshold count neither way.
+  std::optional<double> service_level() const;
+  json to_json() const;
+};
+
+// A queue's live figures, for the queue view and metrics.
+struct QueueStats {
+  size_t waiting = 0;
+  double oldest_wait_s = 0;
+  size_t agents_available = 0;  // available, logged in, with a free slot on a queue channel
+  int64_t free_slots = 0;       // those agents' free slots on the queue's channels
+  DayStats today;
+};
+
 class Tenant {
  public:
   explicit Tenant(std::string name) : name_(std::move(name)) {}
 
   // Decides what a validated fact causes. The fact is refused (state unchanged but for the
-  // tenant's seq) when it names an unknown or closed entity, a stale offer, or is older than
-  // the last event of the entity it concerns. A conversation closed more than 24 hours (event
-  // time) before is forgotten: its id is unknown again, and may start a new conversation.
+  // tenant's seq) when it names an unknown or closed entity, a stale or expired offer, or is
+  // older than the last event of the entity it concerns. A conversation closed more than 24
+  // hours (event time) before is forgotten: its id is unknown again, and may start anew.
   Outcome handle(Envelope fact);
 
   // Refuses a fact that failed validation before it reached the domain (e.g. one written to
@@ -59,6 +90,11 @@ class Tenant {
   // Applies a journal entry (fact, decision or refusal) without deciding anything.
   void apply(const Envelope& e);
 
+  // The earliest time a timer is due, if any (a `clock.tick` at or after it fires it).
+  std::optional<int64_t> next_deadline();
+  // The tenant's clock: the latest time of any entry applied (ms since the epoch).
+  int64_t clock_ms() const { return clock_ms_; }
+
   // Views as JSON documents (the projections store them); nullopt for an unknown id.
   std::optional<json> conversation_view(const std::string& id) const;
   std::optional<json> agent_view(const std::string& id) const;
@@ -68,21 +104,29 @@ class Tenant {
   seq_no next_seq() const { return seq_no{next_seq_}; }
   const std::string& name() const { return name_; }
 
-  // For metrics: conversations waiting per queue, agents per status.
-  std::map<std::string, size_t> queue_depths() const;
+  // For metrics: live figures per configured queue, agents per status.
+  std::map<std::string, QueueStats> queue_stats() const;
   std::map<std::string, size_t> agents_by_status() const;
 
  private:
   // Waiting order in a queue: higher priority first, then the longer wait, then journal order.
   using wait_key = std::tuple<int, int64_t, uint64_t, std::string>;
+  enum class timer_kind { offer, relax, wrap_up, preference, heartbeat };
+  using timer = std::tuple<int64_t, timer_kind, std::string>;  // (due, kind, entity id)
+  enum class strategy { longest_idle, least_occupied, most_proficient, round_robin };
 
   struct Conversation {
-    std::string id, customer, channel, queue, agent, offer, intent;
+    std::string id, customer, channel, language, queue, agent, offer, intent;
+    std::string last_agent, preferred_agent, handoff_reason;
     conversation_state state = conversation_state::bot;
     int priority = 0;
-    int64_t started_ms = 0, enqueued_ms = -1, offer_expires_ms = 0, last_ms = 0;
+    size_t relax_step = 0;  // relaxation steps of its current queue that have fired
+    double confidence = -1;
+    int64_t started_ms = 0, enqueued_ms = -1, queue_entered_ms = -1, offer_expires_ms = 0,
+            answered_ms = -1, wrap_up_due_ms = -1, preferred_until_ms = -1, closed_ms = -1,
+            last_ms = 0;
     uint64_t order = 0;
-    std::set<std::string> declined_by;
+    std::set<std::string> declined_by, missed_by;  // not offered to these agents again
     json attributes = json::object();
     wait_key key() const { return {-priority, enqueued_ms, order, id}; }
   };
@@ -90,35 +134,70 @@ class Tenant {
     std::string id, status = "offline";
     bool logged_in = false;
     std::map<std::string, int> capacity, load;
+    std::map<std::string, std::vector<std::string>> blocks;  // slot -> slots its work blocks
     std::vector<std::string> queues;
     std::set<std::string> work;  // conversations offered to, assigned to or wrapping up with it
     json skills = json::object(), attributes = json::object();
-    int64_t last_assigned_ms = 0, last_heartbeat_ms = 0, last_ms = 0;
+    int missed_offers = 0;  // in a row
+    int64_t last_assigned_ms = 0, last_heartbeat_ms = 0, heartbeat_timeout_ms = 0, last_ms = 0;
+  };
+  struct RelaxStep {
+    int64_t after_ms = 0;
+    std::optional<expr::Expression> requirement;
+    std::string overflow_to;
   };
   struct Queue {
     json config = json::object();
     std::vector<std::string> channels;
+    expr::Expression requirement;
+    std::vector<RelaxStep> relax;
+    strategy how = strategy::longest_idle;
+    std::string skill;  // for most_proficient
     bool auto_accept = false;
-    int priority = 0;
-    int64_t offer_timeout_ms = 30000;
+    int priority = 0, no_answer_limit = 3;
+    double handoff_below_confidence = 0;
+    int64_t offer_timeout_ms = 30000, sl_threshold_ms = 20000, wrap_up_ms = 0,
+            reopen_window_ms = 24 * 3600 * 1000, reopen_preference_ms = 60000;
     std::set<wait_key> waiting;
+    std::string last_offered_agent;  // round robin goes on after it
+    DayStats today;
   };
 
-  Envelope decision(const Envelope& fact, const char* type, json data);
+  // Deciding (routing.cpp).
+  Envelope decision(const Envelope& cause, const char* type, json data);
   std::optional<std::pair<std::string, std::string>> check(const Envelope& fact) const;
+  void advance(const Envelope& cause, std::vector<Envelope>& out);
+  void fire(const Envelope& cause, const timer& t, std::vector<Envelope>& out);
   void decide(const Envelope& fact, std::vector<Envelope>& out);
-  void dispatch_queue(const Envelope& fact, const std::string& queue, std::vector<Envelope>& out);
-  void dispatch_agent(const Envelope& fact, const std::string& agent, std::vector<Envelope>& out);
-  void requeue_offers_of(const Envelope& fact, Agent& a, std::vector<Envelope>& out);
-  void offer(const Envelope& fact, Conversation& c, const Agent& a, std::vector<Envelope>& out);
-  bool eligible(const Agent& a, const Conversation& c) const;
+  void enqueue(const Envelope& cause, Conversation& c, const std::string& queue,
+               std::vector<Envelope>& out, json extra = json::object());
+  void dispatch_conversation(const Envelope& cause, const std::string& conversation,
+                             std::vector<Envelope>& out);
+  void dispatch_agent(const Envelope& cause, const std::string& agent, std::vector<Envelope>& out);
+  void requeue_offers_of(const Envelope& cause, const std::string& agent,
+                         std::vector<Envelope>& out);
+  void offer(const Envelope& cause, Conversation& c, const Agent& a, std::vector<Envelope>& out);
+  const Agent* choose_agent(const Conversation& c, const Queue& q) const;
+  bool eligible(const Agent& a, const Conversation& c, const Queue* q) const;
+  bool ready(const Agent& a) const;
   bool has_free_slot(const Agent& a, const std::string& channel) const;
-  std::string slot_of(const Agent& a, const std::string& channel) const;
+  const expr::Expression& requirement_of(const Conversation& c, const Queue& q) const;
+  bool timer_due(const timer& t) const;
+  // The queue's live figures; with `available_agents`, also lists the agents counted.
+  QueueStats queue_stats_of(const std::string& id, json* available_agents = nullptr) const;
+
+  // Applying (routing_state.cpp).
+  static std::string slot_of(const Agent& a, const std::string& channel);
+  void touch_agent(const Agent& a);
   void reserve(Agent& a, Conversation& c);
   void release(Conversation& c);
-  void touch_agent(const Agent& a);
-  void apply_fact(const Envelope& e);
+  void unwait(Conversation& c);
+  void schedule_relax(const Conversation& c);
+  void apply_queue_config(const Envelope& e);
+  void apply_agent_fact(const Envelope& e);
+  void apply_conversation_fact(const Envelope& e);
   void apply_decision(const Envelope& e);
+  DayStats& today(const std::string& queue, int64_t time_ms);
 
   // Closed conversations leave memory (not the views) this long after closing, by event
   // time, so replay evicts exactly what live processing evicted.
@@ -127,12 +206,14 @@ class Tenant {
 
   std::string name_;
   uint64_t next_seq_ = 0;
+  int64_t clock_ms_ = 0;
   std::deque<std::pair<int64_t, std::string>> closed_;  // (closed at, conversation), in order
   // Looked up by id only; every iteration that decides something goes through ordered sets.
   std::unordered_map<std::string, Conversation> conversations_;
   std::unordered_map<std::string, Agent> agents_;
   std::map<std::string, Queue> queues_;
   std::map<std::string, std::set<std::string>> queue_agents_;  // queue -> agents listing it
+  std::set<timer> timers_;  // may hold timers no longer due; timer_due() tells
   Touched touched_;
 };
 

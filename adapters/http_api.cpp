@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <set>
 
@@ -15,6 +16,12 @@ namespace omniroute::adapters {
 namespace {
 
 using events::json;
+
+int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
@@ -376,6 +383,12 @@ void HttpApi::routes() {
       if (!tenant) return;
       const std::string id = req.matches[1];
       if (auto doc = store_.document(v, *tenant, id)) {
+        // How long the oldest conversation has waited, by this server's clock (the view holds
+        // only what the journal determines: when it started waiting).
+        if (v == projections::view::queues && doc->contains("oldest_waiting_since"))
+          if (auto since = events::parse_rfc3339_ms((*doc)["oldest_waiting_since"].get<std::string>()))
+            (*doc)["oldest_wait_s"] =
+                std::max<double>(0, static_cast<double>(wall_clock_ms() - *since) / 1000.0);
         send_json(res, 200, *doc);
       } else {
         send_error(res, 404, "not_found", {{what, id}, {"tenant", *tenant}});

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "events/expression.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::events {
@@ -33,6 +34,10 @@ enum class field_kind {
   one_of,       // string from `choices`
   timestamp,    // RFC 3339 string
   schedule,     // array of {start, end (timestamps), agents (number >= 0)}
+  requirement,  // string: a requirement expression over conversation.* and agent.*
+  blocks,       // object: channel -> list of channels its work blocks
+  count,        // integer 0 .. 1000
+  day_seconds,  // seconds, 0 .. a day
 };
 
 struct field_spec {
@@ -49,7 +54,7 @@ const std::unordered_map<std::string, schema>& fact_schemas() {
       {"queue.configured",
        {{"queue", field_kind::id, true},
         {"channels", field_kind::id_list, false},
-        {"requirement", field_kind::text, false},
+        {"requirement", field_kind::requirement, false},
         {"priority", field_kind::integer, false},
         {"sl_threshold_s", field_kind::non_negative, false},
         {"sl_target", field_kind::unit_number, false},
@@ -59,13 +64,21 @@ const std::unordered_map<std::string, schema>& fact_schemas() {
          field_kind::one_of,
          false,
          {"longest_idle", "least_occupied", "most_proficient", "round_robin"}},
-        {"relax", field_kind::relax_steps, false}}},
+        {"relax", field_kind::relax_steps, false},
+        {"skill", field_kind::id, false},
+        {"wrap_up_s", field_kind::non_negative, false},
+        {"no_answer_limit", field_kind::count, false},
+        {"handoff_below_confidence", field_kind::unit_number, false},
+        {"reopen_window_s", field_kind::day_seconds, false},
+        {"reopen_preference_s", field_kind::non_negative, false}}},
       {"agent.logged_in",
        {{"agent", field_kind::id, true},
         {"skills", field_kind::skills, false},
         {"capacity", field_kind::capacity, false},
         {"queues", field_kind::id_list, false},
-        {"attributes", field_kind::object, false}}},
+        {"attributes", field_kind::object, false},
+        {"blocks", field_kind::blocks, false},
+        {"heartbeat_timeout_s", field_kind::non_negative, false}}},
       {"agent.status_changed",
        {{"agent", field_kind::id, true},
         {"status", field_kind::one_of, true, {"available", "away", "offline"}}}},
@@ -93,7 +106,14 @@ const std::unordered_map<std::string, schema>& fact_schemas() {
       {"conversation.handoff_requested",
        {{"conversation", field_kind::id, true},
         {"reason", field_kind::text, false},
-        {"queue", field_kind::id, false}}},
+        {"queue", field_kind::id, false},
+        {"attributes", field_kind::object, false}}},
+      {"conversation.priority_changed",
+       {{"conversation", field_kind::id, true}, {"priority", field_kind::integer, true}}},
+      {"conversation.reopened",
+       {{"conversation", field_kind::id, true}, {"reason", field_kind::text, false}}},
+      // The time omniroute's clock has reached (the envelope's time): fires the timers due.
+      {"clock.tick", {}},
       {"conversation.transfer_requested",
        {{"conversation", field_kind::id, true},
         {"to_queue", field_kind::id, false},
@@ -145,6 +165,7 @@ const std::vector<std::string>& decision_types() {
       "conversation.queued",   "conversation.offered",    "offer.timed_out",
       "conversation.assigned", "conversation.relaxed",    "conversation.overflowed",
       "conversation.abandoned", "conversation.closed",    "agent.went_offline",
+      "agent.went_away",       "conversation.preference_expired",
       "arbitration.decided",   "event.refused"};
   return types;
 }
@@ -228,7 +249,18 @@ std::string check_value(const json& v, const field_spec& spec) {
         bool has_req = step.contains("requirement") && step["requirement"].is_string();
         bool has_overflow = step.contains("overflow_to") && step["overflow_to"].is_string() &&
                             valid_id(step["overflow_to"].get_ref<const std::string&>());
-        if (!has_req && !has_overflow) return at + "needs a requirement or an overflow_to queue";
+        if (has_req == has_overflow)
+          return at + "needs either a requirement or an overflow_to queue";
+        if (has_req) {
+          auto e = expr::Expression::compile(step["requirement"].get_ref<const std::string&>(),
+                                             expr::requirement_roots());
+          if (!e) return at + "requirement: " + e.error().message();
+        }
+        // Overflow takes time, so queues overflowing into each other cannot loop at one instant.
+        if (has_overflow && after->get<double>() <= 0)
+          return at + "overflows, so its after_s must be greater than 0";
+        if (i > 0 && after->get<double>() < v[i - 1]["after_s"].get<double>())
+          return at + "must not come before the step above it (after_s in increasing order)";
       }
       return {};
     case field_kind::timestamp:
@@ -255,6 +287,29 @@ std::string check_value(const json& v, const field_spec& spec) {
           return at + "needs agents, a number from 0 to 100000";
       }
       return {};
+    case field_kind::requirement: {
+      if (!v.is_string()) return "must be a string";
+      auto e = expr::Expression::compile(v.get_ref<const std::string&>(), expr::requirement_roots());
+      return e ? "" : e.error().message();
+    }
+    case field_kind::blocks:
+      if (!v.is_object()) return "must be an object of channel to the channels its work blocks";
+      for (const auto& [name, blocked] : v.items()) {
+        if (!valid_id(name)) return "has a channel with an invalid name";
+        if (!blocked.is_array()) return "channel '" + name + "' must list the channels it blocks";
+        for (const auto& b : blocked)
+          if (!b.is_string() || !valid_id(b.get_ref<const std::string&>()))
+            return "channel '" + name + "' must list channel names (or \"*\" for all)";
+      }
+      return {};
+    case field_kind::count:
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1000)
+        return "must be an integer from 0 to 1000";
+      return {};
+    case field_kind::day_seconds:
+      if (!v.is_number()) return "must be a number";
+      return v.get<double>() >= 0 && v.get<double>() <= 86400 ? ""
+                                                             : "must be from 0 to 86400 (a day)";
     case field_kind::one_of:
       if (!v.is_string()) return "must be one of: " + join(spec.choices);
       if (std::find(spec.choices.begin(), spec.choices.end(), v.get_ref<const std::string&>()) ==

@@ -44,6 +44,36 @@ Metrics::Metrics()
                        .Name("omniroute_queue_depth")
                        .Help("Conversations waiting in a queue")
                        .Register(*registry_)),
+      oldest_wait_(BuildGauge()
+                       .Name("omniroute_queue_oldest_wait_seconds")
+                       .Help("How long the longest-waiting conversation of a queue has waited")
+                       .Register(*registry_)),
+      queue_agents_(BuildGauge()
+                        .Name("omniroute_queue_agents_available")
+                        .Help("Agents of a queue that are available with a free slot on its channels")
+                        .Register(*registry_)),
+      free_slots_(BuildGauge()
+                      .Name("omniroute_queue_free_slots")
+                      .Help("Free slots of a queue's available agents on its channels")
+                      .Register(*registry_)),
+      contacts_today_(BuildGauge()
+                          .Name("omniroute_queue_contacts_today")
+                          .Help("A queue's contacts of the current day (UTC, by event time), by "
+                                "outcome (offered, answered, abandoned)")
+                          .Register(*registry_)),
+      service_level_(BuildGauge()
+                         .Name("omniroute_queue_service_level_today")
+                         .Help("Answered within threshold / (answered + abandoned after the "
+                               "threshold), current day")
+                         .Register(*registry_)),
+      asa_(BuildGauge()
+               .Name("omniroute_queue_asa_today_seconds")
+               .Help("Average speed of answer, current day")
+               .Register(*registry_)),
+      aht_(BuildGauge()
+               .Name("omniroute_queue_aht_today_seconds")
+               .Help("Average handle time (answer to close), current day")
+               .Register(*registry_)),
       agents_(BuildGauge()
                   .Name("omniroute_agents")
                   .Help("Agents known to a tenant, by status")
@@ -94,10 +124,29 @@ void Metrics::on_lag(partition_id p, int64_t records) {
   lag_.Add({{"partition", std::to_string(p.value())}}).Set(static_cast<double>(records));
 }
 
-void Metrics::on_tenant(const std::string& tenant, const std::map<std::string, size_t>& depths,
+void Metrics::on_tenant(const std::string& tenant,
+                        const std::map<std::string, routing::QueueStats>& queues,
                         const std::map<std::string, size_t>& agents) {
-  for (const auto& [queue, n] : depths)
-    queue_depth_.Add({{"tenant", tenant}, {"queue", queue}}).Set(static_cast<double>(n));
+  for (const auto& [queue, s] : queues) {
+    const std::map<std::string, std::string> labels{{"tenant", tenant}, {"queue", queue}};
+    queue_depth_.Add(labels).Set(static_cast<double>(s.waiting));
+    oldest_wait_.Add(labels).Set(s.oldest_wait_s);
+    queue_agents_.Add(labels).Set(static_cast<double>(s.agents_available));
+    free_slots_.Add(labels).Set(static_cast<double>(s.free_slots));
+    const auto& t = s.today;
+    for (const auto& [outcome, n] : {std::pair<const char*, int64_t>{"offered", t.offered},
+                                     {"answered", t.answered},
+                                     {"abandoned", t.abandoned}}) {
+      auto with = labels;
+      with["outcome"] = outcome;
+      contacts_today_.Add(with).Set(static_cast<double>(n));
+    }
+    if (auto sl = t.service_level()) service_level_.Add(labels).Set(*sl);
+    if (t.answered > 0)
+      asa_.Add(labels).Set(static_cast<double>(t.answer_wait_ms) / 1000.0 / static_cast<double>(t.answered));
+    if (t.handled > 0)
+      aht_.Add(labels).Set(static_cast<double>(t.handle_ms) / 1000.0 / static_cast<double>(t.handled));
+  }
   for (const auto& [status, n] : agents)
     agents_.Add({{"tenant", tenant}, {"status", status}}).Set(static_cast<double>(n));
 }

@@ -33,7 +33,7 @@ class Metrics final : public actors::ProcessorObserver {
   void on_journal_append(size_t records, size_t entries) override;
   void on_decision_latency(double seconds) override;
   void on_lag(partition_id p, int64_t records) override;
-  void on_tenant(const std::string& tenant, const std::map<std::string, size_t>& queue_depths,
+  void on_tenant(const std::string& tenant, const std::map<std::string, routing::QueueStats>& queues,
                  const std::map<std::string, size_t>& agents_by_status) override;
   void on_error(partition_id p, const std::string& message) override;
 
@@ -50,6 +50,13 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Histogram>& latency_family_;
   prometheus::Histogram& latency_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Gauge>& oldest_wait_;
+  prometheus::Family<prometheus::Gauge>& queue_agents_;
+  prometheus::Family<prometheus::Gauge>& free_slots_;
+  prometheus::Family<prometheus::Gauge>& contacts_today_;
+  prometheus::Family<prometheus::Gauge>& service_level_;
+  prometheus::Family<prometheus::Gauge>& asa_;
+  prometheus::Family<prometheus::Gauge>& aht_;
   prometheus::Family<prometheus::Gauge>& agents_;
   prometheus::Family<prometheus::Counter>& http_;
   prometheus::Family<prometheus::Counter>& errors_;

@@ -81,14 +81,14 @@ TEST_CASE("each ingested fact reaches the journal exactly once, across restarts 
   {
     Node node(dir.str());
     node.ingest(std::vector<nlohmann::json>(events.begin(), events.begin() + 10));
-    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 4);
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 4, false);
     node.drain(p);
   }
   {
     Node node(dir.str());  // restart: recover from the journal, go on from the cursor
     node.ingest(std::vector<nlohmann::json>(events.begin() + 5, events.end()));  // 5 resent
     node.ingest({events[0], events[3]});                                      // resent again
-    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 4);
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 4, false);
     node.drain(p);
     auto journal = node.journal();
     std::map<std::string, int> fact_count;
@@ -109,7 +109,7 @@ TEST_CASE("views behind the journal catch up on recovery, and rebuild equals liv
   {
     Node node(dir.str());
     node.ingest(workload(30));
-    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7);
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
     node.drain(p);
     live = node.store->digests();
     CHECK(live["conversations"]["entries"] == 30);
@@ -119,7 +119,7 @@ TEST_CASE("views behind the journal catch up on recovery, and rebuild equals liv
     Node node(dir.str());
     REQUIRE(node.store->clear_views());  // as if every view write after the journal was lost
     CHECK(node.store->digests()["conversations"]["entries"] == 0);
-    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7);
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
     REQUIRE(p.recover());
     CHECK(node.store->digests() == live);
   }
@@ -132,7 +132,7 @@ TEST_CASE("a fact the domain refuses is journaled as a refusal and spends its id
                      {{"conversation", "ghost"}, {"from", "customer"}, {"text", "hello?"}}),
                event("m1", "conversation.message", at(2),
                      {{"conversation", "ghost"}, {"from", "customer"}, {"text", "again"}})});
-  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 10);
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 10, false);
   node.drain(p);
   auto journal = node.journal();
   REQUIRE(journal.size() == 1);
@@ -151,7 +151,7 @@ TEST_CASE("rebuild equals live when offers are accepted, declined and re-offered
       event("a1", "agent.logged_in", at(1), {{"agent", "alice"}, {"queues", {"billing"}}, {"capacity", {{"chat", 2}}}}),
       event("a2", "agent.logged_in", at(2), {{"agent", "bob"}, {"queues", {"billing"}}, {"capacity", {{"chat", 1}}}})};
   node.ingest(events);
-  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 3);
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 3, false);
   node.drain(p);
   for (int i = 0; i < 12; ++i) {
     std::string c = "c-" + std::to_string(i);
@@ -179,7 +179,7 @@ TEST_CASE("rebuild equals live after randomized traffic") {
     CAPTURE(seed);
     testing::TempDir dir;
     Node node(dir.str());
-    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 5);
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 5, false);
     std::mt19937 rng(seed);
     auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
     const std::vector<std::string> queues = {"billing", "sales"}, channels = {"web", "voice", "email", "wechat"};
@@ -244,7 +244,7 @@ TEST_CASE("records another producer wrote to the ingest log are refused or dropp
   nlohmann::json bad_time = event("k-1", "agent.heartbeat", "yesterday", {{"agent", "a"}});
   REQUIRE(node.log->append_ingest(partition_id{0}, {"not json at all", "{\"no\":\"tenant\"}", bad_time.dump()}, nullptr));
   node.ingest({event("q", "queue.configured", at(1), {{"queue", "billing"}})});
-  PartitionProcessor p(*node.log, *node.store, partition_id{0}, observer, 10);
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, observer, 10, false);
   node.drain(p);
   auto journal = node.journal();
   REQUIRE(journal.size() == 2);
@@ -269,7 +269,7 @@ TEST_CASE("interval statistics count live conversations by their arrival in the 
       event("s1", "conversation.started", at(0), conv("c1")),   // offered to alice at once
       event("s2", "conversation.started", at(2), conv("c2")),   // waits: alice is busy
       event("s3", "conversation.started", at(3), conv("c3"))});
-  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 3);
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 3, false);
   node.drain(p);
   auto offer_of = [&](const std::string& conversation) {
     std::string offer;

@@ -279,7 +279,7 @@ TEST_CASE("a closed conversation leaves memory a day after closing; its id may t
   CHECK(s.conversation("c-1")["state"] == "closed");
   auto ds = s.start("c-1");  // the same day: refused
   REQUIRE(ds.size() == 1);
-  CHECK(ds[0].second["reason"] == "conversation is closed; start a new conversation id");
+  CHECK(ds[0].second["reason"] == "conversation is closed; reopen it or start a new conversation id");
 
   s.fact("agent.heartbeat", {{"agent", "alice"}}, 24 * 3600);  // a day later
   CHECK_FALSE(s.tenant.conversation_view("c-1").has_value());

@@ -1,0 +1,548 @@
+// Applying journal entries to the routing state, and the views derived from it.
+#include <algorithm>
+
+#include "actors/routing.hpp"
+#include "actors/routing_subjects.hpp"
+#include "events/time.hpp"
+
+namespace omniroute::routing {
+namespace {
+
+constexpr int64_t day_ms = 24 * 3600 * 1000;
+
+int64_t day_of(int64_t time_ms) { return time_ms >= 0 ? time_ms / day_ms : (time_ms - day_ms + 1) / day_ms; }
+
+int64_t ms_of_seconds(const json& d, const char* key, int64_t fallback_ms) {
+  auto it = d.find(key);
+  return it != d.end() && it->is_number() ? static_cast<int64_t>(it->get<double>() * 1000) : fallback_ms;
+}
+
+}  // namespace
+
+// ---- statistics -----------------------------------------------------------------------------
+
+std::optional<double> DayStats::service_level() const {
+  const int64_t denominator = answered + abandoned - abandoned_within_threshold;
+  if (denominator <= 0) return std::nullopt;
+  return static_cast<double>(answered_within_threshold) / static_cast<double>(denominator);
+}
+
+json DayStats::to_json() const {
+  json j = {{"date", offered + answered + abandoned + handled == 0
+                         ? json(nullptr)
+                         : json(events::format_rfc3339_ms(day * day_ms).substr(0, 10))},
+            {"offered", offered},
+            {"answered", answered},
+            {"abandoned", abandoned},
+            {"answered_within_threshold", answered_within_threshold},
+            {"abandoned_within_threshold", abandoned_within_threshold},
+            {"service_level", nullptr},
+            {"asa_s", nullptr},
+            {"aht_s", nullptr}};
+  if (auto sl = service_level()) j["service_level"] = *sl;
+  if (answered > 0) j["asa_s"] = static_cast<double>(answer_wait_ms) / 1000.0 / static_cast<double>(answered);
+  if (handled > 0) j["aht_s"] = static_cast<double>(handle_ms) / 1000.0 / static_cast<double>(handled);
+  return j;
+}
+
+DayStats& Tenant::today(const std::string& queue, int64_t time_ms) {
+  DayStats& s = queues_[queue].today;
+  const int64_t day = day_of(time_ms);
+  if (s.day != day) s = DayStats{day};
+  touched_.queues.insert(queue);
+  return s;
+}
+
+// ---- applying -------------------------------------------------------------------------------
+
+void Tenant::evict_closed_before(int64_t time_ms) {
+  while (!closed_.empty() && closed_.front().first < time_ms) {
+    auto it = conversations_.find(closed_.front().second);
+    if (it != conversations_.end() && it->second.state == conversation_state::closed &&
+        it->second.last_ms <= closed_.front().first)
+      conversations_.erase(it);
+    closed_.pop_front();
+  }
+}
+
+void Tenant::apply(const Envelope& e) {
+  if (e.seq && e.seq->value() + 1 > next_seq_) next_seq_ = e.seq->value() + 1;
+  clock_ms_ = std::max(clock_ms_, e.time_ms);
+  evict_closed_before(e.time_ms - closed_retention_ms);
+  switch (events::kind_of(e.type)) {
+    case events::event_kind::fact:
+      if (e.type == "queue.configured") apply_queue_config(e);
+      else if (e.type.rfind("agent.", 0) == 0) apply_agent_fact(e);
+      else apply_conversation_fact(e);
+      break;
+    case events::event_kind::decision: apply_decision(e); break;
+    case events::event_kind::unknown: break;
+  }
+}
+
+std::string Tenant::slot_of(const Agent& a, const std::string& channel) {
+  if (a.capacity.count(channel)) return channel;
+  if (channel == "voice" || channel == "email") return channel;
+  return "chat";
+}
+
+void Tenant::touch_agent(const Agent& a) {
+  touched_.agents.insert(a.id);
+  for (const auto& q : a.queues) touched_.queues.insert(q);
+}
+
+void Tenant::reserve(Agent& a, Conversation& c) {
+  ++a.load[slot_of(a, c.channel)];
+  a.work.insert(c.id);
+  c.agent = a.id;
+  touch_agent(a);
+}
+
+void Tenant::release(Conversation& c) {
+  if (c.agent.empty()) return;
+  auto it = agents_.find(c.agent);
+  if (it != agents_.end() && it->second.work.erase(c.id)) {
+    int& load = it->second.load[slot_of(it->second, c.channel)];
+    if (load > 0) --load;
+    touch_agent(it->second);
+  }
+  c.agent.clear();
+  c.offer.clear();
+}
+
+void Tenant::unwait(Conversation& c) {
+  auto q = queues_.find(c.queue);
+  if (q != queues_.end() && q->second.waiting.erase(c.key())) touched_.queues.insert(c.queue);
+}
+
+void Tenant::schedule_relax(const Conversation& c) {
+  auto q = queues_.find(c.queue);
+  if (c.state != conversation_state::queued || q == queues_.end() ||
+      c.relax_step >= q->second.relax.size())
+    return;
+  timers_.emplace(c.queue_entered_ms + q->second.relax[c.relax_step].after_ms, timer_kind::relax, c.id);
+}
+
+void Tenant::apply_queue_config(const Envelope& e) {
+  const json& d = e.data;
+  const std::string& id = str(d, "queue");
+  Queue& q = queues_[id];
+  q.config = d;
+  q.channels.clear();
+  if (d.contains("channels"))
+    for (const auto& ch : d["channels"]) q.channels.push_back(ch.get<std::string>());
+  q.requirement = compile_requirement(str(d, "requirement"));
+  q.relax.clear();
+  if (d.contains("relax"))
+    for (const auto& s : d["relax"]) {
+      RelaxStep step;
+      step.after_ms = ms_of_seconds(s, "after_s", 0);
+      if (s.contains("requirement")) step.requirement = compile_requirement(str(s, "requirement"));
+      step.overflow_to = str(s, "overflow_to");
+      q.relax.push_back(std::move(step));
+    }
+  const std::string& how = str(d, "strategy");
+  q.how = how == "least_occupied"    ? strategy::least_occupied
+          : how == "most_proficient" ? strategy::most_proficient
+          : how == "round_robin"     ? strategy::round_robin
+                                     : strategy::longest_idle;
+  q.skill = str(d, "skill").empty() ? proficiency_skill(q.requirement) : str(d, "skill");
+  q.auto_accept = d.value("auto_accept", false);
+  q.priority = d.value("priority", 0);
+  q.no_answer_limit = d.value("no_answer_limit", 3);
+  q.handoff_below_confidence = d.value("handoff_below_confidence", 0.0);
+  q.offer_timeout_ms = ms_of_seconds(d, "offer_timeout_s", 30000);
+  q.sl_threshold_ms = ms_of_seconds(d, "sl_threshold_s", 20000);
+  q.wrap_up_ms = ms_of_seconds(d, "wrap_up_s", 0);
+  q.reopen_window_ms = ms_of_seconds(d, "reopen_window_s", 24 * 3600 * 1000);
+  q.reopen_preference_ms = ms_of_seconds(d, "reopen_preference_s", 60000);
+  for (const auto& key : q.waiting) schedule_relax(conversations_.at(std::get<3>(key)));
+  touched_.queues.insert(id);
+}
+
+void Tenant::apply_agent_fact(const Envelope& e) {
+  const json& d = e.data;
+  const std::string& t = e.type;
+  auto it = agents_.find(str(d, "agent"));
+  if (it == agents_.end()) {
+    if (t != "agent.logged_in") return;
+    it = agents_.emplace(str(d, "agent"), Agent{}).first;
+  }
+  Agent& a = it->second;
+  a.last_ms = std::max(a.last_ms, e.time_ms);
+  if (t == "agent.logged_in") {
+    const bool fresh = a.id.empty();
+    a.id = str(d, "agent");
+    for (const auto& q : a.queues) {
+      queue_agents_[q].erase(a.id);
+      touched_.queues.insert(q);
+    }
+    a.queues.clear();
+    if (d.contains("queues"))
+      for (const auto& q : d["queues"]) a.queues.push_back(q.get<std::string>());
+    for (const auto& q : a.queues) queue_agents_[q].insert(a.id);
+    a.capacity.clear();
+    if (d.contains("capacity")) {
+      for (const auto& [ch, n] : d["capacity"].items()) a.capacity[ch] = n.get<int>();
+    } else {
+      a.capacity = {{"voice", 1}, {"chat", 1}, {"email", 1}};
+    }
+    a.blocks.clear();
+    if (d.contains("blocks"))
+      for (const auto& [ch, list] : d["blocks"].items())
+        for (const auto& b : list) a.blocks[ch].push_back(b.get<std::string>());
+    a.skills = d.value("skills", json::object());
+    a.attributes = d.value("attributes", json::object());
+    a.heartbeat_timeout_ms = ms_of_seconds(d, "heartbeat_timeout_s", 0);
+    a.last_heartbeat_ms = e.time_ms;
+    a.logged_in = true;
+    a.status = "available";
+    a.missed_offers = 0;
+    if (fresh || a.work.empty()) a.last_assigned_ms = e.time_ms;
+  } else if (t == "agent.status_changed") {
+    a.status = str(d, "status");
+    if (a.status == "available") a.missed_offers = 0;
+  } else if (t == "agent.logged_out") {
+    a.logged_in = false;
+    a.status = "offline";
+  } else if (t == "agent.heartbeat") {
+    a.last_heartbeat_ms = e.time_ms;
+  }
+  if (a.logged_in && a.heartbeat_timeout_ms > 0)
+    timers_.emplace(a.last_heartbeat_ms + a.heartbeat_timeout_ms, timer_kind::heartbeat, a.id);
+  touch_agent(a);
+}
+
+void Tenant::apply_conversation_fact(const Envelope& e) {
+  const json& d = e.data;
+  const std::string& t = e.type;
+  const std::string& cid = str(d, "conversation");
+  if (cid.empty()) return;  // clock.tick, contact.recorded, schedule.published, arbitration.*
+  if (t == "conversation.started") {
+    Conversation& c = conversations_[cid];
+    c.id = cid;
+    c.customer = str(d, "customer");
+    c.channel = str(d, "channel");
+    c.language = str(d, "language");
+    c.queue = str(d, "queue");
+    c.intent = str(d, "intent");
+    auto q = queues_.find(c.queue);
+    c.priority = d.contains("priority") ? d["priority"].get<int>()
+                                         : (q != queues_.end() ? q->second.priority : 0);
+    c.attributes = d.value("attributes", json::object());
+    c.started_ms = c.last_ms = e.time_ms;
+    c.state = conversation_state::bot;
+    touched_.conversations.insert(cid);
+    return;
+  }
+  auto it = conversations_.find(cid);
+  if (it == conversations_.end()) return;
+  Conversation& c = it->second;
+  c.last_ms = std::max(c.last_ms, e.time_ms);
+  touched_.conversations.insert(cid);
+  auto missed_reset = [&] {
+    auto a = agents_.find(str(d, "agent"));
+    if (a != agents_.end()) a->second.missed_offers = 0;  // it answered
+  };
+  if (t == "conversation.intent_detected") {
+    c.intent = str(d, "intent");
+    c.confidence = d.value("confidence", -1.0);
+  } else if (t == "conversation.handoff_requested") {
+    c.handoff_reason = str(d, "reason").empty() ? "handoff requested" : str(d, "reason");
+    if (d.contains("attributes") && d["attributes"].is_object()) c.attributes.update(d["attributes"]);
+  } else if (t == "conversation.priority_changed") {
+    const bool waiting = c.state == conversation_state::queued;
+    if (waiting) unwait(c);
+    c.priority = d["priority"].get<int>();
+    if (waiting) {
+      queues_[c.queue].waiting.insert(c.key());
+      touched_.queues.insert(c.queue);
+    }
+  } else if (t == "offer.declined") {
+    c.declined_by.insert(str(d, "agent"));
+    missed_reset();
+  } else if (t == "offer.accepted") {
+    missed_reset();
+  } else if (t == "conversation.ended" && c.state == conversation_state::assigned) {
+    c.state = conversation_state::wrap_up;
+    auto q = queues_.find(c.queue);
+    if (q != queues_.end() && q->second.wrap_up_ms > 0) {
+      c.wrap_up_due_ms = e.time_ms + q->second.wrap_up_ms;
+      timers_.emplace(c.wrap_up_due_ms, timer_kind::wrap_up, c.id);
+    }
+  }
+}
+
+void Tenant::apply_decision(const Envelope& e) {
+  const json& d = e.data;
+  const std::string& t = e.type;
+  if (t == "event.refused" || t == "arbitration.decided") return;
+  if (t == "agent.went_offline" || t == "agent.went_away") {
+    auto a = agents_.find(str(d, "agent"));
+    if (a == agents_.end()) return;
+    a->second.status = t == "agent.went_offline" ? "offline" : "away";
+    touch_agent(a->second);
+    return;
+  }
+  auto it = conversations_.find(str(d, "conversation"));
+  if (it == conversations_.end()) return;
+  Conversation& c = it->second;
+  touched_.conversations.insert(c.id);
+  if (t == "conversation.queued") {
+    const std::string& queue = str(d, "queue");
+    const bool reopening = c.state == conversation_state::closed;
+    unwait(c);
+    release(c);
+    if (reopening) {  // a new contact: a new wait, and every agent may take it again
+      c.enqueued_ms = -1;
+      c.answered_ms = c.closed_ms = c.wrap_up_due_ms = -1;
+      c.declined_by.clear();
+      c.missed_by.clear();
+    }
+    const bool new_visit = reopening || c.enqueued_ms < 0 || queue != c.queue;
+    if (new_visit) {
+      c.queue_entered_ms = e.time_ms;
+      c.relax_step = 0;
+      c.answered_ms = -1;
+      ++today(queue, e.time_ms).offered;
+    }
+    c.queue = queue;
+    c.priority = d.value("priority", c.priority);
+    if (c.enqueued_ms < 0) {  // a conversation keeps its age when it comes back to a queue
+      c.enqueued_ms = e.time_ms;
+      c.order = e.seq ? e.seq->value() : 0;
+    }
+    if (d.contains("preferred_agent")) {
+      c.preferred_agent = str(d, "preferred_agent");
+      c.preferred_until_ms = events::parse_rfc3339_ms(str(d, "preferred_until")).value_or(e.time_ms);
+      timers_.emplace(c.preferred_until_ms, timer_kind::preference, c.id);
+    }
+    c.state = conversation_state::queued;
+    queues_[c.queue].waiting.insert(c.key());
+    touched_.queues.insert(c.queue);
+    schedule_relax(c);
+  } else if (t == "conversation.offered") {
+    unwait(c);
+    release(c);
+    reserve(agents_.at(str(d, "agent")), c);
+    c.offer = str(d, "offer");
+    c.offer_expires_ms = events::parse_rfc3339_ms(str(d, "expires_at")).value_or(e.time_ms);
+    c.state = conversation_state::offered;
+    timers_.emplace(c.offer_expires_ms, timer_kind::offer, c.id);
+    auto q = queues_.find(c.queue);
+    if (q != queues_.end()) q->second.last_offered_agent = c.agent;
+  } else if (t == "conversation.assigned") {
+    const std::string& agent = str(d, "agent");
+    if (c.state != conversation_state::offered || c.agent != agent) {
+      unwait(c);
+      release(c);
+      reserve(agents_.at(agent), c);
+      auto q = queues_.find(c.queue);
+      if (q != queues_.end()) q->second.last_offered_agent = agent;
+    }
+    c.offer.clear();
+    c.state = conversation_state::assigned;
+    c.last_agent = agent;
+    c.preferred_agent.clear();
+    c.preferred_until_ms = -1;
+    if (c.answered_ms < 0) {
+      c.answered_ms = e.time_ms;
+      auto q = queues_.find(c.queue);
+      if (q != queues_.end()) {
+        DayStats& s = today(c.queue, e.time_ms);
+        const int64_t waited = e.time_ms - c.enqueued_ms;
+        ++s.answered;
+        s.answer_wait_ms += waited;
+        if (waited <= q->second.sl_threshold_ms) ++s.answered_within_threshold;
+      }
+    }
+    Agent& a = agents_.at(agent);
+    a.last_assigned_ms = e.time_ms;
+    touch_agent(a);
+  } else if (t == "offer.timed_out") {
+    c.missed_by.insert(str(d, "agent"));
+    auto a = agents_.find(str(d, "agent"));
+    if (a != agents_.end()) {
+      ++a->second.missed_offers;
+      touch_agent(a->second);
+    }
+  } else if (t == "conversation.relaxed") {
+    c.relax_step = d.value("step", c.relax_step);
+    schedule_relax(c);
+  } else if (t == "conversation.preference_expired") {
+    c.preferred_agent.clear();
+    c.preferred_until_ms = -1;
+  } else if (t == "conversation.abandoned") {
+    unwait(c);
+    release(c);
+    auto q = queues_.find(c.queue);
+    if (q != queues_.end()) {
+      DayStats& s = today(c.queue, e.time_ms);
+      ++s.abandoned;
+      if (e.time_ms - c.enqueued_ms <= q->second.sl_threshold_ms) ++s.abandoned_within_threshold;
+    }
+  } else if (t == "conversation.closed") {
+    unwait(c);
+    release(c);
+    if (c.answered_ms >= 0 && queues_.count(c.queue)) {
+      DayStats& s = today(c.queue, e.time_ms);
+      ++s.handled;
+      s.handle_ms += e.time_ms - c.answered_ms;
+    }
+    c.state = conversation_state::closed;
+    c.preferred_agent.clear();
+    c.last_ms = std::max(c.last_ms, e.time_ms);
+    c.closed_ms = e.time_ms;
+    closed_.emplace_back(c.last_ms, c.id);
+  }
+}
+
+// ---- views ----------------------------------------------------------------------------------
+
+std::optional<json> Tenant::conversation_view(const std::string& id) const {
+  auto it = conversations_.find(id);
+  if (it == conversations_.end()) return std::nullopt;
+  const Conversation& c = it->second;
+  json v = {{"conversation", c.id},
+            {"tenant", name_},
+            {"state", to_string(c.state)},
+            {"customer", c.customer},
+            {"channel", c.channel},
+            {"priority", c.priority},
+            {"started_at", events::format_rfc3339_ms(c.started_ms)},
+            {"updated_at", events::format_rfc3339_ms(c.last_ms)},
+            {"declined_by", c.declined_by},
+            {"missed_by", c.missed_by},
+            {"attributes", c.attributes}};
+  if (!c.queue.empty()) v["queue"] = c.queue;
+  if (!c.language.empty()) v["language"] = c.language;
+  if (!c.intent.empty()) v["intent"] = c.intent;
+  if (c.confidence >= 0) v["confidence"] = c.confidence;
+  if (!c.handoff_reason.empty()) v["handoff_reason"] = c.handoff_reason;
+  if (c.enqueued_ms >= 0) v["queued_at"] = events::format_rfc3339_ms(c.enqueued_ms);
+  if (c.state == conversation_state::queued) v["relax_step"] = c.relax_step;
+  if (!c.agent.empty()) v["agent"] = c.agent;
+  if (!c.last_agent.empty()) v["last_agent"] = c.last_agent;
+  if (!c.offer.empty()) {
+    v["offer"] = c.offer;
+    v["offer_expires_at"] = events::format_rfc3339_ms(c.offer_expires_ms);
+  }
+  if (!c.preferred_agent.empty()) {
+    v["preferred_agent"] = c.preferred_agent;
+    v["preferred_until"] = events::format_rfc3339_ms(c.preferred_until_ms);
+  }
+  if (c.state == conversation_state::wrap_up && c.wrap_up_due_ms >= 0)
+    v["wrap_up_until"] = events::format_rfc3339_ms(c.wrap_up_due_ms);
+  if (c.closed_ms >= 0 && c.state == conversation_state::closed)
+    v["closed_at"] = events::format_rfc3339_ms(c.closed_ms);
+  return v;
+}
+
+std::optional<json> Tenant::agent_view(const std::string& id) const {
+  auto it = agents_.find(id);
+  if (it == agents_.end()) return std::nullopt;
+  const Agent& a = it->second;
+  json v = {{"agent", a.id},
+            {"tenant", name_},
+            {"status", a.status},
+            {"logged_in", a.logged_in},
+            {"capacity", a.capacity},
+            {"load", a.load},
+            {"queues", a.queues},
+            {"conversations", a.work},
+            {"skills", a.skills},
+            {"attributes", a.attributes},
+            {"missed_offers", a.missed_offers},
+            {"last_assigned_at", events::format_rfc3339_ms(a.last_assigned_ms)}};
+  if (!a.blocks.empty()) v["blocks"] = a.blocks;
+  if (a.heartbeat_timeout_ms > 0) {
+    v["heartbeat_timeout_s"] = static_cast<double>(a.heartbeat_timeout_ms) / 1000.0;
+    v["last_heartbeat_at"] = events::format_rfc3339_ms(a.last_heartbeat_ms);
+  }
+  return v;
+}
+
+std::optional<json> Tenant::queue_view(const std::string& id) const {
+  auto q = queues_.find(id);
+  auto members = queue_agents_.find(id);
+  if (q == queues_.end() && members == queue_agents_.end()) return std::nullopt;
+  // Only what the journal determines: a view must not depend on when it was written, so
+  // the age of the oldest wait is left to the reader (oldest_waiting_since) and `today` is
+  // the queue's last day with a contact.
+  json v = {{"queue", id}, {"tenant", name_}, {"configured", q != queues_.end()}};
+  json waiting = json::array();
+  if (q != queues_.end()) {
+    v["config"] = q->second.config;
+    for (const auto& key : q->second.waiting) {
+      if (waiting.size() == 100) break;
+      waiting.push_back(std::get<3>(key));
+    }
+    if (!q->second.waiting.empty())
+      v["oldest_waiting_since"] = events::format_rfc3339_ms(std::get<1>(*q->second.waiting.begin()));
+  }
+  v["waiting_conversations"] = std::move(waiting);
+  size_t logged_in = 0;
+  if (members != queue_agents_.end())
+    for (const auto& aid : members->second) logged_in += agents_.at(aid).logged_in ? 1 : 0;
+  v["agents_logged_in"] = logged_in;
+  json available = json::array();
+  const QueueStats s = queue_stats_of(id, &available);
+  v["available_agents"] = std::move(available);
+  v["waiting"] = s.waiting;
+  v["agents_available"] = s.agents_available;
+  v["free_slots"] = s.free_slots;
+  if (q != queues_.end()) v["today"] = q->second.today.to_json();
+  return v;
+}
+
+QueueStats Tenant::queue_stats_of(const std::string& id, json* available_agents) const {
+  QueueStats s;
+  s.today.day = day_of(clock_ms_);
+  auto q = queues_.find(id);
+  if (q == queues_.end()) return s;
+  if (q->second.today.day == s.today.day) s.today = q->second.today;
+  s.waiting = q->second.waiting.size();
+  if (!q->second.waiting.empty())
+    s.oldest_wait_s =
+        static_cast<double>(std::max<int64_t>(0, clock_ms_ - std::get<1>(*q->second.waiting.begin()))) / 1000.0;
+  auto members = queue_agents_.find(id);
+  if (members == queue_agents_.end()) return s;
+  for (const auto& aid : members->second) {
+    const Agent& a = agents_.at(aid);
+    if (!ready(a)) continue;
+    // The agent's slots that the queue's channels use (all of them when it names none).
+    std::set<std::string> slots;
+    if (q->second.channels.empty()) {
+      for (const auto& [slot, cap] : a.capacity) slots.insert(slot);
+    } else {
+      for (const auto& ch : q->second.channels) slots.insert(slot_of(a, ch));
+    }
+    int64_t free = 0;
+    for (const auto& slot : slots) {
+      if (!has_free_slot(a, slot)) continue;
+      auto cap = a.capacity.find(slot);
+      auto load = a.load.find(slot);
+      free += cap->second - (load == a.load.end() ? 0 : load->second);
+    }
+    if (free > 0) {
+      ++s.agents_available;
+      if (available_agents && available_agents->size() < 100) available_agents->push_back(aid);
+    }
+    s.free_slots += free;
+  }
+  return s;
+}
+
+std::map<std::string, QueueStats> Tenant::queue_stats() const {
+  std::map<std::string, QueueStats> out;
+  for (const auto& [id, q] : queues_) out[id] = queue_stats_of(id);
+  return out;
+}
+
+std::map<std::string, size_t> Tenant::agents_by_status() const {
+  std::map<std::string, size_t> out{{"available", 0}, {"away", 0}, {"offline", 0}};
+  for (const auto& [id, a] : agents_) ++out[a.status];
+  return out;
+}
+
+}  // namespace omniroute::routing
