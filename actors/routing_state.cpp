@@ -291,6 +291,8 @@ void Tenant::apply_decision(const Envelope& e) {
   if (t == "conversation.queued") {
     const std::string& queue = str(d, "queue");
     const bool reopening = c.state == conversation_state::closed;
+    if (c.state == conversation_state::bot && c.handoff_reason.empty())
+      c.handoff_reason = str(d, "reason");  // e.g. the bot's confidence fell below the threshold
     unwait(c);
     release(c);
     if (reopening) {  // a new contact: a new wait, and every agent may take it again
