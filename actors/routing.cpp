@@ -67,7 +67,7 @@ Envelope Tenant::decision(const Envelope& cause, const char* type, json data) {
   d.id = "d-" + std::to_string(next_seq_);
   d.type = type;
   d.tenant = name_;
-  d.time_ms = cause.time_ms;
+  d.time_ms = now(cause);
   d.data = std::move(data);
   d.seq = seq_no{next_seq_};
   d.cause = cause.id;
@@ -249,7 +249,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     const Queue& q = queues_.at(c.queue);
     if (!c.last_agent.empty() && q.reopen_preference_ms > 0) {
       extra["preferred_agent"] = c.last_agent;
-      extra["preferred_until"] = events::format_rfc3339_ms(f.time_ms + q.reopen_preference_ms);
+      extra["preferred_until"] = events::format_rfc3339_ms(now(f) + q.reopen_preference_ms);
     }
     enqueue(f, c, c.queue, out, std::move(extra));
     dispatch_conversation(f, c.id, out);
@@ -428,7 +428,7 @@ void Tenant::offer(const Envelope& cause, Conversation& c, const Agent& a,
   }
   const int64_t timeout = q != queues_.end() ? q->second.offer_timeout_ms : 30000;
   data["offer"] = "o-" + std::to_string(next_seq_);
-  data["expires_at"] = events::format_rfc3339_ms(cause.time_ms + timeout);
+  data["expires_at"] = events::format_rfc3339_ms(now(cause) + timeout);
   out.push_back(decision(cause, "conversation.offered", std::move(data)));
 }
 

@@ -14,6 +14,7 @@
 // (which the partition host sends when a timer is due, and which anyone may send).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -164,6 +165,9 @@ class Tenant {
   };
 
   // Deciding (routing.cpp).
+  // When a decision caused by `cause` happens: the fact's time, or the clock when the fact
+  // comes from further back (a late event of one entity cannot make another's timer old).
+  int64_t now(const Envelope& cause) const { return std::max(cause.time_ms, clock_ms_); }
   Envelope decision(const Envelope& cause, const char* type, json data);
   std::optional<std::pair<std::string, std::string>> check(const Envelope& fact) const;
   void advance(const Envelope& cause, std::vector<Envelope>& out);

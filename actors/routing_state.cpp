@@ -67,7 +67,8 @@ void Tenant::evict_closed_before(int64_t time_ms) {
 
 void Tenant::apply(const Envelope& e) {
   if (e.seq && e.seq->value() + 1 > next_seq_) next_seq_ = e.seq->value() + 1;
-  clock_ms_ = std::max(clock_ms_, e.time_ms);
+  // A refused fact does not move the clock: its time is not trusted (it may be what is wrong).
+  if (e.type != "event.refused") clock_ms_ = std::max(clock_ms_, e.time_ms);
   evict_closed_before(e.time_ms - closed_retention_ms);
   switch (events::kind_of(e.type)) {
     case events::event_kind::fact:
