@@ -460,7 +460,8 @@ const expr::Expression& Tenant::requirement_of(const Conversation& c, const Queu
 bool Tenant::eligible(const Agent& a, const Conversation& c, const Queue* q) const {
   if (!ready(a) || c.declined_by.count(a.id) || c.missed_by.count(a.id)) return false;
   if (!has_free_slot(a, c.channel)) return false;
-  if (!q) return true;
+  // The agent a reopened conversation waits for has served it: the requirement is met.
+  if (!q || c.preferred_agent == a.id) return true;
   const expr::Expression& req = requirement_of(c, *q);
   if (req.always_true()) return true;
   ConversationSubject cs(c);

@@ -42,9 +42,9 @@ struct Running {
     return json::parse(r->body);
   }
   // Long-polls the journal until an entry of `type` appears; returns all entries seen.
-  std::vector<json> journal_until(const std::string& type, const std::string& tenant = "acme") {
+  std::vector<json> journal_until(const std::string& type, const std::string& tenant = "acme",
+                                  int64_t after = -1) {
     std::vector<json> seen;
-    int64_t after = -1;
     for (int i = 0; i < 50; ++i) {
       json page = get("/v1/journal?tenant=" + tenant + "&after=" + std::to_string(after) + "&wait_ms=2000");
       for (auto& e : page["entries"]) seen.push_back(e);
@@ -326,4 +326,80 @@ TEST_CASE("history in, interval statistics and a staffing plan with its gap out,
   REQUIRE(bad);
   CHECK(bad->status == 400);
   CHECK(json::parse(bad->body)["field"] == "data.outcome");
+}
+
+TEST_CASE("routing over HTTP: the server's clock times out an offer, a tick relaxes, a reopen prefers the last agent") {
+  Running r;
+  auto bad = r.post(event("bad-q", "queue.configured", T0,
+                          {{"queue", "skilled"}, {"requirement", "agent.skills.billing >"}}));
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(json::parse(bad->body)["field"] == "data.requirement");
+  CHECK(json::parse(bad->body)["reason"] == "position 23: expected a value, found end of expression");
+
+  REQUIRE(r.post(json::array({
+                     event("q-fast", "queue.configured", T0,
+                           {{"queue", "fast"}, {"offer_timeout_s", 1}, {"no_answer_limit", 1}}),
+                     event("q-skilled", "queue.configured", T0,
+                           {{"queue", "skilled"},
+                            {"auto_accept", true},
+                            {"requirement", "agent.skills.billing >= 4"},
+                            {"relax", {{{"after_s", 600}, {"requirement", "agent.skills.billing >= 1"}}}}}),
+                     event("alice-in", "agent.logged_in", T1,
+                           {{"agent", "alice"}, {"queues", {"fast", "skilled"}}, {"capacity", {{"chat", 2}}},
+                            {"skills", {{"billing", 2}}}}),
+                     event("c-1", "conversation.started", T2,
+                           {{"conversation", "c-1"}, {"customer", "u-1"}, {"channel", "web"}, {"queue", "fast"}}),
+                 }))
+              ->status == 202);
+  // Nobody accepts: a second later (by the server's clock) the offer times out, and alice,
+  // at her no-answer limit, is set away.
+  auto seen = r.journal_until("agent.went_away");
+  std::vector<std::string> types;
+  for (const auto& e : seen) types.push_back(e["type"]);
+  CHECK(std::find(types.begin(), types.end(), "clock.tick") != types.end());
+  CHECK(std::find(types.begin(), types.end(), "offer.timed_out") != types.end());
+  CHECK(r.get("/v1/agents/alice?tenant=acme")["status"] == "away");
+  CHECK(r.get("/v1/conversations/c-1?tenant=acme")["missed_by"] == json{"alice"});
+
+  REQUIRE(r.post(json::array({
+                     event("alice-back", "agent.status_changed", "2026-11-20T10:00:30Z",
+                           {{"agent", "alice"}, {"status", "available"}}),
+                     event("c-2", "conversation.started", "2026-11-20T10:00:31Z",
+                           {{"conversation", "c-2"}, {"customer", "u-2"}, {"channel", "web"}, {"queue", "skilled"}}),
+                 }))
+              ->status == 202);
+  CHECK(r.get("/v1/queues/skilled?tenant=acme")["waiting"] == 1);  // billing 2 < 4
+  // A tick ten minutes on (anyone may send one) fires the relaxation step.
+  REQUIRE(r.post(event("tick-1", "clock.tick", "2026-11-20T10:10:31Z", json::object()))->status == 202);
+  seen = r.journal_until("conversation.relaxed");
+  auto last_of = [](const std::vector<json>& entries, const std::string& type) {
+    json found;
+    for (const auto& e : entries)
+      if (e["type"] == type) found = e;
+    return found;
+  };
+  CHECK(last_of(r.journal_until("conversation.assigned"), "conversation.assigned")["data"]["agent"] == "alice");
+  CHECK(r.get("/v1/conversations/c-2?tenant=acme")["state"] == "assigned");
+
+  const int64_t before_reopen = r.get("/v1/journal?tenant=acme&after=-1&limit=1000")["next"];
+  REQUIRE(r.post(json::array({
+                     event("c-2-end", "conversation.ended", "2026-11-20T10:11:00Z", {{"conversation", "c-2"}, {"by", "customer"}}),
+                     event("c-2-wrap", "conversation.wrapped_up", "2026-11-20T10:11:10Z", {{"conversation", "c-2"}, {"agent", "alice"}}),
+                     event("c-2-again", "conversation.reopened", "2026-11-20T10:12:00Z", {{"conversation", "c-2"}}),
+                 }))
+              ->status == 202);
+  // The reopened conversation waits for alice, who has served it (the requirement would not
+  // let her take it from the queue), and she is free: it is hers again.
+  json again = last_of(r.journal_until("conversation.assigned", "acme", before_reopen - 1), "conversation.assigned");
+  CHECK(again["cause"] == "c-2-again");
+  json c2 = r.get("/v1/conversations/c-2?tenant=acme");
+  CHECK(c2["state"] == "assigned");
+  CHECK(c2["agent"] == "alice");
+  json q = r.get("/v1/queues/skilled?tenant=acme");
+  CHECK(q["today"]["offered"] == 2);  // the reopened conversation is a new contact
+  CHECK(q["today"]["answered"] == 2);
+  CHECK(q["today"]["aht_s"] == 39.0);  // answered at the relaxation, wrapped up 39 s later
+  CHECK(q["waiting"] == 0);
+  CHECK(r.metric("omniroute_queue_contacts_today{outcome=\"answered\",queue=\"skilled\",tenant=\"acme\"}") == 2);
 }
