@@ -25,7 +25,8 @@ routing::Tenant& tenant_of(std::map<std::string, routing::Tenant>& tenants,
 
 }  // namespace
 
-void project_touched(PartitionState& state, projections::ViewBatch& batch) {
+void project_touched(PartitionState& state, projections::ViewBatch& batch,
+                     std::map<std::string, std::set<std::string>>* touched_queues) {
   using projections::view;
   batch.add_intervals(state.intervals.take_deltas());
   for (const auto& [tenant, queue] : state.schedules.take_touched())
@@ -39,6 +40,7 @@ void project_touched(PartitionState& state, projections::ViewBatch& batch) {
       if (auto doc = tenant.agent_view(id)) batch.put_document(view::agents, name, id, *doc);
     for (const auto& id : t.queues)
       if (auto doc = tenant.queue_view(id)) batch.put_document(view::queues, name, id, *doc);
+    if (touched_queues) (*touched_queues)[name].insert(t.queues.begin(), t.queues.end());
   }
 }
 
@@ -196,6 +198,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   // step recovers it from the journal before going on.
   const ingest_offset next{ingest.back().offset.value() + 1};
   std::vector<journal_pos> positions;
+  std::map<std::string, std::set<std::string>> touched_queues;  // per tenant, for metrics
   Status s = log_.append_journal(*claim_, records, next, &positions);
   size_t entries = 0;
   if (s) {
@@ -204,7 +207,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
       entries += r.entries.size();
       views.put_record(r);
     }
-    project_touched(state_, views);
+    project_touched(state_, views, &touched_queues);
     if (!positions.empty()) s = views.commit(p_, journal_pos{positions.back().value() + 1});
   }
   if (!s) {
@@ -220,7 +223,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
       observer_.on_decision_latency(static_cast<double>(now - appended_us[i]) / 1e6);
   for (const auto& name : batch.tenants) {
     const routing::Tenant& t = state_.tenants.at(name);
-    observer_.on_tenant(name, t.queue_stats(), t.agents_by_status());
+    observer_.on_tenant(name, t.queue_stats(touched_queues[name]), t.agents_by_status());
     Anchor& a = anchors_[name];
     a.event_ms = t.clock_ms();
     a.wall = std::chrono::steady_clock::now();

@@ -35,8 +35,9 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
               PartitionState& state);
 
 // Writes the current views of every entity touched in `state`, and the interval statistics'
-// changes, into `batch`.
-void project_touched(PartitionState& state, projections::ViewBatch& batch);
+// changes, into `batch`; adds the touched queues per tenant to `touched_queues` if given.
+void project_touched(PartitionState& state, projections::ViewBatch& batch,
+                     std::map<std::string, std::set<std::string>>* touched_queues = nullptr);
 
 // Processes partition p's ingest log to its end, then returns: for tools that hold the data
 // directory alone (import), where nothing else appends meanwhile.

@@ -434,6 +434,13 @@ void Tenant::offer(const Envelope& cause, Conversation& c, const Agent& a,
 
 bool Tenant::ready(const Agent& a) const { return a.logged_in && a.status == "available"; }
 
+bool Tenant::has_any_free_slot(const Agent& a) const {
+  if (!ready(a)) return false;
+  for (const auto& [slot, cap] : a.capacity)
+    if (has_free_slot(a, slot)) return true;
+  return false;
+}
+
 bool Tenant::has_free_slot(const Agent& a, const std::string& channel) const {
   const std::string slot = slot_of(a, channel);
   auto cap = a.capacity.find(slot);
@@ -457,17 +464,24 @@ const expr::Expression& Tenant::requirement_of(const Conversation& c, const Queu
   return q.requirement;
 }
 
-bool Tenant::eligible(const Agent& a, const Conversation& c, const Queue* q) const {
+bool Tenant::eligible(const Agent& a, const Conversation& c, const Queue* q,
+                      requirement_cache* cache) const {
   if (!ready(a) || c.declined_by.count(a.id) || c.missed_by.count(a.id)) return false;
   if (!has_free_slot(a, c.channel)) return false;
   // The agent a reopened conversation waits for has served it: the requirement is met.
   if (!q || c.preferred_agent == a.id) return true;
   const expr::Expression& req = requirement_of(c, *q);
   if (req.always_true()) return true;
+  const bool agent_only = cache && !req.uses_root(0);
+  if (agent_only)
+    for (const auto& [e, ok] : *cache)
+      if (e == &req) return ok;
   ConversationSubject cs(c);
   AgentSubject as(a);
   const expr::Subject* subjects[] = {&cs, &as};
-  return req.evaluate(subjects);
+  const bool ok = req.evaluate(subjects);
+  if (agent_only) cache->emplace_back(&req, ok);
+  return ok;
 }
 
 // The queue's strategy over its eligible members. Tie-breaks: least_occupied and
@@ -481,8 +495,8 @@ const Tenant::Agent* Tenant::choose_agent(const Conversation& c, const Queue& q)
     auto a = agents_.find(c.preferred_agent);
     return a != agents_.end() && eligible(a->second, c, &q) ? &a->second : nullptr;
   }
-  auto members = queue_agents_.find(c.queue);
-  if (members == queue_agents_.end()) return nullptr;
+  auto members = queue_ready_.find(c.queue);  // agents that are busy everywhere cannot take it
+  if (members == queue_ready_.end()) return nullptr;
   auto occupancy_less = [](const Agent& x, const Agent& y) {  // load/capacity, exactly
     int64_t lx = 0, cx = 0, ly = 0, cy = 0;
     for (const auto& [s, n] : x.capacity) cx += n;
@@ -545,24 +559,37 @@ void Tenant::dispatch_agent(const Envelope& cause, const std::string& agent,
   auto ait = agents_.find(agent);
   if (ait == agents_.end()) return;
   const Agent& a = ait->second;
-  while (ready(a)) {
+  requirement_cache cache;  // the agent is the same throughout
+  while (has_any_free_slot(a)) {
     Conversation* best = nullptr;
+    const wait_key* best_key = nullptr;
     for (const auto& qname : a.queues) {
       auto q = queues_.find(qname);
       if (q == queues_.end()) continue;
-      for (const auto& key : q->second.waiting) {
-        if (best && !(key < best->key())) break;  // the rest of this queue waits less
+      const Queue& queue = q->second;
+      // A requirement on the agent alone, with no relaxation to loosen it and no reopened
+      // conversation that may wait for this agent: one answer for the whole queue.
+      if (queue.relax.empty() && queue.waiting_for_an_agent == 0 && !queue.requirement.always_true() &&
+          !queue.requirement.uses_root(0)) {
+        AgentSubject as(a);
+        const expr::Subject* subjects[] = {nullptr, &as};
+        if (!queue.requirement.evaluate(subjects)) continue;
+      }
+      for (const auto& key : queue.waiting) {
+        if (best_key && !(key < *best_key)) break;  // the rest of this queue waits less
         Conversation& c = conversations_.at(std::get<3>(key));
         if (!c.preferred_agent.empty() && c.preferred_agent != a.id &&
             !c.declined_by.count(c.preferred_agent) && !c.missed_by.count(c.preferred_agent))
           continue;  // kept for its last agent a while longer
-        if (!eligible(a, c, &q->second)) continue;
+        if (!eligible(a, c, &queue, &cache)) continue;
         best = &c;
+        best_key = &key;
         break;
       }
     }
     if (!best) return;
     offer(cause, *best, a, out);
+    cache.clear();  // its load changed; requirements may read it one day
   }
 }
 

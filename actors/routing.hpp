@@ -75,6 +75,10 @@ struct QueueStats {
 
 class Tenant {
  public:
+  // A queue view lists at most this many of its waiting conversations (the first in line)
+  // and of its available agents; the counts are complete.
+  static constexpr size_t view_list_limit = 20;
+
   explicit Tenant(std::string name) : name_(std::move(name)) {}
 
   // Decides what a validated fact causes. The fact is refused (state unchanged but for the
@@ -105,8 +109,8 @@ class Tenant {
   seq_no next_seq() const { return seq_no{next_seq_}; }
   const std::string& name() const { return name_; }
 
-  // For metrics: live figures per configured queue, agents per status.
-  std::map<std::string, QueueStats> queue_stats() const;
+  // For metrics: live figures of the configured queues among `ids`, agents per status.
+  std::map<std::string, QueueStats> queue_stats(const std::set<std::string>& ids) const;
   std::map<std::string, size_t> agents_by_status() const;
 
  private:
@@ -137,9 +141,11 @@ class Tenant {
     std::map<std::string, int> capacity, load;
     std::map<std::string, std::vector<std::string>> blocks;  // slot -> slots its work blocks
     std::vector<std::string> queues;
+    std::vector<int64_t> free_in;  // its free slots counted in each of `queues`
     std::set<std::string> work;  // conversations offered to, assigned to or wrapping up with it
     json skills = json::object(), attributes = json::object();
     int missed_offers = 0;  // in a row
+    bool counted = false;   // in status_counts_
     int64_t last_assigned_ms = 0, last_heartbeat_ms = 0, heartbeat_timeout_ms = 0, last_ms = 0;
   };
   struct RelaxStep {
@@ -160,6 +166,8 @@ class Tenant {
     int64_t offer_timeout_ms = 30000, sl_threshold_ms = 20000, wrap_up_ms = 0,
             reopen_window_ms = 24 * 3600 * 1000, reopen_preference_ms = 60000;
     std::set<wait_key> waiting;
+    size_t waiting_for_an_agent = 0;  // waiting conversations that prefer one agent (reopened)
+    int64_t free_slots = 0, agents_available = 0;  // kept by touch_agent
     std::string last_offered_agent;  // round robin goes on after it
     DayStats today;
   };
@@ -182,8 +190,12 @@ class Tenant {
                          std::vector<Envelope>& out);
   void offer(const Envelope& cause, Conversation& c, const Agent& a, std::vector<Envelope>& out);
   const Agent* choose_agent(const Conversation& c, const Queue& q) const;
-  bool eligible(const Agent& a, const Conversation& c, const Queue* q) const;
+  // Requirement results for one agent that do not depend on the conversation, by expression.
+  using requirement_cache = std::vector<std::pair<const expr::Expression*, bool>>;
+  bool eligible(const Agent& a, const Conversation& c, const Queue* q,
+                requirement_cache* cache = nullptr) const;
   bool ready(const Agent& a) const;
+  bool has_any_free_slot(const Agent& a) const;  // ready, with a slot free on some channel
   bool has_free_slot(const Agent& a, const std::string& channel) const;
   const expr::Expression& requirement_of(const Conversation& c, const Queue& q) const;
   bool timer_due(const timer& t) const;
@@ -192,10 +204,14 @@ class Tenant {
 
   // Applying (routing_state.cpp).
   static std::string slot_of(const Agent& a, const std::string& channel);
-  void touch_agent(const Agent& a);
+  void touch_agent(Agent& a);
+  int64_t free_for(const Agent& a, const Queue& q) const;
+  void contribute(Agent& a, size_t queue_index, int64_t free_slots);
+  void set_status(Agent& a, const std::string& status);
   void reserve(Agent& a, Conversation& c);
   void release(Conversation& c);
   void unwait(Conversation& c);
+  void wait(Conversation& c);
   void schedule_relax(const Conversation& c);
   void apply_queue_config(const Envelope& e);
   void apply_agent_fact(const Envelope& e);
@@ -216,7 +232,10 @@ class Tenant {
   std::unordered_map<std::string, Conversation> conversations_;
   std::unordered_map<std::string, Agent> agents_;
   std::map<std::string, Queue> queues_;
-  std::map<std::string, std::set<std::string>> queue_agents_;  // queue -> agents listing it
+  std::map<std::string, std::set<std::string>> queue_agents_;  // queue -> logged-in agents listing it
+  // queue -> its agents that are available with a free slot: where dispatch looks first.
+  std::map<std::string, std::set<std::string>> queue_ready_;
+  std::map<std::string, size_t> status_counts_;
   std::set<timer> timers_;  // may hold timers no longer due; timer_due() tells
   Touched touched_;
 };

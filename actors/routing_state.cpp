@@ -87,9 +87,51 @@ std::string Tenant::slot_of(const Agent& a, const std::string& channel) {
   return "chat";
 }
 
-void Tenant::touch_agent(const Agent& a) {
+void Tenant::set_status(Agent& a, const std::string& status) {
+  if (a.counted) --status_counts_[a.status];
+  a.status = status;
+  a.counted = true;
+  ++status_counts_[a.status];
+}
+
+int64_t Tenant::free_for(const Agent& a, const Queue& q) const {
+  // Free capacity on the agent's slots that the queue's channels use (all of them when it
+  // names none).
+  int64_t free = 0;
+  for (const auto& [slot, cap] : a.capacity) {
+    bool used = q.channels.empty();
+    for (const auto& ch : q.channels) used = used || slot_of(a, ch) == slot;
+    if (!used || !has_free_slot(a, slot)) continue;
+    auto load = a.load.find(slot);
+    free += cap - (load == a.load.end() ? 0 : load->second);
+  }
+  return free;
+}
+
+void Tenant::contribute(Agent& a, size_t i, int64_t free) {
+  auto q = queues_.find(a.queues[i]);
+  if (q == queues_.end()) return;
+  int64_t& was = a.free_in[i];
+  q->second.free_slots += free - was;
+  q->second.agents_available += static_cast<int64_t>(free > 0) - static_cast<int64_t>(was > 0);
+  was = free;
+}
+
+void Tenant::touch_agent(Agent& a) {
   touched_.agents.insert(a.id);
-  for (const auto& q : a.queues) touched_.queues.insert(q);
+  // Keeps the queues' sets of agents that could take work now, and their free slots, in step
+  // with the agent.
+  const bool free = has_any_free_slot(a);
+  a.free_in.resize(a.queues.size(), 0);
+  for (size_t i = 0; i < a.queues.size(); ++i) {
+    const std::string& q = a.queues[i];
+    touched_.queues.insert(q);
+    auto& ready_here = queue_ready_[q];
+    if (free) ready_here.insert(a.id);
+    else ready_here.erase(a.id);
+    auto queue = queues_.find(q);
+    contribute(a, i, free && queue != queues_.end() ? free_for(a, queue->second) : 0);
+  }
 }
 
 void Tenant::reserve(Agent& a, Conversation& c) {
@@ -113,7 +155,16 @@ void Tenant::release(Conversation& c) {
 
 void Tenant::unwait(Conversation& c) {
   auto q = queues_.find(c.queue);
-  if (q != queues_.end() && q->second.waiting.erase(c.key())) touched_.queues.insert(c.queue);
+  if (q != queues_.end() && q->second.waiting.erase(c.key())) {
+    touched_.queues.insert(c.queue);
+    if (!c.preferred_agent.empty()) --q->second.waiting_for_an_agent;
+  }
+}
+
+void Tenant::wait(Conversation& c) {
+  Queue& q = queues_[c.queue];
+  if (q.waiting.insert(c.key()).second && !c.preferred_agent.empty()) ++q.waiting_for_an_agent;
+  touched_.queues.insert(c.queue);
 }
 
 void Tenant::schedule_relax(const Conversation& c) {
@@ -159,6 +210,9 @@ void Tenant::apply_queue_config(const Envelope& e) {
   q.reopen_preference_ms = ms_of_seconds(d, "reopen_preference_s", 60000);
   for (const auto& key : q.waiting) schedule_relax(conversations_.at(std::get<3>(key)));
   touched_.queues.insert(id);
+  // Its channels decide which of its agents' slots count as its free slots.
+  if (auto members = queue_agents_.find(id); members != queue_agents_.end())
+    for (const auto& aid : members->second) touch_agent(agents_.at(aid));
 }
 
 void Tenant::apply_agent_fact(const Envelope& e) {
@@ -174,10 +228,15 @@ void Tenant::apply_agent_fact(const Envelope& e) {
   if (t == "agent.logged_in") {
     const bool fresh = a.id.empty();
     a.id = str(d, "agent");
-    for (const auto& q : a.queues) {
+    a.free_in.resize(a.queues.size(), 0);
+    for (size_t i = 0; i < a.queues.size(); ++i) {
+      const std::string& q = a.queues[i];
+      contribute(a, i, 0);
       queue_agents_[q].erase(a.id);
+      queue_ready_[q].erase(a.id);
       touched_.queues.insert(q);
     }
+    a.free_in.clear();
     a.queues.clear();
     if (d.contains("queues"))
       for (const auto& q : d["queues"]) a.queues.push_back(q.get<std::string>());
@@ -197,15 +256,16 @@ void Tenant::apply_agent_fact(const Envelope& e) {
     a.heartbeat_timeout_ms = ms_of_seconds(d, "heartbeat_timeout_s", 0);
     a.last_heartbeat_ms = e.time_ms;
     a.logged_in = true;
-    a.status = "available";
+    set_status(a, "available");
     a.missed_offers = 0;
     if (fresh || a.work.empty()) a.last_assigned_ms = e.time_ms;
   } else if (t == "agent.status_changed") {
-    a.status = str(d, "status");
+    set_status(a, str(d, "status"));
     if (a.status == "available") a.missed_offers = 0;
   } else if (t == "agent.logged_out") {
+    for (const auto& q : a.queues) queue_agents_[q].erase(a.id);  // members are logged in
     a.logged_in = false;
-    a.status = "offline";
+    set_status(a, "offline");
   } else if (t == "agent.heartbeat") {
     a.last_heartbeat_ms = e.time_ms;
   }
@@ -255,10 +315,7 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
     const bool waiting = c.state == conversation_state::queued;
     if (waiting) unwait(c);
     c.priority = d["priority"].get<int>();
-    if (waiting) {
-      queues_[c.queue].waiting.insert(c.key());
-      touched_.queues.insert(c.queue);
-    }
+    if (waiting) wait(c);
   } else if (t == "offer.declined") {
     c.declined_by.insert(str(d, "agent"));
     missed_reset();
@@ -281,7 +338,7 @@ void Tenant::apply_decision(const Envelope& e) {
   if (t == "agent.went_offline" || t == "agent.went_away") {
     auto a = agents_.find(str(d, "agent"));
     if (a == agents_.end()) return;
-    a->second.status = t == "agent.went_offline" ? "offline" : "away";
+    set_status(a->second, t == "agent.went_offline" ? "offline" : "away");
     touch_agent(a->second);
     return;
   }
@@ -321,8 +378,7 @@ void Tenant::apply_decision(const Envelope& e) {
       timers_.emplace(c.preferred_until_ms, timer_kind::preference, c.id);
     }
     c.state = conversation_state::queued;
-    queues_[c.queue].waiting.insert(c.key());
-    touched_.queues.insert(c.queue);
+    wait(c);
     schedule_relax(c);
   } else if (t == "conversation.offered") {
     unwait(c);
@@ -373,7 +429,10 @@ void Tenant::apply_decision(const Envelope& e) {
     c.relax_step = d.value("step", c.relax_step);
     schedule_relax(c);
   } else if (t == "conversation.preference_expired") {
+    const bool waiting = c.state == conversation_state::queued;
+    if (waiting) unwait(c);
     c.preferred_agent.clear();
+    if (waiting) wait(c);
     c.preferred_until_ms = -1;
   } else if (t == "conversation.abandoned") {
     unwait(c);
@@ -468,7 +527,9 @@ std::optional<json> Tenant::agent_view(const std::string& id) const {
 std::optional<json> Tenant::queue_view(const std::string& id) const {
   auto q = queues_.find(id);
   auto members = queue_agents_.find(id);
-  if (q == queues_.end() && members == queue_agents_.end()) return std::nullopt;
+  // A queue is known once configured or named by an agent (queue_ready_ keeps every queue an
+  // agent has named, even after its agents have gone).
+  if (q == queues_.end() && !queue_ready_.count(id)) return std::nullopt;
   // Only what the journal determines: a view must not depend on when it was written, so
   // the age of the oldest wait is left to the reader (oldest_waiting_since) and `today` is
   // the queue's last day with a contact.
@@ -477,17 +538,14 @@ std::optional<json> Tenant::queue_view(const std::string& id) const {
   if (q != queues_.end()) {
     v["config"] = q->second.config;
     for (const auto& key : q->second.waiting) {
-      if (waiting.size() == 100) break;
+      if (waiting.size() == view_list_limit) break;
       waiting.push_back(std::get<3>(key));
     }
     if (!q->second.waiting.empty())
       v["oldest_waiting_since"] = events::format_rfc3339_ms(std::get<1>(*q->second.waiting.begin()));
   }
   v["waiting_conversations"] = std::move(waiting);
-  size_t logged_in = 0;
-  if (members != queue_agents_.end())
-    for (const auto& aid : members->second) logged_in += agents_.at(aid).logged_in ? 1 : 0;
-  v["agents_logged_in"] = logged_in;
+  v["agents_logged_in"] = members != queue_agents_.end() ? members->second.size() : 0;
   json available = json::array();
   const QueueStats s = queue_stats_of(id, &available);
   v["available_agents"] = std::move(available);
@@ -508,43 +566,29 @@ QueueStats Tenant::queue_stats_of(const std::string& id, json* available_agents)
   if (!q->second.waiting.empty())
     s.oldest_wait_s =
         static_cast<double>(std::max<int64_t>(0, clock_ms_ - std::get<1>(*q->second.waiting.begin()))) / 1000.0;
-  auto members = queue_agents_.find(id);
-  if (members == queue_agents_.end()) return s;
-  for (const auto& aid : members->second) {
+  s.agents_available = static_cast<size_t>(q->second.agents_available);
+  s.free_slots = q->second.free_slots;
+  auto ready_agents = queue_ready_.find(id);  // the others have no free slot
+  if (!available_agents || ready_agents == queue_ready_.end()) return s;
+  for (const auto& aid : ready_agents->second) {
+    if (available_agents->size() == view_list_limit) break;
     const Agent& a = agents_.at(aid);
-    if (!ready(a)) continue;
-    // The agent's slots that the queue's channels use (all of them when it names none).
-    std::set<std::string> slots;
-    if (q->second.channels.empty()) {
-      for (const auto& [slot, cap] : a.capacity) slots.insert(slot);
-    } else {
-      for (const auto& ch : q->second.channels) slots.insert(slot_of(a, ch));
-    }
-    int64_t free = 0;
-    for (const auto& slot : slots) {
-      if (!has_free_slot(a, slot)) continue;
-      auto cap = a.capacity.find(slot);
-      auto load = a.load.find(slot);
-      free += cap->second - (load == a.load.end() ? 0 : load->second);
-    }
-    if (free > 0) {
-      ++s.agents_available;
-      if (available_agents && available_agents->size() < 100) available_agents->push_back(aid);
-    }
-    s.free_slots += free;
+    for (size_t i = 0; i < a.queues.size() && i < a.free_in.size(); ++i)
+      if (a.queues[i] == id && a.free_in[i] > 0) available_agents->push_back(aid);
   }
   return s;
 }
 
-std::map<std::string, QueueStats> Tenant::queue_stats() const {
+std::map<std::string, QueueStats> Tenant::queue_stats(const std::set<std::string>& ids) const {
   std::map<std::string, QueueStats> out;
-  for (const auto& [id, q] : queues_) out[id] = queue_stats_of(id);
+  for (const auto& id : ids)
+    if (queues_.count(id)) out[id] = queue_stats_of(id);
   return out;
 }
 
 std::map<std::string, size_t> Tenant::agents_by_status() const {
   std::map<std::string, size_t> out{{"available", 0}, {"away", 0}, {"offline", 0}};
-  for (const auto& [id, a] : agents_) ++out[a.status];
+  for (const auto& [status, n] : status_counts_) out[status] = n;
   return out;
 }
 

@@ -91,6 +91,13 @@ class Expression {
   bool evaluate(const Subject* const* subjects) const;
 
   bool always_true() const { return nodes_.empty(); }
+  // Whether any path names the root at index `root` (e.g. whether a requirement looks at the
+  // conversation at all, or only at the agent).
+  bool uses_root(size_t root) const {
+    for (const auto& p : paths_)
+      if (p.root == root) return true;
+    return false;
+  }
   const std::string& text() const { return text_; }
   // Every path used, as (root index, segments after the root), in order of appearance.
   struct Path {

@@ -128,27 +128,42 @@ void Metrics::on_tenant(const std::string& tenant,
                         const std::map<std::string, routing::QueueStats>& queues,
                         const std::map<std::string, size_t>& agents) {
   for (const auto& [queue, s] : queues) {
-    const std::map<std::string, std::string> labels{{"tenant", tenant}, {"queue", queue}};
-    queue_depth_.Add(labels).Set(static_cast<double>(s.waiting));
-    oldest_wait_.Add(labels).Set(s.oldest_wait_s);
-    queue_agents_.Add(labels).Set(static_cast<double>(s.agents_available));
-    free_slots_.Add(labels).Set(static_cast<double>(s.free_slots));
+    QueueGauges& g = queue_gauges(tenant, queue);
+    g.depth->Set(static_cast<double>(s.waiting));
+    g.oldest_wait->Set(s.oldest_wait_s);
+    g.agents->Set(static_cast<double>(s.agents_available));
+    g.free_slots->Set(static_cast<double>(s.free_slots));
     const auto& t = s.today;
-    for (const auto& [outcome, n] : {std::pair<const char*, int64_t>{"offered", t.offered},
-                                     {"answered", t.answered},
-                                     {"abandoned", t.abandoned}}) {
-      auto with = labels;
-      with["outcome"] = outcome;
-      contacts_today_.Add(with).Set(static_cast<double>(n));
-    }
-    if (auto sl = t.service_level()) service_level_.Add(labels).Set(*sl);
+    g.offered->Set(static_cast<double>(t.offered));
+    g.answered->Set(static_cast<double>(t.answered));
+    g.abandoned->Set(static_cast<double>(t.abandoned));
+    if (auto sl = t.service_level()) g.service_level->Set(*sl);
     if (t.answered > 0)
-      asa_.Add(labels).Set(static_cast<double>(t.answer_wait_ms) / 1000.0 / static_cast<double>(t.answered));
+      g.asa->Set(static_cast<double>(t.answer_wait_ms) / 1000.0 / static_cast<double>(t.answered));
     if (t.handled > 0)
-      aht_.Add(labels).Set(static_cast<double>(t.handle_ms) / 1000.0 / static_cast<double>(t.handled));
+      g.aht->Set(static_cast<double>(t.handle_ms) / 1000.0 / static_cast<double>(t.handled));
   }
   for (const auto& [status, n] : agents)
     agents_.Add({{"tenant", tenant}, {"status", status}}).Set(static_cast<double>(n));
+}
+
+Metrics::QueueGauges& Metrics::queue_gauges(const std::string& tenant, const std::string& queue) {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  auto [it, fresh] = queue_gauges_.try_emplace(tenant + '\0' + queue);
+  if (fresh) {
+    const std::map<std::string, std::string> labels{{"tenant", tenant}, {"queue", queue}};
+    auto with = [&](const char* outcome) {
+      auto l = labels;
+      l["outcome"] = outcome;
+      return l;
+    };
+    it->second = {&queue_depth_.Add(labels),        &oldest_wait_.Add(labels),
+                  &queue_agents_.Add(labels),       &free_slots_.Add(labels),
+                  &contacts_today_.Add(with("offered")), &contacts_today_.Add(with("answered")),
+                  &contacts_today_.Add(with("abandoned")), &service_level_.Add(labels),
+                  &asa_.Add(labels),                &aht_.Add(labels)};
+  }
+  return it->second;
 }
 
 void Metrics::on_error(partition_id p, const std::string&) {

@@ -62,6 +62,13 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Counter>& errors_;
   std::mutex cache_mu_;
   std::unordered_map<std::string, prometheus::Counter*> cache_;
+  // A queue's gauges, created on its first report (Family::Add hashes labels each call).
+  struct QueueGauges {
+    prometheus::Gauge *depth, *oldest_wait, *agents, *free_slots, *offered, *answered,
+        *abandoned, *service_level, *asa, *aht;
+  };
+  QueueGauges& queue_gauges(const std::string& tenant, const std::string& queue);
+  std::unordered_map<std::string, QueueGauges> queue_gauges_;
 };
 
 }  // namespace omniroute::ops

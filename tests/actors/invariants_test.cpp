@@ -247,6 +247,7 @@ class Run {
       }
     }
     std::map<std::string, std::set<std::string>> waiting;
+    std::map<std::string, size_t> queued_in;
     for (const auto& [qid, q] : queues_)
       for (const auto& c : q["waiting_conversations"]) waiting[qid].insert(c.get<std::string>());
     for (const auto& [cid, c] : conversations_) {
@@ -264,13 +265,51 @@ class Run {
         if (!has_agent || c.contains("offer")) return fail(state + " " + cid + " without an agent, or with an offer");
         if (is_waiting) return fail(state + " " + cid + " also waits in its queue");
       } else if (state == "queued") {
-        if (has_agent || !is_waiting) return fail("queued " + cid + " not waiting in its queue, or with an agent");
+        // The view lists the first view_list_limit waiting; the count covers all of them.
+        const json& q = queues_.at(c["queue"].get<std::string>());
+        ++queued_in[c["queue"].get<std::string>()];
+        if (has_agent || (!is_waiting && q["waiting"].get<size_t>() <= Tenant::view_list_limit))
+          return fail("queued " + cid + " not waiting in its queue, or with an agent");
       } else if (state == "bot" || state == "closed") {
         if (has_agent || is_waiting) return fail(state + " " + cid + " with an agent or waiting");
       } else {
         return fail("conversation " + cid + " in an undefined state " + state);
       }
     }
+    // Free slots and available agents per queue, recomputed from the agent views.
+    for (const auto& [qid, q] : queues_) {
+      if (!q.contains("config")) continue;
+      const json channels = q["config"].value("channels", json::array());
+      int64_t free = 0, available = 0;
+      for (const auto& [aid, a] : agents_) {
+        if (!a["logged_in"].get<bool>() || a["status"] != "available") continue;
+        bool member = false;
+        for (const auto& m : a["queues"]) member = member || m == qid;
+        if (!member) continue;
+        int64_t mine = 0;
+        const json blocks = a.value("blocks", json::object());
+        for (const auto& [slot, cap] : a["capacity"].items()) {
+          bool used = channels.empty();
+          for (const auto& ch : channels) used = used || slot_of(a["capacity"], ch) == slot;
+          const int load = a["load"].value(slot, 0);
+          bool blocked = false;
+          for (const auto& [blocking, list] : blocks.items())
+            if (blocking != slot && a["load"].value(blocking, 0) > 0)
+              for (const auto& b : list) blocked = blocked || b == "*" || b == slot;
+          if (used && !blocked && load < cap.get<int>()) mine += cap.get<int>() - load;
+        }
+        free += mine;
+        available += mine > 0 ? 1 : 0;
+      }
+      if (q["free_slots"] != free || q["agents_available"] != available)
+        return fail("queue " + qid + " counts " + q["free_slots"].dump() + " free slots and " +
+                    q["agents_available"].dump() + " agents available; its agents have " +
+                    std::to_string(free) + " and " + std::to_string(available));
+    }
+    for (const auto& [qid, q] : queues_)
+      if (q.contains("waiting") && q["waiting"] != queued_in[qid])
+        return fail("queue " + qid + " counts " + q["waiting"].dump() + " waiting, " +
+                    std::to_string(queued_in[qid]) + " conversations are queued in it");
     for (const auto& [qid, ids] : waiting)
       for (const auto& cid : ids)
         if (conversations_.at(cid)["state"] != "queued") return fail("queue " + qid + " lists " + cid + " that is not queued");
