@@ -83,17 +83,18 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
 
 PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store& store,
                                        partition_id p, ProcessorObserver& observer,
-                                       size_t max_batch, bool clock_ticks)
+                                       size_t max_batch, bool clock_ticks,
+                                       std::chrono::milliseconds projection_interval)
     : log_(log),
       store_(store),
       p_(p),
       observer_(observer),
       max_batch_(max_batch),
-      clock_ticks_(clock_ticks) {}
+      clock_ticks_(clock_ticks),
+      projection_interval_(projection_interval) {}
 
 Status PartitionProcessor::recover() {
-  recovered_ = false;
-  claim_.reset();
+  invalidate();
   state_ = PartitionState{};
   anchors_.clear();
   auto claim = log_.claim(p_);
@@ -113,8 +114,7 @@ JournalEntry PartitionProcessor::entry_of(const routing::Envelope& e, entry_kind
   return JournalEntry{kind, *e.seq, e.tenant, key, events::to_text(e)};
 }
 
-std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestRecord& rec,
-                                                        Batch& batch) {
+std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestRecord& rec) {
   const bool too_deep = events::nesting_exceeds(rec.payload);
   events::json j = too_deep ? events::json() : events::json::parse(rec.payload, nullptr, false);
   auto parsed = too_deep || j.is_discarded()
@@ -138,7 +138,8 @@ std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestReco
       return std::nullopt;
     }
   }
-  if (!batch.seen.insert(tenant + '\0' + id).second || store_.seq_of(tenant, id)) {
+  // Keys journaled but not yet in the ids view are in pending_keys_.
+  if (!pending_keys_.insert(tenant + '\0' + id).second || store_.seq_of(tenant, id)) {
     if (parsed) observer_.on_fact(type, "duplicate");
     return std::nullopt;
   }
@@ -153,7 +154,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestReco
     r.entries.push_back(entry_of(refusal, entry_kind::refusal, id));
     return r;
   }
-  batch.tenants.insert(tenant);
+  pending_tenants_.insert(tenant);
   routing::Outcome outcome = t.handle(std::move(parsed.value()));
   observer_.on_fact(type, outcome.refused ? "refused" : "accepted");
   for (size_t i = 0; i < outcome.entries.size(); ++i) {
@@ -174,20 +175,27 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   if (!claim_)
     if (Status s = recover(); !s) return s;
 
+  // With views owed, look for more work without waiting: when there is none, project now.
   std::vector<events::IngestRecord> ingest;
-  if (Status s = log_.read_ingest(p_, cursor_, max_batch_, wait, ingest); !s) return s;
+  const bool owe_views = pending_ != nullptr;
+  if (Status s = log_.read_ingest(p_, cursor_, max_batch_, owe_views ? std::chrono::milliseconds(0) : wait, ingest); !s)
+    return s;
   if (ingest.empty()) {
+    if (owe_views)
+      if (Status s = project(); !s) {
+        invalidate();
+        return s;
+      }
     report_lag(cursor_);
     if (Status s = send_due_ticks(); !s) return s;
     return size_t{0};
   }
 
-  Batch batch;
   std::vector<JournalRecord> records;
   std::vector<int64_t> appended_us;  // of each record's ingest record, for latency
   records.reserve(ingest.size());
   for (const auto& rec : ingest) {
-    if (auto r = decide(rec, batch)) {
+    if (auto r = decide(rec)) {
       records.push_back(std::move(*r));
       appended_us.push_back(rec.appended_us);
     }
@@ -198,39 +206,76 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   // step recovers it from the journal before going on.
   const ingest_offset next{ingest.back().offset.value() + 1};
   std::vector<journal_pos> positions;
-  std::map<std::string, std::set<std::string>> touched_queues;  // per tenant, for metrics
-  Status s = log_.append_journal(*claim_, records, next, &positions);
-  size_t entries = 0;
-  if (s) {
-    projections::ViewBatch views(store_);
-    for (const auto& r : records) {
-      entries += r.entries.size();
-      views.put_record(r);
-    }
-    project_touched(state_, views, &touched_queues);
-    if (!positions.empty()) s = views.commit(p_, journal_pos{positions.back().value() + 1});
-  }
-  if (!s) {
+  if (Status s = log_.append_journal(*claim_, records, next, &positions); !s) {
     invalidate();
     return s;
   }
   cursor_ = next;
+  const auto appended = std::chrono::steady_clock::now();
+  const int64_t now = now_us();
+  size_t entries = 0;
+  if (!records.empty()) {
+    if (!pending_) {
+      pending_ = std::make_unique<projections::ViewBatch>(store_);
+      pending_since_ = appended;
+    }
+    for (const auto& r : records) {
+      entries += r.entries.size();
+      pending_->put_record(r);
+    }
+    if (!positions.empty()) pending_upto_ = journal_pos{positions.back().value() + 1};
+  }
 
   observer_.on_journal_append(records.size(), entries);
-  const int64_t now = now_us();
   for (size_t i = 0; i < records.size(); ++i)
     if (records[i].entries.size() > 1)
       observer_.on_decision_latency(static_cast<double>(now - appended_us[i]) / 1e6);
-  for (const auto& name : batch.tenants) {
-    const routing::Tenant& t = state_.tenants.at(name);
-    observer_.on_tenant(name, t.queue_stats(touched_queues[name]), t.agents_by_status());
+  for (const auto& name : pending_tenants_) {
     Anchor& a = anchors_[name];
-    a.event_ms = t.clock_ms();
-    a.wall = std::chrono::steady_clock::now();
+    a.event_ms = state_.tenants.at(name).clock_ms();
+    a.wall = appended;
   }
+  if (pending_ && appended - pending_since_ >= projection_interval_)
+    if (Status s = project(); !s) {
+      invalidate();
+      return s;
+    }
   report_lag(next);
   if (Status s = send_due_ticks(); !s) return s;
   return ingest.size();
+}
+
+Status PartitionProcessor::project() {
+  std::map<std::string, std::set<std::string>> touched_queues;  // per tenant, for metrics
+  project_touched(state_, *pending_, &touched_queues);
+  if (pending_upto_)
+    if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
+  for (const auto& name : pending_tenants_) {
+    const routing::Tenant& t = state_.tenants.at(name);
+    observer_.on_tenant(name, t.queue_stats(touched_queues[name]), t.agents_by_status());
+  }
+  pending_.reset();
+  pending_upto_.reset();
+  pending_keys_.clear();
+  pending_tenants_.clear();
+  return Status::ok();
+}
+
+void PartitionProcessor::invalidate() {
+  claim_.reset();
+  recovered_ = false;
+  pending_.reset();  // recovery brings the views up to the journal
+  pending_upto_.reset();
+  pending_keys_.clear();
+  pending_tenants_.clear();
+}
+
+PartitionProcessor::~PartitionProcessor() {
+  if (!pending_ || !claim_) return;
+  try {
+    (void)project();  // else the next recovery does it
+  } catch (...) {
+  }
 }
 
 Status PartitionProcessor::send_due_ticks() {

@@ -49,8 +49,17 @@ class PartitionProcessor {
   // tenant's clock (its latest event time, advanced by the wall time elapsed since) reaches a
   // timer, it appends a `clock.tick` fact to the ingest log, which fires the timer like any
   // other fact would. After a restart, the clock runs from the recovery.
+  //
+  // Decisions are durable when the journal append returns; the views (and the journal as the
+  // query API serves it) follow. With a `projection_interval` of 0 every step brings the views
+  // up to date before it returns. Otherwise the views of several steps are written together,
+  // at most that long after the first of them, and at once whenever the ingest log has nothing
+  // more: under load a projection is shared by many facts, and its cost is off the path from
+  // fact to decision.
   PartitionProcessor(events::EventLog& log, projections::Store& store, partition_id p,
-                     ProcessorObserver& observer, size_t max_batch, bool clock_ticks);
+                     ProcessorObserver& observer, size_t max_batch, bool clock_ticks,
+                     std::chrono::milliseconds projection_interval = std::chrono::milliseconds(0));
+  ~PartitionProcessor();
 
   // Claims the partition and rebuilds its state from the journal. Called by step() as needed.
   Status recover();
@@ -60,24 +69,19 @@ class PartitionProcessor {
   // next step recovers first.
   result<size_t> step(std::chrono::milliseconds wait);
 
-  // Forgets the in-memory state: the next step recovers it from the journal.
-  void invalidate() {
-    claim_.reset();
-    recovered_ = false;
-  }
+  // Forgets the in-memory state (and views not yet written): the next step recovers it from
+  // the journal.
+  void invalidate();
 
   partition_id partition() const { return p_; }
   bool recovered() const { return recovered_; }
 
  private:
-  // What one step has seen so far: idempotency keys, and tenants whose state changed.
-  struct Batch {
-    std::unordered_set<std::string> seen;
-    std::set<std::string> tenants;
-  };
   // The journal record one ingest record leads to, or nothing (a duplicate, or a record that
   // names no tenant and id to refuse).
-  std::optional<events::JournalRecord> decide(const events::IngestRecord& rec, Batch& batch);
+  std::optional<events::JournalRecord> decide(const events::IngestRecord& rec);
+  // Writes the views owed since the last projection, with the applied position.
+  Status project();
   events::JournalEntry entry_of(const routing::Envelope& e, events::entry_kind kind,
                                 const std::string& key) const;
   void report_lag(ingest_offset next);
@@ -96,6 +100,14 @@ class PartitionProcessor {
   ProcessorObserver& observer_;
   size_t max_batch_;
   bool clock_ticks_;
+  std::chrono::milliseconds projection_interval_;
+  // Journaled since the last projection: the view changes, how far they reach, the idempotency
+  // keys (not yet in the ids view) and the tenants whose state changed.
+  std::unique_ptr<projections::ViewBatch> pending_;
+  std::optional<journal_pos> pending_upto_;
+  std::unordered_set<std::string> pending_keys_;
+  std::set<std::string> pending_tenants_;
+  std::chrono::steady_clock::time_point pending_since_{};
   std::map<std::string, Anchor> anchors_;
   std::optional<events::Claim> claim_;
   ingest_offset cursor_{0};

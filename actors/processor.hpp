@@ -26,6 +26,9 @@ struct ProcessorOptions {
   std::chrono::milliseconds wait{50};  // how long a host waits for ingest before looping
   size_t max_batch = 2000;             // most ingest records per journal append
   bool clock_ticks = true;             // send clock.tick facts when a tenant's timer is due
+  // Views (and the journal served by the query API) trail the journal by at most this much
+  // under load; when the ingest log runs dry they are written at once (PartitionProcessor).
+  std::chrono::milliseconds projection_interval{2};
 };
 
 class Processor {

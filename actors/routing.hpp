@@ -75,8 +75,8 @@ struct QueueStats {
 
 class Tenant {
  public:
-  // A queue view lists at most this many of its waiting conversations (the first in line)
-  // and of its available agents; the counts are complete.
+  // A queue view lists at most this many of its waiting conversations (the first in line);
+  // the count is complete.
   static constexpr size_t view_list_limit = 20;
 
   explicit Tenant(std::string name) : name_(std::move(name)) {}
@@ -199,8 +199,8 @@ class Tenant {
   bool has_free_slot(const Agent& a, const std::string& channel) const;
   const expr::Expression& requirement_of(const Conversation& c, const Queue& q) const;
   bool timer_due(const timer& t) const;
-  // The queue's live figures; with `available_agents`, also lists the agents counted.
-  QueueStats queue_stats_of(const std::string& id, json* available_agents = nullptr) const;
+  // The queue's live figures.
+  QueueStats queue_stats_of(const std::string& id) const;
 
   // Applying (routing_state.cpp).
   static std::string slot_of(const Agent& a, const std::string& channel);

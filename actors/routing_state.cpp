@@ -546,9 +546,7 @@ std::optional<json> Tenant::queue_view(const std::string& id) const {
   }
   v["waiting_conversations"] = std::move(waiting);
   v["agents_logged_in"] = members != queue_agents_.end() ? members->second.size() : 0;
-  json available = json::array();
-  const QueueStats s = queue_stats_of(id, &available);
-  v["available_agents"] = std::move(available);
+  const QueueStats s = queue_stats_of(id);
   v["waiting"] = s.waiting;
   v["agents_available"] = s.agents_available;
   v["free_slots"] = s.free_slots;
@@ -556,7 +554,7 @@ std::optional<json> Tenant::queue_view(const std::string& id) const {
   return v;
 }
 
-QueueStats Tenant::queue_stats_of(const std::string& id, json* available_agents) const {
+QueueStats Tenant::queue_stats_of(const std::string& id) const {
   QueueStats s;
   s.today.day = day_of(clock_ms_);
   auto q = queues_.find(id);
@@ -568,14 +566,6 @@ QueueStats Tenant::queue_stats_of(const std::string& id, json* available_agents)
         static_cast<double>(std::max<int64_t>(0, clock_ms_ - std::get<1>(*q->second.waiting.begin()))) / 1000.0;
   s.agents_available = static_cast<size_t>(q->second.agents_available);
   s.free_slots = q->second.free_slots;
-  auto ready_agents = queue_ready_.find(id);  // the others have no free slot
-  if (!available_agents || ready_agents == queue_ready_.end()) return s;
-  for (const auto& aid : ready_agents->second) {
-    if (available_agents->size() == view_list_limit) break;
-    const Agent& a = agents_.at(aid);
-    for (size_t i = 0; i < a.queues.size() && i < a.free_in.size(); ++i)
-      if (a.queues[i] == id && a.free_in[i] > 0) available_agents->push_back(aid);
-  }
   return s;
 }
 
