@@ -121,7 +121,6 @@ Workload make_workload(routing::Tenant& engine, size_t& heap_agents, size_t& hea
   heap_conversations = heap_bytes() - h1;
 
   // Steady: end a random assigned conversation and wrap it up, start a new one.
-  auto t0 = clock_type::now();
   for (int i = 0; static_cast<int>(w.steady.size()) < steady; ++i) {
     std::vector<std::string> facts;
     if (i % 2 == 0 && !assigned.empty()) {
@@ -152,7 +151,6 @@ Workload make_workload(routing::Tenant& engine, size_t& heap_agents, size_t& hea
     }
     if (i % 1024 == 0) (void)engine.take_touched();
   }
-  (void)t0;
   return w;
 }
 
