@@ -575,16 +575,19 @@ void Tenant::dispatch_agent(const Envelope& cause, const std::string& agent,
         const expr::Subject* subjects[] = {nullptr, &as};
         if (!queue.requirement.evaluate(subjects)) continue;
       }
-      for (const auto& key : queue.waiting) {
-        if (best_key && !(key < *best_key)) break;  // the rest of this queue waits less
-        Conversation& c = conversations_.at(std::get<3>(key));
-        if (!c.preferred_agent.empty() && c.preferred_agent != a.id &&
-            !c.declined_by.count(c.preferred_agent) && !c.missed_by.count(c.preferred_agent))
-          continue;  // kept for its last agent a while longer
-        if (!eligible(a, c, &queue, &cache)) continue;
-        best = &c;
-        best_key = &key;
-        break;
+      for (const auto& [channel, waiting] : queue.waiting_by_channel) {
+        if (!has_free_slot(a, channel)) continue;
+        for (const auto& key : waiting) {
+          if (best_key && !(key < *best_key)) break;  // the rest of this channel waits less
+          Conversation& c = conversations_.at(std::get<3>(key));
+          if (!c.preferred_agent.empty() && c.preferred_agent != a.id &&
+              !c.declined_by.count(c.preferred_agent) && !c.missed_by.count(c.preferred_agent))
+            continue;  // kept for its last agent a while longer
+          if (!eligible(a, c, &queue, &cache)) continue;
+          best = &c;
+          best_key = &key;
+          break;
+        }
       }
     }
     if (!best) return;

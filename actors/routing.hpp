@@ -166,6 +166,8 @@ class Tenant {
     int64_t offer_timeout_ms = 30000, sl_threshold_ms = 20000, wrap_up_ms = 0,
             reopen_window_ms = 24 * 3600 * 1000, reopen_preference_ms = 60000;
     std::set<wait_key> waiting;
+    // The same, per channel: an agent with a free slot for some channels looks at those only.
+    std::map<std::string, std::set<wait_key>> waiting_by_channel;
     size_t waiting_for_an_agent = 0;  // waiting conversations that prefer one agent (reopened)
     int64_t free_slots = 0, agents_available = 0;  // kept by touch_agent
     std::string last_offered_agent;  // round robin goes on after it

@@ -156,6 +156,9 @@ void Tenant::release(Conversation& c) {
 void Tenant::unwait(Conversation& c) {
   auto q = queues_.find(c.queue);
   if (q != queues_.end() && q->second.waiting.erase(c.key())) {
+    auto by = q->second.waiting_by_channel.find(c.channel);
+    by->second.erase(c.key());
+    if (by->second.empty()) q->second.waiting_by_channel.erase(by);
     touched_.queues.insert(c.queue);
     if (!c.preferred_agent.empty()) --q->second.waiting_for_an_agent;
   }
@@ -163,7 +166,9 @@ void Tenant::unwait(Conversation& c) {
 
 void Tenant::wait(Conversation& c) {
   Queue& q = queues_[c.queue];
-  if (q.waiting.insert(c.key()).second && !c.preferred_agent.empty()) ++q.waiting_for_an_agent;
+  if (!q.waiting.insert(c.key()).second) return;
+  q.waiting_by_channel[c.channel].insert(c.key());
+  if (!c.preferred_agent.empty()) ++q.waiting_for_an_agent;
   touched_.queues.insert(c.queue);
 }
 
