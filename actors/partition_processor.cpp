@@ -248,12 +248,14 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
 Status PartitionProcessor::project() {
   std::map<std::string, std::set<std::string>> touched_queues;  // per tenant, for metrics
   project_touched(state_, *pending_, &touched_queues);
-  if (pending_upto_)
-    if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
+  // Metrics first: whoever sees the journal entries (the commit wakes long-polls) then finds
+  // the gauges that include them.
   for (const auto& name : pending_tenants_) {
     const routing::Tenant& t = state_.tenants.at(name);
     observer_.on_tenant(name, t.queue_stats(touched_queues[name]), t.agents_by_status());
   }
+  if (pending_upto_)
+    if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
   pending_.reset();
   pending_upto_.reset();
   pending_keys_.clear();

@@ -362,6 +362,7 @@ TEST_CASE("routing over HTTP: the server's clock times out an offer, a tick rela
   CHECK(r.get("/v1/agents/alice?tenant=acme")["status"] == "away");
   CHECK(r.get("/v1/conversations/c-1?tenant=acme")["missed_by"] == json{"alice"});
 
+  const int64_t before_c2 = r.get("/v1/journal?tenant=acme&after=-1&limit=1000")["next"];
   REQUIRE(r.post(json::array({
                      event("alice-back", "agent.status_changed", "2026-11-20T10:00:30Z",
                            {{"agent", "alice"}, {"status", "available"}}),
@@ -369,6 +370,7 @@ TEST_CASE("routing over HTTP: the server's clock times out an offer, a tick rela
                            {{"conversation", "c-2"}, {"customer", "u-2"}, {"channel", "web"}, {"queue", "skilled"}}),
                  }))
               ->status == 202);
+  r.journal_until("conversation.queued", "acme", before_c2);  // processed (views are as fresh)
   CHECK(r.get("/v1/queues/skilled?tenant=acme")["waiting"] == 1);  // billing 2 < 4
   // A tick ten minutes on (anyone may send one) fires the relaxation step.
   REQUIRE(r.post(event("tick-1", "clock.tick", "2026-11-20T10:10:31Z", json::object()))->status == 202);
