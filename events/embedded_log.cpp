@@ -96,6 +96,12 @@ EmbeddedLog::Partition* EmbeddedLog::part(partition_id p) {
   return parts_[static_cast<size_t>(p.value())].get();
 }
 
+namespace {
+// The in-memory tail of each ingest partition keeps at most this much.
+constexpr size_t tail_records = 16384;
+constexpr size_t tail_bytes = 8 << 20;
+}  // namespace
+
 Status EmbeddedLog::append_ingest(partition_id p, const std::vector<std::string>& payloads,
                                   std::vector<ingest_offset>* offsets) {
   Partition* part = this->part(p);
@@ -121,6 +127,16 @@ Status EmbeddedLog::append_ingest(partition_id p, const std::vector<std::string>
     if (offsets) offsets->resize(offsets->size() - payloads.size());
     return Status::error("ingest append failed: " + s.ToString());
   }
+  if (part->tail.empty()) part->tail_start = part->ingest_end;
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    part->tail.push_back(IngestRecord{ingest_offset{part->ingest_end + static_cast<int64_t>(i)}, now_us, payloads[i]});
+    part->tail_bytes += payloads[i].size();
+  }
+  while (part->tail.size() > tail_records || part->tail_bytes > tail_bytes) {
+    part->tail_bytes -= part->tail.front().payload.size();
+    part->tail.pop_front();
+    ++part->tail_start;
+  }
   part->ingest_end = next;
   part->appended.notify_all();
   return Status::ok();
@@ -135,6 +151,12 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
     std::unique_lock<std::mutex> lock(part->ingest_mu);
     part->appended.wait_for(lock, wait, [&] { return part->ingest_end > from.value(); });
     end = part->ingest_end;
+    if (end > from.value() && from.value() >= part->tail_start && !part->tail.empty()) {
+      const int64_t upto = std::min<int64_t>(end, from.value() + static_cast<int64_t>(max));
+      for (int64_t o = from.value(); o < upto; ++o)
+        out.push_back(part->tail[static_cast<size_t>(o - part->tail_start)]);
+      return Status::ok();
+    }
   }
   if (end <= from.value()) return Status::ok();
   end = std::min<int64_t>(end, from.value() + static_cast<int64_t>(max));

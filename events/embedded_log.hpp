@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <memory>
+#include <deque>
 #include <mutex>
 #include <vector>
 
@@ -50,6 +51,11 @@ class EmbeddedLog final : public EventLog {
     std::mutex ingest_mu;  // orders offset assignment and the write that uses it
     std::condition_variable appended;
     int64_t ingest_end = 0;
+    // The latest records appended by this process, offsets tail_start .. ingest_end - 1: a
+    // reader that keeps up is served from here instead of a RocksDB iterator.
+    std::deque<IngestRecord> tail;
+    int64_t tail_start = 0;
+    size_t tail_bytes = 0;
     std::mutex journal_mu;
     int64_t journal_end = 0;
   };
