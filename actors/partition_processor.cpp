@@ -1,5 +1,7 @@
 #include "actors/partition_processor.hpp"
 
+#include "events/time.hpp"
+
 #include <set>
 #include <unordered_set>
 
@@ -9,12 +11,6 @@ namespace {
 using events::entry_kind;
 using events::JournalEntry;
 using events::JournalRecord;
-
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 routing::Tenant& tenant_of(std::map<std::string, routing::Tenant>& tenants,
                            const std::string& name) {
@@ -212,7 +208,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   }
   cursor_ = next;
   const auto appended = std::chrono::steady_clock::now();
-  const int64_t now = now_us();
+  const int64_t now = events::wall_clock_us();
   size_t entries = 0;
   if (!records.empty()) {
     if (!pending_) {

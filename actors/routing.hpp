@@ -145,7 +145,6 @@ class Tenant {
     std::set<std::string> work;  // conversations offered to, assigned to or wrapping up with it
     json skills = json::object(), attributes = json::object();
     int missed_offers = 0;  // in a row
-    bool counted = false;   // in status_counts_
     int64_t last_assigned_ms = 0, last_heartbeat_ms = 0, heartbeat_timeout_ms = 0, last_ms = 0;
   };
   struct RelaxStep {

@@ -88,9 +88,8 @@ std::string Tenant::slot_of(const Agent& a, const std::string& channel) {
 }
 
 void Tenant::set_status(Agent& a, const std::string& status) {
-  if (a.counted) --status_counts_[a.status];
+  --status_counts_[a.status];
   a.status = status;
-  a.counted = true;
   ++status_counts_[a.status];
 }
 
@@ -227,6 +226,7 @@ void Tenant::apply_agent_fact(const Envelope& e) {
   if (it == agents_.end()) {
     if (t != "agent.logged_in") return;
     it = agents_.emplace(str(d, "agent"), Agent{}).first;
+    ++status_counts_[it->second.status];  // counted from the start, so set_status just moves it
   }
   Agent& a = it->second;
   a.last_ms = std::max(a.last_ms, e.time_ms);

@@ -17,12 +17,6 @@ namespace {
 
 using events::json;
 
-int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
@@ -388,7 +382,7 @@ void HttpApi::routes() {
         if (v == projections::view::queues && doc->contains("oldest_waiting_since"))
           if (auto since = events::parse_rfc3339_ms((*doc)["oldest_waiting_since"].get<std::string>()))
             (*doc)["oldest_wait_s"] =
-                std::max<double>(0, static_cast<double>(wall_clock_ms() - *since) / 1000.0);
+                std::max<double>(0, static_cast<double>(events::wall_clock_us() / 1000 - *since) / 1000.0);
         send_json(res, 200, *doc);
       } else {
         send_error(res, 404, "not_found", {{what, id}, {"tenant", *tenant}});

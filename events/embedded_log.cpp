@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "events/bytes.hpp"
+#include "events/time.hpp"
 
 namespace omniroute::events {
 namespace {
@@ -106,9 +107,7 @@ Status EmbeddedLog::append_ingest(partition_id p, const std::vector<std::string>
                                   std::vector<ingest_offset>* offsets) {
   Partition* part = this->part(p);
   if (!part) return Status::error("no ingest partition " + std::to_string(p.value()));
-  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  const int64_t now_us = wall_clock_us();
   std::string stamp;
   put_be(stamp, static_cast<uint64_t>(now_us), 8);
   rocksdb::WriteBatch batch;

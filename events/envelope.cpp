@@ -371,10 +371,15 @@ bool valid_tenant(std::string_view s) {
 }
 
 event_kind kind_of(std::string_view type) {
-  if (fact_schemas().count(std::string(type))) return event_kind::fact;
-  const auto& d = decision_types();
-  if (std::find(d.begin(), d.end(), type) != d.end()) return event_kind::decision;
-  return event_kind::unknown;
+  // Called for every journal entry applied: keyed by views of the static names, no allocation.
+  static const std::unordered_map<std::string_view, event_kind> kinds = [] {
+    std::unordered_map<std::string_view, event_kind> k;
+    for (const auto& [name, spec] : fact_schemas()) k.emplace(name, event_kind::fact);
+    for (const auto& name : decision_types()) k.emplace(name, event_kind::decision);
+    return k;
+  }();
+  auto it = kinds.find(type);
+  return it == kinds.end() ? event_kind::unknown : it->second;
 }
 
 result<Envelope, event_error> parse_fact(const json& j) {

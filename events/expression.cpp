@@ -200,27 +200,21 @@ class Parser {
 
   parsed expr(int depth) {
     if (depth > max_depth) return error("nested too deep (more than 64 levels)");
-    auto left = conjunction(depth);
-    if (!left) return left;
-    int32_t l = *left;
-    while (keyword("OR")) {
-      next();
-      auto right = conjunction(depth);
-      if (!right) return right;
-      l = add(Expression::Op::or_, l, *right);
-    }
-    return l;
+    return chain("OR", Expression::Op::or_, depth, &Parser::conjunction);
   }
 
-  parsed conjunction(int depth) {
-    auto left = unary(depth);
+  parsed conjunction(int depth) { return chain("AND", Expression::Op::and_, depth, &Parser::unary); }
+
+  // operand (KEYWORD operand)*, left-associative.
+  parsed chain(const char* keyword_text, Expression::Op op, int depth, parsed (Parser::*operand)(int)) {
+    auto left = (this->*operand)(depth);
     if (!left) return left;
     int32_t l = *left;
-    while (keyword("AND")) {
+    while (keyword(keyword_text)) {
       next();
-      auto right = unary(depth);
+      auto right = (this->*operand)(depth);
       if (!right) return right;
-      l = add(Expression::Op::and_, l, *right);
+      l = add(op, l, *right);
     }
     return l;
   }

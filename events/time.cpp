@@ -1,5 +1,7 @@
 #include "events/time.hpp"
 
+#include <chrono>
+
 #include <cstdio>
 
 namespace omniroute::events {
@@ -103,6 +105,12 @@ std::string format_rfc3339_ms(int64_t ms) {
                 static_cast<long long>(rem % 3600 / 60), static_cast<long long>(rem % 60),
                 static_cast<long long>(milli));
   return buf;
+}
+
+int64_t wall_clock_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::optional<int64_t> parse_utc_offset_ms(std::string_view text) {

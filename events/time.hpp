@@ -19,4 +19,8 @@ std::optional<int64_t> parse_utc_offset_ms(std::string_view text);
 // Formats as "2026-11-20T10:00:00.000Z" (always UTC, always milliseconds).
 std::string format_rfc3339_ms(int64_t ms);
 
+// The wall clock, microseconds since the epoch. Only for what is not domain logic (append
+// stamps, latency, the age shown at a query); domain logic uses event time.
+int64_t wall_clock_us();
+
 }  // namespace omniroute::events
