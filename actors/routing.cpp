@@ -112,7 +112,14 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
       return why("data.agent", "agent is not logged in");
     return std::nullopt;
   }
-  if (!is_conversation_fact(f.type)) return std::nullopt;  // clock.tick, contact.*, arbitration.*
+  if (f.type == "arbitration.outcome") return arbiter_.check_outcome(f);
+  if (f.type == "customer.profile_updated") {
+    const journey::Customer* c = journeys_.find(str(d, "customer"));
+    if (c && f.time_ms < c->profile_updated_ms)
+      return older(c->profile_updated_ms, "the profile of customer " + c->id);
+    return std::nullopt;
+  }
+  if (!is_conversation_fact(f.type)) return std::nullopt;  // clock.tick, contact.*, policy.*
 
   const std::string& cid = str(d, "conversation");
   auto it = conversations_.find(cid);
@@ -163,7 +170,7 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
     if (c.state != conversation_state::bot)
       return why("data.conversation",
                  std::string("conversation is not with a bot (it is ") + to_string(c.state) + ")");
-    const std::string& q = str(d, "queue").empty() ? c.queue : str(d, "queue");
+    const std::string& q = str(d, "queue").empty() ? target_queue(c) : str(d, "queue");
     if (q.empty()) return why("data.queue", "missing: no queue to hand off to");
     if (!queues_.count(q)) return why("data.queue", "unknown queue '" + q + "'");
   } else if (f.type == "conversation.transfer_requested") {
@@ -215,22 +222,33 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
   } else if (t == "clock.tick" || is_agent_fact(t)) {
     // Timers fired in advance(); a heartbeat only moves the agent's deadline.
   } else if (t == "conversation.started") {
+    // Arbitration first: its action may pick the queue, the priority, or keep the bot.
     Conversation& c = conversations_.at(str(d, "conversation"));
-    if (!c.queue.empty() && !d.value("bot", false)) {
+    arbitrate(f, c, out);
+    if (!c.keep_with_bot && !c.arbitrated_queue.empty()) {
+      enqueue(f, c, c.arbitrated_queue, out, {{"reason", "arbitration: " + c.action}});
+      dispatch_conversation(f, c.id, out);
+    } else if (!c.keep_with_bot && !c.queue.empty() && !d.value("bot", false)) {
       enqueue(f, c, c.queue, out);
       dispatch_conversation(f, c.id, out);
     }
   } else if (t == "conversation.intent_detected") {
     Conversation& c = conversations_.at(str(d, "conversation"));
-    auto q = queues_.find(c.queue);
-    if (c.state == conversation_state::bot && q != queues_.end() &&
-        c.confidence < q->second.handoff_below_confidence) {
-      enqueue(f, c, c.queue, out, {{"reason", "intent confidence below the queue's threshold"}});
+    const bool decided = arbitrate(f, c, out);
+    auto q = queues_.find(target_queue(c));
+    if (decided && !c.arbitrated_queue.empty() &&
+        (c.state == conversation_state::bot ||
+         (c.state == conversation_state::queued && c.queue != c.arbitrated_queue))) {
+      enqueue(f, c, c.arbitrated_queue, out, {{"reason", "arbitration: " + c.action}});
+      dispatch_conversation(f, c.id, out);
+    } else if (c.state == conversation_state::bot && !c.keep_with_bot && q != queues_.end() &&
+               c.confidence < q->second.handoff_below_confidence) {
+      enqueue(f, c, q->first, out, {{"reason", "intent confidence below the queue's threshold"}});
       dispatch_conversation(f, c.id, out);
     }
   } else if (t == "conversation.handoff_requested") {
     Conversation& c = conversations_.at(str(d, "conversation"));
-    enqueue(f, c, str(d, "queue").empty() ? c.queue : str(d, "queue"), out,
+    enqueue(f, c, str(d, "queue").empty() ? target_queue(c) : str(d, "queue"), out,
             {{"reason", "handoff requested"}});
     dispatch_conversation(f, c.id, out);
   } else if (t == "conversation.transfer_requested") {
@@ -283,6 +301,33 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     out.push_back(decision(f, "conversation.closed", {{"conversation", c.id}}));
     dispatch_agent(f, agent, out);
   }
+}
+
+bool Tenant::arbitrate(const Envelope& cause, Conversation& c, std::vector<Envelope>& out) {
+  if (c.intent.empty() || !arbiter_.decides(c.intent)) return false;
+  arbitration::Request r;
+  r.conversation = c.id;
+  r.customer = c.customer;
+  r.intent = c.intent;
+  r.time_ms = now(cause);
+  const journey::Features features = journeys_.features(c.customer, r.time_ms);
+  const journey::CustomerSubject customer(c.customer, journeys_.find(c.customer), features);
+  const ConversationSubject<Conversation> conversation(c);
+  const IntentSubject intent(c.intent, c.confidence, str(cause.data, "source"));
+  r.subjects[policy::customer_root] = &customer;
+  r.subjects[policy::conversation_root] = &conversation;
+  r.subjects[policy::intent_root] = &intent;
+  r.routing_check = [&](const policy::Action& a) -> std::string {
+    if (a.queue.empty()) return {};
+    auto q = queues_.find(a.queue);
+    if (q == queues_.end()) return "queue '" + a.queue + "' is not configured";
+    const auto& ch = q->second.channels;
+    if (!ch.empty() && std::find(ch.begin(), ch.end(), c.channel) == ch.end())
+      return "queue '" + a.queue + "' does not serve channel '" + c.channel + "'";
+    return {};
+  };
+  out.push_back(decision(cause, "arbitration.decided", arbiter_.decide(r)));
+  return true;
 }
 
 // ---- timers ---------------------------------------------------------------------------------
@@ -415,6 +460,9 @@ void Tenant::offer(const Envelope& cause, Conversation& c, const Agent& a,
   auto q = queues_.find(c.queue);
   json data = {{"conversation", c.id}, {"agent", a.id}, {"queue", c.queue}, {"channel", c.channel}};
   if (!c.intent.empty()) data["intent"] = c.intent;
+  // Where the customer has been: the agent sees the app chat of a minute ago.
+  data["journey"] = journeys_.summary(c.customer, c.id, now(cause));
+  if (!c.action.empty()) data["arbitration"] = {{"decision", c.decision}, {"action", c.action}};
   if (!c.handoff_reason.empty()) {
     // What the bot learned travels with the conversation to the human.
     data["handoff"] = {{"reason", c.handoff_reason}, {"attributes", c.attributes}};

@@ -25,6 +25,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/arbitration.hpp"
+#include "actors/journey.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
 
@@ -43,10 +45,16 @@ struct Outcome {
   std::vector<Envelope> entries;
 };
 
-// The entities whose views changed since the last take_touched().
+// The entities whose views changed since the last take_touched(), and the new decision and
+// outcome documents of arbitration.
 struct Touched {
-  std::set<std::string> conversations, agents, queues;
-  bool empty() const { return conversations.empty() && agents.empty() && queues.empty(); }
+  std::set<std::string> conversations, agents, queues, customers;
+  arbitration::ArbitrationTouched arbitration;
+  bool empty() const {
+    return conversations.empty() && agents.empty() && queues.empty() && customers.empty() &&
+           arbitration.policies.empty() && arbitration.decisions.empty() &&
+           arbitration.outcomes.empty();
+  }
 };
 
 enum class conversation_state { bot, queued, offered, assigned, wrap_up, closed };
@@ -104,8 +112,11 @@ class Tenant {
   std::optional<json> conversation_view(const std::string& id) const;
   std::optional<json> agent_view(const std::string& id) const;
   std::optional<json> queue_view(const std::string& id) const;
+  // The customer's journey (docs/arbitration.md) and an arbitration policy in force.
+  std::optional<json> customer_view(const std::string& id) const { return journeys_.view(id); }
+  std::optional<json> policy_view(const std::string& id) const { return arbiter_.policy_view(id); }
 
-  Touched take_touched() { return std::exchange(touched_, Touched{}); }
+  Touched take_touched();
   seq_no next_seq() const { return seq_no{next_seq_}; }
   const std::string& name() const { return name_; }
 
@@ -123,6 +134,9 @@ class Tenant {
   struct Conversation {
     std::string id, customer, channel, language, queue, agent, offer, intent;
     std::string last_agent, preferred_agent, handoff_reason;
+    // The latest arbitration: its decision, the chosen action and what it asked of routing.
+    std::string decision, action, arbitrated_queue;
+    bool keep_with_bot = false;
     conversation_state state = conversation_state::bot;
     int priority = 0;
     size_t relax_step = 0;  // relaxation steps of its current queue that have fired
@@ -182,6 +196,13 @@ class Tenant {
   void advance(const Envelope& cause, std::vector<Envelope>& out);
   void fire(const Envelope& cause, const timer& t, std::vector<Envelope>& out);
   void decide(const Envelope& fact, std::vector<Envelope>& out);
+  // Writes an `arbitration.decided` for the conversation's intent when a policy decides it;
+  // returns whether it did.
+  bool arbitrate(const Envelope& cause, Conversation& c, std::vector<Envelope>& out);
+  // The queue a conversation goes to when it leaves the bot: arbitration's, else its own.
+  const std::string& target_queue(const Conversation& c) const {
+    return c.arbitrated_queue.empty() ? c.queue : c.arbitrated_queue;
+  }
   void enqueue(const Envelope& cause, Conversation& c, const std::string& queue,
                std::vector<Envelope>& out, json extra = json::object());
   void dispatch_conversation(const Envelope& cause, const std::string& conversation,
@@ -218,6 +239,9 @@ class Tenant {
   void apply_agent_fact(const Envelope& e);
   void apply_conversation_fact(const Envelope& e);
   void apply_decision(const Envelope& e);
+  void apply_arbitration(const Envelope& e, Conversation& c);
+  // The customer a journal entry concerns, or empty.
+  const std::string& customer_of(const Envelope& e) const;
   DayStats& today(const std::string& queue, int64_t time_ms);
 
   // Closed conversations leave memory (not the views) this long after closing, by event
@@ -238,6 +262,8 @@ class Tenant {
   std::map<std::string, std::set<std::string>> queue_ready_;
   std::map<std::string, size_t> status_counts_;
   std::set<timer> timers_;  // may hold timers no longer due; timer_due() tells
+  journey::Journeys journeys_;
+  arbitration::Arbiter arbiter_;
   Touched touched_;
 };
 

@@ -79,6 +79,23 @@ void Tenant::apply(const Envelope& e) {
     case events::event_kind::decision: apply_decision(e); break;
     case events::event_kind::unknown: break;
   }
+  journeys_.apply(e, customer_of(e));
+  arbiter_.apply(e);
+}
+
+const std::string& Tenant::customer_of(const Envelope& e) const {
+  static const std::string none;
+  const std::string& customer = str(e.data, "customer");
+  if (!customer.empty()) return customer;  // conversation.started, customer.*, arbitration.*
+  auto c = conversations_.find(str(e.data, "conversation"));
+  return c == conversations_.end() ? none : c->second.customer;
+}
+
+Touched Tenant::take_touched() {
+  Touched t = std::exchange(touched_, Touched{});
+  t.customers = journeys_.take_touched();
+  t.arbitration = arbiter_.take_touched();
+  return t;
 }
 
 std::string Tenant::slot_of(const Agent& a, const std::string& channel) {
@@ -339,7 +356,7 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
 void Tenant::apply_decision(const Envelope& e) {
   const json& d = e.data;
   const std::string& t = e.type;
-  if (t == "event.refused" || t == "arbitration.decided") return;
+  if (t == "event.refused") return;
   if (t == "agent.went_offline" || t == "agent.went_away") {
     auto a = agents_.find(str(d, "agent"));
     if (a == agents_.end()) return;
@@ -351,7 +368,9 @@ void Tenant::apply_decision(const Envelope& e) {
   if (it == conversations_.end()) return;
   Conversation& c = it->second;
   touched_.conversations.insert(c.id);
-  if (t == "conversation.queued") {
+  if (t == "arbitration.decided") {
+    apply_arbitration(e, c);
+  } else if (t == "conversation.queued") {
     const std::string& queue = str(d, "queue");
     const bool reopening = c.state == conversation_state::closed;
     if (c.state == conversation_state::bot && c.handoff_reason.empty())
@@ -464,6 +483,21 @@ void Tenant::apply_decision(const Envelope& e) {
   }
 }
 
+void Tenant::apply_arbitration(const Envelope& e, Conversation& c) {
+  const json& d = e.data;
+  c.decision = e.id;
+  c.action = str(d, "action");
+  const json routing = d.value("routing", json::object());
+  c.arbitrated_queue = routing.is_object() ? routing.value("queue", std::string()) : std::string();
+  c.keep_with_bot = routing.is_object() && routing.value("keep_with_bot", false);
+  if (routing.is_object() && routing.contains("priority") && routing["priority"].is_number_integer()) {
+    const bool waiting = c.state == conversation_state::queued;
+    if (waiting) unwait(c);
+    c.priority = routing["priority"].get<int>();
+    if (waiting) wait(c);
+  }
+}
+
 // ---- views ----------------------------------------------------------------------------------
 
 std::optional<json> Tenant::conversation_view(const std::string& id) const {
@@ -486,6 +520,9 @@ std::optional<json> Tenant::conversation_view(const std::string& id) const {
   if (!c.intent.empty()) v["intent"] = c.intent;
   if (c.confidence >= 0) v["confidence"] = c.confidence;
   if (!c.handoff_reason.empty()) v["handoff_reason"] = c.handoff_reason;
+  if (!c.decision.empty())
+    v["arbitration"] = {{"decision", c.decision},
+                        {"action", c.action.empty() ? json(nullptr) : json(c.action)}};
   if (c.enqueued_ms >= 0) v["queued_at"] = events::format_rfc3339_ms(c.enqueued_ms);
   if (c.state == conversation_state::queued) v["relax_step"] = c.relax_step;
   if (!c.agent.empty()) v["agent"] = c.agent;

@@ -77,4 +77,23 @@ class AgentSubject final : public expr::Subject {
   const Agent& a_;
 };
 
+// intent.<name>: name, source (strings), confidence (a number; missing when not given).
+class IntentSubject final : public expr::Subject {
+ public:
+  IntentSubject(const std::string& name, double confidence, const std::string& source)
+      : name_(name), confidence_(confidence), source_(source) {}
+  expr::Value get(const std::vector<std::string>& path) const override {
+    if (path.size() != 1) return {};
+    if (path[0] == "name") return expr::Value::text(name_);
+    if (path[0] == "confidence") return confidence_ < 0 ? expr::Value{} : expr::Value::num(confidence_);
+    if (path[0] == "source") return source_.empty() ? expr::Value{} : expr::Value::text(source_);
+    return {};
+  }
+
+ private:
+  const std::string& name_;
+  double confidence_;
+  const std::string& source_;
+};
+
 }  // namespace omniroute::routing

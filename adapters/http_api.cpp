@@ -148,8 +148,13 @@ void HttpApi::routes() {
   // (413 for an oversized body, 404 for an unknown route, 400 for a malformed request).
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     std::string route = req.matches.empty() ? "unmatched" : req.path;
-    for (const char* prefix : {"/v1/conversations/", "/v1/agents/", "/v1/queues/"})
-      if (req.path.rfind(prefix, 0) == 0) route = std::string(prefix) + "{id}";
+    // The id becomes {id}; what follows it stays (/v1/queues/{id}/intervals).
+    for (const char* prefix : {"/v1/conversations/", "/v1/agents/", "/v1/queues/", "/v1/customers/",
+                               "/v1/decisions/", "/v1/policies/"})
+      if (req.path.rfind(prefix, 0) == 0) {
+        const size_t rest = req.path.find('/', std::char_traits<char>::length(prefix));
+        route = std::string(prefix) + "{id}" + (rest == std::string::npos ? "" : req.path.substr(rest));
+      }
     metrics_.http_request(route, res.status);
   });
   svr.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -383,6 +388,9 @@ void HttpApi::routes() {
           if (auto since = events::parse_rfc3339_ms((*doc)["oldest_waiting_since"].get<std::string>()))
             (*doc)["oldest_wait_s"] =
                 std::max<double>(0, static_cast<double>(events::wall_clock_us() / 1000 - *since) / 1000.0);
+        // A decision with the outcome the platform reported, once it has.
+        if (v == projections::view::decisions)
+          (*doc)["outcome"] = store_.document(projections::view::outcomes, *tenant, id).value_or(json(nullptr));
         send_json(res, 200, *doc);
       } else {
         send_error(res, 404, "not_found", {{what, id}, {"tenant", *tenant}});
@@ -392,6 +400,9 @@ void HttpApi::routes() {
   view_route(R"(/v1/conversations/([^/]+))", projections::view::conversations, "conversation");
   view_route(R"(/v1/agents/([^/]+))", projections::view::agents, "agent");
   view_route(R"(/v1/queues/([^/]+))", projections::view::queues, "queue");
+  view_route(R"(/v1/customers/([^/]+)/journey)", projections::view::customers, "customer");
+  view_route(R"(/v1/policies/([^/]+))", projections::view::policies, "policy");
+  view_route(R"(/v1/decisions/([^/]+))", projections::view::decisions, "decision");
 
   svr.Get("/v1/journal", [this](const httplib::Request& req, httplib::Response& res) {
     auto tenant = tenant_param(req, res);

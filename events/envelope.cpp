@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "events/expression.hpp"
+#include "events/policy.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::events {
@@ -38,6 +39,8 @@ enum class field_kind {
   blocks,       // object: channel -> list of channels its work blocks
   count,        // integer 0 .. 1000
   day_seconds,  // seconds, 0 .. a day
+  profile,      // object of CRM attributes; journey feature names are reserved
+  policy,       // an arbitration policy document (events/policy.hpp)
 };
 
 struct field_spec {
@@ -152,6 +155,12 @@ const std::unordered_map<std::string, schema>& fact_schemas() {
        {{"queue", field_kind::id, true},
         {"intervals", field_kind::schedule, true},
         {"channel", field_kind::id, false}}},
+      // CRM facts about a customer, merged into what omniroute knows (null removes one).
+      {"customer.profile_updated",
+       {{"customer", field_kind::id, true}, {"attributes", field_kind::profile, true}}},
+      // The arbitration policy in force from now on for its intents (replaces the one with
+      // its id).
+      {"policy.published", {{"policy", field_kind::policy, true}}},
       {"arbitration.outcome",
        {{"decision", field_kind::id, true},
         {"accepted", field_kind::boolean, true},
@@ -310,6 +319,19 @@ std::string check_value(const json& v, const field_spec& spec) {
       if (!v.is_number()) return "must be a number";
       return v.get<double>() >= 0 && v.get<double>() <= 86400 ? ""
                                                              : "must be from 0 to 86400 (a day)";
+    case field_kind::profile:
+      if (!v.is_object()) return "must be an object of attribute name to value";
+      for (const auto& [name, value] : v.items()) {
+        const auto& reserved = policy::customer_features();
+        if (std::find(reserved.begin(), reserved.end(), name) != reserved.end())
+          return "'" + name + "' is a journey feature omniroute computes; choose another name";
+        if (!valid_id(name)) return "has an attribute with an invalid name";
+      }
+      return {};
+    case field_kind::policy: {
+      auto p = policy::parse(v);
+      return p ? "" : p.error().message();
+    }
     case field_kind::one_of:
       if (!v.is_string()) return "must be one of: " + join(spec.choices);
       if (std::find(spec.choices.begin(), spec.choices.end(), v.get_ref<const std::string&>()) ==

@@ -92,6 +92,10 @@ const char* name_of(view v) {
     case view::ids: return "ids";
     case view::intervals: return "intervals";
     case view::schedules: return "schedules";
+    case view::customers: return "customers";
+    case view::decisions: return "decisions";
+    case view::outcomes: return "outcomes";
+    case view::policies: return "policies";
   }
   return "?";
 }

@@ -28,9 +28,16 @@ namespace omniroute::projections {
 
 using json = nlohmann::json;
 
-enum class view { conversations, agents, queues, journal, ids, intervals, schedules };
-constexpr view all_views[] = {view::conversations, view::agents, view::queues, view::journal,
-                              view::ids, view::intervals, view::schedules};
+// customers: journeys; decisions: arbitration decisions as decided; outcomes: their outcomes
+// (by decision id); policies: arbitration policies in force with learned propensities.
+enum class view {
+  conversations, agents, queues, journal, ids, intervals, schedules,
+  customers, decisions, outcomes, policies
+};
+constexpr view all_views[] = {view::conversations, view::agents,    view::queues,
+                              view::journal,       view::ids,       view::intervals,
+                              view::schedules,     view::customers, view::decisions,
+                              view::outcomes,      view::policies};
 const char* name_of(view v);
 
 class Store {
@@ -42,7 +49,7 @@ class Store {
   // Handles for the embedded event log engine.
   events::EmbeddedHandles log_handles() const;
 
-  // A view document (conversations, agents, queues) of a tenant, or nullopt.
+  // A view document (conversations, agents, queues, customers, ...) of a tenant, or nullopt.
   std::optional<json> document(view v, const std::string& tenant, const std::string& id) const;
   // The journal seq recorded for an idempotency key, or nullopt if the key is unknown.
   std::optional<seq_no> seq_of(const std::string& tenant, const std::string& id) const;

@@ -1,0 +1,258 @@
+#include "actors/journey.hpp"
+
+#include <algorithm>
+
+#include "actors/routing_subjects.hpp"
+#include "events/policy.hpp"
+#include "events/time.hpp"
+
+namespace omniroute::journey {
+namespace {
+
+constexpr int64_t day_ms = 24 * 3600 * 1000;
+using routing::str;
+
+// The fields of a decision worth keeping in a journey: where it sent the conversation, to
+// whom, what arbitration chose.
+json summarise(const Envelope& e) {
+  json s = {{"id", e.id}, {"type", e.type}, {"time", events::format_rfc3339_ms(e.time_ms)}};
+  for (const char* key : {"queue", "agent", "from_queue", "to_queue", "step", "reason", "intent",
+                          "action", "waited_s"}) {
+    auto it = e.data.find(key);
+    if (it != e.data.end() && !it->is_null()) s[key] = *it;
+  }
+  return s;
+}
+
+void add_once(std::vector<std::string>& list, const std::string& item) {
+  if (!item.empty() && std::find(list.begin(), list.end(), item) == list.end()) list.push_back(item);
+}
+
+}  // namespace
+
+json Features::to_json() const {
+  return {{"contacts_7d", contacts_7d},
+          {"contacts_30d", contacts_30d},
+          {"repeat_contact_24h", repeat_contact_24h},
+          {"mean_csat", mean_csat ? json(*mean_csat) : json(nullptr)},
+          {"open_conversations", open_conversations},
+          {"last_channel", last_channel.empty() ? json(nullptr) : json(last_channel)}};
+}
+
+json Visit::to_json() const {
+  json j = {{"conversation", conversation},
+            {"channel", channel},
+            {"started_at", events::format_rfc3339_ms(started_ms)},
+            {"queues", queues},
+            {"agents", agents},
+            {"wait_s", static_cast<double>(waited_ms) / 1000.0},
+            {"outcome", outcome},
+            {"repeat_contact_24h", repeat_contact_24h},
+            {"decisions", json::array()}};
+  if (!intent.empty()) j["intent"] = intent;
+  if (ended_ms >= 0) j["ended_at"] = events::format_rfc3339_ms(ended_ms);
+  if (!ended_by.empty()) j["ended_by"] = ended_by;
+  if (csat) j["csat"] = *csat;
+  for (const auto& d : decisions) j["decisions"].push_back(d);
+  return j;
+}
+
+Visit* Journeys::visit_of(Customer& c, const std::string& conversation) {
+  for (auto it = c.visits.rbegin(); it != c.visits.rend(); ++it)
+    if (it->conversation == conversation) return &*it;
+  return nullptr;
+}
+
+void Journeys::sweep(int64_t time_ms) {
+  const int64_t day = time_ms / day_ms;
+  if (day <= swept_day_) return;
+  swept_day_ = day;
+  for (auto it = customers_.begin(); it != customers_.end();) {
+    Customer& c = it->second;
+    while (!c.visits.empty() && c.visits.front().started_ms < time_ms - window_ms &&
+           !c.open.count(c.visits.front().conversation)) {
+      c.visits.pop_front();
+    }
+    if (c.visits.empty() && c.open.empty() && c.profile.empty())
+      it = customers_.erase(it);
+    else
+      ++it;
+  }
+}
+
+void Journeys::apply(const Envelope& e, const std::string& customer) {
+  if (e.type != "event.refused") sweep(e.time_ms);
+  const json& d = e.data;
+  if (e.type == "customer.profile_updated") {
+    Customer& c = customers_[customer];
+    c.id = customer;
+    for (const auto& [key, value] : d["attributes"].items()) {
+      if (value.is_null()) c.profile.erase(key);
+      else c.profile[key] = value;
+    }
+    c.profile_updated_ms = e.time_ms;
+    c.last_ms = std::max(c.last_ms, e.time_ms);
+    touched_.insert(customer);
+    return;
+  }
+  if (customer.empty() || e.type == "event.refused") return;
+  const std::string& conversation = str(d, "conversation");
+  if (e.type == "conversation.started") {
+    Customer& c = customers_[customer];
+    c.id = customer;
+    Visit v;
+    v.conversation = conversation;
+    v.channel = str(d, "channel");
+    v.intent = str(d, "intent");
+    add_once(v.queues, str(d, "queue"));
+    v.started_ms = e.time_ms;
+    if (!c.visits.empty()) {
+      const Visit& before = c.visits.back();
+      v.repeat_contact_24h =
+          e.time_ms - (before.ended_ms >= 0 ? before.ended_ms : before.started_ms) <= day_ms;
+    }
+    c.visits.push_back(std::move(v));
+    c.open.insert(conversation);
+    // The oldest closed conversations make room; open ones stay.
+    for (auto it = c.visits.begin(); c.visits.size() > visit_limit && it != c.visits.end();) {
+      if (c.open.count(it->conversation)) ++it;
+      else it = c.visits.erase(it);
+    }
+    c.last_ms = std::max(c.last_ms, e.time_ms);
+    touched_.insert(customer);
+    return;
+  }
+  auto found = customers_.find(customer);
+  if (found == customers_.end()) return;
+  Customer& c = found->second;
+  Visit* v = visit_of(c, conversation);
+  if (!v) return;
+  c.last_ms = std::max(c.last_ms, e.time_ms);
+  touched_.insert(customer);
+  const std::string& t = e.type;
+  auto stop_waiting = [&] {
+    if (v->waiting_since_ms < 0) return;
+    v->waited_ms += e.time_ms - v->waiting_since_ms;
+    v->waiting_since_ms = -1;
+  };
+  if (events::kind_of(t) == events::event_kind::decision) {
+    v->decisions.push_back(summarise(e));
+    if (v->decisions.size() > decision_limit) v->decisions.pop_front();
+  }
+  if (t == "conversation.intent_detected") {
+    v->intent = str(d, "intent");
+  } else if (t == "conversation.queued") {
+    add_once(v->queues, str(d, "queue"));
+    if (v->waiting_since_ms < 0) v->waiting_since_ms = e.time_ms;
+  } else if (t == "conversation.overflowed") {
+    add_once(v->queues, str(d, "to_queue"));
+  } else if (t == "conversation.assigned") {
+    stop_waiting();
+    add_once(v->agents, str(d, "agent"));
+    v->had_agent = true;
+  } else if (t == "conversation.abandoned") {
+    stop_waiting();
+    v->abandoned = true;
+  } else if (t == "conversation.ended") {
+    v->ended_by = str(d, "by");
+    if (d.contains("csat") && d["csat"].is_number()) v->csat = d["csat"].get<double>();
+  } else if (t == "conversation.reopened") {
+    c.open.insert(conversation);
+    v->outcome = "open";
+    v->ended_ms = -1;
+    v->abandoned = false;
+  } else if (t == "conversation.closed") {
+    stop_waiting();
+    c.open.erase(conversation);
+    v->ended_ms = e.time_ms;
+    v->outcome = v->abandoned ? "abandoned" : v->had_agent ? "handled" : "self_service";
+  }
+}
+
+const Customer* Journeys::find(const std::string& customer) const {
+  auto it = customers_.find(customer);
+  return it == customers_.end() ? nullptr : &it->second;
+}
+
+Features Journeys::features(const std::string& customer, int64_t as_of_ms) const {
+  Features f;
+  const Customer* c = find(customer);
+  if (!c) return f;
+  double csat_sum = 0;
+  int64_t csat_count = 0;
+  for (const auto& v : c->visits) {
+    if (v.started_ms > as_of_ms) continue;
+    if (v.started_ms > as_of_ms - 7 * day_ms) ++f.contacts_7d;
+    if (v.started_ms > as_of_ms - window_ms) ++f.contacts_30d;
+    if (v.csat) {
+      csat_sum += *v.csat;
+      ++csat_count;
+    }
+  }
+  if (csat_count > 0) f.mean_csat = csat_sum / static_cast<double>(csat_count);
+  f.open_conversations = static_cast<int64_t>(c->open.size());
+  if (!c->visits.empty()) {
+    f.repeat_contact_24h = c->visits.back().repeat_contact_24h;
+    f.last_channel = c->visits.back().channel;
+  }
+  return f;
+}
+
+json Journeys::summary(const std::string& customer, const std::string& current,
+                       int64_t as_of_ms) const {
+  json s = features(customer, as_of_ms).to_json();
+  s["recent"] = json::array();
+  if (const Customer* c = find(customer)) {
+    for (auto it = c->visits.rbegin(); it != c->visits.rend() && s["recent"].size() < 3; ++it) {
+      if (it->conversation == current) continue;
+      json r = {{"conversation", it->conversation},
+                {"channel", it->channel},
+                {"outcome", it->outcome},
+                {"ago_s", static_cast<double>(as_of_ms - it->started_ms) / 1000.0}};
+      if (!it->intent.empty()) r["intent"] = it->intent;
+      s["recent"].push_back(std::move(r));
+    }
+  }
+  return s;
+}
+
+std::optional<json> Journeys::view(const std::string& customer) const {
+  const Customer* c = find(customer);
+  if (!c) return std::nullopt;
+  json conversations = json::array();
+  for (const auto& v : c->visits) conversations.push_back(v.to_json());
+  json features = Journeys::features(customer, c->last_ms).to_json();
+  features["as_of"] = events::format_rfc3339_ms(c->last_ms);
+  return json{{"customer", c->id},
+              {"profile", c->profile},
+              {"profile_updated_at", c->profile_updated_ms >= 0
+                                         ? json(events::format_rfc3339_ms(c->profile_updated_ms))
+                                         : json(nullptr)},
+              {"features", std::move(features)},
+              {"conversations", std::move(conversations)}};
+}
+
+expr::Value CustomerSubject::get(const std::vector<std::string>& path) const {
+  const std::string& name = path[0];
+  if (path.size() == 1) {
+    if (name == "id") return expr::Value::text(id_);
+    if (name == "contacts_7d") return expr::Value::num(static_cast<double>(features_.contacts_7d));
+    if (name == "contacts_30d") return expr::Value::num(static_cast<double>(features_.contacts_30d));
+    if (name == "open_conversations")
+      return expr::Value::num(static_cast<double>(features_.open_conversations));
+    if (name == "mean_csat") return features_.mean_csat ? expr::Value::num(*features_.mean_csat) : expr::Value{};
+    if (name == "last_channel")
+      return features_.last_channel.empty() ? expr::Value{} : expr::Value::text(features_.last_channel);
+    if (name == "repeat_contact_24h") {
+      expr::Value v;
+      v.kind = expr::Value::Kind::boolean;
+      v.boolean = features_.repeat_contact_24h;
+      return v;
+    }
+  }
+  if (!customer_) return {};
+  if (name == "attributes") return expr::walk(customer_->profile, path, 1);
+  return expr::walk(customer_->profile, path, 0);
+}
+
+}  // namespace omniroute::journey

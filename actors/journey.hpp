@@ -1,0 +1,107 @@
+// The customer's journey across channels (the 360 view): every conversation of a customer in
+// order, with its channel, queues, intent, agents, waits, outcome, CSAT and the decisions taken,
+// the CRM attributes sent as `customer.profile_updated`, and features derived from them. Plain
+// C++, fed journal entries by the routing tenant (which knows each conversation's customer).
+//
+// Retention, by event time so that replay keeps exactly what live processing kept: a journey
+// holds a customer's latest `visit_limit` conversations of the last 30 days (open ones are
+// kept whatever their age). Once a day (the first entry of a new UTC day) customers with no
+// open conversation, no conversation in 30 days and no CRM attributes are forgotten; their
+// view stays in the store.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "events/envelope.hpp"
+#include "events/expression.hpp"
+
+namespace omniroute::journey {
+
+using events::Envelope;
+using events::json;
+
+// Derived from a journey as of a moment (policy::customer_features() names them).
+struct Features {
+  int64_t contacts_7d = 0, contacts_30d = 0;  // conversations started in the period
+  bool repeat_contact_24h = false;  // the latest started within 24 h of the end of the one before
+  std::optional<double> mean_csat;  // over the journey's conversations that have one
+  int64_t open_conversations = 0;
+  std::string last_channel;  // of the latest conversation
+  json to_json() const;
+};
+
+// One conversation of the customer.
+struct Visit {
+  std::string conversation, channel, intent, outcome = "open", ended_by;
+  std::vector<std::string> queues, agents;  // in order, each once
+  int64_t started_ms = 0, ended_ms = -1, waiting_since_ms = -1, waited_ms = 0;
+  bool repeat_contact_24h = false;
+  bool had_agent = false, abandoned = false;
+  std::optional<double> csat;
+  std::deque<json> decisions;  // the latest decision_limit, summarised
+  json to_json() const;
+};
+
+struct Customer {
+  std::string id;
+  json profile = json::object();
+  int64_t profile_updated_ms = -1;
+  std::deque<Visit> visits;  // oldest first
+  std::set<std::string> open;  // conversations not closed
+  int64_t last_ms = 0;
+};
+
+class Journeys {
+ public:
+  static constexpr size_t visit_limit = 20;
+  static constexpr size_t decision_limit = 30;
+  static constexpr int64_t window_ms = 30LL * 24 * 3600 * 1000;
+
+  // Applies a journal entry. `customer` is the customer of the conversation it concerns (the
+  // caller knows it for decisions, which name only the conversation); empty when it concerns
+  // none. Entries that change nothing here are ignored.
+  void apply(const Envelope& e, const std::string& customer);
+
+  const Customer* find(const std::string& customer) const;
+  // Features of a customer's journey as of `as_of_ms` (zeros for an unknown customer).
+  Features features(const std::string& customer, int64_t as_of_ms) const;
+  // What an agent sees with an offer: the features and the latest conversations other than
+  // `current` (at most 3), each with its channel, intent, outcome and how long ago it started.
+  json summary(const std::string& customer, const std::string& current, int64_t as_of_ms) const;
+  // The journey view: profile, features as of the customer's latest entry, conversations.
+  std::optional<json> view(const std::string& customer) const;
+
+  // Customers whose view changed since the last call.
+  std::set<std::string> take_touched() { return std::exchange(touched_, {}); }
+  size_t size() const { return customers_.size(); }
+
+ private:
+  Visit* visit_of(Customer& c, const std::string& conversation);
+  void sweep(int64_t time_ms);
+
+  std::unordered_map<std::string, Customer> customers_;
+  std::set<std::string> touched_;
+  int64_t swept_day_ = -1;
+};
+
+// customer.<name>: the journey features (policy::customer_features()), `id`, and otherwise the
+// CRM attributes (`customer.credit`, or `customer.attributes.credit`).
+class CustomerSubject final : public expr::Subject {
+ public:
+  CustomerSubject(const std::string& id, const Customer* customer, const Features& features)
+      : id_(id), customer_(customer), features_(features) {}
+  expr::Value get(const std::vector<std::string>& path) const override;
+
+ private:
+  const std::string& id_;
+  const Customer* customer_;
+  const Features& features_;
+};
+
+}  // namespace omniroute::journey
