@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include <fstream>
 #include <future>
 
 #include "ops/server.hpp"
@@ -404,4 +405,91 @@ TEST_CASE("routing over HTTP: the server's clock times out an offer, a tick rela
   CHECK(q["today"]["aht_s"] == 39.0);  // answered at the relaxation, wrapped up 39 s later
   CHECK(q["waiting"] == 0);
   CHECK(r.metric("omniroute_queue_contacts_today{outcome=\"answered\",queue=\"skilled\",tenant=\"acme\"}") == 2);
+}
+
+TEST_CASE("arbitration over HTTP: the car-rental policy waives the fee for the loyal customer and charges the other; outcomes move propensities") {
+  Running r;
+  std::ifstream in(std::string(OMNIROUTE_SOURCE_DIR) + "/examples/policies/car-rental.json");
+  REQUIRE(in.good());
+  const json policy = json::parse(in);
+
+  json broken = policy;
+  broken["actions"][0]["suitability"] = "customer.credit == \"good\" AND";
+  auto bad = r.post(event("bad-p", "policy.published", T0, {{"policy", broken}}));
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(json::parse(bad->body)["field"] == "data.policy");
+  CHECK(json::parse(bad->body)["reason"] ==
+        "actions[0].suitability: position 30: expected a value, found end of expression");
+
+  REQUIRE(r.post(json::array({
+                     event("p-1", "policy.published", T0, {{"policy", policy}}),
+                     event("crm-1", "customer.profile_updated", T0,
+                           {{"customer", "loyal"}, {"attributes", {{"credit", "good"}, {"early_returns", 5}}}}),
+                     event("crm-2", "customer.profile_updated", T0,
+                           {{"customer", "risky"}, {"attributes", {{"credit", "poor"}, {"early_returns", 0}}}}),
+                     event("r-1", "conversation.started", T1,
+                           {{"conversation", "r-1"}, {"customer", "loyal"}, {"channel", "app"},
+                            {"intent", "late_return"}, {"attributes", {{"late_minutes", 240}}}}),
+                     event("r-2", "conversation.started", T2,
+                           {{"conversation", "r-2"}, {"customer", "risky"}, {"channel", "voice"},
+                            {"intent", "late_return"}, {"attributes", {{"late_minutes", 240}}}}),
+                 }))
+              ->status == 202);
+  std::map<std::string, json> decided;  // by conversation
+  int64_t after = -1;
+  for (int i = 0; i < 50 && decided.size() < 2; ++i) {
+    json page = r.get("/v1/journal?tenant=acme&after=" + std::to_string(after) + "&wait_ms=2000");
+    for (const auto& e : page["entries"])
+      if (e["type"] == "arbitration.decided") decided[e["data"]["conversation"]] = e;
+    after = page["next"];
+  }
+  REQUIRE(decided.size() == 2);
+  CHECK(decided["r-1"]["data"]["action"] == "waive_late_fee");
+  CHECK(decided["r-1"]["data"]["platform"]["send_message"] == "thank_you_early_returns");
+  CHECK(decided["r-2"]["data"]["action"] == "charge_late_fee");
+
+  // The decision explains itself.
+  const std::string id = decided["r-1"]["id"];
+  json d = r.get("/v1/decisions/" + id + "?tenant=acme");
+  CHECK(d["data"]["action"] == "waive_late_fee");
+  CHECK(d["cause"] == "r-1");
+  CHECK(d["outcome"].is_null());
+  REQUIRE(d["explanation"].size() == 3);
+  CHECK(d["explanation"][0] == "chose waive_late_fee (policy car-rental, segment loyal) with the highest score, 42");
+  CHECK(d["explanation"][1] ==
+        "waive_late_fee: rank 1, score 42 = propensity 0.7 x value 60 (1 x company 35 + 0.5 x customer 50) "
+        "x context 1 x levers 1");
+  json risky = r.get("/v1/decisions/" + decided["r-2"]["id"].get<std::string>() + "?tenant=acme");
+  CHECK(risky["explanation"][1] == "waive_late_fee: filtered at suitability by customer.credit == \"good\" AND "
+                                   "customer.early_returns >= 3");
+
+  // The customer rents again: the outcome is recorded and the loyal segment's posterior moves.
+  REQUIRE(r.post(json::array({event("o-1", "arbitration.outcome", "2026-11-20T10:05:00Z",
+                                    {{"decision", id}, {"accepted", true}, {"value", 120}}),
+                              event("o-2", "arbitration.outcome", "2026-11-20T10:05:00Z",
+                                    {{"decision", "d-999"}, {"accepted", true}})}))
+              ->status == 202);
+  auto seen = r.journal_until("event.refused", "acme", after);
+  CHECK(seen.back()["data"]["event"] == "o-2");
+  CHECK(seen.back()["data"]["field"] == "data.decision");
+  d = r.get("/v1/decisions/" + id + "?tenant=acme");
+  CHECK(d["outcome"]["accepted"] == true);
+  CHECK(d["outcome"]["value"] == 120);
+  json p = r.get("/v1/policies/car-rental?tenant=acme");
+  CHECK(p["version"] == 0);
+  CHECK(p["actions"][0]["action"] == "waive_late_fee");
+  CHECK(p["actions"][0]["propensity"]["loyal"]["alpha"] == 8.0);
+  CHECK(p["actions"][0]["propensity"]["loyal"]["value_total"] == 120.0);
+  CHECK(p["actions"][0]["propensity"]["default"]["alpha"] == 7.0);
+
+  // The journey: the CRM profile, the conversation and the decision taken in it.
+  json j = r.get("/v1/customers/loyal/journey?tenant=acme");
+  CHECK(j["profile"]["early_returns"] == 5);
+  REQUIRE(j["conversations"].size() == 1);
+  CHECK(j["conversations"][0]["channel"] == "app");
+  CHECK(j["conversations"][0]["intent"] == "late_return");
+  CHECK(j["conversations"][0]["decisions"][0]["action"] == "waive_late_fee");
+  r.get("/v1/customers/nobody/journey?tenant=acme", 404);
+  r.get("/v1/decisions/d-12345?tenant=acme", 404);
 }
