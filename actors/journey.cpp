@@ -1,6 +1,7 @@
 #include "actors/journey.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "actors/routing_subjects.hpp"
 #include "events/policy.hpp"
@@ -57,6 +58,33 @@ json Visit::to_json() const {
   return j;
 }
 
+std::string Journeys::visit_key(const std::string& customer, const Visit& v) {
+  char start[24];
+  std::snprintf(start, sizeof start, "%015lld", static_cast<long long>(std::max<int64_t>(0, v.started_ms)));
+  return visit_prefix(customer) + start + v.conversation;
+}
+
+void Journeys::touch(Customer& c, const Visit& v) {
+  touched_.insert(c.id);
+  touched_visits_.emplace(c.id, v.conversation);
+}
+
+void Journeys::forget(const Customer& c, const Visit& v) {
+  if (touched_visits_.erase({c.id, v.conversation})) forgotten_[visit_key(c.id, v)] = v.to_json();
+}
+
+Journeys::Changes Journeys::take_touched() {
+  Changes out;
+  out.customers = std::exchange(touched_, {});
+  out.visits = std::exchange(forgotten_, {});
+  for (const auto& [customer, conversation] : std::exchange(touched_visits_, {})) {
+    auto c = customers_.find(customer);
+    if (c == customers_.end()) continue;
+    if (Visit* v = visit_of(c->second, conversation)) out.visits[visit_key(customer, *v)] = v->to_json();
+  }
+  return out;
+}
+
 Visit* Journeys::visit_of(Customer& c, const std::string& conversation) {
   for (auto it = c.visits.rbegin(); it != c.visits.rend(); ++it)
     if (it->conversation == conversation) return &*it;
@@ -71,6 +99,7 @@ void Journeys::sweep(int64_t time_ms) {
     Customer& c = it->second;
     while (!c.visits.empty() && c.visits.front().started_ms < time_ms - window_ms &&
            !c.open.count(c.visits.front().conversation)) {
+      forget(c, c.visits.front());
       c.visits.pop_front();
     }
     if (c.visits.empty() && c.open.empty() && c.profile.empty())
@@ -113,13 +142,17 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     }
     c.visits.push_back(std::move(v));
     c.open.insert(conversation);
+    touch(c, c.visits.back());
     // The oldest closed conversations make room; open ones stay.
     for (auto it = c.visits.begin(); c.visits.size() > visit_limit && it != c.visits.end();) {
-      if (c.open.count(it->conversation)) ++it;
-      else it = c.visits.erase(it);
+      if (c.open.count(it->conversation)) {
+        ++it;
+      } else {
+        forget(c, *it);
+        it = c.visits.erase(it);
+      }
     }
     c.last_ms = std::max(c.last_ms, e.time_ms);
-    touched_.insert(customer);
     return;
   }
   auto found = customers_.find(customer);
@@ -127,15 +160,24 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
   Customer& c = found->second;
   Visit* v = visit_of(c, conversation);
   if (!v) return;
-  c.last_ms = std::max(c.last_ms, e.time_ms);
-  touched_.insert(customer);
   const std::string& t = e.type;
+  // A conversation's document changes with its decisions and a few facts; the customer's
+  // (its features) when a conversation ends, reopens or closes. Nothing else is rewritten.
+  const bool decision = events::kind_of(t) == events::event_kind::decision;
+  const bool features = t == "conversation.ended" || t == "conversation.reopened" ||
+                        t == "conversation.closed";
+  if (!decision && !features && t != "conversation.intent_detected") return;
+  touched_visits_.emplace(c.id, v->conversation);
+  if (features) {
+    c.last_ms = std::max(c.last_ms, e.time_ms);
+    touched_.insert(c.id);
+  }
   auto stop_waiting = [&] {
     if (v->waiting_since_ms < 0) return;
     v->waited_ms += e.time_ms - v->waiting_since_ms;
     v->waiting_since_ms = -1;
   };
-  if (events::kind_of(t) == events::event_kind::decision) {
+  if (decision) {
     v->decisions.push_back(summarise(e));
     if (v->decisions.size() > decision_limit) v->decisions.pop_front();
   }
@@ -219,8 +261,6 @@ json Journeys::summary(const std::string& customer, const std::string& current,
 std::optional<json> Journeys::view(const std::string& customer) const {
   const Customer* c = find(customer);
   if (!c) return std::nullopt;
-  json conversations = json::array();
-  for (const auto& v : c->visits) conversations.push_back(v.to_json());
   json features = Journeys::features(customer, c->last_ms).to_json();
   features["as_of"] = events::format_rfc3339_ms(c->last_ms);
   return json{{"customer", c->id},
@@ -228,8 +268,7 @@ std::optional<json> Journeys::view(const std::string& customer) const {
               {"profile_updated_at", c->profile_updated_ms >= 0
                                          ? json(events::format_rfc3339_ms(c->profile_updated_ms))
                                          : json(nullptr)},
-              {"features", std::move(features)},
-              {"conversations", std::move(conversations)}};
+              {"features", std::move(features)}};
 }
 
 expr::Value CustomerSubject::get(const std::vector<std::string>& path) const {

@@ -3,15 +3,20 @@
 // the CRM attributes sent as `customer.profile_updated`, and features derived from them. Plain
 // C++, fed journal entries by the routing tenant (which knows each conversation's customer).
 //
-// Retention, by event time so that replay keeps exactly what live processing kept: a journey
-// holds a customer's latest `visit_limit` conversations of the last 30 days (open ones are
-// kept whatever their age). Once a day (the first entry of a new UTC day) customers with no
-// open conversation, no conversation in 30 days and no CRM attributes are forgotten; their
-// view stays in the store.
+// Views: one document per customer (profile and features) and one per conversation of the
+// customer (keyed so that a customer's conversations sort by start), so that an event rewrites
+// what it changed, not the whole history. The views keep every conversation.
+//
+// Memory, by event time so that replay keeps exactly what live processing kept: a customer's
+// latest `visit_limit` conversations of the last 30 days (open ones are kept whatever their
+// age), from which the features are computed. Once a day (the first entry of a new UTC day)
+// customers with no open conversation, no conversation in 30 days and no CRM attributes are
+// forgotten; their views stay in the store.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -74,19 +79,34 @@ class Journeys {
   // What an agent sees with an offer: the features and the latest conversations other than
   // `current` (at most 3), each with its channel, intent, outcome and how long ago it started.
   json summary(const std::string& customer, const std::string& current, int64_t as_of_ms) const;
-  // The journey view: profile, features as of the customer's latest entry, conversations.
+  // The customer view: profile and features as of the customer's latest entry.
   std::optional<json> view(const std::string& customer) const;
+  // The key of a conversation's document in the journey view: the customer, a separator no id
+  // contains (0x1f), the start time (15 digits of ms) and the conversation; a customer's keys
+  // share the prefix visit_prefix(customer).
+  static std::string visit_key(const std::string& customer, const Visit& v);
+  static std::string visit_prefix(const std::string& customer) { return customer + '\x1f'; }
 
-  // Customers whose view changed since the last call.
-  std::set<std::string> take_touched() { return std::exchange(touched_, {}); }
+  // What changed since the last call: customers (their view) and conversation documents
+  // (by visit_key), with their new contents.
+  struct Changes {
+    std::set<std::string> customers;
+    std::map<std::string, json> visits;
+  };
+  Changes take_touched();
   size_t size() const { return customers_.size(); }
 
  private:
   Visit* visit_of(Customer& c, const std::string& conversation);
+  void touch(Customer& c, const Visit& v);
+  // Drops a visit from memory, keeping its document if a projection still owes it.
+  void forget(const Customer& c, const Visit& v);
   void sweep(int64_t time_ms);
 
   std::unordered_map<std::string, Customer> customers_;
   std::set<std::string> touched_;
+  std::set<std::pair<std::string, std::string>> touched_visits_;  // (customer, conversation)
+  std::map<std::string, json> forgotten_;  // documents of touched visits dropped from memory
   int64_t swept_day_ = -1;
 };
 

@@ -36,8 +36,9 @@ void project_touched(PartitionState& state, projections::ViewBatch& batch,
       if (auto doc = tenant.agent_view(id)) batch.put_document(view::agents, name, id, *doc);
     for (const auto& id : t.queues)
       if (auto doc = tenant.queue_view(id)) batch.put_document(view::queues, name, id, *doc);
-    for (const auto& id : t.customers)
+    for (const auto& id : t.journeys.customers)
       if (auto doc = tenant.customer_view(id)) batch.put_document(view::customers, name, id, *doc);
+    for (const auto& [key, doc] : t.journeys.visits) batch.put_document(view::journeys, name, key, doc);
     for (const auto& id : t.arbitration.policies)
       if (auto doc = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *doc);
     for (const auto& [id, doc] : t.arbitration.decisions) batch.put_document(view::decisions, name, id, doc);

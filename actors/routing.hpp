@@ -48,10 +48,12 @@ struct Outcome {
 // The entities whose views changed since the last take_touched(), and the new decision and
 // outcome documents of arbitration.
 struct Touched {
-  std::set<std::string> conversations, agents, queues, customers;
+  std::set<std::string> conversations, agents, queues;
+  journey::Journeys::Changes journeys;
   arbitration::ArbitrationTouched arbitration;
   bool empty() const {
-    return conversations.empty() && agents.empty() && queues.empty() && customers.empty() &&
+    return conversations.empty() && agents.empty() && queues.empty() &&
+           journeys.customers.empty() && journeys.visits.empty() &&
            arbitration.policies.empty() && arbitration.decisions.empty() &&
            arbitration.outcomes.empty();
   }
@@ -112,7 +114,8 @@ class Tenant {
   std::optional<json> conversation_view(const std::string& id) const;
   std::optional<json> agent_view(const std::string& id) const;
   std::optional<json> queue_view(const std::string& id) const;
-  // The customer's journey (docs/arbitration.md) and an arbitration policy in force.
+  // A customer's view (profile, journey features; its conversations are in
+  // Touched::journeys.visits) and an arbitration policy in force (docs/arbitration.md).
   std::optional<json> customer_view(const std::string& id) const { return journeys_.view(id); }
   std::optional<json> policy_view(const std::string& id) const { return arbiter_.policy_view(id); }
 

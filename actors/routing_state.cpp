@@ -93,7 +93,7 @@ const std::string& Tenant::customer_of(const Envelope& e) const {
 
 Touched Tenant::take_touched() {
   Touched t = std::exchange(touched_, Touched{});
-  t.customers = journeys_.take_touched();
+  t.journeys = journeys_.take_touched();
   t.arbitration = arbiter_.take_touched();
   return t;
 }

@@ -1,5 +1,6 @@
 #include "adapters/http_api.hpp"
 #include "adapters/ingest.hpp"
+#include "actors/journey.hpp"
 #include "projections/queue_plan.hpp"
 
 #include <httplib.h>
@@ -400,7 +401,22 @@ void HttpApi::routes() {
   view_route(R"(/v1/conversations/([^/]+))", projections::view::conversations, "conversation");
   view_route(R"(/v1/agents/([^/]+))", projections::view::agents, "agent");
   view_route(R"(/v1/queues/([^/]+))", projections::view::queues, "queue");
-  view_route(R"(/v1/customers/([^/]+)/journey)", projections::view::customers, "customer");
+  // The customer's profile and journey features, with their latest conversations in order.
+  svr.Get(R"(/v1/customers/([^/]+)/journey)", [this](const httplib::Request& req, httplib::Response& res) {
+    auto tenant = tenant_param(req, res);
+    if (!tenant) return;
+    auto limit = int_param(req, res, "limit", 20, 1, 1000);
+    if (!limit) return;
+    const std::string id = req.matches[1];
+    auto doc = store_.document(projections::view::customers, *tenant, id);
+    if (!doc) {
+      send_error(res, 404, "not_found", {{"customer", id}, {"tenant", *tenant}});
+      return;
+    }
+    (*doc)["conversations"] = store_.documents_with_prefix(
+        projections::view::journeys, *tenant, journey::Journeys::visit_prefix(id), static_cast<size_t>(*limit));
+    send_json(res, 200, *doc);
+  });
   view_route(R"(/v1/policies/([^/]+))", projections::view::policies, "policy");
   view_route(R"(/v1/decisions/([^/]+))", projections::view::decisions, "decision");
 

@@ -1,5 +1,7 @@
 #include "projections/store.hpp"
 
+#include <algorithm>
+
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/table.h>
@@ -93,6 +95,7 @@ const char* name_of(view v) {
     case view::intervals: return "intervals";
     case view::schedules: return "schedules";
     case view::customers: return "customers";
+    case view::journeys: return "journeys";
     case view::decisions: return "decisions";
     case view::outcomes: return "outcomes";
     case view::policies: return "policies";
@@ -145,6 +148,28 @@ std::optional<json> Store::document(view v, const std::string& tenant, const std
   json j = json::parse(value, nullptr, false);
   if (j.is_discarded()) return std::nullopt;
   return j;
+}
+
+std::vector<json> Store::documents_with_prefix(view v, const std::string& tenant,
+                                               const std::string& prefix, size_t limit) const {
+  std::vector<json> out;
+  if (limit == 0) return out;
+  const std::string lower = tenant_key(tenant, prefix);
+  std::string upper = lower;
+  // The first key after every key with the prefix: drop trailing 0xff bytes, add one to the last.
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
+  if (!upper.empty()) upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+  rocksdb::Slice lower_slice(lower), upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(v)));
+  for (it->SeekToLast(); it->Valid() && out.size() < limit; it->Prev()) {
+    json j = json::parse(it->value().ToString(), nullptr, false);
+    if (!j.is_discarded()) out.push_back(std::move(j));
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
 }
 
 std::optional<seq_no> Store::seq_of(const std::string& tenant, const std::string& id) const {

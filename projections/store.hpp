@@ -28,16 +28,18 @@ namespace omniroute::projections {
 
 using json = nlohmann::json;
 
-// customers: journeys; decisions: arbitration decisions as decided; outcomes: their outcomes
-// (by decision id); policies: arbitration policies in force with learned propensities.
+// customers: profile and journey features; journeys: one document per conversation of a
+// customer (routing::journey::Journeys::visit_key); decisions: arbitration decisions as decided;
+// outcomes: their outcomes (by decision id); policies: arbitration policies in force with
+// learned propensities.
 enum class view {
   conversations, agents, queues, journal, ids, intervals, schedules,
-  customers, decisions, outcomes, policies
+  customers, journeys, decisions, outcomes, policies
 };
 constexpr view all_views[] = {view::conversations, view::agents,    view::queues,
                               view::journal,       view::ids,       view::intervals,
-                              view::schedules,     view::customers, view::decisions,
-                              view::outcomes,      view::policies};
+                              view::schedules,     view::customers, view::journeys,
+                              view::decisions,     view::outcomes,  view::policies};
 const char* name_of(view v);
 
 class Store {
@@ -51,6 +53,9 @@ class Store {
 
   // A view document (conversations, agents, queues, customers, ...) of a tenant, or nullopt.
   std::optional<json> document(view v, const std::string& tenant, const std::string& id) const;
+  // The last `limit` documents of a tenant's view whose ids start with `prefix`, in id order.
+  std::vector<json> documents_with_prefix(view v, const std::string& tenant,
+                                          const std::string& prefix, size_t limit) const;
   // The journal seq recorded for an idempotency key, or nullopt if the key is unknown.
   std::optional<seq_no> seq_of(const std::string& tenant, const std::string& id) const;
   // seq_of for many keys at once (one batched lookup), answers in the order of `keys`.

@@ -383,8 +383,12 @@ TEST_CASE("journey: every conversation of a customer across channels, and the of
 
   json view = *t.tenant.customer_view("u-1");
   CHECK(view["profile"] == json({{"tier", "gold"}}));
-  REQUIRE(view["conversations"].size() == 2);
-  const json& app = view["conversations"][0];
+  // One document per conversation, keyed to sort by start.
+  std::vector<json> conversations;
+  for (const auto& [key, doc] : t.tenant.take_touched().journeys.visits)
+    if (key.rfind(journey::Journeys::visit_prefix("u-1"), 0) == 0) conversations.push_back(doc);
+  REQUIRE(conversations.size() == 2);
+  const json& app = conversations[0];
   CHECK(app["conversation"] == "app-1");
   CHECK(app["channel"] == "app");
   CHECK(app["queues"] == json({"billing"}));
@@ -397,8 +401,8 @@ TEST_CASE("journey: every conversation of a customer across channels, and the of
   for (const auto& d : app["decisions"]) types.push_back(d["type"]);
   CHECK(types == std::vector<std::string>{"conversation.queued", "conversation.offered",
                                           "conversation.assigned", "conversation.closed"});
-  CHECK(view["conversations"][1]["conversation"] == "call-1");
-  CHECK(view["conversations"][1]["outcome"] == "open");
+  CHECK(conversations[1]["conversation"] == "call-1");
+  CHECK(conversations[1]["outcome"] == "open");
   CHECK(view["features"]["contacts_30d"] == 2);
 
   // CRM facts merge; null removes; a journey feature's name is not a CRM attribute.
@@ -477,8 +481,10 @@ TEST_CASE("replay: the journal rebuilds every decision, explanation, journey and
   Tenant replayed("acme");
   for (const auto& e : t.journal) replayed.apply(e);
   Touched live = t.tenant.take_touched(), again = replayed.take_touched();
-  CHECK(live.customers == again.customers);
-  for (const auto& id : live.customers) CHECK(*t.tenant.customer_view(id) == *replayed.customer_view(id));
+  CHECK(live.journeys.customers == again.journeys.customers);
+  for (const auto& id : live.journeys.customers) CHECK(*t.tenant.customer_view(id) == *replayed.customer_view(id));
+  CHECK(live.journeys.visits.size() == 60);
+  CHECK(live.journeys.visits == again.journeys.visits);
   for (const char* id : {"e-commerce", "car-rental"}) CHECK(*t.tenant.policy_view(id) == *replayed.policy_view(id));
   CHECK(live.arbitration.decisions == again.arbitration.decisions);
   CHECK(live.arbitration.outcomes == again.arbitration.outcomes);
