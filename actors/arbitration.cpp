@@ -29,14 +29,15 @@ json to_json(const expr::Value& v) {
   return nullptr;
 }
 
-// Records the value each path of `e` has, e.g. inputs["customer.credit"] = "good".
-void note_inputs(const expr::Expression& e, const Request& r, json& inputs) {
-  for (const auto& p : e.paths()) {
-    std::string key = policy::roots()[p.root];
-    for (const auto& s : p.segments) key += "." + s;
-    if (inputs.contains(key)) continue;
-    inputs[key] = r.subjects[p.root] ? to_json(r.subjects[p.root]->get(p.segments)) : json(nullptr);
+// Every expression of a policy, in document order.
+std::vector<const expr::Expression*> expressions_of(const policy::Policy& p) {
+  std::vector<const expr::Expression*> out;
+  for (const auto& s : p.segments) out.push_back(&s.when);
+  for (const auto& a : p.actions) {
+    out.insert(out.end(), {&a.eligibility, &a.applicability, &a.suitability});
+    for (const auto& cw : a.context) out.push_back(&cw.when);
   }
+  return out;
 }
 
 std::string days_text(int64_t ms) {
@@ -143,15 +144,17 @@ json Arbiter::decide(const Request& r) const {
   const json* best = nullptr;
   double best_score = 0;
   auto ids = by_intent_.find(r.intent);
-  std::vector<std::tuple<const InForce*, const policy::Action*, std::string>> passed;
   if (ids != by_intent_.end()) {
     for (const auto& id : ids->second) {
       const InForce& f = policies_.at(id);
       const policy::Policy& p = f.policy;
       versions[id] = f.version;
       std::string segment = "default";
+      // The values the rules read, e.g. inputs["customer.credit"] = "good".
+      for (const auto& in : f.inputs)
+        if (!inputs.contains(in.name))
+          inputs[in.name] = r.subjects[in.root] ? to_json(r.subjects[in.root]->get(in.segments)) : json(nullptr);
       for (const auto& s : p.segments) {
-        note_inputs(s.when, r, inputs);
         if (s.when.evaluate(r.subjects)) {
           segment = s.name;
           break;
@@ -164,11 +167,8 @@ json Arbiter::decide(const Request& r) const {
             {"eligibility", &a.eligibility},
             {"applicability", &a.applicability},
             {"suitability", &a.suitability}};
-        for (const auto& [stage, e] : stages) {
-          note_inputs(*e, r, inputs);
+        for (const auto& [stage, e] : stages)
           if (!why && !e->evaluate(r.subjects)) why = filtered(stage, e->text());
-        }
-        for (const auto& cw : a.context) note_inputs(cw.when, r, inputs);
         if (!why) why = contact_filter(a, id, r);
         if (!why && r.routing_check) {
           std::string reason = r.routing_check(a);
@@ -280,6 +280,13 @@ void Arbiter::apply(const Envelope& e) {
     f.document = d["policy"];
     f.version = e.seq ? e.seq->value() : 0;
     f.published_ms = e.time_ms;
+    std::set<std::string> seen;
+    for (const expr::Expression* x : expressions_of(f.policy))
+      for (const auto& p : x->paths()) {
+        Input in{policy::roots()[p.root], p.root, p.segments};
+        for (const auto& s : p.segments) in.name += "." + s;
+        if (seen.insert(in.name).second) f.inputs.push_back(std::move(in));
+      }
     policies_[id] = std::move(f);
     touched_.policies.insert(id);
   } else if (e.type == "arbitration.decided") {

@@ -86,11 +86,18 @@ class Arbiter {
   static std::vector<std::string> explain(const json& decided);
 
  private:
+  // A path some rule of a policy reads, e.g. ("customer.credit", customer, {"credit"}).
+  struct Input {
+    std::string name;
+    size_t root = 0;
+    std::vector<std::string> segments;
+  };
   struct InForce {
     policy::Policy policy;
     json document;
     uint64_t version = 0;
     int64_t published_ms = 0;
+    std::vector<Input> inputs;  // every path its rules read, each once, in order of appearance
   };
   struct Tally {
     int64_t accepted = 0, refused = 0;

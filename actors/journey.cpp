@@ -13,16 +13,29 @@ namespace {
 constexpr int64_t day_ms = 24 * 3600 * 1000;
 using routing::str;
 
-// The fields of a decision worth keeping in a journey: where it sent the conversation, to
-// whom, what arbitration chose.
-json summarise(const Envelope& e) {
-  json s = {{"id", e.id}, {"type", e.type}, {"time", events::format_rfc3339_ms(e.time_ms)}};
-  for (const char* key : {"queue", "agent", "from_queue", "to_queue", "step", "reason", "intent",
-                          "action", "waited_s"}) {
+// A decision as the journey keeps it: the detail worth showing for its type.
+DecisionNote note_of(const Envelope& e) {
+  // The decision types a conversation has (a note points at its name; read-only, so shared
+  // by every partition's thread).
+  static const std::vector<std::string> types = {
+      "conversation.queued",    "conversation.offered",  "offer.timed_out",
+      "conversation.assigned",  "conversation.relaxed",  "conversation.overflowed",
+      "conversation.abandoned", "conversation.closed",   "conversation.preference_expired",
+      "arbitration.decided",    "decision"};
+  DecisionNote n;
+  n.id = e.id;
+  auto type = std::find(types.begin(), types.end() - 1, e.type);
+  n.type = &*type;  // "decision" for one not listed
+  n.time_ms = e.time_ms;
+  for (const char* key : {"action", "to_queue", "agent", "queue"}) {
     auto it = e.data.find(key);
-    if (it != e.data.end() && !it->is_null()) s[key] = *it;
+    if (it != e.data.end() && it->is_string()) {
+      n.detail_key = key;
+      n.detail = it->get<std::string>();
+      break;
+    }
   }
-  return s;
+  return n;
 }
 
 void add_once(std::vector<std::string>& list, const std::string& item) {
@@ -54,7 +67,11 @@ json Visit::to_json() const {
   if (ended_ms >= 0) j["ended_at"] = events::format_rfc3339_ms(ended_ms);
   if (!ended_by.empty()) j["ended_by"] = ended_by;
   if (csat) j["csat"] = *csat;
-  for (const auto& d : decisions) j["decisions"].push_back(d);
+  for (const auto& d : decisions) {
+    json n = {{"id", d.id}, {"type", *d.type}, {"time", events::format_rfc3339_ms(d.time_ms)}};
+    if (d.detail_key) n[d.detail_key] = d.detail;
+    j["decisions"].push_back(std::move(n));
+  }
   return j;
 }
 
@@ -85,6 +102,12 @@ Journeys::Changes Journeys::take_touched() {
   return out;
 }
 
+size_t Customer::open_conversations() const {
+  size_t n = 0;
+  for (const auto& v : visits) n += v.open();
+  return n;
+}
+
 Visit* Journeys::visit_of(Customer& c, const std::string& conversation) {
   for (auto it = c.visits.rbegin(); it != c.visits.rend(); ++it)
     if (it->conversation == conversation) return &*it;
@@ -97,12 +120,12 @@ void Journeys::sweep(int64_t time_ms) {
   swept_day_ = day;
   for (auto it = customers_.begin(); it != customers_.end();) {
     Customer& c = it->second;
-    while (!c.visits.empty() && c.visits.front().started_ms < time_ms - window_ms &&
-           !c.open.count(c.visits.front().conversation)) {
-      forget(c, c.visits.front());
-      c.visits.pop_front();
-    }
-    if (c.visits.empty() && c.open.empty() && c.profile.empty())
+    size_t old = 0;
+    while (old < c.visits.size() && c.visits[old].started_ms < time_ms - window_ms &&
+           !c.visits[old].open())
+      forget(c, c.visits[old++]);
+    c.visits.erase(c.visits.begin(), c.visits.begin() + static_cast<std::ptrdiff_t>(old));
+    if (c.visits.empty() && c.profile.empty())
       it = customers_.erase(it);
     else
       ++it;
@@ -115,6 +138,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
   if (e.type == "customer.profile_updated") {
     Customer& c = customers_[customer];
     c.id = customer;
+    if (!c.profile.is_object()) c.profile = json::object();
     for (const auto& [key, value] : d["attributes"].items()) {
       if (value.is_null()) c.profile.erase(key);
       else c.profile[key] = value;
@@ -141,11 +165,10 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
           e.time_ms - (before.ended_ms >= 0 ? before.ended_ms : before.started_ms) <= day_ms;
     }
     c.visits.push_back(std::move(v));
-    c.open.insert(conversation);
     touch(c, c.visits.back());
     // The oldest closed conversations make room; open ones stay.
     for (auto it = c.visits.begin(); c.visits.size() > visit_limit && it != c.visits.end();) {
-      if (c.open.count(it->conversation)) {
+      if (it->open()) {
         ++it;
       } else {
         forget(c, *it);
@@ -178,8 +201,8 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     v->waiting_since_ms = -1;
   };
   if (decision) {
-    v->decisions.push_back(summarise(e));
-    if (v->decisions.size() > decision_limit) v->decisions.pop_front();
+    v->decisions.push_back(note_of(e));
+    if (v->decisions.size() > decision_limit) v->decisions.erase(v->decisions.begin());
   }
   if (t == "conversation.intent_detected") {
     v->intent = str(d, "intent");
@@ -199,13 +222,11 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     v->ended_by = str(d, "by");
     if (d.contains("csat") && d["csat"].is_number()) v->csat = d["csat"].get<double>();
   } else if (t == "conversation.reopened") {
-    c.open.insert(conversation);
     v->outcome = "open";
     v->ended_ms = -1;
     v->abandoned = false;
   } else if (t == "conversation.closed") {
     stop_waiting();
-    c.open.erase(conversation);
     v->ended_ms = e.time_ms;
     v->outcome = v->abandoned ? "abandoned" : v->had_agent ? "handled" : "self_service";
   }
@@ -232,7 +253,7 @@ Features Journeys::features(const std::string& customer, int64_t as_of_ms) const
     }
   }
   if (csat_count > 0) f.mean_csat = csat_sum / static_cast<double>(csat_count);
-  f.open_conversations = static_cast<int64_t>(c->open.size());
+  f.open_conversations = static_cast<int64_t>(c->open_conversations());
   if (!c->visits.empty()) {
     f.repeat_contact_24h = c->visits.back().repeat_contact_24h;
     f.last_channel = c->visits.back().channel;
@@ -264,7 +285,7 @@ std::optional<json> Journeys::view(const std::string& customer) const {
   json features = Journeys::features(customer, c->last_ms).to_json();
   features["as_of"] = events::format_rfc3339_ms(c->last_ms);
   return json{{"customer", c->id},
-              {"profile", c->profile},
+              {"profile", c->profile.is_object() ? c->profile : json::object()},
               {"profile_updated_at", c->profile_updated_ms >= 0
                                          ? json(events::format_rfc3339_ms(c->profile_updated_ms))
                                          : json(nullptr)},

@@ -15,7 +15,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -41,25 +40,38 @@ struct Features {
   json to_json() const;
 };
 
+// A decision taken in a conversation, as a journey lists it: its id, type, time, and the one
+// detail worth showing (the queue, the agent, the action), if any. Kept small: there is one
+// per decision of every live conversation.
+struct DecisionNote {
+  std::string id;
+  const std::string* type = nullptr;  // interned
+  const char* detail_key = nullptr;
+  int64_t time_ms = 0;
+  std::string detail;
+};
+
 // One conversation of the customer.
 struct Visit {
-  std::string conversation, channel, intent, outcome = "open", ended_by;
+  std::string conversation, channel, intent, ended_by;
+  const char* outcome = "open";  // open, handled, abandoned, self_service
   std::vector<std::string> queues, agents;  // in order, each once
   int64_t started_ms = 0, ended_ms = -1, waiting_since_ms = -1, waited_ms = 0;
   bool repeat_contact_24h = false;
   bool had_agent = false, abandoned = false;
   std::optional<double> csat;
-  std::deque<json> decisions;  // the latest decision_limit, summarised
+  std::vector<DecisionNote> decisions;  // the latest decision_limit
+  bool open() const { return ended_ms < 0; }
   json to_json() const;
 };
 
 struct Customer {
   std::string id;
-  json profile = json::object();
+  json profile;  // null until a CRM attribute arrives, then an object
   int64_t profile_updated_ms = -1;
-  std::deque<Visit> visits;  // oldest first
-  std::set<std::string> open;  // conversations not closed
+  std::vector<Visit> visits;  // oldest first; every open conversation is here
   int64_t last_ms = 0;
+  size_t open_conversations() const;
 };
 
 class Journeys {
