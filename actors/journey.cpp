@@ -91,15 +91,16 @@ void Journeys::forget(const Customer& c, const Visit& v) {
 }
 
 Journeys::Changes Journeys::take_touched() {
-  Changes out;
-  out.customers = std::exchange(touched_, {});
-  out.visits = std::exchange(forgotten_, {});
-  for (const auto& [customer, conversation] : std::exchange(touched_visits_, {})) {
-    auto c = customers_.find(customer);
-    if (c == customers_.end()) continue;
-    if (Visit* v = visit_of(c->second, conversation)) out.visits[visit_key(customer, *v)] = v->to_json();
-  }
-  return out;
+  return {std::exchange(touched_, {}), std::exchange(touched_visits_, {}), std::exchange(forgotten_, {})};
+}
+
+std::optional<std::pair<std::string, json>> Journeys::visit_view(const std::string& customer,
+                                                                 const std::string& conversation) const {
+  const Customer* c = find(customer);
+  if (!c) return std::nullopt;
+  for (auto it = c->visits.rbegin(); it != c->visits.rend(); ++it)
+    if (it->conversation == conversation) return std::pair{visit_key(customer, *it), it->to_json()};
+  return std::nullopt;
 }
 
 size_t Customer::open_conversations() const {

@@ -99,13 +99,18 @@ class Journeys {
   static std::string visit_key(const std::string& customer, const Visit& v);
   static std::string visit_prefix(const std::string& customer) { return customer + '\x1f'; }
 
-  // What changed since the last call: customers (their view) and conversation documents
-  // (by visit_key), with their new contents.
+  // What changed since the last call: customers (their view), their conversations (as
+  // (customer, conversation); visit_view() has the document), and the documents of touched
+  // conversations that memory no longer holds (by visit_key).
   struct Changes {
     std::set<std::string> customers;
-    std::map<std::string, json> visits;
+    std::set<std::pair<std::string, std::string>> visits;
+    std::map<std::string, json> forgotten;
   };
   Changes take_touched();
+  // A conversation's document and its key in the journey view; nullopt when not in memory.
+  std::optional<std::pair<std::string, json>> visit_view(const std::string& customer,
+                                                         const std::string& conversation) const;
   size_t size() const { return customers_.size(); }
 
  private:

@@ -38,7 +38,9 @@ void project_touched(PartitionState& state, projections::ViewBatch& batch,
       if (auto doc = tenant.queue_view(id)) batch.put_document(view::queues, name, id, *doc);
     for (const auto& id : t.journeys.customers)
       if (auto doc = tenant.customer_view(id)) batch.put_document(view::customers, name, id, *doc);
-    for (const auto& [key, doc] : t.journeys.visits) batch.put_document(view::journeys, name, key, doc);
+    for (const auto& [key, doc] : t.journeys.forgotten) batch.put_document(view::journeys, name, key, doc);
+    for (const auto& [customer, conversation] : t.journeys.visits)
+      if (auto v = tenant.visit_view(customer, conversation)) batch.put_document(view::journeys, name, v->first, v->second);
     for (const auto& id : t.arbitration.policies)
       if (auto doc = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *doc);
     for (const auto& [id, doc] : t.arbitration.decisions) batch.put_document(view::decisions, name, id, doc);

@@ -53,7 +53,7 @@ struct Touched {
   arbitration::ArbitrationTouched arbitration;
   bool empty() const {
     return conversations.empty() && agents.empty() && queues.empty() &&
-           journeys.customers.empty() && journeys.visits.empty() &&
+           journeys.customers.empty() && journeys.visits.empty() && journeys.forgotten.empty() &&
            arbitration.policies.empty() && arbitration.decisions.empty() &&
            arbitration.outcomes.empty();
   }
@@ -118,6 +118,10 @@ class Tenant {
   // Touched::journeys.visits) and an arbitration policy in force (docs/arbitration.md).
   std::optional<json> customer_view(const std::string& id) const { return journeys_.view(id); }
   std::optional<json> policy_view(const std::string& id) const { return arbiter_.policy_view(id); }
+  std::optional<std::pair<std::string, json>> visit_view(const std::string& customer,
+                                                         const std::string& conversation) const {
+    return journeys_.visit_view(customer, conversation);
+  }
 
   Touched take_touched();
   seq_no next_seq() const { return seq_no{next_seq_}; }

@@ -385,8 +385,10 @@ TEST_CASE("journey: every conversation of a customer across channels, and the of
   CHECK(view["profile"] == json({{"tier", "gold"}}));
   // One document per conversation, keyed to sort by start.
   std::vector<json> conversations;
-  for (const auto& [key, doc] : t.tenant.take_touched().journeys.visits)
-    if (key.rfind(journey::Journeys::visit_prefix("u-1"), 0) == 0) conversations.push_back(doc);
+  for (const auto& [customer, conversation] : t.tenant.take_touched().journeys.visits)
+    if (customer == "u-1") conversations.push_back(t.tenant.visit_view(customer, conversation)->second);
+  std::sort(conversations.begin(), conversations.end(),
+            [](const json& a, const json& b) { return a["started_at"] < b["started_at"]; });
   REQUIRE(conversations.size() == 2);
   const json& app = conversations[0];
   CHECK(app["conversation"] == "app-1");
@@ -485,6 +487,8 @@ TEST_CASE("replay: the journal rebuilds every decision, explanation, journey and
   for (const auto& id : live.journeys.customers) CHECK(*t.tenant.customer_view(id) == *replayed.customer_view(id));
   CHECK(live.journeys.visits.size() == 60);
   CHECK(live.journeys.visits == again.journeys.visits);
+  for (const auto& [customer, conversation] : live.journeys.visits)
+    CHECK(t.tenant.visit_view(customer, conversation) == replayed.visit_view(customer, conversation));
   for (const char* id : {"e-commerce", "car-rental"}) CHECK(*t.tenant.policy_view(id) == *replayed.policy_view(id));
   CHECK(live.arbitration.decisions == again.arbitration.decisions);
   CHECK(live.arbitration.outcomes == again.arbitration.outcomes);
