@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "actors/routing_subjects.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::arbitration {
@@ -11,11 +12,7 @@ namespace {
 constexpr int64_t day_ms = 24 * 3600 * 1000;
 constexpr int64_t history_ms = 366 * day_ms;  // longer than any contact policy period
 
-const std::string& text_of(const json& data, const char* key) {
-  static const std::string empty;
-  auto it = data.find(key);
-  return it != data.end() && it->is_string() ? it->get_ref<const std::string&>() : empty;
-}
+using routing::str;
 
 json to_json(const expr::Value& v) {
   switch (v.kind) {
@@ -63,6 +60,16 @@ std::string Arbiter::tally_key(const std::string& policy, const std::string& act
   return policy + '\n' + action + '\n' + segment;
 }
 
+Arbiter::Posterior Arbiter::posterior(const std::string& policy, const policy::Action& a,
+                                      const std::string& learning_segment) const {
+  Posterior p;
+  auto it = tallies_.find(tally_key(policy, a.name, learning_segment));
+  if (it != tallies_.end()) p.tally = it->second;
+  p.alpha = a.prior_alpha + static_cast<double>(p.tally.accepted);
+  p.beta = a.prior_beta + static_cast<double>(p.tally.refused);
+  return p;
+}
+
 std::string Arbiter::learning_segment(const policy::Policy& p, const std::string& segment) const {
   return p.learn_by_segment ? segment : "all";
 }
@@ -103,12 +110,8 @@ std::optional<json> Arbiter::contact_filter(const policy::Action& a, const std::
 json Arbiter::score(const InForce& f, const policy::Action& a, const std::string& segment,
                     const Request& r) const {
   const policy::Policy& p = f.policy;
-  Tally t;
-  auto it = tallies_.find(tally_key(p.id, a.name, learning_segment(p, segment)));
-  if (it != tallies_.end()) t = it->second;
-  const double alpha = a.prior_alpha + static_cast<double>(t.accepted);
-  const double beta = a.prior_beta + static_cast<double>(t.refused);
-  const double propensity = alpha / (alpha + beta);
+  const Posterior post = posterior(p.id, a, learning_segment(p, segment));
+  const double alpha = post.alpha, beta = post.beta, propensity = post.mean();
   const double value = p.w_company * a.company_value + p.w_customer * a.customer_value;
   double context_weight = 1;
   json context = json::array();
@@ -204,8 +207,8 @@ json Arbiter::decide(const Request& r) const {
               {"policies", std::move(versions)},
               {"action", nullptr}};
   if (best) {
-    const std::string& policy_id = text_of(*best, "policy");
-    const std::string& action = text_of(*best, "action");
+    const std::string& policy_id = str(*best, "policy");
+    const std::string& action = str(*best, "action");
     out["action"] = action;
     out["policy"] = policy_id;
     out["segment"] = (*best)["segment"];
@@ -223,7 +226,7 @@ json Arbiter::decide(const Request& r) const {
 }
 
 std::optional<std::pair<std::string, std::string>> Arbiter::check_outcome(const Envelope& f) const {
-  const std::string& id = text_of(f.data, "decision");
+  const std::string& id = str(f.data, "decision");
   auto it = decisions_.find(id);
   if (it == decisions_.end())
     return std::pair{"data.decision", "unknown decision '" + id +
@@ -295,15 +298,15 @@ void Arbiter::apply(const Envelope& e) {
     touched_.decisions[e.id] = std::move(doc);
     if (d["action"].is_null()) return;
     DecisionRef ref;
-    ref.policy = text_of(d, "policy");
-    ref.action = text_of(d, "action");
-    ref.segment = text_of(d, "segment");
-    ref.customer = text_of(d, "customer");
+    ref.policy = str(d, "policy");
+    ref.action = str(d, "action");
+    ref.segment = str(d, "segment");
+    ref.customer = str(d, "customer");
     ref.time_ms = e.time_ms;
     history_[ref.customer][ref.policy + "/" + ref.action].given.push_back(e.time_ms);
     decisions_[e.id] = std::move(ref);
   } else if (e.type == "arbitration.outcome") {
-    const std::string& id = text_of(d, "decision");
+    const std::string& id = str(d, "decision");
     auto it = decisions_.find(id);
     if (it == decisions_.end() || it->second.has_outcome) return;
     DecisionRef& ref = it->second;
@@ -350,17 +353,13 @@ std::optional<json> Arbiter::policy_view(const std::string& id) const {
   for (const auto& a : f.policy.actions) {
     json by_segment = json::object();
     for (const auto& s : segments) {
-      Tally t;
-      auto found = tallies_.find(tally_key(id, a.name, s));
-      if (found != tallies_.end()) t = found->second;
-      const double alpha = a.prior_alpha + static_cast<double>(t.accepted);
-      const double beta = a.prior_beta + static_cast<double>(t.refused);
-      by_segment[s] = {{"alpha", alpha},
-                       {"beta", beta},
-                       {"propensity", alpha / (alpha + beta)},
-                       {"accepted", t.accepted},
-                       {"refused", t.refused},
-                       {"value_total", t.value}};
+      const Posterior post = posterior(id, a, s);
+      by_segment[s] = {{"alpha", post.alpha},
+                       {"beta", post.beta},
+                       {"propensity", post.mean()},
+                       {"accepted", post.tally.accepted},
+                       {"refused", post.tally.refused},
+                       {"value_total", post.tally.value}};
     }
     actions.push_back({{"action", a.name}, {"propensity", std::move(by_segment)}});
   }
@@ -378,14 +377,14 @@ std::vector<std::string> Arbiter::explain(const json& decided) {
   lines.push_back(chosen.is_null()
                       ? "no action: every candidate was filtered out"
                       : "chose " + chosen.get<std::string>() + " (policy " +
-                            text_of(decided, "policy") + ", segment " +
-                            text_of(decided, "segment") + ") with the highest score, " +
+                            str(decided, "policy") + ", segment " +
+                            str(decided, "segment") + ") with the highest score, " +
                             number_text(decided["score"].get<double>()));
   for (const auto& c : decided["candidates"]) {
-    std::string line = text_of(c, "action") + ": ";
+    std::string line = str(c, "action") + ": ";
     if (c.contains("filtered")) {
       const json& f = c["filtered"];
-      line += "filtered at " + text_of(f, "stage") + " by " + text_of(f, "rule");
+      line += "filtered at " + str(f, "stage") + " by " + str(f, "rule");
     } else {
       const json& b = c["breakdown"];
       line += "rank " + std::to_string(c["rank"].get<int64_t>()) + ", score " +

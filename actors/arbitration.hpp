@@ -115,6 +115,14 @@ class Arbiter {
     int64_t suppressed_until_ms = -1;
   };
 
+  // An action's Beta posterior in a learning segment: its prior plus the outcomes counted.
+  struct Posterior {
+    Tally tally;
+    double alpha = 1, beta = 1;
+    double mean() const { return alpha / (alpha + beta); }
+  };
+  Posterior posterior(const std::string& policy, const policy::Action& a,
+                      const std::string& learning_segment) const;
   static std::string tally_key(const std::string& policy, const std::string& action,
                                const std::string& segment);
   std::string learning_segment(const policy::Policy& p, const std::string& segment) const;

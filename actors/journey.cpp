@@ -38,6 +38,14 @@ DecisionNote note_of(const Envelope& e) {
   return n;
 }
 
+// A customer's visit of `conversation` (a Visit* or a const Visit*, as the customer is), or null.
+template <typename C>
+auto visit_of(C& c, const std::string& conversation) -> decltype(&c.visits.front()) {
+  for (auto it = c.visits.rbegin(); it != c.visits.rend(); ++it)
+    if (it->conversation == conversation) return &*it;
+  return nullptr;
+}
+
 void add_once(std::vector<std::string>& list, const std::string& item) {
   if (!item.empty() && std::find(list.begin(), list.end(), item) == list.end()) list.push_back(item);
 }
@@ -96,11 +104,11 @@ Journeys::Changes Journeys::take_touched() {
 
 std::optional<std::pair<std::string, json>> Journeys::visit_view(const std::string& customer,
                                                                  const std::string& conversation) const {
-  const Customer* c = find(customer);
-  if (!c) return std::nullopt;
-  for (auto it = c->visits.rbegin(); it != c->visits.rend(); ++it)
-    if (it->conversation == conversation) return std::pair{visit_key(customer, *it), it->to_json()};
-  return std::nullopt;
+  auto c = customers_.find(customer);
+  if (c == customers_.end()) return std::nullopt;
+  const Visit* v = visit_of(c->second, conversation);
+  if (!v) return std::nullopt;
+  return std::pair{visit_key(customer, *v), v->to_json()};
 }
 
 size_t Customer::open_conversations() const {
@@ -109,11 +117,7 @@ size_t Customer::open_conversations() const {
   return n;
 }
 
-Visit* Journeys::visit_of(Customer& c, const std::string& conversation) {
-  for (auto it = c.visits.rbegin(); it != c.visits.rend(); ++it)
-    if (it->conversation == conversation) return &*it;
-  return nullptr;
-}
+
 
 void Journeys::sweep(int64_t time_ms) {
   const int64_t day = time_ms / day_ms;

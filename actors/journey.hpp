@@ -114,7 +114,6 @@ class Journeys {
   size_t size() const { return customers_.size(); }
 
  private:
-  Visit* visit_of(Customer& c, const std::string& conversation);
   void touch(Customer& c, const Visit& v);
   // Drops a visit from memory, keeping its document if a projection still owes it.
   void forget(const Customer& c, const Visit& v);
