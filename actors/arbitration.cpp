@@ -70,7 +70,7 @@ Arbiter::Posterior Arbiter::posterior(const std::string& policy, const policy::A
   return p;
 }
 
-std::string Arbiter::learning_segment(const policy::Policy& p, const std::string& segment) const {
+std::string Arbiter::learning_segment(const policy::Policy& p, const std::string& segment) {
   return p.learn_by_segment ? segment : "all";
 }
 

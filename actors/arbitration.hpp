@@ -125,7 +125,7 @@ class Arbiter {
                       const std::string& learning_segment) const;
   static std::string tally_key(const std::string& policy, const std::string& action,
                                const std::string& segment);
-  std::string learning_segment(const policy::Policy& p, const std::string& segment) const;
+  static std::string learning_segment(const policy::Policy& p, const std::string& segment);
   json score(const InForce& f, const policy::Action& a, const std::string& segment,
              const Request& r) const;
   std::optional<json> contact_filter(const policy::Action& a, const std::string& policy,

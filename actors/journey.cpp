@@ -15,17 +15,14 @@ using routing::str;
 
 // A decision as the journey keeps it: the detail worth showing for its type.
 DecisionNote note_of(const Envelope& e) {
-  // The decision types a conversation has (a note points at its name; read-only, so shared
-  // by every partition's thread).
-  static const std::vector<std::string> types = {
-      "conversation.queued",    "conversation.offered",  "offer.timed_out",
-      "conversation.assigned",  "conversation.relaxed",  "conversation.overflowed",
-      "conversation.abandoned", "conversation.closed",   "conversation.preference_expired",
-      "arbitration.decided",    "decision"};
+  // A note points at the contract's name of its type (read-only: shared by every partition's
+  // thread); only decisions reach here, so the name is always found.
+  static const std::string unknown = "decision";
+  const auto& types = events::decision_types();
   DecisionNote n;
   n.id = e.id;
-  auto type = std::find(types.begin(), types.end() - 1, e.type);
-  n.type = &*type;  // "decision" for one not listed
+  auto type = std::find(types.begin(), types.end(), e.type);
+  n.type = type == types.end() ? &unknown : &*type;
   n.time_ms = e.time_ms;
   for (const char* key : {"action", "to_queue", "agent", "queue"}) {
     auto it = e.data.find(key);

@@ -111,7 +111,6 @@ class Journeys {
   // A conversation's document and its key in the journey view; nullopt when not in memory.
   std::optional<std::pair<std::string, json>> visit_view(const std::string& customer,
                                                          const std::string& conversation) const;
-  size_t size() const { return customers_.size(); }
 
  private:
   void touch(Customer& c, const Visit& v);

@@ -241,6 +241,15 @@ class Tenant {
   void release(Conversation& c);
   void unwait(Conversation& c);
   void wait(Conversation& c);
+  // Changes what decides a conversation's place in its queue (priority, agent preference),
+  // keeping it waiting if it was.
+  template <typename Change>
+  void rewait(Conversation& c, Change change) {
+    const bool waiting = c.state == conversation_state::queued;
+    if (waiting) unwait(c);
+    change();
+    if (waiting) wait(c);
+  }
   void schedule_relax(const Conversation& c);
   void apply_queue_config(const Envelope& e);
   void apply_agent_fact(const Envelope& e);

@@ -334,10 +334,7 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
     c.handoff_reason = str(d, "reason").empty() ? "handoff requested" : str(d, "reason");
     if (d.contains("attributes") && d["attributes"].is_object()) c.attributes.update(d["attributes"]);
   } else if (t == "conversation.priority_changed") {
-    const bool waiting = c.state == conversation_state::queued;
-    if (waiting) unwait(c);
-    c.priority = d["priority"].get<int>();
-    if (waiting) wait(c);
+    rewait(c, [&] { c.priority = d["priority"].get<int>(); });
   } else if (t == "offer.declined") {
     c.declined_by.insert(str(d, "agent"));
     missed_reset();
@@ -453,10 +450,7 @@ void Tenant::apply_decision(const Envelope& e) {
     c.relax_step = d.value("step", c.relax_step);
     schedule_relax(c);
   } else if (t == "conversation.preference_expired") {
-    const bool waiting = c.state == conversation_state::queued;
-    if (waiting) unwait(c);
-    c.preferred_agent.clear();
-    if (waiting) wait(c);
+    rewait(c, [&] { c.preferred_agent.clear(); });
     c.preferred_until_ms = -1;
   } else if (t == "conversation.abandoned") {
     unwait(c);
@@ -487,15 +481,14 @@ void Tenant::apply_arbitration(const Envelope& e, Conversation& c) {
   const json& d = e.data;
   c.decision = e.id;
   c.action = str(d, "action");
-  const json routing = d.value("routing", json::object());
-  c.arbitrated_queue = routing.is_object() ? routing.value("queue", std::string()) : std::string();
-  c.keep_with_bot = routing.is_object() && routing.value("keep_with_bot", false);
-  if (routing.is_object() && routing.contains("priority") && routing["priority"].is_number_integer()) {
-    const bool waiting = c.state == conversation_state::queued;
-    if (waiting) unwait(c);
-    c.priority = routing["priority"].get<int>();
-    if (waiting) wait(c);
-  }
+  static const json none = json::object();
+  auto found = d.find("routing");
+  const json& routing = found != d.end() && found->is_object() ? *found : none;
+  c.arbitrated_queue = str(routing, "queue");
+  c.keep_with_bot = routing.value("keep_with_bot", false);
+  auto priority = routing.find("priority");
+  if (priority != routing.end() && priority->is_number_integer())
+    rewait(c, [&] { c.priority = priority->get<int>(); });
 }
 
 // ---- views ----------------------------------------------------------------------------------

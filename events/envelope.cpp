@@ -169,15 +169,6 @@ const std::unordered_map<std::string, schema>& fact_schemas() {
   return schemas;
 }
 
-const std::vector<std::string>& decision_types() {
-  static const std::vector<std::string> types = {
-      "conversation.queued",   "conversation.offered",    "offer.timed_out",
-      "conversation.assigned", "conversation.relaxed",    "conversation.overflowed",
-      "conversation.abandoned", "conversation.closed",    "agent.went_offline",
-      "agent.went_away",       "conversation.preference_expired",
-      "arbitration.decided",   "event.refused"};
-  return types;
-}
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;
@@ -350,6 +341,16 @@ const std::string& string_or_empty(const json& j, const char* key) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& decision_types() {
+  static const std::vector<std::string> types = {
+      "conversation.queued",   "conversation.offered",    "offer.timed_out",
+      "conversation.assigned", "conversation.relaxed",    "conversation.overflowed",
+      "conversation.abandoned", "conversation.closed",    "agent.went_offline",
+      "agent.went_away",       "conversation.preference_expired",
+      "arbitration.decided",   "event.refused"};
+  return types;
+}
 
 json event_error::to_json() const {
   json j = {{"error", "invalid_event"}, {"id", id}, {"field", field}, {"reason", reason}};

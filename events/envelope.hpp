@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -43,6 +44,9 @@ struct event_error {
 };
 
 enum class event_kind { fact, decision, unknown };
+
+// Every decision type omniroute writes (the names live as long as the program).
+const std::vector<std::string>& decision_types();
 
 // Whether `type` is a fact (sent in), a decision (written by omniroute) or neither.
 event_kind kind_of(std::string_view type);
