@@ -119,10 +119,14 @@ JournalEntry PartitionProcessor::entry_of(const routing::Envelope& e, entry_kind
   return JournalEntry{kind, *e.seq, e.tenant, key, events::to_text(e)};
 }
 
-std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestRecord& rec) {
-  const bool too_deep = events::nesting_exceeds(rec.payload);
-  events::json j = too_deep ? events::json() : events::json::parse(rec.payload, nullptr, false);
-  auto parsed = too_deep || j.is_discarded()
+std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& rec) {
+  // The front door in this process may have handed over the envelope it validated; anything
+  // else (another producer, a record read back after a recovery) is parsed and validated here.
+  const bool handed = rec.parsed.has_value();
+  const bool too_deep = !handed && events::nesting_exceeds(rec.payload);
+  events::json j = handed || too_deep ? events::json() : events::json::parse(rec.payload, nullptr, false);
+  auto parsed = handed ? result<routing::Envelope, events::event_error>(std::move(*rec.parsed))
+                : too_deep || j.is_discarded()
                     ? result<routing::Envelope, events::event_error>(events::event_error{
                           "", "", too_deep ? "nested too deep" : "not JSON", std::nullopt})
                     : events::parse_fact(std::move(j));  // moves only data out of j
@@ -167,7 +171,11 @@ std::optional<JournalRecord> PartitionProcessor::decide(const events::IngestReco
     const entry_kind kind = outcome.fact == i                ? entry_kind::fact
                             : e.type == "event.refused"      ? entry_kind::refusal
                                                              : entry_kind::decision;
-    r.entries.push_back(entry_of(e, kind, kind == entry_kind::decision ? e.id : id));
+    // A handed-over fact's text is the payload with its seq spliced in.
+    if (kind == entry_kind::fact && handed)
+      r.entries.push_back(JournalEntry{kind, *e.seq, e.tenant, id, events::to_text(e, rec.payload)});
+    else
+      r.entries.push_back(entry_of(e, kind, kind == entry_kind::decision ? e.id : id));
     if (kind != entry_kind::refusal) {
       state_.intervals.apply(e);
       state_.schedules.apply(e);
@@ -199,7 +207,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   std::vector<JournalRecord> records;
   std::vector<int64_t> appended_us;  // of each record's ingest record, for latency
   records.reserve(ingest.size());
-  for (const auto& rec : ingest) {
+  for (auto& rec : ingest) {
     if (auto r = decide(rec)) {
       records.push_back(std::move(*r));
       appended_us.push_back(rec.appended_us);

@@ -78,8 +78,8 @@ class PartitionProcessor {
 
  private:
   // The journal record one ingest record leads to, or nothing (a duplicate, or a record that
-  // names no tenant and id to refuse).
-  std::optional<events::JournalRecord> decide(const events::IngestRecord& rec);
+  // names no tenant and id to refuse). Takes the record's parsed envelope, if it has one.
+  std::optional<events::JournalRecord> decide(events::IngestRecord& rec);
   // Writes the views owed since the last projection, with the applied position.
   Status project();
   events::JournalEntry entry_of(const routing::Envelope& e, events::entry_kind kind,

@@ -2,6 +2,8 @@
 #include <algorithm>
 
 #include "actors/routing.hpp"
+
+#include <iterator>
 #include "actors/routing_subjects.hpp"
 #include "events/time.hpp"
 
@@ -46,9 +48,11 @@ Outcome Tenant::handle(Envelope fact) {
   fact.seq = seq_no{next_seq_};
   fact.cause.clear();
   apply(fact);
+  std::vector<Envelope> decisions;  // decide() only appends: the fact goes before them, moved
+  decide(fact, decisions);
   out.fact = out.entries.size();
-  out.entries.push_back(fact);
-  decide(fact, out.entries);
+  out.entries.push_back(std::move(fact));
+  std::move(decisions.begin(), decisions.end(), std::back_inserter(out.entries));
   return out;
 }
 

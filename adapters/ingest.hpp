@@ -22,7 +22,10 @@ struct IngestResult {
 // Appends the events that are not duplicates, one append per partition, and answers per event
 // in the order given. On an append failure some partitions may already hold their events;
 // sending the same events again is safe, since their ids are idempotency keys.
+//
+// The accepted envelopes' data is handed to the log with them (EventLog::append_validated), so
+// their `data` is left null; id, type, tenant and time stay for the caller's answer.
 result<std::vector<IngestResult>> ingest(events::EventLog& log, const projections::Store& store,
-                                         const std::vector<events::Envelope>& envs);
+                                         std::vector<events::Envelope>& envs);
 
 }  // namespace omniroute::adapters

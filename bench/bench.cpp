@@ -10,8 +10,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <iostream>
 #include <thread>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "events/time.hpp"
 #include "ops/server.hpp"
@@ -60,6 +66,39 @@ std::vector<std::string> make_events(size_t n, std::vector<std::pair<std::string
   return out;
 }
 
+// CPU time (user + system) this process has used so far, in seconds.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU seconds of this process's live threads but the main one, by name: "caf.*" (the actor
+// system: partition hosts), "rocksdb:*" (flushes, compactions), the rest (HTTP server threads).
+std::map<std::string, double> cpu_by_thread_kind() {
+  std::map<std::string, double> out;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (task.path().filename() == std::to_string(::getpid())) continue;
+    std::ifstream f(task.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const size_t open = text.find('('), close = text.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    const std::string name = text.substr(open + 1, close - open - 1);
+    std::istringstream rest(text.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i)
+      if (i >= 14) ticks += std::stod(field);  // utime, stime
+    const std::string kind = name.rfind("caf.", 0) == 0       ? "actors"
+                             : name.rfind("rocksdb:", 0) == 0 ? "rocksdb"
+                                                              : "http";
+    out[kind] += ticks / tick;
+  }
+  return out;
+}
+
 double parse_rate(const std::vector<std::string>& texts) {
   double best = 0;
   for (int round = 0; round < 3; ++round) {
@@ -104,6 +143,7 @@ double e2e_rate(const std::vector<std::string>& texts,
       }
   }
   const int port = (*server)->port();
+  const double cpu0 = cpu_seconds();
   auto t0 = clock_type::now();
   std::vector<std::thread> senders;
   for (size_t c = 0; c < clients; ++c)
@@ -125,8 +165,16 @@ double e2e_rate(const std::vector<std::string>& texts,
     while (!store.seq_of(tenant, id)) store.wait_for_change(store.changes(), std::chrono::milliseconds(100));
   auto done = clock_type::now();
   double secs = std::chrono::duration<double>(done - t0).count();
-  std::printf("  ingest acknowledged after %.3f s, journaled and projected after %.3f s\n",
-              std::chrono::duration<double>(ingested - t0).count(), secs);
+  const double cpu = cpu_seconds() - cpu0;
+  const auto by_kind = cpu_by_thread_kind();
+  std::printf("  ingest acknowledged after %.3f s, journaled and projected after %.3f s; "
+              "CPU %.1f µs per event (server and clients, all threads)\n",
+              std::chrono::duration<double>(ingested - t0).count(), secs,
+              cpu * 1e6 / static_cast<double>(texts.size()));
+  std::printf("  CPU µs per event by thread:");
+  for (const auto& [kind, secs_used] : by_kind)
+    std::printf(" %s %.1f", kind.c_str(), secs_used * 1e6 / static_cast<double>(texts.size()));
+  std::printf(" (the HTTP clients: the rest)\n");
   (*server)->stop();
   server->reset();
   std::filesystem::remove_all(dir);

@@ -105,6 +105,18 @@ constexpr size_t tail_bytes = 8 << 20;
 
 Status EmbeddedLog::append_ingest(partition_id p, const std::vector<std::string>& payloads,
                                   std::vector<ingest_offset>* offsets) {
+  return append(p, payloads, nullptr, offsets);
+}
+
+Status EmbeddedLog::append_validated(partition_id p, const std::vector<std::string>& payloads,
+                                     std::vector<Envelope>&& envelopes,
+                                     std::vector<ingest_offset>* offsets) {
+  if (envelopes.size() != payloads.size()) return count_mismatch(payloads, envelopes);
+  return append(p, payloads, &envelopes, offsets);
+}
+
+Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& payloads,
+                           std::vector<Envelope>* envelopes, std::vector<ingest_offset>* offsets) {
   Partition* part = this->part(p);
   if (!part) return Status::error("no ingest partition " + std::to_string(p.value()));
   const int64_t now_us = wall_clock_us();
@@ -128,11 +140,13 @@ Status EmbeddedLog::append_ingest(partition_id p, const std::vector<std::string>
   }
   if (part->tail.empty()) part->tail_start = part->ingest_end;
   for (size_t i = 0; i < payloads.size(); ++i) {
-    part->tail.push_back(IngestRecord{ingest_offset{part->ingest_end + static_cast<int64_t>(i)}, now_us, payloads[i]});
-    part->tail_bytes += payloads[i].size();
+    part->tail.push_back(IngestRecord{ingest_offset{part->ingest_end + static_cast<int64_t>(i)}, now_us, payloads[i], std::nullopt});
+    // A parsed envelope takes about three times its text (counted as such, with its text).
+    if (envelopes) part->tail.back().parsed = std::move((*envelopes)[i]);
+    part->tail_bytes += payloads[i].size() * (envelopes ? 4 : 1);
   }
   while (part->tail.size() > tail_records || part->tail_bytes > tail_bytes) {
-    part->tail_bytes -= part->tail.front().payload.size();
+    part->tail_bytes -= part->tail.front().payload.size() * (part->tail.front().parsed ? 4 : 1);
     part->tail.pop_front();
     ++part->tail_start;
   }
@@ -152,8 +166,12 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
     end = part->ingest_end;
     if (end > from.value() && from.value() >= part->tail_start && !part->tail.empty()) {
       const int64_t upto = std::min<int64_t>(end, from.value() + static_cast<int64_t>(max));
-      for (int64_t o = from.value(); o < upto; ++o)
-        out.push_back(part->tail[static_cast<size_t>(o - part->tail_start)]);
+      for (int64_t o = from.value(); o < upto; ++o) {
+        IngestRecord& r = part->tail[static_cast<size_t>(o - part->tail_start)];
+        out.push_back(IngestRecord{r.offset, r.appended_us, r.payload, std::move(r.parsed)});
+        if (out.back().parsed) part->tail_bytes -= 3 * r.payload.size();
+        r.parsed.reset();  // handed over once; a second read (after a recovery) parses
+      }
       return Status::ok();
     }
   }
@@ -174,7 +192,7 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
                            " is corrupt at offset " + std::to_string(expect));
     out.push_back(IngestRecord{ingest_offset{offset},
                                static_cast<int64_t>(get_be({v.data(), v.size()}, 0, 8)),
-                               std::string(v.data() + 8, v.size() - 8)});
+                               std::string(v.data() + 8, v.size() - 8), std::nullopt});
     ++expect;
   }
   if (!it->status().ok()) return Status::error("ingest read failed: " + it->status().ToString());

@@ -34,6 +34,9 @@ class EmbeddedLog final : public EventLog {
   int partitions() const override { return static_cast<int>(parts_.size()); }
   Status append_ingest(partition_id p, const std::vector<std::string>& payloads,
                        std::vector<ingest_offset>* offsets) override;
+  Status append_validated(partition_id p, const std::vector<std::string>& payloads,
+                          std::vector<Envelope>&& envelopes,
+                          std::vector<ingest_offset>* offsets) override;
   Status read_ingest(partition_id p, ingest_offset from, size_t max,
                      std::chrono::milliseconds wait, std::vector<IngestRecord>& out) override;
   result<ingest_offset> ingest_end(partition_id p) override;
@@ -60,6 +63,8 @@ class EmbeddedLog final : public EventLog {
     int64_t journal_end = 0;
   };
   EmbeddedLog(EmbeddedHandles h, int partitions, bool sync);
+  Status append(partition_id p, const std::vector<std::string>& payloads,
+                std::vector<Envelope>* envelopes, std::vector<ingest_offset>* offsets);
   Partition* part(partition_id p);
 
   EmbeddedHandles h_;

@@ -514,10 +514,8 @@ json to_json(const Envelope& e) {
   return j;
 }
 
-namespace {
-
-// Appends `s` as a JSON string (the escaping nlohmann's dump uses for UTF-8 input).
-void append_quoted(std::string& out, const std::string& s) {
+// The escaping nlohmann's dump uses for UTF-8 input.
+void append_quoted(std::string& out, std::string_view s) {
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
@@ -540,8 +538,6 @@ void append_quoted(std::string& out, const std::string& s) {
   }
   out.push_back('"');
 }
-
-}  // namespace
 
 // The same text as to_json(e).dump() (keys in order), without copying `data` into a new tree.
 std::string to_text(const Envelope& e) {
@@ -568,6 +564,22 @@ std::string to_text(const Envelope& e) {
   out += "\",\"type\":";
   append_quoted(out, e.type);
   out += '}';
+  return out;
+}
+
+std::string to_text(const Envelope& e, std::string_view canonical) {
+  // The seq goes before the top-level "tenant" key, the last unescaped `,"tenant":` in the
+  // text: only the tenant, time and type values follow it, and quotes in them are escaped.
+  static constexpr std::string_view tenant_key = ",\"tenant\":";
+  const size_t at = canonical.rfind(tenant_key);
+  if (!e.seq || !e.cause.empty() || at == std::string_view::npos) return to_text(e);
+  const std::string n = std::to_string(e.seq->value());
+  std::string out;
+  out.reserve(canonical.size() + 7 + n.size());
+  out.append(canonical.substr(0, at));
+  out += ",\"seq\":";
+  out += n;
+  out.append(canonical.substr(at));
   return out;
 }
 

@@ -65,6 +65,11 @@ result<Envelope, event_error> read_envelope_text(std::string_view text);
 // time formatted as RFC 3339 UTC milliseconds.
 json to_json(const Envelope& e);
 std::string to_text(const Envelope& e);
+// Appends `s` as a JSON string, escaped as nlohmann's dump escapes it.
+void append_quoted(std::string& out, std::string_view s);
+// to_text(e) for a fact e with a seq and no cause, given `canonical` = to_text of e without its
+// seq (the fact as the front door wrote it): spliced, without serializing `data` again.
+std::string to_text(const Envelope& e, std::string_view canonical);
 
 // Deepest nesting of arrays and objects accepted in a request body (a batch array, the
 // envelope and its data take three levels). Deeper documents are refused before parsing:

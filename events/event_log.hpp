@@ -6,10 +6,12 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "events/envelope.hpp"
 #include "events/journal.hpp"
 #include "events/types.hpp"
 
@@ -19,6 +21,10 @@ struct IngestRecord {
   ingest_offset offset;
   int64_t appended_us = 0;  // wall clock when it was appended (for latency metrics only)
   std::string payload;      // canonical envelope JSON
+  // The validated envelope `payload` is the canonical text of (to_text), when its writer in
+  // this process handed it over with append_validated and the engine passes it on (embedded:
+  // to the first read from its in-memory tail). Spares the reader a parse; absent otherwise.
+  std::optional<Envelope> parsed;
 };
 
 // The right to write one journal partition, obtained by claim().
@@ -52,6 +58,17 @@ class EventLog {
   virtual Status append_ingest(partition_id p, const std::vector<std::string>& payloads,
                                std::vector<ingest_offset>* offsets) = 0;
 
+  // append_ingest of validated envelopes: payloads[i] must be to_text(envelopes[i]), one
+  // envelope per payload (else nothing is appended). An engine may hand the envelopes to this
+  // process's reader (IngestRecord::parsed); the default, and the kafka engine, append the
+  // payloads alone.
+  virtual Status append_validated(partition_id p, const std::vector<std::string>& payloads,
+                                  std::vector<Envelope>&& envelopes,
+                                  std::vector<ingest_offset>* offsets) {
+    if (envelopes.size() != payloads.size()) return count_mismatch(payloads, envelopes);
+    return append_ingest(p, payloads, offsets);
+  }
+
   // Reads up to `max` records of partition p from offset `from` on, waiting up to `wait` for
   // the first one. An empty result after the wait is not an error.
   virtual Status read_ingest(partition_id p, ingest_offset from, size_t max,
@@ -82,6 +99,13 @@ class EventLog {
 
   // Joins the set of processes that share the partitions.
   virtual result<std::unique_ptr<Membership>> join() = 0;
+
+  // The error append_validated answers when the counts differ.
+  static Status count_mismatch(const std::vector<std::string>& payloads,
+                               const std::vector<Envelope>& envelopes) {
+    return Status::error("append_validated: " + std::to_string(payloads.size()) +
+                         " payloads but " + std::to_string(envelopes.size()) + " envelopes");
+  }
 
   // "embedded (path, N partitions)" or "kafka (brokers, topics)".
   virtual std::string describe() const = 0;

@@ -384,7 +384,8 @@ Status KafkaLog::read_ingest(partition_id p, ingest_offset from, size_t max,
     rd_kafka_timestamp_type_t type;
     int64_t ts_ms = rd_kafka_message_timestamp(m, &type);
     out.push_back(IngestRecord{ingest_offset{m->offset}, ts_ms * 1000,
-                               std::string(static_cast<const char*>(m->payload), m->len)});
+                               std::string(static_cast<const char*>(m->payload), m->len),
+                               std::nullopt});
     rd_kafka_message_destroy(m);
   }
   return s;

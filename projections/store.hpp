@@ -7,6 +7,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <iterator>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -96,6 +97,9 @@ class Store {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> cfs_;
+  // The views' handles by view, and the applied positions' (looked up on every write).
+  rocksdb::ColumnFamilyHandle* view_cfs_[std::size(all_views)] = {};
+  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   mutable std::mutex change_mu_;
   mutable std::condition_variable changed_;
   uint64_t changes_ = 0;

@@ -32,10 +32,31 @@ TEST_CASE("RFC 3339 timestamps parse to UTC milliseconds and format back") {
   CHECK(parse_rfc3339_ms("2024-02-29T00:00:00Z").has_value());
   CHECK(format_rfc3339_ms(1795168800123) == "2026-11-20T10:00:00.123Z");
   CHECK(format_rfc3339_ms(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(format_rfc3339_ms(-1) == "1969-12-31T23:59:59.999Z");
+  CHECK(format_rfc3339_ms(951782400007) == "2000-02-29T00:00:00.007Z");
+  CHECK(format_rfc3339_ms(253402300799999) == "9999-12-31T23:59:59.999Z");
+  CHECK(format_rfc3339_ms(253402300800000) == "10000-01-01T00:00:00.000Z");
+  for (int64_t ms : {int64_t{0}, int64_t{-62135596800000}, int64_t{1795168800123}, int64_t{4102444799001}})
+    CHECK(parse_rfc3339_ms(format_rfc3339_ms(ms)) == ms);
   for (const char* bad : {"", "2026-11-20", "2026-11-20T10:00:00", "2026-13-01T00:00:00Z",
                           "2025-02-29T00:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20T10:00:00.Z",
                           "2026-11-20T10:00:00Zjunk", "20261120T100000Z"})
     CHECK_MESSAGE(!parse_rfc3339_ms(bad).has_value(), bad);
+}
+
+TEST_CASE("a fact's journal text is its front-door text with the seq spliced in") {
+  json j = started();
+  j["data"]["meta"] = {{"tenant", "x"}, {"id", "y"}, {"s", ",\"tenant\":\"z\",\"time\":"}};
+  j["id"] = "web-\"tenant\":-1";
+  auto e = parse_fact(j);
+  REQUIRE(e.has_value());
+  const std::string canonical = to_text(*e);
+  for (uint64_t seq : {uint64_t{0}, uint64_t{7}, uint64_t{123456789012}}) {
+    e->seq = seq_no{seq};
+    CHECK(to_text(*e, canonical) == to_text(*e));
+  }
+  e->cause = "because";  // not a front-door fact: written in full
+  CHECK(to_text(*e, canonical) == to_text(*e));
 }
 
 TEST_CASE("a valid fact parses, keeps unknown data fields and round-trips canonically") {

@@ -123,6 +123,44 @@ void ingest_appends_and_reads_in_order(Engine& engine) {
   CHECK_FALSE(log->append_ingest(partition_id{7}, payloads, nullptr));
 }
 
+// Validated appends read back as their text; an engine that hands the envelope over gives
+// exactly the envelope the text is of, and only once.
+size_t validated_appends_read_back_as_their_text(Engine& engine) {
+  auto log = engine.open();
+  std::vector<std::string> payloads;
+  std::vector<Envelope> envelopes;
+  for (int i = 0; i < 20; ++i) {
+    Envelope e;
+    e.id = "v" + std::to_string(i);
+    e.type = "conversation.message";
+    e.tenant = "acme";
+    e.time_ms = 1795168800000 + i;
+    e.data = {{"conversation", "c"}, {"from", "customer"}, {"text", "n\u00e9 " + std::to_string(i)}};
+    payloads.push_back(to_text(e));
+    envelopes.push_back(std::move(e));
+  }
+  REQUIRE(log->append_validated(partition_id{2}, payloads, std::move(envelopes), nullptr));
+  auto first = read_n(*log, partition_id{2}, 0, 20);
+  REQUIRE(first.size() == 20);
+  size_t handed = 0;
+  for (int i = 0; i < 20; ++i) {
+    CHECK(first[i].payload == payloads[i]);
+    if (first[i].parsed) {
+      ++handed;
+      CHECK(to_text(*first[i].parsed) == payloads[i]);
+    }
+  }
+  for (const auto& again : read_n(*log, partition_id{2}, 0, 20)) {
+    CHECK_FALSE(again.parsed.has_value());  // handed over once at most
+    CHECK(again.payload == payloads[static_cast<size_t>(again.offset.value())]);
+  }
+  // One envelope per payload, or nothing is appended.
+  std::vector<Envelope> one(1);
+  CHECK_FALSE(log->append_validated(partition_id{2}, payloads, std::move(one), nullptr));
+  CHECK(log->ingest_end(partition_id{2})->value() == 20);
+  return handed;
+}
+
 void journal_survives_restart_with_resume_offset(Engine& engine) {
   {
     auto log = engine.open();
@@ -192,6 +230,11 @@ void membership_assigns_every_partition(Engine& engine) {
 
 }  // namespace
 
+TEST_CASE("embedded: the in-process reader gets validated envelopes without parsing them") {
+  EmbeddedEngine engine;
+  CHECK(validated_appends_read_back_as_their_text(engine) == 20);
+}
+
 #define CONFORMANCE(name, fn)                          \
   TEST_CASE("embedded: " name) {                       \
     EmbeddedEngine engine;                             \
@@ -203,6 +246,7 @@ void membership_assigns_every_partition(Engine& engine) {
   }
 
 CONFORMANCE("ingest appends and reads in order", ingest_appends_and_reads_in_order)
+CONFORMANCE("validated appends read back as their text", validated_appends_read_back_as_their_text)
 CONFORMANCE("journal survives a restart with its resume offset",
             journal_survives_restart_with_resume_offset)
 CONFORMANCE("a zombie writer cannot fork history", a_zombie_writer_cannot_fork_history)
