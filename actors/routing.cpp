@@ -1,9 +1,8 @@
 // Deciding: checks on facts, timers, dispatch. State changes live in routing_state.cpp.
 #include <algorithm>
+#include <iterator>
 
 #include "actors/routing.hpp"
-
-#include <iterator>
 #include "actors/routing_subjects.hpp"
 #include "events/time.hpp"
 

@@ -101,6 +101,9 @@ namespace {
 // The in-memory tail of each ingest partition keeps at most this much.
 constexpr size_t tail_records = 16384;
 constexpr size_t tail_bytes = 8 << 20;
+// What a tail record counts against tail_bytes: its text, and about three times that for a
+// parsed envelope held beside it.
+size_t tail_weight(const IngestRecord& r) { return r.payload.size() * (r.parsed ? 4 : 1); }
 }  // namespace
 
 Status EmbeddedLog::append_ingest(partition_id p, const std::vector<std::string>& payloads,
@@ -141,12 +144,11 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
   if (part->tail.empty()) part->tail_start = part->ingest_end;
   for (size_t i = 0; i < payloads.size(); ++i) {
     part->tail.push_back(IngestRecord{ingest_offset{part->ingest_end + static_cast<int64_t>(i)}, now_us, payloads[i], std::nullopt});
-    // A parsed envelope takes about three times its text (counted as such, with its text).
     if (envelopes) part->tail.back().parsed = std::move((*envelopes)[i]);
-    part->tail_bytes += payloads[i].size() * (envelopes ? 4 : 1);
+    part->tail_bytes += tail_weight(part->tail.back());
   }
   while (part->tail.size() > tail_records || part->tail_bytes > tail_bytes) {
-    part->tail_bytes -= part->tail.front().payload.size() * (part->tail.front().parsed ? 4 : 1);
+    part->tail_bytes -= tail_weight(part->tail.front());
     part->tail.pop_front();
     ++part->tail_start;
   }
@@ -167,10 +169,12 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
     if (end > from.value() && from.value() >= part->tail_start && !part->tail.empty()) {
       const int64_t upto = std::min<int64_t>(end, from.value() + static_cast<int64_t>(max));
       for (int64_t o = from.value(); o < upto; ++o) {
+        // The envelope is handed over once; a second read (after a recovery) parses.
         IngestRecord& r = part->tail[static_cast<size_t>(o - part->tail_start)];
+        part->tail_bytes -= tail_weight(r);
         out.push_back(IngestRecord{r.offset, r.appended_us, r.payload, std::move(r.parsed)});
-        if (out.back().parsed) part->tail_bytes -= 3 * r.payload.size();
-        r.parsed.reset();  // handed over once; a second read (after a recovery) parses
+        r.parsed.reset();
+        part->tail_bytes += tail_weight(r);
       }
       return Status::ok();
     }
