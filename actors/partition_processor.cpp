@@ -19,6 +19,21 @@ routing::Tenant& tenant_of(std::map<std::string, routing::Tenant>& tenants,
   return it->second;
 }
 
+// The fact an ingest record holds: the envelope the front door in this process validated and
+// handed over, or else (another producer, a record read back after a recovery) the payload
+// parsed and validated here. `j` keeps what was parsed, to name a refusal by.
+result<routing::Envelope, events::event_error> fact_of(events::IngestRecord& rec, events::json& j) {
+  using parsed_fact = result<routing::Envelope, events::event_error>;
+  if (rec.parsed) return parsed_fact(std::move(*rec.parsed));
+  auto bad = [](const char* reason) {
+    return parsed_fact(events::event_error{"", "", reason, std::nullopt});
+  };
+  if (events::nesting_exceeds(rec.payload)) return bad("nested too deep");
+  j = events::json::parse(rec.payload, nullptr, false);
+  if (j.is_discarded()) return bad("not JSON");
+  return events::parse_fact(std::move(j));  // moves only data out of j
+}
+
 }  // namespace
 
 void project_touched(PartitionState& state, projections::ViewBatch& batch,
@@ -115,21 +130,16 @@ Status PartitionProcessor::recover() {
 }
 
 JournalEntry PartitionProcessor::entry_of(const routing::Envelope& e, entry_kind kind,
-                                          const std::string& key) const {
-  return JournalEntry{kind, *e.seq, e.tenant, key, events::to_text(e)};
+                                          const std::string& key,
+                                          std::string_view canonical) const {
+  return JournalEntry{kind, *e.seq, e.tenant, key,
+                      canonical.empty() ? events::to_text(e) : events::to_text(e, canonical)};
 }
 
 std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& rec) {
-  // The front door in this process may have handed over the envelope it validated; anything
-  // else (another producer, a record read back after a recovery) is parsed and validated here.
   const bool handed = rec.parsed.has_value();
-  const bool too_deep = !handed && events::nesting_exceeds(rec.payload);
-  events::json j = handed || too_deep ? events::json() : events::json::parse(rec.payload, nullptr, false);
-  auto parsed = handed ? result<routing::Envelope, events::event_error>(std::move(*rec.parsed))
-                : too_deep || j.is_discarded()
-                    ? result<routing::Envelope, events::event_error>(events::event_error{
-                          "", "", too_deep ? "nested too deep" : "not JSON", std::nullopt})
-                    : events::parse_fact(std::move(j));  // moves only data out of j
+  events::json j;
+  auto parsed = fact_of(rec, j);
   std::string tenant, id, type;
   if (parsed) {
     tenant = parsed->tenant, id = parsed->id, type = parsed->type;
@@ -172,10 +182,8 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
                             : e.type == "event.refused"      ? entry_kind::refusal
                                                              : entry_kind::decision;
     // A handed-over fact's text is the payload with its seq spliced in.
-    if (kind == entry_kind::fact && handed)
-      r.entries.push_back(JournalEntry{kind, *e.seq, e.tenant, id, events::to_text(e, rec.payload)});
-    else
-      r.entries.push_back(entry_of(e, kind, kind == entry_kind::decision ? e.id : id));
+    r.entries.push_back(entry_of(e, kind, kind == entry_kind::decision ? e.id : id,
+                                 kind == entry_kind::fact && handed ? rec.payload : std::string_view()));
     if (kind != entry_kind::refusal) {
       state_.intervals.apply(e);
       state_.schedules.apply(e);

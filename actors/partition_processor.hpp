@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -82,8 +83,9 @@ class PartitionProcessor {
   std::optional<events::JournalRecord> decide(events::IngestRecord& rec);
   // Writes the views owed since the last projection, with the applied position.
   Status project();
+  // With `canonical` (the front-door text of a fact), the entry's text splices the seq into it.
   events::JournalEntry entry_of(const routing::Envelope& e, events::entry_kind kind,
-                                const std::string& key) const;
+                                const std::string& key, std::string_view canonical = {}) const;
   void report_lag(ingest_offset next);
   Status send_due_ticks();
 

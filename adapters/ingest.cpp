@@ -12,9 +12,12 @@ result<std::vector<IngestResult>> ingest(events::EventLog& log, const projection
   for (const auto& e : envs) keys.emplace_back(e.tenant, e.id);
   const auto known = store.seqs_of(keys);
   std::vector<IngestResult> results(envs.size());
-  std::map<int32_t, std::vector<std::string>> payloads;
-  std::map<int32_t, std::vector<events::Envelope>> handed;
-  std::map<int32_t, std::vector<size_t>> slots;
+  struct PartitionBatch {
+    std::vector<std::string> texts;
+    std::vector<events::Envelope> envelopes;  // handed to the log with their texts
+    std::vector<size_t> slots;                // where each one is in `envs`
+  };
+  std::map<int32_t, PartitionBatch> batches;
   std::set<std::pair<std::string, std::string>> in_batch;
   for (size_t i = 0; i < envs.size(); ++i) {
     IngestResult& r = results[i];
@@ -25,19 +28,19 @@ result<std::vector<IngestResult>> ingest(events::EventLog& log, const projection
       r.duplicate = true;
     } else {
       r.partition = log.partition_of(envs[i].tenant);
-      payloads[r.partition.value()].push_back(events::to_text(envs[i]));
-      slots[r.partition.value()].push_back(i);
+      PartitionBatch& b = batches[r.partition.value()];
+      b.texts.push_back(events::to_text(envs[i]));
+      b.slots.push_back(i);
       const events::Envelope& e = envs[i];
-      handed[r.partition.value()].push_back(
+      b.envelopes.push_back(
           events::Envelope{e.id, e.type, e.tenant, e.time_ms, std::move(envs[i].data), e.seq, e.cause});
     }
   }
-  for (auto& [p, texts] : payloads) {
+  for (auto& [p, b] : batches) {
     std::vector<ingest_offset> offsets;
-    if (Status s = log.append_validated(partition_id{p}, texts, std::move(handed[p]), &offsets); !s)
+    if (Status s = log.append_validated(partition_id{p}, b.texts, std::move(b.envelopes), &offsets); !s)
       return s;
-    const auto& idx = slots[p];
-    for (size_t k = 0; k < idx.size(); ++k) results[idx[k]].offset = offsets[k];
+    for (size_t k = 0; k < b.slots.size(); ++k) results[b.slots[k]].offset = offsets[k];
   }
   return results;
 }
