@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/merge_operator.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 
 #include <cinttypes>
@@ -116,12 +118,22 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   for (const char* n : log_cfs) descs.emplace_back(n, cf_options());
   for (view v : all_views) {
     descs.emplace_back(name_of(v), cf_options());
-    if (v == view::intervals) descs.back().options.merge_operator = std::make_shared<AddCounters>();
+    rocksdb::ColumnFamilyOptions& o = descs.back().options;
+    if (v == view::intervals) o.merge_operator = std::make_shared<AddCounters>();
     if (v == view::ids) {
       // Every new event's id is looked up twice (front door and partition host), and almost
       // always missing: a bloom filter in front of the memtable answers those without a search.
-      descs.back().options.memtable_prefix_bloom_size_ratio = 0.05;
-      descs.back().options.memtable_whole_key_filtering = true;
+      o.memtable_prefix_bloom_size_ratio = 0.05;
+      o.memtable_whole_key_filtering = true;
+    }
+    if (v == view::ids || v == view::conversations || v == view::customers) {
+      // Read by whole key only (and in full by digests(), in total order), and written about
+      // once per event: a hash of small skiplists instead of one large skiplist makes an insert
+      // and a lookup a bucket's work instead of a search through every key in the memtable.
+      // Measured on the ingest benchmark (median of 5): partition host 20.6 -> 17.5 µs per
+      // event, front door 6.6 -> 5.6 µs. The prefix is the whole key.
+      o.prefix_extractor.reset(rocksdb::NewNoopTransform());
+      o.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(200000));
     }
   }
   descs.emplace_back(view_meta, cf_options());
@@ -308,7 +320,9 @@ json Store::digests() const {
       }
     };
     uint64_t count = 0;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(v)));
+    rocksdb::ReadOptions ro;
+    ro.total_order_seek = true;  // a hashed memtable iterates by prefix unless told otherwise
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(v)));
     for (it->SeekToFirst(); it->Valid(); it->Next(), ++count) {
       std::string sizes;
       put_be(sizes, it->key().size(), 4);
