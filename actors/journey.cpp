@@ -49,35 +49,49 @@ void add_once(std::vector<std::string>& list, const std::string& item) {
 
 }  // namespace
 
-json Features::to_json() const {
-  return {{"contacts_7d", contacts_7d},
-          {"contacts_30d", contacts_30d},
-          {"repeat_contact_24h", repeat_contact_24h},
-          {"mean_csat", mean_csat ? json(*mean_csat) : json(nullptr)},
-          {"open_conversations", open_conversations},
-          {"last_channel", last_channel.empty() ? json(nullptr) : json(last_channel)}};
+void Features::add_to(events::ObjectText& o) const {
+  o.integer("contacts_7d", contacts_7d)
+      .integer("contacts_30d", contacts_30d)
+      .boolean("repeat_contact_24h", repeat_contact_24h)
+      .integer("open_conversations", open_conversations);
+  if (mean_csat) o.number("mean_csat", *mean_csat);
+  else o.null("mean_csat");
+  if (last_channel.empty()) o.null("last_channel");
+  else o.text("last_channel", last_channel);
 }
 
-json Visit::to_json() const {
-  json j = {{"conversation", conversation},
-            {"channel", channel},
-            {"started_at", events::format_rfc3339_ms(started_ms)},
-            {"queues", queues},
-            {"agents", agents},
-            {"wait_s", static_cast<double>(waited_ms) / 1000.0},
-            {"outcome", outcome},
-            {"repeat_contact_24h", repeat_contact_24h},
-            {"decisions", json::array()}};
-  if (!intent.empty()) j["intent"] = intent;
-  if (ended_ms >= 0) j["ended_at"] = events::format_rfc3339_ms(ended_ms);
-  if (!ended_by.empty()) j["ended_by"] = ended_by;
-  if (csat) j["csat"] = *csat;
+json Features::to_json() const {
+  events::ObjectText o;
+  add_to(o);
+  return json::parse(o.str());
+}
+
+std::string Visit::to_text() const {
+  using events::format_rfc3339_ms;
+  events::ObjectText o;
+  o.text("conversation", conversation)
+      .text("channel", channel)
+      .text("started_at", format_rfc3339_ms(started_ms))
+      .texts("queues", queues)
+      .texts("agents", agents)
+      .number("wait_s", static_cast<double>(waited_ms) / 1000.0)
+      .text("outcome", outcome)
+      .boolean("repeat_contact_24h", repeat_contact_24h);
+  if (!intent.empty()) o.text("intent", intent);
+  if (ended_ms >= 0) o.text("ended_at", format_rfc3339_ms(ended_ms));
+  if (!ended_by.empty()) o.text("ended_by", ended_by);
+  if (csat) o.number("csat", *csat);
+  std::string list = "[";
   for (const auto& d : decisions) {
-    json n = {{"id", d.id}, {"type", *d.type}, {"time", events::format_rfc3339_ms(d.time_ms)}};
-    if (d.detail_key) n[d.detail_key] = d.detail;
-    j["decisions"].push_back(std::move(n));
+    events::ObjectText n;
+    n.text("id", d.id).text("type", *d.type).text("time", format_rfc3339_ms(d.time_ms));
+    if (d.detail_key) n.text(d.detail_key, d.detail);
+    if (list.size() > 1) list += ',';
+    list += n.str();
   }
-  return j;
+  list += ']';
+  o.raw("decisions", list);
+  return o.str();
 }
 
 std::string Journeys::visit_key(const std::string& customer, const Visit& v) {
@@ -92,20 +106,27 @@ void Journeys::touch(Customer& c, const Visit& v) {
 }
 
 void Journeys::forget(const Customer& c, const Visit& v) {
-  if (touched_visits_.erase({c.id, v.conversation})) forgotten_[visit_key(c.id, v)] = v.to_json();
+  if (touched_visits_.erase({c.id, v.conversation})) forgotten_[visit_key(c.id, v)] = v.to_text();
 }
 
 Journeys::Changes Journeys::take_touched() {
   return {std::exchange(touched_, {}), std::exchange(touched_visits_, {}), std::exchange(forgotten_, {})};
 }
 
-std::optional<std::pair<std::string, json>> Journeys::visit_view(const std::string& customer,
-                                                                 const std::string& conversation) const {
+std::optional<std::pair<std::string, std::string>> Journeys::visit_text(
+    const std::string& customer, const std::string& conversation) const {
   auto c = customers_.find(customer);
   if (c == customers_.end()) return std::nullopt;
   const Visit* v = visit_of(c->second, conversation);
   if (!v) return std::nullopt;
-  return std::pair{visit_key(customer, *v), v->to_json()};
+  return std::pair{visit_key(customer, *v), v->to_text()};
+}
+
+std::optional<std::pair<std::string, json>> Journeys::visit_view(const std::string& customer,
+                                                                 const std::string& conversation) const {
+  auto text = visit_text(customer, conversation);
+  if (!text) return std::nullopt;
+  return std::pair{std::move(text->first), json::parse(text->second)};
 }
 
 size_t Customer::open_conversations() const {
@@ -281,17 +302,25 @@ json Journeys::summary(const std::string& customer, const std::string& current,
   return s;
 }
 
-std::optional<json> Journeys::view(const std::string& customer) const {
+std::optional<std::string> Journeys::view_text(const std::string& customer) const {
   const Customer* c = find(customer);
   if (!c) return std::nullopt;
-  json features = Journeys::features(customer, c->last_ms).to_json();
-  features["as_of"] = events::format_rfc3339_ms(c->last_ms);
-  return json{{"customer", c->id},
-              {"profile", c->profile.is_object() ? c->profile : json::object()},
-              {"profile_updated_at", c->profile_updated_ms >= 0
-                                         ? json(events::format_rfc3339_ms(c->profile_updated_ms))
-                                         : json(nullptr)},
-              {"features", std::move(features)}};
+  events::ObjectText features;
+  Journeys::features(customer, c->last_ms).add_to(features);
+  features.text("as_of", events::format_rfc3339_ms(c->last_ms));
+  events::ObjectText o;
+  o.text("customer", c->id).raw("features", features.str());
+  if (c->profile.is_object()) o.json("profile", c->profile);
+  else o.raw("profile", "{}");
+  if (c->profile_updated_ms >= 0) o.text("profile_updated_at", events::format_rfc3339_ms(c->profile_updated_ms));
+  else o.null("profile_updated_at");
+  return o.str();
+}
+
+std::optional<json> Journeys::view(const std::string& customer) const {
+  auto text = view_text(customer);
+  if (!text) return std::nullopt;
+  return json::parse(*text);
 }
 
 expr::Value CustomerSubject::get(const std::vector<std::string>& path) const {

@@ -24,6 +24,7 @@
 
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
+#include "events/json_text.hpp"
 
 namespace omniroute::journey {
 
@@ -37,6 +38,7 @@ struct Features {
   std::optional<double> mean_csat;  // over the journey's conversations that have one
   int64_t open_conversations = 0;
   std::string last_channel;  // of the latest conversation
+  void add_to(events::ObjectText& o) const;  // its fields, to an object being written
   json to_json() const;
 };
 
@@ -62,7 +64,7 @@ struct Visit {
   std::optional<double> csat;
   std::vector<DecisionNote> decisions;  // the latest decision_limit
   bool open() const { return ended_ms < 0; }
-  json to_json() const;
+  std::string to_text() const;  // its document in the journey view
 };
 
 struct Customer {
@@ -91,7 +93,9 @@ class Journeys {
   // What an agent sees with an offer: the features and the latest conversations other than
   // `current` (at most 3), each with its channel, intent, outcome and how long ago it started.
   json summary(const std::string& customer, const std::string& current, int64_t as_of_ms) const;
-  // The customer view: profile and features as of the customer's latest entry.
+  // The customer view: profile and features as of the customer's latest entry (as text, and
+  // that text parsed).
+  std::optional<std::string> view_text(const std::string& customer) const;
   std::optional<json> view(const std::string& customer) const;
   // The key of a conversation's document in the journey view: the customer, a separator no id
   // contains (0x1f), the start time (15 digits of ms) and the conversation; a customer's keys
@@ -105,10 +109,12 @@ class Journeys {
   struct Changes {
     std::set<std::string> customers;
     std::set<std::pair<std::string, std::string>> visits;
-    std::map<std::string, json> forgotten;
+    std::map<std::string, std::string> forgotten;
   };
   Changes take_touched();
   // A conversation's document and its key in the journey view; nullopt when not in memory.
+  std::optional<std::pair<std::string, std::string>> visit_text(const std::string& customer,
+                                                                const std::string& conversation) const;
   std::optional<std::pair<std::string, json>> visit_view(const std::string& customer,
                                                          const std::string& conversation) const;
 
@@ -121,7 +127,7 @@ class Journeys {
   std::unordered_map<std::string, Customer> customers_;
   std::set<std::string> touched_;
   std::set<std::pair<std::string, std::string>> touched_visits_;  // (customer, conversation)
-  std::map<std::string, json> forgotten_;  // documents of touched visits dropped from memory
+  std::map<std::string, std::string> forgotten_;  // documents of touched visits dropped from memory
   int64_t swept_day_ = -1;
 };
 

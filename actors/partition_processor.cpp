@@ -46,16 +46,18 @@ void project_touched(PartitionState& state, projections::ViewBatch& batch,
   for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
     for (const auto& id : t.conversations)
-      if (auto doc = tenant.conversation_view(id)) batch.put_document(view::conversations, name, id, *doc);
+      if (auto doc = tenant.conversation_text(id)) batch.put_document(view::conversations, name, id, std::string_view(*doc));
     for (const auto& id : t.agents)
       if (auto doc = tenant.agent_view(id)) batch.put_document(view::agents, name, id, *doc);
     for (const auto& id : t.queues)
       if (auto doc = tenant.queue_view(id)) batch.put_document(view::queues, name, id, *doc);
     for (const auto& id : t.journeys.customers)
-      if (auto doc = tenant.customer_view(id)) batch.put_document(view::customers, name, id, *doc);
-    for (const auto& [key, doc] : t.journeys.forgotten) batch.put_document(view::journeys, name, key, doc);
+      if (auto doc = tenant.customer_text(id)) batch.put_document(view::customers, name, id, std::string_view(*doc));
+    for (const auto& [key, doc] : t.journeys.forgotten)
+      batch.put_document(view::journeys, name, key, std::string_view(doc));
     for (const auto& [customer, conversation] : t.journeys.visits)
-      if (auto v = tenant.visit_view(customer, conversation)) batch.put_document(view::journeys, name, v->first, v->second);
+      if (auto v = tenant.visit_text(customer, conversation))
+        batch.put_document(view::journeys, name, v->first, std::string_view(v->second));
     for (const auto& id : t.arbitration.policies)
       if (auto doc = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *doc);
     for (const auto& [id, doc] : t.arbitration.decisions) batch.put_document(view::decisions, name, id, doc);

@@ -110,14 +110,22 @@ class Tenant {
   // The tenant's clock: the latest time of any entry applied (ms since the epoch).
   int64_t clock_ms() const { return clock_ms_; }
 
-  // Views as JSON documents (the projections store them); nullopt for an unknown id.
+  // Views as JSON documents (the projections store them); nullopt for an unknown id. The
+  // documents written for every event are rendered as text (conversation_text, customer_text,
+  // visit_text); their *_view forms are that text parsed.
+  std::optional<std::string> conversation_text(const std::string& id) const;
   std::optional<json> conversation_view(const std::string& id) const;
   std::optional<json> agent_view(const std::string& id) const;
   std::optional<json> queue_view(const std::string& id) const;
   // A customer's view (profile, journey features; its conversations are in
   // Touched::journeys.visits) and an arbitration policy in force (docs/arbitration.md).
+  std::optional<std::string> customer_text(const std::string& id) const { return journeys_.view_text(id); }
   std::optional<json> customer_view(const std::string& id) const { return journeys_.view(id); }
   std::optional<json> policy_view(const std::string& id) const { return arbiter_.policy_view(id); }
+  std::optional<std::pair<std::string, std::string>> visit_text(const std::string& customer,
+                                                                const std::string& conversation) const {
+    return journeys_.visit_text(customer, conversation);
+  }
   std::optional<std::pair<std::string, json>> visit_view(const std::string& customer,
                                                          const std::string& conversation) const {
     return journeys_.visit_view(customer, conversation);

@@ -3,6 +3,7 @@
 
 #include "actors/routing.hpp"
 #include "actors/routing_subjects.hpp"
+#include "events/json_text.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::routing {
@@ -493,46 +494,58 @@ void Tenant::apply_arbitration(const Envelope& e, Conversation& c) {
 
 // ---- views ----------------------------------------------------------------------------------
 
-std::optional<json> Tenant::conversation_view(const std::string& id) const {
+std::optional<std::string> Tenant::conversation_text(const std::string& id) const {
   auto it = conversations_.find(id);
   if (it == conversations_.end()) return std::nullopt;
   const Conversation& c = it->second;
-  json v = {{"conversation", c.id},
-            {"tenant", name_},
-            {"state", to_string(c.state)},
-            {"customer", c.customer},
-            {"channel", c.channel},
-            {"priority", c.priority},
-            {"started_at", events::format_rfc3339_ms(c.started_ms)},
-            {"updated_at", events::format_rfc3339_ms(c.last_ms)},
-            {"declined_by", c.declined_by},
-            {"missed_by", c.missed_by},
-            {"attributes", c.attributes}};
-  if (!c.queue.empty()) v["queue"] = c.queue;
-  if (!c.language.empty()) v["language"] = c.language;
-  if (!c.intent.empty()) v["intent"] = c.intent;
-  if (c.confidence >= 0) v["confidence"] = c.confidence;
-  if (!c.handoff_reason.empty()) v["handoff_reason"] = c.handoff_reason;
-  if (!c.decision.empty())
-    v["arbitration"] = {{"decision", c.decision},
-                        {"action", c.action.empty() ? json(nullptr) : json(c.action)}};
-  if (c.enqueued_ms >= 0) v["queued_at"] = events::format_rfc3339_ms(c.enqueued_ms);
-  if (c.state == conversation_state::queued) v["relax_step"] = c.relax_step;
-  if (!c.agent.empty()) v["agent"] = c.agent;
-  if (!c.last_agent.empty()) v["last_agent"] = c.last_agent;
+  using events::format_rfc3339_ms;
+  events::ObjectText v;
+  v.text("conversation", c.id)
+      .text("tenant", name_)
+      .text("state", to_string(c.state))
+      .text("customer", c.customer)
+      .text("channel", c.channel)
+      .integer("priority", c.priority)
+      .text("started_at", format_rfc3339_ms(c.started_ms))
+      .text("updated_at", format_rfc3339_ms(c.last_ms))
+      .texts("declined_by", c.declined_by)
+      .texts("missed_by", c.missed_by)
+      .json("attributes", c.attributes);
+  if (!c.queue.empty()) v.text("queue", c.queue);
+  if (!c.language.empty()) v.text("language", c.language);
+  if (!c.intent.empty()) v.text("intent", c.intent);
+  if (c.confidence >= 0) v.number("confidence", c.confidence);
+  if (!c.handoff_reason.empty()) v.text("handoff_reason", c.handoff_reason);
+  if (!c.decision.empty()) {
+    events::ObjectText a;
+    a.text("decision", c.decision);
+    if (c.action.empty()) a.null("action");
+    else a.text("action", c.action);
+    v.raw("arbitration", a.str());
+  }
+  if (c.enqueued_ms >= 0) v.text("queued_at", format_rfc3339_ms(c.enqueued_ms));
+  if (c.state == conversation_state::queued) v.integer("relax_step", static_cast<int64_t>(c.relax_step));
+  if (!c.agent.empty()) v.text("agent", c.agent);
+  if (!c.last_agent.empty()) v.text("last_agent", c.last_agent);
   if (!c.offer.empty()) {
-    v["offer"] = c.offer;
-    v["offer_expires_at"] = events::format_rfc3339_ms(c.offer_expires_ms);
+    v.text("offer", c.offer);
+    v.text("offer_expires_at", format_rfc3339_ms(c.offer_expires_ms));
   }
   if (!c.preferred_agent.empty()) {
-    v["preferred_agent"] = c.preferred_agent;
-    v["preferred_until"] = events::format_rfc3339_ms(c.preferred_until_ms);
+    v.text("preferred_agent", c.preferred_agent);
+    v.text("preferred_until", format_rfc3339_ms(c.preferred_until_ms));
   }
   if (c.state == conversation_state::wrap_up && c.wrap_up_due_ms >= 0)
-    v["wrap_up_until"] = events::format_rfc3339_ms(c.wrap_up_due_ms);
+    v.text("wrap_up_until", format_rfc3339_ms(c.wrap_up_due_ms));
   if (c.closed_ms >= 0 && c.state == conversation_state::closed)
-    v["closed_at"] = events::format_rfc3339_ms(c.closed_ms);
-  return v;
+    v.text("closed_at", format_rfc3339_ms(c.closed_ms));
+  return v.str();
+}
+
+std::optional<json> Tenant::conversation_view(const std::string& id) const {
+  auto text = conversation_text(id);
+  if (!text) return std::nullopt;
+  return json::parse(*text);
 }
 
 std::optional<json> Tenant::agent_view(const std::string& id) const {

@@ -359,7 +359,12 @@ void Store::notify() {
 
 void ViewBatch::put_document(view v, const std::string& tenant, const std::string& id,
                              const json& doc) {
-  batch_.Put(store_.cf(v), tenant_key(tenant, id), doc.dump());
+  put_document(v, tenant, id, std::string_view(doc.dump()));
+}
+
+void ViewBatch::put_document(view v, const std::string& tenant, const std::string& id,
+                             std::string_view text) {
+  batch_.Put(store_.cf(v), tenant_key(tenant, id), rocksdb::Slice(text.data(), text.size()));
   ++entries_;
 }
 

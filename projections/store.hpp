@@ -111,6 +111,8 @@ class ViewBatch {
  public:
   explicit ViewBatch(Store& store) : store_(store) {}
   void put_document(view v, const std::string& tenant, const std::string& id, const json& doc);
+  // The same with the document already written as JSON text.
+  void put_document(view v, const std::string& tenant, const std::string& id, std::string_view text);
   // Adds a journal record's entries (all of one tenant) to the journal view, keyed by their
   // first seq, and the keys of its facts and refusals to the ids view.
   void put_record(const events::JournalRecord& r);

@@ -383,10 +383,19 @@ TEST_CASE("journey: every conversation of a customer across channels, and the of
 
   json view = *t.tenant.customer_view("u-1");
   CHECK(view["profile"] == json({{"tier", "gold"}}));
+  // The documents are written as text, exactly as json would write them.
+  const std::string customer_text = *t.tenant.customer_text("u-1");
+  CHECK(json::parse(customer_text).dump() == customer_text);
   // One document per conversation, keyed to sort by start.
   std::vector<json> conversations;
   for (const auto& [customer, conversation] : t.tenant.take_touched().journeys.visits)
-    if (customer == "u-1") conversations.push_back(t.tenant.visit_view(customer, conversation)->second);
+    if (customer == "u-1") {
+      const std::string text = t.tenant.visit_text(customer, conversation)->second;
+      CHECK(json::parse(text).dump() == text);
+      conversations.push_back(t.tenant.visit_view(customer, conversation)->second);
+      const std::string conversation_text = *t.tenant.conversation_text(conversation);
+      CHECK(json::parse(conversation_text).dump() == conversation_text);
+    }
   std::sort(conversations.begin(), conversations.end(),
             [](const json& a, const json& b) { return a["started_at"] < b["started_at"]; });
   REQUIRE(conversations.size() == 2);

@@ -69,7 +69,17 @@ class Run {
       ++seen()[e.type];
     }
     Touched t = tenant_.take_touched();
-    for (const auto& id : t.conversations) conversations_[id] = *tenant_.conversation_view(id);
+    for (const auto& id : t.conversations) {
+      const std::string text = *tenant_.conversation_text(id);
+      conversations_[id] = json::parse(text);
+      if (conversations_[id].dump() != text) fail("conversation " + id + ": its text is not what json writes: " + text);
+    }
+    for (const auto& id : t.journeys.customers)
+      if (auto text = tenant_.customer_text(id); json::parse(*text).dump() != *text)
+        fail("customer " + id + ": its text is not what json writes: " + *text);
+    for (const auto& [customer, conversation] : t.journeys.visits)
+      if (auto v = tenant_.visit_text(customer, conversation); v && json::parse(v->second).dump() != v->second)
+        fail("journey of " + customer + ": its text is not what json writes: " + v->second);
     for (const auto& id : t.agents) agents_[id] = *tenant_.agent_view(id);
     for (const auto& id : t.queues)
       if (auto v = tenant_.queue_view(id)) queues_[id] = *v;

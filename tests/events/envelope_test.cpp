@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <set>
+
 #include "events/envelope.hpp"
+#include "events/json_text.hpp"
 #include "events/time.hpp"
 #include "tests/support/support.hpp"
 
@@ -168,6 +171,32 @@ TEST_CASE("to_text writes exactly what to_json dumps, escapes included") {
   e.cause.clear();
   e.seq.reset();
   CHECK(to_text(e) == to_json(e).dump());
+}
+
+TEST_CASE("ObjectText writes what json dumps for the same object, in any order of fields") {
+  const json attributes = {{"vip", true}, {"note", "line\nbreak \"q\" \xe4\xbd\xa0"}, {"n", {1, 2.5}}};
+  const std::set<std::string> agents = {"bob", "alice\x01"};
+  ObjectText o;
+  o.text("state", "queued")
+      .integer("priority", -3)
+      .number("wait_s", 0.1)
+      .number("whole", 3.0)
+      .number("big", 1e300)
+      .boolean("repeat", false)
+      .null("action")
+      .json("attributes", attributes)
+      .texts("agents", agents)
+      .texts("none", std::vector<std::string>{})
+      .raw("nested", ObjectText().text("z", "last").text("a", "first").str())
+      .text("A", "capital sorts first")
+      .text("state", "assigned");  // added twice: the last one is kept
+  json expected = {{"state", "assigned"},  {"priority", -3},       {"wait_s", 0.1},
+                   {"whole", 3.0},         {"big", 1e300},         {"repeat", false},
+                   {"action", nullptr},    {"attributes", attributes}, {"agents", agents},
+                   {"none", json::array()}, {"nested", {{"z", "last"}, {"a", "first"}}},
+                   {"A", "capital sorts first"}};
+  CHECK(o.str() == expected.dump());
+  CHECK(ObjectText().str() == json::object().dump());
 }
 
 TEST_CASE("numbers that feed arithmetic are bounded") {

@@ -1,0 +1,88 @@
+#include "events/json_text.hpp"
+
+#include <algorithm>
+
+#include "events/envelope.hpp"
+
+namespace omniroute::events {
+
+size_t ObjectText::start(std::string_view key) {
+  fields_.push_back({key, values_.size(), 0});
+  return values_.size();
+}
+
+ObjectText& ObjectText::end(size_t begin) {
+  fields_.back().begin = begin;
+  fields_.back().end = values_.size();
+  return *this;
+}
+
+void ObjectText::quote(std::string_view s) { append_quoted(values_, s); }
+
+ObjectText& ObjectText::text(std::string_view key, std::string_view value) {
+  const size_t begin = start(key);
+  quote(value);
+  return end(begin);
+}
+
+ObjectText& ObjectText::integer(std::string_view key, int64_t value) {
+  const size_t begin = start(key);
+  values_ += std::to_string(value);
+  return end(begin);
+}
+
+ObjectText& ObjectText::number(std::string_view key, double value) {
+  const size_t begin = start(key);
+  values_ += nlohmann::json(value).dump();
+  return end(begin);
+}
+
+ObjectText& ObjectText::boolean(std::string_view key, bool value) {
+  const size_t begin = start(key);
+  values_ += value ? "true" : "false";
+  return end(begin);
+}
+
+ObjectText& ObjectText::null(std::string_view key) {
+  const size_t begin = start(key);
+  values_ += "null";
+  return end(begin);
+}
+
+ObjectText& ObjectText::json(std::string_view key, const nlohmann::json& value) {
+  const size_t begin = start(key);
+  values_ += value.dump();
+  return end(begin);
+}
+
+ObjectText& ObjectText::raw(std::string_view key, std::string_view json_text) {
+  const size_t begin = start(key);
+  values_ += json_text;
+  return end(begin);
+}
+
+std::string ObjectText::str() const {
+  std::vector<const Field*> order;
+  order.reserve(fields_.size());
+  for (const auto& f : fields_) order.push_back(&f);
+  // Stable: of a key added twice, the last one added comes last and is the one kept.
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Field* a, const Field* b) { return a->key < b->key; });
+  std::string out;
+  out.reserve(values_.size() + fields_.size() * 16 + 2);
+  out += '{';
+  bool first = true;
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (i + 1 < order.size() && order[i + 1]->key == order[i]->key) continue;
+    const Field& f = *order[i];
+    if (!first) out += ',';
+    first = false;
+    append_quoted(out, f.key);
+    out += ':';
+    out.append(values_, f.begin, f.end - f.begin);
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace omniroute::events
