@@ -14,8 +14,9 @@ namespace omniroute::actors {
 class ProcessorObserver {
  public:
   virtual ~ProcessorObserver() = default;
-  // A fact read from the ingest log: result is "accepted", "duplicate" or "refused".
-  virtual void on_fact(const std::string& /*type*/, const char* /*result*/) {}
+  // `count` facts of a type read from the ingest log with a result: "accepted", "duplicate" or
+  // "refused" (reported once per type and result for each batch).
+  virtual void on_facts(const std::string& /*type*/, const char* /*result*/, size_t /*count*/) {}
   // Records and entries appended to the journal by one batch.
   virtual void on_journal_append(size_t /*records*/, size_t /*entries*/) {}
   // Seconds from a fact's ingest append to the journal append of its decisions.

@@ -151,8 +151,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   if (!parsed) {
     // Only a producer other than omniroute's own front door can write such a record. It is
     // journaled as a refusal when it names a tenant and an id; otherwise it is dropped.
-    observer_.on_fact(events::kind_of(type) == events::event_kind::unknown ? "unknown" : type,
-                      "refused");
+    ++fact_counts_[{events::kind_of(type) == events::event_kind::unknown ? "unknown" : type, "refused"}];
     if (!events::valid_tenant(tenant) || !events::valid_id(id) || log_.partition_of(tenant) != p_) {
       observer_.on_error(p_, "ingest offset " + std::to_string(rec.offset.value()) +
                                  " dropped: " + parsed.error().field + " " + parsed.error().reason);
@@ -161,7 +160,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   }
   // Keys journaled but not yet in the ids view are in pending_keys_.
   if (!pending_keys_.insert(tenant + '\0' + id).second || store_.seq_of(tenant, id)) {
-    if (parsed) observer_.on_fact(type, "duplicate");
+    if (parsed) ++fact_counts_[{type, "duplicate"}];
     return std::nullopt;
   }
 
@@ -177,7 +176,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   }
   pending_tenants_.insert(tenant);
   routing::Outcome outcome = t.handle(std::move(parsed.value()));
-  observer_.on_fact(type, outcome.refused ? "refused" : "accepted");
+  ++fact_counts_[{type, outcome.refused ? "refused" : "accepted"}];
   for (size_t i = 0; i < outcome.entries.size(); ++i) {
     const auto& e = outcome.entries[i];
     const entry_kind kind = outcome.fact == i                ? entry_kind::fact
@@ -223,6 +222,8 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
       appended_us.push_back(rec.appended_us);
     }
   }
+  for (const auto& [key, n] : fact_counts_) observer_.on_facts(key.first, key.second, n);
+  fact_counts_.clear();
 
   // Journal first, then the views: a crash in between leaves views behind the journal, which
   // recovery repairs. Any failure leaves the in-memory state ahead of the journal, so the next

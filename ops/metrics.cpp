@@ -109,8 +109,8 @@ void Metrics::http_request(const std::string& route, int code) {
   counter(http_, {{"route", route}, {"code", std::to_string(code)}}).Increment();
 }
 
-void Metrics::on_fact(const std::string& type, const char* result) {
-  counter(processed_, {{"type", type}, {"result", result}}).Increment();
+void Metrics::on_facts(const std::string& type, const char* result, size_t count) {
+  counter(processed_, {{"type", type}, {"result", result}}).Increment(static_cast<double>(count));
 }
 
 void Metrics::on_journal_append(size_t records, size_t entries) {

@@ -29,7 +29,7 @@ class Metrics final : public actors::ProcessorObserver {
   void received(const std::string& type, const char* result, size_t count = 1);
   void http_request(const std::string& route, int code);
 
-  void on_fact(const std::string& type, const char* result) override;
+  void on_facts(const std::string& type, const char* result, size_t count) override;
   void on_journal_append(size_t records, size_t entries) override;
   void on_decision_latency(double seconds) override;
   void on_lag(partition_id p, int64_t records) override;

@@ -289,7 +289,9 @@ TEST_CASE("records another producer wrote to the ingest log are refused or dropp
   Node node(dir.str());
   struct Counting : ProcessorObserver {
     int refused = 0, errors = 0;
-    void on_fact(const std::string&, const char* result) override { refused += std::string(result) == "refused"; }
+    void on_facts(const std::string&, const char* result, size_t n) override {
+      if (std::string(result) == "refused") refused += static_cast<int>(n);
+    }
     void on_error(partition_id, const std::string&) override { ++errors; }
   } observer;
   nlohmann::json bad_time = event("k-1", "agent.heartbeat", "yesterday", {{"agent", "a"}});
