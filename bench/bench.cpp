@@ -143,6 +143,8 @@ double e2e_rate(const std::vector<std::string>& texts,
       }
   }
   const int port = (*server)->port();
+  auto& store = (*server)->store();
+  const auto written0 = store.write_totals();
   const double cpu0 = cpu_seconds();
   auto t0 = clock_type::now();
   std::vector<std::thread> senders;
@@ -160,7 +162,6 @@ double e2e_rate(const std::vector<std::string>& texts,
     });
   for (auto& t : senders) t.join();
   auto ingested = clock_type::now();
-  auto& store = (*server)->store();
   for (const auto& [tenant, id] : last)
     while (!store.seq_of(tenant, id)) store.wait_for_change(store.changes(), std::chrono::milliseconds(100));
   auto done = clock_type::now();
@@ -175,6 +176,13 @@ double e2e_rate(const std::vector<std::string>& texts,
   for (const auto& [kind, secs_used] : by_kind)
     std::printf(" %s %.1f", kind.c_str(), secs_used * 1e6 / static_cast<double>(texts.size()));
   std::printf(" (the HTTP clients: the rest)\n");
+  // Not timed, so not noisy: what each event costs the database (ingest log, journal, views).
+  const auto written = store.write_totals();
+  const double n = static_cast<double>(texts.size());
+  std::printf("  RocksDB per event: %.2f keys written, %.0f WAL bytes, %.3f write calls\n",
+              static_cast<double>(written.keys - written0.keys) / n,
+              static_cast<double>(written.wal_bytes - written0.wal_bytes) / n,
+              static_cast<double>(written.writes - written0.writes) / n);
   (*server)->stop();
   server->reset();
   std::filesystem::remove_all(dir);

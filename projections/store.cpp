@@ -9,6 +9,7 @@
 #include <rocksdb/table.h>
 
 #include <cinttypes>
+#include <cstdlib>
 #include <cstdio>
 
 #include "events/bytes.hpp"
@@ -336,6 +337,20 @@ json Store::digests() const {
     out[name_of(v)] = {{"entries", count}, {"digest", hex}};
   }
   return out;
+}
+
+Store::WriteTotals Store::write_totals() const {
+  std::map<std::string, std::string> stats;
+  WriteTotals t;
+  if (!db_->GetMapProperty(rocksdb::DB::Properties::kDBStats, &stats)) return t;
+  auto number = [&](const char* name) -> uint64_t {
+    auto it = stats.find(name);
+    return it == stats.end() ? 0 : std::strtoull(it->second.c_str(), nullptr, 10);
+  };
+  t.writes = number("db.user_writes_by_self") + number("db.user_writes_by_other");
+  t.keys = number("db.user_keys_written");
+  t.wal_bytes = number("db.wal_bytes_written");
+  return t;
 }
 
 uint64_t Store::changes() const {

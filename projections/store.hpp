@@ -82,6 +82,15 @@ class Store {
   // Per view: number of entries and a 64-bit FNV-1a digest over its keys and values in order.
   json digests() const;
 
+  // What the database has been given to write since it was opened (every column family, the
+  // logs' and the views'), from RocksDB's own statistics.
+  struct WriteTotals {
+    uint64_t writes = 0;     // write calls (each an atomic batch)
+    uint64_t keys = 0;       // keys put, merged or deleted
+    uint64_t wal_bytes = 0;  // bytes appended to the write-ahead log
+  };
+  WriteTotals write_totals() const;
+
   // Waits until views change or `timeout` passes; returns the change counter.
   uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) const;
   uint64_t changes() const;

@@ -138,6 +138,23 @@ TEST_CASE("envelopes handed over with their text give the journal and views thei
   CHECK(notes == 1);
 }
 
+TEST_CASE("the store counts what it was given to write") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  const auto before = node.store->write_totals();
+  std::vector<std::string> payloads;
+  size_t bytes = 0;
+  for (int i = 0; i < 10; ++i) {
+    payloads.push_back(event("w" + std::to_string(i), "queue.configured", at(i), {{"queue", "q"}}).dump());
+    bytes += payloads.back().size();
+  }
+  REQUIRE(node.log->append_ingest(partition_id{0}, payloads, nullptr));  // one batch of 10 keys
+  const auto after = node.store->write_totals();
+  CHECK(after.writes - before.writes == 1);
+  CHECK(after.keys - before.keys == 10);
+  CHECK(after.wal_bytes - before.wal_bytes >= bytes);
+}
+
 TEST_CASE("views behind the journal catch up on recovery, and rebuild equals live") {
   testing::TempDir dir;
   nlohmann::json live;
