@@ -6,13 +6,9 @@
 
 namespace omniroute::events {
 
-size_t ObjectText::start(std::string_view key) {
-  fields_.push_back({key, values_.size(), 0});
-  return values_.size();
-}
+void ObjectText::start(std::string_view key) { fields_.push_back({key, values_.size(), 0}); }
 
-ObjectText& ObjectText::end(size_t begin) {
-  fields_.back().begin = begin;
+ObjectText& ObjectText::end() {
   fields_.back().end = values_.size();
   return *this;
 }
@@ -20,45 +16,45 @@ ObjectText& ObjectText::end(size_t begin) {
 void ObjectText::quote(std::string_view s) { append_quoted(values_, s); }
 
 ObjectText& ObjectText::text(std::string_view key, std::string_view value) {
-  const size_t begin = start(key);
+  start(key);
   quote(value);
-  return end(begin);
+  return end();
 }
 
 ObjectText& ObjectText::integer(std::string_view key, int64_t value) {
-  const size_t begin = start(key);
+  start(key);
   values_ += std::to_string(value);
-  return end(begin);
+  return end();
 }
 
 ObjectText& ObjectText::number(std::string_view key, double value) {
-  const size_t begin = start(key);
+  start(key);
   values_ += nlohmann::json(value).dump();
-  return end(begin);
+  return end();
 }
 
 ObjectText& ObjectText::boolean(std::string_view key, bool value) {
-  const size_t begin = start(key);
+  start(key);
   values_ += value ? "true" : "false";
-  return end(begin);
+  return end();
 }
 
 ObjectText& ObjectText::null(std::string_view key) {
-  const size_t begin = start(key);
+  start(key);
   values_ += "null";
-  return end(begin);
+  return end();
 }
 
 ObjectText& ObjectText::json(std::string_view key, const nlohmann::json& value) {
-  const size_t begin = start(key);
+  start(key);
   values_ += value.dump();
-  return end(begin);
+  return end();
 }
 
 ObjectText& ObjectText::raw(std::string_view key, std::string_view json_text) {
-  const size_t begin = start(key);
+  start(key);
   values_ += json_text;
-  return end(begin);
+  return end();
 }
 
 std::string ObjectText::str() const {

@@ -29,7 +29,7 @@ class ObjectText {
   // An array of strings, in the order the range gives them.
   template <typename Range>
   ObjectText& texts(std::string_view key, const Range& values) {
-    const size_t begin = start(key);
+    start(key);
     values_ += '[';
     bool first = true;
     for (const auto& v : values) {
@@ -38,7 +38,7 @@ class ObjectText {
       quote(v);
     }
     values_ += ']';
-    return end(begin);
+    return end();
   }
 
   // The object's text. The keys must outlive the ObjectText until then.
@@ -49,8 +49,9 @@ class ObjectText {
     std::string_view key;
     size_t begin, end;  // of the value in values_
   };
-  size_t start(std::string_view key);
-  ObjectText& end(size_t begin);
+  // A field's value is appended to values_ between start() and end().
+  void start(std::string_view key);
+  ObjectText& end();
   void quote(std::string_view s);
 
   std::vector<Field> fields_;
