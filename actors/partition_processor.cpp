@@ -81,7 +81,7 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
       state.intervals.apply(*env);
       state.schedules.apply(*env);
     }
-    if (r.pos >= applied) batch.put_record(r.record);
+    if (r.pos >= applied) batch.put_record(r.record, p, r.pos);
     if (r.pos < applied) {
       for (auto& [name, t] : state.tenants) t.take_touched();  // already in the views
       state.intervals.take_deltas();
@@ -234,6 +234,11 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
     invalidate();
     return s;
   }
+  if (positions.size() != records.size()) {  // an engine's bug; the journal index needs them
+    invalidate();
+    return Status::error("the journal gave " + std::to_string(positions.size()) +
+                         " positions for " + std::to_string(records.size()) + " records");
+  }
   cursor_ = next;
   const auto appended = std::chrono::steady_clock::now();
   const int64_t now = events::wall_clock_us();
@@ -243,9 +248,9 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
       pending_ = std::make_unique<projections::ViewBatch>(store_);
       pending_since_ = appended;
     }
-    for (const auto& r : records) {
-      entries += r.entries.size();
-      pending_->put_record(r);
+    for (size_t i = 0; i < records.size(); ++i) {
+      entries += records[i].entries.size();
+      pending_->put_record(records[i], p_, positions[i]);
     }
     if (!positions.empty()) pending_upto_ = journal_pos{positions.back().value() + 1};
   }

@@ -11,13 +11,7 @@
 namespace omniroute::events {
 namespace {
 
-std::string key(partition_id p, int64_t n) {
-  std::string k;
-  k.reserve(12);
-  put_be(k, static_cast<uint32_t>(p.value()), 4);
-  put_be(k, static_cast<uint64_t>(n), 8);
-  return k;
-}
+std::string key(partition_id p, int64_t n) { return EmbeddedLog::record_key(p, n); }
 
 std::string cursor_key(partition_id p) { return "cursor/" + std::to_string(p.value()); }
 
@@ -56,6 +50,14 @@ class AllPartitions final : public Membership {
 };
 
 }  // namespace
+
+std::string EmbeddedLog::record_key(partition_id p, int64_t n) {
+  std::string k;
+  k.reserve(12);
+  put_be(k, static_cast<uint32_t>(p.value()), 4);
+  put_be(k, static_cast<uint64_t>(n), 8);
+  return k;
+}
 
 EmbeddedLog::EmbeddedLog(EmbeddedHandles h, int partitions, bool sync) : h_(h) {
   write_options_.sync = sync;

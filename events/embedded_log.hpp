@@ -31,6 +31,9 @@ class EmbeddedLog final : public EventLog {
                                                    bool sync);
   ~EmbeddedLog() override;
 
+  // The key of ingest offset or journal position n of partition p in its column family.
+  static std::string record_key(partition_id p, int64_t n);
+
   int partitions() const override { return static_cast<int>(parts_.size()); }
   Status append_ingest(partition_id p, const std::vector<std::string>& payloads,
                        std::vector<ingest_offset>* offsets) override;

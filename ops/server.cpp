@@ -15,7 +15,13 @@ result<Storage> open_storage(const EngineOptions& o) {
   auto store = projections::Store::open(o.data_dir);
   if (!store) return store.error();
   s.store = std::move(store.value());
-  if (o.kafka_brokers.empty()) {
+  // The embedded engine's journal is in the same database: its index points into it.
+  const bool embedded = o.kafka_brokers.empty();
+  if (Status st = s.store->index_journal(embedded ? projections::journal_index::local
+                                                   : projections::journal_index::copy);
+      !st)
+    return st;
+  if (embedded) {
     auto log = events::EmbeddedLog::open(s.store->log_handles(), o.partitions, o.sync);
     if (!log) return log.error();
     s.log = std::move(log.value());

@@ -41,6 +41,9 @@ std::string seq_key(const std::string& tenant, uint64_t seq) {
 
 std::string applied_key(partition_id p) { return "applied/" + std::to_string(p.value()); }
 
+// In view_meta: how the journal index is kept; absent means journal_index::copy.
+const char* const journal_index_key = "journal_index";
+
 // Interval keys: tenant \0 queue \0 bucket start (8 bytes, big-endian, sign bit flipped so
 // that times before 1970 sort first) channel.
 std::string interval_prefix(const std::string& tenant, const std::string& queue) {
@@ -147,6 +150,14 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   for (size_t i = 0; i < descs.size(); ++i) store->cfs_[descs[i].name] = handles[i];
   for (view v : all_views) store->view_cfs_[static_cast<size_t>(v)] = store->cfs_.at(name_of(v));
   store->meta_cf_ = store->cfs_.at(view_meta);
+  store->journal_cf_ = store->cfs_.at("journal");
+  std::string how;
+  auto got = raw->Get(rocksdb::ReadOptions(), store->meta_cf_, journal_index_key, &how);
+  if (!got.ok() && !got.IsNotFound())
+    return Status::error("cannot read how the journal index is kept: " + got.ToString());
+  if (got.ok() && how != "local")
+    return Status::error("the data directory records an unknown journal index '" + how + "'");
+  if (got.ok()) store->index_ = journal_index::local;
   return store;
 }
 
@@ -158,6 +169,12 @@ Store::~Store() {
 
 events::EmbeddedHandles Store::log_handles() const {
   return {db_.get(), cfs_.at("ingest"), cfs_.at("journal"), cfs_.at("log_meta")};
+}
+
+Status Store::index_journal(journal_index how) {
+  if (how == index_) return Status::ok();
+  index_ = how;
+  return clear_views();  // records the new way once the views are empty
 }
 
 rocksdb::ColumnFamilyHandle* Store::cf(view v) const { return view_cfs_[static_cast<size_t>(v)]; }
@@ -258,9 +275,27 @@ std::vector<std::string> Store::journal_after(const std::string& tenant,
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(view::journal)));
   it->SeekForPrev(seq_key(tenant, from));  // the record holding `from`, if it starts before it
   if (!it->Valid()) it->Seek(seq_key(tenant, from));
-  for (; it->Valid() && out.size() < limit; it->Next())
-    for (const auto& e : decode_view_record({it->value().data(), it->value().size()}))
-      if (e.seq >= from && out.size() < limit) out.emplace_back(e.envelope);
+  for (; it->Valid() && out.size() < limit; it->Next()) {
+    std::string_view value(it->value().data(), it->value().size());
+    if (index_ == journal_index::copy) {
+      for (const auto& e : decode_view_record(value))
+        if (e.seq >= from && out.size() < limit) out.emplace_back(e.envelope);
+      continue;
+    }
+    // A pointer into the embedded journal: partition(4) position(8). The record was written
+    // before its pointer. Should it not be readable, the answer stops before it rather than
+    // skip it: a reader asks again from there and never misses an entry.
+    if (value.size() != 12) break;
+    std::string record;
+    const partition_id p{static_cast<int32_t>(get_be(value, 0, 4))};
+    const int64_t pos = static_cast<int64_t>(get_be(value, 4, 8));
+    if (!db_->Get(rocksdb::ReadOptions(), journal_cf_, events::EmbeddedLog::record_key(p, pos), &record).ok())
+      break;
+    auto r = events::decode(record);
+    if (!r) break;
+    for (auto& e : r->entries)
+      if (e.seq.value() >= from && out.size() < limit) out.push_back(std::move(e.envelope));
+  }
   return out;
 }
 
@@ -306,6 +341,11 @@ Status Store::clear_views() {
   }
   auto s = db_->DeleteRange(rocksdb::WriteOptions(), cfs_.at(view_meta), "", end);
   if (!s.ok()) return Status::error("cannot clear the applied positions: " + s.ToString());
+  // Empty views can be built either way: record the way this store builds them. A crash before
+  // this leaves the old record, and the next index_journal() clears the (empty) views again.
+  if (index_ == journal_index::local)
+    s = db_->Put(rocksdb::WriteOptions(), meta_cf_, journal_index_key, "local");
+  if (!s.ok()) return Status::error("cannot record how the journal index is kept: " + s.ToString());
   notify();
   return Status::ok();
 }
@@ -383,17 +423,24 @@ void ViewBatch::put_document(view v, const std::string& tenant, const std::strin
   ++entries_;
 }
 
-void ViewBatch::put_record(const events::JournalRecord& r) {
+void ViewBatch::put_record(const events::JournalRecord& r, partition_id p, journal_pos pos) {
   if (r.entries.empty()) return;
   std::string value;
-  size_t size = 4;
-  for (const auto& e : r.entries) size += 12 + e.envelope.size();
-  value.reserve(size);
-  put_be(value, r.entries.size(), 4);
+  if (store_.index_ == journal_index::local) {
+    put_be(value, static_cast<uint32_t>(p.value()), 4);
+    put_be(value, static_cast<uint64_t>(pos.value()), 8);
+  } else {
+    size_t size = 4;
+    for (const auto& e : r.entries) size += 12 + e.envelope.size();
+    value.reserve(size);
+    put_be(value, r.entries.size(), 4);
+    for (const auto& e : r.entries) {
+      put_be(value, e.seq.value(), 8);
+      put_be(value, e.envelope.size(), 4);
+      value += e.envelope;
+    }
+  }
   for (const auto& e : r.entries) {
-    put_be(value, e.seq.value(), 8);
-    put_be(value, e.envelope.size(), 4);
-    value += e.envelope;
     if (e.kind != events::entry_kind::decision) {
       std::string seq;
       put_be(seq, e.seq.value(), 8);

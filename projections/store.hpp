@@ -43,6 +43,13 @@ constexpr view all_views[] = {view::conversations, view::agents,    view::queues
                               view::decisions,     view::outcomes,  view::policies};
 const char* name_of(view v);
 
+// How the journal index (view::journal) finds the text of a tenant's journal entries.
+//  - copy: it holds a copy of each record's entries (any engine; the Kafka engine's journal is
+//    not in this database);
+//  - local: it points at each record in this database's own journal (the embedded engine),
+//    which stores the journal once instead of twice.
+enum class journal_index { copy, local };
+
 class Store {
  public:
   // Opens (creating if needed) the database in `dir`. Fails if another process has it open.
@@ -51,6 +58,12 @@ class Store {
 
   // Handles for the embedded event log engine.
   events::EmbeddedHandles log_handles() const;
+
+  // Sets how the journal index is kept (recorded in the database; a new one starts as `copy`).
+  // When the views were built the other way they are cleared, and the partition hosts'
+  // recovery rebuilds them from the journal. Call before anything writes or reads the views.
+  Status index_journal(journal_index how);
+  journal_index journal_indexing() const { return index_; }
 
   // A view document (conversations, agents, queues, customers, ...) of a tenant, or nullopt.
   std::optional<json> document(view v, const std::string& tenant, const std::string& id) const;
@@ -109,6 +122,8 @@ class Store {
   // The views' handles by view, and the applied positions' (looked up on every write).
   rocksdb::ColumnFamilyHandle* view_cfs_[std::size(all_views)] = {};
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* journal_cf_ = nullptr;  // the embedded engine's journal
+  journal_index index_ = journal_index::copy;
   mutable std::mutex change_mu_;
   mutable std::condition_variable changed_;
   uint64_t changes_ = 0;
@@ -122,9 +137,10 @@ class ViewBatch {
   void put_document(view v, const std::string& tenant, const std::string& id, const json& doc);
   // The same with the document already written as JSON text.
   void put_document(view v, const std::string& tenant, const std::string& id, std::string_view text);
-  // Adds a journal record's entries (all of one tenant) to the journal view, keyed by their
-  // first seq, and the keys of its facts and refusals to the ids view.
-  void put_record(const events::JournalRecord& r);
+  // Adds a journal record's entries (all of one tenant), at position `pos` of journal
+  // partition p, to the journal view, keyed by their first seq, and the keys of its facts and
+  // refusals to the ids view.
+  void put_record(const events::JournalRecord& r, partition_id p, journal_pos pos);
   // Adds counter changes to the interval statistics (a RocksDB merge: no read).
   void add_intervals(const IntervalDeltas& deltas);
   Status commit(partition_id p, journal_pos applied);

@@ -20,8 +20,10 @@ struct Node {
   std::unique_ptr<projections::Store> store;
   std::unique_ptr<events::EventLog> log;
   ProcessorObserver observer;
-  explicit Node(const std::string& dir) {
+  explicit Node(const std::string& dir,
+                projections::journal_index how = projections::journal_index::local) {
     store = std::move(projections::Store::open(dir).value());
+    REQUIRE(store->index_journal(how));
     log = std::move(events::EmbeddedLog::open(store->log_handles(), 1, false).value());
   }
   // With `hand_over`, as the front door does: the validated envelopes go with their text.
@@ -136,6 +138,49 @@ TEST_CASE("envelopes handed over with their text give the journal and views thei
     if (e["id"] == events[4]["id"]) notes += e["data"]["note"] == events[4]["data"]["note"];
   }
   CHECK(notes == 1);
+}
+
+TEST_CASE("the journal index points into the embedded journal or holds copies, and reads the same") {
+  testing::TempDir dir;
+  using projections::journal_index;
+  std::vector<std::string> all, middle;
+  nlohmann::json live;
+  auto read = [](Node& node, std::vector<std::string>& everything, std::vector<std::string>& part) {
+    everything = node.store->journal_after("acme", std::nullopt, 100000);
+    part = node.store->journal_after("acme", seq_no{7}, 5);  // starts inside a record
+  };
+  {
+    Node node(dir.str(), journal_index::local);
+    node.ingest(workload(20));
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+    node.drain(p);
+    read(node, all, middle);
+    live = node.store->digests();
+  }
+  REQUIRE(all.size() > 40);  // facts and their decisions
+  REQUIRE(middle.size() == 5);
+  CHECK(nlohmann::json::parse(middle[0])["seq"] == 8);
+  CHECK(middle[0] == all[8]);
+  for (size_t i = 0; i < all.size(); ++i) CHECK(nlohmann::json::parse(all[i])["seq"] == i);
+  {
+    Node node(dir.str(), journal_index::local);  // the same way: nothing to rebuild
+    CHECK(node.store->digests() == live);
+  }
+  for (journal_index how : {journal_index::copy, journal_index::local}) {
+    // The other way: the views are cleared, and recovery rebuilds them from the journal.
+    Node node(dir.str(), how);
+    CHECK(node.store->journal_indexing() == how);
+    CHECK(node.store->digests()["journal_index"]["entries"] == 0);
+    CHECK(node.store->journal_after("acme", std::nullopt, 10).empty());
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+    REQUIRE(p.recover());
+    std::vector<std::string> again, again_middle;
+    read(node, again, again_middle);
+    CHECK(again == all);
+    CHECK(again_middle == middle);
+    CHECK(node.store->digests()["conversations"] == live["conversations"]);
+    if (how == journal_index::local) CHECK(node.store->digests() == live);
+  }
 }
 
 TEST_CASE("the store counts what it was given to write") {
