@@ -82,20 +82,26 @@ int serve(ops::ServerOptions options, const std::string& http) {
   return 0;
 }
 
+// Brings every partition's views up to the end of its journal.
+Status catch_up(ops::Storage& storage) {
+  auto& log = *storage.log;
+  for (int i = 0; i < log.partitions(); ++i) {
+    partition_id p{i};
+    auto end = log.journal_end(p);
+    if (!end) return end.error();
+    actors::PartitionState tenants;
+    if (Status s = actors::replay(log, *storage.store, p, *end, tenants); !s) return s;
+  }
+  return Status::ok();
+}
+
 int replay(const ops::EngineOptions& options, bool rebuild) {
   auto storage = ops::open_storage(options);
   if (!storage) return fail(storage.error().message());
   auto& store = *storage->store;
-  auto& log = *storage->log;
   if (rebuild)
     if (Status s = store.clear_views(); !s) return fail(s.message());
-  for (int i = 0; i < log.partitions(); ++i) {
-    partition_id p{i};
-    auto end = log.journal_end(p);
-    if (!end) return fail(end.error().message());
-    actors::PartitionState tenants;
-    if (Status s = actors::replay(log, store, p, *end, tenants); !s) return fail(s.message());
-  }
+  if (Status s = catch_up(*storage); !s) return fail(s.message());
   std::cout << store.digests().dump(2) << "\n";
   return 0;
 }
@@ -103,6 +109,10 @@ int replay(const ops::EngineOptions& options, bool rebuild) {
 int digest(const ops::EngineOptions& options) {
   auto storage = ops::open_storage(options);
   if (!storage) return fail(storage.error().message());
+  // Views cleared on opening (built by an older version the other way) are rebuilt first, as
+  // a server would: the digest is of the views, never of their absence.
+  if (storage->views_cleared)
+    if (Status s = catch_up(*storage); !s) return fail(s.message());
   std::cout << storage->store->digests().dump(2) << "\n";
   return 0;
 }

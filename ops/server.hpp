@@ -27,6 +27,9 @@ struct EngineOptions {
 struct Storage {
   std::unique_ptr<projections::Store> store;
   std::unique_ptr<events::EventLog> log;
+  // The views were built with the journal index kept the other way and have been cleared:
+  // they are rebuilt from the journal (a server's recovery does it; `replay` too).
+  bool views_cleared = false;
 };
 result<Storage> open_storage(const EngineOptions& options);
 

@@ -7,6 +7,7 @@
 #include "actors/partition_processor.hpp"
 #include "events/embedded_log.hpp"
 #include "events/time.hpp"
+#include "ops/server.hpp"
 #include "tests/support/support.hpp"
 
 using namespace omniroute;
@@ -181,6 +182,36 @@ TEST_CASE("the journal index points into the embedded journal or holds copies, a
     CHECK(node.store->digests()["conversations"] == live["conversations"]);
     if (how == journal_index::local) CHECK(node.store->digests() == live);
   }
+}
+
+TEST_CASE("a data directory whose journal index holds copies is rebuilt on opening for the embedded engine") {
+  testing::TempDir dir;
+  std::vector<std::string> before;
+  {
+    Node node(dir.str(), projections::journal_index::copy);  // as versions before pointers did
+    node.ingest(workload(10));
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+    node.drain(p);
+    before = node.store->journal_after("acme", std::nullopt, 100000);
+  }
+  REQUIRE_FALSE(before.empty());
+  ops::EngineOptions o;
+  o.data_dir = dir.str();
+  {
+    auto storage = ops::open_storage(o);
+    REQUIRE(storage);
+    CHECK(storage->views_cleared);
+    CHECK(storage->store->journal_indexing() == projections::journal_index::local);
+    CHECK(storage->store->journal_after("acme", std::nullopt, 100000).empty());
+    ProcessorObserver quiet;
+    PartitionProcessor p(*storage->log, *storage->store, partition_id{0}, quiet, 7, false);
+    REQUIRE(p.recover());
+    CHECK(storage->store->journal_after("acme", std::nullopt, 100000) == before);
+  }
+  auto again = ops::open_storage(o);
+  REQUIRE(again);
+  CHECK_FALSE(again->views_cleared);
+  CHECK(again->store->journal_after("acme", std::nullopt, 100000) == before);
 }
 
 TEST_CASE("the store counts what it was given to write") {
