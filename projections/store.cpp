@@ -174,7 +174,20 @@ events::EmbeddedHandles Store::log_handles() const {
 Status Store::index_journal(journal_index how) {
   if (how == index_) return Status::ok();
   index_ = how;
+  // Every view write stores an applied position: with none, no view holds anything, and a
+  // clear would only leave range tombstones for every later lookup to step over.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+  it->Seek("applied/");
+  if (!it->Valid() || !it->key().starts_with("applied/")) return record_index();
   return clear_views();  // records the new way once the views are empty
+}
+
+Status Store::record_index() {
+  auto s = index_ == journal_index::local
+               ? db_->Put(rocksdb::WriteOptions(), meta_cf_, journal_index_key, "local")
+               : db_->Delete(rocksdb::WriteOptions(), meta_cf_, journal_index_key);
+  if (!s.ok()) return Status::error("cannot record how the journal index is kept: " + s.ToString());
+  return Status::ok();
 }
 
 rocksdb::ColumnFamilyHandle* Store::cf(view v) const { return view_cfs_[static_cast<size_t>(v)]; }
@@ -343,9 +356,7 @@ Status Store::clear_views() {
   if (!s.ok()) return Status::error("cannot clear the applied positions: " + s.ToString());
   // Empty views can be built either way: record the way this store builds them. A crash before
   // this leaves the old record, and the next index_journal() clears the (empty) views again.
-  if (index_ == journal_index::local)
-    s = db_->Put(rocksdb::WriteOptions(), meta_cf_, journal_index_key, "local");
-  if (!s.ok()) return Status::error("cannot record how the journal index is kept: " + s.ToString());
+  if (Status recorded = record_index(); !recorded) return recorded;
   notify();
   return Status::ok();
 }

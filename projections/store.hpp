@@ -116,6 +116,7 @@ class Store {
   Store() = default;
   rocksdb::ColumnFamilyHandle* cf(view v) const;
   void notify();
+  Status record_index();  // writes down index_
 
   std::unique_ptr<rocksdb::DB> db_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> cfs_;
