@@ -4,9 +4,12 @@
 //    hosts -> journal -> projections, on the embedded engine with its default settings, until the
 //    last event of every tenant is journaled and projected;
 //  - parse: nlohmann::json::parse of each event's text, one thread (the baseline).
+// Each is the best of three runs (the machine's noise swings a single run by a third); e2e
+// prints every run's rate, CPU per event by thread and RocksDB writes per event.
 // The last line is `e2e_events_per_s=X parse_events_per_s=Y ratio=X/Y`.
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -145,6 +148,8 @@ double e2e_rate(const std::vector<std::string>& texts,
   const int port = (*server)->port();
   auto& store = (*server)->store();
   const auto written0 = store.write_totals();
+  // RocksDB's background threads outlive a database: count only what they use from now on.
+  const auto by_kind0 = cpu_by_thread_kind();
   const double cpu0 = cpu_seconds();
   auto t0 = clock_type::now();
   std::vector<std::thread> senders;
@@ -168,13 +173,17 @@ double e2e_rate(const std::vector<std::string>& texts,
   double secs = std::chrono::duration<double>(done - t0).count();
   const double cpu = cpu_seconds() - cpu0;
   const auto by_kind = cpu_by_thread_kind();
-  std::printf("  ingest acknowledged after %.3f s, journaled and projected after %.3f s; "
-              "CPU %.1f µs per event (server and clients, all threads)\n",
+  std::printf("  %.0f events/s: ingest acknowledged after %.3f s, journaled and projected after "
+              "%.3f s; CPU %.1f µs per event (server and clients, all threads)\n",
+              static_cast<double>(texts.size()) / secs,
               std::chrono::duration<double>(ingested - t0).count(), secs,
               cpu * 1e6 / static_cast<double>(texts.size()));
   std::printf("  CPU µs per event by thread:");
-  for (const auto& [kind, secs_used] : by_kind)
-    std::printf(" %s %.1f", kind.c_str(), secs_used * 1e6 / static_cast<double>(texts.size()));
+  for (const auto& [kind, secs_used] : by_kind) {
+    const auto before = by_kind0.find(kind);
+    const double used = secs_used - (before == by_kind0.end() ? 0 : before->second);
+    std::printf(" %s %.1f", kind.c_str(), used * 1e6 / static_cast<double>(texts.size()));
+  }
   std::printf(" (the HTTP clients: the rest)\n");
   // Not timed, so not noisy: what each event costs the database (ingest log, journal, views).
   const auto written = store.write_totals();
@@ -203,8 +212,9 @@ int main(int argc, char** argv) {
   double parse = parse_rate(texts);
   std::printf("parse: nlohmann::json::parse per event, 1 thread, best of 3: %.0f events/s\n", parse);
   std::printf("e2e: 4 HTTP clients POST batches of 1000 -> ingest -> journal -> projections "
-              "(embedded engine)\n");
-  double e2e = e2e_rate(texts, last, false);
+              "(embedded engine), best of 3 as for the parse rate:\n");
+  double e2e = 0;
+  for (int round = 0; round < 3; ++round) e2e = std::max(e2e, e2e_rate(texts, last, false));
   std::printf("e2e with --sync (fsync every append, survives power loss):\n");
   double e2e_sync = e2e_rate(texts, last, true);
   std::printf("e2e_sync_events_per_s=%.0f\n", e2e_sync);
