@@ -109,7 +109,7 @@ class PartitionProcessor {
   std::optional<journal_pos> pending_upto_;
   std::unordered_set<std::string> pending_keys_;
   // Facts decided in this step, by type and result, for the observer.
-  std::map<std::pair<std::string, const char*>, size_t> fact_counts_;
+  std::map<std::pair<std::string, std::string_view>, size_t> fact_counts_;
   std::set<std::string> pending_tenants_;
   std::chrono::steady_clock::time_point pending_since_{};
   std::map<std::string, Anchor> anchors_;

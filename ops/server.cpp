@@ -18,8 +18,9 @@ result<Storage> open_storage(const EngineOptions& o) {
   // The embedded engine's journal is in the same database: its index points into it.
   const bool embedded = o.kafka_brokers.empty();
   const auto how = embedded ? projections::journal_index::local : projections::journal_index::copy;
-  s.views_cleared = s.store->journal_indexing() != how;
-  if (Status st = s.store->index_journal(how); !st) return st;
+  auto cleared = s.store->index_journal(how);
+  if (!cleared) return cleared.error();
+  s.views_cleared = *cleared;
   if (embedded) {
     auto log = events::EmbeddedLog::open(s.store->log_handles(), o.partitions, o.sync);
     if (!log) return log.error();

@@ -171,15 +171,19 @@ events::EmbeddedHandles Store::log_handles() const {
   return {db_.get(), cfs_.at("ingest"), cfs_.at("journal"), cfs_.at("log_meta")};
 }
 
-Status Store::index_journal(journal_index how) {
-  if (how == index_) return Status::ok();
+result<bool> Store::index_journal(journal_index how) {
+  if (how == index_) return false;
   index_ = how;
   // Every view write stores an applied position: with none, no view holds anything, and a
   // clear would only leave range tombstones for every later lookup to step over.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
   it->Seek("applied/");
-  if (!it->Valid() || !it->key().starts_with("applied/")) return record_index();
-  return clear_views();  // records the new way once the views are empty
+  if (!it->Valid() || !it->key().starts_with("applied/")) {
+    if (Status s = record_index(); !s) return s;
+    return false;
+  }
+  if (Status s = clear_views(); !s) return s;  // records the new way once the views are empty
+  return true;
 }
 
 Status Store::record_index() {

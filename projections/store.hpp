@@ -61,8 +61,9 @@ class Store {
 
   // Sets how the journal index is kept (recorded in the database; a new one starts as `copy`).
   // When the views were built the other way they are cleared, and the partition hosts'
-  // recovery rebuilds them from the journal. Call before anything writes or reads the views.
-  Status index_journal(journal_index how);
+  // recovery rebuilds them from the journal; the answer says whether they were. Call before
+  // anything writes or reads the views.
+  result<bool> index_journal(journal_index how);
   journal_index journal_indexing() const { return index_; }
 
   // A view document (conversations, agents, queues, customers, ...) of a tenant, or nullopt.

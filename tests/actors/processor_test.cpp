@@ -24,7 +24,7 @@ struct Node {
   explicit Node(const std::string& dir,
                 projections::journal_index how = projections::journal_index::local) {
     store = std::move(projections::Store::open(dir).value());
-    REQUIRE(store->index_journal(how));
+    REQUIRE(store->index_journal(how).has_value());
     log = std::move(events::EmbeddedLog::open(store->log_handles(), 1, false).value());
   }
   // With `hand_over`, as the front door does: the validated envelopes go with their text.
@@ -211,6 +211,13 @@ TEST_CASE("a data directory whose journal index holds copies is rebuilt on openi
   auto again = ops::open_storage(o);
   REQUIRE(again);
   CHECK_FALSE(again->views_cleared);
+  testing::TempDir fresh;  // a new directory has no views to clear
+  ops::EngineOptions new_dir;
+  new_dir.data_dir = fresh.str();
+  auto created = ops::open_storage(new_dir);
+  REQUIRE(created);
+  CHECK_FALSE(created->views_cleared);
+  CHECK(created->store->journal_indexing() == projections::journal_index::local);
   CHECK(again->store->journal_after("acme", std::nullopt, 100000) == before);
 }
 
