@@ -135,8 +135,6 @@ size_t Customer::open_conversations() const {
   return n;
 }
 
-
-
 void Journeys::sweep(int64_t time_ms) {
   const int64_t day = time_ms / day_ms;
   if (day <= swept_day_) return;
@@ -318,9 +316,7 @@ std::optional<std::string> Journeys::view_text(const std::string& customer) cons
 }
 
 std::optional<json> Journeys::view(const std::string& customer) const {
-  auto text = view_text(customer);
-  if (!text) return std::nullopt;
-  return json::parse(*text);
+  return routing::parsed(view_text(customer));
 }
 
 expr::Value CustomerSubject::get(const std::vector<std::string>& path) const {

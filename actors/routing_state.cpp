@@ -543,9 +543,7 @@ std::optional<std::string> Tenant::conversation_text(const std::string& id) cons
 }
 
 std::optional<json> Tenant::conversation_view(const std::string& id) const {
-  auto text = conversation_text(id);
-  if (!text) return std::nullopt;
-  return json::parse(*text);
+  return parsed(conversation_text(id));
 }
 
 std::optional<json> Tenant::agent_view(const std::string& id) const {

@@ -2,6 +2,7 @@
 // agent, and small JSON helpers shared by routing.cpp and routing_state.cpp.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,12 @@
 #include "events/expression.hpp"
 
 namespace omniroute::routing {
+
+// A view document rendered as text, parsed (the *_view accessors); nullopt stays nullopt.
+inline std::optional<events::json> parsed(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  return events::json::parse(*text);
+}
 
 inline const std::string& str(const events::json& data, const char* key) {
   static const std::string empty;

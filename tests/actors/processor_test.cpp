@@ -195,30 +195,33 @@ TEST_CASE("a data directory whose journal index holds copies is rebuilt on openi
     before = node.store->journal_after("acme", std::nullopt, 100000);
   }
   REQUIRE_FALSE(before.empty());
-  ops::EngineOptions o;
-  o.data_dir = dir.str();
-  {
+  // The embedded engine's storage of a directory, as the server and the commands open it.
+  auto open = [](const std::string& data_dir) {
+    ops::EngineOptions o;
+    o.data_dir = data_dir;
     auto storage = ops::open_storage(o);
     REQUIRE(storage);
-    CHECK(storage->views_cleared);
-    CHECK(storage->store->journal_indexing() == projections::journal_index::local);
-    CHECK(storage->store->journal_after("acme", std::nullopt, 100000).empty());
+    return std::move(storage.value());
+  };
+  {
+    auto storage = open(dir.str());
+    CHECK(storage.views_cleared);
+    CHECK(storage.store->journal_indexing() == projections::journal_index::local);
+    CHECK(storage.store->journal_after("acme", std::nullopt, 100000).empty());
     ProcessorObserver quiet;
-    PartitionProcessor p(*storage->log, *storage->store, partition_id{0}, quiet, 7, false);
+    PartitionProcessor p(*storage.log, *storage.store, partition_id{0}, quiet, 7, false);
     REQUIRE(p.recover());
-    CHECK(storage->store->journal_after("acme", std::nullopt, 100000) == before);
+    CHECK(storage.store->journal_after("acme", std::nullopt, 100000) == before);
   }
-  auto again = ops::open_storage(o);
-  REQUIRE(again);
-  CHECK_FALSE(again->views_cleared);
+  {
+    auto again = open(dir.str());
+    CHECK_FALSE(again.views_cleared);
+    CHECK(again.store->journal_after("acme", std::nullopt, 100000) == before);
+  }
   testing::TempDir fresh;  // a new directory has no views to clear
-  ops::EngineOptions new_dir;
-  new_dir.data_dir = fresh.str();
-  auto created = ops::open_storage(new_dir);
-  REQUIRE(created);
-  CHECK_FALSE(created->views_cleared);
-  CHECK(created->store->journal_indexing() == projections::journal_index::local);
-  CHECK(again->store->journal_after("acme", std::nullopt, 100000) == before);
+  auto created = open(fresh.str());
+  CHECK_FALSE(created.views_cleared);
+  CHECK(created.store->journal_indexing() == projections::journal_index::local);
 }
 
 TEST_CASE("the store counts what it was given to write") {
