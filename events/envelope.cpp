@@ -1,8 +1,10 @@
 #include "events/envelope.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <initializer_list>
 #include <unordered_map>
 #include <vector>
@@ -514,10 +516,77 @@ json to_json(const Envelope& e) {
   return j;
 }
 
-// The escaping nlohmann's dump uses for UTF-8 input.
+namespace {
+
+// Bytes a JSON string can hold as they are: printable ASCII but the quote and the backslash.
+constexpr bool plain(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\' && c < 0x80; }
+
+// The end of the run of plain bytes starting at s[i]: eight bytes at a time while none of
+// them needs a second look (a control character, '"', '\\' or a byte >= 0x80), then one by one.
+size_t plain_run(std::string_view s, size_t i) {
+  constexpr uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  auto has_zero_byte = [](uint64_t x) { return (x - ones) & ~x & highs; };
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t x;
+    std::memcpy(&x, s.data() + i, 8);
+    const uint64_t special = (x & highs) | ((x - ones * 0x20) & ~x & highs) |
+                             has_zero_byte(x ^ (ones * '"')) | has_zero_byte(x ^ (ones * '\\'));
+    if (special) break;
+  }
+  while (i < s.size() && plain(static_cast<unsigned char>(s[i]))) ++i;
+  return i;
+}
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (a byte >= 0x80), or 0 when it is
+// not one (the rules nlohmann's parser and serializer enforce: no overlongs, no surrogates,
+// nothing above U+10FFFF).
+size_t utf8_sequence(std::string_view s, size_t i) {
+  auto at = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u; };
+  auto cont = [](unsigned c) { return (c & 0xC0) == 0x80; };
+  const unsigned c = at(0);
+  if (c >= 0xC2 && c <= 0xDF) return cont(at(1)) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    return at(1) >= lo && at(1) <= hi && cont(at(2)) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    return at(1) >= lo && at(1) <= hi && cont(at(2)) && cont(at(3)) ? 4 : 0;
+  }
+  return 0;
+}
+
+template <typename Int>
+void append_number(std::string& out, Int n) {
+  char buf[24];
+  out.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, n).ptr - buf));
+}
+
+}  // namespace
+
+// The escaping nlohmann's dump uses for UTF-8 input, a run of plain bytes at a time. Text that
+// is not UTF-8 is left to nlohmann, which refuses it as dump() would.
 void append_quoted(std::string& out, std::string_view s) {
+  const size_t start = out.size();
   out.push_back('"');
-  for (unsigned char c : s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t run = plain_run(s, i);
+    out.append(s.data() + i, run - i);
+    i = run;
+    if (i == s.size()) break;
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t n = utf8_sequence(s, i);
+      if (n == 0) {
+        out.resize(start);
+        out += json(std::string(s)).dump();  // throws, as nlohmann's serializer does
+        return;
+      }
+      out.append(s.data() + i, n);
+      i += n;
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -526,17 +595,50 @@ void append_quoted(std::string& out, std::string_view s) {
       case '\n': out += "\\n"; break;
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+      default: {
+        static constexpr char hex[] = "0123456789abcdef";
+        const char u[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+        out.append(u, sizeof u);
+      }
     }
+    ++i;
   }
   out.push_back('"');
+}
+
+void append_json(std::string& out, const json& v) {
+  switch (v.type()) {
+    case json::value_t::object: {
+      out.push_back('{');
+      bool first = true;
+      for (const auto& [key, value] : v.get_ref<const json::object_t&>()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_quoted(out, key);
+        out.push_back(':');
+        append_json(out, value);
+      }
+      out.push_back('}');
+      return;
+    }
+    case json::value_t::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& value : v.get_ref<const json::array_t&>()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_json(out, value);
+      }
+      out.push_back(']');
+      return;
+    }
+    case json::value_t::string: append_quoted(out, v.get_ref<const std::string&>()); return;
+    case json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return;
+    case json::value_t::null: out += "null"; return;
+    case json::value_t::number_integer: append_number(out, v.get<int64_t>()); return;
+    case json::value_t::number_unsigned: append_number(out, v.get<uint64_t>()); return;
+    default: out += v.dump(); return;  // doubles (json's own shortest form), binary, discarded
+  }
 }
 
 // The same text as to_json(e).dump() (keys in order), without copying `data` into a new tree.
@@ -550,7 +652,7 @@ std::string to_text(const Envelope& e) {
     out += ',';
   }
   out += "\"data\":";
-  out += e.data.dump();
+  append_json(out, e.data);
   out += ",\"id\":";
   append_quoted(out, e.id);
   if (e.seq) {

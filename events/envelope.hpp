@@ -65,8 +65,12 @@ result<Envelope, event_error> read_envelope_text(std::string_view text);
 // time formatted as RFC 3339 UTC milliseconds.
 json to_json(const Envelope& e);
 std::string to_text(const Envelope& e);
-// Appends `s` as a JSON string, escaped as nlohmann's dump escapes it.
+// Appends `s` as a JSON string, escaped as nlohmann's dump escapes it (and, like dump, throws
+// json::type_error when `s` is not UTF-8).
 void append_quoted(std::string& out, std::string_view s);
+// Appends v.dump(): the same bytes, without nlohmann's serializer and its byte-by-byte UTF-8
+// state machine (the journal and view texts of every event pass through here).
+void append_json(std::string& out, const json& v);
 // to_text(e) for a fact e with a seq and no cause, given `canonical` = to_text of e without its
 // seq (the fact as the front door wrote it): spliced, without serializing `data` again.
 std::string to_text(const Envelope& e, std::string_view canonical);

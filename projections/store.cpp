@@ -13,6 +13,7 @@
 #include <cstdio>
 
 #include "events/bytes.hpp"
+#include "events/envelope.hpp"
 
 namespace omniroute::projections {
 namespace {
@@ -429,7 +430,9 @@ void Store::notify() {
 
 void ViewBatch::put_document(view v, const std::string& tenant, const std::string& id,
                              const json& doc) {
-  put_document(v, tenant, id, std::string_view(doc.dump()));
+  std::string text;
+  events::append_json(text, doc);
+  put_document(v, tenant, id, std::string_view(text));
 }
 
 void ViewBatch::put_document(view v, const std::string& tenant, const std::string& id,

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <deque>
+#include <functional>
+#include <random>
 #include <set>
 
 #include "events/envelope.hpp"
@@ -173,6 +176,71 @@ TEST_CASE("to_text writes exactly what to_json dumps, escapes included") {
   CHECK(to_text(e) == to_json(e).dump());
 }
 
+TEST_CASE("append_json writes exactly what dump writes, for any value") {
+  auto written = [](const json& v) {
+    std::string out = "x";  // appends, keeping what was there
+    append_json(out, v);
+    return out.substr(1);
+  };
+  // Every byte below 0x80 in a string, each escape and each plain run next to one.
+  std::string ascii;
+  for (int c = 0; c < 0x80; ++c) ascii += static_cast<char>(c);
+  const json edges = {
+      {"ascii", ascii},
+      {"utf8", "\xc2\xa2 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\x9f\xbf \xef\xbf\xbf \xf4\x8f\xbf\xbf"},
+      {"ints", {0, -1, INT64_MIN, INT64_MAX, uint64_t{UINT64_MAX}, 10, -10}},
+      {"doubles", {0.5, -0.0, 1e300, 1.0, 3.141592653589793, 1e-7}},
+      {"empty", {{"object", json::object()}, {"array", json::array()}, {"string", ""}}},
+      {"nested", {{{"a", {{"b", {nullptr, true, false}}}}}}},
+  };
+  CHECK(written(edges) == edges.dump());
+  for (const json& v : edges) CHECK(written(v) == v.dump());
+
+  // Random documents of every JSON type, with strings drawn from a small alphabet of escapes,
+  // multi-byte characters and plain text.
+  std::mt19937 rng(7);
+  const std::vector<std::string> pieces = {"a", "Z9", " ", "\"", "\\", "\n", "\t", "\x01", "\x1f",
+                                           "\x7f", "/", "\xe4\xbd\xa0", "\xf0\x9f\x98\x80", "\xc3\xa9"};
+  std::function<json(int)> make = [&](int depth) -> json {
+    switch (rng() % (depth > 3 ? 5 : 7)) {
+      case 0: return nullptr;
+      case 1: return rng() % 2 == 0;
+      case 2: return static_cast<int64_t>(rng()) - static_cast<int64_t>(rng());
+      case 3: return static_cast<double>(rng() % 100000) / 64.0;
+      case 4: {
+        std::string s;
+        for (size_t n = rng() % 8; n > 0; --n) s += pieces[rng() % pieces.size()];
+        return s;
+      }
+      case 5: {
+        json a = json::array();
+        for (size_t n = rng() % 4; n > 0; --n) a.push_back(make(depth + 1));
+        return a;
+      }
+      default: {
+        json o = json::object();
+        for (size_t n = rng() % 4; n > 0; --n) o[pieces[rng() % pieces.size()] + "k"] = make(depth + 1);
+        return o;
+      }
+    }
+  };
+  for (int i = 0; i < 2000; ++i) {
+    const json v = make(0);
+    REQUIRE(written(v) == v.dump());
+  }
+}
+
+TEST_CASE("append_quoted refuses text that is not UTF-8, as dump does") {
+  for (const std::string bad : {"\x80", "a\xc0\xaf", "\xe0\x80\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                "\xe4\xbd", "tail \xf0\x9f\x98"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS(json(bad).dump(), json::type_error);
+    std::string out = "kept";
+    CHECK_THROWS_AS(append_quoted(out, bad), json::type_error);
+    CHECK(out == "kept");
+  }
+}
+
 TEST_CASE("ObjectText writes what json dumps for the same object, in any order of fields") {
   const json attributes = {{"vip", true}, {"note", "line\nbreak \"q\" \xe4\xbd\xa0"}, {"n", {1, 2.5}}};
   const std::set<std::string> agents = {"bob", "alice\x01"};
@@ -197,6 +265,20 @@ TEST_CASE("ObjectText writes what json dumps for the same object, in any order o
                    {"A", "capital sorts first"}};
   CHECK(o.str() == expected.dump());
   CHECK(ObjectText().str() == json::object().dump());
+
+  // Larger objects are sorted another way; the answer is the same.
+  for (int fields : {31, 33, 80}) {
+    ObjectText many;
+    json same = json::object();
+    std::deque<std::string> keys;  // an ObjectText keeps views of its keys
+    for (int i = fields; i > 0; --i) {
+      const std::string& key = keys.emplace_back("k" + std::to_string(i % 7) + "-" + std::to_string(i % 5));  // repeats
+      many.integer(key, i);
+      same[key] = i;
+    }
+    CAPTURE(fields);
+    CHECK(many.str() == same.dump());
+  }
 }
 
 TEST_CASE("numbers that feed arithmetic are bounded") {
