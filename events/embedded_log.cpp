@@ -2,6 +2,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -15,15 +16,84 @@ std::string key(partition_id p, int64_t n) { return EmbeddedLog::record_key(p, n
 
 std::string cursor_key(partition_id p) { return "cursor/" + std::to_string(p.value()); }
 
+// Consecutive records of a partition are stored under one key, the position of the first:
+// a batch marker, the count, then each record's length and bytes. RocksDB's work per key (its
+// memtable insert above all) is paid once per append instead of once per record. A value
+// without the marker is a single record, as earlier versions stored every record: an ingest
+// record starts with its 8-byte append time (a first byte of 0 until the year 4253), a journal
+// record with 'O'.
+constexpr char batch_marker = '\xb7';
+// Records per key at most, so that reading one record never decodes a huge value.
+constexpr size_t batch_records = 1024;
+
+void put_batch(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, partition_id p,
+               int64_t first, const std::vector<std::string_view>& records) {
+  for (size_t from = 0; from < records.size(); from += batch_records) {
+    const size_t n = std::min(batch_records, records.size() - from);
+    size_t size = 5;
+    for (size_t i = from; i < from + n; ++i) size += 4 + records[i].size();
+    std::string value;
+    value.reserve(size);
+    value.push_back(batch_marker);
+    put_be(value, n, 4);
+    for (size_t i = from; i < from + n; ++i) {
+      put_be(value, records[i].size(), 4);
+      value += records[i];
+    }
+    batch.Put(cf, key(p, first + static_cast<int64_t>(from)), value);
+  }
+}
+
+// The records a stored value holds, in order; false when it is not well formed.
+bool split_records(std::string_view value, std::vector<std::string_view>& out) {
+  out.clear();
+  if (value.empty() || value[0] != batch_marker) {
+    out.push_back(value);
+    return true;
+  }
+  if (value.size() < 5) return false;
+  const size_t n = get_be(value, 1, 4);
+  size_t at = 5;
+  for (size_t i = 0; i < n; ++i) {
+    if (at + 4 > value.size()) return false;
+    const size_t len = get_be(value, at, 4);
+    if (at + 4 + len > value.size()) return false;
+    out.push_back(value.substr(at + 4, len));
+    at += 4 + len;
+  }
+  return at == value.size();
+}
+
+std::string_view view_of(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+// The position of the first record under a key of partition p, or -1 for another partition's key.
+int64_t first_of(const rocksdb::Slice& k, partition_id p) {
+  if (k.size() != 12 || get_be(view_of(k), 0, 4) != static_cast<uint32_t>(p.value())) return -1;
+  return static_cast<int64_t>(get_be(view_of(k), 4, 8));
+}
+
+// Positions the iterator at the key holding position `pos` of partition p (the last key at or
+// before it), or at the first key after it when no key of p is at or before it.
+void seek_holding(rocksdb::Iterator& it, partition_id p, int64_t pos) {
+  it.SeekForPrev(key(p, pos));
+  if (!it.Valid() || first_of(it.key(), p) < 0) it.Seek(key(p, pos));
+}
+
 // One past the last position stored under partition p's prefix in `cf`.
-int64_t end_of(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, partition_id p) {
+result<int64_t> end_of(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, partition_id p) {
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
   it->SeekForPrev(key(p, INT64_MAX));
-  if (!it->Valid()) return 0;
-  auto k = it->key();
-  if (k.size() != 12 || get_be({k.data(), k.size()}, 0, 4) != static_cast<uint32_t>(p.value()))
-    return 0;
-  return static_cast<int64_t>(get_be({k.data(), k.size()}, 4, 8)) + 1;
+  if (!it->Valid()) {
+    if (!it->status().ok()) return Status::error("cannot read the log's end: " + it->status().ToString());
+    return int64_t{0};
+  }
+  const int64_t first = first_of(it->key(), p);
+  if (first < 0) return int64_t{0};
+  std::vector<std::string_view> records;
+  if (!split_records(view_of(it->value()), records))
+    return Status::error("partition " + std::to_string(p.value()) + " is corrupt at position " +
+                         std::to_string(first));
+  return first + static_cast<int64_t>(records.size());
 }
 
 class AllPartitions final : public Membership {
@@ -51,6 +121,30 @@ class AllPartitions final : public Membership {
 
 }  // namespace
 
+EmbeddedLog::RecordReader::RecordReader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf)
+    : it_(db->NewIterator(rocksdb::ReadOptions(), cf)) {}
+
+EmbeddedLog::RecordReader::~RecordReader() = default;
+
+std::optional<std::string_view> EmbeddedLog::RecordReader::at(partition_id p, int64_t pos) {
+  if (!(p == p_ && pos >= first_ && pos < first_ + static_cast<int64_t>(records_.size()))) {
+    records_.clear();
+    seek_holding(*it_, p, pos);
+    if (!it_->Valid()) return std::nullopt;
+    const int64_t first = first_of(it_->key(), p);
+    if (first < 0 || first > pos) return std::nullopt;
+    value_ = it_->value().ToString();
+    if (!split_records(value_, records_)) {
+      records_.clear();
+      return std::nullopt;
+    }
+    p_ = p;
+    first_ = first;
+    if (pos >= first_ + static_cast<int64_t>(records_.size())) return std::nullopt;
+  }
+  return records_[static_cast<size_t>(pos - first_)];
+}
+
 std::string EmbeddedLog::record_key(partition_id p, int64_t n) {
   std::string k;
   k.reserve(12);
@@ -59,15 +153,7 @@ std::string EmbeddedLog::record_key(partition_id p, int64_t n) {
   return k;
 }
 
-EmbeddedLog::EmbeddedLog(EmbeddedHandles h, int partitions, bool sync) : h_(h) {
-  write_options_.sync = sync;
-  for (int i = 0; i < partitions; ++i) {
-    auto part = std::make_unique<Partition>();
-    part->ingest_end = end_of(h_.db, h_.ingest, partition_id{i});
-    part->journal_end = end_of(h_.db, h_.journal, partition_id{i});
-    parts_.push_back(std::move(part));
-  }
-}
+EmbeddedLog::EmbeddedLog(EmbeddedHandles h, bool sync) : h_(h) { write_options_.sync = sync; }
 
 EmbeddedLog::~EmbeddedLog() = default;
 
@@ -91,7 +177,18 @@ result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::open(EmbeddedHandles h, int pa
   } else {
     return Status::error("cannot read the partition count: " + s.ToString());
   }
-  return std::unique_ptr<EmbeddedLog>(new EmbeddedLog(h, partitions, sync));
+  std::unique_ptr<EmbeddedLog> log(new EmbeddedLog(h, sync));
+  for (int i = 0; i < partitions; ++i) {
+    auto part = std::make_unique<Partition>();
+    auto ingest_end = end_of(h.db, h.ingest, partition_id{i});
+    if (!ingest_end) return Status::error("ingest " + ingest_end.error().message());
+    auto journal_end = end_of(h.db, h.journal, partition_id{i});
+    if (!journal_end) return Status::error("journal " + journal_end.error().message());
+    part->ingest_end = *ingest_end;
+    part->journal_end = *journal_end;
+    log->parts_.push_back(std::move(part));
+  }
+  return log;
 }
 
 EmbeddedLog::Partition* EmbeddedLog::part(partition_id p) {
@@ -127,17 +224,25 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
   const int64_t now_us = wall_clock_us();
   std::string stamp;
   put_be(stamp, static_cast<uint64_t>(now_us), 8);
+  // Each record: its append time, then the payload.
+  std::string records_text;
+  size_t size = 0;
+  for (const auto& payload : payloads) size += 8 + payload.size();
+  records_text.reserve(size);
+  std::vector<std::string_view> records;
+  records.reserve(payloads.size());
+  for (const auto& payload : payloads) {
+    records_text += stamp;
+    records_text += payload;
+  }
+  for (size_t i = 0, at = 0; i < payloads.size(); at += 8 + payloads[i].size(), ++i)
+    records.emplace_back(records_text.data() + at, 8 + payloads[i].size());
   rocksdb::WriteBatch batch;
   std::lock_guard<std::mutex> lock(part->ingest_mu);
   int64_t next = part->ingest_end;
-  for (const auto& payload : payloads) {
-    std::string k = key(p, next);
-    rocksdb::Slice key_part(k);
-    rocksdb::Slice value_parts[2] = {stamp, payload};
-    batch.Put(h_.ingest, rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+  put_batch(batch, h_.ingest, p, next, records);
+  for (size_t i = 0; i < payloads.size(); ++i, ++next)
     if (offsets) offsets->push_back(ingest_offset{next});
-    ++next;
-  }
   auto s = h_.db->Write(write_options_, &batch);
   if (!s.ok()) {
     if (offsets) offsets->resize(offsets->size() - payloads.size());
@@ -183,25 +288,28 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
   }
   if (end <= from.value()) return Status::ok();
   end = std::min<int64_t>(end, from.value() + static_cast<int64_t>(max));
-  rocksdb::ReadOptions ro;
-  std::string upper = key(p, end);
-  rocksdb::Slice upper_slice(upper);
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(h_.db->NewIterator(ro, h_.ingest));
+  std::unique_ptr<rocksdb::Iterator> it(h_.db->NewIterator(rocksdb::ReadOptions(), h_.ingest));
   int64_t expect = from.value();
-  for (it->Seek(key(p, from.value())); it->Valid(); it->Next()) {
-    auto k = it->key();
-    auto v = it->value();
-    int64_t offset = static_cast<int64_t>(get_be({k.data(), k.size()}, 4, 8));
-    if (offset != expect || v.size() < 8)
-      return Status::error("ingest partition " + std::to_string(p.value()) +
-                           " is corrupt at offset " + std::to_string(expect));
-    out.push_back(IngestRecord{ingest_offset{offset},
-                               static_cast<int64_t>(get_be({v.data(), v.size()}, 0, 8)),
-                               std::string(v.data() + 8, v.size() - 8), std::nullopt});
-    ++expect;
+  std::vector<std::string_view> records;
+  auto corrupt = [&] {
+    return Status::error("ingest partition " + std::to_string(p.value()) +
+                         " is corrupt at offset " + std::to_string(expect));
+  };
+  for (seek_holding(*it, p, from.value()); it->Valid() && expect < end; it->Next()) {
+    const int64_t first = first_of(it->key(), p);
+    if (first < 0) break;
+    if (first > expect || !split_records(view_of(it->value()), records)) return corrupt();
+    for (size_t i = 0; i < records.size() && expect < end; ++i) {
+      const int64_t offset = first + static_cast<int64_t>(i);
+      if (offset < expect) continue;
+      if (offset != expect || records[i].size() < 8) return corrupt();
+      out.push_back(IngestRecord{ingest_offset{offset}, static_cast<int64_t>(get_be(records[i], 0, 8)),
+                                 std::string(records[i].substr(8)), std::nullopt});
+      ++expect;
+    }
   }
   if (!it->status().ok()) return Status::error("ingest read failed: " + it->status().ToString());
+  if (expect < end) return corrupt();  // a record below the end is missing
   return Status::ok();
 }
 
@@ -219,7 +327,10 @@ result<Claim> EmbeddedLog::claim(partition_id p) {
   JournalRecord marker;
   marker.marker = true;
   marker.epoch = journal_pos{part->journal_end};
-  auto s = h_.db->Put(write_options_, h_.journal, key(p, part->journal_end), encode(marker));
+  const std::string marker_bytes = encode(marker);
+  rocksdb::WriteBatch batch;
+  put_batch(batch, h_.journal, p, part->journal_end, {marker_bytes});
+  auto s = h_.db->Write(write_options_, &batch);
   if (!s.ok()) return Status::error("cannot write the epoch marker: " + s.ToString());
   Claim c{p, journal_pos{part->journal_end}, ingest_offset{0}};
   ++part->journal_end;
@@ -239,10 +350,15 @@ Status EmbeddedLog::append_journal(const Claim& claim, std::vector<JournalRecord
   std::lock_guard<std::mutex> lock(part->journal_mu);
   rocksdb::WriteBatch batch;
   int64_t pos = part->journal_end;
+  std::vector<std::string> encoded;
+  encoded.reserve(records.size());
   for (auto& r : records) {
     r.epoch = claim.epoch;
-    batch.Put(h_.journal, key(claim.partition, pos++), encode(r));
+    encoded.push_back(encode(r));
   }
+  put_batch(batch, h_.journal, claim.partition, pos,
+            std::vector<std::string_view>(encoded.begin(), encoded.end()));
+  pos += static_cast<int64_t>(records.size());
   std::string cursor;
   put_be(cursor, static_cast<uint64_t>(next.value()), 8);
   batch.Put(h_.meta, cursor_key(claim.partition), cursor);
@@ -258,21 +374,25 @@ Status EmbeddedLog::read_journal(partition_id p, journal_pos from, size_t max,
                                  std::vector<StoredRecord>& out) {
   Partition* part = this->part(p);
   if (!part) return Status::error("no journal partition " + std::to_string(p.value()));
-  rocksdb::ReadOptions ro;
-  std::string upper = key(p, INT64_MAX);
-  rocksdb::Slice upper_slice(upper);
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(h_.db->NewIterator(ro, h_.journal));
+  std::unique_ptr<rocksdb::Iterator> it(h_.db->NewIterator(rocksdb::ReadOptions(), h_.journal));
   size_t n = 0;
-  for (it->Seek(key(p, from.value())); it->Valid() && n < max; it->Next(), ++n) {
-    auto k = it->key();
-    auto v = it->value();
-    auto rec = decode({v.data(), v.size()});
-    int64_t pos = static_cast<int64_t>(get_be({k.data(), k.size()}, 4, 8));
-    if (!rec)
-      return Status::error("journal partition " + std::to_string(p.value()) + " position " +
-                           std::to_string(pos) + ": " + rec.error().message());
-    out.push_back(StoredRecord{journal_pos{pos}, std::move(rec.value())});
+  std::vector<std::string_view> records;
+  for (seek_holding(*it, p, from.value()); it->Valid() && n < max; it->Next()) {
+    const int64_t first = first_of(it->key(), p);
+    if (first < 0) break;
+    if (!split_records(view_of(it->value()), records))
+      return Status::error("journal partition " + std::to_string(p.value()) + " is corrupt at position " +
+                           std::to_string(first));
+    for (size_t i = 0; i < records.size() && n < max; ++i) {
+      const int64_t pos = first + static_cast<int64_t>(i);
+      if (pos < from.value()) continue;
+      auto rec = decode(records[i]);
+      if (!rec)
+        return Status::error("journal partition " + std::to_string(p.value()) + " position " +
+                             std::to_string(pos) + ": " + rec.error().message());
+      out.push_back(StoredRecord{journal_pos{pos}, std::move(rec.value())});
+      ++n;
+    }
   }
   if (!it->status().ok()) return Status::error("journal read failed: " + it->status().ToString());
   return Status::ok();

@@ -7,6 +7,8 @@
 #include <memory>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include <rocksdb/db.h>
@@ -17,8 +19,9 @@ namespace omniroute::events {
 
 struct EmbeddedHandles {
   rocksdb::DB* db = nullptr;
-  rocksdb::ColumnFamilyHandle* ingest = nullptr;   // key: partition(4) offset(8)
-  rocksdb::ColumnFamilyHandle* journal = nullptr;  // key: partition(4) position(8)
+  // Keys: partition(4) offset or position(8) of the first of the records stored under it.
+  rocksdb::ColumnFamilyHandle* ingest = nullptr;
+  rocksdb::ColumnFamilyHandle* journal = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;     // partition count, resume cursors
 };
 
@@ -31,8 +34,27 @@ class EmbeddedLog final : public EventLog {
                                                    bool sync);
   ~EmbeddedLog() override;
 
-  // The key of ingest offset or journal position n of partition p in its column family.
+  // The key under which partition p's records from position n on are stored in a column
+  // family (consecutive records appended together share the key of the first).
   static std::string record_key(partition_id p, int64_t n);
+
+  // Reads single records of a column family of the log (the journal's, for the journal
+  // index), keeping the last key's records for the next read.
+  class RecordReader {
+   public:
+    RecordReader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf);
+    ~RecordReader();
+    // The bytes of the record at position pos of partition p (valid until the next call), or
+    // nullopt when there is none or it cannot be read.
+    std::optional<std::string_view> at(partition_id p, int64_t pos);
+
+   private:
+    std::unique_ptr<rocksdb::Iterator> it_;
+    partition_id p_{-1};
+    int64_t first_ = 0;
+    std::string value_;
+    std::vector<std::string_view> records_;
+  };
 
   int partitions() const override { return static_cast<int>(parts_.size()); }
   Status append_ingest(partition_id p, const std::vector<std::string>& payloads,
@@ -65,7 +87,7 @@ class EmbeddedLog final : public EventLog {
     std::mutex journal_mu;
     int64_t journal_end = 0;
   };
-  EmbeddedLog(EmbeddedHandles h, int partitions, bool sync);
+  EmbeddedLog(EmbeddedHandles h, bool sync);
   Status append(partition_id p, const std::vector<std::string>& payloads,
                 std::vector<Envelope>* envelopes, std::vector<ingest_offset>* offsets);
   Partition* part(partition_id p);

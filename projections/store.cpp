@@ -291,6 +291,8 @@ std::vector<std::string> Store::journal_after(const std::string& tenant,
   ro.iterate_lower_bound = &lower_slice;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(view::journal)));
+  std::optional<events::EmbeddedLog::RecordReader> records;
+  if (index_ == journal_index::local) records.emplace(db_.get(), journal_cf_);
   it->SeekForPrev(seq_key(tenant, from));  // the record holding `from`, if it starts before it
   if (!it->Valid()) it->Seek(seq_key(tenant, from));
   for (; it->Valid() && out.size() < limit; it->Next()) {
@@ -304,12 +306,11 @@ std::vector<std::string> Store::journal_after(const std::string& tenant,
     // before its pointer. Should it not be readable, the answer stops before it rather than
     // skip it: a reader asks again from there and never misses an entry.
     if (value.size() != 12) break;
-    std::string record;
     const partition_id p{static_cast<int32_t>(get_be(value, 0, 4))};
     const int64_t pos = static_cast<int64_t>(get_be(value, 4, 8));
-    if (!db_->Get(rocksdb::ReadOptions(), journal_cf_, events::EmbeddedLog::record_key(p, pos), &record).ok())
-      break;
-    auto r = events::decode(record);
+    auto record = records->at(p, pos);
+    if (!record) break;
+    auto r = events::decode(*record);
     if (!r) break;
     for (auto& e : r->entries)
       if (e.seq.value() >= from && out.size() < limit) out.push_back(std::move(e.envelope));

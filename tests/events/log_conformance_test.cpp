@@ -8,7 +8,9 @@
 #include <memory>
 #include <set>
 
+#include "events/bytes.hpp"
 #include "events/embedded_log.hpp"
+#include "events/journal.hpp"
 #include "events/kafka_log.hpp"
 #include "projections/store.hpp"
 #include "tests/support/support.hpp"
@@ -233,6 +235,104 @@ void membership_assigns_every_partition(Engine& engine) {
 TEST_CASE("embedded: the in-process reader gets validated envelopes without parsing them") {
   EmbeddedEngine engine;
   CHECK(validated_appends_read_back_as_their_text(engine) == 20);
+}
+
+TEST_CASE("embedded: records appended together share a key, and every record reads alone") {
+  EmbeddedEngine engine;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 2500; ++i) payloads.push_back("{\"n\":" + std::to_string(i) + "}");
+  {
+    auto log = engine.open();
+    const auto before = engine.store->write_totals();
+    // 2,500 records: three keys (1,024 records at most under one), then one more append.
+    REQUIRE(log->append_ingest(partition_id{1}, payloads, nullptr));
+    CHECK(engine.store->write_totals().keys - before.keys == 3);
+    REQUIRE(log->append_ingest(partition_id{1}, {"{\"n\":2500}"}, nullptr));
+    payloads.push_back("{\"n\":2500}");
+
+    auto claim = log->claim(partition_id{1});
+    REQUIRE(claim.has_value());
+    std::vector<JournalRecord> records;
+    for (int i = 0; i < 1500; ++i) records.push_back(record(i, "r" + std::to_string(i), static_cast<uint64_t>(i)));
+    REQUIRE(log->append_journal(*claim, records, ingest_offset{1500}, nullptr));
+  }
+  auto log = engine.open();  // a restart finds the ends from the last keys
+  CHECK(log->ingest_end(partition_id{1})->value() == 2501);
+  const int64_t journal_end = log->journal_end(partition_id{1})->value();
+  CHECK(journal_end == 1501);  // the marker, then 1,500 records
+  // Reads from any offset, across the keys' boundaries, by the RocksDB iterator (a new
+  // process has no in-memory tail).
+  for (int64_t from : {0, 1, 1023, 1024, 1025, 2047, 2048, 2499, 2500}) {
+    std::vector<IngestRecord> got;
+    REQUIRE(log->read_ingest(partition_id{1}, ingest_offset{from}, 3, 0ms, got));
+    REQUIRE(got.size() == static_cast<size_t>(std::min<int64_t>(3, 2501 - from)));
+    for (size_t i = 0; i < got.size(); ++i) {
+      CHECK(got[i].offset.value() == from + static_cast<int64_t>(i));
+      CHECK(got[i].payload == payloads[static_cast<size_t>(from) + i]);
+    }
+  }
+  EmbeddedLog::RecordReader reader(engine.store->log_handles().db, engine.store->log_handles().journal);
+  for (int64_t pos : {1, 2, 1023, 1024, 1025, 1500, 1300, 5}) {  // forwards and back
+    std::vector<StoredRecord> one;
+    REQUIRE(log->read_journal(partition_id{1}, journal_pos{pos}, 1, one));
+    REQUIRE(one.size() == 1);
+    CHECK(one[0].pos.value() == pos);
+    CHECK(one[0].record.entries.at(0).id == "r" + std::to_string(pos - 1));
+    auto bytes = reader.at(partition_id{1}, pos);
+    REQUIRE(bytes.has_value());
+    CHECK(decode(*bytes).value().entries.at(0).id == "r" + std::to_string(pos - 1));
+  }
+  CHECK_FALSE(reader.at(partition_id{1}, 1501).has_value());
+  CHECK_FALSE(reader.at(partition_id{0}, 0).has_value());
+  CHECK(history_ids(*log, partition_id{1}).size() == 1500);
+}
+
+TEST_CASE("embedded: records stored one per key, as earlier versions did, still read") {
+  EmbeddedEngine engine;
+  {
+    auto log = engine.open();  // creates the column families
+  }
+  {
+    // Written as earlier versions wrote them: ingest offsets 0-2 and journal positions 0-1
+    // of partition 2, each under its own key.
+    engine.open();
+    const auto h = engine.store->log_handles();
+    for (int64_t i = 0; i < 3; ++i) {
+      std::string value;
+      put_be(value, 1795168800000000ull + static_cast<uint64_t>(i), 8);
+      value += "{\"old\":" + std::to_string(i) + "}";
+      REQUIRE(h.db->Put(rocksdb::WriteOptions(), h.ingest, EmbeddedLog::record_key(partition_id{2}, i), value).ok());
+    }
+    JournalRecord marker;
+    marker.marker = true;
+    marker.epoch = journal_pos{0};  // a claim's marker at position 0, and a record it wrote
+    JournalRecord old = record(0, "old", 0);
+    old.epoch = journal_pos{0};
+    REQUIRE(h.db->Put(rocksdb::WriteOptions(), h.journal, EmbeddedLog::record_key(partition_id{2}, 0), encode(marker)).ok());
+    REQUIRE(h.db->Put(rocksdb::WriteOptions(), h.journal, EmbeddedLog::record_key(partition_id{2}, 1), encode(old)).ok());
+  }
+  auto log = engine.open();
+  CHECK(log->ingest_end(partition_id{2})->value() == 3);
+  CHECK(log->journal_end(partition_id{2})->value() == 2);
+  REQUIRE(log->append_ingest(partition_id{2}, {"{\"new\":3}", "{\"new\":4}"}, nullptr));
+  auto all = read_n(*log, partition_id{2}, 0, 5);
+  REQUIRE(all.size() == 5);
+  CHECK(all[1].payload == "{\"old\":1}");
+  CHECK(all[1].appended_us == 1795168800000001);
+  CHECK(all[4].payload == "{\"new\":4}");
+  std::vector<IngestRecord> from_old;  // through the iterator, across old and new keys
+  engine.close();
+  log = engine.open();
+  REQUIRE(log->read_ingest(partition_id{2}, ingest_offset{2}, 10, 0ms, from_old));
+  REQUIRE(from_old.size() == 3);
+  CHECK(from_old[0].payload == "{\"old\":2}");
+  CHECK(from_old[2].payload == "{\"new\":4}");
+  auto claim = log->claim(partition_id{2});
+  REQUIRE(claim.has_value());
+  CHECK(claim->epoch.value() == 2);
+  std::vector<JournalRecord> next = {record(3, "new", 1)};
+  REQUIRE(log->append_journal(*claim, next, ingest_offset{4}, nullptr));
+  CHECK(history_ids(*log, partition_id{2}) == std::vector<std::string>{"old", "new"});
 }
 
 #define CONFORMANCE(name, fn)                          \
