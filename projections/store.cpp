@@ -42,8 +42,31 @@ std::string seq_key(const std::string& tenant, uint64_t seq) {
 
 std::string applied_key(partition_id p) { return "applied/" + std::to_string(p.value()); }
 
-// In view_meta: how the journal index is kept; absent means journal_index::copy.
+// In view_meta: how the journal index is kept. Earlier versions kept an entry per journal
+// record and wrote "local" (or nothing, for copies); their views are rebuilt on opening.
 const char* const journal_index_key = "journal_index";
+const char* recorded_name(journal_index how) {
+  return how == journal_index::local ? "local.buckets" : "copy.buckets";
+}
+
+// The journal index keeps a tenant's records in buckets of consecutive seqs: a record is
+// added (a RocksDB merge: no read) to the bucket of its first seq. A batch of views adds one
+// operand per bucket it touches instead of a key per record, and a bucket's value does not
+// depend on how the records were batched, so rebuilt views equal live ones.
+constexpr uint64_t index_bucket_seqs = 256;
+
+// The journal index's merge: a bucket's items, in the order they were added.
+class AppendItems : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger*) const override {
+    new_value->clear();
+    if (existing) new_value->assign(existing->data(), existing->size());
+    new_value->append(value.data(), value.size());
+    return true;
+  }
+  const char* Name() const override { return "omniroute.AppendIndexItems"; }
+};
 
 // Interval keys: tenant \0 queue \0 bucket start (8 bytes, big-endian, sign bit flipped so
 // that times before 1970 sort first) channel.
@@ -110,14 +133,7 @@ const char* name_of(view v) {
   return "?";
 }
 
-result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
-  rocksdb::DBOptions options;
-  options.create_if_missing = true;
-  options.create_missing_column_families = true;
-  options.IncreaseParallelism(2);
-  // Measured: the single-writer memtable insert path makes a partition host 17% faster
-  // (53k -> 62k events/s on one thread); the concurrent one buys nothing on 2 cores.
-  options.allow_concurrent_memtable_write = false;
+std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families() {
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options());
   for (const char* n : log_cfs) descs.emplace_back(n, cf_options());
@@ -125,6 +141,7 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
     descs.emplace_back(name_of(v), cf_options());
     rocksdb::ColumnFamilyOptions& o = descs.back().options;
     if (v == view::intervals) o.merge_operator = std::make_shared<AddCounters>();
+    if (v == view::journal) o.merge_operator = std::make_shared<AppendItems>();
     if (v == view::ids) {
       // Every new event's id is looked up twice (front door and partition host), and almost
       // always missing: a bloom filter in front of the memtable answers those without a search.
@@ -142,9 +159,27 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
     }
   }
   descs.emplace_back(view_meta, cf_options());
+  return descs;
+}
+
+rocksdb::DBOptions Store::db_options() {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.IncreaseParallelism(2);
+  // Measured: the single-writer memtable insert path makes a partition host 17% faster
+  // (53k -> 62k events/s on one thread); the concurrent one buys nothing on 2 cores (and the
+  // hashed memtables do not support it). Again on the ingest benchmark, with the plain
+  // memtables it needs: median of 4 interleaved runs 64,900 -> 50,900 events/s.
+  options.allow_concurrent_memtable_write = false;
+  return options;
+}
+
+result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
+  const std::vector<rocksdb::ColumnFamilyDescriptor> descs = column_families();
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(options, dir, descs, &handles, &raw);
+  auto s = rocksdb::DB::Open(db_options(), dir, descs, &handles, &raw);
   if (!s.ok()) return Status::error("cannot open the data directory " + dir + ": " + s.ToString());
   std::unique_ptr<Store> store(new Store);
   store->db_.reset(raw);
@@ -156,9 +191,11 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   auto got = raw->Get(rocksdb::ReadOptions(), store->meta_cf_, journal_index_key, &how);
   if (!got.ok() && !got.IsNotFound())
     return Status::error("cannot read how the journal index is kept: " + got.ToString());
-  if (got.ok() && how != "local")
+  if (got.ok() && how != "local" && how != recorded_name(journal_index::local) &&
+      how != recorded_name(journal_index::copy))
     return Status::error("the data directory records an unknown journal index '" + how + "'");
-  if (got.ok()) store->index_ = journal_index::local;
+  if (got.ok() && how != recorded_name(journal_index::copy)) store->index_ = journal_index::local;
+  store->index_current_ = got.ok() && how != "local";
   return store;
 }
 
@@ -173,7 +210,7 @@ events::EmbeddedHandles Store::log_handles() const {
 }
 
 result<bool> Store::index_journal(journal_index how) {
-  if (how == index_) return false;
+  if (how == index_ && index_current_) return false;
   index_ = how;
   // Every view write stores an applied position: with none, no view holds anything, and a
   // clear would only leave range tombstones for every later lookup to step over.
@@ -188,10 +225,9 @@ result<bool> Store::index_journal(journal_index how) {
 }
 
 Status Store::record_index() {
-  auto s = index_ == journal_index::local
-               ? db_->Put(rocksdb::WriteOptions(), meta_cf_, journal_index_key, "local")
-               : db_->Delete(rocksdb::WriteOptions(), meta_cf_, journal_index_key);
+  auto s = db_->Put(rocksdb::WriteOptions(), meta_cf_, journal_index_key, recorded_name(index_));
   if (!s.ok()) return Status::error("cannot record how the journal index is kept: " + s.ToString());
+  index_current_ = true;
   return Status::ok();
 }
 
@@ -236,31 +272,6 @@ std::optional<seq_no> Store::seq_of(const std::string& tenant, const std::string
   return seq_no{get_be(value, 0, 8)};
 }
 
-namespace {
-
-// The journal view's value: count(4), then per entry seq(8) length(4) envelope.
-struct view_entry {
-  uint64_t seq;
-  std::string_view envelope;
-};
-
-std::vector<view_entry> decode_view_record(std::string_view v) {
-  std::vector<view_entry> out;
-  if (v.size() < 4) return out;
-  size_t n = get_be(v, 0, 4), pos = 4;
-  for (size_t i = 0; i < n && pos + 12 <= v.size(); ++i) {
-    uint64_t seq = get_be(v, pos, 8);
-    size_t len = get_be(v, pos + 8, 4);
-    pos += 12;
-    if (pos + len > v.size()) break;
-    out.push_back({seq, v.substr(pos, len)});
-    pos += len;
-  }
-  return out;
-}
-
-}  // namespace
-
 std::vector<std::optional<seq_no>> Store::seqs_of(
     const std::vector<std::pair<std::string, std::string>>& keys) const {
   std::vector<std::string> raw;
@@ -291,29 +302,47 @@ std::vector<std::string> Store::journal_after(const std::string& tenant,
   ro.iterate_lower_bound = &lower_slice;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(view::journal)));
+  // Every item of either kind starts with a seq: a record's first, or an entry's own.
+  auto first_seq = [](const rocksdb::Slice& v) {
+    return v.size() >= 8 ? get_be(std::string_view(v.data(), v.size()), 0, 8) : UINT64_MAX;
+  };
+  // The bucket holding `from` is the last one starting at or before it, unless `from` is inside
+  // a record of an earlier bucket (one that reaches past its own bucket's end).
+  it->SeekForPrev(seq_key(tenant, from));
+  while (it->Valid() && first_seq(it->value()) > from) it->Prev();
+  if (!it->Valid()) it->Seek(lower);
   std::optional<events::EmbeddedLog::RecordReader> records;
   if (index_ == journal_index::local) records.emplace(db_.get(), journal_cf_);
-  it->SeekForPrev(seq_key(tenant, from));  // the record holding `from`, if it starts before it
-  if (!it->Valid()) it->Seek(seq_key(tenant, from));
   for (; it->Valid() && out.size() < limit; it->Next()) {
-    std::string_view value(it->value().data(), it->value().size());
+    const std::string_view value(it->value().data(), it->value().size());
     if (index_ == journal_index::copy) {
-      for (const auto& e : decode_view_record(value))
-        if (e.seq >= from && out.size() < limit) out.emplace_back(e.envelope);
+      // Entries: seq(8) length(4) envelope.
+      for (size_t at = 0; at + 12 <= value.size() && out.size() < limit;) {
+        const uint64_t seq = get_be(value, at, 8);
+        const size_t len = get_be(value, at + 8, 4);
+        if (at + 12 + len > value.size()) return out;
+        if (seq >= from) out.emplace_back(value.substr(at + 12, len));
+        at += 12 + len;
+      }
       continue;
     }
-    // A pointer into the embedded journal: partition(4) position(8). The record was written
-    // before its pointer. Should it not be readable, the answer stops before it rather than
-    // skip it: a reader asks again from there and never misses an entry.
-    if (value.size() != 12) break;
-    const partition_id p{static_cast<int32_t>(get_be(value, 0, 4))};
-    const int64_t pos = static_cast<int64_t>(get_be(value, 4, 8));
-    auto record = records->at(p, pos);
-    if (!record) break;
-    auto r = events::decode(*record);
-    if (!r) break;
-    for (auto& e : r->entries)
-      if (e.seq.value() >= from && out.size() < limit) out.push_back(std::move(e.envelope));
+    // Records in the embedded journal: first seq(8) partition(4) position(8). A record was
+    // written before its item. Should one not be readable, the answer stops before it rather
+    // than skip it: a reader asks again from there and never misses an entry.
+    constexpr size_t item = 20;
+    if (value.size() % item != 0) return out;
+    for (size_t at = 0; at < value.size() && out.size() < limit; at += item) {
+      // A record that ends before `from` (the next one starts at or before it) is not read.
+      if (at + item < value.size() && get_be(value, at + item, 8) <= from) continue;
+      const partition_id p{static_cast<int32_t>(get_be(value, at + 8, 4))};
+      const int64_t pos = static_cast<int64_t>(get_be(value, at + 12, 8));
+      auto record = records->at(p, pos);
+      if (!record) return out;
+      auto r = events::decode(*record);
+      if (!r) return out;
+      for (auto& e : r->entries)
+        if (e.seq.value() >= from && out.size() < limit) out.push_back(std::move(e.envelope));
+    }
   }
   return out;
 }
@@ -444,21 +473,6 @@ void ViewBatch::put_document(view v, const std::string& tenant, const std::strin
 
 void ViewBatch::put_record(const events::JournalRecord& r, partition_id p, journal_pos pos) {
   if (r.entries.empty()) return;
-  std::string value;
-  if (store_.index_ == journal_index::local) {
-    put_be(value, static_cast<uint32_t>(p.value()), 4);
-    put_be(value, static_cast<uint64_t>(pos.value()), 8);
-  } else {
-    size_t size = 4;
-    for (const auto& e : r.entries) size += 12 + e.envelope.size();
-    value.reserve(size);
-    put_be(value, r.entries.size(), 4);
-    for (const auto& e : r.entries) {
-      put_be(value, e.seq.value(), 8);
-      put_be(value, e.envelope.size(), 4);
-      value += e.envelope;
-    }
-  }
   for (const auto& e : r.entries) {
     if (e.kind != events::entry_kind::decision) {
       std::string seq;
@@ -467,7 +481,19 @@ void ViewBatch::put_record(const events::JournalRecord& r, partition_id p, journ
     }
   }
   const auto& first = r.entries.front();
-  batch_.Put(store_.cf(view::journal), seq_key(first.tenant, first.seq.value()), value);
+  const uint64_t seq = first.seq.value();
+  std::string& items = index_[seq_key(first.tenant, seq - seq % index_bucket_seqs)];
+  if (store_.index_ == journal_index::local) {
+    put_be(items, seq, 8);
+    put_be(items, static_cast<uint32_t>(p.value()), 4);
+    put_be(items, static_cast<uint64_t>(pos.value()), 8);
+  } else {
+    for (const auto& e : r.entries) {
+      put_be(items, e.seq.value(), 8);
+      put_be(items, e.envelope.size(), 4);
+      items += e.envelope;
+    }
+  }
   entries_ += r.entries.size();
 }
 
@@ -480,6 +506,8 @@ void ViewBatch::add_intervals(const IntervalDeltas& deltas) {
 }
 
 Status ViewBatch::commit(partition_id p, journal_pos applied) {
+  for (const auto& [bucket, items] : index_) batch_.Merge(store_.cf(view::journal), bucket, items);
+  index_.clear();
   std::string pos;
   put_be(pos, static_cast<uint64_t>(applied.value()), 8);
   batch_.Put(store_.meta_cf_, applied_key(p), pos);

@@ -55,14 +55,18 @@ class Store {
   // Opens (creating if needed) the database in `dir`. Fails if another process has it open.
   static result<std::unique_ptr<Store>> open(const std::string& dir);
   ~Store();
+  // The options the database and its column families are opened with, for a tool that opens
+  // it directly: without the merge operators, RocksDB cannot replay the write-ahead log.
+  static rocksdb::DBOptions db_options();
+  static std::vector<rocksdb::ColumnFamilyDescriptor> column_families();
 
   // Handles for the embedded event log engine.
   events::EmbeddedHandles log_handles() const;
 
   // Sets how the journal index is kept (recorded in the database; a new one starts as `copy`).
-  // When the views were built the other way they are cleared, and the partition hosts'
-  // recovery rebuilds them from the journal; the answer says whether they were. Call before
-  // anything writes or reads the views.
+  // When the views were built the other way, or by an earlier version's journal index, they
+  // are cleared, and the partition hosts' recovery rebuilds them from the journal; the answer
+  // says whether they were. Call before anything writes or reads the views.
   result<bool> index_journal(journal_index how);
   journal_index journal_indexing() const { return index_; }
 
@@ -126,6 +130,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* journal_cf_ = nullptr;  // the embedded engine's journal
   journal_index index_ = journal_index::copy;
+  bool index_current_ = false;  // the views were built by this version's journal index
   mutable std::mutex change_mu_;
   mutable std::condition_variable changed_;
   uint64_t changes_ = 0;
@@ -140,8 +145,8 @@ class ViewBatch {
   // The same with the document already written as JSON text.
   void put_document(view v, const std::string& tenant, const std::string& id, std::string_view text);
   // Adds a journal record's entries (all of one tenant), at position `pos` of journal
-  // partition p, to the journal view, keyed by their first seq, and the keys of its facts and
-  // refusals to the ids view.
+  // partition p, to the journal view (to the bucket of 256 seqs its first seq falls in), and
+  // the keys of its facts and refusals to the ids view.
   void put_record(const events::JournalRecord& r, partition_id p, journal_pos pos);
   // Adds counter changes to the interval statistics (a RocksDB merge: no read).
   void add_intervals(const IntervalDeltas& deltas);
@@ -151,6 +156,7 @@ class ViewBatch {
  private:
   Store& store_;
   rocksdb::WriteBatch batch_;
+  std::map<std::string, std::string> index_;  // journal view: items to add, by bucket key
   size_t entries_ = 0;
 };
 

@@ -2,6 +2,7 @@
 // catch up with the journal, and rebuild equal to live.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "actors/partition_processor.hpp"
@@ -184,6 +185,66 @@ TEST_CASE("the journal index points into the embedded journal or holds copies, a
   }
 }
 
+TEST_CASE("the journal index reads from any seq, however its records were batched") {
+  using projections::journal_index;
+  // Records of two tenants, of 1 to 5 entries, and one of 600 (a tick firing many timers) that
+  // reaches across two buckets of seqs past its own.
+  std::vector<events::JournalRecord> records;
+  std::vector<std::string> acme;  // acme's entries' texts, by seq
+  uint64_t other_seq = 0;
+  std::mt19937 rng(11);
+  for (int i = 0; i < 400; ++i) {
+    const bool mine = i == 150 || rng() % 4 != 0;
+    const size_t n = i == 150 ? 600 : 1 + rng() % 5;
+    events::JournalRecord r;
+    r.ingest = ingest_offset{i};
+    for (size_t k = 0; k < n; ++k) {
+      const uint64_t seq = mine ? acme.size() : other_seq++;
+      const std::string text = "{\"seq\":" + std::to_string(seq) + ",\"t\":\"" + (mine ? "acme" : "other") + "\"}";
+      r.entries.push_back(events::JournalEntry{k == 0 ? events::entry_kind::fact : events::entry_kind::decision,
+                                               seq_no{seq}, mine ? "acme" : "other",
+                                               "e" + std::to_string(i) + "-" + std::to_string(k), text});
+      if (mine) acme.push_back(text);
+    }
+    records.push_back(std::move(r));
+  }
+  REQUIRE(acme.size() > 850);
+  for (journal_index how : {journal_index::local, journal_index::copy}) {
+    CAPTURE(static_cast<int>(how));
+    std::vector<nlohmann::json> digests;
+    for (size_t batch : {1, 13, 400}) {  // records per view batch
+      CAPTURE(batch);
+      testing::TempDir dir;
+      Node node(dir.str(), how);
+      auto claim = node.log->claim(partition_id{0});
+      REQUIRE(claim.has_value());
+      auto journaled = records;
+      std::vector<journal_pos> positions;
+      REQUIRE(node.log->append_journal(*claim, journaled, ingest_offset{400}, &positions));
+      for (size_t i = 0; i < journaled.size(); i += batch) {
+        projections::ViewBatch views(*node.store);
+        for (size_t k = i; k < std::min(journaled.size(), i + batch); ++k)
+          views.put_record(journaled[k], partition_id{0}, positions[k]);
+        REQUIRE(views.commit(partition_id{0}, journal_pos{positions[std::min(journaled.size(), i + batch) - 1].value() + 1}));
+      }
+      digests.push_back(node.store->digests()["journal_index"]);
+      CHECK(node.store->journal_after("acme", std::nullopt, 100000) == acme);
+      for (uint64_t from = 0; from <= acme.size(); from += (from > 240 && from < 1000 ? 1 : 7)) {
+        const std::optional<seq_no> after = from == 0 ? std::nullopt : std::optional<seq_no>(seq_no{from - 1});
+        for (size_t limit : {1, 9, 700}) {
+          auto got = node.store->journal_after("acme", after, limit);
+          const size_t want = std::min(limit, acme.size() - from);
+          REQUIRE(got.size() == want);
+          CHECK(std::equal(got.begin(), got.end(), acme.begin() + static_cast<long>(from)));
+        }
+      }
+      CHECK(node.store->journal_after("other", std::nullopt, 100000).size() == other_seq);
+    }
+    CHECK(digests[0] == digests[1]);  // the same bytes however the batches fell
+    CHECK(digests[1] == digests[2]);
+  }
+}
+
 TEST_CASE("a data directory whose journal index holds copies is rebuilt on opening for the embedded engine") {
   testing::TempDir dir;
   std::vector<std::string> before;
@@ -222,6 +283,41 @@ TEST_CASE("a data directory whose journal index holds copies is rebuilt on openi
   auto created = open(fresh.str());
   CHECK_FALSE(created.views_cleared);
   CHECK(created.store->journal_indexing() == projections::journal_index::local);
+}
+
+TEST_CASE("views built by an earlier version's journal index are rebuilt on opening") {
+  testing::TempDir dir;
+  std::vector<std::string> before;
+  {
+    Node node(dir.str(), projections::journal_index::local);
+    node.ingest(workload(10));
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+    node.drain(p);
+    before = node.store->journal_after("acme", std::nullopt, 100000);
+  }
+  REQUIRE_FALSE(before.empty());
+  {
+    // Record the journal index as the versions with an entry per record did.
+    const auto descs = projections::Store::column_families();
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(projections::Store::db_options(), dir.str(), descs, &handles, &raw).ok());
+    const auto meta = std::find_if(descs.begin(), descs.end(), [](const auto& d) { return d.name == "view_meta"; });
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[static_cast<size_t>(meta - descs.begin())], "journal_index",
+                     "local").ok());
+    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  ops::EngineOptions o;
+  o.data_dir = dir.str();
+  auto storage = ops::open_storage(o);
+  REQUIRE(storage);
+  CHECK(storage->views_cleared);
+  CHECK(storage->store->journal_after("acme", std::nullopt, 100000).empty());
+  ProcessorObserver quiet;
+  PartitionProcessor p(*storage->log, *storage->store, partition_id{0}, quiet, 7, false);
+  REQUIRE(p.recover());
+  CHECK(storage->store->journal_after("acme", std::nullopt, 100000) == before);
 }
 
 TEST_CASE("the store counts what it was given to write") {
