@@ -26,18 +26,22 @@ constexpr char batch_marker = '\xb7';
 // Records per key at most, so that reading one record never decodes a huge value.
 constexpr size_t batch_records = 1024;
 
+// Puts `records` (each `prefix` followed by the record's text) under the keys of positions
+// first, first + 1024, ... of partition p.
+template <typename Text>
 void put_batch(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, partition_id p,
-               int64_t first, const std::vector<std::string_view>& records) {
+               int64_t first, std::string_view prefix, const std::vector<Text>& records) {
   for (size_t from = 0; from < records.size(); from += batch_records) {
     const size_t n = std::min(batch_records, records.size() - from);
     size_t size = 5;
-    for (size_t i = from; i < from + n; ++i) size += 4 + records[i].size();
+    for (size_t i = from; i < from + n; ++i) size += 4 + prefix.size() + records[i].size();
     std::string value;
     value.reserve(size);
     value.push_back(batch_marker);
     put_be(value, n, 4);
     for (size_t i = from; i < from + n; ++i) {
-      put_be(value, records[i].size(), 4);
+      put_be(value, prefix.size() + records[i].size(), 4);
+      value += prefix;
       value += records[i];
     }
     batch.Put(cf, key(p, first + static_cast<int64_t>(from)), value);
@@ -224,23 +228,10 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
   const int64_t now_us = wall_clock_us();
   std::string stamp;
   put_be(stamp, static_cast<uint64_t>(now_us), 8);
-  // Each record: its append time, then the payload.
-  std::string records_text;
-  size_t size = 0;
-  for (const auto& payload : payloads) size += 8 + payload.size();
-  records_text.reserve(size);
-  std::vector<std::string_view> records;
-  records.reserve(payloads.size());
-  for (const auto& payload : payloads) {
-    records_text += stamp;
-    records_text += payload;
-  }
-  for (size_t i = 0, at = 0; i < payloads.size(); at += 8 + payloads[i].size(), ++i)
-    records.emplace_back(records_text.data() + at, 8 + payloads[i].size());
   rocksdb::WriteBatch batch;
   std::lock_guard<std::mutex> lock(part->ingest_mu);
   int64_t next = part->ingest_end;
-  put_batch(batch, h_.ingest, p, next, records);
+  put_batch(batch, h_.ingest, p, next, stamp, payloads);  // each record: append time, payload
   for (size_t i = 0; i < payloads.size(); ++i, ++next)
     if (offsets) offsets->push_back(ingest_offset{next});
   auto s = h_.db->Write(write_options_, &batch);
@@ -329,7 +320,7 @@ result<Claim> EmbeddedLog::claim(partition_id p) {
   marker.epoch = journal_pos{part->journal_end};
   const std::string marker_bytes = encode(marker);
   rocksdb::WriteBatch batch;
-  put_batch(batch, h_.journal, p, part->journal_end, {marker_bytes});
+  put_batch(batch, h_.journal, p, part->journal_end, "", std::vector<std::string>{marker_bytes});
   auto s = h_.db->Write(write_options_, &batch);
   if (!s.ok()) return Status::error("cannot write the epoch marker: " + s.ToString());
   Claim c{p, journal_pos{part->journal_end}, ingest_offset{0}};
@@ -356,8 +347,7 @@ Status EmbeddedLog::append_journal(const Claim& claim, std::vector<JournalRecord
     r.epoch = claim.epoch;
     encoded.push_back(encode(r));
   }
-  put_batch(batch, h_.journal, claim.partition, pos,
-            std::vector<std::string_view>(encoded.begin(), encoded.end()));
+  put_batch(batch, h_.journal, claim.partition, pos, "", encoded);
   pos += static_cast<int64_t>(records.size());
   std::string cursor;
   put_be(cursor, static_cast<uint64_t>(next.value()), 8);
