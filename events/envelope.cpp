@@ -564,6 +564,8 @@ void append_number(std::string& out, Int n) {
 
 }  // namespace
 
+void append_integer(std::string& out, int64_t n) { append_number(out, n); }
+
 // The escaping nlohmann's dump uses for UTF-8 input, a run of plain bytes at a time. Text that
 // is not UTF-8 is left to nlohmann, which refuses it as dump() would.
 void append_quoted(std::string& out, std::string_view s) {
@@ -635,7 +637,7 @@ void append_json(std::string& out, const json& v) {
     case json::value_t::string: append_quoted(out, v.get_ref<const std::string&>()); return;
     case json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return;
     case json::value_t::null: out += "null"; return;
-    case json::value_t::number_integer: append_number(out, v.get<int64_t>()); return;
+    case json::value_t::number_integer: append_integer(out, v.get<int64_t>()); return;
     case json::value_t::number_unsigned: append_number(out, v.get<uint64_t>()); return;
     default: out += v.dump(); return;  // doubles (json's own shortest form), binary, discarded
   }

@@ -71,6 +71,8 @@ void append_quoted(std::string& out, std::string_view s);
 // Appends v.dump(): the same bytes, without nlohmann's serializer and its byte-by-byte UTF-8
 // state machine (the journal and view texts of every event pass through here).
 void append_json(std::string& out, const json& v);
+// Appends n in decimal, as dump writes it.
+void append_integer(std::string& out, int64_t n);
 // to_text(e) for a fact e with a seq and no cause, given `canonical` = to_text of e without its
 // seq (the fact as the front door wrote it): spliced, without serializing `data` again.
 std::string to_text(const Envelope& e, std::string_view canonical);

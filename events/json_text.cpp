@@ -1,7 +1,6 @@
 #include "events/json_text.hpp"
 
 #include <algorithm>
-#include <charconv>
 
 #include "events/envelope.hpp"
 
@@ -24,8 +23,7 @@ ObjectText& ObjectText::text(std::string_view key, std::string_view value) {
 
 ObjectText& ObjectText::integer(std::string_view key, int64_t value) {
   start(key);
-  char buf[24];
-  values_.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, value).ptr - buf));
+  append_integer(values_, value);
   return end();
 }
 

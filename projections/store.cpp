@@ -60,8 +60,7 @@ class AppendItems : public rocksdb::AssociativeMergeOperator {
  public:
   bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
              std::string* new_value, rocksdb::Logger*) const override {
-    new_value->clear();
-    if (existing) new_value->assign(existing->data(), existing->size());
+    new_value->assign(existing ? existing->data() : "", existing ? existing->size() : 0);
     new_value->append(value.data(), value.size());
     return true;
   }
@@ -191,11 +190,17 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   auto got = raw->Get(rocksdb::ReadOptions(), store->meta_cf_, journal_index_key, &how);
   if (!got.ok() && !got.IsNotFound())
     return Status::error("cannot read how the journal index is kept: " + got.ToString());
-  if (got.ok() && how != "local" && how != recorded_name(journal_index::local) &&
-      how != recorded_name(journal_index::copy))
-    return Status::error("the data directory records an unknown journal index '" + how + "'");
-  if (got.ok() && how != recorded_name(journal_index::copy)) store->index_ = journal_index::local;
-  store->index_current_ = got.ok() && how != "local";
+  // Nothing recorded: a new directory, or copies kept by an earlier version.
+  if (got.ok()) {
+    if (how == recorded_name(journal_index::local) || how == recorded_name(journal_index::copy)) {
+      store->index_ = how == recorded_name(journal_index::local) ? journal_index::local : journal_index::copy;
+      store->index_current_ = true;
+    } else if (how == "local") {  // pointers kept by an earlier version
+      store->index_ = journal_index::local;
+    } else {
+      return Status::error("the data directory records an unknown journal index '" + how + "'");
+    }
+  }
   return store;
 }
 
