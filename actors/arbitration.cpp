@@ -7,6 +7,8 @@
 #include "events/time.hpp"
 
 namespace omniroute::arbitration {
+// Event types are compared as views: the length first, the bytes only when it matches.
+using namespace std::string_view_literals;
 namespace {
 
 constexpr int64_t day_ms = 24 * 3600 * 1000;
@@ -264,10 +266,10 @@ void Arbiter::sweep(int64_t time_ms) {
 }
 
 void Arbiter::apply(const Envelope& e) {
-  if (e.type == "event.refused") return;
+  if (e.type == "event.refused"sv) return;
   sweep(e.time_ms);
   const json& d = e.data;
-  if (e.type == "policy.published") {
+  if (e.type == "policy.published"sv) {
     auto parsed = policy::parse(d["policy"]);
     if (!parsed) return;  // validated at the front door; only a foreign journal gets here
     const std::string id = parsed->id;
@@ -292,7 +294,7 @@ void Arbiter::apply(const Envelope& e) {
       }
     policies_[id] = std::move(f);
     touched_.policies.insert(id);
-  } else if (e.type == "arbitration.decided") {
+  } else if (e.type == "arbitration.decided"sv) {
     json doc = events::to_json(e);
     doc["explanation"] = explain(d);
     touched_.decisions[e.id] = std::move(doc);
@@ -305,7 +307,7 @@ void Arbiter::apply(const Envelope& e) {
     ref.time_ms = e.time_ms;
     history_[ref.customer][ref.policy + "/" + ref.action].given.push_back(e.time_ms);
     decisions_[e.id] = std::move(ref);
-  } else if (e.type == "arbitration.outcome") {
+  } else if (e.type == "arbitration.outcome"sv) {
     const std::string& id = str(d, "decision");
     auto it = decisions_.find(id);
     if (it == decisions_.end() || it->second.has_outcome) return;

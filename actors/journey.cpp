@@ -8,6 +8,8 @@
 #include "events/time.hpp"
 
 namespace omniroute::journey {
+// Event types are compared as views: the length first, the bytes only when it matches.
+using namespace std::string_view_literals;
 namespace {
 
 constexpr int64_t day_ms = 24 * 3600 * 1000;
@@ -154,9 +156,9 @@ void Journeys::sweep(int64_t time_ms) {
 }
 
 void Journeys::apply(const Envelope& e, const std::string& customer) {
-  if (e.type != "event.refused") sweep(e.time_ms);
+  if (e.type != "event.refused"sv) sweep(e.time_ms);
   const json& d = e.data;
-  if (e.type == "customer.profile_updated") {
+  if (e.type == "customer.profile_updated"sv) {
     Customer& c = customers_[customer];
     c.id = customer;
     if (!c.profile.is_object()) c.profile = json::object();
@@ -169,9 +171,9 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     touched_.insert(customer);
     return;
   }
-  if (customer.empty() || e.type == "event.refused") return;
+  if (customer.empty() || e.type == "event.refused"sv) return;
   const std::string& conversation = str(d, "conversation");
-  if (e.type == "conversation.started") {
+  if (e.type == "conversation.started"sv) {
     Customer& c = customers_[customer];
     c.id = customer;
     Visit v;
@@ -208,9 +210,9 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
   // A conversation's document changes with its decisions and a few facts; the customer's
   // (its features) when a conversation ends, reopens or closes. Nothing else is rewritten.
   const bool decision = events::kind_of(t) == events::event_kind::decision;
-  const bool features = t == "conversation.ended" || t == "conversation.reopened" ||
-                        t == "conversation.closed";
-  if (!decision && !features && t != "conversation.intent_detected") return;
+  const bool features = t == "conversation.ended"sv || t == "conversation.reopened"sv ||
+                        t == "conversation.closed"sv;
+  if (!decision && !features && t != "conversation.intent_detected"sv) return;
   touched_visits_.emplace(c.id, v->conversation);
   if (features) {
     c.last_ms = std::max(c.last_ms, e.time_ms);
@@ -225,28 +227,28 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     v->decisions.push_back(note_of(e));
     if (v->decisions.size() > decision_limit) v->decisions.erase(v->decisions.begin());
   }
-  if (t == "conversation.intent_detected") {
+  if (t == "conversation.intent_detected"sv) {
     v->intent = str(d, "intent");
-  } else if (t == "conversation.queued") {
+  } else if (t == "conversation.queued"sv) {
     add_once(v->queues, str(d, "queue"));
     if (v->waiting_since_ms < 0) v->waiting_since_ms = e.time_ms;
-  } else if (t == "conversation.overflowed") {
+  } else if (t == "conversation.overflowed"sv) {
     add_once(v->queues, str(d, "to_queue"));
-  } else if (t == "conversation.assigned") {
+  } else if (t == "conversation.assigned"sv) {
     stop_waiting();
     add_once(v->agents, str(d, "agent"));
     v->had_agent = true;
-  } else if (t == "conversation.abandoned") {
+  } else if (t == "conversation.abandoned"sv) {
     stop_waiting();
     v->abandoned = true;
-  } else if (t == "conversation.ended") {
+  } else if (t == "conversation.ended"sv) {
     v->ended_by = str(d, "by");
     if (d.contains("csat") && d["csat"].is_number()) v->csat = d["csat"].get<double>();
-  } else if (t == "conversation.reopened") {
+  } else if (t == "conversation.reopened"sv) {
     v->outcome = "open";
     v->ended_ms = -1;
     v->abandoned = false;
-  } else if (t == "conversation.closed") {
+  } else if (t == "conversation.closed"sv) {
     stop_waiting();
     v->ended_ms = e.time_ms;
     v->outcome = v->abandoned ? "abandoned" : v->had_agent ? "handled" : "self_service";

@@ -7,6 +7,8 @@
 #include "events/time.hpp"
 
 namespace omniroute::routing {
+// Event types are compared as views: the length first, the bytes only when it matches.
+using namespace std::string_view_literals;
 namespace {
 
 bool is_conversation_fact(const std::string& type) {
@@ -85,7 +87,7 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
     return why("time", "out of order: earlier than the last event of " + what + " (" +
                            events::format_rfc3339_ms(last) + ")");
   };
-  if (f.type == "queue.configured") {
+  if (f.type == "queue.configured"sv) {
     const std::string& id = str(d, "queue");
     if (d.contains("relax"))
       for (size_t i = 0; i < d["relax"].size(); ++i) {
@@ -104,19 +106,19 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
   }
   if (is_agent_fact(f.type)) {
     auto it = agents_.find(str(d, "agent"));
-    if (f.type == "agent.logged_in") {
+    if (f.type == "agent.logged_in"sv) {
       if (it != agents_.end() && f.time_ms < it->second.last_ms)
         return older(it->second.last_ms, "agent " + it->first);
       return std::nullopt;
     }
     if (it == agents_.end()) return why("data.agent", "unknown agent");
     if (f.time_ms < it->second.last_ms) return older(it->second.last_ms, "agent " + it->first);
-    if (!it->second.logged_in && f.type != "agent.logged_out")
+    if (!it->second.logged_in && f.type != "agent.logged_out"sv)
       return why("data.agent", "agent is not logged in");
     return std::nullopt;
   }
-  if (f.type == "arbitration.outcome") return arbiter_.check_outcome(f);
-  if (f.type == "customer.profile_updated") {
+  if (f.type == "arbitration.outcome"sv) return arbiter_.check_outcome(f);
+  if (f.type == "customer.profile_updated"sv) {
     const journey::Customer* c = journeys_.find(str(d, "customer"));
     if (c && f.time_ms < c->profile_updated_ms)
       return older(c->profile_updated_ms, "the profile of customer " + c->id);
@@ -126,7 +128,7 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
 
   const std::string& cid = str(d, "conversation");
   auto it = conversations_.find(cid);
-  if (f.type == "conversation.started") {
+  if (f.type == "conversation.started"sv) {
     if (it != conversations_.end())
       return why("data.conversation", it->second.state == conversation_state::closed
                                           ? "conversation is closed; reopen it or start a new "
@@ -146,7 +148,7 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
   if (it == conversations_.end()) return why("data.conversation", "unknown conversation");
   const Conversation& c = it->second;
   if (f.time_ms < c.last_ms) return older(c.last_ms, "conversation " + c.id);
-  if (f.type == "conversation.reopened") {
+  if (f.type == "conversation.reopened"sv) {
     if (c.state != conversation_state::closed)
       return why("data.conversation",
                  std::string("conversation is not closed (it is ") + to_string(c.state) + ")");
@@ -161,7 +163,7 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
   }
   if (c.state == conversation_state::closed) return why("data.conversation", "conversation is closed");
 
-  if (f.type == "offer.accepted" || f.type == "offer.declined") {
+  if (f.type == "offer.accepted"sv || f.type == "offer.declined"sv) {
     if (c.state != conversation_state::offered || c.agent != str(d, "agent") ||
         c.offer != str(d, "offer"))
       return why("data.offer", "no pending offer '" + str(d, "offer") + "' to agent '" +
@@ -169,14 +171,14 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
     if (f.time_ms >= c.offer_expires_ms)
       return why("data.offer", "offer '" + c.offer + "' expired at " +
                                    events::format_rfc3339_ms(c.offer_expires_ms));
-  } else if (f.type == "conversation.handoff_requested") {
+  } else if (f.type == "conversation.handoff_requested"sv) {
     if (c.state != conversation_state::bot)
       return why("data.conversation",
                  std::string("conversation is not with a bot (it is ") + to_string(c.state) + ")");
     const std::string& q = str(d, "queue").empty() ? target_queue(c) : str(d, "queue");
     if (q.empty()) return why("data.queue", "missing: no queue to hand off to");
     if (!queues_.count(q)) return why("data.queue", "unknown queue '" + q + "'");
-  } else if (f.type == "conversation.transfer_requested") {
+  } else if (f.type == "conversation.transfer_requested"sv) {
     if (c.state == conversation_state::bot || c.state == conversation_state::wrap_up)
       return why("data.conversation",
                  std::string("cannot transfer a conversation that is ") + to_string(c.state));
@@ -194,10 +196,10 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
       if (!ready(ait->second) || !has_free_slot(ait->second, c.channel))
         return why("data.to_agent", "agent has no free capacity for channel '" + c.channel + "'");
     }
-  } else if (f.type == "conversation.ended") {
+  } else if (f.type == "conversation.ended"sv) {
     if (c.state == conversation_state::wrap_up)
       return why("data.conversation", "conversation has already ended");
-  } else if (f.type == "conversation.wrapped_up") {
+  } else if (f.type == "conversation.wrapped_up"sv) {
     if (c.state != conversation_state::wrap_up || c.agent != str(d, "agent"))
       return why("data.agent", "conversation is not in wrap-up with this agent");
   }
@@ -207,24 +209,24 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
 void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
   const json& d = f.data;
   const std::string& t = f.type;
-  if (t == "queue.configured") {
+  if (t == "queue.configured"sv) {
     // A new requirement may let waiting conversations reach agents they could not before.
     auto& q = queues_.at(str(d, "queue"));
     std::vector<std::string> waiting;
     for (const auto& key : q.waiting) waiting.push_back(std::get<3>(key));
     for (const auto& cid : waiting) dispatch_conversation(f, cid, out);
-  } else if (t == "agent.logged_in") {
+  } else if (t == "agent.logged_in"sv) {
     dispatch_agent(f, str(d, "agent"), out);
-  } else if (t == "agent.status_changed" || t == "agent.logged_out") {
+  } else if (t == "agent.status_changed"sv || t == "agent.logged_out"sv) {
     const Agent& a = agents_.at(str(d, "agent"));
     if (ready(a)) {
       dispatch_agent(f, a.id, out);
     } else {
       requeue_offers_of(f, a.id, out);
     }
-  } else if (t == "clock.tick" || is_agent_fact(t)) {
+  } else if (t == "clock.tick"sv || is_agent_fact(t)) {
     // Timers fired in advance(); a heartbeat only moves the agent's deadline.
-  } else if (t == "conversation.started") {
+  } else if (t == "conversation.started"sv) {
     // Arbitration first: its action may pick the queue, the priority, or keep the bot.
     Conversation& c = conversations_.at(str(d, "conversation"));
     arbitrate(f, c, out);
@@ -235,7 +237,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
       enqueue(f, c, c.queue, out);
       dispatch_conversation(f, c.id, out);
     }
-  } else if (t == "conversation.intent_detected") {
+  } else if (t == "conversation.intent_detected"sv) {
     Conversation& c = conversations_.at(str(d, "conversation"));
     const bool decided = arbitrate(f, c, out);
     auto q = queues_.find(target_queue(c));
@@ -249,12 +251,12 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
       enqueue(f, c, q->first, out, {{"reason", "intent confidence below the queue's threshold"}});
       dispatch_conversation(f, c.id, out);
     }
-  } else if (t == "conversation.handoff_requested") {
+  } else if (t == "conversation.handoff_requested"sv) {
     Conversation& c = conversations_.at(str(d, "conversation"));
     enqueue(f, c, str(d, "queue").empty() ? target_queue(c) : str(d, "queue"), out,
             {{"reason", "handoff requested"}});
     dispatch_conversation(f, c.id, out);
-  } else if (t == "conversation.transfer_requested") {
+  } else if (t == "conversation.transfer_requested"sv) {
     Conversation& c = conversations_.at(str(d, "conversation"));
     std::string previous = c.agent;
     if (d.contains("to_queue")) {
@@ -264,7 +266,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
       offer(f, c, agents_.at(str(d, "to_agent")), out);
     }
     if (!previous.empty()) dispatch_agent(f, previous, out);
-  } else if (t == "conversation.reopened") {
+  } else if (t == "conversation.reopened"sv) {
     Conversation& c = conversations_.at(str(d, "conversation"));
     json extra = {{"reason", "reopened"}};
     const Queue& q = queues_.at(c.queue);
@@ -274,16 +276,16 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     }
     enqueue(f, c, c.queue, out, std::move(extra));
     dispatch_conversation(f, c.id, out);
-  } else if (t == "offer.accepted") {
+  } else if (t == "offer.accepted"sv) {
     Conversation& c = conversations_.at(str(d, "conversation"));
     out.push_back(decision(f, "conversation.assigned", {{"conversation", c.id}, {"agent", c.agent}}));
-  } else if (t == "offer.declined") {
+  } else if (t == "offer.declined"sv) {
     Conversation& c = conversations_.at(str(d, "conversation"));
     std::string agent = c.agent;
     enqueue(f, c, c.queue, out, {{"reason", "declined"}});
     dispatch_conversation(f, c.id, out);
     dispatch_agent(f, agent, out);
-  } else if (t == "conversation.ended") {
+  } else if (t == "conversation.ended"sv) {
     Conversation& c = conversations_.at(str(d, "conversation"));
     if (c.state == conversation_state::queued || c.state == conversation_state::offered) {
       std::string agent = c.agent;
@@ -298,7 +300,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     }
     // assigned: the fact moved it to wrap-up; it closes on conversation.wrapped_up or when
     // the queue's wrap-up limit passes.
-  } else if (t == "conversation.wrapped_up") {
+  } else if (t == "conversation.wrapped_up"sv) {
     Conversation& c = conversations_.at(str(d, "conversation"));
     std::string agent = c.agent;
     out.push_back(decision(f, "conversation.closed", {{"conversation", c.id}}));

@@ -7,6 +7,8 @@
 #include "events/time.hpp"
 
 namespace omniroute::routing {
+// Event types are compared as views: the length first, the bytes only when it matches.
+using namespace std::string_view_literals;
 namespace {
 
 constexpr int64_t day_ms = 24 * 3600 * 1000;
@@ -69,11 +71,11 @@ void Tenant::evict_closed_before(int64_t time_ms) {
 void Tenant::apply(const Envelope& e) {
   if (e.seq && e.seq->value() + 1 > next_seq_) next_seq_ = e.seq->value() + 1;
   // A refused fact does not move the clock: its time is not trusted (it may be what is wrong).
-  if (e.type != "event.refused") clock_ms_ = std::max(clock_ms_, e.time_ms);
+  if (e.type != "event.refused"sv) clock_ms_ = std::max(clock_ms_, e.time_ms);
   evict_closed_before(e.time_ms - closed_retention_ms);
   switch (events::kind_of(e.type)) {
     case events::event_kind::fact:
-      if (e.type == "queue.configured") apply_queue_config(e);
+      if (e.type == "queue.configured"sv) apply_queue_config(e);
       else if (e.type.rfind("agent.", 0) == 0) apply_agent_fact(e);
       else apply_conversation_fact(e);
       break;
@@ -242,13 +244,13 @@ void Tenant::apply_agent_fact(const Envelope& e) {
   const std::string& t = e.type;
   auto it = agents_.find(str(d, "agent"));
   if (it == agents_.end()) {
-    if (t != "agent.logged_in") return;
+    if (t != "agent.logged_in"sv) return;
     it = agents_.emplace(str(d, "agent"), Agent{}).first;
     ++status_counts_[it->second.status];  // counted from the start, so set_status just moves it
   }
   Agent& a = it->second;
   a.last_ms = std::max(a.last_ms, e.time_ms);
-  if (t == "agent.logged_in") {
+  if (t == "agent.logged_in"sv) {
     const bool fresh = a.id.empty();
     a.id = str(d, "agent");
     a.free_in.resize(a.queues.size(), 0);
@@ -282,14 +284,14 @@ void Tenant::apply_agent_fact(const Envelope& e) {
     set_status(a, "available");
     a.missed_offers = 0;
     if (fresh || a.work.empty()) a.last_assigned_ms = e.time_ms;
-  } else if (t == "agent.status_changed") {
+  } else if (t == "agent.status_changed"sv) {
     set_status(a, str(d, "status"));
     if (a.status == "available") a.missed_offers = 0;
-  } else if (t == "agent.logged_out") {
+  } else if (t == "agent.logged_out"sv) {
     for (const auto& q : a.queues) queue_agents_[q].erase(a.id);  // members are logged in
     a.logged_in = false;
     set_status(a, "offline");
-  } else if (t == "agent.heartbeat") {
+  } else if (t == "agent.heartbeat"sv) {
     a.last_heartbeat_ms = e.time_ms;
   }
   if (a.logged_in && a.heartbeat_timeout_ms > 0)
@@ -302,7 +304,7 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
   const std::string& t = e.type;
   const std::string& cid = str(d, "conversation");
   if (cid.empty()) return;  // clock.tick, contact.recorded, schedule.published, arbitration.*
-  if (t == "conversation.started") {
+  if (t == "conversation.started"sv) {
     Conversation& c = conversations_[cid];
     c.id = cid;
     c.customer = str(d, "customer");
@@ -328,20 +330,20 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
     auto a = agents_.find(str(d, "agent"));
     if (a != agents_.end()) a->second.missed_offers = 0;  // it answered
   };
-  if (t == "conversation.intent_detected") {
+  if (t == "conversation.intent_detected"sv) {
     c.intent = str(d, "intent");
     c.confidence = d.value("confidence", -1.0);
-  } else if (t == "conversation.handoff_requested") {
+  } else if (t == "conversation.handoff_requested"sv) {
     c.handoff_reason = str(d, "reason").empty() ? "handoff requested" : str(d, "reason");
     if (d.contains("attributes") && d["attributes"].is_object()) c.attributes.update(d["attributes"]);
-  } else if (t == "conversation.priority_changed") {
+  } else if (t == "conversation.priority_changed"sv) {
     rewait(c, [&] { c.priority = d["priority"].get<int>(); });
-  } else if (t == "offer.declined") {
+  } else if (t == "offer.declined"sv) {
     c.declined_by.insert(str(d, "agent"));
     missed_reset();
-  } else if (t == "offer.accepted") {
+  } else if (t == "offer.accepted"sv) {
     missed_reset();
-  } else if (t == "conversation.ended" && c.state == conversation_state::assigned) {
+  } else if (t == "conversation.ended"sv && c.state == conversation_state::assigned) {
     c.state = conversation_state::wrap_up;
     auto q = queues_.find(c.queue);
     if (q != queues_.end() && q->second.wrap_up_ms > 0) {
@@ -354,11 +356,11 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
 void Tenant::apply_decision(const Envelope& e) {
   const json& d = e.data;
   const std::string& t = e.type;
-  if (t == "event.refused") return;
-  if (t == "agent.went_offline" || t == "agent.went_away") {
+  if (t == "event.refused"sv) return;
+  if (t == "agent.went_offline"sv || t == "agent.went_away"sv) {
     auto a = agents_.find(str(d, "agent"));
     if (a == agents_.end()) return;
-    set_status(a->second, t == "agent.went_offline" ? "offline" : "away");
+    set_status(a->second, t == "agent.went_offline"sv ? "offline" : "away");
     touch_agent(a->second);
     return;
   }
@@ -366,9 +368,9 @@ void Tenant::apply_decision(const Envelope& e) {
   if (it == conversations_.end()) return;
   Conversation& c = it->second;
   touched_.conversations.insert(c.id);
-  if (t == "arbitration.decided") {
+  if (t == "arbitration.decided"sv) {
     apply_arbitration(e, c);
-  } else if (t == "conversation.queued") {
+  } else if (t == "conversation.queued"sv) {
     const std::string& queue = str(d, "queue");
     const bool reopening = c.state == conversation_state::closed;
     if (c.state == conversation_state::bot && c.handoff_reason.empty())
@@ -402,7 +404,7 @@ void Tenant::apply_decision(const Envelope& e) {
     c.state = conversation_state::queued;
     wait(c);
     schedule_relax(c);
-  } else if (t == "conversation.offered") {
+  } else if (t == "conversation.offered"sv) {
     unwait(c);
     release(c);
     reserve(agents_.at(str(d, "agent")), c);
@@ -412,7 +414,7 @@ void Tenant::apply_decision(const Envelope& e) {
     timers_.emplace(c.offer_expires_ms, timer_kind::offer, c.id);
     auto q = queues_.find(c.queue);
     if (q != queues_.end()) q->second.last_offered_agent = c.agent;
-  } else if (t == "conversation.assigned") {
+  } else if (t == "conversation.assigned"sv) {
     const std::string& agent = str(d, "agent");
     if (c.state != conversation_state::offered || c.agent != agent) {
       unwait(c);
@@ -440,20 +442,20 @@ void Tenant::apply_decision(const Envelope& e) {
     Agent& a = agents_.at(agent);
     a.last_assigned_ms = e.time_ms;
     touch_agent(a);
-  } else if (t == "offer.timed_out") {
+  } else if (t == "offer.timed_out"sv) {
     c.missed_by.insert(str(d, "agent"));
     auto a = agents_.find(str(d, "agent"));
     if (a != agents_.end()) {
       ++a->second.missed_offers;
       touch_agent(a->second);
     }
-  } else if (t == "conversation.relaxed") {
+  } else if (t == "conversation.relaxed"sv) {
     c.relax_step = d.value("step", c.relax_step);
     schedule_relax(c);
-  } else if (t == "conversation.preference_expired") {
+  } else if (t == "conversation.preference_expired"sv) {
     rewait(c, [&] { c.preferred_agent.clear(); });
     c.preferred_until_ms = -1;
-  } else if (t == "conversation.abandoned") {
+  } else if (t == "conversation.abandoned"sv) {
     unwait(c);
     release(c);
     auto q = queues_.find(c.queue);
@@ -462,7 +464,7 @@ void Tenant::apply_decision(const Envelope& e) {
       ++s.abandoned;
       if (e.time_ms - c.enqueued_ms <= q->second.sl_threshold_ms) ++s.abandoned_within_threshold;
     }
-  } else if (t == "conversation.closed") {
+  } else if (t == "conversation.closed"sv) {
     unwait(c);
     release(c);
     if (c.answered_ms >= 0 && queues_.count(c.queue)) {

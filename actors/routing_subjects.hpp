@@ -17,7 +17,7 @@ inline std::optional<events::json> parsed(const std::optional<std::string>& text
   return events::json::parse(*text);
 }
 
-inline const std::string& str(const events::json& data, const char* key) {
+inline const std::string& str(const events::json& data, std::string_view key) {
   static const std::string empty;
   auto it = data.find(key);
   return it != data.end() && it->is_string() ? it->get_ref<const std::string&>() : empty;

@@ -14,6 +14,8 @@
 #include "events/time.hpp"
 
 namespace omniroute::events {
+// Event types are compared as views: the length first, the bytes only when it matches.
+using namespace std::string_view_literals;
 namespace {
 
 // The longest duration a field may give (a week): keeps time arithmetic far from overflow.
@@ -463,7 +465,7 @@ result<Envelope, event_error> parse_fact(json&& j) {
     std::string why = check_value(*v, spec);
     if (!why.empty()) return fail(std::string("data.") + spec.name, why);
   }
-  if (e.type == "conversation.transfer_requested" && !data->contains("to_queue") &&
+  if (e.type == "conversation.transfer_requested"sv && !data->contains("to_queue") &&
       !data->contains("to_agent"))
     return fail("data.to_queue", "one of to_queue or to_agent is required");
   e.data = std::move(*data);

@@ -5,9 +5,11 @@
 #include "events/bytes.hpp"
 
 namespace omniroute::projections {
+// Event types are compared as views: the length first, the bytes only when it matches.
+using namespace std::string_view_literals;
 namespace {
 
-const std::string& str(const events::json& d, const char* key) {
+const std::string& str(const events::json& d, std::string_view key) {
   static const std::string empty;
   auto it = d.find(key);
   return it != d.end() && it->is_string() ? it->get_ref<const std::string&>() : empty;
@@ -128,21 +130,21 @@ void IntervalStats::record_history(const events::Envelope& e, TenantState& t) {
 
 void IntervalStats::apply(const events::Envelope& e) {
   const std::string& type = e.type;
-  const bool contact_change = type == "conversation.queued" || type == "conversation.assigned" ||
-                              type == "conversation.abandoned" || type == "conversation.closed";
-  if (!contact_change && type != "queue.configured" && type != "contact.recorded" &&
-      type != "conversation.started")
+  const bool contact_change = type == "conversation.queued"sv || type == "conversation.assigned"sv ||
+                              type == "conversation.abandoned"sv || type == "conversation.closed"sv;
+  if (!contact_change && type != "queue.configured"sv && type != "contact.recorded"sv &&
+      type != "conversation.started"sv)
     return;  // messages, agent facts, ...: nothing to count
   const events::json& d = e.data;
   TenantState& t = tenants_[e.tenant];
-  if (type == "queue.configured") {
+  if (type == "queue.configured"sv) {
     auto it = d.find("sl_threshold_s");
     if (it != d.end() && it->is_number())
       t.threshold_ms[str(d, "queue")] = ms_of_seconds(d, "sl_threshold_s");
     return;
   }
-  if (type == "contact.recorded") return record_history(e, t);
-  if (type == "conversation.started") {
+  if (type == "contact.recorded"sv) return record_history(e, t);
+  if (type == "conversation.started"sv) {
     t.contacts[str(d, "conversation")].channel = str(d, "channel");
     return;
   }
@@ -150,7 +152,7 @@ void IntervalStats::apply(const events::Envelope& e) {
   if (it == t.contacts.end()) return;  // started before this projection existed
   Contact& c = it->second;
   const int64_t now = e.time_ms;
-  if (type == "conversation.queued") {
+  if (type == "conversation.queued"sv) {
     const std::string& queue = str(d, "queue");
     if (c.arrived_ms >= 0 && !c.finished && c.queue == queue) return;  // back in the same queue
     if (c.answered_ms >= 0) at(e.tenant, c).handle_time_ms += now - c.answered_ms;
@@ -160,13 +162,13 @@ void IntervalStats::apply(const events::Envelope& e) {
     c.finished = false;
     c.threshold_ms = threshold_of(t, queue);
     ++at(e.tenant, c).offered;
-  } else if (type == "conversation.assigned") {
+  } else if (type == "conversation.assigned"sv) {
     if (c.arrived_ms < 0 || c.finished) return;  // e.g. transferred straight to an agent
     const int64_t waited = now - c.arrived_ms;
     at(e.tenant, c).count_finished(true, waited > 0, waited, c.threshold_ms);
     c.answered_ms = now;
     c.finished = true;
-  } else if (type == "conversation.abandoned") {
+  } else if (type == "conversation.abandoned"sv) {
     if (c.arrived_ms < 0 || c.finished) return;
     at(e.tenant, c).count_finished(false, true, now - c.arrived_ms, c.threshold_ms);
     c.finished = true;

@@ -3,9 +3,11 @@
 #include "events/time.hpp"
 
 namespace omniroute::projections {
+// Event types are compared as views: the length first, the bytes only when it matches.
+using namespace std::string_view_literals;
 
 void ScheduleBook::apply(const events::Envelope& e) {
-  if (e.type != "schedule.published") return;
+  if (e.type != "schedule.published"sv) return;
   const auto& d = e.data;
   if (!d.contains("queue") || !d["queue"].is_string() || !d.contains("intervals")) return;
   auto key = std::make_pair(e.tenant, d["queue"].get<std::string>());
