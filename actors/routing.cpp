@@ -558,42 +558,32 @@ const Tenant::Agent* Tenant::choose_agent(const Conversation& c, const Queue& q)
     for (const auto& [s, n] : y.load) ly += n;
     return lx * std::max<int64_t>(cy, 1) < ly * std::max<int64_t>(cx, 1);
   };
-  auto occupancy_equal = [&](const Agent& x, const Agent& y) {
-    return !occupancy_less(x, y) && !occupancy_less(y, x);
-  };
   auto level = [&](const Agent& x) {
     auto s = x.skills.find(q.skill);
     return s != x.skills.end() && s->is_number() ? s->get<double>() : 0.0;
   };
+  // The members come longest idle first, so a strictly better one replaces the best so far
+  // and a tie keeps the longer idle; longest idle itself takes the first eligible one.
   const Agent* best = nullptr;
-  const Agent* first = nullptr;  // round robin's wrap-around
-  for (const auto& id : members->second) {
+  const Agent* after = nullptr;  // round robin: the smallest eligible id after the last offered
+  for (const auto& [idle_since, id] : members->second) {
     const Agent& a = agents_.at(id);
     if (!eligible(a, c, &q)) continue;
-    if (q.how == strategy::round_robin) {
-      if (!first) first = &a;
-      if (id > q.last_offered_agent) return &a;
-      continue;
-    }
-    if (!best) {
-      best = &a;
-      continue;
-    }
-    bool better = false, tie = false;
     switch (q.how) {
+      case strategy::longest_idle: return &a;
       case strategy::least_occupied:
-        better = occupancy_less(a, *best);
-        tie = occupancy_equal(a, *best);
+        if (!best || occupancy_less(a, *best)) best = &a;
         break;
       case strategy::most_proficient:
-        better = level(a) > level(*best);
-        tie = level(a) == level(*best);
+        if (!best || level(a) > level(*best)) best = &a;
         break;
-      default: tie = true; break;
+      case strategy::round_robin:  // best: the smallest eligible id, where it wraps around to
+        if (!best || id < best->id) best = &a;
+        if (id > q.last_offered_agent && (!after || id < after->id)) after = &a;
+        break;
     }
-    if (better || (tie && a.last_assigned_ms < best->last_assigned_ms)) best = &a;
   }
-  return q.how == strategy::round_robin ? first : best;
+  return after ? after : best;
 }
 
 void Tenant::dispatch_conversation(const Envelope& cause, const std::string& cid,

@@ -175,6 +175,7 @@ class Tenant {
     json skills = json::object(), attributes = json::object();
     int missed_offers = 0;  // in a row
     int64_t last_assigned_ms = 0, last_heartbeat_ms = 0, heartbeat_timeout_ms = 0, last_ms = 0;
+    int64_t ready_ms = 0;  // the last_assigned_ms queue_ready_ holds it under, where it does
   };
   struct RelaxStep {
     int64_t after_ms = 0;
@@ -282,8 +283,10 @@ class Tenant {
   std::unordered_map<std::string, Agent> agents_;
   std::map<std::string, Queue> queues_;
   std::map<std::string, std::set<std::string>> queue_agents_;  // queue -> logged-in agents listing it
-  // queue -> its agents that are available with a free slot: where dispatch looks first.
-  std::map<std::string, std::set<std::string>> queue_ready_;
+  // queue -> its agents that are available with a free slot, longest idle first (last
+  // assigned, then id): where dispatch looks, and for the default strategy the first eligible
+  // one is the answer.
+  std::map<std::string, std::set<std::pair<int64_t, std::string>>> queue_ready_;
   std::map<std::string, size_t> status_counts_;
   std::set<timer> timers_;  // may hold timers no longer due; timer_due() tells
   journey::Journeys journeys_;

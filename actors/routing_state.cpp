@@ -146,11 +146,12 @@ void Tenant::touch_agent(Agent& a) {
     const std::string& q = a.queues[i];
     touched_.queues.insert(q);
     auto& ready_here = queue_ready_[q];
-    if (free) ready_here.insert(a.id);
-    else ready_here.erase(a.id);
+    ready_here.erase({a.ready_ms, a.id});
+    if (free) ready_here.emplace(a.last_assigned_ms, a.id);
     auto queue = queues_.find(q);
     contribute(a, i, free && queue != queues_.end() ? free_for(a, queue->second) : 0);
   }
+  a.ready_ms = a.last_assigned_ms;
 }
 
 void Tenant::reserve(Agent& a, Conversation& c) {
@@ -258,7 +259,7 @@ void Tenant::apply_agent_fact(const Envelope& e) {
       const std::string& q = a.queues[i];
       contribute(a, i, 0);
       queue_agents_[q].erase(a.id);
-      queue_ready_[q].erase(a.id);
+      queue_ready_[q].erase({a.ready_ms, a.id});
       touched_.queues.insert(q);
     }
     a.free_in.clear();
