@@ -52,14 +52,13 @@ void add_once(std::vector<std::string>& list, const std::string& item) {
 }  // namespace
 
 void Features::add_to(events::ObjectText& o) const {
-  o.integer("contacts_7d", contacts_7d)
-      .integer("contacts_30d", contacts_30d)
-      .boolean("repeat_contact_24h", repeat_contact_24h)
-      .integer("open_conversations", open_conversations);
-  if (mean_csat) o.number("mean_csat", *mean_csat);
-  else o.null("mean_csat");
+  // In key order, so ObjectText writes them as they come.
+  o.integer("contacts_30d", contacts_30d).integer("contacts_7d", contacts_7d);
   if (last_channel.empty()) o.null("last_channel");
   else o.text("last_channel", last_channel);
+  if (mean_csat) o.number("mean_csat", *mean_csat);
+  else o.null("mean_csat");
+  o.integer("open_conversations", open_conversations).boolean("repeat_contact_24h", repeat_contact_24h);
 }
 
 json Features::to_json() const {
@@ -70,29 +69,33 @@ json Features::to_json() const {
 
 std::string Visit::to_text() const {
   using events::format_rfc3339_ms;
-  events::ObjectText o;
-  o.text("conversation", conversation)
-      .text("channel", channel)
-      .text("started_at", format_rfc3339_ms(started_ms))
-      .texts("queues", queues)
-      .texts("agents", agents)
-      .number("wait_s", static_cast<double>(waited_ms) / 1000.0)
-      .text("outcome", outcome)
-      .boolean("repeat_contact_24h", repeat_contact_24h);
-  if (!intent.empty()) o.text("intent", intent);
-  if (ended_ms >= 0) o.text("ended_at", format_rfc3339_ms(ended_ms));
-  if (!ended_by.empty()) o.text("ended_by", ended_by);
-  if (csat) o.number("csat", *csat);
+  // Fields in key order, so ObjectText writes them as they come.
   std::string list = "[";
   for (const auto& d : decisions) {
     events::ObjectText n;
-    n.text("id", d.id).text("type", *d.type).text("time", format_rfc3339_ms(d.time_ms));
-    if (d.detail_key) n.text(d.detail_key, d.detail);
+    const std::string_view detail = d.detail_key ? d.detail_key : "";
+    if (!detail.empty() && detail < "id") n.text(detail, d.detail);
+    n.text("id", d.id);
+    if (!detail.empty() && detail > "id" && detail < "time") n.text(detail, d.detail);
+    n.text("time", format_rfc3339_ms(d.time_ms));
+    if (!detail.empty() && detail > "time") n.text(detail, d.detail);
+    n.text("type", *d.type);
     if (list.size() > 1) list += ',';
     list += n.str();
   }
   list += ']';
+  events::ObjectText o;
+  o.texts("agents", agents).text("channel", channel).text("conversation", conversation);
+  if (csat) o.number("csat", *csat);
   o.raw("decisions", list);
+  if (ended_ms >= 0) o.text("ended_at", format_rfc3339_ms(ended_ms));
+  if (!ended_by.empty()) o.text("ended_by", ended_by);
+  if (!intent.empty()) o.text("intent", intent);
+  o.text("outcome", outcome)
+      .texts("queues", queues)
+      .boolean("repeat_contact_24h", repeat_contact_24h)
+      .text("started_at", format_rfc3339_ms(started_ms))
+      .number("wait_s", static_cast<double>(waited_ms) / 1000.0);
   return o.str();
 }
 
@@ -306,8 +309,8 @@ std::optional<std::string> Journeys::view_text(const std::string& customer) cons
   const Customer* c = find(customer);
   if (!c) return std::nullopt;
   events::ObjectText features;
-  Journeys::features(customer, c->last_ms).add_to(features);
   features.text("as_of", events::format_rfc3339_ms(c->last_ms));
+  Journeys::features(customer, c->last_ms).add_to(features);
   events::ObjectText o;
   o.text("customer", c->id).raw("features", features.str());
   if (c->profile.is_object()) o.json("profile", c->profile);

@@ -502,34 +502,26 @@ std::optional<std::string> Tenant::conversation_text(const std::string& id) cons
   if (it == conversations_.end()) return std::nullopt;
   const Conversation& c = it->second;
   using events::format_rfc3339_ms;
+  // In key order, so ObjectText writes the fields as they come.
   events::ObjectText v;
-  v.text("conversation", c.id)
-      .text("tenant", name_)
-      .text("state", to_string(c.state))
-      .text("customer", c.customer)
-      .text("channel", c.channel)
-      .integer("priority", c.priority)
-      .text("started_at", format_rfc3339_ms(c.started_ms))
-      .text("updated_at", format_rfc3339_ms(c.last_ms))
-      .texts("declined_by", c.declined_by)
-      .texts("missed_by", c.missed_by)
-      .json("attributes", c.attributes);
-  if (!c.queue.empty()) v.text("queue", c.queue);
-  if (!c.language.empty()) v.text("language", c.language);
-  if (!c.intent.empty()) v.text("intent", c.intent);
-  if (c.confidence >= 0) v.number("confidence", c.confidence);
-  if (!c.handoff_reason.empty()) v.text("handoff_reason", c.handoff_reason);
+  if (!c.agent.empty()) v.text("agent", c.agent);
   if (!c.decision.empty()) {
     events::ObjectText a;
-    a.text("decision", c.decision);
     if (c.action.empty()) a.null("action");
     else a.text("action", c.action);
+    a.text("decision", c.decision);
     v.raw("arbitration", a.str());
   }
-  if (c.enqueued_ms >= 0) v.text("queued_at", format_rfc3339_ms(c.enqueued_ms));
-  if (c.state == conversation_state::queued) v.integer("relax_step", static_cast<int64_t>(c.relax_step));
-  if (!c.agent.empty()) v.text("agent", c.agent);
+  v.json("attributes", c.attributes).text("channel", c.channel);
+  if (c.closed_ms >= 0 && c.state == conversation_state::closed)
+    v.text("closed_at", format_rfc3339_ms(c.closed_ms));
+  if (c.confidence >= 0) v.number("confidence", c.confidence);
+  v.text("conversation", c.id).text("customer", c.customer).texts("declined_by", c.declined_by);
+  if (!c.handoff_reason.empty()) v.text("handoff_reason", c.handoff_reason);
+  if (!c.intent.empty()) v.text("intent", c.intent);
+  if (!c.language.empty()) v.text("language", c.language);
   if (!c.last_agent.empty()) v.text("last_agent", c.last_agent);
+  v.texts("missed_by", c.missed_by);
   if (!c.offer.empty()) {
     v.text("offer", c.offer);
     v.text("offer_expires_at", format_rfc3339_ms(c.offer_expires_ms));
@@ -538,10 +530,16 @@ std::optional<std::string> Tenant::conversation_text(const std::string& id) cons
     v.text("preferred_agent", c.preferred_agent);
     v.text("preferred_until", format_rfc3339_ms(c.preferred_until_ms));
   }
+  v.integer("priority", c.priority);
+  if (!c.queue.empty()) v.text("queue", c.queue);
+  if (c.enqueued_ms >= 0) v.text("queued_at", format_rfc3339_ms(c.enqueued_ms));
+  if (c.state == conversation_state::queued) v.integer("relax_step", static_cast<int64_t>(c.relax_step));
+  v.text("started_at", format_rfc3339_ms(c.started_ms))
+      .text("state", to_string(c.state))
+      .text("tenant", name_)
+      .text("updated_at", format_rfc3339_ms(c.last_ms));
   if (c.state == conversation_state::wrap_up && c.wrap_up_due_ms >= 0)
     v.text("wrap_up_until", format_rfc3339_ms(c.wrap_up_due_ms));
-  if (c.closed_ms >= 0 && c.state == conversation_state::closed)
-    v.text("closed_at", format_rfc3339_ms(c.closed_ms));
   return v.str();
 }
 

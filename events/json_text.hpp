@@ -30,32 +30,35 @@ class ObjectText {
   template <typename Range>
   ObjectText& texts(std::string_view key, const Range& values) {
     start(key);
-    values_ += '[';
+    text_ += '[';
     bool first = true;
     for (const auto& v : values) {
-      if (!first) values_ += ',';
+      if (!first) text_ += ',';
       first = false;
       quote(v);
     }
-    values_ += ']';
+    text_ += ']';
     return end();
   }
 
-  // The object's text. The keys must outlive the ObjectText until then.
+  // The object's text. The keys must outlive the ObjectText until then. Fields added in key
+  // order are already in place; others are put in order here.
   std::string str() const;
 
  private:
   struct Field {
     std::string_view key;
-    size_t begin, end;  // of the value in values_
+    size_t begin, end;  // of the value in text_
   };
-  // A field's value is appended to values_ between start() and end().
+  // A field is appended to text_ as `"key":value` (comma-separated), its value between
+  // start() and end().
   void start(std::string_view key);
   ObjectText& end();
   void quote(std::string_view s);
 
   std::vector<Field> fields_;
-  std::string values_;
+  std::string text_ = "{";
+  bool in_order_ = true;  // every key so far after the one before it: text_ is the object
 };
 
 }  // namespace omniroute::events

@@ -266,6 +266,22 @@ TEST_CASE("ObjectText writes what json dumps for the same object, in any order o
   CHECK(o.str() == expected.dump());
   CHECK(ObjectText().str() == json::object().dump());
 
+  // Fields added in key order are written as they come; a step back or a repeat sorts them.
+  const std::vector<std::vector<std::string>> orders = {
+      {"Z", "a", "ab", "b", "\xc3\xa9"}, {"ab", "a"}, {"a", "b", "b"}, {"a", "c", "b"},
+      {"b"}, {"\xc3\xa9", "z"}};
+  for (const auto& order : orders) {
+    ObjectText t;
+    json same = json::object();
+    int i = 0;
+    for (const auto& key : order) {
+      t.integer(key, ++i);
+      same[key] = i;
+    }
+    CAPTURE(order);
+    CHECK(t.str() == same.dump());
+  }
+
   // Larger objects are sorted another way; the answer is the same.
   for (int fields : {31, 33, 80}) {
     ObjectText many;
