@@ -68,6 +68,8 @@ std::string to_text(const Envelope& e);
 // Appends `s` as a JSON string, escaped as nlohmann's dump escapes it (and, like dump, throws
 // json::type_error when `s` is not UTF-8).
 void append_quoted(std::string& out, std::string_view s);
+// True when append_quoted writes `s` as it is, between quotes (nothing to escape).
+bool quotes_as_is(std::string_view s);
 // Appends v.dump(): the same bytes, without nlohmann's serializer and its byte-by-byte UTF-8
 // state machine (the journal and view texts of every event pass through here).
 void append_json(std::string& out, const json& v);

@@ -1,6 +1,7 @@
 #include "events/json_text.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "events/envelope.hpp"
 
@@ -18,13 +19,32 @@ bool key_less(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+ObjectText::ObjectText() {
+  // Room for the documents written for every event, in one allocation each.
+  fields_.reserve(16);
+  text_.reserve(256);
+  text_ += '{';
+}
+
 void ObjectText::start(std::string_view key) {
-  if (!fields_.empty()) {
-    in_order_ = in_order_ && key_less(fields_.back().key, key);
-    text_ += ',';
+  const bool first = fields_.empty();
+  if (!first) in_order_ = in_order_ && key_less(fields_.back().key, key);
+  // `,"key":` in one append: keys are short and need no escaping, as a rule.
+  char head[64];
+  if (key.size() + 4 <= sizeof head && quotes_as_is(key)) {
+    size_t n = 0;
+    if (!first) head[n++] = ',';
+    head[n++] = '"';
+    std::memcpy(head + n, key.data(), key.size());
+    n += key.size();
+    head[n++] = '"';
+    head[n++] = ':';
+    text_.append(head, n);
+  } else {
+    if (!first) text_ += ',';
+    append_quoted(text_, key);
+    text_ += ':';
   }
-  append_quoted(text_, key);
-  text_ += ':';
   fields_.push_back({key, text_.size(), 0});
 }
 

@@ -17,6 +17,7 @@ namespace omniroute::events {
 
 class ObjectText {
  public:
+  ObjectText();
   // A field added twice keeps the value added last, as json's operator[] would.
   ObjectText& text(std::string_view key, std::string_view value);
   ObjectText& integer(std::string_view key, int64_t value);
@@ -57,7 +58,7 @@ class ObjectText {
   void quote(std::string_view s);
 
   std::vector<Field> fields_;
-  std::string text_ = "{";
+  std::string text_;
   bool in_order_ = true;  // every key so far after the one before it: text_ is the object
 };
 
