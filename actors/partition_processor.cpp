@@ -2,6 +2,7 @@
 
 #include "events/time.hpp"
 
+#include <limits>
 #include <set>
 #include <unordered_set>
 
@@ -129,6 +130,7 @@ Status PartitionProcessor::recover() {
   if (Status s = marker_seen.commit(p_, journal_pos{claim->epoch.value() + 1}); !s) return s;
   cursor_ = claim->resume;
   claim_ = *claim;
+  keys_viewed_as_of_ = store_.changes();  // every key journaled so far is in the ids view
   recovered_ = true;
   return Status::ok();
 }
@@ -160,8 +162,11 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
       return std::nullopt;
     }
   }
-  // Keys journaled but not yet in the ids view are in pending_keys_.
-  if (!pending_keys_.insert(tenant + '\0' + id).second || store_.seq_of(tenant, id)) {
+  // Keys journaled but not yet in the ids view are in pending_keys_. A key the front door
+  // looked up, and found unknown, after the last time keys left pending_keys_ for the ids
+  // view is not in that view: the front door saw them there.
+  const bool looked_up = handed && rec.absent_as_of > 0 && rec.absent_as_of >= keys_viewed_as_of_;
+  if (!pending_keys_.insert(tenant + '\0' + id).second || (!looked_up && store_.seq_of(tenant, id))) {
     if (parsed) ++fact_counts_[{type, "duplicate"}];
     return std::nullopt;
   }
@@ -291,6 +296,7 @@ Status PartitionProcessor::project() {
   pending_.reset();
   pending_upto_.reset();
   pending_keys_.clear();
+  keys_viewed_as_of_ = store_.changes();
   pending_tenants_.clear();
   return Status::ok();
 }
@@ -301,6 +307,7 @@ void PartitionProcessor::invalidate() {
   pending_.reset();  // recovery brings the views up to the journal
   pending_upto_.reset();
   pending_keys_.clear();
+  keys_viewed_as_of_ = std::numeric_limits<uint64_t>::max();  // until recovery: look them up
   pending_tenants_.clear();
 }
 

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -108,6 +110,9 @@ class PartitionProcessor {
   std::unique_ptr<projections::ViewBatch> pending_;
   std::optional<journal_pos> pending_upto_;
   std::unordered_set<std::string> pending_keys_;
+  // Store::changes() read after keys last left pending_keys_ (their projection was written, or
+  // a recovery put every journaled key in the ids view); the maximum until a recovery.
+  uint64_t keys_viewed_as_of_ = std::numeric_limits<uint64_t>::max();
   // Facts decided in this step, by type and result, for the observer.
   std::map<std::pair<std::string, std::string_view>, size_t> fact_counts_;
   std::set<std::string> pending_tenants_;

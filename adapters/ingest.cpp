@@ -10,6 +10,9 @@ result<std::vector<IngestResult>> ingest(events::EventLog& log, const projection
   std::vector<std::pair<std::string, std::string>> keys;
   keys.reserve(envs.size());
   for (const auto& e : envs) keys.emplace_back(e.tenant, e.id);
+  // Read before the lookup: the partition hosts need not look the keys found unknown up again
+  // (PartitionProcessor::decide).
+  const uint64_t looked_up_as_of = store.changes();
   const auto known = store.seqs_of(keys);
   std::vector<IngestResult> results(envs.size());
   struct PartitionBatch {
@@ -38,7 +41,8 @@ result<std::vector<IngestResult>> ingest(events::EventLog& log, const projection
   }
   for (auto& [p, b] : batches) {
     std::vector<ingest_offset> offsets;
-    if (Status s = log.append_validated(partition_id{p}, b.texts, std::move(b.envelopes), &offsets); !s)
+    if (Status s = log.append_validated(partition_id{p}, b.texts, std::move(b.envelopes),
+                                       looked_up_as_of, &offsets); !s)
       return s;
     for (size_t k = 0; k < b.slots.size(); ++k) results[b.slots[k]].offset = offsets[k];
   }

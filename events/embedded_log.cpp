@@ -211,18 +211,19 @@ size_t tail_weight(const IngestRecord& r) { return r.payload.size() * (r.parsed 
 
 Status EmbeddedLog::append_ingest(partition_id p, const std::vector<std::string>& payloads,
                                   std::vector<ingest_offset>* offsets) {
-  return append(p, payloads, nullptr, offsets);
+  return append(p, payloads, nullptr, 0, offsets);
 }
 
 Status EmbeddedLog::append_validated(partition_id p, const std::vector<std::string>& payloads,
-                                     std::vector<Envelope>&& envelopes,
+                                     std::vector<Envelope>&& envelopes, uint64_t absent_as_of,
                                      std::vector<ingest_offset>* offsets) {
   if (envelopes.size() != payloads.size()) return count_mismatch(payloads, envelopes);
-  return append(p, payloads, &envelopes, offsets);
+  return append(p, payloads, &envelopes, absent_as_of, offsets);
 }
 
 Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& payloads,
-                           std::vector<Envelope>* envelopes, std::vector<ingest_offset>* offsets) {
+                           std::vector<Envelope>* envelopes, uint64_t absent_as_of,
+                           std::vector<ingest_offset>* offsets) {
   Partition* part = this->part(p);
   if (!part) return Status::error("no ingest partition " + std::to_string(p.value()));
   const int64_t now_us = wall_clock_us();
@@ -242,7 +243,10 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
   if (part->tail.empty()) part->tail_start = part->ingest_end;
   for (size_t i = 0; i < payloads.size(); ++i) {
     part->tail.push_back(IngestRecord{ingest_offset{part->ingest_end + static_cast<int64_t>(i)}, now_us, payloads[i], std::nullopt});
-    if (envelopes) part->tail.back().parsed = std::move((*envelopes)[i]);
+    if (envelopes) {
+      part->tail.back().parsed = std::move((*envelopes)[i]);
+      part->tail.back().absent_as_of = absent_as_of;
+    }
     part->tail_bytes += tail_weight(part->tail.back());
   }
   while (part->tail.size() > tail_records || part->tail_bytes > tail_bytes) {
@@ -270,8 +274,9 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
         // The envelope is handed over once; a second read (after a recovery) parses.
         IngestRecord& r = part->tail[static_cast<size_t>(o - part->tail_start)];
         part->tail_bytes -= tail_weight(r);
-        out.push_back(IngestRecord{r.offset, r.appended_us, r.payload, std::move(r.parsed)});
+        out.push_back(IngestRecord{r.offset, r.appended_us, r.payload, std::move(r.parsed), r.absent_as_of});
         r.parsed.reset();
+        r.absent_as_of = 0;
         part->tail_bytes += tail_weight(r);
       }
       return Status::ok();

@@ -60,7 +60,7 @@ class EmbeddedLog final : public EventLog {
   Status append_ingest(partition_id p, const std::vector<std::string>& payloads,
                        std::vector<ingest_offset>* offsets) override;
   Status append_validated(partition_id p, const std::vector<std::string>& payloads,
-                          std::vector<Envelope>&& envelopes,
+                          std::vector<Envelope>&& envelopes, uint64_t absent_as_of,
                           std::vector<ingest_offset>* offsets) override;
   Status read_ingest(partition_id p, ingest_offset from, size_t max,
                      std::chrono::milliseconds wait, std::vector<IngestRecord>& out) override;
@@ -89,7 +89,8 @@ class EmbeddedLog final : public EventLog {
   };
   EmbeddedLog(EmbeddedHandles h, bool sync);
   Status append(partition_id p, const std::vector<std::string>& payloads,
-                std::vector<Envelope>* envelopes, std::vector<ingest_offset>* offsets);
+                std::vector<Envelope>* envelopes, uint64_t absent_as_of,
+                std::vector<ingest_offset>* offsets);
   Partition* part(partition_id p);
 
   EmbeddedHandles h_;

@@ -25,6 +25,10 @@ struct IngestRecord {
   // this process handed it over with append_validated and the engine passes it on (embedded:
   // to the first read from its in-memory tail). Spares the reader a parse; absent otherwise.
   std::optional<Envelope> parsed;
+  // With `parsed`: when the writer found the record's idempotency key unknown, as it read
+  // projections::Store::changes() just before it looked (0: it did not look). The reader may
+  // then skip its own lookup (PartitionProcessor::decide says when).
+  uint64_t absent_as_of = 0;
 };
 
 // The right to write one journal partition, obtained by claim().
@@ -60,10 +64,10 @@ class EventLog {
 
   // append_ingest of validated envelopes: payloads[i] must be to_text(envelopes[i]), one
   // envelope per payload (else nothing is appended). An engine may hand the envelopes to this
-  // process's reader (IngestRecord::parsed); the default, and the kafka engine, append the
-  // payloads alone.
+  // process's reader (IngestRecord::parsed, with `absent_as_of`); the default, and the kafka
+  // engine, append the payloads alone.
   virtual Status append_validated(partition_id p, const std::vector<std::string>& payloads,
-                                  std::vector<Envelope>&& envelopes,
+                                  std::vector<Envelope>&& envelopes, uint64_t absent_as_of,
                                   std::vector<ingest_offset>* offsets) {
     if (envelopes.size() != payloads.size()) return count_mismatch(payloads, envelopes);
     return append_ingest(p, payloads, offsets);

@@ -28,8 +28,10 @@ struct Node {
     REQUIRE(store->index_journal(how).has_value());
     log = std::move(events::EmbeddedLog::open(store->log_handles(), 1, false).value());
   }
-  // With `hand_over`, as the front door does: the validated envelopes go with their text.
-  void ingest(const std::vector<nlohmann::json>& events, bool hand_over = false) {
+  // With `hand_over`, as the front door does: the validated envelopes go with their text, and
+  // `absent_as_of` says when their keys were found unknown (0: not looked up).
+  void ingest(const std::vector<nlohmann::json>& events, bool hand_over = false,
+              uint64_t absent_as_of = 0) {
     std::vector<std::string> payloads;
     std::vector<events::Envelope> envelopes;
     for (const auto& e : events) {
@@ -37,7 +39,7 @@ struct Node {
       payloads.push_back(events::to_text(envelopes.back()));
     }
     if (hand_over)
-      REQUIRE(log->append_validated(partition_id{0}, payloads, std::move(envelopes), nullptr));
+      REQUIRE(log->append_validated(partition_id{0}, payloads, std::move(envelopes), absent_as_of, nullptr));
     else
       REQUIRE(log->append_ingest(partition_id{0}, payloads, nullptr));
   }
@@ -140,6 +142,41 @@ TEST_CASE("envelopes handed over with their text give the journal and views thei
     if (e["id"] == events[4]["id"]) notes += e["data"]["note"] == events[4]["data"]["note"];
   }
   CHECK(notes == 1);
+}
+
+TEST_CASE("a key two front doors found unknown is journaled once, whenever its copies arrive") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 5, false);
+  auto setup = workload(0);
+  setup.push_back(event("s-k", "conversation.started", at(20),
+                        {{"conversation", "c-k"}, {"customer", "u"}, {"channel", "web"}, {"queue", "billing"}}));
+  node.ingest(setup, true, node.store->changes());
+  node.drain(p);
+  // A fact the domain would accept every time it came: only idempotency stops a second copy.
+  const auto k = event("m-k", "conversation.message", at(21),
+                       {{"conversation", "c-k"}, {"from", "customer"}, {"text", "hello"}});
+  // Both look the key up now; one copy is journaled and its key written to the ids view
+  // (every step projects) before the other arrives.
+  const uint64_t looked_up = node.store->changes();
+  node.ingest({k}, true, looked_up);
+  node.drain(p);
+  REQUIRE(node.store->seq_of("acme", "m-k"));
+  node.ingest({k}, true, looked_up);
+  // A copy looked up after that would have been answered as a duplicate at the door; one
+  // looked up earlier but arriving in the same step as the first is caught in memory.
+  const auto k2 = event("m-k2", "conversation.message", at(22),
+                        {{"conversation", "c-k"}, {"from", "customer"}, {"text", "again"}});
+  node.ingest({k2, k2}, true, node.store->changes());
+  node.drain(p);
+  size_t copies = 0, copies2 = 0;
+  for (const auto& e : node.journal()) {
+    copies += e["id"] == "m-k";
+    copies2 += e["id"] == "m-k2";
+  }
+  CHECK(copies == 1);
+  CHECK(copies2 == 1);
+  check_rebuild_equals_live(node);
 }
 
 TEST_CASE("the journal index points into the embedded journal or holds copies, and reads the same") {

@@ -141,7 +141,7 @@ size_t validated_appends_read_back_as_their_text(Engine& engine) {
     payloads.push_back(to_text(e));
     envelopes.push_back(std::move(e));
   }
-  REQUIRE(log->append_validated(partition_id{2}, payloads, std::move(envelopes), nullptr));
+  REQUIRE(log->append_validated(partition_id{2}, payloads, std::move(envelopes), 7, nullptr));
   auto first = read_n(*log, partition_id{2}, 0, 20);
   REQUIRE(first.size() == 20);
   size_t handed = 0;
@@ -150,15 +150,17 @@ size_t validated_appends_read_back_as_their_text(Engine& engine) {
     if (first[i].parsed) {
       ++handed;
       CHECK(to_text(*first[i].parsed) == payloads[i]);
+      CHECK(first[i].absent_as_of == 7);
     }
   }
   for (const auto& again : read_n(*log, partition_id{2}, 0, 20)) {
     CHECK_FALSE(again.parsed.has_value());  // handed over once at most
+    CHECK(again.absent_as_of == 0);
     CHECK(again.payload == payloads[static_cast<size_t>(again.offset.value())]);
   }
   // One envelope per payload, or nothing is appended.
   std::vector<Envelope> one(1);
-  CHECK_FALSE(log->append_validated(partition_id{2}, payloads, std::move(one), nullptr));
+  CHECK_FALSE(log->append_validated(partition_id{2}, payloads, std::move(one), 7, nullptr));
   CHECK(log->ingest_end(partition_id{2})->value() == 20);
   return handed;
 }
