@@ -62,9 +62,14 @@ void Features::add_to(events::ObjectText& o) const {
 }
 
 json Features::to_json() const {
-  events::ObjectText o;
-  add_to(o);
-  return json::parse(o.str());
+  // The fields add_to writes, as a tree (not through its text: a decision's data is a tree).
+  json o = {{"contacts_30d", contacts_30d},
+            {"contacts_7d", contacts_7d},
+            {"open_conversations", open_conversations},
+            {"repeat_contact_24h", repeat_contact_24h}};
+  o["last_channel"] = last_channel.empty() ? json(nullptr) : json(last_channel);
+  o["mean_csat"] = mean_csat ? json(*mean_csat) : json(nullptr);
+  return o;
 }
 
 std::string Visit::to_text() const {

@@ -291,3 +291,19 @@ TEST_CASE("a closed conversation leaves memory a day after closing; its id may t
   CHECK(*replayed.conversation_view("c-1") == s.conversation("c-1"));
   CHECK(*replayed.agent_view("alice") == s.agent("alice"));
 }
+
+TEST_CASE("journey features as a tree are what their text says") {
+  journey::Features f;
+  f.contacts_7d = 2;
+  f.contacts_30d = 5;
+  for (int round = 0; round < 2; ++round) {
+    events::ObjectText text;
+    f.add_to(text);
+    CHECK(f.to_json() == nlohmann::json::parse(text.str()));
+    CHECK(f.to_json().dump() == text.str());
+    f.repeat_contact_24h = true;
+    f.mean_csat = 4.25;
+    f.open_conversations = 1;
+    f.last_channel = "wechat";
+  }
+}
