@@ -187,7 +187,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   for (size_t i = 0; i < outcome.entries.size(); ++i) {
     const auto& e = outcome.entries[i];
     const entry_kind kind = outcome.fact == i                ? entry_kind::fact
-                            : e.type == "event.refused"sv      ? entry_kind::refusal
+                            : e.type == "event.refused"sv    ? entry_kind::refusal
                                                              : entry_kind::decision;
     // A handed-over fact's text is the payload with its seq spliced in.
     r.entries.push_back(entry_of(e, kind, kind == entry_kind::decision ? e.id : id,

@@ -69,6 +69,7 @@ class EventLog {
   virtual Status append_validated(partition_id p, const std::vector<std::string>& payloads,
                                   std::vector<Envelope>&& envelopes, uint64_t absent_as_of,
                                   std::vector<ingest_offset>* offsets) {
+    (void)absent_as_of;  // only for a reader the envelopes are handed to
     if (envelopes.size() != payloads.size()) return count_mismatch(payloads, envelopes);
     return append_ingest(p, payloads, offsets);
   }

@@ -35,7 +35,7 @@ void ObjectText::start(std::string_view key) {
     size_t n = 0;
     if (!first) head[n++] = ',';
     head[n++] = '"';
-    std::memcpy(head + n, key.data(), key.size());
+    if (!key.empty()) std::memcpy(head + n, key.data(), key.size());
     n += key.size();
     head[n++] = '"';
     head[n++] = ':';
