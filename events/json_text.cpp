@@ -1,6 +1,7 @@
 #include "events/json_text.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include "events/envelope.hpp"
@@ -22,38 +23,38 @@ bool key_less(std::string_view a, std::string_view b) {
 ObjectText::ObjectText() {
   // Room for the documents written for every event, in one allocation each.
   fields_.reserve(16);
-  text_.reserve(256);
-  text_ += '{';
+  text_.resize(256);
+  put('{');
 }
 
+void ObjectText::grow(size_t more) { text_.resize(std::max(text_.size() * 2, len_ + more)); }
+
 void ObjectText::start(std::string_view key) {
-  const bool first = fields_.empty();
-  if (!first) in_order_ = in_order_ && key_less(fields_.back().key, key);
-  // `,"key":` in one append: keys are short and need no escaping, as a rule.
-  char head[64];
-  if (key.size() + 4 <= sizeof head && quotes_as_is(key)) {
-    size_t n = 0;
-    if (!first) head[n++] = ',';
-    head[n++] = '"';
-    if (!key.empty()) std::memcpy(head + n, key.data(), key.size());
-    n += key.size();
-    head[n++] = '"';
-    head[n++] = ':';
-    text_.append(head, n);
-  } else {
-    if (!first) text_ += ',';
-    append_quoted(text_, key);
-    text_ += ':';
+  if (!fields_.empty()) {
+    in_order_ = in_order_ && key_less(fields_.back().key, key);
+    put(',');
   }
-  fields_.push_back({key, text_.size(), 0});
+  quote(key);
+  put(':');
+  fields_.push_back({key, len_, 0});
 }
 
 ObjectText& ObjectText::end() {
-  fields_.back().end = text_.size();
+  fields_.back().end = len_;
   return *this;
 }
 
-void ObjectText::quote(std::string_view s) { append_quoted(text_, s); }
+void ObjectText::quote(std::string_view s) {
+  if (quotes_as_is(s)) {  // as a rule
+    put('"');
+    put(s);
+    put('"');
+    return;
+  }
+  std::string quoted;
+  append_quoted(quoted, s);
+  put(quoted);
+}
 
 ObjectText& ObjectText::text(std::string_view key, std::string_view value) {
   start(key);
@@ -63,42 +64,51 @@ ObjectText& ObjectText::text(std::string_view key, std::string_view value) {
 
 ObjectText& ObjectText::integer(std::string_view key, int64_t value) {
   start(key);
-  append_integer(text_, value);
+  char digits[24];
+  put(std::string_view(digits, static_cast<size_t>(std::to_chars(digits, digits + sizeof digits, value).ptr - digits)));
   return end();
 }
 
 ObjectText& ObjectText::number(std::string_view key, double value) {
   start(key);
-  text_ += nlohmann::json(value).dump();
+  put(nlohmann::json(value).dump());
   return end();
 }
 
 ObjectText& ObjectText::boolean(std::string_view key, bool value) {
   start(key);
-  text_ += value ? "true" : "false";
+  put(value ? "true" : "false");
   return end();
 }
 
 ObjectText& ObjectText::null(std::string_view key) {
   start(key);
-  text_ += "null";
+  put("null");
   return end();
 }
 
 ObjectText& ObjectText::json(std::string_view key, const nlohmann::json& value) {
   start(key);
-  append_json(text_, value);
+  std::string text;
+  append_json(text, value);
+  put(text);
   return end();
 }
 
 ObjectText& ObjectText::raw(std::string_view key, std::string_view json_text) {
   start(key);
-  text_ += json_text;
+  put(json_text);
   return end();
 }
 
 std::string ObjectText::str() const {
-  if (in_order_) return text_ + '}';
+  if (in_order_) {
+    std::string out;
+    out.reserve(len_ + 1);
+    out.append(text_.data(), len_);
+    out += '}';
+    return out;
+  }
   std::vector<const Field*> order;
   order.reserve(fields_.size());
   for (const auto& f : fields_) order.push_back(&f);
@@ -113,7 +123,7 @@ std::string ObjectText::str() const {
       for (size_t k = i; k > 0 && by_key(order[k], order[k - 1]); --k) std::swap(order[k], order[k - 1]);
   }
   std::string out;
-  out.reserve(text_.size() + fields_.size() * 16 + 2);
+  out.reserve(len_ + fields_.size() * 16 + 2);
   out += '{';
   bool first = true;
   for (size_t i = 0; i < order.size(); ++i) {

@@ -282,6 +282,19 @@ TEST_CASE("ObjectText writes what json dumps for the same object, in any order o
     CHECK(t.str() == same.dump());
   }
 
+  // In order and longer than the room an ObjectText starts with.
+  {
+    ObjectText t;
+    json same = json::object();
+    std::deque<std::string> keys;
+    for (char k = 'a'; k <= 'z'; ++k) {
+      const std::string& key = keys.emplace_back(1, k);
+      t.text(key, std::string(40, k) + "\"\n");
+      same[key] = std::string(40, k) + "\"\n";
+    }
+    CHECK(t.str() == same.dump());
+  }
+
   // Larger objects are sorted another way; the answer is the same.
   for (int fields : {31, 33, 80}) {
     ObjectText many;
