@@ -58,8 +58,7 @@ class ObjectText {
   ObjectText& end();
   void quote(std::string_view s);
   // Appends to the text. text_ is kept as long as its room, and the text is its first len_
-  // bytes: these appends are inline, where each std::string append is a call into libstdc++
-  // (a document's fields cost half as much this way).
+  // bytes: these appends are inline, where each std::string append is a call into libstdc++.
   void put(std::string_view s) {
     if (len_ + s.size() > text_.size()) grow(s.size());
     if (!s.empty()) std::memcpy(&text_[len_], s.data(), s.size());
