@@ -224,13 +224,12 @@ void HttpApi::routes() {
     json errors = json::array();
     for (size_t i = 0; i < n; ++i) {
       json& ev = batch ? body[i] : body;
-      const std::string label = type_label(ev);
-      auto parsed = events::parse_fact(std::move(ev));
+      auto parsed = events::parse_fact(std::move(ev));  // moves only data out of ev
       if (!parsed) {
         events::event_error err = parsed.error();
         if (batch) err.index = i;
         errors.push_back(err.to_json());
-        metrics_.received(label, "refused");
+        metrics_.received(type_label(ev), "refused");
         continue;
       }
       envs.push_back(std::move(parsed.value()));
@@ -254,7 +253,8 @@ void HttpApi::routes() {
     }
     // The answer is written as text, keys in the order json::dump gives them: a batch answers
     // per event, and building a JSON tree of a thousand results cost more than the ingest.
-    std::map<std::pair<std::string, const char*>, size_t> counts;  // (type, result) -> events
+    // (type, result) -> events; the types are envs' own.
+    std::map<std::pair<std::string_view, const char*>, size_t> counts;
     size_t accepted = 0, duplicates = 0;
     std::string results;
     results.reserve(envs.size() * 80);
@@ -276,7 +276,8 @@ void HttpApi::routes() {
         ++counts[{envs[i].type, "accepted"}];
       }
     }
-    for (const auto& [key, count] : counts) metrics_.received(key.first, key.second, count);
+    for (const auto& [key, count] : counts)
+      metrics_.received(std::string(key.first), key.second, count);
     std::string answer = "{\"accepted\":" + std::to_string(accepted) +
                          ",\"duplicates\":" + std::to_string(duplicates);
     if (batch)
