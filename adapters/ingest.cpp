@@ -1,9 +1,22 @@
 #include "adapters/ingest.hpp"
 
+#include <functional>
 #include <map>
-#include <set>
+#include <string_view>
+#include <unordered_set>
 
 namespace omniroute::adapters {
+namespace {
+
+using key_view = std::pair<std::string_view, std::string_view>;  // (tenant, id)
+
+struct KeyHash {
+  size_t operator()(const key_view& k) const {
+    return std::hash<std::string_view>()(k.first) * 31 + std::hash<std::string_view>()(k.second);
+  }
+};
+
+}  // namespace
 
 result<std::vector<IngestResult>> ingest(events::EventLog& log, const projections::Store& store,
                                          std::vector<events::Envelope>& envs) {
@@ -21,13 +34,15 @@ result<std::vector<IngestResult>> ingest(events::EventLog& log, const projection
     std::vector<size_t> slots;                // where each one is in `envs`
   };
   std::map<int32_t, PartitionBatch> batches;
-  std::set<std::pair<std::string, std::string>> in_batch;
+  // The keys seen so far in this batch, as views of `keys` (which does not grow any more).
+  std::unordered_set<key_view, KeyHash> in_batch;
+  in_batch.reserve(envs.size());
   for (size_t i = 0; i < envs.size(); ++i) {
     IngestResult& r = results[i];
     if (known[i]) {
       r.duplicate = true;
       r.seq = known[i];
-    } else if (!in_batch.insert(keys[i]).second) {
+    } else if (!in_batch.emplace(keys[i].first, keys[i].second).second) {
       r.duplicate = true;
     } else {
       r.partition = log.partition_of(envs[i].tenant);
