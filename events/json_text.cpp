@@ -1,7 +1,6 @@
 #include "events/json_text.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 
 #include "events/envelope.hpp"
@@ -64,8 +63,9 @@ ObjectText& ObjectText::text(std::string_view key, std::string_view value) {
 
 ObjectText& ObjectText::integer(std::string_view key, int64_t value) {
   start(key);
-  char digits[24];
-  put(std::string_view(digits, static_cast<size_t>(std::to_chars(digits, digits + sizeof digits, value).ptr - digits)));
+  std::string digits;  // a few bytes: no allocation
+  append_integer(digits, value);
+  put(digits);
   return end();
 }
 
