@@ -568,10 +568,10 @@ void append_number(std::string& out, Int n) {
 
 void append_integer(std::string& out, int64_t n) { append_number(out, n); }
 
-// The escaping nlohmann's dump uses for UTF-8 input, a run of plain bytes at a time. Text that
-// is not UTF-8 is left to nlohmann, which refuses it as dump() would.
 bool quotes_as_is(std::string_view s) { return plain_run(s, 0) == s.size(); }
 
+// The escaping nlohmann's dump uses for UTF-8 input, a run of plain bytes at a time. Text that
+// is not UTF-8 is left to nlohmann, which refuses it as dump() would.
 void append_quoted(std::string& out, std::string_view s) {
   const size_t start = out.size();
   out.push_back('"');
