@@ -27,7 +27,7 @@ DecisionNote note_of(const Envelope& e) {
   n.type = type == types.end() ? &unknown : &*type;
   n.time_ms = e.time_ms;
   for (const char* key : {"action", "to_queue", "agent", "queue"}) {
-    auto it = e.data.find(key);
+    auto it = e.data.find(std::string_view(key));  // compared without a strlen per key
     if (it != e.data.end() && it->is_string()) {
       n.detail_key = key;
       n.detail = it->get<std::string>();
@@ -251,7 +251,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     v->abandoned = true;
   } else if (t == "conversation.ended"sv) {
     v->ended_by = str(d, "by");
-    if (d.contains("csat") && d["csat"].is_number()) v->csat = d["csat"].get<double>();
+    if (d.contains("csat"sv) && d["csat"].is_number()) v->csat = d["csat"].get<double>();
   } else if (t == "conversation.reopened"sv) {
     v->outcome = "open";
     v->ended_ms = -1;

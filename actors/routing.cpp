@@ -89,7 +89,7 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
   };
   if (f.type == "queue.configured"sv) {
     const std::string& id = str(d, "queue");
-    if (d.contains("relax"))
+    if (d.contains("relax"sv))
       for (size_t i = 0; i < d["relax"].size(); ++i) {
         const std::string& to = str(d["relax"][i], "overflow_to");
         if (to.empty()) continue;
@@ -182,9 +182,9 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
     if (c.state == conversation_state::bot || c.state == conversation_state::wrap_up)
       return why("data.conversation",
                  std::string("cannot transfer a conversation that is ") + to_string(c.state));
-    if (d.contains("to_queue") == d.contains("to_agent"))
+    if (d.contains("to_queue"sv) == d.contains("to_agent"sv))
       return why("data", "needs either to_queue or to_agent");
-    if (d.contains("to_queue")) {
+    if (d.contains("to_queue"sv)) {
       if (!queues_.count(str(d, "to_queue")))
         return why("data.to_queue", "unknown queue '" + str(d, "to_queue") + "'");
     } else {
@@ -233,7 +233,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     if (!c.keep_with_bot && !c.arbitrated_queue.empty()) {
       enqueue(f, c, c.arbitrated_queue, out, {{"reason", "arbitration: " + c.action}});
       dispatch_conversation(f, c.id, out);
-    } else if (!c.keep_with_bot && !c.queue.empty() && !d.value("bot", false)) {
+    } else if (!c.keep_with_bot && !c.queue.empty() && !d.value("bot"sv, false)) {
       enqueue(f, c, c.queue, out);
       dispatch_conversation(f, c.id, out);
     }
@@ -259,7 +259,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
   } else if (t == "conversation.transfer_requested"sv) {
     Conversation& c = conversations_.at(str(d, "conversation"));
     std::string previous = c.agent;
-    if (d.contains("to_queue")) {
+    if (d.contains("to_queue"sv)) {
       enqueue(f, c, str(d, "to_queue"), out, {{"reason", "transfer"}});
       dispatch_conversation(f, c.id, out);
     } else {
@@ -347,7 +347,7 @@ bool Tenant::timer_due(const timer& t) const {
   const auto& [due, kind, id] = t;
   if (kind == timer_kind::heartbeat) {
     auto a = agents_.find(id);
-    return a != agents_.end() && a->second.logged_in && a->second.status != "offline" &&
+    return a != agents_.end() && a->second.logged_in && a->second.status != "offline"sv &&
            a->second.heartbeat_timeout_ms > 0 &&
            a->second.last_heartbeat_ms + a->second.heartbeat_timeout_ms == due;
   }
@@ -392,7 +392,7 @@ void Tenant::fire(const Envelope& cause, const timer& t, std::vector<Envelope>& 
       const Agent& a = agents_.at(agent);
       auto q = queues_.find(c.queue);
       const int limit = q != queues_.end() ? q->second.no_answer_limit : 0;
-      if (limit > 0 && a.missed_offers >= limit && a.status == "available") {
+      if (limit > 0 && a.missed_offers >= limit && a.status == "available"sv) {
         out.push_back(decision(cause, "agent.went_away",
                                {{"agent", agent},
                                 {"reason", "missed offers"},
@@ -485,7 +485,7 @@ void Tenant::offer(const Envelope& cause, Conversation& c, const Agent& a,
   out.push_back(decision(cause, "conversation.offered", std::move(data)));
 }
 
-bool Tenant::ready(const Agent& a) const { return a.logged_in && a.status == "available"; }
+bool Tenant::ready(const Agent& a) const { return a.logged_in && a.status == "available"sv; }
 
 bool Tenant::has_any_free_slot(const Agent& a) const {
   if (!ready(a)) return false;

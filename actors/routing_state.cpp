@@ -103,7 +103,7 @@ Touched Tenant::take_touched() {
 
 std::string Tenant::slot_of(const Agent& a, const std::string& channel) {
   if (a.capacity.count(channel)) return channel;
-  if (channel == "voice" || channel == "email") return channel;
+  if (channel == "voice"sv || channel == "email"sv) return channel;
   return "chat";
 }
 
@@ -206,15 +206,15 @@ void Tenant::apply_queue_config(const Envelope& e) {
   Queue& q = queues_[id];
   q.config = d;
   q.channels.clear();
-  if (d.contains("channels"))
+  if (d.contains("channels"sv))
     for (const auto& ch : d["channels"]) q.channels.push_back(ch.get<std::string>());
   q.requirement = compile_requirement(str(d, "requirement"));
   q.relax.clear();
-  if (d.contains("relax"))
+  if (d.contains("relax"sv))
     for (const auto& s : d["relax"]) {
       RelaxStep step;
       step.after_ms = ms_of_seconds(s, "after_s", 0);
-      if (s.contains("requirement")) step.requirement = compile_requirement(str(s, "requirement"));
+      if (s.contains("requirement"sv)) step.requirement = compile_requirement(str(s, "requirement"));
       step.overflow_to = str(s, "overflow_to");
       q.relax.push_back(std::move(step));
     }
@@ -224,10 +224,10 @@ void Tenant::apply_queue_config(const Envelope& e) {
           : how == "round_robin"     ? strategy::round_robin
                                      : strategy::longest_idle;
   q.skill = str(d, "skill").empty() ? proficiency_skill(q.requirement) : str(d, "skill");
-  q.auto_accept = d.value("auto_accept", false);
-  q.priority = d.value("priority", 0);
-  q.no_answer_limit = d.value("no_answer_limit", 3);
-  q.handoff_below_confidence = d.value("handoff_below_confidence", 0.0);
+  q.auto_accept = d.value("auto_accept"sv, false);
+  q.priority = d.value("priority"sv, 0);
+  q.no_answer_limit = d.value("no_answer_limit"sv, 3);
+  q.handoff_below_confidence = d.value("handoff_below_confidence"sv, 0.0);
   q.offer_timeout_ms = ms_of_seconds(d, "offer_timeout_s", 30000);
   q.sl_threshold_ms = ms_of_seconds(d, "sl_threshold_s", 20000);
   q.wrap_up_ms = ms_of_seconds(d, "wrap_up_s", 0);
@@ -264,21 +264,21 @@ void Tenant::apply_agent_fact(const Envelope& e) {
     }
     a.free_in.clear();
     a.queues.clear();
-    if (d.contains("queues"))
+    if (d.contains("queues"sv))
       for (const auto& q : d["queues"]) a.queues.push_back(q.get<std::string>());
     for (const auto& q : a.queues) queue_agents_[q].insert(a.id);
     a.capacity.clear();
-    if (d.contains("capacity")) {
+    if (d.contains("capacity"sv)) {
       for (const auto& [ch, n] : d["capacity"].items()) a.capacity[ch] = n.get<int>();
     } else {
       a.capacity = {{"voice", 1}, {"chat", 1}, {"email", 1}};
     }
     a.blocks.clear();
-    if (d.contains("blocks"))
+    if (d.contains("blocks"sv))
       for (const auto& [ch, list] : d["blocks"].items())
         for (const auto& b : list) a.blocks[ch].push_back(b.get<std::string>());
-    a.skills = d.value("skills", json::object());
-    a.attributes = d.value("attributes", json::object());
+    a.skills = d.value("skills"sv, json::object());
+    a.attributes = d.value("attributes"sv, json::object());
     a.heartbeat_timeout_ms = ms_of_seconds(d, "heartbeat_timeout_s", 0);
     a.last_heartbeat_ms = e.time_ms;
     a.logged_in = true;
@@ -287,7 +287,7 @@ void Tenant::apply_agent_fact(const Envelope& e) {
     if (fresh || a.work.empty()) a.last_assigned_ms = e.time_ms;
   } else if (t == "agent.status_changed"sv) {
     set_status(a, str(d, "status"));
-    if (a.status == "available") a.missed_offers = 0;
+    if (a.status == "available"sv) a.missed_offers = 0;
   } else if (t == "agent.logged_out"sv) {
     for (const auto& q : a.queues) queue_agents_[q].erase(a.id);  // members are logged in
     a.logged_in = false;
@@ -314,9 +314,9 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
     c.queue = str(d, "queue");
     c.intent = str(d, "intent");
     auto q = queues_.find(c.queue);
-    c.priority = d.contains("priority") ? d["priority"].get<int>()
+    c.priority = d.contains("priority"sv) ? d["priority"].get<int>()
                                          : (q != queues_.end() ? q->second.priority : 0);
-    c.attributes = d.value("attributes", json::object());
+    c.attributes = d.value("attributes"sv, json::object());
     c.started_ms = c.last_ms = e.time_ms;
     c.state = conversation_state::bot;
     touched_.conversations.insert(cid);
@@ -333,10 +333,10 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
   };
   if (t == "conversation.intent_detected"sv) {
     c.intent = str(d, "intent");
-    c.confidence = d.value("confidence", -1.0);
+    c.confidence = d.value("confidence"sv, -1.0);
   } else if (t == "conversation.handoff_requested"sv) {
     c.handoff_reason = str(d, "reason").empty() ? "handoff requested" : str(d, "reason");
-    if (d.contains("attributes") && d["attributes"].is_object()) c.attributes.update(d["attributes"]);
+    if (d.contains("attributes"sv) && d["attributes"].is_object()) c.attributes.update(d["attributes"]);
   } else if (t == "conversation.priority_changed"sv) {
     rewait(c, [&] { c.priority = d["priority"].get<int>(); });
   } else if (t == "offer.declined"sv) {
@@ -392,12 +392,12 @@ void Tenant::apply_decision(const Envelope& e) {
       ++today(queue, e.time_ms).offered;
     }
     c.queue = queue;
-    c.priority = d.value("priority", c.priority);
+    c.priority = d.value("priority"sv, c.priority);
     if (c.enqueued_ms < 0) {  // a conversation keeps its age when it comes back to a queue
       c.enqueued_ms = e.time_ms;
       c.order = e.seq ? e.seq->value() : 0;
     }
-    if (d.contains("preferred_agent")) {
+    if (d.contains("preferred_agent"sv)) {
       c.preferred_agent = str(d, "preferred_agent");
       c.preferred_until_ms = events::parse_rfc3339_ms(str(d, "preferred_until")).value_or(e.time_ms);
       timers_.emplace(c.preferred_until_ms, timer_kind::preference, c.id);
@@ -451,7 +451,7 @@ void Tenant::apply_decision(const Envelope& e) {
       touch_agent(a->second);
     }
   } else if (t == "conversation.relaxed"sv) {
-    c.relax_step = d.value("step", c.relax_step);
+    c.relax_step = d.value("step"sv, c.relax_step);
     schedule_relax(c);
   } else if (t == "conversation.preference_expired"sv) {
     rewait(c, [&] { c.preferred_agent.clear(); });
@@ -486,11 +486,11 @@ void Tenant::apply_arbitration(const Envelope& e, Conversation& c) {
   c.decision = e.id;
   c.action = str(d, "action");
   static const json none = json::object();
-  auto found = d.find("routing");
+  auto found = d.find("routing"sv);
   const json& routing = found != d.end() && found->is_object() ? *found : none;
   c.arbitrated_queue = str(routing, "queue");
-  c.keep_with_bot = routing.value("keep_with_bot", false);
-  auto priority = routing.find("priority");
+  c.keep_with_bot = routing.value("keep_with_bot"sv, false);
+  auto priority = routing.find("priority"sv);
   if (priority != routing.end() && priority->is_number_integer())
     rewait(c, [&] { c.priority = priority->get<int>(); });
 }

@@ -246,12 +246,12 @@ std::string check_value(const json& v, const field_spec& spec) {
         const auto& step = v[i];
         const std::string at = "step " + std::to_string(i) + " ";
         if (!step.is_object()) return at + "must be an object";
-        auto after = step.find("after_s");
+        auto after = step.find("after_s"sv);
         if (after == step.end() || !after->is_number() || after->get<double>() < 0 ||
             after->get<double>() > max_seconds)
           return at + "needs after_s, a number of seconds from 0 to 604800";
-        bool has_req = step.contains("requirement") && step["requirement"].is_string();
-        bool has_overflow = step.contains("overflow_to") && step["overflow_to"].is_string() &&
+        bool has_req = step.contains("requirement"sv) && step["requirement"].is_string();
+        bool has_overflow = step.contains("overflow_to"sv) && step["overflow_to"].is_string() &&
                             valid_id(step["overflow_to"].get_ref<const std::string&>());
         if (has_req == has_overflow)
           return at + "needs either a requirement or an overflow_to queue";
@@ -279,14 +279,14 @@ std::string check_value(const json& v, const field_spec& spec) {
         const std::string at = "interval " + std::to_string(i) + " ";
         if (!iv.is_object()) return at + "must be an object";
         std::optional<int64_t> start, end;
-        if (iv.contains("start") && iv["start"].is_string())
+        if (iv.contains("start"sv) && iv["start"].is_string())
           start = parse_rfc3339_ms(iv["start"].get_ref<const std::string&>());
-        if (iv.contains("end") && iv["end"].is_string())
+        if (iv.contains("end"sv) && iv["end"].is_string())
           end = parse_rfc3339_ms(iv["end"].get_ref<const std::string&>());
         if (!start || !end) return at + "needs start and end, RFC 3339 times";
         if (*end <= *start) return at + "must end after it starts";
         if (*end - *start > 7LL * 24 * 3600 * 1000) return at + "must be at most a week long";
-        if (!iv.contains("agents") || !iv["agents"].is_number() || iv["agents"].get<double>() < 0 ||
+        if (!iv.contains("agents"sv) || !iv["agents"].is_number() || iv["agents"].get<double>() < 0 ||
             iv["agents"].get<double>() > 100000)
           return at + "needs agents, a number from 0 to 100000";
       }
@@ -339,7 +339,7 @@ std::string check_value(const json& v, const field_spec& spec) {
 
 const std::string& string_or_empty(const json& j, const char* key) {
   static const std::string empty;
-  auto it = j.find(key);
+  auto it = j.find(std::string_view(key));  // compared without a strlen per key
   if (it == j.end() || !it->is_string()) return empty;
   return it->get_ref<const std::string&>();
 }
@@ -422,14 +422,14 @@ result<Envelope, event_error> parse_fact(json&& j) {
   if (!j.is_object()) return fail("", "an event must be a JSON object");
 
   Envelope e;
-  auto id = j.find("id");
+  auto id = j.find("id"sv);
   if (id == j.end()) return fail("id", "missing");
   if (!id->is_string()) return fail("id", "must be a string");
   if (!valid_id(id->get_ref<const std::string&>()))
     return fail("id", "must be 1 to 128 bytes without control characters");
   e.id = id->get<std::string>();
 
-  auto type = j.find("type");
+  auto type = j.find("type"sv);
   if (type == j.end()) return fail("type", "missing");
   if (!type->is_string()) return fail("type", "must be a string");
   e.type = type->get<std::string>();
@@ -440,24 +440,24 @@ result<Envelope, event_error> parse_fact(json&& j) {
     return fail("type", "unknown event type '" + e.type + "'");
   }
 
-  auto tenant = j.find("tenant");
+  auto tenant = j.find("tenant"sv);
   if (tenant == j.end()) return fail("tenant", "missing");
   if (!tenant->is_string() || !valid_tenant(tenant->get_ref<const std::string&>()))
     return fail("tenant", "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'");
   e.tenant = tenant->get<std::string>();
 
-  auto time = j.find("time");
+  auto time = j.find("time"sv);
   if (time == j.end()) return fail("time", "missing");
   if (!time->is_string()) return fail("time", "must be an RFC 3339 timestamp string");
   auto ms = parse_rfc3339_ms(time->get_ref<const std::string&>());
   if (!ms) return fail("time", "must be an RFC 3339 timestamp, e.g. 2026-11-20T10:00:00Z");
   e.time_ms = *ms;
 
-  auto data = j.find("data");
+  auto data = j.find("data"sv);
   if (data == j.end()) return fail("data", "missing");
   if (!data->is_object()) return fail("data", "must be an object");
   for (const auto& spec : schema_it->second) {
-    auto v = data->find(spec.name);
+    auto v = data->find(std::string_view(spec.name));
     if (v == data->end() || v->is_null()) {
       if (spec.required) return fail(std::string("data.") + spec.name, "missing");
       continue;
@@ -487,9 +487,9 @@ std::optional<event_error> read_shape(const json& j, Envelope& e) {
   auto ms = parse_rfc3339_ms(string_or_empty(j, "time"));
   if (!ms) return fail("time");
   e.time_ms = *ms;
-  auto data = j.find("data");
+  auto data = j.find("data"sv);
   if (data == j.end() || !data->is_object()) return fail("data");
-  auto seq = j.find("seq");
+  auto seq = j.find("seq"sv);
   if (seq != j.end() && seq->is_number_unsigned()) e.seq = seq_no{seq->get<uint64_t>()};
   e.cause = string_or_empty(j, "cause");
   return std::nullopt;

@@ -119,8 +119,8 @@ void IntervalStats::record_history(const events::Envelope& e, TenantState& t) {
   c.channel = str(d, "channel");
   c.arrived_ms = e.time_ms;
   const int64_t waited = ms_of_seconds(d, "waited_s");
-  const bool answered = str(d, "outcome") == "answered";
-  auto q = d.find("queued");
+  const bool answered = str(d, "outcome") == "answered"sv;
+  auto q = d.find("queued"sv);
   const bool queued = q != d.end() && q->is_boolean() ? q->get<bool>() : (waited > 0 || !answered);
   IntervalCounters& k = at(e.tenant, c);
   ++k.offered;
@@ -138,7 +138,7 @@ void IntervalStats::apply(const events::Envelope& e) {
   const events::json& d = e.data;
   TenantState& t = tenants_[e.tenant];
   if (type == "queue.configured"sv) {
-    auto it = d.find("sl_threshold_s");
+    auto it = d.find("sl_threshold_s"sv);
     if (it != d.end() && it->is_number())
       t.threshold_ms[str(d, "queue")] = ms_of_seconds(d, "sl_threshold_s");
     return;
