@@ -140,7 +140,9 @@ class Store {
 // with the partition's new applied position.
 class ViewBatch {
  public:
-  explicit ViewBatch(Store& store) : store_(store) {}
+  // Room for a projection's worth of documents up front: growing the batch's buffer one
+  // document at a time copied it over and over.
+  explicit ViewBatch(Store& store) : store_(store), batch_(reserved_bytes) {}
   void put_document(view v, const std::string& tenant, const std::string& id, const json& doc);
   // The same with the document already written as JSON text.
   void put_document(view v, const std::string& tenant, const std::string& id, std::string_view text);
@@ -154,6 +156,7 @@ class ViewBatch {
   size_t size() const { return entries_; }
 
  private:
+  static constexpr size_t reserved_bytes = 64 << 10;
   Store& store_;
   rocksdb::WriteBatch batch_;
   std::map<std::string, std::string> index_;  // journal view: items to add, by bucket key
