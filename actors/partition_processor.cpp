@@ -184,6 +184,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   pending_tenants_.insert(tenant);
   routing::Outcome outcome = t.handle(std::move(parsed.value()));
   ++fact_counts_[{type, outcome.refused ? "refused" : "accepted"}];
+  r.entries.reserve(outcome.entries.size());
   for (size_t i = 0; i < outcome.entries.size(); ++i) {
     const auto& e = outcome.entries[i];
     const entry_kind kind = outcome.fact == i                ? entry_kind::fact

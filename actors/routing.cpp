@@ -52,6 +52,7 @@ Outcome Tenant::handle(Envelope fact) {
   std::vector<Envelope> decisions;  // decide() only appends: the fact goes before them, moved
   decide(fact, decisions);
   out.fact = out.entries.size();
+  out.entries.reserve(out.entries.size() + 1 + decisions.size());
   out.entries.push_back(std::move(fact));
   std::move(decisions.begin(), decisions.end(), std::back_inserter(out.entries));
   return out;

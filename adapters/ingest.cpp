@@ -32,11 +32,14 @@ result<std::vector<IngestResult>> ingest(events::EventLog& log, const projection
     std::vector<std::string> texts;
     std::vector<events::Envelope> envelopes;  // handed to the log with their texts
     std::vector<size_t> slots;                // where each one is in `envs`
+    size_t count = 0;
   };
   std::map<int32_t, PartitionBatch> batches;
   // The keys seen so far in this batch, as views of `keys` (which does not grow any more).
   std::unordered_set<key_view, KeyHash> in_batch;
   in_batch.reserve(envs.size());
+  std::vector<size_t> fresh;  // the new events, in order; each partition's are counted first
+  fresh.reserve(envs.size());
   for (size_t i = 0; i < envs.size(); ++i) {
     IngestResult& r = results[i];
     if (known[i]) {
@@ -46,13 +49,23 @@ result<std::vector<IngestResult>> ingest(events::EventLog& log, const projection
       r.duplicate = true;
     } else {
       r.partition = log.partition_of(envs[i].tenant);
-      PartitionBatch& b = batches[r.partition.value()];
-      b.texts.push_back(events::to_text(envs[i]));
-      b.slots.push_back(i);
-      const events::Envelope& e = envs[i];
-      b.envelopes.push_back(
-          events::Envelope{e.id, e.type, e.tenant, e.time_ms, std::move(envs[i].data), e.seq, e.cause});
+      ++batches[r.partition.value()].count;
+      fresh.push_back(i);
     }
+  }
+  // Each partition's vectors sized once: growing them moved every envelope again.
+  for (auto& [p, b] : batches) {
+    b.texts.reserve(b.count);
+    b.envelopes.reserve(b.count);
+    b.slots.reserve(b.count);
+  }
+  for (const size_t i : fresh) {
+    PartitionBatch& b = batches[results[i].partition.value()];
+    b.texts.push_back(events::to_text(envs[i]));
+    b.slots.push_back(i);
+    const events::Envelope& e = envs[i];
+    b.envelopes.push_back(
+        events::Envelope{e.id, e.type, e.tenant, e.time_ms, std::move(envs[i].data), e.seq, e.cause});
   }
   for (auto& [p, b] : batches) {
     std::vector<ingest_offset> offsets;
