@@ -86,7 +86,7 @@ std::string Visit::to_text() const {
     if (!detail.empty() && detail > "time") n.text(detail, d.detail);
     n.text("type", *d.type);
     if (list.size() > 1) list += ',';
-    list += n.str();
+    n.append_to(list);
   }
   list += ']';
   events::ObjectText o;
@@ -325,7 +325,7 @@ std::optional<std::string> Journeys::view_text(const std::string& customer) cons
   features.text("as_of", events::format_rfc3339_ms(c->last_ms));
   Journeys::features(customer, c->last_ms).add_to(features);
   events::ObjectText o;
-  o.text("customer", c->id).raw("features", features.str());
+  o.text("customer", c->id).object("features", features);
   if (c->profile.is_object()) o.json("profile", c->profile);
   else o.raw("profile", "{}");
   if (c->profile_updated_ms >= 0) o.text("profile_updated_at", events::format_rfc3339_ms(c->profile_updated_ms));

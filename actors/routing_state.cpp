@@ -510,7 +510,7 @@ std::optional<std::string> Tenant::conversation_text(const std::string& id) cons
     if (c.action.empty()) a.null("action");
     else a.text("action", c.action);
     a.text("decision", c.decision);
-    v.raw("arbitration", a.str());
+    v.object("arbitration", a);
   }
   v.json("attributes", c.attributes).text("channel", c.channel);
   if (c.closed_ms >= 0 && c.state == conversation_state::closed)

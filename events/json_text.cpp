@@ -19,27 +19,26 @@ bool key_less(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-ObjectText::ObjectText() {
-  // Room for the documents written for every event, in one allocation each.
-  fields_.reserve(16);
-  text_.resize(256);
-  put('{');
+void ObjectText::grow(size_t more) {
+  const size_t cap = std::max(cap_ * 2, len_ + more);
+  heap_.resize(cap);
+  if (data_ == buf_) std::memcpy(heap_.data(), buf_, len_);
+  data_ = heap_.data();
+  cap_ = cap;
 }
 
-void ObjectText::grow(size_t more) { text_.resize(std::max(text_.size() * 2, len_ + more)); }
-
 void ObjectText::start(std::string_view key) {
-  if (!fields_.empty()) {
-    in_order_ = in_order_ && key_less(fields_.back().key, key);
+  if (n_fields_ > 0) {
+    in_order_ = in_order_ && key_less(field(n_fields_ - 1).key(), key);
     put(',');
   }
   quote(key);
   put(':');
-  fields_.push_back({key, len_, 0});
+  add_field({key.data(), key.size(), len_, 0});
 }
 
 ObjectText& ObjectText::end() {
-  fields_.back().end = len_;
+  field(n_fields_ - 1).end = len_;
   return *this;
 }
 
@@ -101,42 +100,56 @@ ObjectText& ObjectText::raw(std::string_view key, std::string_view json_text) {
   return end();
 }
 
+ObjectText& ObjectText::object(std::string_view key, const ObjectText& value) {
+  start(key);
+  if (value.in_order_) {
+    put(value.written());
+    put('}');
+  } else {
+    put(value.str());
+  }
+  return end();
+}
+
 std::string ObjectText::str() const {
+  std::string out;
+  append_to(out);
+  return out;
+}
+
+void ObjectText::append_to(std::string& out) const {
   if (in_order_) {
-    std::string out;
-    out.reserve(len_ + 1);
-    out.append(text_.data(), len_);
+    out.reserve(out.size() + len_ + 1);
+    out.append(data_, len_);
     out += '}';
-    return out;
+    return;
   }
   std::vector<const Field*> order;
-  order.reserve(fields_.size());
-  for (const auto& f : fields_) order.push_back(&f);
+  order.reserve(n_fields_);
+  for (size_t i = 0; i < n_fields_; ++i) order.push_back(&field(i));
   // Stable: of a key added twice, the last one added comes last and is the one kept. The
   // documents written for every event have a dozen fields or so, for which an insertion sort
   // is quicker than std::stable_sort and its buffer.
-  const auto by_key = [](const Field* a, const Field* b) { return key_less(a->key, b->key); };
+  const auto by_key = [](const Field* a, const Field* b) { return key_less(a->key(), b->key()); };
   if (order.size() > 32) {
     std::stable_sort(order.begin(), order.end(), by_key);
   } else {
     for (size_t i = 1; i < order.size(); ++i)
       for (size_t k = i; k > 0 && by_key(order[k], order[k - 1]); --k) std::swap(order[k], order[k - 1]);
   }
-  std::string out;
-  out.reserve(len_ + fields_.size() * 16 + 2);
+  out.reserve(out.size() + len_ + n_fields_ * 16 + 2);
   out += '{';
   bool first = true;
   for (size_t i = 0; i < order.size(); ++i) {
-    if (i + 1 < order.size() && order[i + 1]->key == order[i]->key) continue;
+    if (i + 1 < order.size() && order[i + 1]->key() == order[i]->key()) continue;
     const Field& f = *order[i];
     if (!first) out += ',';
     first = false;
-    append_quoted(out, f.key);
+    append_quoted(out, f.key());
     out += ':';
-    out.append(text_, f.begin, f.end - f.begin);
+    out.append(data_ + f.begin, f.end - f.begin);
   }
   out += '}';
-  return out;
 }
 
 }  // namespace omniroute::events

@@ -18,7 +18,9 @@ namespace omniroute::events {
 
 class ObjectText {
  public:
-  ObjectText();
+  ObjectText() { buf_[0] = '{'; }
+  ObjectText(const ObjectText&) = delete;
+  ObjectText& operator=(const ObjectText&) = delete;
   // A field added twice keeps the value added last, as json's operator[] would.
   ObjectText& text(std::string_view key, std::string_view value);
   ObjectText& integer(std::string_view key, int64_t value);
@@ -28,6 +30,8 @@ class ObjectText {
   ObjectText& json(std::string_view key, const nlohmann::json& value);
   // A value already written as JSON text (e.g. another ObjectText's result).
   ObjectText& raw(std::string_view key, std::string_view json_text);
+  // Another object's text, appended without a string of its own in between.
+  ObjectText& object(std::string_view key, const ObjectText& value);
   // An array of strings, in the order the range gives them.
   template <typename Range>
   ObjectText& texts(std::string_view key, const Range& values) {
@@ -46,33 +50,53 @@ class ObjectText {
   // The object's text. The keys must outlive the ObjectText until then. Fields added in key
   // order are already in place; others are put in order here.
   std::string str() const;
+  // The same, appended to `out`.
+  void append_to(std::string& out) const;
 
  private:
+  // Trivial, so that the inline fields cost nothing until used.
   struct Field {
-    std::string_view key;
-    size_t begin, end;  // of the value in text_
+    const char* key_data;
+    size_t key_size;
+    size_t begin, end;  // of the value in the text
+    std::string_view key() const { return {key_data, key_size}; }
   };
   // A field is appended to the text as `"key":value` (comma-separated), its value between
   // start() and end().
   void start(std::string_view key);
   ObjectText& end();
   void quote(std::string_view s);
-  // Appends to the text. text_ is kept as long as its room, and the text is its first len_
-  // bytes: these appends are inline, where each std::string append is a call into libstdc++.
+  // Appends to the text. The text is its first len_ bytes at data_: the inline buffer until it
+  // is full, then heap_. These appends are inline, where each std::string append is a call
+  // into libstdc++, and the documents written for every event fit the inline buffers: an
+  // ObjectText allocates nothing until str().
   void put(std::string_view s) {
-    if (len_ + s.size() > text_.size()) grow(s.size());
-    if (!s.empty()) std::memcpy(&text_[len_], s.data(), s.size());
+    if (len_ + s.size() > cap_) grow(s.size());
+    if (!s.empty()) std::memcpy(data_ + len_, s.data(), s.size());
     len_ += s.size();
   }
   void put(char c) {
-    if (len_ == text_.size()) grow(1);
-    text_[len_++] = c;
+    if (len_ == cap_) grow(1);
+    data_[len_++] = c;
   }
   void grow(size_t more);  // to at least len_ + more
+  std::string_view written() const { return {data_, len_}; }
+  void add_field(Field f) {
+    if (n_fields_ < inline_fields) few_[n_fields_] = f;
+    else more_.push_back(f);
+    ++n_fields_;
+  }
+  Field& field(size_t i) { return i < inline_fields ? few_[i] : more_[i - inline_fields]; }
+  const Field& field(size_t i) const { return i < inline_fields ? few_[i] : more_[i - inline_fields]; }
 
-  std::vector<Field> fields_;
-  std::string text_;
-  size_t len_ = 0;
+  static constexpr size_t inline_bytes = 512, inline_fields = 20;
+  char buf_[inline_bytes];  // uninitialised: only the first len_ bytes are read
+  std::string heap_;
+  char* data_ = buf_;
+  size_t len_ = 1, cap_ = inline_bytes;
+  Field few_[inline_fields];
+  std::vector<Field> more_;
+  size_t n_fields_ = 0;
   bool in_order_ = true;  // every key so far after the one before it: the text is the object
 };
 

@@ -295,6 +295,23 @@ TEST_CASE("ObjectText writes what json dumps for the same object, in any order o
     CHECK(t.str() == same.dump());
   }
 
+  // An object nested with object(), in order or not, and longer than its room or not, and
+  // appended to text already there.
+  for (const size_t size : {size_t{3}, size_t{600}}) {
+    ObjectText in_order, out_of_order, outer;
+    in_order.text("a", std::string(size, 'x')).integer("b", 2);
+    out_of_order.integer("b", 2).text("a", std::string(size, 'x'));
+    outer.object("one", in_order).object("two", out_of_order);
+    const json inner = {{"a", std::string(size, 'x')}, {"b", 2}};
+    CAPTURE(size);
+    CHECK(outer.str() == json{{"one", inner}, {"two", inner}}.dump());
+    std::string list = "[";
+    in_order.append_to(list);
+    list += ',';
+    out_of_order.append_to(list);
+    CHECK(list + "]" == json::array({inner, inner}).dump());
+  }
+
   // Larger objects are sorted another way; the answer is the same.
   for (int fields : {31, 33, 80}) {
     ObjectText many;
