@@ -303,18 +303,19 @@ Features Journeys::features(const std::string& customer, int64_t as_of_ms) const
 json Journeys::summary(const std::string& customer, const std::string& current,
                        int64_t as_of_ms) const {
   json s = features(customer, as_of_ms).to_json();
-  s["recent"] = json::array();
+  json recent = json::array();
   if (const Customer* c = find(customer)) {
-    for (auto it = c->visits.rbegin(); it != c->visits.rend() && s["recent"].size() < 3; ++it) {
+    for (auto it = c->visits.rbegin(); it != c->visits.rend() && recent.size() < 3; ++it) {
       if (it->conversation == current) continue;
       json r = {{"conversation", it->conversation},
                 {"channel", it->channel},
                 {"outcome", it->outcome},
                 {"ago_s", static_cast<double>(as_of_ms - it->started_ms) / 1000.0}};
       if (!it->intent.empty()) r["intent"] = it->intent;
-      s["recent"].push_back(std::move(r));
+      recent.push_back(std::move(r));
     }
   }
+  s["recent"] = std::move(recent);
   return s;
 }
 

@@ -464,7 +464,12 @@ void Tenant::enqueue(const Envelope& cause, Conversation& c, const std::string& 
 void Tenant::offer(const Envelope& cause, Conversation& c, const Agent& a,
                    std::vector<Envelope>& out) {
   auto q = queues_.find(c.queue);
-  json data = {{"conversation", c.id}, {"agent", a.id}, {"queue", c.queue}, {"channel", c.channel}};
+  const bool auto_accept = q != queues_.end() && q->second.auto_accept;
+  json data = {{"conversation", c.id}, {"agent", a.id}};
+  if (!auto_accept) {  // an assignment names neither
+    data["queue"] = c.queue;
+    data["channel"] = c.channel;
+  }
   if (!c.intent.empty()) data["intent"] = c.intent;
   // Where the customer has been: the agent sees the app chat of a minute ago.
   data["journey"] = journeys_.summary(c.customer, c.id, now(cause));
@@ -474,9 +479,7 @@ void Tenant::offer(const Envelope& cause, Conversation& c, const Agent& a,
     data["handoff"] = {{"reason", c.handoff_reason}, {"attributes", c.attributes}};
     if (c.confidence >= 0) data["handoff"]["confidence"] = c.confidence;
   }
-  if (q != queues_.end() && q->second.auto_accept) {
-    data.erase("queue");
-    data.erase("channel");
+  if (auto_accept) {
     out.push_back(decision(cause, "conversation.assigned", std::move(data)));
     return;
   }
