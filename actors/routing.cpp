@@ -128,10 +128,10 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
   if (!is_conversation_fact(f.type)) return std::nullopt;  // clock.tick, contact.*, policy.*
 
   const std::string& cid = str(d, "conversation");
-  auto it = conversations_.find(cid);
+  const Conversation* found = find_conversation(cid);
   if (f.type == "conversation.started"sv) {
-    if (it != conversations_.end())
-      return why("data.conversation", it->second.state == conversation_state::closed
+    if (found)
+      return why("data.conversation", found->state == conversation_state::closed
                                           ? "conversation is closed; reopen it or start a new "
                                             "conversation id"
                                           : "conversation already exists");
@@ -146,8 +146,8 @@ std::optional<std::pair<std::string, std::string>> Tenant::check(const Envelope&
     }
     return std::nullopt;
   }
-  if (it == conversations_.end()) return why("data.conversation", "unknown conversation");
-  const Conversation& c = it->second;
+  if (!found) return why("data.conversation", "unknown conversation");
+  const Conversation& c = *found;
   if (f.time_ms < c.last_ms) return older(c.last_ms, "conversation " + c.id);
   if (f.type == "conversation.reopened"sv) {
     if (c.state != conversation_state::closed)
@@ -229,7 +229,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     // Timers fired in advance(); a heartbeat only moves the agent's deadline.
   } else if (t == "conversation.started"sv) {
     // Arbitration first: its action may pick the queue, the priority, or keep the bot.
-    Conversation& c = conversations_.at(str(d, "conversation"));
+    Conversation& c = conversation_at(str(d, "conversation"));
     arbitrate(f, c, out);
     if (!c.keep_with_bot && !c.arbitrated_queue.empty()) {
       enqueue(f, c, c.arbitrated_queue, out, {{"reason", "arbitration: " + c.action}});
@@ -239,7 +239,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
       dispatch_conversation(f, c.id, out);
     }
   } else if (t == "conversation.intent_detected"sv) {
-    Conversation& c = conversations_.at(str(d, "conversation"));
+    Conversation& c = conversation_at(str(d, "conversation"));
     const bool decided = arbitrate(f, c, out);
     auto q = queues_.find(target_queue(c));
     if (decided && !c.arbitrated_queue.empty() &&
@@ -253,12 +253,12 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
       dispatch_conversation(f, c.id, out);
     }
   } else if (t == "conversation.handoff_requested"sv) {
-    Conversation& c = conversations_.at(str(d, "conversation"));
+    Conversation& c = conversation_at(str(d, "conversation"));
     enqueue(f, c, str(d, "queue").empty() ? target_queue(c) : str(d, "queue"), out,
             {{"reason", "handoff requested"}});
     dispatch_conversation(f, c.id, out);
   } else if (t == "conversation.transfer_requested"sv) {
-    Conversation& c = conversations_.at(str(d, "conversation"));
+    Conversation& c = conversation_at(str(d, "conversation"));
     std::string previous = c.agent;
     if (d.contains("to_queue"sv)) {
       enqueue(f, c, str(d, "to_queue"), out, {{"reason", "transfer"}});
@@ -268,7 +268,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     }
     if (!previous.empty()) dispatch_agent(f, previous, out);
   } else if (t == "conversation.reopened"sv) {
-    Conversation& c = conversations_.at(str(d, "conversation"));
+    Conversation& c = conversation_at(str(d, "conversation"));
     json extra = {{"reason", "reopened"}};
     const Queue& q = queues_.at(c.queue);
     if (!c.last_agent.empty() && q.reopen_preference_ms > 0) {
@@ -278,16 +278,16 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     enqueue(f, c, c.queue, out, std::move(extra));
     dispatch_conversation(f, c.id, out);
   } else if (t == "offer.accepted"sv) {
-    Conversation& c = conversations_.at(str(d, "conversation"));
+    Conversation& c = conversation_at(str(d, "conversation"));
     out.push_back(decision(f, "conversation.assigned", {{"conversation", c.id}, {"agent", c.agent}}));
   } else if (t == "offer.declined"sv) {
-    Conversation& c = conversations_.at(str(d, "conversation"));
+    Conversation& c = conversation_at(str(d, "conversation"));
     std::string agent = c.agent;
     enqueue(f, c, c.queue, out, {{"reason", "declined"}});
     dispatch_conversation(f, c.id, out);
     dispatch_agent(f, agent, out);
   } else if (t == "conversation.ended"sv) {
-    Conversation& c = conversations_.at(str(d, "conversation"));
+    Conversation& c = conversation_at(str(d, "conversation"));
     if (c.state == conversation_state::queued || c.state == conversation_state::offered) {
       std::string agent = c.agent;
       out.push_back(decision(f, "conversation.abandoned",
@@ -302,7 +302,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     // assigned: the fact moved it to wrap-up; it closes on conversation.wrapped_up or when
     // the queue's wrap-up limit passes.
   } else if (t == "conversation.wrapped_up"sv) {
-    Conversation& c = conversations_.at(str(d, "conversation"));
+    Conversation& c = conversation_at(str(d, "conversation"));
     std::string agent = c.agent;
     out.push_back(decision(f, "conversation.closed", {{"conversation", c.id}}));
     dispatch_agent(f, agent, out);

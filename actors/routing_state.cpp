@@ -58,12 +58,29 @@ DayStats& Tenant::today(const std::string& queue, int64_t time_ms) {
 
 // ---- applying -------------------------------------------------------------------------------
 
+Tenant::Conversation* Tenant::find_conversation(const std::string& id) const {
+  Conversation* last = last_found_.conversation;
+  if (last && last->id == id) return last;
+  auto it = conversations_.find(id);
+  if (it == conversations_.end()) return nullptr;
+  // The map's nodes do not move; the conversation is reached through this Tenant's own map.
+  last_found_.conversation = const_cast<Conversation*>(&it->second);
+  return last_found_.conversation;
+}
+
+Tenant::Conversation& Tenant::conversation_at(const std::string& id) {
+  if (Conversation* c = find_conversation(id)) return *c;
+  throw std::out_of_range("no conversation " + id);
+}
+
 void Tenant::evict_closed_before(int64_t time_ms) {
   while (!closed_.empty() && closed_.front().first < time_ms) {
     auto it = conversations_.find(closed_.front().second);
     if (it != conversations_.end() && it->second.state == conversation_state::closed &&
-        it->second.last_ms <= closed_.front().first)
+        it->second.last_ms <= closed_.front().first) {
+      if (last_found_.conversation == &it->second) last_found_.conversation = nullptr;
       conversations_.erase(it);
+    }
     closed_.pop_front();
   }
 }
@@ -90,8 +107,8 @@ const std::string& Tenant::customer_of(const Envelope& e) const {
   static const std::string none;
   const std::string& customer = str(e.data, "customer");
   if (!customer.empty()) return customer;  // conversation.started, customer.*, arbitration.*
-  auto c = conversations_.find(str(e.data, "conversation"));
-  return c == conversations_.end() ? none : c->second.customer;
+  const Conversation* c = find_conversation(str(e.data, "conversation"));
+  return c ? c->customer : none;
 }
 
 Touched Tenant::take_touched() {
@@ -322,9 +339,9 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
     touched_.conversations.insert(cid);
     return;
   }
-  auto it = conversations_.find(cid);
-  if (it == conversations_.end()) return;
-  Conversation& c = it->second;
+  Conversation* found = find_conversation(cid);
+  if (!found) return;
+  Conversation& c = *found;
   c.last_ms = std::max(c.last_ms, e.time_ms);
   touched_.conversations.insert(cid);
   auto missed_reset = [&] {
@@ -365,9 +382,9 @@ void Tenant::apply_decision(const Envelope& e) {
     touch_agent(a->second);
     return;
   }
-  auto it = conversations_.find(str(d, "conversation"));
-  if (it == conversations_.end()) return;
-  Conversation& c = it->second;
+  Conversation* found = find_conversation(str(d, "conversation"));
+  if (!found) return;
+  Conversation& c = *found;
   touched_.conversations.insert(c.id);
   if (t == "arbitration.decided"sv) {
     apply_arbitration(e, c);
@@ -498,9 +515,9 @@ void Tenant::apply_arbitration(const Envelope& e, Conversation& c) {
 // ---- views ----------------------------------------------------------------------------------
 
 std::optional<std::string> Tenant::conversation_text(const std::string& id) const {
-  auto it = conversations_.find(id);
-  if (it == conversations_.end()) return std::nullopt;
-  const Conversation& c = it->second;
+  const Conversation* found = find_conversation(id);
+  if (!found) return std::nullopt;
+  const Conversation& c = *found;
   using events::format_rfc3339_ms;
   // In key order, so ObjectText writes the fields as they come.
   events::ObjectText v;
