@@ -414,6 +414,29 @@ result<Envelope, event_error> parse_fact(const json& j) {
   return parse_fact(std::move(copy));
 }
 
+namespace {
+
+// What is wrong with a fact's data (an object) for its type's schema: (field, reason).
+std::optional<std::pair<std::string, std::string>> data_problem(const schema& fields,
+                                                                const std::string& type,
+                                                                const json& data) {
+  for (const auto& spec : fields) {
+    auto v = data.find(std::string_view(spec.name));
+    if (v == data.end() || v->is_null()) {
+      if (spec.required) return std::pair{std::string("data.") + spec.name, std::string("missing")};
+      continue;
+    }
+    std::string why = check_value(*v, spec);
+    if (!why.empty()) return std::pair{std::string("data.") + spec.name, std::move(why)};
+  }
+  if (type == "conversation.transfer_requested"sv && !data.contains("to_queue"sv) &&
+      !data.contains("to_agent"sv))
+    return std::pair{std::string("data.to_queue"), std::string("one of to_queue or to_agent is required")};
+  return std::nullopt;
+}
+
+}  // namespace
+
 result<Envelope, event_error> parse_fact(json&& j) {
   auto fail = [&](std::string field, std::string reason) {
     return event_error{j.is_object() ? string_or_empty(j, "id") : std::string{}, std::move(field),
@@ -456,20 +479,19 @@ result<Envelope, event_error> parse_fact(json&& j) {
   auto data = j.find("data"sv);
   if (data == j.end()) return fail("data", "missing");
   if (!data->is_object()) return fail("data", "must be an object");
-  for (const auto& spec : schema_it->second) {
-    auto v = data->find(std::string_view(spec.name));
-    if (v == data->end() || v->is_null()) {
-      if (spec.required) return fail(std::string("data.") + spec.name, "missing");
-      continue;
-    }
-    std::string why = check_value(*v, spec);
-    if (!why.empty()) return fail(std::string("data.") + spec.name, why);
-  }
-  if (e.type == "conversation.transfer_requested"sv && !data->contains("to_queue") &&
-      !data->contains("to_agent"))
-    return fail("data.to_queue", "one of to_queue or to_agent is required");
+  if (auto why = data_problem(schema_it->second, e.type, *data)) return fail(why->first, why->second);
   e.data = std::move(*data);
   return e;
+}
+
+bool accept_fact(Envelope& e, std::string_view time) {
+  if (!valid_id(e.id) || !valid_tenant(e.tenant) || !e.data.is_object()) return false;
+  auto schema_it = fact_schemas().find(e.type);
+  if (schema_it == fact_schemas().end()) return false;
+  auto ms = parse_rfc3339_ms(time);
+  if (!ms || data_problem(schema_it->second, e.type, e.data)) return false;
+  e.time_ms = *ms;
+  return true;
 }
 
 namespace {

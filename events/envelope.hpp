@@ -57,6 +57,10 @@ event_kind kind_of(std::string_view type);
 result<Envelope, event_error> parse_fact(const json& j);
 // The same, moving `data` out of `j` instead of copying it; the other fields of j stay.
 result<Envelope, event_error> parse_fact(json&& j);
+// For readers that take a faster path than parse_fact and leave anything unusual to it: true
+// when a fact whose id, type, tenant and data were read some other way, and whose time is
+// `time` as sent, is one parse_fact would accept; then sets its time_ms as parse_fact would.
+bool accept_fact(Envelope& e, std::string_view time);
 
 // Reads an envelope that omniroute itself wrote (canonical form); checks only its shape.
 result<Envelope, event_error> read_envelope_text(std::string_view text);

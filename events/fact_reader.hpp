@@ -1,0 +1,30 @@
+// The front door's fast path: a request body of facts (one event object, or an array of
+// them) read straight into envelopes by nlohmann's SAX parser, without a DOM of the whole
+// body to take apart afterwards. Only the `data` of each event becomes a json tree.
+//
+// It takes only what is plainly well-formed and valid: every event an object of exactly the
+// fields id, type, tenant, time (strings) and data (an object), each once, that parse_fact
+// accepts (events::accept_fact), nothing nested deeper than max_json_depth. Anything else
+// (bad JSON, a bad event, an empty or oversized batch) gives nothing, and the caller takes the
+// general path, which finds and names what is wrong. So the fast path never decides what is
+// refused, or how: for what it takes it reads the same envelopes parse_fact would.
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "events/envelope.hpp"
+
+namespace omniroute::events {
+
+struct FactBatch {
+  std::vector<Envelope> events;
+  bool array = false;  // the body was an array (a batch), not one event object
+};
+
+// The facts in `body`, or nothing when the body is not plainly valid (see above) or holds
+// more than `max_events` events.
+std::optional<FactBatch> read_valid_facts(std::string_view body, size_t max_events);
+
+}  // namespace omniroute::events
