@@ -133,9 +133,9 @@ Journeys::Changes Journeys::take_touched() {
 
 std::optional<std::pair<std::string, std::string>> Journeys::visit_text(
     const std::string& customer, const std::string& conversation) const {
-  auto c = customers_.find(customer);
-  if (c == customers_.end()) return std::nullopt;
-  const Visit* v = visit_of(c->second, conversation);
+  const Customer* c = lookup(customer);
+  if (!c) return std::nullopt;
+  const Visit* v = visit_of(*c, conversation);
   if (!v) return std::nullopt;
   return std::pair{visit_key(customer, *v), v->to_text()};
 }
@@ -157,6 +157,7 @@ void Journeys::sweep(int64_t time_ms) {
   const int64_t day = time_ms / day_ms;
   if (day <= swept_day_) return;
   swept_day_ = day;
+  last_found_.entry = nullptr;  // the customer it points at may leave
   for (auto it = customers_.begin(); it != customers_.end();) {
     Customer& c = it->second;
     size_t old = 0;
@@ -217,9 +218,9 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     c.last_ms = std::max(c.last_ms, e.time_ms);
     return;
   }
-  auto found = customers_.find(customer);
-  if (found == customers_.end()) return;
-  Customer& c = found->second;
+  Customer* found = lookup(customer);
+  if (!found) return;
+  Customer& c = *found;
   Visit* v = visit_of(c, conversation);
   if (!v) return;
   const std::string& t = e.type;
@@ -271,9 +272,15 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
   }
 }
 
-const Customer* Journeys::find(const std::string& customer) const {
-  auto it = customers_.find(customer);
-  return it == customers_.end() ? nullptr : &it->second;
+const Customer* Journeys::find(const std::string& customer) const { return lookup(customer); }
+
+Customer* Journeys::lookup(const std::string& id) const {
+  Customer* last = last_found_.entry;
+  if (last && last->id == id) return last;
+  auto it = customers_.find(id);
+  if (it == customers_.end()) return nullptr;
+  last_found_.entry = const_cast<Customer*>(&it->second);  // this Journeys' own map
+  return last_found_.entry;
 }
 
 Features Journeys::features(const std::string& customer, int64_t as_of_ms) const {

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/last_found.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
 #include "events/json_text.hpp"
@@ -124,7 +125,12 @@ class Journeys {
   void forget(const Customer& c, const Visit& v);
   void sweep(int64_t time_ms);
 
+  // The customer with this id, or null, through the customer found last (last_found.hpp),
+  // which sweep() forgets.
+  Customer* lookup(const std::string& id) const;
+
   std::unordered_map<std::string, Customer> customers_;
+  mutable LastFound<Customer> last_found_;
   std::set<std::string> touched_;
   std::set<std::pair<std::string, std::string>> touched_visits_;  // (customer, conversation)
   std::map<std::string, std::string> forgotten_;  // documents of touched visits dropped from memory

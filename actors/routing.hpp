@@ -27,6 +27,7 @@
 
 #include "actors/arbitration.hpp"
 #include "actors/journey.hpp"
+#include "actors/last_found.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
 
@@ -280,20 +281,8 @@ class Tenant {
   std::deque<std::pair<int64_t, std::string>> closed_;  // (closed at, conversation), in order
   // Looked up by id only; every iteration that decides something goes through ordered sets.
   std::unordered_map<std::string, Conversation> conversations_;
-  // The conversation found last, or null. A fact and its decisions look their conversation up
-  // a few times each (checking, applying, deciding, rendering): the second time on, a
-  // comparison of ids instead of a hash and a walk to a node that is likely out of cache.
-  // Emptied when a conversation leaves the map; a copy of a Tenant starts with it empty.
-  struct LastFound {
-    Conversation* conversation = nullptr;
-    LastFound() = default;
-    LastFound(const LastFound&) {}
-    LastFound& operator=(const LastFound&) {
-      conversation = nullptr;
-      return *this;
-    }
-  };
-  mutable LastFound last_found_;
+  // The conversation found last (last_found.hpp); emptied when a conversation leaves the map.
+  mutable LastFound<Conversation> last_found_;
   // The conversation with this id, or null; conversation_at throws std::out_of_range instead,
   // as the map's at() does.
   Conversation* find_conversation(const std::string& id) const;

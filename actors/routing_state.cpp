@@ -59,13 +59,12 @@ DayStats& Tenant::today(const std::string& queue, int64_t time_ms) {
 // ---- applying -------------------------------------------------------------------------------
 
 Tenant::Conversation* Tenant::find_conversation(const std::string& id) const {
-  Conversation* last = last_found_.conversation;
+  Conversation* last = last_found_.entry;
   if (last && last->id == id) return last;
   auto it = conversations_.find(id);
   if (it == conversations_.end()) return nullptr;
-  // The map's nodes do not move; the conversation is reached through this Tenant's own map.
-  last_found_.conversation = const_cast<Conversation*>(&it->second);
-  return last_found_.conversation;
+  last_found_.entry = const_cast<Conversation*>(&it->second);  // this Tenant's own map
+  return last_found_.entry;
 }
 
 Tenant::Conversation& Tenant::conversation_at(const std::string& id) {
@@ -78,7 +77,7 @@ void Tenant::evict_closed_before(int64_t time_ms) {
     auto it = conversations_.find(closed_.front().second);
     if (it != conversations_.end() && it->second.state == conversation_state::closed &&
         it->second.last_ms <= closed_.front().first) {
-      if (last_found_.conversation == &it->second) last_found_.conversation = nullptr;
+      if (last_found_.entry == &it->second) last_found_.entry = nullptr;
       conversations_.erase(it);
     }
     closed_.pop_front();
