@@ -484,14 +484,22 @@ void ViewBatch::put_record(const events::JournalRecord& r, partition_id p, journ
   if (r.entries.empty()) return;
   for (const auto& e : r.entries) {
     if (e.kind != events::entry_kind::decision) {
-      std::string seq;
-      put_be(seq, e.seq.value(), 8);
-      batch_.Put(store_.cf(view::ids), tenant_key(e.tenant, e.id), seq);
+      char seq[8];
+      for (int i = 0; i < 8; ++i) seq[i] = static_cast<char>(e.seq.value() >> (56 - 8 * i));
+      key_.assign(e.tenant).push_back('\0');
+      key_ += e.id;  // tenant_key(e.tenant, e.id)
+      batch_.Put(store_.cf(view::ids), key_, rocksdb::Slice(seq, sizeof seq));
     }
   }
   const auto& first = r.entries.front();
   const uint64_t seq = first.seq.value();
-  std::string& items = index_[seq_key(first.tenant, seq - seq % index_bucket_seqs)];
+  const uint64_t bucket = seq - seq % index_bucket_seqs;
+  if (!last_items_ || bucket != last_bucket_ || first.tenant != last_tenant_) {
+    last_items_ = &index_[seq_key(first.tenant, bucket)];  // a map's values do not move
+    last_bucket_ = bucket;
+    last_tenant_ = first.tenant;
+  }
+  std::string& items = *last_items_;
   if (store_.index_ == journal_index::local) {
     put_be(items, seq, 8);
     put_be(items, static_cast<uint32_t>(p.value()), 4);
@@ -517,6 +525,7 @@ void ViewBatch::add_intervals(const IntervalDeltas& deltas) {
 Status ViewBatch::commit(partition_id p, journal_pos applied) {
   for (const auto& [bucket, items] : index_) batch_.Merge(store_.cf(view::journal), bucket, items);
   index_.clear();
+  last_items_ = nullptr;
   std::string pos;
   put_be(pos, static_cast<uint64_t>(applied.value()), 8);
   batch_.Put(store_.meta_cf_, applied_key(p), pos);
