@@ -26,26 +26,39 @@ constexpr char batch_marker = '\xb7';
 // Records per key at most, so that reading one record never decodes a huge value.
 constexpr size_t batch_records = 1024;
 
-// Puts `records` (each `prefix` followed by the record's text) under the keys of positions
-// first, first + 1024, ... of partition p.
-template <typename Text>
-void put_batch(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, partition_id p,
-               int64_t first, std::string_view prefix, const std::vector<Text>& records) {
-  for (size_t from = 0; from < records.size(); from += batch_records) {
-    const size_t n = std::min(batch_records, records.size() - from);
+// Puts n records under the keys of positions first, first + 1024, ... of partition p: record
+// i is size_of(i) bytes that write(i, value) appends to the key's value.
+template <typename Size, typename Write>
+void put_batch_with(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, partition_id p,
+                    int64_t first, size_t n_records, Size size_of, Write write) {
+  for (size_t from = 0; from < n_records; from += batch_records) {
+    const size_t n = std::min(batch_records, n_records - from);
     size_t size = 5;
-    for (size_t i = from; i < from + n; ++i) size += 4 + prefix.size() + records[i].size();
+    for (size_t i = from; i < from + n; ++i) size += 4 + size_of(i);
     std::string value;
     value.reserve(size);
     value.push_back(batch_marker);
     put_be(value, n, 4);
     for (size_t i = from; i < from + n; ++i) {
-      put_be(value, prefix.size() + records[i].size(), 4);
-      value += prefix;
-      value += records[i];
+      put_be(value, size_of(i), 4);
+      write(i, value);
     }
     batch.Put(cf, key(p, first + static_cast<int64_t>(from)), value);
   }
+}
+
+// Puts `records` (each `prefix` followed by the record's text) under the keys of positions
+// first, first + 1024, ... of partition p.
+template <typename Text>
+void put_batch(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, partition_id p,
+               int64_t first, std::string_view prefix, const std::vector<Text>& records) {
+  put_batch_with(
+      batch, cf, p, first, records.size(),
+      [&](size_t i) { return prefix.size() + records[i].size(); },
+      [&](size_t i, std::string& value) {
+        value += prefix;
+        value += records[i];
+      });
 }
 
 // The records a stored value holds, in order; false when it is not well formed.
@@ -346,13 +359,12 @@ Status EmbeddedLog::append_journal(const Claim& claim, std::vector<JournalRecord
   std::lock_guard<std::mutex> lock(part->journal_mu);
   rocksdb::WriteBatch batch;
   int64_t pos = part->journal_end;
-  std::vector<std::string> encoded;
-  encoded.reserve(records.size());
-  for (auto& r : records) {
-    r.epoch = claim.epoch;
-    encoded.push_back(encode(r));
-  }
-  put_batch(batch, h_.journal, claim.partition, pos, "", encoded);
+  for (auto& r : records) r.epoch = claim.epoch;
+  // Each record encoded straight into its key's value, not into a string of its own first.
+  put_batch_with(
+      batch, h_.journal, claim.partition, pos, records.size(),
+      [&](size_t i) { return encoded_size(records[i]); },
+      [&](size_t i, std::string& value) { encode_into(value, records[i]); });
   pos += static_cast<int64_t>(records.size());
   std::string cursor;
   put_be(cursor, static_cast<uint64_t>(next.value()), 8);

@@ -36,11 +36,20 @@ struct reader {
 
 }  // namespace
 
-std::string encode(const JournalRecord& r) {
-  std::string out;
+size_t encoded_size(const JournalRecord& r) {
   size_t size = 24;
   for (const auto& e : r.entries) size += 17 + e.tenant.size() + e.id.size() + e.envelope.size();
-  out.reserve(size);
+  return size;
+}
+
+std::string encode(const JournalRecord& r) {
+  std::string out;
+  out.reserve(encoded_size(r));
+  encode_into(out, r);
+  return out;
+}
+
+void encode_into(std::string& out, const JournalRecord& r) {
   out.push_back(magic0);
   out.push_back(magic1);
   out.push_back(static_cast<char>(version));
@@ -58,7 +67,6 @@ std::string encode(const JournalRecord& r) {
     put_be(out, e.envelope.size(), 4);
     out += e.envelope;
   }
-  return out;
 }
 
 result<JournalRecord> decode(std::string_view bytes) {

@@ -41,6 +41,9 @@ struct StoredRecord {
 };
 
 std::string encode(const JournalRecord& r);
+// The same appended to `out`, and the number of bytes it appends.
+void encode_into(std::string& out, const JournalRecord& r);
+size_t encoded_size(const JournalRecord& r);
 // Fails with a message naming what is corrupt.
 result<JournalRecord> decode(std::string_view bytes);
 
