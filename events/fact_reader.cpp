@@ -84,11 +84,7 @@ class Reader {
   }
 
   bool end_object() {
-    if (!data_.empty()) {
-      data_.pop_back();
-      --depth_;
-      return true;
-    }
+    if (close_in_data()) return true;
     if (!at_event_level()) return false;
     for (bool seen : seen_)
       if (!seen) return false;
@@ -100,11 +96,7 @@ class Reader {
   }
 
   bool end_array() {
-    if (!data_.empty()) {
-      data_.pop_back();
-      --depth_;
-      return true;
-    }
+    if (close_in_data()) return true;
     if (depth_ != 1 || !out.array) return false;
     --depth_;
     return !out.events.empty();  // an empty batch is refused, on the general path
@@ -132,6 +124,14 @@ class Reader {
   // `inner`, one level further in (the data object's start).
   bool at_event_level(size_t inner = 0) const {
     return in_event_ && data_.empty() && depth_ == event_depth_ + inner;
+  }
+
+  // Closes the data's innermost container, if in the data.
+  bool close_in_data() {
+    if (data_.empty()) return false;
+    data_.pop_back();
+    --depth_;
+    return true;
   }
 
   bool scalar(json&& v) {
