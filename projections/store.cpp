@@ -24,12 +24,16 @@ using events::put_be;
 const char* const log_cfs[] = {"ingest", "journal", "log_meta"};
 const char* const view_meta = "view_meta";
 
+// Writes tenant_key(tenant, id) into `k`, reusing its room.
+void assign_tenant_key(std::string& k, const std::string& tenant, const std::string& id) {
+  k.reserve(tenant.size() + 1 + id.size());
+  k.assign(tenant).push_back('\0');
+  k += id;
+}
+
 std::string tenant_key(const std::string& tenant, const std::string& id) {
   std::string k;
-  k.reserve(tenant.size() + 1 + id.size());
-  k += tenant;
-  k.push_back('\0');
-  k += id;
+  assign_tenant_key(k, tenant, id);
   return k;
 }
 
@@ -484,11 +488,10 @@ void ViewBatch::put_record(const events::JournalRecord& r, partition_id p, journ
   if (r.entries.empty()) return;
   for (const auto& e : r.entries) {
     if (e.kind != events::entry_kind::decision) {
-      char seq[8];
-      for (int i = 0; i < 8; ++i) seq[i] = static_cast<char>(e.seq.value() >> (56 - 8 * i));
-      key_.assign(e.tenant).push_back('\0');
-      key_ += e.id;  // tenant_key(e.tenant, e.id)
-      batch_.Put(store_.cf(view::ids), key_, rocksdb::Slice(seq, sizeof seq));
+      std::string seq;  // 8 bytes: held inline, no allocation
+      put_be(seq, e.seq.value(), 8);
+      assign_tenant_key(key_, e.tenant, e.id);
+      batch_.Put(store_.cf(view::ids), key_, seq);
     }
   }
   const auto& first = r.entries.front();
