@@ -11,6 +11,11 @@ inline void put_be(std::string& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
 }
 
+// Overwrites the `bytes` bytes at `pos` (already in `out`) with v.
+inline void set_be(std::string& out, size_t pos, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i, v >>= 8) out[pos + static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+}
+
 // Reads `bytes` bytes at `pos`; the caller has checked the size.
 inline uint64_t get_be(std::string_view in, size_t pos, int bytes) {
   uint64_t v = 0;

@@ -27,7 +27,8 @@ constexpr char batch_marker = '\xb7';
 constexpr size_t batch_records = 1024;
 
 // Puts n records under the keys of positions first, first + 1024, ... of partition p: record
-// i is size_of(i) bytes that write(i, value) appends to the key's value.
+// i is what write(i, value) appends to the key's value, about size_of(i) bytes (the room
+// reserved; each record's length is taken from what it wrote).
 template <typename Size, typename Write>
 void put_batch_with(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, partition_id p,
                     int64_t first, size_t n_records, Size size_of, Write write) {
@@ -40,8 +41,10 @@ void put_batch_with(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf,
     value.push_back(batch_marker);
     put_be(value, n, 4);
     for (size_t i = from; i < from + n; ++i) {
-      put_be(value, size_of(i), 4);
+      const size_t at = value.size();
+      value.append(4, '\0');
       write(i, value);
+      set_be(value, at, value.size() - at - 4, 4);
     }
     batch.Put(cf, key(p, first + static_cast<int64_t>(from)), value);
   }
