@@ -3,6 +3,8 @@
 #include <array>
 
 namespace omniroute::events {
+// Field names compared as views: the length first (no strlen per comparison).
+using namespace std::string_view_literals;
 namespace {
 
 // A SAX handler for nlohmann's parser (the interface json::sax_parse expects). Any callback
@@ -70,12 +72,12 @@ class Reader {
       return true;
     }
     if (!at_event_level()) return false;
-    field_ = k == "id"      ? field::id
-             : k == "type"   ? field::type
-             : k == "tenant" ? field::tenant
-             : k == "time"   ? field::time
-             : k == "data"   ? field::data
-                             : field::other;
+    field_ = k == "id"sv      ? field::id
+             : k == "type"sv   ? field::type
+             : k == "tenant"sv ? field::tenant
+             : k == "time"sv   ? field::time
+             : k == "data"sv   ? field::data
+                               : field::other;
     if (field_ == field::other) return false;  // parse_fact ignores it; the general path decides
     auto& seen = seen_[static_cast<size_t>(field_)];
     if (seen) return false;  // a field twice: the DOM keeps the last one; the general path reads it
