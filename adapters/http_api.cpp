@@ -124,6 +124,65 @@ std::string type_label(const json& event) {
   return "unknown";
 }
 
+// The general path of POST /v1/events: any body, read through a DOM of the whole of it and
+// parse_fact, every problem named. Fills `envs` and `batch`, or answers the refusal and
+// returns false.
+bool read_events(const std::string& text, size_t max_batch_events, ops::Metrics& metrics,
+                 httplib::Response& res, std::vector<events::Envelope>& envs, bool& batch) {
+  if (events::nesting_exceeds(text)) {
+    metrics.received("unparseable", "refused");
+    send_error(res, 400, "too_deep",
+               {{"reason", "JSON nested deeper than " + std::to_string(events::max_json_depth) +
+                               " levels"},
+                {"accepted", 0}});
+    return false;
+  }
+  json body;
+  try {
+    body = json::parse(text);
+  } catch (const json::parse_error& e) {
+    metrics.received("unparseable", "refused");
+    send_error(res, 400, "malformed_json",
+               {{"reason", e.what()}, {"byte", e.byte}, {"accepted", 0}});
+    return false;
+  }
+  batch = body.is_array();
+  if (batch && body.empty()) {
+    send_error(res, 400, "empty_batch", {{"reason", "the array holds no events"}});
+    return false;
+  }
+  if (batch && body.size() > max_batch_events) {
+    send_error(res, 400, "batch_too_large",
+               {{"limit_events", max_batch_events}, {"events", body.size()}});
+    return false;
+  }
+  const size_t n = batch ? body.size() : 1;
+  envs.reserve(n);
+  json errors = json::array();
+  for (size_t i = 0; i < n; ++i) {
+    json& ev = batch ? body[i] : body;
+    auto parsed = events::parse_fact(std::move(ev));  // moves only data out of ev
+    if (!parsed) {
+      events::event_error err = parsed.error();
+      if (batch) err.index = i;
+      errors.push_back(err.to_json());
+      metrics.received(type_label(ev), "refused");
+      continue;
+    }
+    envs.push_back(std::move(parsed.value()));
+  }
+  if (!errors.empty()) {
+    // All or nothing: one bad event refuses the whole request, and nothing is appended.
+    json answer = errors[0];
+    answer["errors"] = errors;
+    answer["batch"] = "all_or_nothing";
+    answer["accepted"] = 0;
+    send_json(res, 400, answer);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 HttpApi::HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics& metrics,
@@ -195,62 +254,12 @@ void HttpApi::routes() {
     std::vector<events::Envelope> envs;
     bool batch = false;
     // The fast path takes a body of plainly valid events without a DOM of the whole body; the
-    // general path below reads anything else, and names what is wrong with it.
+    // general path (read_events) reads anything else, and names what is wrong with it.
     if (auto facts = events::read_valid_facts(req.body, options_.max_batch_events)) {
       envs = std::move(facts->events);
       batch = facts->array;
-    } else {
-      if (events::nesting_exceeds(req.body)) {
-        metrics_.received("unparseable", "refused");
-        send_error(res, 400, "too_deep",
-                   {{"reason", "JSON nested deeper than " + std::to_string(events::max_json_depth) +
-                                   " levels"},
-                    {"accepted", 0}});
-        return;
-      }
-      json body;
-      try {
-        body = json::parse(req.body);
-      } catch (const json::parse_error& e) {
-        metrics_.received("unparseable", "refused");
-        send_error(res, 400, "malformed_json",
-                   {{"reason", e.what()}, {"byte", e.byte}, {"accepted", 0}});
-        return;
-      }
-      batch = body.is_array();
-      if (batch && body.empty()) {
-        send_error(res, 400, "empty_batch", {{"reason", "the array holds no events"}});
-        return;
-      }
-      if (batch && body.size() > options_.max_batch_events) {
-        send_error(res, 400, "batch_too_large",
-                   {{"limit_events", options_.max_batch_events}, {"events", body.size()}});
-        return;
-      }
-      const size_t n = batch ? body.size() : 1;
-      envs.reserve(n);
-      json errors = json::array();
-      for (size_t i = 0; i < n; ++i) {
-        json& ev = batch ? body[i] : body;
-        auto parsed = events::parse_fact(std::move(ev));  // moves only data out of ev
-        if (!parsed) {
-          events::event_error err = parsed.error();
-          if (batch) err.index = i;
-          errors.push_back(err.to_json());
-          metrics_.received(type_label(ev), "refused");
-          continue;
-        }
-        envs.push_back(std::move(parsed.value()));
-      }
-      if (!errors.empty()) {
-        // All or nothing: one bad event refuses the whole request, and nothing is appended.
-        json answer = errors[0];
-        answer["errors"] = errors;
-        answer["batch"] = "all_or_nothing";
-        answer["accepted"] = 0;
-        send_json(res, 400, answer);
-        return;
-      }
+    } else if (!read_events(req.body, options_.max_batch_events, metrics_, res, envs, batch)) {
+      return;
     }
 
     auto ingested = ingest(log_, store_, envs);
