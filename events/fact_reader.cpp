@@ -2,180 +2,137 @@
 
 #include <array>
 
+#include <simdjson.h>
+
 namespace omniroute::events {
 // Field names compared as views: the length first (no strlen per comparison).
 using namespace std::string_view_literals;
 namespace {
 
-// A SAX handler for nlohmann's parser (the interface json::sax_parse expects). Any callback
-// that meets something the fast path does not take returns false, which stops the parse.
-class Reader {
- public:
-  explicit Reader(size_t max_events) : max_events_(max_events) {}
+namespace dom = simdjson::dom;
 
-  FactBatch out;
+// A parser keeps buffers sized to the largest body it has read (about 15 bytes per byte of
+// body): each HTTP thread keeps one for bodies up to this size, and frees a larger one after
+// use rather than hold tens of MiB per thread for a rare large batch.
+constexpr size_t kept_parser_bytes = 1u << 20;
 
-  bool null() { return scalar(json(nullptr)); }
-  bool boolean(bool b) { return scalar(json(b)); }
-  bool number_integer(json::number_integer_t n) { return scalar(json(n)); }
-  bool number_unsigned(json::number_unsigned_t n) { return scalar(json(n)); }
-  bool number_float(json::number_float_t x, const json::string_t&) { return scalar(json(x)); }
-  bool binary(json::binary_t&) { return false; }  // JSON text has none
+// True when `body` may hold the number -0: json::parse makes it a signed integer, and
+// simdjson the same 0 as for 0 (which json::parse makes unsigned). May say so of a string
+// that holds "-0"; such a body just takes the general path.
+bool may_hold_minus_zero(std::string_view body) {
+  for (size_t at = body.find("-0"); at != std::string_view::npos; at = body.find("-0", at + 2)) {
+    const char next = at + 2 < body.size() ? body[at + 2] : ' ';
+    if (next != '.' && next != 'e' && next != 'E' && (next < '0' || next > '9')) return true;
+  }
+  return false;
+}
 
-  bool string(json::string_t& s) {
-    if (!data_.empty()) {
-      insert(json(std::move(s)));
+// A value of an event's data as the DOM parser (json::parse) makes it, or false when it nests
+// deeper than max_json_depth (`depth` counts the containers open, this one included).
+bool to_json(dom::element v, size_t depth, json& out) {
+  switch (v.type()) {
+    case dom::element_type::OBJECT: {
+      if (++depth > max_json_depth) return false;
+      out = json::object();
+      for (dom::key_value_pair member : dom::object(v)) {
+        json value;
+        if (!to_json(member.value, depth, value)) return false;
+        out[std::string(member.key)] = std::move(value);  // a repeated key keeps the last value
+      }
       return true;
     }
-    if (!at_event_level()) return false;
-    switch (field_) {
-      case field::id: event_.id = std::move(s); return true;
-      case field::type: event_.type = std::move(s); return true;
-      case field::tenant: event_.tenant = std::move(s); return true;
-      case field::time: time_ = std::move(s); return true;
-      default: return false;  // data must be an object
-    }
-  }
-
-  bool start_object(std::size_t) {
-    if (++depth_ > max_json_depth) return false;
-    if (!data_.empty()) {
-      data_.push_back(&insert(json(json::value_t::object)));
+    case dom::element_type::ARRAY: {
+      if (++depth > max_json_depth) return false;
+      out = json::array();
+      for (dom::element item : dom::array(v)) {
+        out.push_back(json());
+        if (!to_json(item, depth, out.back())) return false;
+      }
       return true;
     }
-    if (depth_ == 1) return begin_event(1);  // the body is one event
-    if (depth_ == 2 && out.array && !in_event_) return begin_event(2);
-    if (at_event_level(1) && field_ == field::data) {
-      event_.data = json::object();
-      data_.push_back(&event_.data);
+    case dom::element_type::STRING: out = std::string(std::string_view(v)); return true;
+    // json::parse reads a number without a minus sign as unsigned.
+    case dom::element_type::INT64: {
+      const int64_t n = int64_t(v);
+      out = n >= 0 ? json(static_cast<uint64_t>(n)) : json(n);
       return true;
     }
-    return false;
+    case dom::element_type::UINT64: out = uint64_t(v); return true;
+    case dom::element_type::DOUBLE: out = double(v); return true;
+    case dom::element_type::BOOL: out = bool(v); return true;
+    case dom::element_type::NULL_VALUE: out = nullptr; return true;
   }
+  return false;
+}
 
-  bool start_array(std::size_t) {
-    if (++depth_ > max_json_depth) return false;
-    if (!data_.empty()) {
-      data_.push_back(&insert(json(json::value_t::array)));
-      return true;
+// One event object at `depth` (1 for a lone event, 2 in a batch), appended to `out` when it
+// has exactly the five envelope fields, each once, and parse_fact would accept it.
+bool read_event(dom::element v, size_t depth, std::vector<Envelope>& out) {
+  dom::object fields;
+  if (v.get_object().get(fields) || depth > max_json_depth) return false;
+  Envelope e;
+  std::string_view time;
+  std::array<bool, 5> seen{};  // id, type, tenant, time, data
+  for (dom::key_value_pair field : fields) {
+    const std::string_view k = field.key;
+    const size_t at = k == "id"sv       ? 0
+                      : k == "type"sv   ? 1
+                      : k == "tenant"sv ? 2
+                      : k == "time"sv   ? 3
+                      : k == "data"sv   ? 4
+                                        : seen.size();
+    // Another field: parse_fact ignores it; the general path decides. A field twice: the DOM
+    // keeps the last one; the general path reads it.
+    if (at == seen.size() || seen[at]) return false;
+    seen[at] = true;
+    if (at == 4) {
+      if (!field.value.is_object() || !to_json(field.value, depth, e.data)) return false;
+      continue;
     }
-    if (depth_ == 1) {
-      out.array = true;
-      return true;
+    std::string_view text;
+    if (field.value.get_string().get(text)) return false;  // the data must be an object
+    switch (at) {
+      case 0: e.id = text; break;
+      case 1: e.type = text; break;
+      case 2: e.tenant = text; break;
+      default: time = text;
     }
-    return false;  // an array outside data, but the batch itself
   }
-
-  bool key(json::string_t& k) {
-    if (!data_.empty()) {
-      key_ = std::move(k);
-      return true;
-    }
-    if (!at_event_level()) return false;
-    field_ = k == "id"sv      ? field::id
-             : k == "type"sv   ? field::type
-             : k == "tenant"sv ? field::tenant
-             : k == "time"sv   ? field::time
-             : k == "data"sv   ? field::data
-                               : field::other;
-    if (field_ == field::other) return false;  // parse_fact ignores it; the general path decides
-    auto& seen = seen_[static_cast<size_t>(field_)];
-    if (seen) return false;  // a field twice: the DOM keeps the last one; the general path reads it
-    seen = true;
-    return true;
-  }
-
-  bool end_object() {
-    if (close_in_data()) return true;
-    if (!at_event_level()) return false;
-    for (bool seen : seen_)
-      if (!seen) return false;
-    if (!accept_fact(event_, time_)) return false;
-    out.events.push_back(std::move(event_));
-    in_event_ = false;
-    --depth_;
-    return true;
-  }
-
-  bool end_array() {
-    if (close_in_data()) return true;
-    if (depth_ != 1 || !out.array) return false;
-    --depth_;
-    return !out.events.empty();  // an empty batch is refused, on the general path
-  }
-
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
-    return false;
-  }
-
- private:
-  enum class field { id, type, tenant, time, data, other };
-
-  bool begin_event(size_t depth) {
-    if (out.events.size() >= max_events_) return false;
-    event_ = Envelope{};
-    time_.clear();
-    seen_.fill(false);
-    event_depth_ = depth;
-    in_event_ = true;
-    field_ = field::other;
-    return true;
-  }
-
-  // Inside an event's object, outside its data: where its fields' names and values are; with
-  // `inner`, one level further in (the data object's start).
-  bool at_event_level(size_t inner = 0) const {
-    return in_event_ && data_.empty() && depth_ == event_depth_ + inner;
-  }
-
-  // Closes the data's innermost container, if in the data.
-  bool close_in_data() {
-    if (data_.empty()) return false;
-    data_.pop_back();
-    --depth_;
-    return true;
-  }
-
-  bool scalar(json&& v) {
-    if (data_.empty()) return false;  // id, type, tenant and time are strings; data an object
-    insert(std::move(v));
-    return true;
-  }
-
-  // Puts a value in the innermost open container of the data, as the DOM parser would: under
-  // the last key read (a repeated key keeps the last value), or at the end of an array.
-  json& insert(json&& v) {
-    json& container = *data_.back();
-    if (container.is_object()) {
-      json& slot = container[std::move(key_)];
-      slot = std::move(v);
-      return slot;
-    }
-    container.push_back(std::move(v));
-    return container.back();
-  }
-
-  size_t max_events_;
-  size_t depth_ = 0;        // containers open
-  size_t event_depth_ = 0;  // the depth of the event's object: 1 for a lone event, 2 in a batch
-  bool in_event_ = false;
-  Envelope event_;
-  std::string time_;
-  field field_ = field::other;
-  std::array<bool, 5> seen_{};  // id, type, tenant, time, data
-  // The data's open containers, innermost last. A pointer into an array is taken only for its
-  // last element, and that array grows again only after this element's container closes.
-  std::vector<json*> data_;
-  std::string key_;
-};
+  for (bool s : seen)
+    if (!s) return false;
+  if (!accept_fact(e, time)) return false;
+  out.push_back(std::move(e));
+  return true;
+}
 
 }  // namespace
 
 std::optional<FactBatch> read_valid_facts(std::string_view body, size_t max_events) {
-  Reader reader(max_events);
-  if (!json::sax_parse(body.begin(), body.end(), &reader, json::input_format_t::json, true))
-    return std::nullopt;
-  return std::move(reader.out);
+  thread_local dom::parser parser;
+  struct Trim {
+    ~Trim() {
+      if (parser.capacity() > kept_parser_bytes) parser = dom::parser();
+    }
+  } trim;
+  if (may_hold_minus_zero(body)) return std::nullopt;
+  dom::element root;
+  // Copies the body into a padded buffer of its own: simdjson reads past the end in blocks.
+  if (parser.parse(body.data(), body.size(), true).get(root)) return std::nullopt;
+  FactBatch out;
+  if (root.is_object()) {
+    if (max_events < 1 || !read_event(root, 1, out.events)) return std::nullopt;
+    return out;
+  }
+  dom::array events;
+  if (root.get_array().get(events)) return std::nullopt;  // neither an event nor a batch
+  out.array = true;
+  const size_t n = events.size();
+  // An empty batch is refused, and so is one over the limit, on the general path.
+  if (n == 0 || n > max_events) return std::nullopt;
+  out.events.reserve(n);
+  for (dom::element event : events)
+    if (!read_event(event, 2, out.events)) return std::nullopt;
+  return out;
 }
 
 }  // namespace omniroute::events

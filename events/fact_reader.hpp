@@ -1,6 +1,6 @@
 // The front door's fast path: a request body of facts (one event object, or an array of
-// them) read straight into envelopes by nlohmann's SAX parser, without a DOM of the whole
-// body to take apart afterwards. Only the `data` of each event becomes a json tree.
+// them) parsed and validated by simdjson (several times faster than nlohmann's parser, SAX
+// or DOM) and read straight into envelopes. Only the `data` of each event becomes a json tree.
 //
 // It takes only what is plainly well-formed and valid: every event an object of exactly the
 // fields id, type, tenant, time (strings) and data (an object), each once, that parse_fact
