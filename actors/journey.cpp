@@ -73,7 +73,6 @@ json Features::to_json() const {
 }
 
 std::string Visit::to_text() const {
-  using events::format_rfc3339_ms;
   // Fields in key order, so ObjectText writes them as they come.
   std::string list = "[";
   for (const auto& d : decisions) {
@@ -82,7 +81,7 @@ std::string Visit::to_text() const {
     if (!detail.empty() && detail < "id") n.text(detail, d.detail);
     n.text("id", d.id);
     if (!detail.empty() && detail > "id" && detail < "time") n.text(detail, d.detail);
-    n.text("time", format_rfc3339_ms(d.time_ms));
+    n.time("time", d.time_ms);
     if (!detail.empty() && detail > "time") n.text(detail, d.detail);
     n.text("type", *d.type);
     if (list.size() > 1) list += ',';
@@ -93,13 +92,13 @@ std::string Visit::to_text() const {
   o.texts("agents", agents).text("channel", channel).text("conversation", conversation);
   if (csat) o.number("csat", *csat);
   o.raw("decisions", list);
-  if (ended_ms >= 0) o.text("ended_at", format_rfc3339_ms(ended_ms));
+  if (ended_ms >= 0) o.time("ended_at", ended_ms);
   if (!ended_by.empty()) o.text("ended_by", ended_by);
   if (!intent.empty()) o.text("intent", intent);
   o.text("outcome", outcome)
       .texts("queues", queues)
       .boolean("repeat_contact_24h", repeat_contact_24h)
-      .text("started_at", format_rfc3339_ms(started_ms))
+      .time("started_at", started_ms)
       .number("wait_s", static_cast<double>(waited_ms) / 1000.0);
   return o.str();
 }
@@ -330,13 +329,13 @@ std::optional<std::string> Journeys::view_text(const std::string& customer) cons
   const Customer* c = find(customer);
   if (!c) return std::nullopt;
   events::ObjectText features;
-  features.text("as_of", events::format_rfc3339_ms(c->last_ms));
+  features.time("as_of", c->last_ms);
   Journeys::features(customer, c->last_ms).add_to(features);
   events::ObjectText o;
   o.text("customer", c->id).object("features", features);
   if (c->profile.is_object()) o.json("profile", c->profile);
   else o.raw("profile", "{}");
-  if (c->profile_updated_ms >= 0) o.text("profile_updated_at", events::format_rfc3339_ms(c->profile_updated_ms));
+  if (c->profile_updated_ms >= 0) o.time("profile_updated_at", c->profile_updated_ms);
   else o.null("profile_updated_at");
   return o.str();
 }

@@ -51,7 +51,7 @@ void project_touched(PartitionState& state, projections::ViewBatch& batch,
     for (const auto& id : t.conversations)
       if (auto doc = tenant.conversation_text(id)) batch.put_document(view::conversations, name, id, std::string_view(*doc));
     for (const auto& id : t.agents)
-      if (auto doc = tenant.agent_view(id)) batch.put_document(view::agents, name, id, *doc);
+      if (auto doc = tenant.agent_text(id)) batch.put_document(view::agents, name, id, std::string_view(*doc));
     for (const auto& id : t.queues)
       if (auto doc = tenant.queue_view(id)) batch.put_document(view::queues, name, id, *doc);
     for (const auto& id : t.journeys.customers)

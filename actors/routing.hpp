@@ -112,10 +112,11 @@ class Tenant {
   int64_t clock_ms() const { return clock_ms_; }
 
   // Views as JSON documents (the projections store them); nullopt for an unknown id. The
-  // documents written for every event are rendered as text (conversation_text, customer_text,
-  // visit_text); their *_view forms are that text parsed.
+  // documents written for every event are rendered as text (conversation_text, agent_text,
+  // customer_text, visit_text); their *_view forms are that text parsed.
   std::optional<std::string> conversation_text(const std::string& id) const;
   std::optional<json> conversation_view(const std::string& id) const;
+  std::optional<std::string> agent_text(const std::string& id) const;
   std::optional<json> agent_view(const std::string& id) const;
   std::optional<json> queue_view(const std::string& id) const;
   // A customer's view (profile, journey features; its conversations are in

@@ -517,7 +517,6 @@ std::optional<std::string> Tenant::conversation_text(const std::string& id) cons
   const Conversation* found = find_conversation(id);
   if (!found) return std::nullopt;
   const Conversation& c = *found;
-  using events::format_rfc3339_ms;
   // In key order, so ObjectText writes the fields as they come.
   events::ObjectText v;
   if (!c.agent.empty()) v.text("agent", c.agent);
@@ -530,7 +529,7 @@ std::optional<std::string> Tenant::conversation_text(const std::string& id) cons
   }
   v.json("attributes", c.attributes).text("channel", c.channel);
   if (c.closed_ms >= 0 && c.state == conversation_state::closed)
-    v.text("closed_at", format_rfc3339_ms(c.closed_ms));
+    v.time("closed_at", c.closed_ms);
   if (c.confidence >= 0) v.number("confidence", c.confidence);
   v.text("conversation", c.id).text("customer", c.customer).texts("declined_by", c.declined_by);
   if (!c.handoff_reason.empty()) v.text("handoff_reason", c.handoff_reason);
@@ -540,22 +539,22 @@ std::optional<std::string> Tenant::conversation_text(const std::string& id) cons
   v.texts("missed_by", c.missed_by);
   if (!c.offer.empty()) {
     v.text("offer", c.offer);
-    v.text("offer_expires_at", format_rfc3339_ms(c.offer_expires_ms));
+    v.time("offer_expires_at", c.offer_expires_ms);
   }
   if (!c.preferred_agent.empty()) {
     v.text("preferred_agent", c.preferred_agent);
-    v.text("preferred_until", format_rfc3339_ms(c.preferred_until_ms));
+    v.time("preferred_until", c.preferred_until_ms);
   }
   v.integer("priority", c.priority);
   if (!c.queue.empty()) v.text("queue", c.queue);
-  if (c.enqueued_ms >= 0) v.text("queued_at", format_rfc3339_ms(c.enqueued_ms));
+  if (c.enqueued_ms >= 0) v.time("queued_at", c.enqueued_ms);
   if (c.state == conversation_state::queued) v.integer("relax_step", static_cast<int64_t>(c.relax_step));
-  v.text("started_at", format_rfc3339_ms(c.started_ms))
+  v.time("started_at", c.started_ms)
       .text("state", to_string(c.state))
       .text("tenant", name_)
-      .text("updated_at", format_rfc3339_ms(c.last_ms));
+      .time("updated_at", c.last_ms);
   if (c.state == conversation_state::wrap_up && c.wrap_up_due_ms >= 0)
-    v.text("wrap_up_until", format_rfc3339_ms(c.wrap_up_due_ms));
+    v.time("wrap_up_until", c.wrap_up_due_ms);
   return v.str();
 }
 
@@ -563,28 +562,31 @@ std::optional<json> Tenant::conversation_view(const std::string& id) const {
   return parsed(conversation_text(id));
 }
 
-std::optional<json> Tenant::agent_view(const std::string& id) const {
+std::optional<std::string> Tenant::agent_text(const std::string& id) const {
   auto it = agents_.find(id);
   if (it == agents_.end()) return std::nullopt;
   const Agent& a = it->second;
-  json v = {{"agent", a.id},
-            {"tenant", name_},
-            {"status", a.status},
-            {"logged_in", a.logged_in},
-            {"capacity", a.capacity},
-            {"load", a.load},
-            {"queues", a.queues},
-            {"conversations", a.work},
-            {"skills", a.skills},
-            {"attributes", a.attributes},
-            {"missed_offers", a.missed_offers},
-            {"last_assigned_at", events::format_rfc3339_ms(a.last_assigned_ms)}};
-  if (!a.blocks.empty()) v["blocks"] = a.blocks;
-  if (a.heartbeat_timeout_ms > 0) {
-    v["heartbeat_timeout_s"] = static_cast<double>(a.heartbeat_timeout_ms) / 1000.0;
-    v["last_heartbeat_at"] = events::format_rfc3339_ms(a.last_heartbeat_ms);
-  }
-  return v;
+  // In key order, so ObjectText writes the fields as they come.
+  events::ObjectText v;
+  v.text("agent", a.id).json("attributes", a.attributes);
+  if (!a.blocks.empty()) v.json("blocks", json(a.blocks));
+  v.integers("capacity", a.capacity).texts("conversations", a.work);
+  if (a.heartbeat_timeout_ms > 0)
+    v.number("heartbeat_timeout_s", static_cast<double>(a.heartbeat_timeout_ms) / 1000.0);
+  v.time("last_assigned_at", a.last_assigned_ms);
+  if (a.heartbeat_timeout_ms > 0) v.time("last_heartbeat_at", a.last_heartbeat_ms);
+  v.integers("load", a.load)
+      .boolean("logged_in", a.logged_in)
+      .integer("missed_offers", a.missed_offers)
+      .texts("queues", a.queues)
+      .json("skills", a.skills)
+      .text("status", a.status)
+      .text("tenant", name_);
+  return v.str();
+}
+
+std::optional<json> Tenant::agent_view(const std::string& id) const {
+  return parsed(agent_text(id));
 }
 
 std::optional<json> Tenant::queue_view(const std::string& id) const {

@@ -672,7 +672,8 @@ void append_json(std::string& out, const json& v) {
 // The same text as to_json(e).dump() (keys in order), without copying `data` into a new tree.
 std::string to_text(const Envelope& e) {
   std::string out;
-  out.reserve(160 + e.id.size() + e.cause.size());
+  // Room for the envelope's fields and a typical event's data: growing the string copies it.
+  out.reserve(320 + e.id.size() + e.cause.size());
   out += '{';
   if (!e.cause.empty()) {
     out += "\"cause\":";
@@ -690,7 +691,8 @@ std::string to_text(const Envelope& e) {
   out += ",\"tenant\":";
   append_quoted(out, e.tenant);
   out += ",\"time\":\"";
-  out += format_rfc3339_ms(e.time_ms);
+  char time[max_rfc3339_bytes];
+  out.append(time, write_rfc3339_ms(e.time_ms, time));
   out += "\",\"type\":";
   append_quoted(out, e.type);
   out += '}';

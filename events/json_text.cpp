@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "events/envelope.hpp"
+#include "events/time.hpp"
 
 namespace omniroute::events {
 
@@ -62,9 +63,23 @@ ObjectText& ObjectText::text(std::string_view key, std::string_view value) {
 
 ObjectText& ObjectText::integer(std::string_view key, int64_t value) {
   start(key);
+  put_integer(value);
+  return end();
+}
+
+void ObjectText::put_integer(int64_t value) {
   std::string digits;  // a few bytes: no allocation
   append_integer(digits, value);
   put(digits);
+}
+
+ObjectText& ObjectText::time(std::string_view key, int64_t ms) {
+  start(key);
+  char text[max_rfc3339_bytes];
+  const size_t n = write_rfc3339_ms(ms, text);
+  put('"');
+  put(std::string_view(text, n));  // digits, '-', ':', '.', 'T' and 'Z': nothing to escape
+  put('"');
   return end();
 }
 

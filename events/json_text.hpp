@@ -27,6 +27,24 @@ class ObjectText {
   ObjectText& number(std::string_view key, double value);
   ObjectText& boolean(std::string_view key, bool value);
   ObjectText& null(std::string_view key);
+  // A time as RFC 3339 text, as format_rfc3339_ms writes it.
+  ObjectText& time(std::string_view key, int64_t ms);
+  // An object of integers, in the map's (key) order.
+  template <typename Map>
+  ObjectText& integers(std::string_view key, const Map& values) {
+    start(key);
+    put('{');
+    bool first = true;
+    for (const auto& [name, value] : values) {
+      if (!first) put(',');
+      first = false;
+      quote(name);
+      put(':');
+      put_integer(value);
+    }
+    put('}');
+    return end();
+  }
   ObjectText& json(std::string_view key, const nlohmann::json& value);
   // A value already written as JSON text (e.g. another ObjectText's result).
   ObjectText& raw(std::string_view key, std::string_view json_text);
@@ -66,6 +84,7 @@ class ObjectText {
   void start(std::string_view key);
   ObjectText& end();
   void quote(std::string_view s);
+  void put_integer(int64_t value);
   // Appends to the text. The text is its first len_ bytes at data_: the inline buffer until it
   // is full, then heap_. These appends are inline, where each std::string append is a call
   // into libstdc++, and the documents written for every event fit the inline buffers: an

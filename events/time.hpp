@@ -18,6 +18,10 @@ int64_t days_from_civil(int64_t year, unsigned month, unsigned day);
 std::optional<int64_t> parse_utc_offset_ms(std::string_view text);
 // Formats as "2026-11-20T10:00:00.000Z" (always UTC, always milliseconds).
 std::string format_rfc3339_ms(int64_t ms);
+// The same into `out` (room for max_rfc3339_bytes), without a string: the 24 bytes are past
+// what std::string holds without allocating. Returns the length.
+constexpr size_t max_rfc3339_bytes = 64;
+size_t write_rfc3339_ms(int64_t ms, char* out);
 
 // The wall clock, microseconds since the epoch. Only for what is not domain logic (append
 // stamps, latency, the age shown at a query); domain logic uses event time.

@@ -307,3 +307,37 @@ TEST_CASE("journey features as a tree are what their text says") {
     f.last_channel = "wechat";
   }
 }
+
+TEST_CASE("an agent's document is written field by field as json would dump it") {
+  Scenario s;
+  s.configure("billing", {{"auto_accept", true}});
+  s.fact("agent.logged_in", {{"agent", "alice"},
+                             {"capacity", {{"chat", 2}, {"voice", 1}}},
+                             {"queues", {"billing"}},
+                             {"skills", {{"billing", 4}, {"zh \"CN\"", 2}}},
+                             {"attributes", {{"site", "Chengdu"}, {"senior", true}}},
+                             {"blocks", {{"voice", {"chat"}}}},
+                             {"heartbeat_timeout_s", 2.5}});
+  s.start("c-1", "voice");
+  const std::string text = *s.tenant.agent_text("alice");
+  const json doc = json::parse(text);
+  CHECK(doc.dump() == text);  // keys in order, numbers and strings as dump writes them
+  const json expected = {{"agent", "alice"},
+                         {"attributes", {{"site", "Chengdu"}, {"senior", true}}},
+                         {"blocks", {{"voice", {"chat"}}}},
+                         {"capacity", {{"chat", 2}, {"voice", 1}}},
+                         {"conversations", {"c-1"}},
+                         {"heartbeat_timeout_s", 2.5},
+                         {"last_assigned_at", "2026-11-20T10:00:03.000Z"},
+                         {"last_heartbeat_at", "2026-11-20T10:00:02.000Z"},
+                         {"load", {{"voice", 1}}},
+                         {"logged_in", true},
+                         {"missed_offers", 0},
+                         {"queues", {"billing"}},
+                         {"skills", {{"billing", 4}, {"zh \"CN\"", 2}}},
+                         {"status", "available"},
+                         {"tenant", "acme"}};
+  CHECK(doc == expected);
+  CHECK(*s.tenant.agent_view("alice") == doc);
+  CHECK_FALSE(s.tenant.agent_text("bob").has_value());
+}
