@@ -245,7 +245,10 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
   const int64_t now_us = wall_clock_us();
   std::string stamp;
   put_be(stamp, static_cast<uint64_t>(now_us), 8);
-  rocksdb::WriteBatch batch;
+  // The batch's room up front (records, stamps and lengths, a few keys): growing it copies it.
+  size_t bytes = 256;
+  for (const auto& payload : payloads) bytes += payload.size() + 12;
+  rocksdb::WriteBatch batch(bytes);
   std::lock_guard<std::mutex> lock(part->ingest_mu);
   int64_t next = part->ingest_end;
   put_batch(batch, h_.ingest, p, next, stamp, payloads);  // each record: append time, payload
@@ -360,9 +363,11 @@ Status EmbeddedLog::append_journal(const Claim& claim, std::vector<JournalRecord
   Partition* part = this->part(claim.partition);
   if (!part) return Status::error("no journal partition " + std::to_string(claim.partition.value()));
   std::lock_guard<std::mutex> lock(part->journal_mu);
-  rocksdb::WriteBatch batch;
-  int64_t pos = part->journal_end;
   for (auto& r : records) r.epoch = claim.epoch;
+  size_t bytes = 256;  // the batch's room up front, as for the ingest log
+  for (const auto& r : records) bytes += encoded_size(r) + 4;
+  rocksdb::WriteBatch batch(bytes);
+  int64_t pos = part->journal_end;
   // Each record encoded straight into its key's value, not into a string of its own first.
   put_batch_with(
       batch, h_.journal, claim.partition, pos, records.size(),
