@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -590,6 +591,16 @@ void append_number(std::string& out, Int n) {
 
 void append_integer(std::string& out, int64_t n) { append_number(out, n); }
 
+void append_double(std::string& out, double x) {
+  if (!std::isfinite(x)) {  // as dump writes NaN and the infinities
+    out += "null";
+    return;
+  }
+  // The shortest text that reads back as x (Grisu2), the function dump itself writes it with.
+  char text[64];
+  out.append(text, nlohmann::detail::to_chars(text, text + sizeof text, x));
+}
+
 bool quotes_as_is(std::string_view s) { return plain_run(s, 0) == s.size(); }
 
 // The escaping nlohmann's dump uses for UTF-8 input, a run of plain bytes at a time. Text that
@@ -665,7 +676,8 @@ void append_json(std::string& out, const json& v) {
     case json::value_t::null: out += "null"; return;
     case json::value_t::number_integer: append_integer(out, v.get<int64_t>()); return;
     case json::value_t::number_unsigned: append_number(out, v.get<uint64_t>()); return;
-    default: out += v.dump(); return;  // doubles (json's own shortest form), binary, discarded
+    case json::value_t::number_float: append_double(out, v.get<double>()); return;
+    default: out += v.dump(); return;  // binary, discarded
   }
 }
 

@@ -79,6 +79,8 @@ bool quotes_as_is(std::string_view s);
 void append_json(std::string& out, const json& v);
 // Appends n in decimal, as dump writes it.
 void append_integer(std::string& out, int64_t n);
+// Appends x as dump writes it (the shortest text that reads back as x, "null" if not finite).
+void append_double(std::string& out, double x);
 // to_text(e) for a fact e with a seq and no cause, given `canonical` = to_text of e without its
 // seq (the fact as the front door wrote it): spliced, without serializing `data` again.
 std::string to_text(const Envelope& e, std::string_view canonical);

@@ -85,7 +85,9 @@ ObjectText& ObjectText::time(std::string_view key, int64_t ms) {
 
 ObjectText& ObjectText::number(std::string_view key, double value) {
   start(key);
-  put(nlohmann::json(value).dump());
+  std::string digits;  // at most 24 bytes: dump's shortest form of a double
+  append_double(digits, value);
+  put(digits);
   return end();
 }
 

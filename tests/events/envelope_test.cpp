@@ -1,7 +1,9 @@
 #include <doctest/doctest.h>
 
 #include <deque>
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -189,7 +191,9 @@ TEST_CASE("append_json writes exactly what dump writes, for any value") {
       {"ascii", ascii},
       {"utf8", "\xc2\xa2 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\x9f\xbf \xef\xbf\xbf \xf4\x8f\xbf\xbf"},
       {"ints", {0, -1, INT64_MIN, INT64_MAX, uint64_t{UINT64_MAX}, 10, -10}},
-      {"doubles", {0.5, -0.0, 1e300, 1.0, 3.141592653589793, 1e-7}},
+      {"doubles", {0.5, -0.0, 1e300, 1.0, 3.141592653589793, 1e-7, 0.1, 100.0, 5e-324,
+                   -1.7976931348623157e308, 123456789.125, 1e21, 1e-5, std::nan(""),
+                   std::numeric_limits<double>::infinity()}},
       {"empty", {{"object", json::object()}, {"array", json::array()}, {"string", ""}}},
       {"nested", {{{"a", {{"b", {nullptr, true, false}}}}}}},
   };
