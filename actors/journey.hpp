@@ -20,6 +20,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "actors/last_found.hpp"
@@ -107,9 +108,18 @@ class Journeys {
   // What changed since the last call: customers (their view), their conversations (as
   // (customer, conversation); visit_view() has the document), and the documents of touched
   // conversations that memory no longer holds (by visit_key).
+  // Hash sets: a fact or decision adds to them many times per projection, and the order the
+  // projection writes them in is of no matter (one atomic batch).
+  struct PairHash {
+    size_t operator()(const std::pair<std::string, std::string>& p) const {
+      const size_t h = std::hash<std::string>()(p.first);
+      return h ^ (std::hash<std::string>()(p.second) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
+    }
+  };
+  using VisitSet = std::unordered_set<std::pair<std::string, std::string>, PairHash>;
   struct Changes {
-    std::set<std::string> customers;
-    std::set<std::pair<std::string, std::string>> visits;
+    std::unordered_set<std::string> customers;
+    VisitSet visits;
     std::map<std::string, std::string> forgotten;
   };
   Changes take_touched();
@@ -131,8 +141,8 @@ class Journeys {
 
   std::unordered_map<std::string, Customer> customers_;
   mutable LastFound<Customer> last_found_;
-  std::set<std::string> touched_;
-  std::set<std::pair<std::string, std::string>> touched_visits_;  // (customer, conversation)
+  std::unordered_set<std::string> touched_;
+  VisitSet touched_visits_;  // (customer, conversation)
   std::map<std::string, std::string> forgotten_;  // documents of touched visits dropped from memory
   int64_t swept_day_ = -1;
 };

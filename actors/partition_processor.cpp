@@ -2,6 +2,7 @@
 
 #include "events/time.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <set>
 #include <unordered_set>
@@ -37,6 +38,17 @@ result<routing::Envelope, events::event_error> fact_of(events::IngestRecord& rec
   return events::parse_fact(std::move(j));  // moves only data out of j
 }
 
+// The members of a hash set of touched entities, in order: a memtable takes keys in order
+// for less than in the order of a hash (measured: view writes +20% in hash order).
+template <typename Set>
+std::vector<const typename Set::value_type*> in_order(const Set& set) {
+  std::vector<const typename Set::value_type*> out;
+  out.reserve(set.size());
+  for (const auto& member : set) out.push_back(&member);
+  std::sort(out.begin(), out.end(), [](const auto* a, const auto* b) { return *a < *b; });
+  return out;
+}
+
 }  // namespace
 
 void project_touched(PartitionState& state, projections::ViewBatch& batch,
@@ -48,18 +60,18 @@ void project_touched(PartitionState& state, projections::ViewBatch& batch,
       batch.put_document(view::schedules, tenant, queue, projections::ScheduleBook::to_json(queue, *s));
   for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
-    for (const auto& id : t.conversations)
-      if (auto doc = tenant.conversation_text(id)) batch.put_document(view::conversations, name, id, std::string_view(*doc));
-    for (const auto& id : t.agents)
-      if (auto doc = tenant.agent_text(id)) batch.put_document(view::agents, name, id, std::string_view(*doc));
-    for (const auto& id : t.queues)
-      if (auto doc = tenant.queue_view(id)) batch.put_document(view::queues, name, id, *doc);
-    for (const auto& id : t.journeys.customers)
-      if (auto doc = tenant.customer_text(id)) batch.put_document(view::customers, name, id, std::string_view(*doc));
+    for (const auto* id : in_order(t.conversations))
+      if (auto doc = tenant.conversation_text(*id)) batch.put_document(view::conversations, name, *id, std::string_view(*doc));
+    for (const auto* id : in_order(t.agents))
+      if (auto doc = tenant.agent_text(*id)) batch.put_document(view::agents, name, *id, std::string_view(*doc));
+    for (const auto* id : in_order(t.queues))
+      if (auto doc = tenant.queue_view(*id)) batch.put_document(view::queues, name, *id, *doc);
+    for (const auto* id : in_order(t.journeys.customers))
+      if (auto doc = tenant.customer_text(*id)) batch.put_document(view::customers, name, *id, std::string_view(*doc));
     for (const auto& [key, doc] : t.journeys.forgotten)
       batch.put_document(view::journeys, name, key, std::string_view(doc));
-    for (const auto& [customer, conversation] : t.journeys.visits)
-      if (auto v = tenant.visit_text(customer, conversation))
+    for (const auto* visit : in_order(t.journeys.visits))
+      if (auto v = tenant.visit_text(visit->first, visit->second))
         batch.put_document(view::journeys, name, v->first, std::string_view(v->second));
     for (const auto& id : t.arbitration.policies)
       if (auto doc = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *doc);

@@ -23,6 +23,7 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "actors/arbitration.hpp"
@@ -49,7 +50,8 @@ struct Outcome {
 // The entities whose views changed since the last take_touched(), and the new decision and
 // outcome documents of arbitration.
 struct Touched {
-  std::set<std::string> conversations, agents, queues;
+  // Hash sets, as Journeys::Changes: added to many times per projection, in no order needed.
+  std::unordered_set<std::string> conversations, agents, queues;
   journey::Journeys::Changes journeys;
   arbitration::ArbitrationTouched arbitration;
   bool empty() const {
