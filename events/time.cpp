@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 namespace omniroute::events {
 
@@ -96,32 +97,46 @@ size_t write_rfc3339_ms(int64_t ms, char* out) {
   int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
   const int64_t milli = ms - secs * 1000;
   int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-  int64_t rem = secs - days * 86400;
-  int64_t y;
-  unsigned m, d;
-  civil_from_days(days, y, m, d);
-  if (y < 0 || y > 9999) {  // outside what four digits hold: printf's widths grow as needed
-    const int n = std::snprintf(out, max_rfc3339_bytes, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
-                                static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
-                                static_cast<long long>(rem % 3600 / 60), static_cast<long long>(rem % 60),
-                                static_cast<long long>(milli));
-    return std::min(static_cast<size_t>(n), max_rfc3339_bytes - 1);
+  const auto rem = static_cast<unsigned>(secs - days * 86400);
+  // Every envelope and view document carries times, nearly all of them of the same few days:
+  // the date is worked out once per day (per thread), the time of day digit pair by digit
+  // pair (measured: this function was 1.4% of all instructions, digit by digit).
+  thread_local int64_t date_of = std::numeric_limits<int64_t>::min();
+  thread_local char date[11];  // "2026-11-20T"
+  if (days != date_of) {
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, y, m, d);
+    if (y < 0 || y > 9999) {  // outside what four digits hold: printf's widths grow as needed
+      const int n = std::snprintf(out, max_rfc3339_bytes, "%04lld-%02u-%02uT%02u:%02u:%02u.%03lldZ",
+                                  static_cast<long long>(y), m, d, rem / 3600, rem % 3600 / 60,
+                                  rem % 60, static_cast<long long>(milli));
+      return std::min(static_cast<size_t>(n), max_rfc3339_bytes - 1);
+    }
+    const auto year = static_cast<unsigned>(y);
+    const char text[11] = {static_cast<char>('0' + year / 1000), static_cast<char>('0' + year / 100 % 10),
+                           static_cast<char>('0' + year / 10 % 10), static_cast<char>('0' + year % 10),
+                           '-', static_cast<char>('0' + m / 10), static_cast<char>('0' + m % 10),
+                           '-', static_cast<char>('0' + d / 10), static_cast<char>('0' + d % 10), 'T'};
+    std::memcpy(date, text, sizeof text);
+    date_of = days;
   }
-  // Every envelope written carries its time: digits by hand, not printf (measured: printf was
-  // 3.5% of a partition host's time).
-  static constexpr char pattern[] = "0000-00-00T00:00:00.000Z";
-  std::memcpy(out, pattern, sizeof pattern - 1);
-  auto put = [out](size_t at, int64_t v, int width) {
-    for (int i = width - 1; i >= 0; --i, v /= 10) out[at + static_cast<size_t>(i)] = static_cast<char>('0' + v % 10);
+  std::memcpy(out, date, sizeof date);
+  auto pair = [out](size_t at, unsigned v) {
+    out[at] = static_cast<char>('0' + v / 10);
+    out[at + 1] = static_cast<char>('0' + v % 10);
   };
-  put(0, y, 4);
-  put(5, m, 2);
-  put(8, d, 2);
-  put(11, rem / 3600, 2);
-  put(14, rem % 3600 / 60, 2);
-  put(17, rem % 60, 2);
-  put(20, milli, 3);
-  return sizeof pattern - 1;
+  pair(11, rem / 3600);
+  out[13] = ':';
+  pair(14, rem % 3600 / 60);
+  out[16] = ':';
+  pair(17, rem % 60);
+  const auto milli3 = static_cast<unsigned>(milli);
+  out[19] = '.';
+  out[20] = static_cast<char>('0' + milli3 / 100);
+  pair(21, milli3 % 100);
+  out[23] = 'Z';
+  return 24;
 }
 
 std::string format_rfc3339_ms(int64_t ms) {

@@ -2,6 +2,8 @@
 
 #include <deque>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <functional>
 #include <limits>
 #include <random>
@@ -46,6 +48,22 @@ TEST_CASE("RFC 3339 timestamps parse to UTC milliseconds and format back") {
   CHECK(format_rfc3339_ms(253402300800000) == "10000-01-01T00:00:00.000Z");
   for (int64_t ms : {int64_t{0}, int64_t{-62135596800000}, int64_t{1795168800123}, int64_t{4102444799001}})
     CHECK(parse_rfc3339_ms(format_rfc3339_ms(ms)) == ms);
+  // Times of days in turn and far apart (the date is kept per day), against the C library's
+  // calendar.
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 20000; ++i) {
+    const int64_t ms = i % 3 == 0 ? static_cast<int64_t>(rng() % 253402300800000)
+                                  : 1795168800000 + static_cast<int64_t>(rng() % (3 * 86400000)) - 86400000;
+    const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm utc{};
+    gmtime_r(&secs, &utc);
+    char expected[40];
+    std::snprintf(expected, sizeof expected, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(ms % 1000));
+    REQUIRE(format_rfc3339_ms(ms) == expected);
+  }
+  CHECK(format_rfc3339_ms(253402300800000) == "10000-01-01T00:00:00.000Z");  // after a cached day
+  CHECK(format_rfc3339_ms(1795168800123) == "2026-11-20T10:00:00.123Z");
   for (const char* bad : {"", "2026-11-20", "2026-11-20T10:00:00", "2026-13-01T00:00:00Z",
                           "2025-02-29T00:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20T10:00:00.Z",
                           "2026-11-20T10:00:00Zjunk", "20261120T100000Z"})
