@@ -456,8 +456,14 @@ void Tenant::fire(const Envelope& cause, const timer& t, std::vector<Envelope>& 
 
 void Tenant::enqueue(const Envelope& cause, Conversation& c, const std::string& queue,
                      std::vector<Envelope>& out, json extra) {
-  json data = {{"conversation", c.id}, {"queue", queue}, {"priority", c.priority}};
-  data.update(extra);
+  // Member by member: json's initializer lists copy every value and check every pair.
+  json data(json::value_t::object);
+  auto& fields = data.get_ref<json::object_t&>();
+  fields.emplace("conversation", c.id);
+  fields.emplace("priority", c.priority);
+  fields.emplace("queue", queue);
+  if (extra.is_object())
+    for (auto& [key, value] : extra.get_ref<json::object_t&>()) fields[key] = std::move(value);
   out.push_back(decision(cause, "conversation.queued", std::move(data)));
 }
 
@@ -465,14 +471,17 @@ void Tenant::offer(const Envelope& cause, Conversation& c, const Agent& a,
                    std::vector<Envelope>& out) {
   auto q = queues_.find(c.queue);
   const bool auto_accept = q != queues_.end() && q->second.auto_accept;
-  json data = {{"conversation", c.id}, {"agent", a.id}};
+  json data(json::value_t::object);  // member by member, as in enqueue
+  auto& fields = data.get_ref<json::object_t&>();
+  fields.emplace("conversation", c.id);
+  fields.emplace("agent", a.id);
   if (!auto_accept) {  // an assignment names neither
-    data["queue"] = c.queue;
-    data["channel"] = c.channel;
+    fields.emplace("queue", c.queue);
+    fields.emplace("channel", c.channel);
   }
-  if (!c.intent.empty()) data["intent"] = c.intent;
+  if (!c.intent.empty()) fields.emplace("intent", c.intent);
   // Where the customer has been: the agent sees the app chat of a minute ago.
-  data["journey"] = journeys_.summary(c.customer, c.id, now(cause));
+  fields.emplace("journey", journeys_.summary(c.customer, c.id, now(cause)));
   if (!c.action.empty()) data["arbitration"] = {{"decision", c.decision}, {"action", c.action}};
   if (!c.handoff_reason.empty()) {
     // What the bot learned travels with the conversation to the human.
