@@ -105,11 +105,9 @@ class Journeys {
   static std::string visit_key(const std::string& customer, const Visit& v);
   static std::string visit_prefix(const std::string& customer) { return customer + '\x1f'; }
 
-  // What changed since the last call: customers (their view), their conversations (as
-  // (customer, conversation); visit_view() has the document), and the documents of touched
-  // conversations that memory no longer holds (by visit_key).
-  // Hash sets: a fact or decision adds to them many times per projection, and the order the
-  // projection writes them in is of no matter (one atomic batch).
+  // The touched sets are hash sets: a fact or decision adds to them many times per
+  // projection. Their order does not change what is written (one atomic batch); the
+  // projection sorts them once, as the memtables take keys in order for less.
   struct PairHash {
     size_t operator()(const std::pair<std::string, std::string>& p) const {
       const size_t h = std::hash<std::string>()(p.first);
@@ -117,6 +115,9 @@ class Journeys {
     }
   };
   using VisitSet = std::unordered_set<std::pair<std::string, std::string>, PairHash>;
+  // What changed since the last call: customers (their view), their conversations (as
+  // (customer, conversation); visit_view() has the document), and the documents of touched
+  // conversations that memory no longer holds (by visit_key).
   struct Changes {
     std::unordered_set<std::string> customers;
     VisitSet visits;

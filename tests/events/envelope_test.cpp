@@ -57,7 +57,7 @@ TEST_CASE("RFC 3339 timestamps parse to UTC milliseconds and format back") {
     const std::time_t secs = static_cast<std::time_t>(ms / 1000);
     std::tm utc{};
     gmtime_r(&secs, &utc);
-    char expected[40];
+    char expected[80];  // room for any int the fields could hold
     std::snprintf(expected, sizeof expected, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
                   utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(ms % 1000));
     REQUIRE(format_rfc3339_ms(ms) == expected);
