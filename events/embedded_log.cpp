@@ -26,16 +26,24 @@ constexpr char batch_marker = '\xb7';
 // Records per key at most, so that reading one record never decodes a huge value.
 constexpr size_t batch_records = 1024;
 
-// Puts n records under the keys of positions first, first + 1024, ... of partition p: record
-// i is what write(i, value) appends to the key's value, about size_of(i) bytes (the room
-// reserved; each record's length is taken from what it wrote).
+// A write batch of n records under the keys of positions first, first + 1024, ... of
+// partition p: record i is what write(i, value) appends to the key's value, about size_of(i)
+// bytes (each record's length is taken from what it wrote). Each record is sized once, and the
+// batch is given its room up front, with `extra` bytes for what the caller puts besides:
+// growing a batch, or a value, copies it.
 template <typename Size, typename Write>
-void put_batch_with(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, partition_id p,
-                    int64_t first, size_t n_records, Size size_of, Write write) {
+rocksdb::WriteBatch batch_with(rocksdb::ColumnFamilyHandle* cf, partition_id p, int64_t first,
+                               size_t n_records, size_t extra, Size size_of, Write write) {
+  // Per key: its value's marker and count (5 bytes), the key and RocksDB's entry header.
+  constexpr size_t per_key = 5 + 40;
+  std::vector<size_t> sizes(n_records);
+  size_t bytes = extra + (n_records / batch_records + 1) * per_key;
+  for (size_t i = 0; i < n_records; ++i) bytes += 4 + (sizes[i] = size_of(i));
+  rocksdb::WriteBatch batch(bytes);
   for (size_t from = 0; from < n_records; from += batch_records) {
     const size_t n = std::min(batch_records, n_records - from);
     size_t size = 5;
-    for (size_t i = from; i < from + n; ++i) size += 4 + size_of(i);
+    for (size_t i = from; i < from + n; ++i) size += 4 + sizes[i];
     std::string value;
     value.reserve(size);
     value.push_back(batch_marker);
@@ -48,15 +56,15 @@ void put_batch_with(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf,
     }
     batch.Put(cf, key(p, first + static_cast<int64_t>(from)), value);
   }
+  return batch;
 }
 
-// Puts `records` (each `prefix` followed by the record's text) under the keys of positions
-// first, first + 1024, ... of partition p.
+// The same for `records`, each `prefix` followed by the record's text.
 template <typename Text>
-void put_batch(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, partition_id p,
-               int64_t first, std::string_view prefix, const std::vector<Text>& records) {
-  put_batch_with(
-      batch, cf, p, first, records.size(),
+rocksdb::WriteBatch batch_of(rocksdb::ColumnFamilyHandle* cf, partition_id p, int64_t first,
+                             std::string_view prefix, const std::vector<Text>& records) {
+  return batch_with(
+      cf, p, first, records.size(), 0,
       [&](size_t i) { return prefix.size() + records[i].size(); },
       [&](size_t i, std::string& value) {
         value += prefix;
@@ -245,13 +253,10 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
   const int64_t now_us = wall_clock_us();
   std::string stamp;
   put_be(stamp, static_cast<uint64_t>(now_us), 8);
-  // The batch's room up front (records, stamps and lengths, a few keys): growing it copies it.
-  size_t bytes = 256;
-  for (const auto& payload : payloads) bytes += payload.size() + 12;
-  rocksdb::WriteBatch batch(bytes);
   std::lock_guard<std::mutex> lock(part->ingest_mu);
   int64_t next = part->ingest_end;
-  put_batch(batch, h_.ingest, p, next, stamp, payloads);  // each record: append time, payload
+  // Each record: append time, payload.
+  rocksdb::WriteBatch batch = batch_of(h_.ingest, p, next, stamp, payloads);
   for (size_t i = 0; i < payloads.size(); ++i, ++next)
     if (offsets) offsets->push_back(ingest_offset{next});
   auto s = h_.db->Write(write_options_, &batch);
@@ -343,8 +348,8 @@ result<Claim> EmbeddedLog::claim(partition_id p) {
   marker.marker = true;
   marker.epoch = journal_pos{part->journal_end};
   const std::string marker_bytes = encode(marker);
-  rocksdb::WriteBatch batch;
-  put_batch(batch, h_.journal, p, part->journal_end, "", std::vector<std::string>{marker_bytes});
+  rocksdb::WriteBatch batch =
+      batch_of(h_.journal, p, part->journal_end, "", std::vector<std::string>{marker_bytes});
   auto s = h_.db->Write(write_options_, &batch);
   if (!s.ok()) return Status::error("cannot write the epoch marker: " + s.ToString());
   Claim c{p, journal_pos{part->journal_end}, ingest_offset{0}};
@@ -364,19 +369,18 @@ Status EmbeddedLog::append_journal(const Claim& claim, std::vector<JournalRecord
   if (!part) return Status::error("no journal partition " + std::to_string(claim.partition.value()));
   std::lock_guard<std::mutex> lock(part->journal_mu);
   for (auto& r : records) r.epoch = claim.epoch;
-  size_t bytes = 256;  // the batch's room up front, as for the ingest log
-  for (const auto& r : records) bytes += encoded_size(r) + 4;
-  rocksdb::WriteBatch batch(bytes);
   int64_t pos = part->journal_end;
-  // Each record encoded straight into its key's value, not into a string of its own first.
-  put_batch_with(
-      batch, h_.journal, claim.partition, pos, records.size(),
+  const std::string cursor_at = cursor_key(claim.partition);
+  std::string cursor;
+  put_be(cursor, static_cast<uint64_t>(next.value()), 8);
+  // Each record encoded straight into its key's value, not into a string of its own first;
+  // room besides for the cursor put with them.
+  rocksdb::WriteBatch batch = batch_with(
+      h_.journal, claim.partition, pos, records.size(), cursor_at.size() + cursor.size() + 16,
       [&](size_t i) { return encoded_size(records[i]); },
       [&](size_t i, std::string& value) { encode_into(value, records[i]); });
   pos += static_cast<int64_t>(records.size());
-  std::string cursor;
-  put_be(cursor, static_cast<uint64_t>(next.value()), 8);
-  batch.Put(h_.meta, cursor_key(claim.partition), cursor);
+  batch.Put(h_.meta, cursor_at, cursor);
   auto s = h_.db->Write(write_options_, &batch);
   if (!s.ok()) return Status::error("journal append failed: " + s.ToString());
   if (positions)
