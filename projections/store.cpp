@@ -183,14 +183,34 @@ rocksdb::DBOptions Store::db_options() {
 }
 
 result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
-  const std::vector<rocksdb::ColumnFamilyDescriptor> descs = column_families();
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  const std::vector<rocksdb::ColumnFamilyDescriptor> all = column_families();
+  // The column families the directory has are opened; the missing ones (all of them in a new
+  // directory) are then created in one call. Created one by one, as DB::Open does with
+  // create_missing_column_families, each rewrites and re-reads the options file and syncs
+  // the manifest: about 0.2 s to open a new directory, most of the time a test takes.
+  std::vector<std::string> existing;
+  const rocksdb::DBOptions options = db_options();
+  if (!rocksdb::DB::ListColumnFamilies(options, dir, &existing).ok()) existing.clear();  // a new directory
+  std::vector<rocksdb::ColumnFamilyDescriptor> present, missing;
+  for (const auto& d : all)
+    (d.name == rocksdb::kDefaultColumnFamilyName ||
+             std::find(existing.begin(), existing.end(), d.name) != existing.end()
+         ? present
+         : missing)
+        .push_back(d);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles, created;
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options(), dir, descs, &handles, &raw);
+  auto s = rocksdb::DB::Open(options, dir, present, &handles, &raw);
   if (!s.ok()) return Status::error("cannot open the data directory " + dir + ": " + s.ToString());
   std::unique_ptr<Store> store(new Store);
   store->db_.reset(raw);
-  for (size_t i = 0; i < descs.size(); ++i) store->cfs_[descs[i].name] = handles[i];
+  for (size_t i = 0; i < present.size(); ++i) store->cfs_[present[i].name] = handles[i];
+  if (!missing.empty()) {
+    s = raw->CreateColumnFamilies(missing, &created);
+    for (size_t i = 0; i < created.size(); ++i) store->cfs_[missing[i].name] = created[i];
+    if (!s.ok())
+      return Status::error("cannot create the column families of " + dir + ": " + s.ToString());
+  }
   for (view v : all_views) store->view_cfs_[static_cast<size_t>(v)] = store->cfs_.at(name_of(v));
   store->meta_cf_ = store->cfs_.at(view_meta);
   store->journal_cf_ = store->cfs_.at("journal");
