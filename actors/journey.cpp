@@ -20,11 +20,15 @@ DecisionNote note_of(const Envelope& e) {
   // A note points at the contract's name of its type (read-only: shared by every partition's
   // thread); only decisions reach here, so the name is always found.
   static const std::string unknown = "decision";
-  const auto& types = events::decision_types();
+  static const std::unordered_map<std::string_view, const std::string*> interned = [] {
+    std::unordered_map<std::string_view, const std::string*> names;
+    for (const auto& type : events::decision_types()) names.emplace(type, &type);
+    return names;
+  }();
   DecisionNote n;
   n.id = e.id;
-  auto type = std::find(types.begin(), types.end(), e.type);
-  n.type = type == types.end() ? &unknown : &*type;
+  auto type = interned.find(e.type);
+  n.type = type == interned.end() ? &unknown : type->second;
   n.time_ms = e.time_ms;
   for (const char* key : {"action", "to_queue", "agent", "queue"}) {
     auto it = e.data.find(std::string_view(key));  // compared without a strlen per key
@@ -72,20 +76,45 @@ json Features::to_json() const {
   return o;
 }
 
+namespace {
+
+// A decision note's object, written straight into `out`: its keys are the names below, in
+// key order, as ObjectText would put them (the detail's key sorts before "id" (action, agent),
+// between "id" and "time" (queue), or between "time" and "type" (to_queue)).
+void append_note(std::string& out, const DecisionNote& d) {
+  const std::string_view detail = d.detail_key ? d.detail_key : "";
+  auto put_detail = [&] {
+    out += '"';
+    out += detail;
+    out += "\":";
+    events::append_quoted(out, d.detail);
+    out += ',';
+  };
+  out += '{';
+  if (!detail.empty() && detail < "id") put_detail();
+  out += "\"id\":";
+  events::append_quoted(out, d.id);
+  out += ',';
+  if (!detail.empty() && detail > "id" && detail < "time") put_detail();
+  out += "\"time\":\"";
+  char time[events::max_rfc3339_bytes];
+  out.append(time, events::write_rfc3339_ms(d.time_ms, time));
+  out += "\",";
+  if (!detail.empty() && detail > "time") put_detail();
+  out += "\"type\":";
+  events::append_quoted(out, *d.type);
+  out += '}';
+}
+
+}  // namespace
+
 std::string Visit::to_text() const {
-  // Fields in key order, so ObjectText writes them as they come.
-  std::string list = "[";
+  std::string list;
+  list.reserve(2 + decisions.size() * 96);
+  list += '[';
   for (const auto& d : decisions) {
-    events::ObjectText n;
-    const std::string_view detail = d.detail_key ? d.detail_key : "";
-    if (!detail.empty() && detail < "id") n.text(detail, d.detail);
-    n.text("id", d.id);
-    if (!detail.empty() && detail > "id" && detail < "time") n.text(detail, d.detail);
-    n.time("time", d.time_ms);
-    if (!detail.empty() && detail > "time") n.text(detail, d.detail);
-    n.text("type", *d.type);
     if (list.size() > 1) list += ',';
-    n.append_to(list);
+    append_note(list, d);
   }
   list += ']';
   events::ObjectText o;
@@ -169,6 +198,14 @@ void Journeys::sweep(int64_t time_ms) {
     else
       ++it;
   }
+}
+
+bool Journeys::concerns(const Envelope& e, events::event_kind kind) {
+  const std::string& t = e.type;
+  if (kind == events::event_kind::decision) return t != "event.refused"sv;  // closed, queued, ...
+  return t == "customer.profile_updated"sv || t == "conversation.started"sv ||
+         t == "conversation.intent_detected"sv || t == "conversation.ended"sv ||
+         t == "conversation.reopened"sv;
 }
 
 void Journeys::apply(const Envelope& e, const std::string& customer) {

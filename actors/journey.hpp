@@ -88,6 +88,9 @@ class Journeys {
   // caller knows it for decisions, which name only the conversation); empty when it concerns
   // none. Entries that change nothing here are ignored.
   void apply(const Envelope& e, const std::string& customer);
+  // Whether apply() may change a journey for an entry of this kind: when not, its customer need
+  // not be looked up (apply() with no customer only moves the day on).
+  static bool concerns(const Envelope& e, events::event_kind kind);
 
   const Customer* find(const std::string& customer) const;
   // Features of a customer's journey as of `as_of_ms` (zeros for an unknown customer).

@@ -89,7 +89,8 @@ void Tenant::apply(const Envelope& e) {
   // A refused fact does not move the clock: its time is not trusted (it may be what is wrong).
   if (e.type != "event.refused"sv) clock_ms_ = std::max(clock_ms_, e.time_ms);
   evict_closed_before(e.time_ms - closed_retention_ms);
-  switch (events::kind_of(e.type)) {
+  const events::event_kind kind = events::kind_of(e.type);
+  switch (kind) {
     case events::event_kind::fact:
       if (e.type == "queue.configured"sv) apply_queue_config(e);
       else if (e.type.rfind("agent.", 0) == 0) apply_agent_fact(e);
@@ -98,7 +99,8 @@ void Tenant::apply(const Envelope& e) {
     case events::event_kind::decision: apply_decision(e); break;
     case events::event_kind::unknown: break;
   }
-  journeys_.apply(e, customer_of(e));
+  static const std::string no_customer;
+  journeys_.apply(e, journey::Journeys::concerns(e, kind) ? customer_of(e) : no_customer);
   arbiter_.apply(e);
 }
 
