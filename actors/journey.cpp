@@ -97,8 +97,7 @@ void append_note(std::string& out, const DecisionNote& d) {
   out += ',';
   if (!detail.empty() && detail > "id" && detail < "time") put_detail();
   out += "\"time\":\"";
-  char time[events::max_rfc3339_bytes];
-  out.append(time, events::write_rfc3339_ms(d.time_ms, time));
+  events::append_rfc3339_ms(out, d.time_ms);
   out += "\",";
   if (!detail.empty() && detail > "time") put_detail();
   out += "\"type\":";
@@ -310,14 +309,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
 
 const Customer* Journeys::find(const std::string& customer) const { return lookup(customer); }
 
-Customer* Journeys::lookup(const std::string& id) const {
-  Customer* last = last_found_.entry;
-  if (last && last->id == id) return last;
-  auto it = customers_.find(id);
-  if (it == customers_.end()) return nullptr;
-  last_found_.entry = const_cast<Customer*>(&it->second);  // this Journeys' own map
-  return last_found_.entry;
-}
+Customer* Journeys::lookup(const std::string& id) const { return last_found_.find(customers_, id); }
 
 Features Journeys::features(const std::string& customer, int64_t as_of_ms) const {
   Features f;

@@ -17,6 +17,19 @@ struct LastFound {
     entry = nullptr;
     return *this;
   }
+  // The entry of `map` (id -> T, where T has that `id`) with this id, or null; remembered.
+  template <typename Map>
+  T* find(const Map& map, const typename Map::key_type& id) {
+    if (entry && entry->id == id) return entry;
+    auto it = map.find(id);
+    if (it == map.end()) return nullptr;
+    entry = const_cast<T*>(&it->second);  // the owner's own map, reached through its const view
+    return entry;
+  }
+  // Called before `leaving` leaves the map.
+  void forget(const T* leaving) {
+    if (entry == leaving) entry = nullptr;
+  }
 };
 
 }  // namespace omniroute

@@ -59,12 +59,7 @@ DayStats& Tenant::today(const std::string& queue, int64_t time_ms) {
 // ---- applying -------------------------------------------------------------------------------
 
 Tenant::Conversation* Tenant::find_conversation(const std::string& id) const {
-  Conversation* last = last_found_.entry;
-  if (last && last->id == id) return last;
-  auto it = conversations_.find(id);
-  if (it == conversations_.end()) return nullptr;
-  last_found_.entry = const_cast<Conversation*>(&it->second);  // this Tenant's own map
-  return last_found_.entry;
+  return last_found_.find(conversations_, id);
 }
 
 Tenant::Conversation& Tenant::conversation_at(const std::string& id) {
@@ -77,7 +72,7 @@ void Tenant::evict_closed_before(int64_t time_ms) {
     auto it = conversations_.find(closed_.front().second);
     if (it != conversations_.end() && it->second.state == conversation_state::closed &&
         it->second.last_ms <= closed_.front().first) {
-      if (last_found_.entry == &it->second) last_found_.entry = nullptr;
+      last_found_.forget(&it->second);
       conversations_.erase(it);
     }
     closed_.pop_front();

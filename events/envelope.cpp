@@ -703,8 +703,7 @@ std::string to_text(const Envelope& e) {
   out += ",\"tenant\":";
   append_quoted(out, e.tenant);
   out += ",\"time\":\"";
-  char time[max_rfc3339_bytes];
-  out.append(time, write_rfc3339_ms(e.time_ms, time));
+  append_rfc3339_ms(out, e.time_ms);
   out += "\",\"type\":";
   append_quoted(out, e.type);
   out += '}';

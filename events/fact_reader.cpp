@@ -90,7 +90,7 @@ bool read_event(dom::element v, size_t depth, std::vector<Envelope>& out) {
       continue;
     }
     std::string_view text;
-    if (field.value.get_string().get(text)) return false;  // the data must be an object
+    if (field.value.get_string().get(text)) return false;  // id, type, tenant, time: strings
     switch (at) {
       case 0: e.id = text; break;
       case 1: e.type = text; break;

@@ -41,7 +41,7 @@ struct StoredRecord {
 };
 
 std::string encode(const JournalRecord& r);
-// The same appended to `out`, and the number of bytes it appends.
+// encode(r) appended to `out`; encoded_size(r) is the number of bytes it appends.
 void encode_into(std::string& out, const JournalRecord& r);
 size_t encoded_size(const JournalRecord& r);
 // Fails with a message naming what is corrupt.

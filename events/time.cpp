@@ -139,9 +139,15 @@ size_t write_rfc3339_ms(int64_t ms, char* out) {
   return 24;
 }
 
+void append_rfc3339_ms(std::string& out, int64_t ms) {
+  char text[max_rfc3339_bytes];
+  out.append(text, write_rfc3339_ms(ms, text));
+}
+
 std::string format_rfc3339_ms(int64_t ms) {
-  char buf[max_rfc3339_bytes];
-  return std::string(buf, write_rfc3339_ms(ms, buf));
+  std::string out;
+  append_rfc3339_ms(out, ms);
+  return out;
 }
 
 int64_t wall_clock_us() {

@@ -22,6 +22,8 @@ std::string format_rfc3339_ms(int64_t ms);
 // what std::string holds without allocating. Returns the length.
 constexpr size_t max_rfc3339_bytes = 64;
 size_t write_rfc3339_ms(int64_t ms, char* out);
+// The same appended to `out`.
+void append_rfc3339_ms(std::string& out, int64_t ms);
 
 // The wall clock, microseconds since the epoch. Only for what is not domain logic (append
 // stamps, latency, the age shown at a query); domain logic uses event time.
