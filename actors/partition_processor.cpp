@@ -142,7 +142,7 @@ Status PartitionProcessor::recover() {
   if (Status s = marker_seen.commit(p_, journal_pos{claim->epoch.value() + 1}); !s) return s;
   cursor_ = claim->resume;
   claim_ = *claim;
-  keys_viewed_as_of_ = store_.changes();  // every key journaled so far is in the ids view
+  keys_dropped_as_of_ = store_.changes();  // every key journaled so far is in the ids view
   recovered_ = true;
   return Status::ok();
 }
@@ -174,11 +174,13 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
       return std::nullopt;
     }
   }
-  // Keys journaled but not yet in the ids view are in pending_keys_. A key the front door
-  // looked up, and found unknown, after the last time keys left pending_keys_ for the ids
-  // view is not in that view: the front door saw them there.
-  const bool looked_up = handed && rec.absent_as_of > 0 && rec.absent_as_of >= keys_viewed_as_of_;
-  if (!pending_keys_.insert(tenant + '\0' + id).second || (!looked_up && store_.seq_of(tenant, id))) {
+  // A key the front door found unknown as of keys_dropped_as_of_ or later is journaled only if
+  // it is in journaled_keys_: the keys dropped from memory were in the ids view when the door
+  // looked. Any other key may be in that view.
+  const bool looked_up = handed && rec.absent_as_of > 0 && rec.absent_as_of >= keys_dropped_as_of_;
+  const auto [key, fresh] = journaled_keys_.insert(tenant + '\0' + id);
+  if (fresh) pending_keys_.push_back(&*key);  // journaled now, or found in the ids view below
+  if (!fresh || (!looked_up && store_.seq_of(tenant, id))) {
     if (parsed) ++fact_counts_[{type, "duplicate"}];
     return std::nullopt;
   }
@@ -308,8 +310,16 @@ Status PartitionProcessor::project() {
     if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
   pending_.reset();
   pending_upto_.reset();
+  generation_keys_ += pending_keys_.size();
+  key_generations_.push_back(KeyGeneration{store_.changes(), std::move(pending_keys_)});
   pending_keys_.clear();
-  keys_viewed_as_of_ = store_.changes();
+  while (generation_keys_ > recent_keys_limit_ && key_generations_.size() > 1) {
+    const KeyGeneration& oldest = key_generations_.front();
+    for (const std::string* k : oldest.keys) journaled_keys_.erase(journaled_keys_.find(*k));
+    generation_keys_ -= oldest.keys.size();
+    keys_dropped_as_of_ = oldest.viewed_as_of;
+    key_generations_.pop_front();
+  }
   pending_tenants_.clear();
   return Status::ok();
 }
@@ -319,8 +329,11 @@ void PartitionProcessor::invalidate() {
   recovered_ = false;
   pending_.reset();  // recovery brings the views up to the journal
   pending_upto_.reset();
+  journaled_keys_.clear();
   pending_keys_.clear();
-  keys_viewed_as_of_ = std::numeric_limits<uint64_t>::max();  // until recovery: look them up
+  key_generations_.clear();
+  generation_keys_ = 0;
+  keys_dropped_as_of_ = std::numeric_limits<uint64_t>::max();  // until recovery: look them up
   pending_tenants_.clear();
 }
 

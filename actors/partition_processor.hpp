@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -76,6 +77,10 @@ class PartitionProcessor {
   // the journal.
   void invalidate();
 
+  // How many idempotency keys of past projections the processor keeps in memory (16,384 unless
+  // set), besides those of the newest: with fewer, it reads the ids view more often.
+  void keep_recent_keys(size_t n) { recent_keys_limit_ = n; }
+
   partition_id partition() const { return p_; }
   bool recovered() const { return recovered_; }
 
@@ -109,10 +114,25 @@ class PartitionProcessor {
   // keys (not yet in the ids view) and the tenants whose state changed.
   std::unique_ptr<projections::ViewBatch> pending_;
   std::optional<journal_pos> pending_upto_;
-  std::unordered_set<std::string> pending_keys_;
-  // Store::changes() read after keys last left pending_keys_ (their projection was written, or
-  // a recovery put every journaled key in the ids view); the maximum until a recovery.
-  uint64_t keys_viewed_as_of_ = std::numeric_limits<uint64_t>::max();
+  // Idempotency keys known journaled, in memory: those journaled since the last projection
+  // (pending_keys_, not in the ids view yet) and those of the latest projections (by
+  // generation, at least the newest, while they hold at most recent_keys_limit_ keys). A key
+  // leaves with its generation, oldest first. The front door's lookups miss the keys of
+  // generations projected after it looked, so those are the ones kept: the partition host
+  // answers most keys the door found unknown without reading the ids view again.
+  struct KeyGeneration {
+    uint64_t viewed_as_of;                // Store::changes() read after its projection
+    std::vector<const std::string*> keys;  // into journaled_keys_ (its nodes do not move)
+  };
+  size_t recent_keys_limit_ = 16384;
+  std::unordered_set<std::string> journaled_keys_;
+  std::vector<const std::string*> pending_keys_;
+  std::deque<KeyGeneration> key_generations_;
+  size_t generation_keys_ = 0;  // in key_generations_
+  // viewed_as_of of the newest generation dropped, or Store::changes() read at the recovery
+  // (which put every journaled key in the ids view); the maximum until a recovery. A key the
+  // front door found unknown as of this or later is either in memory or not journaled.
+  uint64_t keys_dropped_as_of_ = std::numeric_limits<uint64_t>::max();
   // Facts decided in this step, by type and result, for the observer.
   std::map<std::pair<std::string, std::string_view>, size_t> fact_counts_;
   std::set<std::string> pending_tenants_;

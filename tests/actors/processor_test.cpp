@@ -179,6 +179,44 @@ TEST_CASE("a key two front doors found unknown is journaled once, whenever its c
   check_rebuild_equals_live(node);
 }
 
+TEST_CASE("a key the front door found unknown before its projection left memory is looked up again") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 5, false);
+  p.keep_recent_keys(1);  // past projections' keys: only the newest generation stays
+  auto setup = workload(0);
+  for (const std::string c : {"1", "2", "3"})
+    setup.push_back(event("s-" + c, "conversation.started", at(20),
+                          {{"conversation", "c-" + c}, {"customer", "u"}, {"channel", "web"}, {"queue", "billing"}}));
+  node.ingest(setup, true, node.store->changes());
+  node.drain(p);
+  // A message the domain accepts every time it comes (each to a conversation of its own):
+  // only idempotency stops a second copy.
+  auto message = [](const std::string& c) {
+    return event("m-" + c, "conversation.message", at(21),
+                 {{"conversation", "c-" + c}, {"from", "customer"}, {"text", "hello"}});
+  };
+  // m-1's copy is looked up before m-1 is projected. By the time the copy arrives, m-1 has
+  // left memory (two newer keys were projected after it): only the ids view knows it.
+  const uint64_t looked_up = node.store->changes();
+  node.ingest({message("1")}, true, looked_up);
+  node.drain(p);
+  node.ingest({message("2"), message("3")}, true, node.store->changes());
+  node.drain(p);
+  // m-3's copy, looked up as early, is still in memory (the newest generation stays).
+  node.ingest({message("1"), message("3")}, true, looked_up);
+  node.drain(p);
+  std::map<std::string, int> copies;
+  for (const auto& e : node.journal()) {
+    CHECK(e["type"] != "event.refused");
+    ++copies[e["id"].get<std::string>()];
+  }
+  CHECK(copies["m-1"] == 1);
+  CHECK(copies["m-2"] == 1);
+  CHECK(copies["m-3"] == 1);
+  check_rebuild_equals_live(node);
+}
+
 TEST_CASE("the journal index points into the embedded journal or holds copies, and reads the same") {
   testing::TempDir dir;
   using projections::journal_index;
