@@ -310,9 +310,11 @@ Status PartitionProcessor::project() {
     if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
   pending_.reset();
   pending_upto_.reset();
-  generation_keys_ += pending_keys_.size();
-  key_generations_.push_back(KeyGeneration{store_.changes(), std::move(pending_keys_)});
-  pending_keys_.clear();
+  if (!pending_keys_.empty()) {
+    generation_keys_ += pending_keys_.size();
+    key_generations_.push_back(KeyGeneration{store_.changes(), std::move(pending_keys_)});
+    pending_keys_.clear();
+  }
   while (generation_keys_ > recent_keys_limit_ && key_generations_.size() > 1) {
     const KeyGeneration& oldest = key_generations_.front();
     for (const std::string* k : oldest.keys) journaled_keys_.erase(journaled_keys_.find(*k));

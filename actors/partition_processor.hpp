@@ -4,8 +4,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -77,8 +77,9 @@ class PartitionProcessor {
   // the journal.
   void invalidate();
 
-  // How many idempotency keys of past projections the processor keeps in memory (16,384 unless
-  // set), besides those of the newest: with fewer, it reads the ids view more often.
+  // At most how many idempotency keys of past projections the processor keeps in memory
+  // (16,384 unless set; the last projection's are kept however many they are). With fewer, it
+  // reads the ids view more often.
   void keep_recent_keys(size_t n) { recent_keys_limit_ = n; }
 
   partition_id partition() const { return p_; }
