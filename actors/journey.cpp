@@ -184,7 +184,7 @@ void Journeys::sweep(int64_t time_ms) {
   const int64_t day = time_ms / day_ms;
   if (day <= swept_day_) return;
   swept_day_ = day;
-  last_found_.entry = nullptr;  // the customer it points at may leave
+  last_found_.forget_all();  // the customer it points at may leave
   for (auto it = customers_.begin(); it != customers_.end();) {
     Customer& c = it->second;
     size_t old = 0;

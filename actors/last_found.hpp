@@ -30,6 +30,8 @@ struct LastFound {
   void forget(const T* leaving) {
     if (entry == leaving) entry = nullptr;
   }
+  // Called before entries may leave the map, whichever they are.
+  void forget_all() { entry = nullptr; }
 };
 
 }  // namespace omniroute

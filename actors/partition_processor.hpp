@@ -111,8 +111,8 @@ class PartitionProcessor {
   size_t max_batch_;
   bool clock_ticks_;
   std::chrono::milliseconds projection_interval_;
-  // Journaled since the last projection: the view changes, how far they reach, the idempotency
-  // keys (not yet in the ids view) and the tenants whose state changed.
+  // Journaled since the last projection: the view changes and how far they reach (its
+  // idempotency keys are pending_keys_, its tenants pending_tenants_).
   std::unique_ptr<projections::ViewBatch> pending_;
   std::optional<journal_pos> pending_upto_;
   // Idempotency keys known journaled, in memory: those journaled since the last projection
