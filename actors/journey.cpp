@@ -55,8 +55,8 @@ void add_once(std::vector<std::string>& list, const std::string& item) {
 
 }  // namespace
 
-void Features::add_to(events::ObjectText& o) const {
-  // In key order, so ObjectText writes them as they come.
+void Features::add_to(events::CompactDoc& o) const {
+  // In key order, so the text needs no sorting when it is read.
   o.integer("contacts_30d", contacts_30d).integer("contacts_7d", contacts_7d);
   if (last_channel.empty()) o.null("last_channel");
   else o.text("last_channel", last_channel);
@@ -76,50 +76,19 @@ json Features::to_json() const {
   return o;
 }
 
-namespace {
-
-// A decision note's object, written straight into `out`: its keys are the names below, in
-// key order, as ObjectText would put them (the detail's key sorts before "id" (action, agent),
-// between "id" and "time" (queue), or between "time" and "type" (to_queue)).
-void append_note(std::string& out, const DecisionNote& d) {
-  const std::string_view detail = d.detail_key ? d.detail_key : "";
-  auto put_detail = [&] {
-    out += '"';
-    out += detail;
-    out += "\":";
-    events::append_quoted(out, d.detail);
-    out += ',';
-  };
-  out += '{';
-  if (!detail.empty() && detail < "id") put_detail();
-  out += "\"id\":";
-  events::append_quoted(out, d.id);
-  out += ',';
-  if (!detail.empty() && detail > "id" && detail < "time") put_detail();
-  out += "\"time\":\"";
-  events::append_rfc3339_ms(out, d.time_ms);
-  out += "\",";
-  if (!detail.empty() && detail > "time") put_detail();
-  out += "\"type\":";
-  events::append_quoted(out, *d.type);
-  out += '}';
-}
-
-}  // namespace
-
-std::string Visit::to_text() const {
-  std::string list;
-  list.reserve(2 + decisions.size() * 96);
-  list += '[';
-  for (const auto& d : decisions) {
-    if (list.size() > 1) list += ',';
-    append_note(list, d);
-  }
-  list += ']';
-  events::ObjectText o;
+void Visit::write(events::CompactDoc& o) const {
+  // In key order but a decision note's detail (action, agent, queue, to_queue), which the
+  // text puts in its place among the note's other keys when it is read.
+  o.clear();
   o.texts("agents", agents).text("channel", channel).text("conversation", conversation);
   if (csat) o.number("csat", *csat);
-  o.raw("decisions", list);
+  o.begin_array("decisions");
+  for (const auto& d : decisions) {
+    o.item();
+    if (d.detail_key && *d.detail_key) o.text(d.detail_key, d.detail);
+    o.text("id", d.id).time("time", d.time_ms).text("type", *d.type).end_object();
+  }
+  o.end_array();
   if (ended_ms >= 0) o.time("ended_at", ended_ms);
   if (!ended_by.empty()) o.text("ended_by", ended_by);
   if (!intent.empty()) o.text("intent", intent);
@@ -128,7 +97,6 @@ std::string Visit::to_text() const {
       .boolean("repeat_contact_24h", repeat_contact_24h)
       .time("started_at", started_ms)
       .number("wait_s", static_cast<double>(waited_ms) / 1000.0);
-  return o.str();
 }
 
 std::string Journeys::visit_key(const std::string& customer, const Visit& v) {
@@ -151,20 +119,35 @@ void Journeys::touch(Customer& c, const Visit& v) {
 }
 
 void Journeys::forget(const Customer& c, const Visit& v) {
-  if (touched_visits_.erase({c.id, v.conversation})) forgotten_[visit_key(c.id, v)] = v.to_text();
+  if (!touched_visits_.erase({c.id, v.conversation})) return;
+  events::CompactDoc doc;
+  v.write(doc);
+  forgotten_[visit_key(c.id, v)] = doc.str();
 }
 
 Journeys::Changes Journeys::take_touched() {
   return {std::exchange(touched_, {}), std::exchange(touched_visits_, {}), std::exchange(forgotten_, {})};
 }
 
-std::optional<std::pair<std::string, std::string>> Journeys::visit_text(
-    const std::string& customer, const std::string& conversation) const {
+std::optional<std::string> Journeys::visit_doc(const std::string& customer,
+                                               const std::string& conversation,
+                                               events::CompactDoc& out) const {
   const Customer* c = lookup(customer);
   if (!c) return std::nullopt;
   const Visit* v = visit_of(*c, conversation);
   if (!v) return std::nullopt;
-  return std::pair{visit_key(customer, *v), v->to_text()};
+  v->write(out);
+  return visit_key(customer, *v);
+}
+
+std::optional<std::pair<std::string, std::string>> Journeys::visit_text(
+    const std::string& customer, const std::string& conversation) const {
+  events::CompactDoc doc;
+  auto key = visit_doc(customer, conversation, doc);
+  if (!key) return std::nullopt;
+  auto text = events::document_text(doc.bytes());
+  if (!text) return std::nullopt;
+  return std::pair{std::move(*key), std::move(*text)};
 }
 
 std::optional<std::pair<std::string, json>> Journeys::visit_view(const std::string& customer,
@@ -354,19 +337,24 @@ json Journeys::summary(const std::string& customer, const std::string& current,
   return s;
 }
 
-std::optional<std::string> Journeys::view_text(const std::string& customer) const {
+bool Journeys::view_doc(const std::string& customer, events::CompactDoc& o) const {
   const Customer* c = find(customer);
-  if (!c) return std::nullopt;
-  events::ObjectText features;
-  features.time("as_of", c->last_ms);
-  Journeys::features(customer, c->last_ms).add_to(features);
-  events::ObjectText o;
-  o.text("customer", c->id).object("features", features);
+  if (!c) return false;
+  o.clear();
+  o.text("customer", c->id).begin_object("features").time("as_of", c->last_ms);
+  Journeys::features(customer, c->last_ms).add_to(o);
+  o.end_object();
   if (c->profile.is_object()) o.json("profile", c->profile);
   else o.raw("profile", "{}");
   if (c->profile_updated_ms >= 0) o.time("profile_updated_at", c->profile_updated_ms);
   else o.null("profile_updated_at");
-  return o.str();
+  return true;
+}
+
+std::optional<std::string> Journeys::view_text(const std::string& customer) const {
+  events::CompactDoc doc;
+  if (!view_doc(customer, doc)) return std::nullopt;
+  return events::document_text(doc.bytes());
 }
 
 std::optional<json> Journeys::view(const std::string& customer) const {

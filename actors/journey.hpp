@@ -26,7 +26,7 @@
 #include "actors/last_found.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
-#include "events/json_text.hpp"
+#include "events/compact_doc.hpp"
 
 namespace omniroute::journey {
 
@@ -40,7 +40,7 @@ struct Features {
   std::optional<double> mean_csat;  // over the journey's conversations that have one
   int64_t open_conversations = 0;
   std::string last_channel;  // of the latest conversation
-  void add_to(events::ObjectText& o) const;  // its fields, to an object being written
+  void add_to(events::CompactDoc& o) const;  // its fields, to an object being written
   json to_json() const;
 };
 
@@ -66,7 +66,7 @@ struct Visit {
   std::optional<double> csat;
   std::vector<DecisionNote> decisions;  // the latest decision_limit
   bool open() const { return ended_ms < 0; }
-  std::string to_text() const;  // its document in the journey view
+  void write(events::CompactDoc& o) const;  // its document in the journey view, into `o` (cleared)
 };
 
 struct Customer {
@@ -98,8 +98,9 @@ class Journeys {
   // What an agent sees with an offer: the features and the latest conversations other than
   // `current` (at most 3), each with its channel, intent, outcome and how long ago it started.
   json summary(const std::string& customer, const std::string& current, int64_t as_of_ms) const;
-  // The customer view: profile and features as of the customer's latest entry (as text, and
-  // that text parsed).
+  // The customer view: profile and features as of the customer's latest entry (stored form
+  // into `out`, false for an unknown customer; as text; and that text parsed).
+  bool view_doc(const std::string& customer, events::CompactDoc& out) const;
   std::optional<std::string> view_text(const std::string& customer) const;
   std::optional<json> view(const std::string& customer) const;
   // The key of a conversation's document in the journey view: the customer, a separator no id
@@ -128,6 +129,9 @@ class Journeys {
   };
   Changes take_touched();
   // A conversation's document and its key in the journey view; nullopt when not in memory.
+  // visit_doc writes the stored form into `out` and returns the key.
+  std::optional<std::string> visit_doc(const std::string& customer, const std::string& conversation,
+                                       events::CompactDoc& out) const;
   std::optional<std::pair<std::string, std::string>> visit_text(const std::string& customer,
                                                                 const std::string& conversation) const;
   std::optional<std::pair<std::string, json>> visit_view(const std::string& customer,

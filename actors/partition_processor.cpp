@@ -58,25 +58,26 @@ void project_touched(PartitionState& state, projections::ViewBatch& batch,
   for (const auto& [tenant, queue] : state.schedules.take_touched())
     if (auto* s = state.schedules.find(tenant, queue))
       batch.put_document(view::schedules, tenant, queue, projections::ScheduleBook::to_json(queue, *s));
+  events::CompactDoc doc;  // one for every document: its buffer is reused
   for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
     for (const auto* id : in_order(t.conversations))
-      if (auto doc = tenant.conversation_text(*id)) batch.put_document(view::conversations, name, *id, std::string_view(*doc));
+      if (tenant.conversation_doc(*id, doc)) batch.put_document(view::conversations, name, *id, doc.bytes());
     for (const auto* id : in_order(t.agents))
-      if (auto doc = tenant.agent_text(*id)) batch.put_document(view::agents, name, *id, std::string_view(*doc));
+      if (tenant.agent_doc(*id, doc)) batch.put_document(view::agents, name, *id, doc.bytes());
     for (const auto* id : in_order(t.queues))
-      if (auto doc = tenant.queue_view(*id)) batch.put_document(view::queues, name, *id, *doc);
+      if (auto q = tenant.queue_view(*id)) batch.put_document(view::queues, name, *id, *q);
     for (const auto* id : in_order(t.journeys.customers))
-      if (auto doc = tenant.customer_text(*id)) batch.put_document(view::customers, name, *id, std::string_view(*doc));
-    for (const auto& [key, doc] : t.journeys.forgotten)
-      batch.put_document(view::journeys, name, key, std::string_view(doc));
+      if (tenant.customer_doc(*id, doc)) batch.put_document(view::customers, name, *id, doc.bytes());
+    for (const auto& [key, stored] : t.journeys.forgotten)
+      batch.put_document(view::journeys, name, key, std::string_view(stored));
     for (const auto* visit : in_order(t.journeys.visits))
-      if (auto v = tenant.visit_text(visit->first, visit->second))
-        batch.put_document(view::journeys, name, v->first, std::string_view(v->second));
+      if (auto key = tenant.visit_doc(visit->first, visit->second, doc))
+        batch.put_document(view::journeys, name, *key, doc.bytes());
     for (const auto& id : t.arbitration.policies)
-      if (auto doc = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *doc);
-    for (const auto& [id, doc] : t.arbitration.decisions) batch.put_document(view::decisions, name, id, doc);
-    for (const auto& [id, doc] : t.arbitration.outcomes) batch.put_document(view::outcomes, name, id, doc);
+      if (auto p = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *p);
+    for (const auto& [id, d] : t.arbitration.decisions) batch.put_document(view::decisions, name, id, d);
+    for (const auto& [id, o] : t.arbitration.outcomes) batch.put_document(view::outcomes, name, id, o);
     if (touched_queues) (*touched_queues)[name].insert(t.queues.begin(), t.queues.end());
   }
 }

@@ -114,18 +114,25 @@ class Tenant {
   int64_t clock_ms() const { return clock_ms_; }
 
   // Views as JSON documents (the projections store them); nullopt for an unknown id. The
-  // documents written for every event are rendered as text (conversation_text, agent_text,
-  // customer_text, visit_text); their *_view forms are that text parsed.
+  // documents written for every event are stored compact: *_doc writes one's stored form
+  // into `out` (false for an unknown id), *_text is its JSON text and *_view that text parsed.
+  bool conversation_doc(const std::string& id, events::CompactDoc& out) const;
   std::optional<std::string> conversation_text(const std::string& id) const;
   std::optional<json> conversation_view(const std::string& id) const;
+  bool agent_doc(const std::string& id, events::CompactDoc& out) const;
   std::optional<std::string> agent_text(const std::string& id) const;
   std::optional<json> agent_view(const std::string& id) const;
   std::optional<json> queue_view(const std::string& id) const;
   // A customer's view (profile, journey features; its conversations are in
   // Touched::journeys.visits) and an arbitration policy in force (docs/arbitration.md).
+  bool customer_doc(const std::string& id, events::CompactDoc& out) const { return journeys_.view_doc(id, out); }
   std::optional<std::string> customer_text(const std::string& id) const { return journeys_.view_text(id); }
   std::optional<json> customer_view(const std::string& id) const { return journeys_.view(id); }
   std::optional<json> policy_view(const std::string& id) const { return arbiter_.policy_view(id); }
+  std::optional<std::string> visit_doc(const std::string& customer, const std::string& conversation,
+                                       events::CompactDoc& out) const {
+    return journeys_.visit_doc(customer, conversation, out);
+  }
   std::optional<std::pair<std::string, std::string>> visit_text(const std::string& customer,
                                                                 const std::string& conversation) const {
     return journeys_.visit_text(customer, conversation);

@@ -3,7 +3,6 @@
 
 #include "actors/routing.hpp"
 #include "actors/routing_subjects.hpp"
-#include "events/json_text.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::routing {
@@ -510,19 +509,18 @@ void Tenant::apply_arbitration(const Envelope& e, Conversation& c) {
 
 // ---- views ----------------------------------------------------------------------------------
 
-std::optional<std::string> Tenant::conversation_text(const std::string& id) const {
+bool Tenant::conversation_doc(const std::string& id, events::CompactDoc& v) const {
   const Conversation* found = find_conversation(id);
-  if (!found) return std::nullopt;
+  if (!found) return false;
   const Conversation& c = *found;
-  // In key order, so ObjectText writes the fields as they come.
-  events::ObjectText v;
+  // In key order, so the text needs no sorting when it is read.
+  v.clear();
   if (!c.agent.empty()) v.text("agent", c.agent);
   if (!c.decision.empty()) {
-    events::ObjectText a;
-    if (c.action.empty()) a.null("action");
-    else a.text("action", c.action);
-    a.text("decision", c.decision);
-    v.object("arbitration", a);
+    v.begin_object("arbitration");
+    if (c.action.empty()) v.null("action");
+    else v.text("action", c.action);
+    v.text("decision", c.decision).end_object();
   }
   v.json("attributes", c.attributes).text("channel", c.channel);
   if (c.closed_ms >= 0 && c.state == conversation_state::closed)
@@ -552,19 +550,25 @@ std::optional<std::string> Tenant::conversation_text(const std::string& id) cons
       .time("updated_at", c.last_ms);
   if (c.state == conversation_state::wrap_up && c.wrap_up_due_ms >= 0)
     v.time("wrap_up_until", c.wrap_up_due_ms);
-  return v.str();
+  return true;
+}
+
+std::optional<std::string> Tenant::conversation_text(const std::string& id) const {
+  events::CompactDoc doc;
+  if (!conversation_doc(id, doc)) return std::nullopt;
+  return events::document_text(doc.bytes());
 }
 
 std::optional<json> Tenant::conversation_view(const std::string& id) const {
   return parsed(conversation_text(id));
 }
 
-std::optional<std::string> Tenant::agent_text(const std::string& id) const {
+bool Tenant::agent_doc(const std::string& id, events::CompactDoc& v) const {
   auto it = agents_.find(id);
-  if (it == agents_.end()) return std::nullopt;
+  if (it == agents_.end()) return false;
   const Agent& a = it->second;
-  // In key order, so ObjectText writes the fields as they come.
-  events::ObjectText v;
+  // In key order, so the text needs no sorting when it is read.
+  v.clear();
   v.text("agent", a.id).json("attributes", a.attributes);
   if (!a.blocks.empty()) v.json("blocks", json(a.blocks));
   v.integers("capacity", a.capacity).texts("conversations", a.work);
@@ -579,7 +583,13 @@ std::optional<std::string> Tenant::agent_text(const std::string& id) const {
       .json("skills", a.skills)
       .text("status", a.status)
       .text("tenant", name_);
-  return v.str();
+  return true;
+}
+
+std::optional<std::string> Tenant::agent_text(const std::string& id) const {
+  events::CompactDoc doc;
+  if (!agent_doc(id, doc)) return std::nullopt;
+  return events::document_text(doc.bytes());
 }
 
 std::optional<json> Tenant::agent_view(const std::string& id) const {

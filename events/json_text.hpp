@@ -1,6 +1,6 @@
-// JSON object text written field by field, without building an nlohmann::json tree: the views
-// a partition host writes for every event (conversations, customers, journeys) are rendered
-// this way. The text is byte for byte what nlohmann::json::dump() gives for the same object
+// JSON object text written field by field, without building an nlohmann::json tree: the view
+// documents a partition host stores compact (events/compact_doc.hpp) read as text this way.
+// The text is byte for byte what nlohmann::json::dump() gives for the same object
 // (keys in byte order, whatever order the fields are added in; strings escaped alike; numbers
 // formatted alike), so the documents and their digests do not depend on which way they were
 // written.

@@ -13,6 +13,7 @@
 #include <cstdio>
 
 #include "events/bytes.hpp"
+#include "events/compact_doc.hpp"
 #include "events/envelope.hpp"
 
 namespace omniroute::projections {
@@ -107,6 +108,20 @@ class AddCounters : public rocksdb::AssociativeMergeOperator {
   }
   const char* Name() const override { return "omniroute.AddIntervalCounters"; }
 };
+
+// The JSON document a stored value holds (compact or text), or nullopt.
+std::optional<json> parsed_document(std::string_view stored) {
+  auto text = events::document_text(stored);
+  if (!text) return std::nullopt;
+  json j = json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+// Views whose values are JSON documents (the others hold seqs, index items and counters).
+bool holds_documents(view v) {
+  return v != view::journal && v != view::ids && v != view::intervals;
+}
 
 rocksdb::ColumnFamilyOptions cf_options() {
   rocksdb::ColumnFamilyOptions o;
@@ -270,9 +285,7 @@ std::optional<json> Store::document(view v, const std::string& tenant, const std
   std::string value;
   if (!db_->Get(rocksdb::ReadOptions(), cf(v), tenant_key(tenant, id), &value).ok())
     return std::nullopt;
-  json j = json::parse(value, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
+  return parsed_document(value);
 }
 
 std::vector<json> Store::documents_with_prefix(view v, const std::string& tenant,
@@ -289,10 +302,9 @@ std::vector<json> Store::documents_with_prefix(view v, const std::string& tenant
   ro.iterate_lower_bound = &lower_slice;
   if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(v)));
-  for (it->SeekToLast(); it->Valid() && out.size() < limit; it->Prev()) {
-    json j = json::parse(it->value().ToString(), nullptr, false);
-    if (!j.is_discarded()) out.push_back(std::move(j));
-  }
+  for (it->SeekToLast(); it->Valid() && out.size() < limit; it->Prev())
+    if (auto j = parsed_document(std::string_view(it->value().data(), it->value().size())))
+      out.push_back(std::move(*j));
   std::reverse(out.begin(), out.end());
   return out;
 }
@@ -444,12 +456,17 @@ json Store::digests() const {
     ro.total_order_seek = true;  // a hashed memtable iterates by prefix unless told otherwise
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(v)));
     for (it->SeekToFirst(); it->Valid(); it->Next(), ++count) {
+      // A document's text, not its stored form: the digest is the same however it was stored.
+      std::string_view value(it->value().data(), it->value().size());
+      std::optional<std::string> text;
+      if (holds_documents(v)) text = events::document_text(value);
+      if (text) value = *text;
       std::string sizes;
       put_be(sizes, it->key().size(), 4);
-      put_be(sizes, it->value().size(), 4);
+      put_be(sizes, value.size(), 4);
       mix(sizes.data(), sizes.size());
       mix(it->key().data(), it->key().size());
-      mix(it->value().data(), it->value().size());
+      mix(value.data(), value.size());
     }
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016" PRIx64, h);

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "actors/partition_processor.hpp"
+#include "events/compact_doc.hpp"
 #include "events/embedded_log.hpp"
 #include "events/time.hpp"
 #include "ops/server.hpp"
@@ -410,6 +411,37 @@ TEST_CASE("the store counts what it was given to write") {
   CHECK(after.writes - before.writes == 1);
   CHECK(after.keys - before.keys == 1);
   CHECK(after.wal_bytes - before.wal_bytes >= bytes);
+}
+
+TEST_CASE("a view document reads and digests the same stored compact or as text") {
+  // The partition host stores documents compact; earlier versions stored their text.
+  testing::TempDir compact_dir, text_dir;
+  Node compact(compact_dir.str()), text(text_dir.str());
+  events::CompactDoc doc;
+  doc.text("conversation", "c-1")
+      .time("started_at", 1795168800000)
+      .begin_array("decisions")
+      .item()
+      .text("type", "conversation.queued")
+      .text("id", "d-1")
+      .end_object()
+      .end_array();
+  const std::string as_text = *events::document_text(doc.bytes());
+  const std::string key = "u-1\x1f" "000001795168800000c-1";
+  projections::ViewBatch in_compact(*compact.store), in_text(*text.store);
+  in_compact.put_document(projections::view::journeys, "acme", key, doc.bytes());
+  in_text.put_document(projections::view::journeys, "acme", key, std::string_view(as_text));
+  REQUIRE(in_compact.commit(partition_id{0}, journal_pos{1}));
+  REQUIRE(in_text.commit(partition_id{0}, journal_pos{1}));
+
+  const auto read = compact.store->document(projections::view::journeys, "acme", key);
+  REQUIRE(read.has_value());
+  CHECK(read->dump() == as_text);
+  CHECK((*read)["decisions"][0]["id"] == "d-1");
+  CHECK(read == text.store->document(projections::view::journeys, "acme", key));
+  CHECK(compact.store->documents_with_prefix(projections::view::journeys, "acme", "u-1\x1f", 10) ==
+        std::vector<nlohmann::json>{*read});
+  CHECK(compact.store->digests() == text.store->digests());
 }
 
 TEST_CASE("views behind the journal catch up on recovery, and rebuild equals live") {

@@ -297,10 +297,11 @@ TEST_CASE("journey features as a tree are what their text says") {
   f.contacts_7d = 2;
   f.contacts_30d = 5;
   for (int round = 0; round < 2; ++round) {
-    events::ObjectText text;
-    f.add_to(text);
-    CHECK(f.to_json() == nlohmann::json::parse(text.str()));
-    CHECK(f.to_json().dump() == text.str());
+    events::CompactDoc doc;
+    f.add_to(doc);
+    const std::string text = *events::document_text(doc.bytes());
+    CHECK(f.to_json() == nlohmann::json::parse(text));
+    CHECK(f.to_json().dump() == text);
     f.repeat_contact_24h = true;
     f.mean_csat = 4.25;
     f.open_conversations = 1;
