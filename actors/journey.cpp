@@ -142,10 +142,11 @@ std::optional<std::string> Journeys::visit_doc(const std::string& customer,
 
 std::optional<std::pair<std::string, std::string>> Journeys::visit_text(
     const std::string& customer, const std::string& conversation) const {
-  events::CompactDoc doc;
-  auto key = visit_doc(customer, conversation, doc);
-  if (!key) return std::nullopt;
-  auto text = events::document_text(doc.bytes());
+  std::optional<std::string> key;
+  auto text = events::text_of([&](events::CompactDoc& doc) {
+    key = visit_doc(customer, conversation, doc);
+    return key.has_value();
+  });
   if (!text) return std::nullopt;
   return std::pair{std::move(*key), std::move(*text)};
 }
@@ -352,9 +353,7 @@ bool Journeys::view_doc(const std::string& customer, events::CompactDoc& o) cons
 }
 
 std::optional<std::string> Journeys::view_text(const std::string& customer) const {
-  events::CompactDoc doc;
-  if (!view_doc(customer, doc)) return std::nullopt;
-  return events::document_text(doc.bytes());
+  return events::text_of([&](events::CompactDoc& doc) { return view_doc(customer, doc); });
 }
 
 std::optional<json> Journeys::view(const std::string& customer) const {

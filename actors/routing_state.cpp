@@ -554,9 +554,7 @@ bool Tenant::conversation_doc(const std::string& id, events::CompactDoc& v) cons
 }
 
 std::optional<std::string> Tenant::conversation_text(const std::string& id) const {
-  events::CompactDoc doc;
-  if (!conversation_doc(id, doc)) return std::nullopt;
-  return events::document_text(doc.bytes());
+  return events::text_of([&](events::CompactDoc& doc) { return conversation_doc(id, doc); });
 }
 
 std::optional<json> Tenant::conversation_view(const std::string& id) const {
@@ -587,9 +585,7 @@ bool Tenant::agent_doc(const std::string& id, events::CompactDoc& v) const {
 }
 
 std::optional<std::string> Tenant::agent_text(const std::string& id) const {
-  events::CompactDoc doc;
-  if (!agent_doc(id, doc)) return std::nullopt;
-  return events::document_text(doc.bytes());
+  return events::text_of([&](events::CompactDoc& doc) { return agent_doc(id, doc); });
 }
 
 std::optional<json> Tenant::agent_view(const std::string& id) const {

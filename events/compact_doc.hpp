@@ -78,9 +78,7 @@ class CompactDoc {
   template <typename Range>
   CompactDoc& texts(std::string_view key, const Range& values) {
     field(tag_texts, key);
-    size_t n = 0;
-    for (auto it = values.begin(); it != values.end(); ++it) ++n;
-    put_size(n);
+    put_size(values.size());
     for (const auto& v : values) put_string(v);
     return *this;
   }
@@ -204,5 +202,14 @@ inline bool is_compact(std::string_view stored) {
 // The JSON text of a stored document: a CompactDoc's rendered, anything else as it is.
 // nullopt when a CompactDoc's bytes are cut short or malformed.
 std::optional<std::string> document_text(std::string_view stored);
+
+// The text of the document `write` writes into a CompactDoc, or nullopt when `write` returns
+// false (there is none).
+template <typename Write>
+std::optional<std::string> text_of(Write write) {
+  CompactDoc doc;
+  if (!write(doc)) return std::nullopt;
+  return document_text(doc.bytes());
+}
 
 }  // namespace omniroute::events
