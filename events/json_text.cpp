@@ -103,14 +103,6 @@ ObjectText& ObjectText::null(std::string_view key) {
   return end();
 }
 
-ObjectText& ObjectText::json(std::string_view key, const nlohmann::json& value) {
-  start(key);
-  std::string text;
-  append_json(text, value);
-  put(text);
-  return end();
-}
-
 ObjectText& ObjectText::raw(std::string_view key, std::string_view json_text) {
   start(key);
   put(json_text);

@@ -12,8 +12,6 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 namespace omniroute::events {
 
 class ObjectText {
@@ -45,7 +43,6 @@ class ObjectText {
     put('}');
     return end();
   }
-  ObjectText& json(std::string_view key, const nlohmann::json& value);
   // A value already written as JSON text (e.g. another ObjectText's result).
   ObjectText& raw(std::string_view key, std::string_view json_text);
   // Another object's text, appended without a string of its own in between.
@@ -87,8 +84,8 @@ class ObjectText {
   void put_integer(int64_t value);
   // Appends to the text. The text is its first len_ bytes at data_: the inline buffer until it
   // is full, then heap_. These appends are inline, where each std::string append is a call
-  // into libstdc++, and the documents written for every event fit the inline buffers: an
-  // ObjectText allocates nothing until str().
+  // into libstdc++, and a view document fits the inline buffers: rendering one allocates
+  // nothing until str().
   void put(std::string_view s) {
     if (len_ + s.size() > cap_) grow(s.size());
     if (!s.empty()) std::memcpy(data_ + len_, s.data(), s.size());

@@ -459,7 +459,7 @@ json Store::digests() const {
       // A document's text, not its stored form: the digest is the same however it was stored.
       std::string_view value(it->value().data(), it->value().size());
       std::optional<std::string> text;
-      if (holds_documents(v)) text = events::document_text(value);
+      if (holds_documents(v) && events::is_compact(value)) text = events::document_text(value);
       if (text) value = *text;
       std::string sizes;
       put_be(sizes, it->key().size(), 4);
