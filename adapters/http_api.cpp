@@ -204,6 +204,10 @@ void HttpApi::routes() {
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   svr.set_payload_max_length(options_.max_body_bytes);
   svr.set_keep_alive_max_count(10000);
+  // httplib writes an answer's headers and its body in separate sends: with Nagle's algorithm
+  // on, the body waits for the peer's delayed ACK of the headers, 40 ms on Linux, on every
+  // answer too short to fill a segment (one event posted, a journal read, a view).
+  svr.set_tcp_nodelay(true);
 
   // Counts every answer by route pattern; fills in a JSON body for errors httplib raises itself
   // (413 for an oversized body, 404 for an unknown route, 400 for a malformed request).

@@ -3,6 +3,13 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <future>
 
@@ -32,6 +39,7 @@ struct Running {
     server = std::move(s.value());
     http = std::make_unique<httplib::Client>("127.0.0.1", server->port());
     http->set_read_timeout(40, 0);
+    http->set_tcp_nodelay(true);  // else a short request's body waits for the headers' ACK
   }
   httplib::Result post(const json& body) {
     return http->Post("/v1/events", body.dump(), "application/json");
@@ -73,6 +81,7 @@ std::future<std::pair<int, std::string>> long_poll(Running& r, const std::string
   return std::async(std::launch::async, [port, tenant] {
     httplib::Client c("127.0.0.1", port);
     c.set_read_timeout(40, 0);
+    c.set_tcp_nodelay(true);
     auto res = c.Get(("/v1/journal?tenant=" + tenant + "&wait_ms=30000").c_str());
     return res ? std::make_pair(res->status, res->body) : std::make_pair(-1, std::string());
   });
@@ -211,6 +220,39 @@ TEST_CASE("queries answer 404 for unknown ids and 400 without a tenant") {
   CHECK(r.get("/v1/journal?tenant=acme&limit=0", 400)["parameter"] == "limit");
   CHECK(r.get("/v1/journal?tenant=a%20b", 400)["parameter"] == "tenant");
   CHECK(r.get("/v1/nothing", 404)["error"] == "not_found");
+}
+
+TEST_CASE("the server's connections send without Nagle's delay (TCP_NODELAY)") {
+  // With Nagle's algorithm, an answer's body, sent after its headers, waits for the client's
+  // delayed ACK: 40 ms for every answer that does not fill a segment (one event posted).
+  Running r;
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(client >= 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(r.server->port()));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(client, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+  char answer[512];
+  REQUIRE(::recv(client, answer, sizeof answer, 0) > 0);  // the server has the connection now
+  sockaddr_in mine{};
+  socklen_t len = sizeof mine;
+  REQUIRE(::getsockname(client, reinterpret_cast<sockaddr*>(&mine), &len) == 0);
+  // The server's end of this connection: the socket of this process whose peer is `mine`.
+  int nodelay = -1;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(entry.path().filename().string());
+    sockaddr_in peer{};
+    socklen_t plen = sizeof peer;
+    if (fd == client || ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0) continue;
+    if (peer.sin_family != AF_INET || peer.sin_port != mine.sin_port) continue;
+    socklen_t olen = sizeof nodelay;
+    REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &olen) == 0);
+  }
+  ::close(client);
+  CHECK(nodelay == 1);
 }
 
 TEST_CASE("the journal long-poll returns as soon as a decision is written") {

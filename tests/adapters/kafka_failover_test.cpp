@@ -92,6 +92,8 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   REQUIRE(b->ready());  // both own partitions: the group split them
 
   httplib::Client via_a("127.0.0.1", a->port()), via_b("127.0.0.1", b->port());
+  via_a.set_tcp_nodelay(true);
+  via_b.set_tcp_nodelay(true);
   auto ids = post_round(via_a, 0);
   auto more = post_round(via_b, 1);
   ids.insert(ids.end(), more.begin(), more.end());

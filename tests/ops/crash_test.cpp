@@ -164,6 +164,7 @@ void crash_and_check(size_t events, int min_kills, const std::vector<std::string
     }
     httplib::Client http("127.0.0.1", child.port);
     http.set_read_timeout(30, 0);
+    http.set_tcp_nodelay(true);
     auto res = http.Post("/v1/events", batch.dump(), "application/json");
     if (killer.joinable()) killer.join();
     if (res && res->status == 202) {
@@ -189,6 +190,7 @@ void crash_and_check(size_t events, int min_kills, const std::vector<std::string
   std::set<std::string> journaled;
   httplib::Client http("127.0.0.1", child.port);
   http.set_read_timeout(30, 0);
+  http.set_tcp_nodelay(true);
   // Stops when everything arrived, or when nothing new arrived for 150 rounds (30+ seconds: a
   // restarted Kafka member waits for its killed predecessor's session to time out).
   for (int idle = 0; idle < 150 && journaled.size() < acknowledged.size(); ++idle) {
