@@ -5,7 +5,8 @@
 //    last event of every tenant is journaled and projected;
 //  - parse: nlohmann::json::parse of each event's text, one thread (the baseline).
 // Each is the best of three runs (the machine's noise swings a single run by a third); e2e
-// prints every run's rate, CPU per event by thread and RocksDB writes per event.
+// prints every run's rate, CPU per event by thread and RocksDB writes per event. Then the round
+// trip of one event per POST, against GET /healthz's on the same connection.
 // The last line is `e2e_events_per_s=X parse_events_per_s=Y ratio=X/Y`.
 #include <httplib.h>
 
@@ -37,36 +38,47 @@ json event(const std::string& id, const std::string& type, const std::string& te
           {"time", events::format_rfc3339_ms(1795168800000 + ms)}, {"data", std::move(data)}};
 }
 
+// The events, the tenant (0-7) of each, and the id of each tenant's last event.
+struct Workload {
+  std::vector<std::string> texts;
+  std::vector<int> tenant;
+  std::vector<std::pair<std::string, std::string>> last;  // (tenant, id)
+  void add(int t, std::string text) {
+    texts.push_back(std::move(text));
+    tenant.push_back(t);
+  }
+};
+
 // A contact-centre day in miniature over 8 tenants: agents log in, conversations start, carry
 // messages and end; auto-accept queues assign them, wrap-ups free the agents.
-std::vector<std::string> make_events(size_t n, std::vector<std::pair<std::string, std::string>>& last) {
-  std::vector<std::string> out;
+Workload make_events(size_t n) {
+  Workload w;
   const int tenants = 8;
-  last.resize(tenants);
+  w.last.resize(tenants);
   for (int t = 0; t < tenants; ++t) {
     std::string tn = "tenant" + std::to_string(t);
-    out.push_back(event(tn + "-q", "queue.configured", tn, 0, {{"queue", "support"}, {"auto_accept", true}}).dump());
+    w.add(t, event(tn + "-q", "queue.configured", tn, 0, {{"queue", "support"}, {"auto_accept", true}}).dump());
     for (int a = 0; a < 50; ++a)
-      out.push_back(event(tn + "-a" + std::to_string(a), "agent.logged_in", tn, 1,
+      w.add(t, event(tn + "-a" + std::to_string(a), "agent.logged_in", tn, 1,
                           {{"agent", "agent" + std::to_string(a)}, {"queues", {"support"}},
                            {"capacity", {{"chat", 3}, {"voice", 1}}}})
                         .dump());
   }
-  for (size_t i = 0; out.size() < n; ++i) {
+  for (size_t i = 0; w.texts.size() < n; ++i) {
     int t = static_cast<int>(i % tenants);
     std::string tn = "tenant" + std::to_string(t), c = "c" + std::to_string(i), k = std::to_string(i);
     int64_t ms = 1000 + static_cast<int64_t>(i) * 10;
-    out.push_back(event(tn + "-s" + k, "conversation.started", tn, ms,
+    w.add(t, event(tn + "-s" + k, "conversation.started", tn, ms,
                         {{"conversation", c}, {"customer", "u" + std::to_string(i % 5000)},
                          {"channel", i % 5 == 0 ? "voice" : "web"}, {"queue", "support"}})
                       .dump());
-    out.push_back(event(tn + "-m" + k, "conversation.message", tn, ms + 1,
+    w.add(t, event(tn + "-m" + k, "conversation.message", tn, ms + 1,
                         {{"conversation", c}, {"from", "customer"}, {"text", "my card was charged twice"}})
                       .dump());
-    out.push_back(event(tn + "-e" + k, "conversation.ended", tn, ms + 2, {{"conversation", c}, {"by", "customer"}}).dump());
-    last[t] = {tn, tn + "-e" + k};
+    w.add(t, event(tn + "-e" + k, "conversation.ended", tn, ms + 2, {{"conversation", c}, {"by", "customer"}}).dump());
+    w.last[static_cast<size_t>(t)] = {tn, tn + "-e" + k};
   }
-  return out;
+  return w;
 }
 
 // CPU time (user + system) this process has used so far, in seconds.
@@ -115,9 +127,8 @@ double parse_rate(const std::vector<std::string>& texts) {
   return best;
 }
 
-double e2e_rate(const std::vector<std::string>& texts,
-                const std::vector<std::pair<std::string, std::string>>& last, bool sync) {
-  auto dir = std::filesystem::temp_directory_path() / ("omniroute-bench-" + std::to_string(::getpid()));
+// A server on the embedded engine in a new directory, on any free port.
+std::unique_ptr<ops::Server> start_server(const std::filesystem::path& dir, bool sync) {
   std::filesystem::remove_all(dir);
   ops::ServerOptions o;
   o.engine.data_dir = dir.string();
@@ -128,15 +139,65 @@ double e2e_rate(const std::vector<std::string>& texts,
     std::cerr << server.error().message() << "\n";
     std::exit(1);
   }
+  return std::move(server.value());
+}
+
+// The median and the 99th percentile of `micros`, which it sorts.
+std::pair<double, double> median_p99(std::vector<double>& micros) {
+  std::sort(micros.begin(), micros.end());
+  return {micros[micros.size() / 2], micros[micros.size() * 99 / 100]};
+}
+
+// What one event per request costs a client that waits for each answer (a chat platform
+// forwarding messages as they come): the round trips of the workload's first `count` events,
+// one POST each on one keep-alive connection, against GET /healthz's (an answer with no work
+// behind it) on the same connection.
+void single_event_round_trips(const Workload& w, size_t count) {
+  auto dir = std::filesystem::temp_directory_path() / ("omniroute-bench-rt-" + std::to_string(::getpid()));
+  auto server = start_server(dir, false);
+  httplib::Client http("127.0.0.1", server->port());
+  http.set_keep_alive(true);
+  http.set_tcp_nodelay(true);
+  std::vector<double> posts, gets;
+  for (size_t i = 0; i < std::min(count, w.texts.size()); ++i) {
+    auto t0 = clock_type::now();
+    auto res = http.Post("/v1/events", w.texts[i], "application/json");
+    auto t1 = clock_type::now();
+    auto health = http.Get("/healthz");
+    auto t2 = clock_type::now();
+    if (!res || res->status != 202 || !health || health->status != 200) {
+      std::cerr << "single-event ingest failed: " << (res ? res->body : "no answer") << "\n";
+      std::exit(1);
+    }
+    posts.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    gets.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count());
+  }
+  const auto [post_median, post_p99] = median_p99(posts);
+  const auto [get_median, get_p99] = median_p99(gets);
+  std::printf("one event per POST, 1 client, %zu requests: round trip median %.0f µs, 99th "
+              "percentile %.0f µs (GET /healthz on the same connection: %.0f µs, %.0f µs)\n",
+              posts.size(), post_median, post_p99, get_median, get_p99);
+  server->stop();
+  server.reset();
+  std::filesystem::remove_all(dir);
+}
+
+double e2e_rate(const Workload& w, bool sync) {
+  const std::vector<std::string>& texts = w.texts;
+  auto dir = std::filesystem::temp_directory_path() / ("omniroute-bench-" + std::to_string(::getpid()));
+  auto server = start_server(dir, sync);
   // Each client owns whole tenants, so every tenant's events arrive in order.
   const size_t batch = 1000, clients = 4;
   std::vector<std::vector<std::string>> bodies(clients);
   {
     std::vector<std::vector<const std::string*>> per_client(clients);
-    for (const auto& t : texts) {
-      auto at = t.find("\"tenant\":\"tenant") + 17;
-      per_client[static_cast<size_t>(t[at] - '0') % clients].push_back(&t);
-    }
+    for (size_t i = 0; i < texts.size(); ++i)
+      per_client[static_cast<size_t>(w.tenant[i]) % clients].push_back(&texts[i]);
+    for (const auto& mine : per_client)
+      if (mine.empty()) {  // the rate would be of fewer clients than it says
+        std::cerr << "a client has no events\n";
+        std::exit(1);
+      }
     for (size_t c = 0; c < clients; ++c)
       for (size_t i = 0; i < per_client[c].size(); i += batch) {
         std::string body = "[";
@@ -145,8 +206,8 @@ double e2e_rate(const std::vector<std::string>& texts,
         bodies[c].push_back(body + "]");
       }
   }
-  const int port = (*server)->port();
-  auto& store = (*server)->store();
+  const int port = server->port();
+  auto& store = server->store();
   const auto written0 = store.write_totals();
   // RocksDB's background threads outlive a database: count only what they use from now on.
   const auto by_kind0 = cpu_by_thread_kind();
@@ -157,6 +218,7 @@ double e2e_rate(const std::vector<std::string>& texts,
     senders.emplace_back([&, c] {
       httplib::Client http("127.0.0.1", port);
       http.set_keep_alive(true);
+      http.set_tcp_nodelay(true);
       for (const auto& body : bodies[c]) {
         auto res = http.Post("/v1/events", body, "application/json");
         if (!res || res->status != 202) {
@@ -167,7 +229,7 @@ double e2e_rate(const std::vector<std::string>& texts,
     });
   for (auto& t : senders) t.join();
   auto ingested = clock_type::now();
-  for (const auto& [tenant, id] : last)
+  for (const auto& [tenant, id] : w.last)
     while (!store.seq_of(tenant, id)) store.wait_for_change(store.changes(), std::chrono::milliseconds(100));
   auto done = clock_type::now();
   double secs = std::chrono::duration<double>(done - t0).count();
@@ -192,8 +254,8 @@ double e2e_rate(const std::vector<std::string>& texts,
               static_cast<double>(written.keys - written0.keys) / n,
               static_cast<double>(written.wal_bytes - written0.wal_bytes) / n,
               static_cast<double>(written.writes - written0.writes) / n);
-  (*server)->stop();
-  server->reset();
+  server->stop();
+  server.reset();
   std::filesystem::remove_all(dir);
   return static_cast<double>(texts.size()) / secs;
 }
@@ -202,8 +264,8 @@ double e2e_rate(const std::vector<std::string>& texts,
 
 int main(int argc, char** argv) {
   size_t n = argc > 1 ? std::stoul(argv[1]) : 200000;
-  std::vector<std::pair<std::string, std::string>> last;
-  auto texts = make_events(n, last);
+  const Workload w = make_events(n);
+  const std::vector<std::string>& texts = w.texts;
   size_t bytes = 0;
   for (const auto& t : texts) bytes += t.size();
   std::printf("omniroute bench: %zu events, %.0f bytes each on average, %u cores\n", texts.size(),
@@ -214,10 +276,11 @@ int main(int argc, char** argv) {
   std::printf("e2e: 4 HTTP clients POST batches of 1000 -> ingest -> journal -> projections "
               "(embedded engine), best of 3 as for the parse rate:\n");
   double e2e = 0;
-  for (int round = 0; round < 3; ++round) e2e = std::max(e2e, e2e_rate(texts, last, false));
+  for (int round = 0; round < 3; ++round) e2e = std::max(e2e, e2e_rate(w, false));
   std::printf("e2e with --sync (fsync every append, survives power loss):\n");
-  double e2e_sync = e2e_rate(texts, last, true);
+  double e2e_sync = e2e_rate(w, true);
   std::printf("e2e_sync_events_per_s=%.0f\n", e2e_sync);
+  single_event_round_trips(w, 2000);
   std::printf("e2e_events_per_s=%.0f parse_events_per_s=%.0f ratio=%.3f\n", e2e, parse, e2e / parse);
   return 0;
 }
