@@ -27,11 +27,17 @@ struct EmbeddedHandles {
 
 class EmbeddedLog final : public EventLog {
  public:
+  // What the in-memory tails of all partitions together hold at most, by default: each
+  // record's text, and three times that for a parsed envelope beside it.
+  static constexpr size_t default_tail_bytes = 128 << 20;
+
   // Opens the log in an open database. `partitions` is used when the database is new; an
   // existing one keeps the count it was created with. `sync` makes every append fsync its
-  // write-ahead log (survives power loss, not only a killed process).
+  // write-ahead log (survives power loss, not only a killed process). `tail_bytes` is shared
+  // by the partitions evenly.
   static result<std::unique_ptr<EmbeddedLog>> open(EmbeddedHandles handles, int partitions,
-                                                   bool sync);
+                                                   bool sync,
+                                                   size_t tail_bytes = default_tail_bytes);
   ~EmbeddedLog() override;
 
   // The key under which partition p's records from position n on are stored in a column
@@ -96,6 +102,8 @@ class EmbeddedLog final : public EventLog {
   EmbeddedHandles h_;
   rocksdb::WriteOptions write_options_;
   std::vector<std::unique_ptr<Partition>> parts_;
+  size_t tail_bytes_ = 0;    // per partition
+  size_t tail_records_ = 0;  // per partition
 };
 
 }  // namespace omniroute::events

@@ -239,6 +239,40 @@ TEST_CASE("embedded: the in-process reader gets validated envelopes without pars
   CHECK(validated_appends_read_back_as_their_text(engine) == 20);
 }
 
+TEST_CASE("embedded: a reader behind the in-memory tail reads the older records from storage") {
+  testing::TempDir dir;
+  auto store = std::move(projections::Store::open(dir.str()).value());
+  std::vector<std::string> payloads;
+  std::vector<Envelope> envelopes;
+  for (int i = 0; i < 100; ++i) {
+    Envelope e;
+    e.id = "v" + std::to_string(1000 + i);  // every text the same size
+    e.type = "conversation.message";
+    e.tenant = "acme";
+    e.time_ms = 1795168800000;
+    e.data = {{"conversation", "c"}, {"from", "customer"}, {"text", std::string(200, 'x')}};
+    payloads.push_back(to_text(e));
+    envelopes.push_back(std::move(e));
+  }
+  // Room for the last 40 records with their envelopes (four times a text each).
+  const size_t budget = 40 * 4 * payloads[0].size();
+  auto log = std::move(EmbeddedLog::open(store->log_handles(), 1, false, budget).value());
+  for (size_t i = 0; i < 100; i += 10) {
+    std::vector<std::string> texts(payloads.begin() + static_cast<long>(i), payloads.begin() + static_cast<long>(i + 10));
+    std::vector<Envelope> mine;
+    for (size_t k = i; k < i + 10; ++k) mine.push_back(envelopes[k]);
+    REQUIRE(log->append_validated(partition_id{0}, texts, std::move(mine), 7, nullptr));
+  }
+  auto got = read_n(*log, partition_id{0}, 0, 100);
+  REQUIRE(got.size() == 100);
+  for (size_t i = 0; i < 100; ++i) {
+    CHECK(got[i].offset.value() == static_cast<int64_t>(i));
+    CHECK(got[i].payload == payloads[i]);
+    CHECK(got[i].parsed.has_value() == (i >= 60));  // only the tail's are handed over
+    if (got[i].parsed) CHECK(to_text(*got[i].parsed) == payloads[i]);
+  }
+}
+
 TEST_CASE("embedded: records appended together share a key, and every record reads alone") {
   EmbeddedEngine engine;
   std::vector<std::string> payloads;
