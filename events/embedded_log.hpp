@@ -27,9 +27,10 @@ struct EmbeddedHandles {
 
 class EmbeddedLog final : public EventLog {
  public:
-  // What the in-memory tails of all partitions together hold at most, by default: each
-  // record's text, and three times that for a parsed envelope beside it.
+  // What the in-memory tails of all partitions together hold at most, by default, as counted
+  // by tail_weight: a record and its text, and a parsed envelope beside it.
   static constexpr size_t default_tail_bytes = 128 << 20;
+  static size_t tail_weight(size_t payload_bytes, bool parsed);
 
   // Opens the log in an open database. `partitions` is used when the database is new; an
   // existing one keeps the count it was created with. `sync` makes every append fsync its

@@ -254,8 +254,8 @@ TEST_CASE("embedded: a reader behind the in-memory tail reads the older records 
     payloads.push_back(to_text(e));
     envelopes.push_back(std::move(e));
   }
-  // Room for the last 40 records with their envelopes (four times a text each).
-  const size_t budget = 40 * 4 * payloads[0].size();
+  // Room for the last 40 records with their envelopes.
+  const size_t budget = 40 * EmbeddedLog::tail_weight(payloads[0].size(), true);
   auto log = std::move(EmbeddedLog::open(store->log_handles(), 1, false, budget).value());
   for (size_t i = 0; i < 100; i += 10) {
     std::vector<std::string> texts(payloads.begin() + static_cast<long>(i), payloads.begin() + static_cast<long>(i + 10));
