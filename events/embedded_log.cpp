@@ -209,12 +209,11 @@ result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::open(EmbeddedHandles h, int pa
   // A partition host that falls behind its tail reads the records from RocksDB, parses them
   // again and looks their ids up: behind, it gets slower. A burst the hosts cannot keep up
   // with is what the tail is for. On the ingest benchmark (4 partitions, 4 clients) the hosts
-  // ended about 24,000 events behind each; with 8 MiB a partition (about 11,600 events of 180
-  // bytes as it counted them then, fewer in fact) they fell out of it: median of four
+  // ended about 24,000 events behind each, and fell out of tails of 8 MiB each: median of four
   // interleaved runs 116,000 -> 128,000 events/s and partition hosts 13.3 -> 11.0 µs an event
-  // with 32 MiB (about 29,000 such events).
+  // with 32 MiB each (about 29,000 of its events). Each record weighs at least its own size,
+  // so the bytes bound the count of tiny records too.
   log->tail_bytes_ = tail_bytes / static_cast<size_t>(partitions);
-  log->tail_records_ = log->tail_bytes_ / 512;  // the tail of tiny records is bounded too
   for (int i = 0; i < partitions; ++i) {
     auto part = std::make_unique<Partition>();
     auto ingest_end = end_of(h.db, h.ingest, partition_id{i});
@@ -285,7 +284,7 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
     }
     part->tail_bytes += weight_of(part->tail.back());
   }
-  while (part->tail.size() > tail_records_ || part->tail_bytes > tail_bytes_) {
+  while (part->tail_bytes > tail_bytes_) {
     part->tail_bytes -= weight_of(part->tail.front());
     part->tail.pop_front();
     ++part->tail_start;

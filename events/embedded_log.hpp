@@ -103,8 +103,7 @@ class EmbeddedLog final : public EventLog {
   EmbeddedHandles h_;
   rocksdb::WriteOptions write_options_;
   std::vector<std::unique_ptr<Partition>> parts_;
-  size_t tail_bytes_ = 0;    // per partition
-  size_t tail_records_ = 0;  // per partition
+  size_t tail_bytes_ = 0;  // per partition
 };
 
 }  // namespace omniroute::events
