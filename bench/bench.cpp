@@ -165,8 +165,12 @@ void single_event_round_trips(const Workload& w, size_t count) {
     auto t1 = clock_type::now();
     auto health = http.Get("/healthz");
     auto t2 = clock_type::now();
-    if (!res || res->status != 202 || !health || health->status != 200) {
+    if (!res || res->status != 202) {
       std::cerr << "single-event ingest failed: " << (res ? res->body : "no answer") << "\n";
+      std::exit(1);
+    }
+    if (!health || health->status != 200) {
+      std::cerr << "GET /healthz failed: " << (health ? health->body : "no answer") << "\n";
       std::exit(1);
     }
     posts.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());

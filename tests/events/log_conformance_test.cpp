@@ -258,9 +258,9 @@ TEST_CASE("embedded: a reader behind the in-memory tail reads the older records 
   const size_t budget = 40 * EmbeddedLog::tail_weight(payloads[0].size(), true);
   auto log = std::move(EmbeddedLog::open(store->log_handles(), 1, false, budget).value());
   for (size_t i = 0; i < 100; i += 10) {
-    std::vector<std::string> texts(payloads.begin() + static_cast<long>(i), payloads.begin() + static_cast<long>(i + 10));
-    std::vector<Envelope> mine;
-    for (size_t k = i; k < i + 10; ++k) mine.push_back(envelopes[k]);
+    const auto from = static_cast<long>(i), to = static_cast<long>(i + 10);
+    std::vector<std::string> texts(payloads.begin() + from, payloads.begin() + to);
+    std::vector<Envelope> mine(envelopes.begin() + from, envelopes.begin() + to);
     REQUIRE(log->append_validated(partition_id{0}, texts, std::move(mine), 7, nullptr));
   }
   auto got = read_n(*log, partition_id{0}, 0, 100);
