@@ -109,10 +109,10 @@ int replay(const ops::EngineOptions& options, bool rebuild) {
 int digest(const ops::EngineOptions& options) {
   auto storage = ops::open_storage(options);
   if (!storage) return fail(storage.error().message());
-  // Views cleared on opening (built by an older version the other way) are rebuilt first, as
-  // a server would: the digest is of the views, never of their absence.
-  if (storage->views_cleared)
-    if (Status s = catch_up(*storage); !s) return fail(s.message());
+  // The views are brought up to the journal first, as a server would: after a crash they are
+  // what RocksDB last flushed (they are written without its WAL), and views cleared on opening
+  // (built by an older version the other way) are absent. The digest is of the journal's views.
+  if (Status s = catch_up(*storage); !s) return fail(s.message());
   std::cout << storage->store->digests().dump(2) << "\n";
   return 0;
 }

@@ -53,12 +53,14 @@ enum class journal_index { copy, local };
 class Store {
  public:
   // Opens (creating if needed) the database in `dir`. Fails if another process has it open.
-  static result<std::unique_ptr<Store>> open(const std::string& dir);
+  // Each column family's memtable holds `memtable_bytes` (0: RocksDB's 64 MiB) before it is
+  // flushed to a table file; tests make it small to flush often.
+  static result<std::unique_ptr<Store>> open(const std::string& dir, size_t memtable_bytes = 0);
   ~Store();
   // The options the database and its column families are opened with, for a tool that opens
   // it directly: without the merge operators, RocksDB cannot replay the write-ahead log.
   static rocksdb::DBOptions db_options();
-  static std::vector<rocksdb::ColumnFamilyDescriptor> column_families();
+  static std::vector<rocksdb::ColumnFamilyDescriptor> column_families(size_t memtable_bytes = 0);
 
   // Handles for the embedded event log engine.
   events::EmbeddedHandles log_handles() const;

@@ -1,0 +1,65 @@
+// For processor_test: processes a workload into the data directory argv[1] on the embedded
+// engine with small memtables, so that RocksDB flushes many times meanwhile, then kills itself
+// with SIGKILL: nothing is closed, and what no flush reached is lost, as in a crash.
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "actors/partition_processor.hpp"
+#include "events/embedded_log.hpp"
+#include "events/time.hpp"
+
+using namespace omniroute;
+
+namespace {
+
+std::string event(const std::string& id, const std::string& type, int64_t s, const nlohmann::json& data) {
+  return nlohmann::json{{"id", id}, {"type", type}, {"tenant", "acme"},
+                        {"time", events::format_rfc3339_ms(1795168800000 + s * 1000)}, {"data", data}}
+      .dump();
+}
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "crash_writer: %s\n", what.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) return fail("usage: crash_writer DIR");
+  auto store = projections::Store::open(argv[1], 64 * 1024);
+  if (!store) return fail(store.error().message());
+  if (auto how = (*store)->index_journal(projections::journal_index::local); !how)
+    return fail(how.error().message());
+  auto log = events::EmbeddedLog::open((*store)->log_handles(), 1, false);
+  if (!log) return fail(log.error().message());
+  actors::ProcessorObserver quiet;
+  actors::PartitionProcessor processor(**log, **store, partition_id{0}, quiet, 50, false);
+
+  // Two agents take what they can; the rest waits and is abandoned. Customers come back.
+  std::vector<std::string> texts = {
+      event("q", "queue.configured", 0, {{"queue", "billing"}, {"auto_accept", true}}),
+      event("a1", "agent.logged_in", 1, {{"agent", "alice"}, {"queues", {"billing"}}, {"capacity", {{"chat", 3}}}}),
+      event("a2", "agent.logged_in", 1, {{"agent", "bob"}, {"queues", {"billing"}}, {"capacity", {{"chat", 2}}}})};
+  for (int i = 0; i < 4000; ++i) {
+    const std::string c = "c-" + std::to_string(i), k = std::to_string(i);
+    texts.push_back(event("s" + k, "conversation.started", 10 + 2 * i,
+                          {{"conversation", c}, {"customer", "u" + std::to_string(i % 40)},
+                           {"channel", "web"}, {"queue", "billing"}}));
+    texts.push_back(event("e" + k, "conversation.ended", 11 + 2 * i, {{"conversation", c}, {"by", "customer"}}));
+  }
+  for (size_t at = 0; at < texts.size(); at += 100) {
+    std::vector<std::string> chunk(texts.begin() + static_cast<long>(at),
+                                   texts.begin() + static_cast<long>(std::min(at + 100, texts.size())));
+    if (Status s = (*log)->append_ingest(partition_id{0}, chunk, nullptr); !s) return fail(s.message());
+    for (;;) {
+      auto n = processor.step(std::chrono::milliseconds(0));
+      if (!n) return fail(n.error().message());
+      if (*n == 0) break;
+    }
+  }
+  std::raise(SIGKILL);
+  return fail("still alive after SIGKILL");
+}
