@@ -167,22 +167,12 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memta
       o.memtable_prefix_bloom_size_ratio = 0.05;
       o.memtable_whole_key_filtering = true;
     }
-    if (v == view::ids || v == view::conversations || v == view::customers) {
-      // Read by whole key only (and in full by digests(), in total order), and written about
-      // once per event: a hash of small lists instead of one large skiplist makes an insert and
-      // a lookup a bucket's work instead of a search through every key in the memtable.
-      // Measured on the ingest benchmark (median of 5): partition host 20.6 -> 17.5 µs per
-      // event, front door 6.6 -> 5.6 µs, with a skiplist per bucket. A key is nearly always
-      // alone in its bucket, and a sorted linked list per bucket (RocksDB makes a bucket a
-      // skiplist past 256 keys) spares each new key the bucket's skiplist: the view writes
-      // take 16% fewer instructions (callgrind, 10,000 events: 418M -> 350M), host CPU median
-      // of four interleaved runs 15.3 -> 13.4 µs per event. The prefix is the whole key.
-      o.prefix_extractor.reset(rocksdb::NewNoopTransform());
-      // 200,000 buckets for RocksDB's 64 MiB memtable, and as many per byte for another size
-      // (the bucket array is allocated with the memtable and counts towards its size).
-      const size_t buckets = memtable_bytes == 0 ? 200000 : std::max<size_t>(1, memtable_bytes / 335);
-      o.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(buckets));
-    }
+    // Every view keeps RocksDB's skiplist memtable. A hashed one (hash-linked lists, the whole
+    // key as prefix) makes an insert a bucket's work, but a flush must first sort it, through a
+    // new skiplist: about 10,600 instructions a key, on top of a pass over its 200,000 buckets.
+    // A benchmark shorter than a memtable's life never paid that; a sustained one did. One
+    // million events, three runs each: hashed 58,600-65,900 events/s (RocksDB's threads 7.1-8.3
+    // µs per event), skiplists 86,300-93,200 (1.9-2.1 µs).
   }
   descs.emplace_back(view_meta, cf_options(memtable_bytes));
   return descs;
@@ -194,9 +184,8 @@ rocksdb::DBOptions Store::db_options() {
   options.create_missing_column_families = true;
   options.IncreaseParallelism(2);
   // Measured: the single-writer memtable insert path makes a partition host 17% faster
-  // (53k -> 62k events/s on one thread); the concurrent one buys nothing on 2 cores (and the
-  // hashed memtables do not support it). Again on the ingest benchmark, with the plain
-  // memtables it needs: median of 4 interleaved runs 64,900 -> 50,900 events/s.
+  // (53k -> 62k events/s on one thread); the concurrent one buys nothing on 2 cores. Again on
+  // the ingest benchmark: median of 4 interleaved runs 64,900 -> 50,900 events/s.
   options.allow_concurrent_memtable_write = false;
   // The views are written without the WAL (ViewBatch::commit): every column family is flushed
   // at the same point, so what a crash leaves of them is the views as of one moment with the
@@ -461,7 +450,6 @@ json Store::digests() const {
     };
     uint64_t count = 0;
     rocksdb::ReadOptions ro;
-    ro.total_order_seek = true;  // a hashed memtable iterates by prefix unless told otherwise
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(v)));
     for (it->SeekToFirst(); it->Valid(); it->Next(), ++count) {
       // A document's text, not its stored form: the digest is the same however it was stored.
