@@ -9,15 +9,15 @@
 #include "actors/partition_processor.hpp"
 #include "events/embedded_log.hpp"
 #include "events/time.hpp"
+#include "tests/support/support.hpp"
 
 using namespace omniroute;
 
 namespace {
 
-std::string event(const std::string& id, const std::string& type, int64_t s, const nlohmann::json& data) {
-  return nlohmann::json{{"id", id}, {"type", type}, {"tenant", "acme"},
-                        {"time", events::format_rfc3339_ms(1795168800000 + s * 1000)}, {"data", data}}
-      .dump();
+// The text of an event of tenant acme, `s` seconds into the day the tests use.
+std::string event(const std::string& id, const std::string& type, int64_t s, nlohmann::json data) {
+  return testing::event(id, type, events::format_rfc3339_ms(1795168800000 + s * 1000), std::move(data)).dump();
 }
 
 int fail(const std::string& what) {
