@@ -519,10 +519,11 @@ void ViewBatch::put_record(const events::JournalRecord& r, partition_id p, journ
   if (r.entries.empty()) return;
   for (const auto& e : r.entries) {
     if (e.kind != events::entry_kind::decision) {
-      std::string seq;  // 8 bytes: held inline, no allocation
-      put_be(seq, e.seq.value(), 8);
-      assign_tenant_key(key_, e.tenant, e.id);
-      batch_.Put(store_.cf(view::ids), key_, seq);
+      ids_.push_back(IdKey{static_cast<uint32_t>(id_keys_.size()),
+                           static_cast<uint32_t>(e.tenant.size() + 1 + e.id.size()), e.seq.value()});
+      id_keys_ += e.tenant;
+      id_keys_.push_back('\0');
+      id_keys_ += e.id;
     }
   }
   const auto& first = r.entries.front();
@@ -557,6 +558,20 @@ void ViewBatch::add_intervals(const IntervalDeltas& deltas) {
 }
 
 Status ViewBatch::commit(partition_id p, journal_pos applied) {
+  // In key order: each insert into the memtable's skiplist starts from where the one before
+  // it ended, instead of from the top (the keys of a projection fall into a few runs, one per
+  // tenant and kind of id).
+  auto key_of = [this](const IdKey& k) { return std::string_view(id_keys_).substr(k.at, k.size); };
+  std::stable_sort(ids_.begin(), ids_.end(),
+                   [&](const IdKey& a, const IdKey& b) { return key_of(a) < key_of(b); });
+  for (const IdKey& k : ids_) {
+    std::string seq;  // 8 bytes: held inline, no allocation
+    put_be(seq, k.seq, 8);
+    const std::string_view key = key_of(k);
+    batch_.Put(store_.cf(view::ids), rocksdb::Slice(key.data(), key.size()), seq);
+  }
+  ids_.clear();
+  id_keys_.clear();
   for (const auto& [bucket, items] : index_) batch_.Merge(store_.cf(view::journal), bucket, items);
   index_.clear();
   last_items_ = nullptr;

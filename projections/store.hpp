@@ -162,13 +162,19 @@ class ViewBatch {
   Store& store_;
   rocksdb::WriteBatch batch_;
   std::map<std::string, std::string> index_;  // journal view: items to add, by bucket key
-  // The bucket the last record went to (a tenant's records fill one bucket after another),
-  // and a key buffer reused for every record: put_record looks neither up nor allocates
-  // while records stay in one bucket.
+  // The bucket the last record went to (a tenant's records fill one bucket after another):
+  // put_record looks nothing up while records stay in one bucket.
   std::string* last_items_ = nullptr;
   std::string last_tenant_;
   uint64_t last_bucket_ = 0;
-  std::string key_;
+  // The ids view's keys (tenant_key, one after another in id_keys_) and seqs, written at the
+  // commit.
+  struct IdKey {
+    uint32_t at, size;
+    uint64_t seq;
+  };
+  std::string id_keys_;
+  std::vector<IdKey> ids_;
   size_t entries_ = 0;
 };
 
