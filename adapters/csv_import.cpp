@@ -322,7 +322,7 @@ result<ImportSummary> CsvImporter::run(std::istream& in, events::EventLog& log,
   auto flush = [&]() -> Status {
     if (batch.empty()) return Status::ok();
     auto ingested = ingest(log, store, batch);
-    if (!ingested) return ingested.error();
+    if (!ingested) return Status::error(ingested.error().message);
     for (const auto& r : *ingested) {
       if (r.duplicate) {
         ++summary.duplicates;

@@ -266,11 +266,17 @@ void HttpApi::routes() {
       return;
     }
 
-    auto ingested = ingest(log_, store_, envs);
+    auto ingested = ingest(log_, store_, envs, options_.backlog_wait);
+    if (!ingested && ingested.error().backlog_full) {
+      res.set_header("Retry-After", "1");
+      send_error(res, 503, "backlog_full",
+                 {{"reason", ingested.error().message}, {"retry", "resend the same request later"}});
+      return;
+    }
     if (!ingested) {
       // Some partitions may already hold their events; a retry is safe (idempotency keys).
       send_error(res, 503, "unavailable",
-                 {{"reason", ingested.error().message()}, {"retry", "resend the same request"}});
+                 {{"reason", ingested.error().message}, {"retry", "resend the same request"}});
       return;
     }
     // The answer is written as text, keys in the order json::dump gives them: a batch answers

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,6 +26,9 @@ struct HttpOptions {
   size_t max_body_bytes = 4u << 20;    // larger bodies are refused with 413
   size_t max_batch_events = 10000;     // larger batches are refused with 400
   int threads = 64;                    // long-polls hold a thread each while they wait
+  // How long POST /v1/events waits for room when the partition hosts are behind
+  // (EventLog::await_room) before it answers 503 and appends nothing.
+  std::chrono::milliseconds backlog_wait{5000};
 };
 
 class HttpApi {

@@ -1,5 +1,6 @@
 #include "adapters/ingest.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <string_view>
@@ -18,8 +19,10 @@ struct KeyHash {
 
 }  // namespace
 
-result<std::vector<IngestResult>> ingest(events::EventLog& log, const projections::Store& store,
-                                         std::vector<events::Envelope>& envs) {
+result<std::vector<IngestResult>, IngestError> ingest(
+    events::EventLog& log, const projections::Store& store, std::vector<events::Envelope>& envs,
+    std::optional<std::chrono::milliseconds> room_wait) {
+  using answer = result<std::vector<IngestResult>, IngestError>;
   std::vector<std::pair<std::string, std::string>> keys;
   keys.reserve(envs.size());
   for (const auto& e : envs) keys.emplace_back(e.tenant, e.id);
@@ -67,11 +70,25 @@ result<std::vector<IngestResult>> ingest(events::EventLog& log, const projection
     b.envelopes.push_back(
         events::Envelope{e.id, e.type, e.tenant, e.time_ms, std::move(envs[i].data), e.seq, e.cause});
   }
+  if (room_wait) {
+    // One deadline for all: a batch over several partitions waits no longer than one.
+    const auto deadline = std::chrono::steady_clock::now() + *room_wait;
+    for (auto& [p, b] : batches) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (!log.await_room(partition_id{p}, b.texts, std::max(left, std::chrono::milliseconds(0))))
+        return answer(IngestError{"partition " + std::to_string(p) +
+                                      " has more events waiting to be processed than it holds "
+                                      "in memory, and had no room after " +
+                                      std::to_string(room_wait->count()) + " ms",
+                                  true});
+    }
+  }
   for (auto& [p, b] : batches) {
     std::vector<ingest_offset> offsets;
     if (Status s = log.append_validated(partition_id{p}, b.texts, std::move(b.envelopes),
                                        looked_up_as_of, &offsets); !s)
-      return s;
+      return answer(IngestError{s.message()});
     for (size_t k = 0; k < b.slots.size(); ++k) results[b.slots[k]].offset = offsets[k];
   }
   return results;

@@ -3,7 +3,9 @@
 // call, and the new ones are appended to their partitions' ingest logs.
 #pragma once
 
+#include <chrono>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "events/envelope.hpp"
@@ -19,13 +21,26 @@ struct IngestResult {
   std::optional<ingest_offset> offset; // accepted: its ingest offset
 };
 
+// Why ingest could not take the events.
+struct IngestError {
+  std::string message;
+  // Nothing was appended: a partition's backlog stayed full for the whole wait.
+  bool backlog_full = false;
+};
+
 // Appends the events that are not duplicates, one append per partition, and answers per event
 // in the order given. On an append failure some partitions may already hold their events;
 // sending the same events again is safe, since their ids are idempotency keys.
 //
+// With `room_wait`, it first waits up to that long for room in the backlog of each partition it
+// appends to (EventLog::await_room), and appends nothing if one has none by then: a writer
+// beside a reader that cannot keep up is slowed, or refused. Without, it does not wait (an
+// import, whose reader runs after it).
+//
 // The accepted envelopes' data is handed to the log with them (EventLog::append_validated), so
 // their `data` is left null; id, type, tenant and time stay for the caller's answer.
-result<std::vector<IngestResult>> ingest(events::EventLog& log, const projections::Store& store,
-                                         std::vector<events::Envelope>& envs);
+result<std::vector<IngestResult>, IngestError> ingest(
+    events::EventLog& log, const projections::Store& store, std::vector<events::Envelope>& envs,
+    std::optional<std::chrono::milliseconds> room_wait = std::nullopt);
 
 }  // namespace omniroute::adapters

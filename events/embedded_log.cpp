@@ -232,6 +232,12 @@ EmbeddedLog::Partition* EmbeddedLog::part(partition_id p) {
   return parts_[static_cast<size_t>(p.value())].get();
 }
 
+void EmbeddedLog::mark_read(Partition& part, int64_t upto) {
+  if (upto <= part.read_end) return;
+  part.read_end = upto;
+  part.read.notify_all();
+}
+
 size_t EmbeddedLog::tail_weight(size_t payload_bytes, bool parsed) {
   // Measured (jemalloc's stats.allocated): the benchmark's events, 176 bytes of text on
   // average, take 608 bytes of heap each as envelopes, 3.45 times their text.
@@ -283,9 +289,12 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
       part->tail.back().absent_as_of = absent_as_of;
     }
     part->tail_bytes += weight_of(part->tail.back());
+    part->unread_bytes += weight_of(part->tail.back());
   }
   while (part->tail_bytes > tail_bytes_) {
-    part->tail_bytes -= weight_of(part->tail.front());
+    const size_t weight = weight_of(part->tail.front());
+    part->tail_bytes -= weight;
+    if (part->tail_start >= part->read_end) part->unread_bytes -= weight;
     part->tail.pop_front();
     ++part->tail_start;
   }
@@ -312,11 +321,13 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
         // The envelope is handed over once; a second read (after a recovery) parses.
         IngestRecord& r = part->tail[static_cast<size_t>(o - part->tail_start)];
         part->tail_bytes -= weight_of(r);
+        if (o >= part->read_end) part->unread_bytes -= weight_of(r);
         out.push_back(IngestRecord{r.offset, r.appended_us, r.payload, std::move(r.parsed), r.absent_as_of});
         r.parsed.reset();
         r.absent_as_of = 0;
         part->tail_bytes += weight_of(r);
       }
+      mark_read(*part, upto);
       return Status::ok();
     }
   }
@@ -344,7 +355,31 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
   }
   if (!it->status().ok()) return Status::error("ingest read failed: " + it->status().ToString());
   if (expect < end) return corrupt();  // a record below the end is missing
+  std::lock_guard<std::mutex> lock(part->ingest_mu);
+  mark_read(*part, expect);  // records the tail dropped: their weight is no longer counted
   return Status::ok();
+}
+
+bool EmbeddedLog::await_room(partition_id p, const std::vector<std::string>& payloads,
+                             std::chrono::milliseconds wait) {
+  Partition* part = this->part(p);
+  if (!part) return true;  // the append names the missing partition
+  size_t weight = 0;
+  for (const auto& text : payloads) weight += tail_weight(text.size(), true);
+  std::unique_lock<std::mutex> lock(part->ingest_mu);
+  ++part->writers_waiting;
+  const bool room = part->read.wait_for(lock, wait, [&] {
+    return part->unread_bytes == 0 || part->unread_bytes + weight <= tail_bytes_;
+  });
+  --part->writers_waiting;
+  return room;
+}
+
+size_t EmbeddedLog::writers_waiting(partition_id p) {
+  Partition* part = this->part(p);
+  if (!part) return 0;
+  std::lock_guard<std::mutex> lock(part->ingest_mu);
+  return part->writers_waiting;
 }
 
 result<ingest_offset> EmbeddedLog::ingest_end(partition_id p) {

@@ -69,6 +69,12 @@ class EmbeddedLog final : public EventLog {
   Status append_validated(partition_id p, const std::vector<std::string>& payloads,
                           std::vector<Envelope>&& envelopes, uint64_t absent_as_of,
                           std::vector<ingest_offset>* offsets) override;
+  // Room while the records appended and not read yet weigh (tail_weight) no more than a
+  // partition's share of the tail with `payloads` added, or there are none.
+  bool await_room(partition_id p, const std::vector<std::string>& payloads,
+                  std::chrono::milliseconds wait) override;
+  // How many callers of await_room on partition p are in it.
+  size_t writers_waiting(partition_id p);
   Status read_ingest(partition_id p, ingest_offset from, size_t max,
                      std::chrono::milliseconds wait, std::vector<IngestRecord>& out) override;
   result<ingest_offset> ingest_end(partition_id p) override;
@@ -91,6 +97,12 @@ class EmbeddedLog final : public EventLog {
     std::deque<IngestRecord> tail;
     int64_t tail_start = 0;
     size_t tail_bytes = 0;
+    // One past the highest offset read, and the weight of the tail's records from there on
+    // (those the tail dropped unread no longer count).
+    int64_t read_end = 0;
+    size_t unread_bytes = 0;
+    size_t writers_waiting = 0;  // in await_room
+    std::condition_variable read;  // read_end moved
     std::mutex journal_mu;
     int64_t journal_end = 0;
   };
@@ -99,6 +111,8 @@ class EmbeddedLog final : public EventLog {
                 std::vector<Envelope>* envelopes, uint64_t absent_as_of,
                 std::vector<ingest_offset>* offsets);
   Partition* part(partition_id p);
+  // The reader has read up to `upto` (exclusive); under ingest_mu.
+  static void mark_read(Partition& part, int64_t upto);
 
   EmbeddedHandles h_;
   rocksdb::WriteOptions write_options_;

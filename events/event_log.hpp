@@ -74,6 +74,18 @@ class EventLog {
     return append_ingest(p, payloads, offsets);
   }
 
+  // Waits up to `wait` until ingest partition p has room for `payloads`: room in what the
+  // engine keeps in memory of the records this process's reader has not read yet. Whatever it
+  // answers, an append may follow; a front door that waits first keeps a reader that falls
+  // behind from having to read back and parse again what was handed over, and keeps the
+  // backlog (the decisions' delay) bounded. The kafka engine, whose reader may be another
+  // process and whose brokers hold any backlog, always has room.
+  virtual bool await_room(partition_id p, const std::vector<std::string>& payloads,
+                          std::chrono::milliseconds wait) {
+    (void)p, (void)payloads, (void)wait;
+    return true;
+  }
+
   // Reads up to `max` records of partition p from offset `from` on, waiting up to `wait` for
   // the first one. An empty result after the wait is not an error.
   virtual Status read_ingest(partition_id p, ingest_offset from, size_t max,

@@ -311,6 +311,12 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--max-body", server_options.http.max_body_bytes,
                         "largest request body in bytes (larger: 413)")
       ->capture_default_str();
+  serve_cmd->add_option_function<int64_t>(
+               "--backlog-wait-ms",
+               [&](int64_t ms) { server_options.http.backlog_wait = std::chrono::milliseconds(ms); },
+               "how long POST /v1/events waits for room while the partition hosts are behind, "
+               "before it answers 503 backlog_full (default 5000)")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
   serve_cmd->add_flag("--sync", server_options.engine.sync,
                       "fsync every append (survives power loss, not only a killed process)");
 

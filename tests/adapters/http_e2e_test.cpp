@@ -13,6 +13,7 @@
 #include <fstream>
 #include <future>
 
+#include "events/embedded_log.hpp"
 #include "ops/server.hpp"
 #include "tests/support/support.hpp"
 
@@ -207,6 +208,50 @@ TEST_CASE("bad input is refused with a clear error, counted, and changes nothing
   CHECK(r.get("/healthz")["status"] == "ok");
   CHECK(r.server->store().digests()["agents"] == digest_before["agents"]);
   CHECK(r.server->store().digests()["conversations"] == digest_before["conversations"]);
+}
+
+TEST_CASE("a front door a full backlog ahead of its reader answers 503 backlog_full and appends nothing") {
+  testing::TempDir dir;
+  auto store = std::move(projections::Store::open(dir.str()).value());
+  auto message = [](int i) {
+    return event("m-" + std::to_string(i), "conversation.message", T1,
+                 {{"conversation", "c-1"}, {"from", "customer"}, {"text", "hello"}});
+  };
+  // Room in memory for three such events; no partition host reads this log, the test does.
+  const size_t budget = 3 * events::EmbeddedLog::tail_weight(message(0).dump().size(), true);
+  auto log = std::move(events::EmbeddedLog::open(store->log_handles(), 1, false, budget).value());
+  ops::Metrics metrics;
+  adapters::HttpOptions o;
+  o.port = 0;
+  o.backlog_wait = std::chrono::milliseconds(0);
+  adapters::HttpApi door(*log, *store, metrics, [] { return true; }, o);
+  REQUIRE(door.start());
+  httplib::Client http("127.0.0.1", door.port());
+  auto post = [&](int first) {
+    return http.Post("/v1/events", json::array({message(first), message(first + 1)}).dump(),
+                     "application/json");
+  };
+
+  auto res = post(0);
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  res = post(2);  // two unread and two more do not fit
+  REQUIRE(res);
+  CHECK(res->status == 503);
+  CHECK(res->get_header_value("Retry-After") == "1");
+  json answer = json::parse(res->body);
+  CHECK(answer["error"] == "backlog_full");
+  CHECK(answer["reason"].get<std::string>().find("partition 0") != std::string::npos);
+  CHECK(log->ingest_end(partition_id{0}).value().value() == 2);  // nothing appended
+
+  std::vector<events::IngestRecord> read;
+  REQUIRE(log->read_ingest(partition_id{0}, ingest_offset{0}, 10, std::chrono::milliseconds(0), read));
+  CHECK(read.size() == 2);
+  res = post(2);  // the reader caught up: the same request is taken
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  CHECK(json::parse(res->body)["results"][1]["offset"] == 3);
+  door.stop();
 }
 
 TEST_CASE("queries answer 404 for unknown ids and 400 without a tenant") {

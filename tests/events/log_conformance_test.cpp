@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "events/bytes.hpp"
 #include "events/embedded_log.hpp"
@@ -239,31 +241,48 @@ TEST_CASE("embedded: the in-process reader gets validated envelopes without pars
   CHECK(validated_appends_read_back_as_their_text(engine) == 20);
 }
 
-TEST_CASE("embedded: a reader behind the in-memory tail reads the older records from storage") {
+// `n` validated events of one partition, every text the same size, and an embedded log whose
+// in-memory tail has room for 40 of them with their envelopes.
+struct SameSizeEvents {
   testing::TempDir dir;
-  auto store = std::move(projections::Store::open(dir.str()).value());
+  std::unique_ptr<projections::Store> store;
+  std::unique_ptr<EmbeddedLog> log;
   std::vector<std::string> payloads;
   std::vector<Envelope> envelopes;
-  for (int i = 0; i < 100; ++i) {
-    Envelope e;
-    e.id = "v" + std::to_string(1000 + i);  // every text the same size
-    e.type = "conversation.message";
-    e.tenant = "acme";
-    e.time_ms = 1795168800000;
-    e.data = {{"conversation", "c"}, {"from", "customer"}, {"text", std::string(200, 'x')}};
-    payloads.push_back(to_text(e));
-    envelopes.push_back(std::move(e));
+  explicit SameSizeEvents(int n) {
+    store = std::move(projections::Store::open(dir.str()).value());
+    for (int i = 0; i < n; ++i) {
+      Envelope e;
+      e.id = "v" + std::to_string(1000 + i);
+      e.type = "conversation.message";
+      e.tenant = "acme";
+      e.time_ms = 1795168800000;
+      e.data = {{"conversation", "c"}, {"from", "customer"}, {"text", std::string(200, 'x')}};
+      payloads.push_back(to_text(e));
+      envelopes.push_back(std::move(e));
+    }
+    const size_t budget = 40 * EmbeddedLog::tail_weight(payloads[0].size(), true);
+    log = std::move(EmbeddedLog::open(store->log_handles(), 1, false, budget).value());
   }
-  // Room for the last 40 records with their envelopes.
-  const size_t budget = 40 * EmbeddedLog::tail_weight(payloads[0].size(), true);
-  auto log = std::move(EmbeddedLog::open(store->log_handles(), 1, false, budget).value());
-  for (size_t i = 0; i < 100; i += 10) {
-    const auto from = static_cast<long>(i), to = static_cast<long>(i + 10);
-    std::vector<std::string> texts(payloads.begin() + from, payloads.begin() + to);
-    std::vector<Envelope> mine(envelopes.begin() + from, envelopes.begin() + to);
-    REQUIRE(log->append_validated(partition_id{0}, texts, std::move(mine), 7, nullptr));
+  std::vector<std::string> texts(size_t from, size_t to) const {
+    return {payloads.begin() + static_cast<long>(from), payloads.begin() + static_cast<long>(to)};
   }
-  auto got = read_n(*log, partition_id{0}, 0, 100);
+  // Appends events [from, to) as a front door does, ten at a time.
+  void append(size_t from, size_t to) {
+    for (size_t i = from; i < to; i += 10) {
+      const size_t end = std::min(to, i + 10);
+      std::vector<Envelope> mine(envelopes.begin() + static_cast<long>(i),
+                                 envelopes.begin() + static_cast<long>(end));
+      REQUIRE(log->append_validated(partition_id{0}, texts(i, end), std::move(mine), 7, nullptr));
+    }
+  }
+};
+
+TEST_CASE("embedded: a reader behind the in-memory tail reads the older records from storage") {
+  SameSizeEvents events(100);
+  events.append(0, 100);
+  const auto& payloads = events.payloads;
+  auto got = read_n(*events.log, partition_id{0}, 0, 100);
   REQUIRE(got.size() == 100);
   for (size_t i = 0; i < 100; ++i) {
     CHECK(got[i].offset.value() == static_cast<int64_t>(i));
@@ -271,6 +290,45 @@ TEST_CASE("embedded: a reader behind the in-memory tail reads the older records 
     CHECK(got[i].parsed.has_value() == (i >= 60));  // only the tail's are handed over
     if (got[i].parsed) CHECK(to_text(*got[i].parsed) == payloads[i]);
   }
+}
+
+TEST_CASE("embedded: a writer has room while what the reader has not read fits the tail") {
+  SameSizeEvents events(60);
+  EventLog& log = *events.log;
+  const partition_id p{0};
+  const auto ten = events.texts(0, 10);
+  CHECK(log.await_room(p, ten, 0ms));
+  events.append(0, 30);
+  CHECK(log.await_room(p, ten, 0ms));  // 30 + 10 fit
+  events.append(30, 40);
+  CHECK_FALSE(log.await_room(p, ten, 0ms));  // 40 + 10 do not
+  // A writer that waits is let go by the read that makes room, not by its deadline.
+  auto waiting = std::async(std::launch::async, [&] { return log.await_room(p, ten, 120s); });
+  while (events.log->writers_waiting(p) == 0) std::this_thread::yield();
+  CHECK(read_n(log, p, 0, 10).size() == 10);
+  REQUIRE(waiting.wait_for(60s) == std::future_status::ready);
+  CHECK(waiting.get());
+  CHECK(read_n(log, p, 10, 30).size() == 30);
+  // With nothing unread, even more than the tail holds has room: it is appended, and the
+  // tail keeps what it can.
+  CHECK(log.await_room(p, events.texts(0, 60), 0ms));
+}
+
+TEST_CASE("embedded: records the tail dropped unread stop counting against the room") {
+  SameSizeEvents events(60);
+  EventLog& log = *events.log;
+  const partition_id p{0};
+  const auto ten = events.texts(0, 10);
+  events.append(0, 60);  // no reader yet (an import): the tail drops the first 20
+  CHECK_FALSE(log.await_room(p, ten, 0ms));  // the 40 it holds fill it
+  auto dropped = read_n(log, p, 0, 20);      // read back from storage
+  REQUIRE(dropped.size() == 20);
+  CHECK_FALSE(dropped.back().parsed.has_value());
+  CHECK_FALSE(log.await_room(p, ten, 0ms));  // still 40 unread in the tail
+  auto held = read_n(log, p, 20, 10);
+  REQUIRE(held.size() == 10);
+  CHECK(held.front().parsed.has_value());
+  CHECK(log.await_room(p, ten, 0ms));  // 30 + 10 fit
 }
 
 TEST_CASE("embedded: records appended together share a key, and every record reads alone") {
