@@ -23,16 +23,16 @@ using events::put_be;
 const char* const log_cfs[] = {"ingest", "journal", "log_meta"};
 const char* const view_meta = "view_meta";
 
-// Writes tenant_key(tenant, id) into `k`, reusing its room.
-void assign_tenant_key(std::string& k, const std::string& tenant, const std::string& id) {
-  k.reserve(tenant.size() + 1 + id.size());
-  k.assign(tenant).push_back('\0');
+// Appends tenant_key(tenant, id) to `k`.
+void append_tenant_key(std::string& k, const std::string& tenant, const std::string& id) {
+  k.reserve(k.size() + tenant.size() + 1 + id.size());
+  k.append(tenant).push_back('\0');
   k += id;
 }
 
 std::string tenant_key(const std::string& tenant, const std::string& id) {
   std::string k;
-  assign_tenant_key(k, tenant, id);
+  append_tenant_key(k, tenant, id);
   return k;
 }
 
@@ -519,11 +519,10 @@ void ViewBatch::put_record(const events::JournalRecord& r, partition_id p, journ
   if (r.entries.empty()) return;
   for (const auto& e : r.entries) {
     if (e.kind != events::entry_kind::decision) {
-      ids_.push_back(IdKey{static_cast<uint32_t>(id_keys_.size()),
-                           static_cast<uint32_t>(e.tenant.size() + 1 + e.id.size()), e.seq.value()});
-      id_keys_ += e.tenant;
-      id_keys_.push_back('\0');
-      id_keys_ += e.id;
+      const size_t at = id_keys_.size();
+      append_tenant_key(id_keys_, e.tenant, e.id);
+      ids_.push_back(IdKey{static_cast<uint32_t>(at), static_cast<uint32_t>(id_keys_.size() - at),
+                           e.seq.value()});
     }
   }
   const auto& first = r.entries.front();
@@ -558,9 +557,10 @@ void ViewBatch::add_intervals(const IntervalDeltas& deltas) {
 }
 
 Status ViewBatch::commit(partition_id p, journal_pos applied) {
-  // In key order: each insert into the memtable's skiplist starts from where the one before
-  // it ended, instead of from the top (the keys of a projection fall into a few runs, one per
-  // tenant and kind of id).
+  // In key order: RocksDB keeps an insert's path through the memtable's skiplist for the
+  // next one, which reuses it when its key lands next to the one before (the keys of a
+  // projection fall into a few runs, one per tenant and kind of id) instead of searching from
+  // the top.
   auto key_of = [this](const IdKey& k) { return std::string_view(id_keys_).substr(k.at, k.size); };
   std::stable_sort(ids_.begin(), ids_.end(),
                    [&](const IdKey& a, const IdKey& b) { return key_of(a) < key_of(b); });
