@@ -266,7 +266,9 @@ void HttpApi::routes() {
       return;
     }
 
-    auto ingested = ingest(log_, store_, envs, options_.backlog_wait);
+    std::chrono::steady_clock::duration waited{};
+    auto ingested = ingest(log_, store_, envs, options_.backlog_wait, &waited);
+    metrics_.backlog_wait(std::chrono::duration<double>(waited).count());
     if (!ingested && ingested.error().backlog_full) {
       res.set_header("Retry-After", "1");
       send_error(res, 503, "backlog_full",

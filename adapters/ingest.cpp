@@ -21,7 +21,7 @@ struct KeyHash {
 
 result<std::vector<IngestResult>, IngestError> ingest(
     events::EventLog& log, const projections::Store& store, std::vector<events::Envelope>& envs,
-    std::optional<std::chrono::milliseconds> room_wait) {
+    std::optional<std::chrono::milliseconds> room_wait, std::chrono::steady_clock::duration* waited) {
   using answer = result<std::vector<IngestResult>, IngestError>;
   std::vector<std::pair<std::string, std::string>> keys;
   keys.reserve(envs.size());
@@ -72,11 +72,15 @@ result<std::vector<IngestResult>, IngestError> ingest(
   }
   if (room_wait) {
     // One deadline for all: a batch over several partitions waits no longer than one.
-    const auto deadline = std::chrono::steady_clock::now() + *room_wait;
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + *room_wait;
     for (auto& [p, b] : batches) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
-      if (!log.await_room(partition_id{p}, b.texts, std::max(left, std::chrono::milliseconds(0))))
+      const bool room =
+          log.await_room(partition_id{p}, b.texts, std::max(left, std::chrono::milliseconds(0)));
+      if (waited) *waited = std::chrono::steady_clock::now() - start;
+      if (!room)
         return answer(IngestError{"partition " + std::to_string(p) +
                                       " has more events waiting to be processed than it holds "
                                       "in memory, and had no room after " +

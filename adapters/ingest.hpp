@@ -35,12 +35,13 @@ struct IngestError {
 // With `room_wait`, it first waits up to that long for room in the backlog of each partition it
 // appends to (EventLog::await_room), and appends nothing if one has none by then: a writer
 // beside a reader that cannot keep up is slowed, or refused. Without, it does not wait (an
-// import, whose reader runs after it).
+// import, whose reader runs after it). `waited`, if given, receives how long it waited.
 //
 // The accepted envelopes' data is handed to the log with them (EventLog::append_validated), so
 // their `data` is left null; id, type, tenant and time stay for the caller's answer.
 result<std::vector<IngestResult>, IngestError> ingest(
     events::EventLog& log, const projections::Store& store, std::vector<events::Envelope>& envs,
-    std::optional<std::chrono::milliseconds> room_wait = std::nullopt);
+    std::optional<std::chrono::milliseconds> room_wait = std::nullopt,
+    std::chrono::steady_clock::duration* waited = nullptr);
 
 }  // namespace omniroute::adapters

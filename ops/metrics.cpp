@@ -85,7 +85,13 @@ Metrics::Metrics()
       errors_(BuildCounter()
                   .Name("omniroute_processor_errors_total")
                   .Help("Processor failures (the host retries with backoff), per partition")
-                  .Register(*registry_)) {}
+                  .Register(*registry_)),
+      backlog_wait_(BuildCounter()
+                        .Name("omniroute_ingest_backlog_wait_seconds_total")
+                        .Help("Time POST /v1/events spent waiting for room while the partition "
+                              "hosts were behind (backpressure)")
+                        .Register(*registry_)
+                        .Add({})) {}
 
 std::string Metrics::render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
@@ -108,6 +114,8 @@ void Metrics::received(const std::string& type, const char* result, size_t count
 void Metrics::http_request(const std::string& route, int code) {
   counter(http_, {{"route", route}, {"code", std::to_string(code)}}).Increment();
 }
+
+void Metrics::backlog_wait(double seconds) { backlog_wait_.Increment(seconds); }
 
 void Metrics::on_facts(const std::string& type, const char* result, size_t count) {
   counter(processed_, {{"type", type}, {"result", result}}).Increment(static_cast<double>(count));

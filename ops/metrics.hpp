@@ -28,6 +28,8 @@ class Metrics final : public actors::ProcessorObserver {
   // `type` must be a known type (or "unknown"/"unparseable") to keep label sets bounded.
   void received(const std::string& type, const char* result, size_t count = 1);
   void http_request(const std::string& route, int code);
+  // Time the front door spent waiting for room while the partition hosts were behind.
+  void backlog_wait(double seconds);
 
   void on_facts(const std::string& type, const char* result, size_t count) override;
   void on_journal_append(size_t records, size_t entries) override;
@@ -60,6 +62,7 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Gauge>& agents_;
   prometheus::Family<prometheus::Counter>& http_;
   prometheus::Family<prometheus::Counter>& errors_;
+  prometheus::Counter& backlog_wait_;
   std::mutex cache_mu_;
   std::unordered_map<std::string, prometheus::Counter*> cache_;
   // A queue's gauges, created on its first report (Family::Add hashes labels each call).

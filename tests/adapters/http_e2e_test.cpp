@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <thread>
 
 #include "events/embedded_log.hpp"
 #include "ops/server.hpp"
@@ -252,6 +253,30 @@ TEST_CASE("a front door a full backlog ahead of its reader answers 503 backlog_f
   CHECK(res->status == 202);
   CHECK(json::parse(res->body)["results"][1]["offset"] == 3);
   door.stop();
+
+  // A door that waits: the request is held until a read makes room, and the wait is counted.
+  ops::Metrics patient_metrics;
+  o.backlog_wait = std::chrono::milliseconds(120000);
+  adapters::HttpApi patient(*log, *store, patient_metrics, [] { return true; }, o);
+  REQUIRE(patient.start());
+  auto held = std::async(std::launch::async, [&] {
+    httplib::Client c("127.0.0.1", patient.port());
+    c.set_read_timeout(180, 0);
+    auto r = c.Post("/v1/events", json::array({message(4), message(5)}).dump(), "application/json");
+    return r ? r->status : -1;
+  });
+  while (log->writers_waiting(partition_id{0}) == 0) std::this_thread::yield();
+  read.clear();
+  REQUIRE(log->read_ingest(partition_id{0}, ingest_offset{2}, 10, std::chrono::milliseconds(0), read));
+  CHECK(read.size() == 2);
+  CHECK(held.get() == 202);
+  auto scrape = httplib::Client("127.0.0.1", patient.port()).Get("/metrics");
+  REQUIRE(scrape);
+  const std::string name = "omniroute_ingest_backlog_wait_seconds_total ";
+  const size_t at = scrape->body.find("\n" + name);
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(scrape->body.substr(at + 1 + name.size())) > 0);
+  patient.stop();
 }
 
 TEST_CASE("queries answer 404 for unknown ids and 400 without a tenant") {
