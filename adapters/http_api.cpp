@@ -269,16 +269,14 @@ void HttpApi::routes() {
     std::chrono::steady_clock::duration waited{};
     auto ingested = ingest(log_, store_, envs, options_.backlog_wait, &waited);
     metrics_.backlog_wait(std::chrono::duration<double>(waited).count());
-    if (!ingested && ingested.error().backlog_full) {
-      res.set_header("Retry-After", "1");
-      send_error(res, 503, "backlog_full",
-                 {{"reason", ingested.error().message}, {"retry", "resend the same request later"}});
-      return;
-    }
     if (!ingested) {
-      // Some partitions may already hold their events; a retry is safe (idempotency keys).
-      send_error(res, 503, "unavailable",
-                 {{"reason", ingested.error().message}, {"retry", "resend the same request"}});
+      // A full backlog appended nothing. After a failed append some partitions may already
+      // hold their events; either way a retry is safe (idempotency keys).
+      const bool full = ingested.error().backlog_full;
+      if (full) res.set_header("Retry-After", "1");
+      send_error(res, 503, full ? "backlog_full" : "unavailable",
+                 {{"reason", ingested.error().message},
+                  {"retry", full ? "resend the same request later" : "resend the same request"}});
       return;
     }
     // The answer is written as text, keys in the order json::dump gives them: a batch answers
