@@ -176,11 +176,11 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
     }
   }
   // A key the front door found unknown as of keys_dropped_as_of_ or later is journaled only if
-  // it is in journaled_keys_: the keys dropped from memory were in the ids view when the door
+  // it is in recent_keys_: the keys dropped from memory were in the ids view when the door
   // looked. Any other key may be in that view.
   const bool looked_up = handed && rec.absent_as_of > 0 && rec.absent_as_of >= keys_dropped_as_of_;
-  const auto [key, fresh] = journaled_keys_.insert(tenant + '\0' + id);
-  if (fresh) pending_keys_.push_back(&*key);  // journaled now, or found in the ids view below
+  // Added if new: journaled now, or found in the ids view below.
+  const bool fresh = recent_keys_.insert(tenant, id);
   if (!fresh || (!looked_up && store_.seq_of(tenant, id))) {
     if (parsed) ++fact_counts_[{type, "duplicate"}];
     return std::nullopt;
@@ -311,18 +311,9 @@ Status PartitionProcessor::project() {
     if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
   pending_.reset();
   pending_upto_.reset();
-  if (!pending_keys_.empty()) {
-    generation_keys_ += pending_keys_.size();
-    key_generations_.push_back(KeyGeneration{store_.changes(), std::move(pending_keys_)});
-    pending_keys_.clear();
-  }
-  while (generation_keys_ > recent_keys_limit_ && key_generations_.size() > 1) {
-    const KeyGeneration& oldest = key_generations_.front();
-    for (const std::string* k : oldest.keys) journaled_keys_.erase(journaled_keys_.find(*k));
-    generation_keys_ -= oldest.keys.size();
-    keys_dropped_as_of_ = oldest.viewed_as_of;
-    key_generations_.pop_front();
-  }
+  recent_keys_.close(store_.changes());
+  while (recent_keys_.closed_keys() > recent_keys_limit_ && recent_keys_.closed_generations() > 1)
+    keys_dropped_as_of_ = recent_keys_.drop_oldest();
   pending_tenants_.clear();
   return Status::ok();
 }
@@ -332,10 +323,7 @@ void PartitionProcessor::invalidate() {
   recovered_ = false;
   pending_.reset();  // recovery brings the views up to the journal
   pending_upto_.reset();
-  journaled_keys_.clear();
-  pending_keys_.clear();
-  key_generations_.clear();
-  generation_keys_ = 0;
+  recent_keys_.clear();
   keys_dropped_as_of_ = std::numeric_limits<uint64_t>::max();  // until recovery: look them up
   pending_tenants_.clear();
 }

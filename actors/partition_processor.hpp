@@ -5,7 +5,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -13,10 +12,10 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include "actors/observer.hpp"
+#include "actors/recent_keys.hpp"
 #include "actors/routing.hpp"
 #include "events/event_log.hpp"
 #include "projections/schedule.hpp"
@@ -114,25 +113,19 @@ class PartitionProcessor {
   bool clock_ticks_;
   std::chrono::milliseconds projection_interval_;
   // Journaled since the last projection: the view changes and how far they reach (its
-  // idempotency keys are pending_keys_, its tenants pending_tenants_).
+  // idempotency keys are recent_keys_' open generation, its tenants pending_tenants_).
   std::unique_ptr<projections::ViewBatch> pending_;
   std::optional<journal_pos> pending_upto_;
   // Idempotency keys known journaled, in memory: those journaled since the last projection
-  // (pending_keys_, not in the ids view yet) and those of the latest projections (by
+  // (the open generation, not in the ids view yet) and those of the latest projections (by
   // generation, at least the newest, while they hold at most recent_keys_limit_ keys). A key
   // leaves with its generation, oldest first. The front door's lookups miss the keys of
   // generations projected after it looked, so those are the ones kept: the partition host
-  // answers most keys the door found unknown without reading the ids view again.
-  struct KeyGeneration {
-    uint64_t viewed_as_of;                // Store::changes() read after its projection
-    std::vector<const std::string*> keys;  // into journaled_keys_ (its nodes do not move)
-  };
+  // answers most keys the door found unknown without reading the ids view again. A
+  // generation's stamp is Store::changes() read after its projection.
   size_t recent_keys_limit_ = 65536;
-  std::unordered_set<std::string> journaled_keys_;
-  std::vector<const std::string*> pending_keys_;
-  std::deque<KeyGeneration> key_generations_;
-  size_t generation_keys_ = 0;  // in key_generations_
-  // viewed_as_of of the newest generation dropped, or Store::changes() read at the recovery
+  RecentKeys recent_keys_;
+  // The stamp of the newest generation dropped, or Store::changes() read at the recovery
   // (which put every journaled key in the ids view); the maximum until a recovery. A key the
   // front door found unknown as of this or later is either in memory or not journaled.
   uint64_t keys_dropped_as_of_ = std::numeric_limits<uint64_t>::max();
