@@ -1,36 +1,15 @@
 #include "actors/recent_keys.hpp"
 
 #include <cstring>
-#include <random>
 #include <stdexcept>
+
+#include "events/key_hash.hpp"
 
 namespace omniroute::actors {
 namespace {
 
 constexpr uint32_t empty_slot = UINT32_MAX;  // Slot::at of a slot never used
 constexpr size_t min_capacity = 1024;
-
-// A process-wide random seed: keys come from clients, who must not be able to choose ids that
-// all land in one run of the table.
-uint64_t seed() {
-  static const uint64_t s = (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
-  return s;
-}
-
-uint64_t mix(uint64_t h, std::string_view s) {
-  constexpr uint64_t k = 0x9E3779B97F4A7C15ull;
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    h = (h ^ w) * k;
-    h ^= h >> 29;
-  }
-  uint64_t w = 0;
-  std::memcpy(&w, s.data() + i, s.size() - i);
-  h = (h ^ w ^ (uint64_t(s.size()) << 56)) * k;
-  return h ^ (h >> 29);
-}
 
 size_t capacity_for(size_t keys) {
   size_t c = min_capacity;
@@ -43,13 +22,7 @@ size_t capacity_for(size_t keys) {
 RecentKeys::RecentKeys() { clear(); }
 
 uint64_t RecentKeys::hash_of(std::string_view tenant, std::string_view id) {
-  uint64_t h = mix(mix(seed(), tenant), id);
-  // MurmurHash3's finalizer: every bit of the key reaches the low bits the table indexes by.
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  return h ^ (h >> 33);
+  return events::hash_finish(events::hash_more(events::hash_more(events::hash_start(), tenant), id));
 }
 
 bool RecentKeys::equal(const Slot& s, std::string_view tenant, std::string_view id) const {
