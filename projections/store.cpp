@@ -13,6 +13,7 @@
 #include "events/bytes.hpp"
 #include "events/compact_doc.hpp"
 #include "events/envelope.hpp"
+#include "projections/whole_key_memtable.hpp"
 
 namespace omniroute::projections {
 namespace {
@@ -165,12 +166,14 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memta
       o.memtable_prefix_bloom_size_ratio = 0.05;
       o.memtable_whole_key_filtering = true;
     }
-    // Every view keeps RocksDB's skiplist memtable. A hashed one (hash-linked lists, the whole
-    // key as prefix) makes an insert a bucket's work, but a flush must first sort it, through a
-    // new skiplist: about 10,600 instructions a key, on top of a pass over its 200,000 buckets.
-    // A benchmark shorter than a memtable's life never paid that; a sustained one did. One
-    // million events, three runs each: hashed 58,600-65,900 events/s (RocksDB's threads 7.1-8.3
-    // µs per event), skiplists 86,300-93,200 (1.9-2.1 µs).
+    // The views read only by whole key keep a memtable that sorts once, at its flush
+    // (whole_key_memtable.hpp); the others RocksDB's skiplist. RocksDB's own hashed memtables
+    // (hash-linked lists, the whole key as prefix) were tried for the first and dropped: their
+    // flush sorts through a new skiplist, about 10,600 instructions a key, on top of a pass
+    // over 200,000 buckets (a million events, three runs each: hashed 58,600-65,900 events/s,
+    // RocksDB's threads 7.1-8.3 µs per event; skiplists 86,300-93,200, 1.9-2.1 µs).
+    if (v == view::ids || v == view::conversations || v == view::customers)
+      o.memtable_factory = std::make_shared<WholeKeyMemTableFactory>();
   }
   descs.emplace_back(view_meta, cf_options(memtable_bytes));
   return descs;

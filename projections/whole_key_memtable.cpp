@@ -1,0 +1,269 @@
+#include "projections/whole_key_memtable.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <new>
+#include <shared_mutex>
+#include <string_view>
+#include <vector>
+
+#include "events/key_hash.hpp"
+
+namespace omniroute::projections {
+namespace {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "RocksDB's fixed64 tags are read in place");
+
+constexpr uint32_t none = UINT32_MAX;
+
+// A memtable entry is: varint32 length of the internal key, the internal key (user key, then
+// an 8-byte little-endian tag: sequence number << 8 | type), varint32 value length, value.
+struct Key {
+  std::string_view user;
+  uint64_t tag;
+};
+
+Key decode_internal(const char* p, size_t size) {
+  uint64_t tag;
+  std::memcpy(&tag, p + size - 8, 8);
+  return {std::string_view(p, size - 8), tag};
+}
+
+Key decode(const char* entry) {
+  uint32_t size = 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(entry);
+  for (int shift = 0;; shift += 7) {
+    const uint32_t b = *p++;
+    size |= (b & 0x7f) << shift;
+    if (b < 0x80) break;
+  }
+  return decode_internal(reinterpret_cast<const char*>(p), size);
+}
+
+// RocksDB's internal key order: user keys bytewise, then newest (largest tag) first.
+bool before(const Key& a, const Key& b) {
+  const int c = a.user.compare(b.user);
+  return c < 0 || (c == 0 && a.tag > b.tag);
+}
+
+// An entry with the first 24 bytes of its user key, big-endian, for sorting without a cache
+// miss per comparison.
+struct SortItem {
+  uint64_t prefix[3];
+  const char* entry;
+};
+
+SortItem sort_item(const char* entry) {
+  SortItem s{{0, 0, 0}, entry};
+  const std::string_view user = decode(entry).user;
+  unsigned char bytes[24] = {};
+  std::memcpy(bytes, user.data(), std::min<size_t>(24, user.size()));
+  for (int w = 0; w < 3; ++w)
+    for (int i = 0; i < 8; ++i) s.prefix[w] = (s.prefix[w] << 8) | bytes[w * 8 + i];
+  return s;
+}
+
+std::vector<const char*> sorted(const std::vector<const char*>& entries) {
+  std::vector<SortItem> items;
+  items.reserve(entries.size());
+  for (const char* e : entries) items.push_back(sort_item(e));
+  std::sort(items.begin(), items.end(), [](const SortItem& a, const SortItem& b) {
+    for (int w = 0; w < 3; ++w)
+      if (a.prefix[w] != b.prefix[w]) return a.prefix[w] < b.prefix[w];
+    return before(decode(a.entry), decode(b.entry));
+  });
+  std::vector<const char*> out;
+  out.reserve(items.size());
+  for (const SortItem& s : items) out.push_back(s.entry);
+  return out;
+}
+
+class SortedIterator final : public rocksdb::MemTableRep::Iterator {
+ public:
+  // Over `entries`, owned by the memtable (immutable), or over `own` (a snapshot).
+  explicit SortedIterator(const std::vector<const char*>* entries) : v_(entries) {}
+  explicit SortedIterator(std::vector<const char*> own) : own_(std::move(own)), v_(&own_) {}
+
+  bool Valid() const override { return i_ < v_->size(); }
+  const char* key() const override { return (*v_)[i_]; }
+  void Next() override { ++i_; }
+  void Prev() override { i_ = i_ == 0 ? v_->size() : i_ - 1; }
+  void Seek(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    const Key k = target(internal_key, memtable_key);
+    i_ = static_cast<size_t>(std::partition_point(v_->begin(), v_->end(), [&](const char* e) {
+                               return before(decode(e), k);
+                             }) - v_->begin());
+  }
+  void SeekForPrev(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    const Key k = target(internal_key, memtable_key);
+    const size_t after = static_cast<size_t>(std::partition_point(v_->begin(), v_->end(), [&](const char* e) {
+                                               return !before(k, decode(e));
+                                             }) - v_->begin());
+    i_ = after == 0 ? v_->size() : after - 1;
+  }
+  void SeekToFirst() override { i_ = 0; }
+  void SeekToLast() override { i_ = v_->empty() ? 0 : v_->size() - 1; }
+
+ private:
+  static Key target(const rocksdb::Slice& internal_key, const char* memtable_key) {
+    return memtable_key ? decode(memtable_key) : decode_internal(internal_key.data(), internal_key.size());
+  }
+  std::vector<const char*> own_;
+  const std::vector<const char*>* v_;
+  size_t i_ = SIZE_MAX;
+};
+
+class WholeKeyMemTable final : public rocksdb::MemTableRep {
+ public:
+  explicit WholeKeyMemTable(rocksdb::Allocator* allocator) : MemTableRep(allocator) {
+    index_.assign(1024, Slot{0, none});
+  }
+
+  void Insert(rocksdb::KeyHandle handle) override { InsertKey(handle); }
+
+  // False when the same internal key (user key and sequence number) is already held.
+  bool InsertKey(rocksdb::KeyHandle handle) override {
+    const char* entry = static_cast<const char*>(handle);
+    const Key k = decode(entry);
+    const uint64_t h = events::key_hash(k.user);
+    std::unique_lock lock(mu_);
+    const uint32_t at = static_cast<uint32_t>(entries_.size());
+    Slot& slot = index_[find(k.user, h)];
+    uint32_t older = none;
+    if (slot.newest == none) {
+      slot = Slot{h, at};
+      ++keys_;
+    } else if (const Key newest = decode(entries_[slot.newest]); k.tag > newest.tag) {
+      older = slot.newest;  // the usual case: a newer version
+      slot.newest = at;
+    } else {
+      // Versions are kept newest first; a sequence number older than the newest's would come
+      // only from a writer other than RocksDB's single write thread.
+      if (k.tag == newest.tag) return false;
+      uint32_t prev = slot.newest;
+      while (older_[prev] != none && decode(entries_[older_[prev]]).tag > k.tag) prev = older_[prev];
+      if (older_[prev] != none && decode(entries_[older_[prev]]).tag == k.tag) return false;
+      older = older_[prev];
+      older_[prev] = at;
+    }
+    entries_.push_back(entry);
+    older_.push_back(older);
+    if (keys_ * 2 > index_.size()) grow();
+    memory_.store(entries_.capacity() * sizeof(const char*) + older_.capacity() * sizeof(uint32_t) +
+                      index_.size() * sizeof(Slot),
+                  std::memory_order_relaxed);
+    return true;
+  }
+
+  bool Contains(const char* entry) const override {
+    const Key k = decode(entry);
+    std::shared_lock lock(mu_);
+    const Slot& slot = index_[find(k.user, events::key_hash(k.user))];
+    for (uint32_t e = slot.newest; e != none; e = older_[e])
+      if (decode(entries_[e]).tag == k.tag) return true;
+    return false;
+  }
+
+  // The entries of the looked-up user key that the lookup's sequence number sees, newest
+  // first, until `callback` says stop: what a skiplist's seek would give before it reached
+  // the next user key (on which RocksDB's callback stops).
+  void Get(const rocksdb::LookupKey& lookup, void* arg, bool (*callback)(void*, const char*)) override {
+    // rocksdb::LookupKey is not in RocksDB's public headers; its first member is the memtable
+    // key (length-prefixed internal key) it was built for. Every read of a view by key goes
+    // through here, so the store's tests would fail at once if that ever changed.
+    const char* memtable_key = *reinterpret_cast<const char* const*>(&lookup);
+    const Key k = decode(memtable_key);
+    std::shared_lock lock(mu_);
+    const Slot& slot = index_[find(k.user, events::key_hash(k.user))];
+    for (uint32_t e = slot.newest; e != none; e = older_[e]) {
+      if (decode(entries_[e]).tag > k.tag) continue;  // newer than the read's snapshot
+      if (!callback(arg, entries_[e])) return;
+    }
+  }
+
+  void MarkReadOnly() override {
+    std::unique_lock lock(mu_);
+    read_only_ = true;
+  }
+
+  size_t ApproximateMemoryUsage() override { return memory_.load(std::memory_order_relaxed); }
+
+  Iterator* GetIterator(rocksdb::Arena* arena) override {
+    SortedIterator* it;
+    void* at = arena ? place() : nullptr;
+    std::shared_lock lock(mu_);
+    if (read_only_) {
+      std::call_once(sorted_once_, [&] { sorted_ = sorted(entries_); });
+      it = at ? new (at) SortedIterator(&sorted_) : new SortedIterator(&sorted_);
+    } else {
+      std::vector<const char*> snapshot = sorted(entries_);
+      it = at ? new (at) SortedIterator(std::move(snapshot)) : new SortedIterator(std::move(snapshot));
+    }
+    return it;
+  }
+
+ private:
+  struct Slot {
+    uint64_t hash;
+    uint32_t newest;  // index in entries_ of the key's newest version; none: empty
+  };
+
+  // The slot of `user`, or the empty slot where it would go (linear probing).
+  size_t find(std::string_view user, uint64_t h) const {
+    const size_t mask = index_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      const Slot& s = index_[i];
+      if (s.newest == none || (s.hash == h && decode(entries_[s.newest]).user == user)) return i;
+    }
+  }
+
+  void grow() {
+    std::vector<Slot> old(index_.size() * 2, Slot{0, none});
+    old.swap(index_);
+    const size_t mask = index_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.newest == none) continue;
+      size_t i = s.hash & mask;
+      while (index_[i].newest != none) i = (i + 1) & mask;
+      index_[i] = s;
+    }
+  }
+
+  // Room for an iterator that its caller will destroy but not free (RocksDB's arena mode):
+  // held by this memtable, which outlives its iterators, and freed with it. Not taken from the
+  // memtable's allocator: RocksDB requires an immutable memtable's memory not to grow. Only a
+  // flush and whole-view scans (digest, tests) iterate these views, a few times in a
+  // memtable's life, so the room is not reused.
+  void* place() {
+    std::lock_guard lock(places_mu_);
+    return &places_.emplace_back();
+  }
+  struct alignas(SortedIterator) Place {
+    unsigned char bytes[sizeof(SortedIterator)];
+  };
+  std::mutex places_mu_;
+  std::deque<Place> places_;
+
+  mutable std::shared_mutex mu_;
+  std::vector<const char*> entries_;  // in insertion order
+  std::vector<uint32_t> older_;       // per entry: its key's next older version, or none
+  std::vector<Slot> index_;           // by user key; a power of two, at most half full
+  size_t keys_ = 0;
+  std::atomic<size_t> memory_{0};
+  bool read_only_ = false;
+  std::once_flag sorted_once_;
+  std::vector<const char*> sorted_;  // entries_ in key order, once read-only
+};
+
+}  // namespace
+
+rocksdb::MemTableRep* WholeKeyMemTableFactory::CreateMemTableRep(
+    const rocksdb::MemTableRep::KeyComparator&, rocksdb::Allocator* allocator,
+    const rocksdb::SliceTransform*, rocksdb::Logger*) {
+  return new WholeKeyMemTable(allocator);
+}
+
+}  // namespace omniroute::projections
