@@ -155,6 +155,15 @@ JournalEntry PartitionProcessor::entry_of(const routing::Envelope& e, entry_kind
                       canonical.empty() ? events::to_text(e) : events::to_text(e, canonical)};
 }
 
+void PartitionProcessor::count_fact(std::string_view type, const char* result) {
+  for (FactCount& c : fact_counts_)
+    if (c.type == type && std::string_view(c.result) == result) {
+      ++c.n;
+      return;
+    }
+  fact_counts_.push_back(FactCount{std::string(type), result, 1});
+}
+
 std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& rec) {
   const bool handed = rec.parsed.has_value();
   events::json j;
@@ -168,7 +177,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   if (!parsed) {
     // Only a producer other than omniroute's own front door can write such a record. It is
     // journaled as a refusal when it names a tenant and an id; otherwise it is dropped.
-    ++fact_counts_[{events::kind_of(type) == events::event_kind::unknown ? "unknown" : type, "refused"}];
+    count_fact(events::kind_of(type) == events::event_kind::unknown ? "unknown" : type, "refused");
     if (!events::valid_tenant(tenant) || !events::valid_id(id) || log_.partition_of(tenant) != p_) {
       observer_.on_error(p_, "ingest offset " + std::to_string(rec.offset.value()) +
                                  " dropped: " + parsed.error().field + " " + parsed.error().reason);
@@ -182,7 +191,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   // Added if new: journaled now, or found in the ids view below.
   const bool fresh = recent_keys_.insert(tenant, id);
   if (!fresh || (!looked_up && store_.seq_of(tenant, id))) {
-    if (parsed) ++fact_counts_[{type, "duplicate"}];
+    if (parsed) count_fact(type, "duplicate");
     return std::nullopt;
   }
 
@@ -198,7 +207,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   }
   pending_tenants_.insert(tenant);
   routing::Outcome outcome = t.handle(std::move(parsed.value()));
-  ++fact_counts_[{type, outcome.refused ? "refused" : "accepted"}];
+  count_fact(type, outcome.refused ? "refused" : "accepted");
   r.entries.reserve(outcome.entries.size());
   for (size_t i = 0; i < outcome.entries.size(); ++i) {
     const auto& e = outcome.entries[i];
@@ -246,7 +255,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
     }
   }
   // The results are string literals: their views' data are terminated.
-  for (const auto& [key, n] : fact_counts_) observer_.on_facts(key.first, key.second.data(), n);
+  for (const FactCount& c : fact_counts_) observer_.on_facts(c.type, c.result, c.n);
   fact_counts_.clear();
 
   // Journal first, then the views: a crash in between leaves views behind the journal, which

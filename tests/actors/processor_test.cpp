@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
 #include <csignal>
 #include <random>
 
@@ -648,6 +649,27 @@ TEST_CASE("records another producer wrote to the ingest log are refused or dropp
   CHECK(journal[1]["id"] == "q");
   CHECK(observer.refused == 3);
   CHECK(observer.errors == 2);  // the two records naming no tenant and id are dropped
+}
+
+TEST_CASE("a step's facts are reported to the metrics by type and result") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  struct Counting : ProcessorObserver {
+    std::map<std::pair<std::string, std::string>, size_t> counts;
+    void on_facts(const std::string& type, const char* result, size_t n) override { counts[{type, result}] += n; }
+  } observer;
+  node.ingest({event("q1", "queue.configured", at(1), {{"queue", "billing"}}),
+               event("q2", "queue.configured", at(1), {{"queue", "sales"}}),
+               event("q1", "queue.configured", at(1), {{"queue", "billing"}}),  // a repeat
+               event("s1", "conversation.started", at(2),
+                     {{"conversation", "c1"}, {"customer", "u"}, {"channel", "web"}, {"queue", "nowhere"}})});
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, observer, 10, false);
+  node.drain(p);
+  const std::map<std::pair<std::string, std::string>, size_t> expected{
+      {{"queue.configured", "accepted"}, 2},
+      {{"queue.configured", "duplicate"}, 1},
+      {{"conversation.started", "refused"}, 1}};
+  CHECK(observer.counts == expected);
 }
 
 TEST_CASE("interval statistics count live conversations by their arrival in the queue") {
