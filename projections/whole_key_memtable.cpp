@@ -33,14 +33,8 @@ Key decode_internal(const char* p, size_t size) {
 }
 
 Key decode(const char* entry) {
-  uint32_t size = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(entry);
-  for (int shift = 0;; shift += 7) {
-    const uint32_t b = *p++;
-    size |= (b & 0x7f) << shift;
-    if (b < 0x80) break;
-  }
-  return decode_internal(reinterpret_cast<const char*>(p), size);
+  const rocksdb::Slice internal = rocksdb::GetLengthPrefixedSlice(entry);
+  return decode_internal(internal.data(), internal.size());
 }
 
 // RocksDB's internal key order: user keys bytewise, then newest (largest tag) first.
