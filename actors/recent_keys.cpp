@@ -34,28 +34,28 @@ bool RecentKeys::equal(const Slot& s, std::string_view tenant, std::string_view 
          key[tenant.size()] == '\0' && std::memcmp(key + tenant.size() + 1, id.data(), id.size()) == 0;
 }
 
-bool RecentKeys::contains(std::string_view tenant, std::string_view id) const {
-  const uint64_t h = hash_of(tenant, id);
+size_t RecentKeys::probe(uint64_t h, std::string_view tenant, std::string_view id, size_t* dead) const {
+  if (dead) *dead = SIZE_MAX;
   for (size_t i = h & mask_;; i = (i + 1) & mask_) {
     const Slot& s = slots_[i];
-    if (s.at == empty_slot) return false;
-    if (s.hash == h && live(s.gen) && equal(s, tenant, id)) return true;
+    if (s.at == empty_slot) return i;
+    if (!live(s.gen)) {
+      if (dead && *dead == SIZE_MAX) *dead = i;
+    } else if (s.hash == h && equal(s, tenant, id)) {
+      return i;
+    }
   }
+}
+
+bool RecentKeys::contains(std::string_view tenant, std::string_view id) const {
+  return slots_[probe(hash_of(tenant, id), tenant, id)].at != empty_slot;
 }
 
 bool RecentKeys::insert(std::string_view tenant, std::string_view id) {
   const uint64_t h = hash_of(tenant, id);
-  size_t reuse = SIZE_MAX;  // the first dead slot on the way
-  size_t i = h & mask_;
-  for (;; i = (i + 1) & mask_) {
-    const Slot& s = slots_[i];
-    if (s.at == empty_slot) break;
-    if (!live(s.gen)) {
-      if (reuse == SIZE_MAX) reuse = i;
-    } else if (s.hash == h && equal(s, tenant, id)) {
-      return false;
-    }
-  }
+  size_t reuse;
+  const size_t i = probe(h, tenant, id, &reuse);
+  if (slots_[i].at != empty_slot) return false;
   Generation& open = generations_.back();
   const uint32_t size = static_cast<uint32_t>(tenant.size() + 1 + id.size());
   const uint32_t at = static_cast<uint32_t>(open.bytes.size());
@@ -103,12 +103,6 @@ uint64_t RecentKeys::drop_oldest() {
   generations_.pop_front();
   ++first_gen_;
   return stamp;
-}
-
-size_t RecentKeys::memory_bytes() const {
-  size_t n = slots_.capacity() * sizeof(Slot) + generations_.size() * sizeof(Generation);
-  for (const Generation& g : generations_) n += g.bytes.capacity();
-  return n;
 }
 
 void RecentKeys::clear() {

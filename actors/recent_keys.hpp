@@ -38,16 +38,14 @@ class RecentKeys {
   size_t closed_keys() const { return live_ - open_keys(); }
   size_t closed_generations() const { return generations_.size() - 1; }
   size_t size() const { return live_; }
-  // Heap bytes held (table and keys), for the memory figure in the design notes.
-  size_t memory_bytes() const;
   void clear();
 
  private:
-  // gen is a generation number, 0 for a slot never used. A slot of a generation older than
-  // first_gen_ is dead: lookups probe past it, inserts may reuse it. Generation numbers are
-  // 32 bits and compared modulo 2^32: the table is rebuilt (dead slots dropped) at least every
-  // capacity/2 inserts, and every generation holds a key, so a dead slot's number is never
-  // more than that many generations old.
+  // A slot never used has `at` == UINT32_MAX. A slot of a generation older than first_gen_ is
+  // dead: lookups probe past it, inserts may reuse it. Generation numbers are 32 bits and
+  // compared modulo 2^32: the table is rebuilt (dead slots dropped) at least every `capacity`
+  // inserts, and every generation holds a key, so a dead slot's number is never more than
+  // that many generations old.
   struct Slot {
     uint64_t hash;
     uint32_t gen;
@@ -60,8 +58,11 @@ class RecentKeys {
   };
 
   static uint64_t hash_of(std::string_view tenant, std::string_view id);
-  bool live(uint32_t gen) const { return gen != 0 && uint32_t(gen - first_gen_) < generations_.size(); }
+  bool live(uint32_t gen) const { return uint32_t(gen - first_gen_) < generations_.size(); }
   bool equal(const Slot& s, std::string_view tenant, std::string_view id) const;
+  // The slot holding the key, or the empty slot that ends its run; `dead`, if given, gets the
+  // first dead slot on the way (SIZE_MAX if none).
+  size_t probe(uint64_t h, std::string_view tenant, std::string_view id, size_t* dead = nullptr) const;
   void rebuild(size_t capacity);
 
   std::vector<Slot> slots_;

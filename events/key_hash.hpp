@@ -10,12 +10,11 @@
 
 namespace omniroute::events {
 
-namespace key_hash_detail {
-inline uint64_t seed() {
-  static const uint64_t s = (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
-  return s;
+// The hash to start from: random, once per process.
+inline uint64_t hash_start() {
+  static const uint64_t seed = (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
+  return seed;
 }
-}  // namespace key_hash_detail
 
 // Folds `s` into the running hash `h`, eight bytes at a time.
 inline uint64_t hash_more(uint64_t h, std::string_view s) {
@@ -32,9 +31,6 @@ inline uint64_t hash_more(uint64_t h, std::string_view s) {
   h = (h ^ w ^ (uint64_t(s.size()) << 56)) * k;
   return h ^ (h >> 29);
 }
-
-// The hash to start from.
-inline uint64_t hash_start() { return key_hash_detail::seed(); }
 
 // MurmurHash3's finalizer: every bit of the key reaches the low bits a table indexes by.
 inline uint64_t hash_finish(uint64_t h) {
