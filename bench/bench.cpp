@@ -259,6 +259,12 @@ double e2e_rate(const Workload& w, bool sync) {
               static_cast<double>(written.writes - written0.writes) / n);
   server->stop();
   server.reset();
+  // What the run leaves on disk, write-ahead logs included (the views' compression by level
+  // shows here: Store's cf_options).
+  uintmax_t disk = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir))
+    if (f.is_regular_file()) disk += f.file_size();
+  std::printf("  on disk after the run: %.0f bytes per event\n", static_cast<double>(disk) / n);
   std::filesystem::remove_all(dir);
   return static_cast<double>(texts.size()) / secs;
 }
