@@ -113,20 +113,20 @@ std::string Journeys::visit_key(const std::string& customer, const Visit& v) {
   return key;
 }
 
-void Journeys::touch(Customer& c, const Visit& v) {
-  touched_.insert(c.id);
-  touched_visits_.emplace(c.id, v.conversation);
+void Journeys::touch(Customer& c, Visit& v) {
+  touched_.add(c.touched, c.id);
+  touched_visits_.add(v.touched, {c.id, v.conversation});
 }
 
 void Journeys::forget(const Customer& c, const Visit& v) {
-  if (!touched_visits_.erase({c.id, v.conversation})) return;
+  if (!touched_visits_.holds(v.touched)) return;
   events::CompactDoc doc;
   v.write(doc);
   forgotten_[visit_key(c.id, v)] = doc.str();
 }
 
 Journeys::Changes Journeys::take_touched() {
-  return {std::exchange(touched_, {}), std::exchange(touched_visits_, {}), std::exchange(forgotten_, {})};
+  return {touched_.take(), touched_visits_.take(), std::exchange(forgotten_, {})};
 }
 
 std::optional<std::string> Journeys::visit_doc(const std::string& customer,
@@ -204,7 +204,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     }
     c.profile_updated_ms = e.time_ms;
     c.last_ms = std::max(c.last_ms, e.time_ms);
-    touched_.insert(customer);
+    touched_.add(c.touched, c.id);
     return;
   }
   if (customer.empty() || e.type == "event.refused"sv) return;
@@ -249,10 +249,10 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
   const bool features = t == "conversation.ended"sv || t == "conversation.reopened"sv ||
                         t == "conversation.closed"sv;
   if (!decision && !features && t != "conversation.intent_detected"sv) return;
-  touched_visits_.emplace(c.id, v->conversation);
+  touched_visits_.add(v->touched, {c.id, v->conversation});
   if (features) {
     c.last_ms = std::max(c.last_ms, e.time_ms);
-    touched_.insert(c.id);
+    touched_.add(c.touched, c.id);
   }
   auto stop_waiting = [&] {
     if (v->waiting_since_ms < 0) return;

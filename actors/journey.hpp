@@ -20,10 +20,10 @@
 #include <set>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "actors/last_found.hpp"
+#include "actors/touched_ids.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
 #include "events/compact_doc.hpp"
@@ -65,6 +65,7 @@ struct Visit {
   bool had_agent = false, abandoned = false;
   std::optional<double> csat;
   std::vector<DecisionNote> decisions;  // the latest decision_limit
+  uint64_t touched = 0;  // the round of Journeys::touched_visits_ it was last added in
   bool open() const { return ended_ms < 0; }
   void write(events::CompactDoc& o) const;  // its document in the journey view, into `o` (cleared)
 };
@@ -75,6 +76,7 @@ struct Customer {
   int64_t profile_updated_ms = -1;
   std::vector<Visit> visits;  // oldest first; every open conversation is here
   int64_t last_ms = 0;
+  uint64_t touched = 0;  // the round of Journeys::touched_ it was last added in
   size_t open_conversations() const;
 };
 
@@ -109,22 +111,14 @@ class Journeys {
   static std::string visit_key(const std::string& customer, const Visit& v);
   static std::string visit_prefix(const std::string& customer) { return customer + '\x1f'; }
 
-  // The touched sets are hash sets: a fact or decision adds to them many times per
-  // projection. Their order does not change what is written (one atomic batch); the
-  // projection sorts them once, as the memtables take keys in order for less.
-  struct PairHash {
-    size_t operator()(const std::pair<std::string, std::string>& p) const {
-      const size_t h = std::hash<std::string>()(p.first);
-      return h ^ (std::hash<std::string>()(p.second) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
-    }
-  };
-  using VisitSet = std::unordered_set<std::pair<std::string, std::string>, PairHash>;
-  // What changed since the last call: customers (their view), their conversations (as
-  // (customer, conversation); visit_view() has the document), and the documents of touched
-  // conversations that memory no longer holds (by visit_key).
+  using VisitId = std::pair<std::string, std::string>;  // (customer, conversation)
+  // What changed since the last call, sorted, each once (touched_ids.hpp): customers (their
+  // view), their conversations (visit_view() has the document; none for one memory no longer
+  // holds), and the documents of touched conversations that memory no longer holds (by
+  // visit_key).
   struct Changes {
-    std::unordered_set<std::string> customers;
-    VisitSet visits;
+    std::vector<std::string> customers;
+    std::vector<VisitId> visits;
     std::map<std::string, std::string> forgotten;
   };
   Changes take_touched();
@@ -138,7 +132,7 @@ class Journeys {
                                                          const std::string& conversation) const;
 
  private:
-  void touch(Customer& c, const Visit& v);
+  void touch(Customer& c, Visit& v);
   // Drops a visit from memory, keeping its document if a projection still owes it.
   void forget(const Customer& c, const Visit& v);
   void sweep(int64_t time_ms);
@@ -149,8 +143,8 @@ class Journeys {
 
   std::unordered_map<std::string, Customer> customers_;
   mutable LastFound<Customer> last_found_;
-  std::unordered_set<std::string> touched_;
-  VisitSet touched_visits_;  // (customer, conversation)
+  TouchedIds<std::string> touched_;
+  TouchedIds<VisitId> touched_visits_;
   std::map<std::string, std::string> forgotten_;  // documents of touched visits dropped from memory
   int64_t swept_day_ = -1;
 };

@@ -61,18 +61,18 @@ void project_touched(PartitionState& state, projections::ViewBatch& batch,
   events::CompactDoc doc;  // one for every document: its buffer is reused
   for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
-    for (const auto* id : in_order(t.conversations))
-      if (tenant.conversation_doc(*id, doc)) batch.put_document(view::conversations, name, *id, doc.bytes());
-    for (const auto* id : in_order(t.agents))
-      if (tenant.agent_doc(*id, doc)) batch.put_document(view::agents, name, *id, doc.bytes());
+    for (const auto& id : t.conversations)
+      if (tenant.conversation_doc(id, doc)) batch.put_document(view::conversations, name, id, doc.bytes());
+    for (const auto& id : t.agents)
+      if (tenant.agent_doc(id, doc)) batch.put_document(view::agents, name, id, doc.bytes());
     for (const auto* id : in_order(t.queues))
       if (auto q = tenant.queue_view(*id)) batch.put_document(view::queues, name, *id, *q);
-    for (const auto* id : in_order(t.journeys.customers))
-      if (tenant.customer_doc(*id, doc)) batch.put_document(view::customers, name, *id, doc.bytes());
+    for (const auto& id : t.journeys.customers)
+      if (tenant.customer_doc(id, doc)) batch.put_document(view::customers, name, id, doc.bytes());
     for (const auto& [key, stored] : t.journeys.forgotten)
       batch.put_document(view::journeys, name, key, std::string_view(stored));
-    for (const auto* visit : in_order(t.journeys.visits))
-      if (auto key = tenant.visit_doc(visit->first, visit->second, doc))
+    for (const auto& [customer, conversation] : t.journeys.visits)
+      if (auto key = tenant.visit_doc(customer, conversation, doc))
         batch.put_document(view::journeys, name, *key, doc.bytes());
     for (const auto& id : t.arbitration.policies)
       if (auto p = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *p);

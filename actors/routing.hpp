@@ -29,6 +29,7 @@
 #include "actors/arbitration.hpp"
 #include "actors/journey.hpp"
 #include "actors/last_found.hpp"
+#include "actors/touched_ids.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
 
@@ -50,8 +51,9 @@ struct Outcome {
 // The entities whose views changed since the last take_touched(), and the new decision and
 // outcome documents of arbitration.
 struct Touched {
-  // Hash sets, as Journeys::Changes: added to many times per projection, in no order needed.
-  std::unordered_set<std::string> conversations, agents, queues;
+  // Sorted, each once (touched_ids.hpp). Queues are few: a hash set.
+  std::vector<std::string> conversations, agents;
+  std::unordered_set<std::string> queues;
   journey::Journeys::Changes journeys;
   arbitration::ArbitrationTouched arbitration;
   bool empty() const {
@@ -171,6 +173,7 @@ class Tenant {
             answered_ms = -1, wrap_up_due_ms = -1, preferred_until_ms = -1, closed_ms = -1,
             last_ms = 0;
     uint64_t order = 0;
+    uint64_t touched = 0;  // the round of touched_conversations_ it was last added in
     std::set<std::string> declined_by, missed_by;  // not offered to these agents again
     json attributes = json::object();
     wait_key key() const { return {-priority, enqueued_ms, order, id}; }
@@ -187,6 +190,7 @@ class Tenant {
     int missed_offers = 0;  // in a row
     int64_t last_assigned_ms = 0, last_heartbeat_ms = 0, heartbeat_timeout_ms = 0, last_ms = 0;
     int64_t ready_ms = 0;  // the last_assigned_ms queue_ready_ holds it under, where it does
+    uint64_t touched = 0;  // the round of touched_agents_ it was last added in
   };
   struct RelaxStep {
     int64_t after_ms = 0;
@@ -308,7 +312,8 @@ class Tenant {
   std::set<timer> timers_;  // may hold timers no longer due; timer_due() tells
   journey::Journeys journeys_;
   arbitration::Arbiter arbiter_;
-  Touched touched_;
+  Touched touched_;  // but conversations and agents, taken from:
+  TouchedIds<std::string> touched_conversations_, touched_agents_;
 };
 
 }  // namespace omniroute::routing

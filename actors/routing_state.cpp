@@ -108,6 +108,8 @@ const std::string& Tenant::customer_of(const Envelope& e) const {
 
 Touched Tenant::take_touched() {
   Touched t = std::exchange(touched_, Touched{});
+  t.conversations = touched_conversations_.take();
+  t.agents = touched_agents_.take();
   t.journeys = journeys_.take_touched();
   t.arbitration = arbiter_.take_touched();
   return t;
@@ -149,7 +151,7 @@ void Tenant::contribute(Agent& a, size_t i, int64_t free) {
 }
 
 void Tenant::touch_agent(Agent& a) {
-  touched_.agents.insert(a.id);
+  touched_agents_.add(a.touched, a.id);
   // Keeps the queues' sets of agents that could take work now, and their free slots, in step
   // with the agent.
   const bool free = has_any_free_slot(a);
@@ -331,14 +333,14 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
     c.attributes = d.value("attributes"sv, json::object());
     c.started_ms = c.last_ms = e.time_ms;
     c.state = conversation_state::bot;
-    touched_.conversations.insert(cid);
+    touched_conversations_.add(c.touched, c.id);
     return;
   }
   Conversation* found = find_conversation(cid);
   if (!found) return;
   Conversation& c = *found;
   c.last_ms = std::max(c.last_ms, e.time_ms);
-  touched_.conversations.insert(cid);
+  touched_conversations_.add(c.touched, c.id);
   auto missed_reset = [&] {
     auto a = agents_.find(str(d, "agent"));
     if (a != agents_.end()) a->second.missed_offers = 0;  // it answered
@@ -380,7 +382,7 @@ void Tenant::apply_decision(const Envelope& e) {
   Conversation* found = find_conversation(str(d, "conversation"));
   if (!found) return;
   Conversation& c = *found;
-  touched_.conversations.insert(c.id);
+  touched_conversations_.add(c.touched, c.id);
   if (t == "arbitration.decided"sv) {
     apply_arbitration(e, c);
   } else if (t == "conversation.queued"sv) {

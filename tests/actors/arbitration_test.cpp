@@ -425,6 +425,32 @@ TEST_CASE("journey: every conversation of a customer across channels, and the of
   CHECK(bad.error().field == "data.attributes");
 }
 
+TEST_CASE("journey: a conversation dropped from memory in the round it changed keeps its document for the projection") {
+  Tenanted t;
+  const size_t limit = journey::Journeys::visit_limit;
+  auto start_and_end = [&](size_t i) {
+    const std::string c = "c-" + std::to_string(i);
+    t.start(c, "u-1", "refund");
+    t.fact("conversation.ended", {{"conversation", c}, {"by", "customer"}});
+  };
+  for (size_t i = 0; i < limit; ++i) start_and_end(i);
+  const auto before = t.tenant.visit_text("u-1", "c-0");
+  REQUIRE(before);
+  start_and_end(limit);  // one visit too many: the oldest closed one, c-0, makes room
+  CHECK_FALSE(t.tenant.visit_text("u-1", "c-0"));
+  Touched round = t.tenant.take_touched();
+  REQUIRE(round.journeys.forgotten.size() == 1);
+  CHECK(round.journeys.forgotten.begin()->first == before->first);
+  CHECK(events::document_text(round.journeys.forgotten.begin()->second) == before->second);
+  CHECK(std::is_sorted(round.journeys.visits.begin(), round.journeys.visits.end()));
+  // c-1 changed in the round before only, whose projection wrote it: dropping it owes nothing.
+  start_and_end(limit + 1);
+  CHECK_FALSE(t.tenant.visit_text("u-1", "c-1"));
+  round = t.tenant.take_touched();
+  CHECK(round.journeys.forgotten.empty());
+  CHECK(round.journeys.customers == std::vector<std::string>{"u-1"});
+}
+
 TEST_CASE("bad policies are refused at the front door with the place and the reason") {
   auto refuse = [](json policy) {
     auto r = events::parse_fact(event("p", "policy.published", "2026-11-20T10:00:00Z", {{"policy", policy}}));

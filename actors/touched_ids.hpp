@@ -1,0 +1,45 @@
+// The keys of the entities whose views a projection owes, each entity marked with the round it
+// was last added in: the facts and decisions of one event add the same conversation, agent or
+// customer several times, and each time after the first costs a comparison. (Hash sets of ids
+// hashed the id on every add and allocated a node on the first: perf put them at about 3.5% of
+// the benchmark's samples.)
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace omniroute {
+
+// Key: the id (a string) or (customer, conversation) of a visit. An entity is marked through a
+// `uint64_t` it owns, 0 when new: no round is 0.
+template <typename Key>
+class TouchedIds {
+ public:
+  // Adds `key` unless `mark` says it was added in this round; marks it.
+  void add(uint64_t& mark, const Key& key) {
+    if (mark == round_) return;
+    mark = round_;
+    keys_.push_back(key);
+  }
+  // The keys added since the last take, sorted (the memtables take keys in order for less:
+  // measured, view writes +20% in hash order), each once: an entity dropped and made again in
+  // one round is added twice. A new round starts.
+  std::vector<Key> take() {
+    std::sort(keys_.begin(), keys_.end());
+    keys_.erase(std::unique(keys_.begin(), keys_.end()), keys_.end());
+    ++round_;
+    std::vector<Key> out;
+    out.swap(keys_);
+    return out;
+  }
+  // Whether the entity marked `mark` was added in this round.
+  bool holds(uint64_t mark) const { return mark == round_; }
+  bool empty() const { return keys_.empty(); }
+
+ private:
+  uint64_t round_ = 1;
+  std::vector<Key> keys_;
+};
+
+}  // namespace omniroute
