@@ -278,7 +278,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   size_t entries = 0;
   if (!records.empty()) {
     if (!pending_) {
-      pending_ = std::make_unique<projections::ViewBatch>(store_);
+      pending_ = spare_views_ ? std::move(spare_views_) : std::make_unique<projections::ViewBatch>(store_);
       pending_since_ = appended;
     }
     for (size_t i = 0; i < records.size(); ++i) {
@@ -316,8 +316,10 @@ Status PartitionProcessor::project() {
     const routing::Tenant& t = state_.tenants.at(name);
     observer_.on_tenant(name, t.queue_stats(touched_queues[name]), t.agents_by_status());
   }
-  if (pending_upto_)
+  if (pending_upto_) {
     if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
+    spare_views_ = std::move(pending_);  // committed, so empty: its buffers are kept
+  }
   pending_.reset();
   pending_upto_.reset();
   recent_keys_.close(store_.changes());

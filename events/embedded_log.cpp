@@ -28,23 +28,23 @@ constexpr size_t batch_records = 1024;
 
 // A write batch of n records under the keys of positions first, first + 1024, ... of
 // partition p: record i is what write(i, value) appends to the key's value, about size_of(i)
-// bytes (each record's length is taken from what it wrote). Each record is sized once, and the
-// batch is given its room up front, with `extra` bytes for what the caller puts besides:
-// growing a batch, or a value, copies it.
+// bytes (each record's length is taken from what it wrote). The batch and each value are
+// `buffers`' (cleared first), which keep the room the largest append needed: a value is given
+// its room up front, as growing it copies it.
 template <typename Size, typename Write>
-rocksdb::WriteBatch batch_with(rocksdb::ColumnFamilyHandle* cf, partition_id p, int64_t first,
-                               size_t n_records, size_t extra, Size size_of, Write write) {
-  // Per key: its value's marker and count (5 bytes), the key and RocksDB's entry header.
-  constexpr size_t per_key = 5 + 40;
+rocksdb::WriteBatch& batch_with(WriteBuffers& buffers, rocksdb::ColumnFamilyHandle* cf,
+                                partition_id p, int64_t first, size_t n_records, Size size_of,
+                                Write write) {
   std::vector<size_t> sizes(n_records);
-  size_t bytes = extra + (n_records / batch_records + 1) * per_key;
-  for (size_t i = 0; i < n_records; ++i) bytes += 4 + (sizes[i] = size_of(i));
-  rocksdb::WriteBatch batch(bytes);
+  for (size_t i = 0; i < n_records; ++i) sizes[i] = size_of(i);
+  rocksdb::WriteBatch& batch = buffers.batch;
+  batch.Clear();
+  std::string& value = buffers.value;
   for (size_t from = 0; from < n_records; from += batch_records) {
     const size_t n = std::min(batch_records, n_records - from);
     size_t size = 5;
     for (size_t i = from; i < from + n; ++i) size += 4 + sizes[i];
-    std::string value;
+    value.clear();
     value.reserve(size);
     value.push_back(batch_marker);
     put_be(value, n, 4);
@@ -61,10 +61,11 @@ rocksdb::WriteBatch batch_with(rocksdb::ColumnFamilyHandle* cf, partition_id p, 
 
 // The same for `records`, each `prefix` followed by the record's text.
 template <typename Text>
-rocksdb::WriteBatch batch_of(rocksdb::ColumnFamilyHandle* cf, partition_id p, int64_t first,
-                             std::string_view prefix, const std::vector<Text>& records) {
+rocksdb::WriteBatch& batch_of(WriteBuffers& buffers, rocksdb::ColumnFamilyHandle* cf,
+                              partition_id p, int64_t first, std::string_view prefix,
+                              const std::vector<Text>& records) {
   return batch_with(
-      cf, p, first, records.size(), 0,
+      buffers, cf, p, first, records.size(),
       [&](size_t i) { return prefix.size() + records[i].size(); },
       [&](size_t i, std::string& value) {
         value += prefix;
@@ -273,7 +274,7 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
   std::lock_guard<std::mutex> lock(part->ingest_mu);
   int64_t next = part->ingest_end;
   // Each record: append time, payload.
-  rocksdb::WriteBatch batch = batch_of(h_.ingest, p, next, stamp, payloads);
+  rocksdb::WriteBatch& batch = batch_of(part->ingest_writes, h_.ingest, p, next, stamp, payloads);
   for (size_t i = 0; i < payloads.size(); ++i, ++next)
     if (offsets) offsets->push_back(ingest_offset{next});
   auto s = h_.db->Write(write_options_, &batch);
@@ -397,8 +398,8 @@ result<Claim> EmbeddedLog::claim(partition_id p) {
   marker.marker = true;
   marker.epoch = journal_pos{part->journal_end};
   const std::string marker_bytes = encode(marker);
-  rocksdb::WriteBatch batch =
-      batch_of(h_.journal, p, part->journal_end, "", std::vector<std::string>{marker_bytes});
+  rocksdb::WriteBatch& batch = batch_of(part->journal_writes, h_.journal, p, part->journal_end, "",
+                                       std::vector<std::string>{marker_bytes});
   auto s = h_.db->Write(write_options_, &batch);
   if (!s.ok()) return Status::error("cannot write the epoch marker: " + s.ToString());
   Claim c{p, journal_pos{part->journal_end}, ingest_offset{0}};
@@ -422,10 +423,9 @@ Status EmbeddedLog::append_journal(const Claim& claim, std::vector<JournalRecord
   const std::string cursor_at = cursor_key(claim.partition);
   std::string cursor;
   put_be(cursor, static_cast<uint64_t>(next.value()), 8);
-  // Each record encoded straight into its key's value, not into a string of its own first;
-  // room besides for the cursor put with them.
-  rocksdb::WriteBatch batch = batch_with(
-      h_.journal, claim.partition, pos, records.size(), cursor_at.size() + cursor.size() + 16,
+  // Each record encoded straight into its key's value, not into a string of its own first.
+  rocksdb::WriteBatch& batch = batch_with(
+      part->journal_writes, h_.journal, claim.partition, pos, records.size(),
       [&](size_t i) { return encoded_size(records[i]); },
       [&](size_t i, std::string& value) { encode_into(value, records[i]); });
   pos += static_cast<int64_t>(records.size());

@@ -154,6 +154,7 @@ class ViewBatch {
   void put_record(const events::JournalRecord& r, partition_id p, journal_pos pos);
   // Adds counter changes to the interval statistics (a RocksDB merge: no read).
   void add_intervals(const IntervalDeltas& deltas);
+  // On success the batch is empty again, and keeps its buffers for the next changes.
   Status commit(partition_id p, journal_pos applied);
   size_t size() const { return entries_; }
 

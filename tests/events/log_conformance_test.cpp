@@ -341,14 +341,26 @@ TEST_CASE("embedded: records appended together share a key, and every record rea
     // 2,500 records: three keys (1,024 records at most under one), then one more append.
     REQUIRE(log->append_ingest(partition_id{1}, payloads, nullptr));
     CHECK(engine.store->write_totals().keys - before.keys == 3);
+    // Each append writes its own keys alone (the partition's batch is used again).
+    auto keys_written = [&, last = engine.store->write_totals().keys]() mutable {
+      const uint64_t now = engine.store->write_totals().keys, n = now - last;
+      last = now;
+      return n;
+    };
     REQUIRE(log->append_ingest(partition_id{1}, {"{\"n\":2500}"}, nullptr));
+    CHECK(keys_written() == 1);
     payloads.push_back("{\"n\":2500}");
 
     auto claim = log->claim(partition_id{1});
     REQUIRE(claim.has_value());
+    CHECK(keys_written() == 1);  // the epoch marker
     std::vector<JournalRecord> records;
-    for (int i = 0; i < 1500; ++i) records.push_back(record(i, "r" + std::to_string(i), static_cast<uint64_t>(i)));
-    REQUIRE(log->append_journal(*claim, records, ingest_offset{1500}, nullptr));
+    for (int i = 0; i < 1499; ++i) records.push_back(record(i, "r" + std::to_string(i), static_cast<uint64_t>(i)));
+    REQUIRE(log->append_journal(*claim, records, ingest_offset{1499}, nullptr));
+    CHECK(keys_written() == 3);  // two keys of records, and the cursor
+    std::vector<JournalRecord> last{record(1499, "r1499", 1499)};
+    REQUIRE(log->append_journal(*claim, last, ingest_offset{1500}, nullptr));
+    CHECK(keys_written() == 2);
   }
   auto log = engine.open();  // a restart finds the ends from the last keys
   CHECK(log->ingest_end(partition_id{1})->value() == 2501);
