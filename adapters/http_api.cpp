@@ -281,8 +281,26 @@ void HttpApi::routes() {
     }
     // The answer is written as text, keys in the order json::dump gives them: a batch answers
     // per event, and building a JSON tree of a thousand results cost more than the ingest.
-    // (type, result) -> events; the types are envs' own.
-    std::map<std::pair<std::string_view, const char*>, size_t> counts;
+    // Events by (type, result), the types envs' own: a batch holds a few types, found by a
+    // walk that tries the last one first (a map compared the type's bytes at every step).
+    struct Count {
+      std::string_view type;
+      const char* result;
+      size_t n;
+    };
+    std::vector<Count> counts;
+    auto count = [&counts, last = size_t{0}](std::string_view type, const char* result) mutable {
+      if (last < counts.size() && counts[last].type == type && counts[last].result == result) {
+        ++counts[last].n;
+        return;
+      }
+      for (last = 0; last < counts.size(); ++last)
+        if (counts[last].type == type && counts[last].result == result) {
+          ++counts[last].n;
+          return;
+        }
+      counts.push_back(Count{type, result, 1});
+    };
     size_t accepted = 0, duplicates = 0;
     std::string results;
     results.reserve(envs.size() * 80);
@@ -290,22 +308,29 @@ void HttpApi::routes() {
       const IngestResult& in = (*ingested)[i];
       results += i ? ",{\"id\":" : "{\"id\":";
       events::append_quoted(results, envs[i].id);
-      if (batch) results += ",\"index\":" + std::to_string(i);
+      if (batch) {
+        results += ",\"index\":";
+        events::append_integer(results, static_cast<int64_t>(i));
+      }
       if (in.duplicate) {
-        if (in.seq) results += ",\"seq\":" + std::to_string(in.seq->value());
+        if (in.seq) {
+          results += ",\"seq\":";
+          events::append_integer(results, static_cast<int64_t>(in.seq->value()));
+        }
         results += ",\"status\":\"duplicate\"}";
         ++duplicates;
-        ++counts[{envs[i].type, "duplicate"}];
+        count(envs[i].type, "duplicate");
       } else {
-        results += ",\"offset\":" + std::to_string(in.offset->value());
-        results += ",\"partition\":" + std::to_string(in.partition.value());
+        results += ",\"offset\":";
+        events::append_integer(results, in.offset->value());
+        results += ",\"partition\":";
+        events::append_integer(results, in.partition.value());
         results += ",\"status\":\"accepted\"}";
         ++accepted;
-        ++counts[{envs[i].type, "accepted"}];
+        count(envs[i].type, "accepted");
       }
     }
-    for (const auto& [key, count] : counts)
-      metrics_.received(std::string(key.first), key.second, count);
+    for (const Count& c : counts) metrics_.received(std::string(c.type), c.result, c.n);
     std::string answer = "{\"accepted\":" + std::to_string(accepted) +
                          ",\"duplicates\":" + std::to_string(duplicates);
     if (batch)

@@ -149,6 +149,11 @@ TEST_CASE("a repeated id is acknowledged with the first one's result and changes
   CHECK(body["accepted"] == 1);
   CHECK(body["duplicates"] == 1);
   CHECK(body["results"][1]["status"] == "duplicate");
+  // Counted by type and result, the repeats of both requests as duplicates.
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"accepted\",type=\"queue.configured\"}") == 1);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"duplicate\",type=\"queue.configured\"}") == 1);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"accepted\",type=\"agent.logged_in\"}") == 1);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"duplicate\",type=\"agent.logged_in\"}") == 1);
 }
 
 TEST_CASE("bad input is refused with a clear error, counted, and changes nothing") {
