@@ -90,7 +90,7 @@ result<std::vector<IngestResult>, IngestError> ingest(
   }
   for (auto& [p, b] : batches) {
     std::vector<ingest_offset> offsets;
-    if (Status s = log.append_validated(partition_id{p}, b.texts, std::move(b.envelopes),
+    if (Status s = log.append_validated(partition_id{p}, std::move(b.texts), std::move(b.envelopes),
                                        looked_up_as_of, &offsets); !s)
       return answer(IngestError{s.message()});
     for (size_t k = 0; k < b.slots.size(); ++k) results[b.slots[k]].offset = offsets[k];

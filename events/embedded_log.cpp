@@ -253,17 +253,17 @@ size_t weight_of(const IngestRecord& r) {
 
 Status EmbeddedLog::append_ingest(partition_id p, const std::vector<std::string>& payloads,
                                   std::vector<ingest_offset>* offsets) {
-  return append(p, payloads, nullptr, 0, offsets);
+  return append(p, std::vector<std::string>(payloads), nullptr, 0, offsets);  // the tail's copies
 }
 
-Status EmbeddedLog::append_validated(partition_id p, const std::vector<std::string>& payloads,
+Status EmbeddedLog::append_validated(partition_id p, std::vector<std::string>&& payloads,
                                      std::vector<Envelope>&& envelopes, uint64_t absent_as_of,
                                      std::vector<ingest_offset>* offsets) {
   if (envelopes.size() != payloads.size()) return count_mismatch(payloads, envelopes);
-  return append(p, payloads, &envelopes, absent_as_of, offsets);
+  return append(p, std::move(payloads), &envelopes, absent_as_of, offsets);
 }
 
-Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& payloads,
+Status EmbeddedLog::append(partition_id p, std::vector<std::string>&& payloads,
                            std::vector<Envelope>* envelopes, uint64_t absent_as_of,
                            std::vector<ingest_offset>* offsets) {
   Partition* part = this->part(p);
@@ -284,7 +284,8 @@ Status EmbeddedLog::append(partition_id p, const std::vector<std::string>& paylo
   }
   if (part->tail.empty()) part->tail_start = part->ingest_end;
   for (size_t i = 0; i < payloads.size(); ++i) {
-    part->tail.push_back(IngestRecord{ingest_offset{part->ingest_end + static_cast<int64_t>(i)}, now_us, payloads[i], std::nullopt});
+    part->tail.push_back(IngestRecord{ingest_offset{part->ingest_end + static_cast<int64_t>(i)}, now_us,
+                                      std::move(payloads[i]), std::nullopt});
     if (envelopes) {
       part->tail.back().parsed = std::move((*envelopes)[i]);
       part->tail.back().absent_as_of = absent_as_of;
@@ -318,15 +319,16 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
     if (!part->tail.empty() && from.value() < part->tail_start) end = std::min(end, part->tail_start);
     if (end > from.value() && from.value() >= part->tail_start && !part->tail.empty()) {
       const int64_t upto = std::min<int64_t>(end, from.value() + static_cast<int64_t>(max));
-      for (int64_t o = from.value(); o < upto; ++o) {
-        // The envelope is handed over once; a second read (after a recovery) parses.
-        IngestRecord& r = part->tail[static_cast<size_t>(o - part->tail_start)];
-        part->tail_bytes -= weight_of(r);
-        if (o >= part->read_end) part->unread_bytes -= weight_of(r);
-        out.push_back(IngestRecord{r.offset, r.appended_us, r.payload, std::move(r.parsed), r.absent_as_of});
-        r.parsed.reset();
-        r.absent_as_of = 0;
-        part->tail_bytes += weight_of(r);
+      // The records read leave the tail, handed over whole (no copy of the payload): a second
+      // read, after a recovery, is served by storage and parses.
+      while (part->tail_start < upto) {
+        IngestRecord& r = part->tail.front();
+        const size_t weight = weight_of(r);
+        part->tail_bytes -= weight;
+        if (part->tail_start >= part->read_end) part->unread_bytes -= weight;
+        if (part->tail_start >= from.value()) out.push_back(std::move(r));
+        part->tail.pop_front();
+        ++part->tail_start;
       }
       mark_read(*part, upto);
       return Status::ok();

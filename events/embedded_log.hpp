@@ -76,7 +76,7 @@ class EmbeddedLog final : public EventLog {
   int partitions() const override { return static_cast<int>(parts_.size()); }
   Status append_ingest(partition_id p, const std::vector<std::string>& payloads,
                        std::vector<ingest_offset>* offsets) override;
-  Status append_validated(partition_id p, const std::vector<std::string>& payloads,
+  Status append_validated(partition_id p, std::vector<std::string>&& payloads,
                           std::vector<Envelope>&& envelopes, uint64_t absent_as_of,
                           std::vector<ingest_offset>* offsets) override;
   // Room while the records appended and not read yet weigh (tail_weight) no more than a
@@ -102,8 +102,9 @@ class EmbeddedLog final : public EventLog {
     std::mutex ingest_mu;  // orders offset assignment and the write that uses it
     std::condition_variable appended;
     int64_t ingest_end = 0;
-    // The latest records appended by this process, offsets tail_start .. ingest_end - 1: a
-    // reader that keeps up is served from here instead of a RocksDB iterator.
+    // The latest records appended by this process and not read yet, offsets tail_start ..
+    // ingest_end - 1: a reader that keeps up is served from here instead of a RocksDB
+    // iterator, and takes them (payloads and envelopes are moved in and out, not copied).
     std::deque<IngestRecord> tail;
     int64_t tail_start = 0;
     size_t tail_bytes = 0;
@@ -119,7 +120,8 @@ class EmbeddedLog final : public EventLog {
     WriteBuffers journal_writes;  // under journal_mu
   };
   EmbeddedLog(EmbeddedHandles h, bool sync);
-  Status append(partition_id p, const std::vector<std::string>& payloads,
+  // Moves the payloads (and the envelopes, if given) into the tail.
+  Status append(partition_id p, std::vector<std::string>&& payloads,
                 std::vector<Envelope>* envelopes, uint64_t absent_as_of,
                 std::vector<ingest_offset>* offsets);
   Partition* part(partition_id p);

@@ -64,9 +64,9 @@ class EventLog {
 
   // append_ingest of validated envelopes: payloads[i] must be to_text(envelopes[i]), one
   // envelope per payload (else nothing is appended). An engine may hand the envelopes to this
-  // process's reader (IngestRecord::parsed, with `absent_as_of`); the default, and the kafka
-  // engine, append the payloads alone.
-  virtual Status append_validated(partition_id p, const std::vector<std::string>& payloads,
+  // process's reader (IngestRecord::parsed, with `absent_as_of`), and the payloads with them
+  // (both are taken); the default, and the kafka engine, append the payloads alone.
+  virtual Status append_validated(partition_id p, std::vector<std::string>&& payloads,
                                   std::vector<Envelope>&& envelopes, uint64_t absent_as_of,
                                   std::vector<ingest_offset>* offsets) {
     (void)absent_as_of;  // only for a reader the envelopes are handed to

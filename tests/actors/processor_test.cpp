@@ -45,7 +45,7 @@ struct Node {
       payloads.push_back(events::to_text(envelopes.back()));
     }
     if (hand_over)
-      REQUIRE(log->append_validated(partition_id{0}, payloads, std::move(envelopes), absent_as_of, nullptr));
+      REQUIRE(log->append_validated(partition_id{0}, std::move(payloads), std::move(envelopes), absent_as_of, nullptr));
     else
       REQUIRE(log->append_ingest(partition_id{0}, payloads, nullptr));
   }

@@ -143,7 +143,7 @@ size_t validated_appends_read_back_as_their_text(Engine& engine) {
     payloads.push_back(to_text(e));
     envelopes.push_back(std::move(e));
   }
-  REQUIRE(log->append_validated(partition_id{2}, payloads, std::move(envelopes), 7, nullptr));
+  REQUIRE(log->append_validated(partition_id{2}, std::vector<std::string>(payloads), std::move(envelopes), 7, nullptr));
   auto first = read_n(*log, partition_id{2}, 0, 20);
   REQUIRE(first.size() == 20);
   size_t handed = 0;
@@ -162,7 +162,7 @@ size_t validated_appends_read_back_as_their_text(Engine& engine) {
   }
   // One envelope per payload, or nothing is appended.
   std::vector<Envelope> one(1);
-  CHECK_FALSE(log->append_validated(partition_id{2}, payloads, std::move(one), 7, nullptr));
+  CHECK_FALSE(log->append_validated(partition_id{2}, std::vector<std::string>(payloads), std::move(one), 7, nullptr));
   CHECK(log->ingest_end(partition_id{2})->value() == 20);
   return handed;
 }
