@@ -155,15 +155,6 @@ JournalEntry PartitionProcessor::entry_of(const routing::Envelope& e, entry_kind
                       canonical.empty() ? events::to_text(e) : events::to_text(e, canonical)};
 }
 
-void PartitionProcessor::count_fact(std::string_view type, const char* result) {
-  for (FactCount& c : fact_counts_)
-    if (c.type == type && std::string_view(c.result) == result) {
-      ++c.n;
-      return;
-    }
-  fact_counts_.push_back(FactCount{std::string(type), result, 1});
-}
-
 std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& rec) {
   const bool handed = rec.parsed.has_value();
   events::json j;
@@ -255,7 +246,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
     }
   }
   // The results are string literals: their views' data are terminated.
-  for (const FactCount& c : fact_counts_) observer_.on_facts(c.type, c.result, c.n);
+  for (const auto& c : fact_counts_.counts()) observer_.on_facts(c.type, c.result, c.n);
   fact_counts_.clear();
 
   // Journal first, then the views: a crash in between leaves views behind the journal, which

@@ -18,6 +18,7 @@
 #include "actors/recent_keys.hpp"
 #include "actors/routing.hpp"
 #include "events/event_log.hpp"
+#include "events/type_counts.hpp"
 #include "projections/schedule.hpp"
 #include "projections/store.hpp"
 
@@ -134,15 +135,8 @@ class PartitionProcessor {
   // front door found unknown as of this or later is either in memory or not journaled.
   uint64_t keys_dropped_as_of_ = std::numeric_limits<uint64_t>::max();
   // Facts decided in this step, by type and result, for the observer.
-  // A step sees a handful of types: a list searched by string view costs no allocation per
-  // fact, as a map keyed by a copied type did.
-  struct FactCount {
-    std::string type;
-    const char* result;  // a string literal
-    size_t n;
-  };
-  std::vector<FactCount> fact_counts_;
-  void count_fact(std::string_view type, const char* result);
+  events::TypeCounts fact_counts_;
+  void count_fact(std::string_view type, const char* result) { fact_counts_.add(type, result); }
   std::set<std::string> pending_tenants_;
   std::chrono::steady_clock::time_point pending_since_{};
   std::map<std::string, Anchor> anchors_;

@@ -13,6 +13,7 @@
 #include "events/envelope.hpp"
 #include "events/fact_reader.hpp"
 #include "events/time.hpp"
+#include "events/type_counts.hpp"
 
 namespace omniroute::adapters {
 namespace {
@@ -281,26 +282,7 @@ void HttpApi::routes() {
     }
     // The answer is written as text, keys in the order json::dump gives them: a batch answers
     // per event, and building a JSON tree of a thousand results cost more than the ingest.
-    // Events by (type, result), the types envs' own: a batch holds a few types, found by a
-    // walk that tries the last one first (a map compared the type's bytes at every step).
-    struct Count {
-      std::string_view type;
-      const char* result;
-      size_t n;
-    };
-    std::vector<Count> counts;
-    auto count = [&counts, last = size_t{0}](std::string_view type, const char* result) mutable {
-      if (last < counts.size() && counts[last].type == type && counts[last].result == result) {
-        ++counts[last].n;
-        return;
-      }
-      for (last = 0; last < counts.size(); ++last)
-        if (counts[last].type == type && counts[last].result == result) {
-          ++counts[last].n;
-          return;
-        }
-      counts.push_back(Count{type, result, 1});
-    };
+    events::TypeCounts counts;
     size_t accepted = 0, duplicates = 0;
     std::string results;
     results.reserve(envs.size() * 80);
@@ -319,7 +301,7 @@ void HttpApi::routes() {
         }
         results += ",\"status\":\"duplicate\"}";
         ++duplicates;
-        count(envs[i].type, "duplicate");
+        counts.add(envs[i].type, "duplicate");
       } else {
         results += ",\"offset\":";
         events::append_integer(results, in.offset->value());
@@ -327,10 +309,10 @@ void HttpApi::routes() {
         events::append_integer(results, in.partition.value());
         results += ",\"status\":\"accepted\"}";
         ++accepted;
-        count(envs[i].type, "accepted");
+        counts.add(envs[i].type, "accepted");
       }
     }
-    for (const Count& c : counts) metrics_.received(std::string(c.type), c.result, c.n);
+    for (const auto& c : counts.counts()) metrics_.received(c.type, c.result, c.n);
     std::string answer = "{\"accepted\":" + std::to_string(accepted) +
                          ",\"duplicates\":" + std::to_string(duplicates);
     if (batch)

@@ -291,12 +291,9 @@ Status EmbeddedLog::append(partition_id p, std::vector<std::string>&& payloads,
       part->tail.back().absent_as_of = absent_as_of;
     }
     part->tail_bytes += weight_of(part->tail.back());
-    part->unread_bytes += weight_of(part->tail.back());
   }
-  while (part->tail_bytes > tail_bytes_) {
-    const size_t weight = weight_of(part->tail.front());
-    part->tail_bytes -= weight;
-    if (part->tail_start >= part->read_end) part->unread_bytes -= weight;
+  while (part->tail_bytes > tail_bytes_) {  // the oldest unread records are left to storage
+    part->tail_bytes -= weight_of(part->tail.front());
     part->tail.pop_front();
     ++part->tail_start;
   }
@@ -323,9 +320,7 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
       // read, after a recovery, is served by storage and parses.
       while (part->tail_start < upto) {
         IngestRecord& r = part->tail.front();
-        const size_t weight = weight_of(r);
-        part->tail_bytes -= weight;
-        if (part->tail_start >= part->read_end) part->unread_bytes -= weight;
+        part->tail_bytes -= weight_of(r);
         if (part->tail_start >= from.value()) out.push_back(std::move(r));
         part->tail.pop_front();
         ++part->tail_start;
@@ -372,7 +367,7 @@ bool EmbeddedLog::await_room(partition_id p, const std::vector<std::string>& pay
   std::unique_lock<std::mutex> lock(part->ingest_mu);
   ++part->writers_waiting;
   const bool room = part->read.wait_for(lock, wait, [&] {
-    return part->unread_bytes == 0 || part->unread_bytes + weight <= tail_bytes_;
+    return part->tail_bytes == 0 || part->tail_bytes + weight <= tail_bytes_;
   });
   --part->writers_waiting;
   return room;

@@ -107,11 +107,8 @@ class EmbeddedLog final : public EventLog {
     // iterator, and takes them (payloads and envelopes are moved in and out, not copied).
     std::deque<IngestRecord> tail;
     int64_t tail_start = 0;
-    size_t tail_bytes = 0;
-    // One past the highest offset read, and the weight of the tail's records from there on
-    // (those the tail dropped unread no longer count).
-    int64_t read_end = 0;
-    size_t unread_bytes = 0;
+    size_t tail_bytes = 0;  // their weight (tail_weight)
+    int64_t read_end = 0;   // one past the highest offset read
     size_t writers_waiting = 0;  // in await_room
     std::condition_variable read;  // read_end moved
     WriteBuffers ingest_writes;  // under ingest_mu
