@@ -168,7 +168,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   if (!parsed) {
     // Only a producer other than omniroute's own front door can write such a record. It is
     // journaled as a refusal when it names a tenant and an id; otherwise it is dropped.
-    count_fact(events::kind_of(type) == events::event_kind::unknown ? "unknown" : type, "refused");
+    fact_counts_.add(events::kind_of(type) == events::event_kind::unknown ? "unknown" : type, "refused");
     if (!events::valid_tenant(tenant) || !events::valid_id(id) || log_.partition_of(tenant) != p_) {
       observer_.on_error(p_, "ingest offset " + std::to_string(rec.offset.value()) +
                                  " dropped: " + parsed.error().field + " " + parsed.error().reason);
@@ -182,7 +182,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   // Added if new: journaled now, or found in the ids view below.
   const bool fresh = recent_keys_.insert(tenant, id);
   if (!fresh || (!looked_up && store_.seq_of(tenant, id))) {
-    if (parsed) count_fact(type, "duplicate");
+    if (parsed) fact_counts_.add(type, "duplicate");
     return std::nullopt;
   }
 
@@ -198,7 +198,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   }
   pending_tenants_.insert(tenant);
   routing::Outcome outcome = t.handle(std::move(parsed.value()));
-  count_fact(type, outcome.refused ? "refused" : "accepted");
+  fact_counts_.add(type, outcome.refused ? "refused" : "accepted");
   r.entries.reserve(outcome.entries.size());
   for (size_t i = 0; i < outcome.entries.size(); ++i) {
     const auto& e = outcome.entries[i];

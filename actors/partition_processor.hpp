@@ -136,7 +136,6 @@ class PartitionProcessor {
   uint64_t keys_dropped_as_of_ = std::numeric_limits<uint64_t>::max();
   // Facts decided in this step, by type and result, for the observer.
   events::TypeCounts fact_counts_;
-  void count_fact(std::string_view type, const char* result) { fact_counts_.add(type, result); }
   std::set<std::string> pending_tenants_;
   std::chrono::steady_clock::time_point pending_since_{};
   std::map<std::string, Anchor> anchors_;

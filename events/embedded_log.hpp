@@ -108,9 +108,8 @@ class EmbeddedLog final : public EventLog {
     std::deque<IngestRecord> tail;
     int64_t tail_start = 0;
     size_t tail_bytes = 0;  // their weight (tail_weight)
-    int64_t read_end = 0;   // one past the highest offset read
     size_t writers_waiting = 0;  // in await_room
-    std::condition_variable read;  // read_end moved
+    std::condition_variable read;  // the reader took records from the tail
     WriteBuffers ingest_writes;  // under ingest_mu
     std::mutex journal_mu;
     int64_t journal_end = 0;
@@ -122,8 +121,6 @@ class EmbeddedLog final : public EventLog {
                 std::vector<Envelope>* envelopes, uint64_t absent_as_of,
                 std::vector<ingest_offset>* offsets);
   Partition* part(partition_id p);
-  // The reader has read up to `upto` (exclusive); under ingest_mu.
-  static void mark_read(Partition& part, int64_t upto);
 
   EmbeddedHandles h_;
   rocksdb::WriteOptions write_options_;
