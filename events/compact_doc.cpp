@@ -17,7 +17,7 @@ void CompactDoc::grow(size_t more) {
   cap_ = cap;
 }
 
-CompactDoc& CompactDoc::json(std::string_view key, const nlohmann::json& value) {
+CompactDoc& CompactDoc::json(std::string_view key, const events::json& value) {
   std::string text;
   append_json(text, value);
   return raw(key, text);

@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
+#include "events/json.hpp"
 
 namespace omniroute::events {
 
@@ -83,7 +83,7 @@ class CompactDoc {
     return *this;
   }
   // A json value, kept as its text (as json's dump() writes it).
-  CompactDoc& json(std::string_view key, const nlohmann::json& value);
+  CompactDoc& json(std::string_view key, const events::json& value);
   // A value already written as JSON text.
   CompactDoc& raw(std::string_view key, std::string_view json_text) {
     field(tag_raw, key);

@@ -8,13 +8,11 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 
+#include "events/json.hpp"
 #include "events/types.hpp"
 
 namespace omniroute::events {
-
-using json = nlohmann::json;
 
 // Most bytes an id (idempotency key or entity id) may have.
 constexpr size_t max_id_bytes = 128;

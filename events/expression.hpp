@@ -27,13 +27,13 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "events/json.hpp"
 
 #include "events/types.hpp"
 
 namespace omniroute::expr {
 
-using json = nlohmann::json;
+using json = events::json;
 
 // A value seen by the evaluator; refers to storage it does not own.
 struct Value {

@@ -14,14 +14,14 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "events/json.hpp"
 
 #include "events/expression.hpp"
 #include "events/types.hpp"
 
 namespace omniroute::policy {
 
-using json = nlohmann::json;
+using json = events::json;
 
 // The subjects of a policy's conditions, in the order evaluate() receives them.
 const std::vector<std::string>& roots();

@@ -16,18 +16,18 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
 #include "events/embedded_log.hpp"
 #include "events/journal.hpp"
+#include "events/json.hpp"
 #include "events/types.hpp"
 #include "projections/intervals.hpp"
 
 namespace omniroute::projections {
 
-using json = nlohmann::json;
+using json = events::json;
 
 // customers: profile and journey features; journeys: one document per conversation of a
 // customer (routing::journey::Journeys::visit_key); decisions: arbitration decisions as decided;
