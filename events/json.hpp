@@ -19,14 +19,13 @@
 #include <functional>
 #include <initializer_list>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace omniroute::events {
 
@@ -59,9 +58,10 @@ class sorted_map : public std::vector<std::pair<Key, T>> {
       return {this->begin() + static_cast<std::ptrdiff_t>(at), false};
     // Most objects have a handful of members: one allocation for the first four.
     if (this->capacity() == 0) this->reserve(4);
-    auto it = Container::emplace(this->begin() + static_cast<std::ptrdiff_t>(at),
-                                 std::piecewise_construct, std::forward_as_tuple(std::forward<K>(key)),
-                                 std::forward_as_tuple(std::forward<Args>(value)...));
+    auto it =
+        Container::emplace(this->begin() + static_cast<std::ptrdiff_t>(at),
+                           std::piecewise_construct, std::forward_as_tuple(std::forward<K>(key)),
+                           std::forward_as_tuple(std::forward<Args>(value)...));
     return {it, true};
   }
 
@@ -69,11 +69,6 @@ class sorted_map : public std::vector<std::pair<Key, T>> {
   T& operator[](K&& key) {
     return emplace(std::forward<K>(key)).first->second;
   }
-  template <class K>
-  const T& operator[](const K& key) const {
-    return at(key);
-  }
-
   template <class K>
   T& at(const K& key) {
     auto it = find(key);
@@ -100,20 +95,20 @@ class sorted_map : public std::vector<std::pair<Key, T>> {
     return index_of(std::string_view(key)) < this->size() ? 1 : 0;
   }
 
-  template <class K, typename = std::enable_if_t<std::is_convertible<const K&, std::string_view>::value>>
+  using Container::erase;  // by position or range
+  template <class K,
+            typename = std::enable_if_t<std::is_convertible<const K&, std::string_view>::value>>
   size_type erase(const K& key) {
     auto it = find(key);
     if (it == this->end()) return 0;
     Container::erase(it);
     return 1;
   }
-  iterator erase(const_iterator pos) { return Container::erase(pos); }
-  iterator erase(iterator pos) { return Container::erase(pos); }
-  iterator erase(const_iterator first, const_iterator last) { return Container::erase(first, last); }
-  iterator erase(iterator first, iterator last) { return Container::erase(first, last); }
 
   std::pair<iterator, bool> insert(const value_type& v) { return emplace(v.first, v.second); }
-  std::pair<iterator, bool> insert(value_type&& v) { return emplace(std::move(v.first), std::move(v.second)); }
+  std::pair<iterator, bool> insert(value_type&& v) {
+    return emplace(std::move(v.first), std::move(v.second));
+  }
   template <class It, typename = typename std::iterator_traits<It>::iterator_category>
   void insert(It first, It last) {
     for (; first != last; ++first) insert(*first);
@@ -136,9 +131,9 @@ class sorted_map : public std::vector<std::pair<Key, T>> {
   size_t position(std::string_view k) const {
     const size_t n = this->size();
     if (n == 0 || std::string_view(this->back().first) < k) return n;
-    auto it = std::lower_bound(this->begin(), this->end(), k, [](const value_type& m, std::string_view key) {
-      return std::string_view(m.first) < key;
-    });
+    auto it = std::lower_bound(
+        this->begin(), this->end(), k,
+        [](const value_type& m, std::string_view key) { return std::string_view(m.first) < key; });
     return static_cast<size_t>(it - this->begin());
   }
 };

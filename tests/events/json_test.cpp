@@ -1,13 +1,13 @@
 // events::json keeps objects in a sorted vector (events/json.hpp): it must behave as nlohmann's
 // std::map-based json does wherever omniroute can tell, above all in the text dump() writes.
+#include "events/json.hpp"
+
 #include <doctest/doctest.h>
 
 #include <iterator>
 #include <random>
 #include <string>
 #include <string_view>
-
-#include "events/json.hpp"
 
 using omniroute::events::json;
 using std_json = nlohmann::json;
@@ -27,13 +27,18 @@ std::string random_key(std::mt19937& rng) {
 std::string random_text(std::mt19937& rng, int depth) {
   const unsigned pick = depth > 0 ? rng() % 7 : rng() % 4;
   switch (pick) {
-    case 0: return std::to_string(static_cast<int>(rng() % 2000) - 1000);
-    case 1: return "\"v" + std::to_string(rng() % 100) + "\"";
-    case 2: return rng() % 2 ? "true" : "null";
-    case 3: return "1.5";
+    case 0:
+      return std::to_string(static_cast<int>(rng() % 2000) - 1000);
+    case 1:
+      return "\"v" + std::to_string(rng() % 100) + "\"";
+    case 2:
+      return rng() % 2 ? "true" : "null";
+    case 3:
+      return "1.5";
     case 4: {
       std::string out = "[";
-      for (size_t i = 0, n = rng() % 4; i < n; ++i) out += (i ? "," : "") + random_text(rng, depth - 1);
+      for (size_t i = 0, n = rng() % 4; i < n; ++i)
+        out += (i ? "," : "") + random_text(rng, depth - 1);
       return out + "]";
     }
     default: {
@@ -64,8 +69,8 @@ TEST_CASE("json: parsing and dumping give the bytes of nlohmann's std::map json"
 TEST_CASE("json: members are kept in key byte order, each key once") {
   json o = json::object();
   auto& m = o.get_ref<json::object_t&>();
-  const std::string keys[] = {"queue", "agent", "conversation", "b", "a", "ab", "", "zz", "\xc3\xa9", "A",
-                              "priority", "journey"};
+  const std::string keys[] = {"queue", "agent", "conversation", "b", "a",        "ab",
+                              "",      "zz",    "\xc3\xa9",     "A", "priority", "journey"};
   std_json expected = std_json::object();
   int n = 0;
   for (const auto& k : keys) {
@@ -112,7 +117,8 @@ TEST_CASE("json: members are kept in key byte order, each key once") {
 
 TEST_CASE("json: objects built, merged and compared as nlohmann's") {
   json a = {{"z", 1}, {"a", {{"y", true}, {"b", nullptr}}}, {"m", json::array({1, "two"})}};
-  std_json sa = {{"z", 1}, {"a", {{"y", true}, {"b", nullptr}}}, {"m", std_json::array({1, "two"})}};
+  std_json sa = {
+      {"z", 1}, {"a", {{"y", true}, {"b", nullptr}}}, {"m", std_json::array({1, "two"})}};
   CHECK(a.dump() == sa.dump());
   json b = {{"a", 0}, {"n", "new"}};
   a.update(b);
@@ -122,7 +128,8 @@ TEST_CASE("json: objects built, merged and compared as nlohmann's") {
   json c = {{"n", "new"}, {"m", json::array({1, "two"})}, {"z", 1}, {"a", 0}};
   CHECK(a == c);
   CHECK((json{{"a", 1}} < json{{"b", 0}}) == (std_json{{"a", 1}} < std_json{{"b", 0}}));
-  CHECK((json{{"a", 1}, {"b", 1}} < json{{"a", 1}}) == (std_json{{"a", 1}, {"b", 1}} < std_json{{"a", 1}}));
+  CHECK((json{{"a", 1}, {"b", 1}} < json{{"a", 1}}) ==
+        (std_json{{"a", 1}, {"b", 1}} < std_json{{"a", 1}}));
   // Iteration follows the keys' order.
   std::string order;
   for (const auto& [key, value] : a.items()) order += key;
