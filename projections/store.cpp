@@ -9,6 +9,7 @@
 #include <cinttypes>
 #include <cstdlib>
 #include <cstdio>
+#include <deque>
 
 #include "events/bytes.hpp"
 #include "events/compact_doc.hpp"
@@ -122,6 +123,14 @@ bool holds_documents(view v) {
   return v != view::journal && v != view::ids && v != view::intervals;
 }
 
+// The journeys are read by customer, a prefix of their keys: the tenant key through the
+// customer's 0x1f (journey::Journeys::visit_prefix).
+bool reads_by_prefix(view v) { return v == view::journeys; }
+const std::shared_ptr<const rocksdb::SliceTransform>& visit_prefix() {
+  static const std::shared_ptr<const rocksdb::SliceTransform> p = prefix_through('\x1f');
+  return p;
+}
+
 rocksdb::ColumnFamilyOptions cf_options(size_t memtable_bytes) {
   rocksdb::ColumnFamilyOptions o;
   if (memtable_bytes > 0) o.write_buffer_size = memtable_bytes;
@@ -166,14 +175,15 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memta
       o.memtable_prefix_bloom_size_ratio = 0.05;
       o.memtable_whole_key_filtering = true;
     }
-    // The views read only by whole key keep a memtable that sorts once, at its flush
-    // (whole_key_memtable.hpp); the others RocksDB's skiplist. RocksDB's own hashed memtables
+    // The views read only by whole key, and the journeys, read by customer, keep a memtable
+    // that sorts once, at its flush (whole_key_memtable.hpp); the others RocksDB's skiplist. RocksDB's own hashed memtables
     // (hash-linked lists, the whole key as prefix) were tried for the first and dropped: their
     // flush sorts through a new skiplist, about 10,600 instructions a key, on top of a pass
     // over 200,000 buckets (a million events, three runs each: hashed 58,600-65,900 events/s,
     // RocksDB's threads 7.1-8.3 µs per event; skiplists 86,300-93,200, 1.9-2.1 µs).
-    if (v == view::ids || v == view::conversations || v == view::customers)
+    if (v == view::ids || v == view::conversations || v == view::customers || reads_by_prefix(v))
       o.memtable_factory = std::make_shared<WholeKeyMemTableFactory>();
+    if (reads_by_prefix(v)) o.prefix_extractor = visit_prefix();
   }
   descs.emplace_back(view_meta, cf_options(memtable_bytes));
   return descs;
@@ -291,18 +301,44 @@ std::vector<json> Store::documents_with_prefix(view v, const std::string& tenant
   std::vector<json> out;
   if (limit == 0) return out;
   const std::string lower = tenant_key(tenant, prefix);
+  auto add = [&](const rocksdb::Iterator& it) {
+    if (auto j = parsed_document(std::string_view(it.value().data(), it.value().size())))
+      out.push_back(std::move(*j));
+  };
+  rocksdb::Slice lower_slice(lower);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  if (reads_by_prefix(v) && visit_prefix()->InDomain(lower)) {
+    // RocksDB's prefix mode: the memtables sort only this prefix's entries, not the whole
+    // memtable (WholeKeyMemTable). Read backwards from a target past the prefix's keys, unless
+    // a key lies beyond it (one that continues the prefix with eight 0xff bytes): then forwards.
+    ro.prefix_same_as_start = true;
+    const std::string target = lower + std::string(8, '\xff');
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(v)));
+    it->Seek(target);
+    if (!it->Valid()) {
+      for (it->SeekForPrev(target); it->Valid() && out.size() < limit; it->Prev()) add(*it);
+      std::reverse(out.begin(), out.end());
+      return out;
+    }
+    std::deque<json> last;
+    for (it->Seek(lower); it->Valid() && it->key().starts_with(lower_slice); it->Next()) {
+      if (auto j = parsed_document(std::string_view(it->value().data(), it->value().size()))) {
+        last.push_back(std::move(*j));
+        if (last.size() > limit) last.pop_front();
+      }
+    }
+    return std::vector<json>(std::make_move_iterator(last.begin()), std::make_move_iterator(last.end()));
+  }
   std::string upper = lower;
   // The first key after every key with the prefix: drop trailing 0xff bytes, add one to the last.
   while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
   if (!upper.empty()) upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
-  rocksdb::Slice lower_slice(lower), upper_slice(upper);
-  rocksdb::ReadOptions ro;
-  ro.iterate_lower_bound = &lower_slice;
+  rocksdb::Slice upper_slice(upper);
   if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+  ro.total_order_seek = true;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(v)));
-  for (it->SeekToLast(); it->Valid() && out.size() < limit; it->Prev())
-    if (auto j = parsed_document(std::string_view(it->value().data(), it->value().size())))
-      out.push_back(std::move(*j));
+  for (it->SeekToLast(); it->Valid() && out.size() < limit; it->Prev()) add(*it);
   std::reverse(out.begin(), out.end());
   return out;
 }
@@ -451,6 +487,7 @@ json Store::digests() const {
     };
     uint64_t count = 0;
     rocksdb::ReadOptions ro;
+    ro.total_order_seek = true;  // the journeys have a prefix extractor
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(v)));
     for (it->SeekToFirst(); it->Valid(); it->Next(), ++count) {
       // A document's text, not its stored form: the digest is the same however it was stored.

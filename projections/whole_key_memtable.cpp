@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 #include <shared_mutex>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -15,7 +16,8 @@
 namespace omniroute::projections {
 namespace {
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "RocksDB's fixed64 tags are read in place");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "RocksDB's fixed64 tags are read in place");
 
 constexpr uint32_t none = UINT32_MAX;
 
@@ -75,45 +77,25 @@ std::vector<const char*> sorted(const std::vector<const char*>& entries) {
   return out;
 }
 
-class SortedIterator final : public rocksdb::MemTableRep::Iterator {
- public:
-  // Over `entries`, owned by the memtable (immutable), or over `own` (a snapshot).
-  explicit SortedIterator(const std::vector<const char*>* entries) : v_(entries) {}
-  explicit SortedIterator(std::vector<const char*> own) : own_(std::move(own)), v_(&own_) {}
+class WholeKeyMemTable;
 
-  bool Valid() const override { return i_ < v_->size(); }
-  const char* key() const override { return (*v_)[i_]; }
-  void Next() override { ++i_; }
-  void Prev() override { i_ = i_ == 0 ? v_->size() : i_ - 1; }
-  void Seek(const rocksdb::Slice& internal_key, const char* memtable_key) override {
-    const Key k = target(internal_key, memtable_key);
-    i_ = static_cast<size_t>(std::partition_point(v_->begin(), v_->end(), [&](const char* e) {
-                               return before(decode(e), k);
-                             }) - v_->begin());
-  }
-  void SeekForPrev(const rocksdb::Slice& internal_key, const char* memtable_key) override {
-    const Key k = target(internal_key, memtable_key);
-    const size_t after = static_cast<size_t>(std::partition_point(v_->begin(), v_->end(), [&](const char* e) {
-                                               return !before(k, decode(e));
-                                             }) - v_->begin());
-    i_ = after == 0 ? v_->size() : after - 1;
-  }
-  void SeekToFirst() override { i_ = 0; }
-  void SeekToLast() override { i_ = v_->empty() ? 0 : v_->size() - 1; }
-
- private:
-  static Key target(const rocksdb::Slice& internal_key, const char* memtable_key) {
-    return memtable_key ? decode(memtable_key) : decode_internal(internal_key.data(), internal_key.size());
-  }
-  std::vector<const char*> own_;
-  const std::vector<const char*>* v_;
-  size_t i_ = SIZE_MAX;
+// Gives an iterator's room back to its memtable (RocksDB's arena mode: the caller destroys the
+// iterator but does not free it). A base class, so that it runs after the iterator's members
+// are gone.
+struct PlaceReturn {
+  WholeKeyMemTable* home = nullptr;
+  void* place = nullptr;
+  ~PlaceReturn();
 };
 
 class WholeKeyMemTable final : public rocksdb::MemTableRep {
  public:
-  explicit WholeKeyMemTable(rocksdb::Allocator* allocator) : MemTableRep(allocator) {
+  // `prefix`: the column family's prefix extractor, or null. With one, reads in RocksDB's prefix
+  // mode (an iterator without total_order_seek) sort only the entries of the sought prefix.
+  WholeKeyMemTable(rocksdb::Allocator* allocator, const rocksdb::SliceTransform* prefix)
+      : MemTableRep(allocator), prefix_(prefix) {
     index_.assign(1024, Slot{0, none});
+    if (prefix_) prefix_index_.assign(1024, Slot{0, none});
   }
 
   void Insert(rocksdb::KeyHandle handle) override { InsertKey(handle); }
@@ -138,16 +120,19 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
       // only from a writer other than RocksDB's single write thread.
       if (k.tag == newest.tag) return false;
       uint32_t prev = slot.newest;
-      while (older_[prev] != none && decode(entries_[older_[prev]]).tag > k.tag) prev = older_[prev];
+      while (older_[prev] != none && decode(entries_[older_[prev]]).tag > k.tag)
+        prev = older_[prev];
       if (older_[prev] != none && decode(entries_[older_[prev]]).tag == k.tag) return false;
       older = older_[prev];
       older_[prev] = at;
     }
     entries_.push_back(entry);
     older_.push_back(older);
-    if (keys_ * 2 > index_.size()) grow();
-    memory_.store(entries_.capacity() * sizeof(const char*) + older_.capacity() * sizeof(uint32_t) +
-                      index_.size() * sizeof(Slot),
+    if (keys_ * 2 > index_.size()) grow(index_);
+    if (prefix_) add_to_prefix(k.user, at);
+    memory_.store(entries_.capacity() * sizeof(const char*) +
+                      (older_.capacity() + same_prefix_.capacity()) * sizeof(uint32_t) +
+                      (index_.size() + prefix_index_.size()) * sizeof(Slot),
                   std::memory_order_relaxed);
     return true;
   }
@@ -164,7 +149,8 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
   // The entries of the looked-up user key that the lookup's sequence number sees, newest
   // first, until `callback` says stop: what a skiplist's seek would give before it reached
   // the next user key (on which RocksDB's callback stops).
-  void Get(const rocksdb::LookupKey& lookup, void* arg, bool (*callback)(void*, const char*)) override {
+  void Get(const rocksdb::LookupKey& lookup, void* arg,
+           bool (*callback)(void*, const char*)) override {
     // rocksdb::LookupKey is not in RocksDB's public headers; its first member is the memtable
     // key (length-prefixed internal key) it was built for. Every read of a view by key goes
     // through here, so the store's tests would fail at once if that ever changed.
@@ -185,25 +171,149 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
 
   size_t ApproximateMemoryUsage() override { return memory_.load(std::memory_order_relaxed); }
 
-  Iterator* GetIterator(rocksdb::Arena* arena) override {
-    SortedIterator* it;
-    void* at = arena ? place() : nullptr;
-    std::shared_lock lock(mu_);
-    if (read_only_) {
-      std::call_once(sorted_once_, [&] { sorted_ = sorted(entries_); });
-      it = at ? new (at) SortedIterator(&sorted_) : new SortedIterator(&sorted_);
-    } else {
-      std::vector<const char*> snapshot = sorted(entries_);
-      it = at ? new (at) SortedIterator(std::move(snapshot)) : new SortedIterator(std::move(snapshot));
-    }
-    return it;
+  Iterator* GetIterator(rocksdb::Arena* arena) override { return make_iterator(arena, false); }
+  // RocksDB's prefix mode: each seek reads the sought key's prefix only (the entries of other
+  // prefixes are not in order after it, which that mode allows).
+  Iterator* GetDynamicPrefixIterator(rocksdb::Arena* arena) override {
+    return make_iterator(arena, prefix_ != nullptr);
   }
 
  private:
+  friend struct PlaceReturn;
+
   struct Slot {
     uint64_t hash;
-    uint32_t newest;  // index in entries_ of the key's newest version; none: empty
+    uint32_t newest;  // index in entries_ of the newest entry with the slot's key; none: empty
   };
+
+  // Over every entry in key order, or, by prefix, over the entries of the prefix last sought.
+  class SortedIterator final : private PlaceReturn, public rocksdb::MemTableRep::Iterator {
+   public:
+    SortedIterator(WholeKeyMemTable* table, bool by_prefix, void* room)
+        : table_(table), by_prefix_(by_prefix) {
+      if (room) {
+        home = table;
+        place = room;
+      }
+      if (!by_prefix_) load_all();
+    }
+
+    bool Valid() const override { return i_ < v_->size(); }
+    const char* key() const override { return (*v_)[i_]; }
+    void Next() override { ++i_; }
+    void Prev() override { i_ = i_ == 0 ? v_->size() : i_ - 1; }
+    void Seek(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+      const Key k = target(internal_key, memtable_key);
+      load_for(k.user);
+      i_ = static_cast<size_t>(
+          std::partition_point(v_->begin(), v_->end(),
+                               [&](const char* e) { return before(decode(e), k); }) -
+          v_->begin());
+    }
+    void SeekForPrev(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+      const Key k = target(internal_key, memtable_key);
+      load_for(k.user);
+      const size_t after = static_cast<size_t>(
+          std::partition_point(v_->begin(), v_->end(),
+                               [&](const char* e) { return !before(k, decode(e)); }) -
+          v_->begin());
+      i_ = after == 0 ? v_->size() : after - 1;
+    }
+    void SeekToFirst() override {
+      if (by_prefix_) load_all();
+      i_ = 0;
+    }
+    void SeekToLast() override {
+      if (by_prefix_) load_all();
+      i_ = v_->empty() ? 0 : v_->size() - 1;
+    }
+
+   private:
+    static Key target(const rocksdb::Slice& internal_key, const char* memtable_key) {
+      return memtable_key ? decode(memtable_key)
+                          : decode_internal(internal_key.data(), internal_key.size());
+    }
+    void load_all() {
+      v_ = table_->all_sorted(own_);
+      all_ = true;
+    }
+    // By prefix: the entries of `user`'s prefix, or all of them for a key outside the
+    // extractor's domain.
+    void load_for(std::string_view user) {
+      if (!by_prefix_) return;
+      if (table_->with_prefix_of(user, own_)) {
+        v_ = &own_;
+        all_ = false;
+      } else if (!all_) {
+        load_all();
+      }
+    }
+    WholeKeyMemTable* table_;
+    const bool by_prefix_;
+    bool all_ = false;
+    std::vector<const char*> own_;
+    const std::vector<const char*>* v_ = &own_;
+    size_t i_ = SIZE_MAX;
+  };
+
+  Iterator* make_iterator(rocksdb::Arena* arena, bool by_prefix) {
+    void* at = arena ? place() : nullptr;
+    return at ? new (at) SortedIterator(this, by_prefix, at)
+              : new SortedIterator(this, by_prefix, nullptr);
+  }
+
+  // Every entry in key order: sorted once for a read-only memtable, else a sorted copy in
+  // `scratch`.
+  const std::vector<const char*>* all_sorted(std::vector<const char*>& scratch) {
+    std::shared_lock lock(mu_);
+    if (read_only_) {
+      std::call_once(sorted_once_, [&] { sorted_ = sorted(entries_); });
+      return &sorted_;
+    }
+    scratch = sorted(entries_);
+    return &scratch;
+  }
+
+  // The entries whose user keys have `user`'s prefix, in key order, into `out`; false (and
+  // `out` untouched) when `user` is outside the prefix extractor's domain.
+  bool with_prefix_of(std::string_view user, std::vector<const char*>& out) const {
+    const rocksdb::Slice key(user.data(), user.size());
+    if (!prefix_->InDomain(key)) return false;
+    const rocksdb::Slice p = prefix_->Transform(key);
+    const std::string_view wanted(p.data(), p.size());
+    out.clear();
+    {
+      std::shared_lock lock(mu_);
+      const Slot& slot = prefix_index_[find_prefix(wanted, events::key_hash(wanted))];
+      for (uint32_t e = slot.newest; e != none; e = same_prefix_[e]) out.push_back(entries_[e]);
+    }
+    std::sort(out.begin(), out.end(),
+              [](const char* a, const char* b) { return before(decode(a), decode(b)); });
+    return true;
+  }
+
+  std::string_view prefix_of(const char* entry) const {
+    const std::string_view user = decode(entry).user;
+    const rocksdb::Slice p = prefix_->Transform(rocksdb::Slice(user.data(), user.size()));
+    return std::string_view(p.data(), p.size());
+  }
+
+  // Links entry `at` into its prefix's list (entries outside the domain are in none).
+  void add_to_prefix(std::string_view user, uint32_t at) {
+    const rocksdb::Slice key(user.data(), user.size());
+    if (!prefix_->InDomain(key)) {
+      same_prefix_.push_back(none);
+      return;
+    }
+    const rocksdb::Slice p = prefix_->Transform(key);
+    const std::string_view prefix(p.data(), p.size());
+    const uint64_t h = events::key_hash(prefix);
+    Slot& slot = prefix_index_[find_prefix(prefix, h)];
+    if (slot.newest == none) ++prefixes_;
+    same_prefix_.push_back(slot.newest);
+    slot = Slot{h, at};
+    if (prefixes_ * 2 > prefix_index_.size()) grow(prefix_index_);
+  }
 
   // The slot of `user`, or the empty slot where it would go (linear probing).
   size_t find(std::string_view user, uint64_t h) const {
@@ -213,51 +323,106 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
       if (s.newest == none || (s.hash == h && decode(entries_[s.newest]).user == user)) return i;
     }
   }
+  size_t find_prefix(std::string_view prefix, uint64_t h) const {
+    const size_t mask = prefix_index_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      const Slot& s = prefix_index_[i];
+      if (s.newest == none || (s.hash == h && prefix_of(entries_[s.newest]) == prefix)) return i;
+    }
+  }
 
-  void grow() {
-    std::vector<Slot> old(index_.size() * 2, Slot{0, none});
-    old.swap(index_);
-    const size_t mask = index_.size() - 1;
+  // Doubles an index (its slots keep their hashes).
+  static void grow(std::vector<Slot>& index) {
+    std::vector<Slot> old(index.size() * 2, Slot{0, none});
+    old.swap(index);
+    const size_t mask = index.size() - 1;
     for (const Slot& s : old) {
       if (s.newest == none) continue;
       size_t i = s.hash & mask;
-      while (index_[i].newest != none) i = (i + 1) & mask;
-      index_[i] = s;
+      while (index[i].newest != none) i = (i + 1) & mask;
+      index[i] = s;
     }
   }
 
   // Room for an iterator that its caller will destroy but not free (RocksDB's arena mode):
-  // held by this memtable, which outlives its iterators, and freed with it. Not taken from the
-  // memtable's allocator: RocksDB requires an immutable memtable's memory not to grow. Only a
-  // flush and whole-view scans (digest, tests) iterate these views, a few times in a
-  // memtable's life, so the room is not reused.
+  // held by this memtable, which outlives its iterators, and given back when the iterator is
+  // destroyed (PlaceReturn), for the next. Not taken from the memtable's allocator: RocksDB
+  // requires an immutable memtable's memory not to grow.
   void* place() {
     std::lock_guard lock(places_mu_);
+    if (!free_places_.empty()) {
+      void* p = free_places_.back();
+      free_places_.pop_back();
+      return p;
+    }
     return &places_.emplace_back();
+  }
+  void give_back(void* p) {
+    std::lock_guard lock(places_mu_);
+    free_places_.push_back(p);
   }
   struct alignas(SortedIterator) Place {
     unsigned char bytes[sizeof(SortedIterator)];
   };
   std::mutex places_mu_;
   std::deque<Place> places_;
+  std::vector<void*> free_places_;
 
+  const rocksdb::SliceTransform* prefix_;
   mutable std::shared_mutex mu_;
   std::vector<const char*> entries_;  // in insertion order
   std::vector<uint32_t> older_;       // per entry: its key's next older version, or none
   std::vector<Slot> index_;           // by user key; a power of two, at most half full
   size_t keys_ = 0;
+  // With a prefix extractor: per entry, the next older entry of its prefix (or none), and an
+  // index by prefix of each prefix's newest entry.
+  std::vector<uint32_t> same_prefix_;
+  std::vector<Slot> prefix_index_;
+  size_t prefixes_ = 0;
   std::atomic<size_t> memory_{0};
   bool read_only_ = false;
   std::once_flag sorted_once_;
   std::vector<const char*> sorted_;  // entries_ in key order, once read-only
 };
 
+PlaceReturn::~PlaceReturn() {
+  if (home) home->give_back(place);
+}
+
 }  // namespace
+
+namespace {
+
+class PrefixThrough final : public rocksdb::SliceTransform {
+ public:
+  explicit PrefixThrough(char separator)
+      : separator_(separator),
+        name_("omniroute.PrefixThrough." + std::to_string(static_cast<unsigned char>(separator))) {}
+  const char* Name() const override { return name_.c_str(); }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    const void* at = std::memchr(key.data(), separator_, key.size());
+    return rocksdb::Slice(key.data(),
+                          static_cast<size_t>(static_cast<const char*>(at) - key.data()) + 1);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return std::memchr(key.data(), separator_, key.size()) != nullptr;
+  }
+
+ private:
+  char separator_;
+  std::string name_;
+};
+
+}  // namespace
+
+std::shared_ptr<const rocksdb::SliceTransform> prefix_through(char separator) {
+  return std::make_shared<PrefixThrough>(separator);
+}
 
 rocksdb::MemTableRep* WholeKeyMemTableFactory::CreateMemTableRep(
     const rocksdb::MemTableRep::KeyComparator&, rocksdb::Allocator* allocator,
-    const rocksdb::SliceTransform*, rocksdb::Logger*) {
-  return new WholeKeyMemTable(allocator);
+    const rocksdb::SliceTransform* prefix, rocksdb::Logger*) {
+  return new WholeKeyMemTable(allocator, prefix);
 }
 
 }  // namespace omniroute::projections

@@ -1,6 +1,9 @@
-// A RocksDB memtable for the views read only by whole key (ids, conversations, customers):
-// inserts go to a hash index and a list, and the list is sorted once, when the memtable is
-// flushed (or iterated, which only tools and tests do while it is written).
+// A RocksDB memtable for the views read by whole key (ids, conversations, customers) or by a
+// key prefix (journeys, by customer): inserts go to a hash index and a list, and the list is
+// sorted once, when the memtable is flushed (or iterated in key order, which only tools and
+// tests do while it is written). Given the column family's prefix extractor, it also links the
+// entries of each prefix, and a read in RocksDB's prefix mode (an iterator without
+// total_order_seek) sorts only the sought prefix's entries.
 //
 // RocksDB's skiplist memtable sorts on every insert: about 30 key comparisons, each through
 // RocksDB's comparator objects and perf counters, and most of them cache misses in a 64 MiB
@@ -13,6 +16,9 @@
 #pragma once
 
 #include <rocksdb/memtablerep.h>
+#include <rocksdb/slice_transform.h>
+
+#include <memory>
 
 namespace omniroute::projections {
 
@@ -25,5 +31,9 @@ class WholeKeyMemTableFactory : public rocksdb::MemTableRepFactory {
   bool IsInsertConcurrentlySupported() const override { return false; }
   bool CanHandleDuplicatedKey() const override { return true; }
 };
+
+// A prefix extractor: a key up to and including its first `separator`; keys without one are
+// outside its domain.
+std::shared_ptr<const rocksdb::SliceTransform> prefix_through(char separator);
 
 }  // namespace omniroute::projections

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -15,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "projections/store.hpp"
 #include "projections/whole_key_memtable.hpp"
+#include "tests/support/support.hpp"
 
 using omniroute::projections::WholeKeyMemTableFactory;
 
@@ -168,5 +171,149 @@ TEST_CASE("whole-key memtable: reads equal the skiplist memtable's, through over
       }
     }
     for (const rocksdb::Snapshot* s : snapshots) t.db->ReleaseSnapshot(s);
+  }
+}
+
+namespace {
+
+// A key of the journeys' shape: tenant, 0, customer, 0x1f, a start time and a conversation;
+// or, one in nine, a key outside the prefix extractor's domain (no 0x1f).
+std::string visit_key_of(uint64_t n) {
+  if (n % 9 == 0) return "plain" + std::to_string(n);
+  char start[16];
+  std::snprintf(start, sizeof start, "%015llu", static_cast<unsigned long long>(n * 7919 % 100000));
+  return "t" + std::to_string(n % 2) + std::string(1, '\0') + "u" + std::to_string(n % 13) + "\x1f" + start +
+         "c" + std::to_string(n);
+}
+
+// The keys of `prefix`, forwards from it and backwards from past its end, in RocksDB's prefix
+// mode (as Store::documents_with_prefix reads the journeys).
+std::pair<std::vector<std::string>, std::vector<std::string>> prefix_reads(
+    rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::string& prefix,
+    const rocksdb::Snapshot* snapshot = nullptr) {
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  ro.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+  std::vector<std::string> forwards, backwards;
+  for (it->Seek(prefix); it->Valid(); it->Next()) forwards.push_back(it->key().ToString());
+  for (it->SeekForPrev(prefix + std::string(8, '\xff')); it->Valid(); it->Prev())
+    backwards.push_back(it->key().ToString());
+  REQUIRE(it->status().ok());
+  return {forwards, backwards};
+}
+
+}  // namespace
+
+TEST_CASE("whole-key memtable with a prefix extractor: prefix reads and total-order scans equal the skiplist's") {
+  using omniroute::projections::prefix_through;
+  for (const size_t memtable_bytes : {size_t(64) << 20, size_t(32) << 10}) {
+    CAPTURE(memtable_bytes);
+    const std::string dir = (std::filesystem::temp_directory_path() /
+                             ("omniroute-prefix-test-" + std::to_string(::getpid()) + "-" + std::to_string(memtable_bytes)))
+                                .string();
+    std::filesystem::remove_all(dir);
+    rocksdb::DBOptions o;
+    o.create_if_missing = true;
+    o.create_missing_column_families = true;
+    o.allow_concurrent_memtable_write = false;
+    rocksdb::ColumnFamilyOptions skiplist, whole;
+    skiplist.write_buffer_size = whole.write_buffer_size = memtable_bytes;
+    skiplist.prefix_extractor = whole.prefix_extractor = prefix_through('\x1f');
+    whole.memtable_factory = std::make_shared<WholeKeyMemTableFactory>();
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs{
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}, {"skiplist", skiplist}, {"whole", whole}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    REQUIRE(rocksdb::DB::Open(o, dir, cfs, &handles, &db).ok());
+    std::mt19937_64 rng(17);
+    std::map<std::string, std::string> now;
+    std::vector<const rocksdb::Snapshot*> snapshots;
+    for (int step = 0; step < 3000; ++step) {
+      rocksdb::WriteBatch batch;
+      const int n = 1 + static_cast<int>(rng() % 6);
+      for (int i = 0; i < n; ++i) {
+        const std::string key = visit_key_of(rng() % 400);
+        if (rng() % 6 == 0) {
+          batch.Delete(handles[1], key);
+          batch.Delete(handles[2], key);
+          now.erase(key);
+        } else {
+          const std::string value = "v" + std::to_string(step) + "." + std::to_string(i);
+          batch.Put(handles[1], key, value);
+          batch.Put(handles[2], key, value);
+          now[key] = value;
+        }
+      }
+      REQUIRE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+      if (rng() % 300 == 0) snapshots.push_back(db->GetSnapshot());
+      if (rng() % 700 == 0) {
+        REQUIRE(db->Flush(rocksdb::FlushOptions(), handles[2]).ok());
+        REQUIRE(db->Flush(rocksdb::FlushOptions(), handles[1]).ok());
+      }
+      if (step % 10 == 0) {
+        const std::string prefix = "t" + std::to_string(rng() % 2) + std::string(1, '\0') + "u" +
+                                   std::to_string(rng() % 14) + "\x1f";  // u13: never written
+        CAPTURE(prefix);
+        std::vector<std::string> expected;
+        for (auto it = now.lower_bound(prefix); it != now.end() && it->first.rfind(prefix, 0) == 0; ++it)
+          expected.push_back(it->first);
+        const auto got = prefix_reads(db, handles[2], prefix);
+        REQUIRE(got.first == expected);
+        REQUIRE(got.second == std::vector<std::string>(expected.rbegin(), expected.rend()));
+        REQUIRE(got == prefix_reads(db, handles[1], prefix));
+        for (const rocksdb::Snapshot* s : snapshots)
+          REQUIRE(prefix_reads(db, handles[2], prefix, s) == prefix_reads(db, handles[1], prefix, s));
+        // A key outside the domain is read from a memtable sorted whole.
+        REQUIRE(seeks(db, handles[2], "plain1") == seeks(db, handles[1], "plain1"));
+      }
+      if (step % 500 == 0) {
+        rocksdb::ReadOptions total;
+        total.total_order_seek = true;
+        std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(total, handles[2]));
+        std::vector<std::pair<std::string, std::string>> listed;
+        for (it->SeekToFirst(); it->Valid(); it->Next()) listed.emplace_back(it->key().ToString(), it->value().ToString());
+        REQUIRE(listed == std::vector<std::pair<std::string, std::string>>(now.begin(), now.end()));
+      }
+    }
+    for (const rocksdb::Snapshot* s : snapshots) db->ReleaseSnapshot(s);
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_CASE("documents_with_prefix reads a customer's latest journey documents, through flushes") {
+  using namespace omniroute;
+  testing::TempDir dir;
+  auto opened = projections::Store::open(dir.str(), size_t(32) << 10);  // flushed often
+  REQUIRE(opened);
+  projections::Store& store = *opened.value();
+  std::mt19937_64 rng(23);
+  std::map<std::string, std::map<std::string, int>> model;  // customer -> key -> value
+  for (int step = 0; step < 600; ++step) {
+    projections::ViewBatch batch(store);
+    for (int i = 0; i < 5; ++i) {
+      const std::string customer = "u" + std::to_string(rng() % 20);
+      char start[16];
+      std::snprintf(start, sizeof start, "%015d", static_cast<int>(rng() % 1000));
+      // Now and then a key past the target the backward read starts from (the prefix, then
+      // eight 0xff bytes): the read goes forwards instead.
+      const std::string rest = rng() % 50 == 0 ? std::string(9, '\xff') : std::string(start) + "c" + std::to_string(rng() % 3);
+      const int value = step * 10 + i;
+      batch.put_document(projections::view::journeys, "acme", customer + "\x1f" + rest, nlohmann::json{{"v", value}});
+      model[customer][customer + "\x1f" + rest] = value;
+    }
+    REQUIRE(batch.commit(partition_id{0}, journal_pos{step + 1}));
+    if (step % 20 == 0) {
+      const std::string customer = "u" + std::to_string(rng() % 21);  // u20: none
+      CAPTURE(customer);
+      for (const size_t limit : {size_t(1), size_t(3), size_t(1000)}) {
+        std::vector<nlohmann::json> expected;
+        for (const auto& [key, value] : model[customer]) expected.push_back(nlohmann::json{{"v", value}});
+        if (expected.size() > limit) expected.erase(expected.begin(), expected.end() - static_cast<long>(limit));
+        CHECK(store.documents_with_prefix(projections::view::journeys, "acme", customer + "\x1f", limit) == expected);
+      }
+    }
   }
 }
