@@ -217,6 +217,7 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
 }
 
 result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
+  projections::stop_rocksdb_perf_counts();  // for the thread the host runs on this time
   if (!claim_)
     if (Status s = recover(); !s) return s;
 

@@ -256,6 +256,7 @@ void HttpApi::routes() {
   });
 
   svr.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
+    projections::stop_rocksdb_perf_counts();
     std::vector<events::Envelope> envs;
     bool batch = false;
     // The fast path takes a body of plainly valid events without a DOM of the whole body; the

@@ -4,6 +4,7 @@
 
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/table.h>
 
 #include <cinttypes>
@@ -627,5 +628,7 @@ Status ViewBatch::commit(partition_id p, journal_pos applied) {
   store_.notify();
   return Status::ok();
 }
+
+void stop_rocksdb_perf_counts() { rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable); }
 
 }  // namespace omniroute::projections
