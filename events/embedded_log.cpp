@@ -335,6 +335,9 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
   for (seek_holding(*it, p, from.value()); it->Valid() && expect < end; it->Next()) {
     const int64_t first = first_of(it->key(), p);
     if (first < 0) break;
+    if (first > expect && expect == from.value())
+      return Status::error("ingest partition " + std::to_string(p.value()) + " has no record at offset " +
+                           std::to_string(expect) + " (records the journal has are deleted)");
     if (first > expect || !split_records(view_of(it->value()), records)) return corrupt();
     for (size_t i = 0; i < records.size() && expect < end; ++i) {
       const int64_t offset = first + static_cast<int64_t>(i);
@@ -419,8 +422,16 @@ Status EmbeddedLog::append_journal(const Claim& claim, std::vector<JournalRecord
       [&](size_t i, std::string& value) { encode_into(value, records[i]); });
   pos += static_cast<int64_t>(records.size());
   batch.Put(h_.meta, cursor_at, cursor);
+  // The ingest records below the cursor are done with. The keys that hold only such records
+  // (a key holds at most batch_records from its own offset on) are deleted with the cursor's
+  // advance, a range at a time, so that a flush drops them instead of writing them out: the
+  // ingest log keeps what is not journaled yet, as a Kafka ingest topic's retention would.
+  const int64_t done_below = next.value() - static_cast<int64_t>(batch_records);
+  const bool trim = done_below - part->ingest_trimmed_to >= static_cast<int64_t>(batch_records);
+  if (trim) batch.DeleteRange(h_.ingest, key(claim.partition, 0), key(claim.partition, done_below));
   auto s = h_.db->Write(write_options_, &batch);
   if (!s.ok()) return Status::error("journal append failed: " + s.ToString());
+  if (trim) part->ingest_trimmed_to = done_below;
   if (positions)
     for (int64_t at = part->journal_end; at < pos; ++at) positions->push_back(journal_pos{at});
   part->journal_end = pos;

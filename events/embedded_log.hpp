@@ -113,6 +113,9 @@ class EmbeddedLog final : public EventLog {
     WriteBuffers ingest_writes;  // under ingest_mu
     std::mutex journal_mu;
     int64_t journal_end = 0;
+    // Under journal_mu: the ingest log's keys below this offset are deleted (append_journal).
+    // 0 after a restart: the first trim deletes from offset 0 again, which costs nothing.
+    int64_t ingest_trimmed_to = 0;
     WriteBuffers journal_writes;  // under journal_mu
   };
   EmbeddedLog(EmbeddedHandles h, bool sync);

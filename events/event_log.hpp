@@ -87,7 +87,9 @@ class EventLog {
   }
 
   // Reads up to `max` records of partition p from offset `from` on, waiting up to `wait` for
-  // the first one. An empty result after the wait is not an error.
+  // the first one. An empty result after the wait is not an error. Records more than 1,024
+  // below the resume offset of the last append_journal may be gone (the embedded engine
+  // deletes them; a Kafka topic's retention may).
   virtual Status read_ingest(partition_id p, ingest_offset from, size_t max,
                              std::chrono::milliseconds wait, std::vector<IngestRecord>& out) = 0;
 

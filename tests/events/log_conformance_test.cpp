@@ -441,6 +441,66 @@ TEST_CASE("embedded: records stored one per key, as earlier versions did, still 
   CHECK(history_ids(*log, partition_id{2}) == std::vector<std::string>{"old", "new"});
 }
 
+// The keys of partition p in the ingest column family, by the offset of their first record.
+std::vector<int64_t> ingest_keys(const EmbeddedHandles& h, partition_id p) {
+  std::unique_ptr<rocksdb::Iterator> it(h.db->NewIterator(rocksdb::ReadOptions(), h.ingest));
+  std::vector<int64_t> out;
+  const std::string from = EmbeddedLog::record_key(p, 0);
+  for (it->Seek(from); it->Valid() && it->key().starts_with(rocksdb::Slice(from.data(), 4)); it->Next())
+    out.push_back(static_cast<int64_t>(get_be(std::string_view(it->key().data(), it->key().size()), 4, 8)));
+  REQUIRE(it->status().ok());
+  return out;
+}
+
+TEST_CASE("embedded: ingest records the journal has consumed are deleted, a whole key at a time") {
+  EmbeddedEngine engine;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 5000; ++i) payloads.push_back("{\"n\":" + std::to_string(i) + "}");
+  {
+    auto log = engine.open();
+    for (size_t from = 0; from < payloads.size(); from += 700)  // keys of 700 records
+      REQUIRE(log->append_ingest(partition_id{1}, std::vector<std::string>(payloads.begin() + static_cast<long>(from),
+                                                                            payloads.begin() + static_cast<long>(std::min<size_t>(from + 700, payloads.size()))),
+                                 nullptr));
+    REQUIRE(log->append_ingest(partition_id{0}, {"{\"other\":0}"}, nullptr));
+    const std::vector<int64_t> all{0, 700, 1400, 2100, 2800, 3500, 4200, 4900};
+    REQUIRE(ingest_keys(engine.store->log_handles(), partition_id{1}) == all);
+    auto claim = log->claim(partition_id{1});
+    REQUIRE(claim.has_value());
+    std::vector<JournalRecord> records{record(1499, "r0", 0)};
+    // Up to 1,024 records behind the cursor are kept (a key holds at most that many), and a
+    // trim waits until it would delete at least as many.
+    REQUIRE(log->append_journal(*claim, records, ingest_offset{1500}, nullptr));
+    CHECK(ingest_keys(engine.store->log_handles(), partition_id{1}) == all);
+    records = {record(2449, "r1", 1)};
+    REQUIRE(log->append_journal(*claim, records, ingest_offset{2450}, nullptr));
+    // Keys 0, 700 and 1400 hold records below 2,450 only; key 2100 holds 2,450 too.
+    CHECK(ingest_keys(engine.store->log_handles(), partition_id{1}) ==
+          std::vector<int64_t>{2100, 2800, 3500, 4200, 4900});
+    CHECK(ingest_keys(engine.store->log_handles(), partition_id{0}) == std::vector<int64_t>{0});
+  }
+  engine.close();
+  auto log = engine.open();  // no in-memory tail: reads come from storage
+  CHECK(log->ingest_end(partition_id{1})->value() == 5000);
+  auto claim = log->claim(partition_id{1});
+  REQUIRE(claim.has_value());
+  CHECK(claim->resume.value() == 2450);
+  std::vector<IngestRecord> got;
+  REQUIRE(log->read_ingest(partition_id{1}, ingest_offset{2450}, 3, 0ms, got));
+  REQUIRE(got.size() == 3);
+  CHECK(got[0].payload == payloads[2450]);
+  CHECK(got[2].payload == payloads[2452]);
+  std::vector<IngestRecord> gone;
+  const Status below = log->read_ingest(partition_id{1}, ingest_offset{5}, 3, 0ms, gone);
+  REQUIRE_FALSE(below);
+  CHECK(below.message() == "ingest partition 1 has no record at offset 5 (records the journal has are deleted)");
+  std::vector<JournalRecord> records{record(2499, "r2", 2)};
+  REQUIRE(log->append_journal(*claim, records, ingest_offset{2500}, nullptr));  // trims from 0 again
+  CHECK(ingest_keys(engine.store->log_handles(), partition_id{1}) ==
+        std::vector<int64_t>{2100, 2800, 3500, 4200, 4900});
+  CHECK(read_n(*log, partition_id{0}, 0, 1).at(0).payload == "{\"other\":0}");
+}
+
 #define CONFORMANCE(name, fn)                          \
   TEST_CASE("embedded: " name) {                       \
     EmbeddedEngine engine;                             \
