@@ -714,7 +714,15 @@ std::string to_text(const Envelope& e, std::string_view canonical) {
   // The seq goes before the top-level "tenant" key, the last unescaped `,"tenant":` in the
   // text: only the tenant, time and type values follow it, and quotes in them are escaped.
   static constexpr std::string_view tenant_key = ",\"tenant\":";
-  const size_t at = canonical.rfind(tenant_key);
+  // Where it is when the tenant and type need no escapes (a valid tenant never does) and the
+  // time has 24 characters (years 0-9999): checked, and searched for otherwise. A time is never
+  // shorter, so a wrong guess lands right of the key, among the values that follow it, where
+  // no unescaped `,"tenant":` is.
+  const size_t tail = tenant_key.size() + e.tenant.size() + 2 + std::string_view(",\"time\":\"").size() + 24 +
+                      std::string_view("\",\"type\":\"").size() + e.type.size() + 2;
+  size_t at = canonical.size() >= tail ? canonical.size() - tail : std::string_view::npos;
+  if (at == std::string_view::npos || canonical.compare(at, tenant_key.size(), tenant_key) != 0)
+    at = canonical.rfind(tenant_key);
   if (!e.seq || !e.cause.empty() || at == std::string_view::npos) return to_text(e);
   const std::string n = std::to_string(e.seq->value());
   std::string out;
