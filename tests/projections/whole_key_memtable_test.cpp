@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "events/journal.hpp"
 #include "projections/store.hpp"
 #include "projections/whole_key_memtable.hpp"
 #include "tests/support/support.hpp"
@@ -315,5 +316,43 @@ TEST_CASE("documents_with_prefix reads a customer's latest journey documents, th
         CHECK(store.documents_with_prefix(projections::view::journeys, "acme", customer + "\x1f", limit) == expected);
       }
     }
+  }
+}
+
+TEST_CASE("seqs_of answers each key in its place, whatever the order of the keys asked") {
+  using namespace omniroute;
+  testing::TempDir dir;
+  auto opened = projections::Store::open(dir.str());
+  REQUIRE(opened);
+  projections::Store& store = *opened.value();
+  // Ids of two tenants, journaled as facts with seqs, one record per tenant.
+  std::map<std::pair<std::string, std::string>, uint64_t> known;
+  projections::ViewBatch batch(store);
+  int64_t pos = 0;
+  for (const std::string tenant : {"acme", "zeta"}) {
+    events::JournalRecord r;
+    r.ingest = ingest_offset{pos};
+    for (uint64_t seq = 0; seq < 40; ++seq) {
+      const std::string id = "e" + std::to_string((seq * 37) % 101);
+      r.entries.push_back(events::JournalEntry{events::entry_kind::fact, seq_no{seq}, tenant, id, "{}"});
+      known[{tenant, id}] = seq;
+    }
+    batch.put_record(r, partition_id{0}, journal_pos{pos++});
+  }
+  REQUIRE(batch.commit(partition_id{0}, journal_pos{pos}));
+  std::vector<std::pair<std::string, std::string>> asked;
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 300; ++i)  // known and unknown, repeated, in no order
+    asked.emplace_back(rng() % 2 ? "acme" : "zeta", "e" + std::to_string(rng() % 120));
+  const auto got = store.seqs_of(asked);
+  REQUIRE(got.size() == asked.size());
+  for (size_t i = 0; i < asked.size(); ++i) {
+    CAPTURE(asked[i].first);
+    CAPTURE(asked[i].second);
+    const auto it = known.find(asked[i]);
+    if (it == known.end())
+      CHECK_FALSE(got[i].has_value());
+    else
+      CHECK(got[i] == seq_no{it->second});
   }
 }
