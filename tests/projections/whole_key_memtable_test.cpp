@@ -29,7 +29,10 @@ struct TwoFamilies {
   std::string dir;
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // default, skiplist, whole key
-  explicit TwoFamilies(size_t memtable_bytes) {
+  // With `prefix`, both families have it as their prefix extractor (as the journeys view has);
+  // without, the whole-key one has a memtable bloom filter (as the ids view has).
+  explicit TwoFamilies(size_t memtable_bytes,
+                       std::shared_ptr<const rocksdb::SliceTransform> prefix = nullptr) {
     dir = (std::filesystem::temp_directory_path() /
            ("omniroute-memtable-test-" + std::to_string(::getpid()) + "-" + std::to_string(memtable_bytes)))
               .string();
@@ -41,8 +44,12 @@ struct TwoFamilies {
     rocksdb::ColumnFamilyOptions skiplist, whole;
     skiplist.write_buffer_size = whole.write_buffer_size = memtable_bytes;
     whole.memtable_factory = std::make_shared<WholeKeyMemTableFactory>();
-    whole.memtable_prefix_bloom_size_ratio = 0.05;  // as the ids view has
-    whole.memtable_whole_key_filtering = true;
+    if (prefix) {
+      skiplist.prefix_extractor = whole.prefix_extractor = prefix;
+    } else {
+      whole.memtable_prefix_bloom_size_ratio = 0.05;
+      whole.memtable_whole_key_filtering = true;
+    }
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs{
         {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}, {"skiplist", skiplist}, {"whole", whole}};
     REQUIRE(rocksdb::DB::Open(o, dir, cfs, &handles, &db).ok());
@@ -210,23 +217,9 @@ TEST_CASE("whole-key memtable with a prefix extractor: prefix reads and total-or
   using omniroute::projections::prefix_through;
   for (const size_t memtable_bytes : {size_t(64) << 20, size_t(32) << 10}) {
     CAPTURE(memtable_bytes);
-    const std::string dir = (std::filesystem::temp_directory_path() /
-                             ("omniroute-prefix-test-" + std::to_string(::getpid()) + "-" + std::to_string(memtable_bytes)))
-                                .string();
-    std::filesystem::remove_all(dir);
-    rocksdb::DBOptions o;
-    o.create_if_missing = true;
-    o.create_missing_column_families = true;
-    o.allow_concurrent_memtable_write = false;
-    rocksdb::ColumnFamilyOptions skiplist, whole;
-    skiplist.write_buffer_size = whole.write_buffer_size = memtable_bytes;
-    skiplist.prefix_extractor = whole.prefix_extractor = prefix_through('\x1f');
-    whole.memtable_factory = std::make_shared<WholeKeyMemTableFactory>();
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs{
-        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}, {"skiplist", skiplist}, {"whole", whole}};
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    REQUIRE(rocksdb::DB::Open(o, dir, cfs, &handles, &db).ok());
+    TwoFamilies t(memtable_bytes, prefix_through('\x1f'));
+    rocksdb::DB* db = t.db;
+    const std::vector<rocksdb::ColumnFamilyHandle*>& handles = t.handles;
     std::mt19937_64 rng(17);
     std::map<std::string, std::string> now;
     std::vector<const rocksdb::Snapshot*> snapshots;
@@ -278,9 +271,6 @@ TEST_CASE("whole-key memtable with a prefix extractor: prefix reads and total-or
       }
     }
     for (const rocksdb::Snapshot* s : snapshots) db->ReleaseSnapshot(s);
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
-    std::filesystem::remove_all(dir);
   }
 }
 
