@@ -140,10 +140,11 @@ rocksdb::ColumnFamilyOptions cf_options(size_t memtable_bytes) {
   // An L0 file of the journal (all partitions' new positions) or of a view keyed by id
   // overlaps nearly all of L1, so each L0 -> L1 compaction rewrites L1 whatever the number of
   // L0 files it takes: taking 8 rather than RocksDB's 4 rewrites L1 half as often. Measured
-  // on the benchmark at 3 million events, four runs each: RocksDB's threads 5.2-6.8 -> 4.8-5.2
-  // µs per event. At 1 million the figure falls further (4.1 -> 2.2, medians of 12
-  // interleaved runs), partly because the run ends before a second compaction is due: the
-  // 3 million figures are the lasting gain. Reads see up to twice as many L0 files, each
+  // on the benchmark at 1 million events, 12 interleaved runs each: RocksDB's threads 4.1 ->
+  // 2.2 µs per event (medians), partly because the run ends before a second compaction is
+  // due. The lasting gain is smaller: at 3 million events (four runs of each build, one build
+  // after the other, so in different spells) 5.2-6.8 -> 4.8-5.2 µs, and a later run of this
+  // build in a slow spell 5.2-6.2. Reads see up to twice as many L0 files, each
   // behind a bloom filter; the front door's lookups cost no more within the noise (4.75 ->
   // 4.7 µs per event). A run leaves more uncompacted on disk: 162 -> 176 bytes an event.
   o.level0_file_num_compaction_trigger = 8;
