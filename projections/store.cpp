@@ -133,7 +133,11 @@ const std::shared_ptr<const rocksdb::SliceTransform>& visit_prefix() {
 
 rocksdb::ColumnFamilyOptions cf_options(size_t memtable_bytes) {
   rocksdb::ColumnFamilyOptions o;
-  if (memtable_bytes > 0) o.write_buffer_size = memtable_bytes;
+  // 128 MiB unless told (RocksDB's default is 64): half as many flushes, so half as many L0
+  // files for the compactions below to merge. At 3 million events, 8 interleaved runs each
+  // (medians): e2e 70,500 -> 78,300 events/s, RocksDB's threads 5.45 -> 3.9 µs per event. The
+  // cost is memory: a full memtable, and the one being flushed, are twice as large.
+  o.write_buffer_size = memtable_bytes > 0 ? memtable_bytes : size_t{128} << 20;
   rocksdb::BlockBasedTableOptions t;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));

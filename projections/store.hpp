@@ -53,7 +53,7 @@ enum class journal_index { copy, local };
 class Store {
  public:
   // Opens (creating if needed) the database in `dir`. Fails if another process has it open.
-  // Each column family's memtable holds `memtable_bytes` (0: RocksDB's 64 MiB) before it is
+  // Each column family's memtable holds `memtable_bytes` (0: 128 MiB) before it is
   // flushed to a table file; tests make it small to flush often.
   static result<std::unique_ptr<Store>> open(const std::string& dir, size_t memtable_bytes = 0);
   ~Store();
