@@ -222,8 +222,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
     if (Status s = recover(); !s) return s;
 
   // With views owed, look for more work without waiting: when there is none, project now.
-  std::vector<events::IngestRecord>& ingest = ingest_;
-  ingest.clear();
+  std::vector<events::IngestRecord> ingest;
   const bool owe_views = pending_ != nullptr;
   if (Status s = log_.read_ingest(p_, cursor_, max_batch_, owe_views ? std::chrono::milliseconds(0) : wait, ingest); !s)
     return s;

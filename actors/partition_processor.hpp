@@ -120,10 +120,6 @@ class PartitionProcessor {
   // a new one each time was fresh memory from the kernel, page faults and all (perf: the
   // growth of the view batch and the journal's were about 2% of samples).
   std::unique_ptr<projections::ViewBatch> spare_views_;
-  // The records a step reads, kept for the next step's: a new vector each step grew, a
-  // doubling at a time, into fresh memory (perf: 1.2% of the ingest benchmark's samples and
-  // 3.7% of its page faults).
-  std::vector<events::IngestRecord> ingest_;
   std::optional<journal_pos> pending_upto_;
   // Idempotency keys known journaled, in memory: those journaled since the last projection
   // (the open generation, not in the ids view yet) and those of the latest projections (by

@@ -76,9 +76,7 @@ bool RecentKeys::insert(std::string_view tenant, std::string_view id) {
 }
 
 void RecentKeys::rebuild(size_t capacity) {
-  // The new table goes into the previous rebuild's memory: its size rarely changes.
-  std::vector<Slot>& old = spare_;
-  old.assign(capacity, Slot{0, 0, empty_slot});
+  std::vector<Slot> old(capacity, Slot{0, 0, empty_slot});
   old.swap(slots_);
   mask_ = capacity - 1;
   used_ = 0;
@@ -108,7 +106,6 @@ uint64_t RecentKeys::drop_oldest() {
 }
 
 void RecentKeys::clear() {
-  spare_ = std::vector<Slot>();
   slots_.assign(min_capacity, Slot{0, 0, empty_slot});
   mask_ = min_capacity - 1;
   used_ = live_ = inserts_since_rebuild_ = 0;

@@ -66,9 +66,6 @@ class RecentKeys {
   void rebuild(size_t capacity);
 
   std::vector<Slot> slots_;
-  // The table before the last rebuild, its memory kept for the next: a table of fresh memory
-  // at every rebuild was 4.5% of the ingest benchmark's page faults.
-  std::vector<Slot> spare_;
   size_t mask_ = 0;
   size_t used_ = 0;  // slots not empty: live and dead
   size_t live_ = 0;

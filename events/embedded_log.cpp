@@ -310,6 +310,9 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
     if (!part->tail.empty() && from.value() < part->tail_start) end = std::min(end, part->tail_start);
     if (end > from.value() && from.value() >= part->tail_start && !part->tail.empty()) {
       const int64_t upto = std::min<int64_t>(end, from.value() + static_cast<int64_t>(max));
+      // Room for them all at once: grown a doubling at a time, `out` moved the records (and
+      // their parsed envelopes) again at each step (perf: 1.2% of the ingest benchmark's samples).
+      out.reserve(out.size() + static_cast<size_t>(upto - from.value()));
       // The records read leave the tail, handed over whole (no copy of the payload): a second
       // read, after a recovery, is served by storage and parses.
       while (part->tail_start < upto) {
@@ -325,6 +328,7 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
   }
   if (end <= from.value()) return Status::ok();
   end = std::min<int64_t>(end, from.value() + static_cast<int64_t>(max));
+  out.reserve(out.size() + static_cast<size_t>(end - from.value()));
   std::unique_ptr<rocksdb::Iterator> it(h_.db->NewIterator(rocksdb::ReadOptions(), h_.ingest));
   int64_t expect = from.value();
   std::vector<std::string_view> records;

@@ -380,6 +380,7 @@ Status KafkaLog::read_ingest(partition_id p, ingest_offset from, size_t max,
   if (Status s = r.seek(from.value()); !s) return s;
   std::vector<rd_kafka_message_t*> msgs;
   Status s = r.fetch(max, static_cast<int>(wait.count()), msgs);
+  out.reserve(out.size() + msgs.size());
   for (auto* m : msgs) {
     rd_kafka_timestamp_type_t type;
     int64_t ts_ms = rd_kafka_message_timestamp(m, &type);
