@@ -159,46 +159,37 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   const bool handed = rec.parsed.has_value();
   events::json j;
   auto parsed = fact_of(rec, j);
-  std::string tenant, id, type;
-  if (parsed) {
-    tenant = parsed->tenant, id = parsed->id, type = parsed->type;
-  } else if (j.is_object()) {
-    tenant = j.value("tenant", ""), id = j.value("id", ""), type = j.value("type", "");
-  }
-  if (!parsed) {
-    // Only a producer other than omniroute's own front door can write such a record. It is
-    // journaled as a refusal when it names a tenant and an id; otherwise it is dropped.
-    fact_counts_.add(events::kind_of(type) == events::event_kind::unknown ? "unknown" : type, "refused");
-    if (!events::valid_tenant(tenant) || !events::valid_id(id) || log_.partition_of(tenant) != p_) {
-      observer_.on_error(p_, "ingest offset " + std::to_string(rec.offset.value()) +
-                                 " dropped: " + parsed.error().field + " " + parsed.error().reason);
-      return std::nullopt;
-    }
-  }
+  if (!parsed) return refuse_unreadable(rec, j, parsed.error());
+  routing::Envelope& fact = parsed.value();
   // A key the front door found unknown as of keys_dropped_as_of_ or later is journaled only if
   // it is in recent_keys_: the keys dropped from memory were in the ids view when the door
   // looked. Any other key may be in that view.
   const bool looked_up = handed && rec.absent_as_of > 0 && rec.absent_as_of >= keys_dropped_as_of_;
   // Added if new: journaled now, or found in the ids view below.
-  const bool fresh = recent_keys_.insert(tenant, id);
-  if (!fresh || (!looked_up && store_.seq_of(tenant, id))) {
-    if (parsed) fact_counts_.add(type, "duplicate");
+  const bool fresh = recent_keys_.insert(fact.tenant, fact.id);
+  if (!fresh || (!looked_up && store_.seq_of(fact.tenant, fact.id))) {
+    fact_counts_.add(fact.type, "duplicate");
     return std::nullopt;
   }
 
   JournalRecord r;
   r.ingest = rec.offset;
-  routing::Tenant& t = tenant_of(state_.tenants, tenant);
-  if (!parsed) {
-    // The event's own time may be what is wrong with it: the refusal carries the append time.
-    auto refusal = t.refuse(id, type, rec.appended_us / 1000, parsed.error().field,
-                            parsed.error().reason);
-    r.entries.push_back(entry_of(refusal, entry_kind::refusal, id));
-    return r;
+  routing::Tenant& t = tenant_of(state_.tenants, fact.tenant);
+  pending_tenants_.insert(fact.tenant);
+  // The fact moves into the outcome, and its id and type with it (no copies: a type is longer
+  // than a string keeps inline): accepted, it is one of the entries; refused, the refusal,
+  // the last entry, names it (its cause, and the type in its data).
+  routing::Outcome outcome = t.handle(std::move(fact));
+  const routing::Envelope& named = outcome.refused ? outcome.entries.back() : outcome.entries[*outcome.fact];
+  const std::string& id = outcome.refused ? named.cause : named.id;
+  if (outcome.refused) {
+    auto type = named.data.find("type"sv);
+    fact_counts_.add(type != named.data.end() && type->is_string() ? std::string_view(type->get_ref<const std::string&>())
+                                                                   : "unknown"sv,
+                     "refused");
+  } else {
+    fact_counts_.add(named.type, "accepted");
   }
-  pending_tenants_.insert(tenant);
-  routing::Outcome outcome = t.handle(std::move(parsed.value()));
-  fact_counts_.add(type, outcome.refused ? "refused" : "accepted");
   r.entries.reserve(outcome.entries.size());
   for (size_t i = 0; i < outcome.entries.size(); ++i) {
     const auto& e = outcome.entries[i];
@@ -213,6 +204,31 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
       state_.schedules.apply(e);
     }
   }
+  return r;
+}
+
+std::optional<JournalRecord> PartitionProcessor::refuse_unreadable(const events::IngestRecord& rec,
+                                                                   const events::json& j,
+                                                                   const events::event_error& why) {
+  std::string tenant, id, type;
+  if (j.is_object())
+    tenant = j.value("tenant", ""), id = j.value("id", ""), type = j.value("type", "");
+  // Only a producer other than omniroute's own front door can write such a record. It is
+  // journaled as a refusal when it names a tenant and an id; otherwise it is dropped.
+  fact_counts_.add(events::kind_of(type) == events::event_kind::unknown ? "unknown" : type, "refused");
+  if (!events::valid_tenant(tenant) || !events::valid_id(id) || log_.partition_of(tenant) != p_) {
+    observer_.on_error(p_, "ingest offset " + std::to_string(rec.offset.value()) +
+                               " dropped: " + why.field + " " + why.reason);
+    return std::nullopt;
+  }
+  // Repeated, it was refused (or accepted) already: one refusal per key, as for any fact.
+  if (!recent_keys_.insert(tenant, id) || store_.seq_of(tenant, id)) return std::nullopt;
+  JournalRecord r;
+  r.ingest = rec.offset;
+  routing::Tenant& t = tenant_of(state_.tenants, tenant);
+  // The event's own time may be what is wrong with it: the refusal carries the append time.
+  auto refusal = t.refuse(id, type, rec.appended_us / 1000, why.field, why.reason);
+  r.entries.push_back(entry_of(refusal, entry_kind::refusal, id));
   return r;
 }
 

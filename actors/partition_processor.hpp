@@ -91,6 +91,10 @@ class PartitionProcessor {
   // The journal record one ingest record leads to, or nothing (a duplicate, or a record that
   // names no tenant and id to refuse). Takes the record's parsed envelope, if it has one.
   std::optional<events::JournalRecord> decide(events::IngestRecord& rec);
+  // The same for a record whose payload is not a valid fact (`j`: what of it parsed).
+  std::optional<events::JournalRecord> refuse_unreadable(const events::IngestRecord& rec,
+                                                         const events::json& j,
+                                                         const events::event_error& why);
   // Writes the views owed since the last projection, with the applied position.
   Status project();
   // With `canonical` (the front-door text of a fact), the entry's text splices the seq into it.
