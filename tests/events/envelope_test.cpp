@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cctype>
 #include <deque>
 #include <cmath>
 #include <cstdio>
@@ -375,4 +376,35 @@ TEST_CASE("nesting depth is measured without parsing, strings excluded") {
   CHECK_FALSE(nesting_exceeds(R"({"a":"[[[[[[\"[[[["})", 1));
   CHECK(nesting_exceeds(std::string(100000, '['), max_json_depth));
   CHECK_FALSE(nesting_exceeds(std::string(64, '[') + std::string(64, ']')));
+}
+
+TEST_CASE("kind_of tells every fact and decision type apart from any other name") {
+  const std::vector<std::string> facts = {
+      "queue.configured", "agent.logged_in", "agent.status_changed", "agent.logged_out",
+      "agent.heartbeat", "conversation.started", "conversation.message",
+      "conversation.intent_detected", "conversation.handoff_requested",
+      "conversation.priority_changed", "conversation.reopened", "clock.tick",
+      "conversation.transfer_requested", "offer.accepted", "offer.declined",
+      "conversation.ended", "conversation.wrapped_up", "contact.recorded",
+      "schedule.published", "customer.profile_updated", "policy.published",
+      "arbitration.outcome"};
+  for (const auto& t : facts) CHECK_MESSAGE(kind_of(t) == event_kind::fact, t);
+  for (const auto& t : decision_types()) CHECK_MESSAGE(kind_of(t) == event_kind::decision, t);
+  // Near misses of every known name: cut short, one byte more, one byte changed, other case.
+  std::vector<std::string> known = facts;
+  known.insert(known.end(), decision_types().begin(), decision_types().end());
+  for (const auto& t : known) {
+    CHECK(kind_of(t.substr(0, t.size() - 1)) == event_kind::unknown);
+    CHECK(kind_of(t + "x") == event_kind::unknown);
+    CHECK(kind_of(" " + t) == event_kind::unknown);
+    std::string changed = t;
+    changed[changed.size() / 2] = '#';
+    CHECK(kind_of(changed) == event_kind::unknown);
+    std::string upper = t;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    CHECK(kind_of(upper) == event_kind::unknown);
+  }
+  for (const char* t : {"", ".", "conversation", "conversation.", "x"})
+    CHECK(kind_of(t) == event_kind::unknown);
+  CHECK(kind_of(std::string_view("conversation.started\0", 21)) == event_kind::unknown);
 }
