@@ -260,6 +260,9 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     v->waiting_since_ms = -1;
   };
   if (decision) {
+    // A conversation has a few decisions (queued, assigned, closed): room for them at once
+    // rather than growing 1, 2, 4 (the growth was 0.7% of a host's instructions).
+    if (v->decisions.empty()) v->decisions.reserve(4);
     v->decisions.push_back(note_of(e));
     if (v->decisions.size() > decision_limit) v->decisions.erase(v->decisions.begin());
   }
