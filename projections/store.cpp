@@ -14,6 +14,7 @@
 #include "events/bytes.hpp"
 #include "events/compact_doc.hpp"
 #include "events/envelope.hpp"
+#include "projections/crc32c.hpp"
 #include "projections/whole_key_memtable.hpp"
 
 namespace omniroute::projections {
@@ -222,6 +223,7 @@ rocksdb::DBOptions Store::db_options() {
 }
 
 result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtable_bytes) {
+  (void)rocksdb_crc32c();  // chosen and checked before RocksDB reads or writes a checksum
   const std::vector<rocksdb::ColumnFamilyDescriptor> all = column_families(memtable_bytes);
   // The column families the directory has are opened; the missing ones (all of them in a new
   // directory) are then created in one call. DB::Open with create_missing_column_families
