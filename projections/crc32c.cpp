@@ -76,6 +76,7 @@ struct Choice {
 
 const Choice& chosen() {
   static const Choice c = [] {
+    __builtin_cpu_init();  // in case this runs before libgcc's constructor that does it
     if (__builtin_cpu_supports("sse4.2") && agrees(extend_sse42)) return Choice{extend_sse42, "sse4.2"};
     if (rocksdb_extend()) return Choice{rocksdb_extend(), "rocksdb"};
     return Choice{extend_reference, "reference"};  // no SSE4.2 and RocksDB's own not found
