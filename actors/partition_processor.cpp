@@ -1,5 +1,7 @@
 #include "actors/partition_processor.hpp"
 
+#include "actors/routing_subjects.hpp"
+
 #include "events/time.hpp"
 
 #include <algorithm>
@@ -182,14 +184,8 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
   routing::Outcome outcome = t.handle(std::move(fact));
   const routing::Envelope& named = outcome.refused ? outcome.entries.back() : outcome.entries[*outcome.fact];
   const std::string& id = outcome.refused ? named.cause : named.id;
-  if (outcome.refused) {
-    auto type = named.data.find("type"sv);
-    fact_counts_.add(type != named.data.end() && type->is_string() ? std::string_view(type->get_ref<const std::string&>())
-                                                                   : "unknown"sv,
-                     "refused");
-  } else {
-    fact_counts_.add(named.type, "accepted");
-  }
+  fact_counts_.add(outcome.refused ? routing::str(named.data, "type") : named.type,
+                   outcome.refused ? "refused" : "accepted");
   r.entries.reserve(outcome.entries.size());
   for (size_t i = 0; i < outcome.entries.size(); ++i) {
     const auto& e = outcome.entries[i];

@@ -13,7 +13,10 @@ inline void put_be(std::string& out, uint64_t v, int bytes) {
 
 // Overwrites the `bytes` bytes at `pos` (already in `out`) with v.
 inline void set_be(std::string& out, size_t pos, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i, v >>= 8) out[pos + static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+  // Through a pointer taken once: a char written through out[] may alias the string's own
+  // pointer, which the compiler then reloads for every byte.
+  char* p = out.data() + pos;
+  for (int i = bytes - 1; i >= 0; --i, v >>= 8) p[i] = static_cast<char>(v & 0xff);
 }
 
 // Reads `bytes` bytes at `pos`; the caller has checked the size.

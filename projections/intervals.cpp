@@ -110,11 +110,12 @@ int64_t IntervalStats::threshold_of(const TenantState& t, const std::string& que
 
 IntervalCounters& IntervalStats::at(const std::string& tenant, const Contact& c) {
   const int64_t bucket = bucket_of(c.arrived_ms, base_interval_ms);
-  if (last_ && last_->first.bucket_ms == bucket && last_->first.tenant == tenant &&
-      last_->first.queue == c.queue && last_->first.channel == c.channel)
-    return last_->second;
-  last_ = &*deltas_.try_emplace(IntervalKey{tenant, c.queue, bucket, c.channel}).first;
-  return last_->second;
+  auto*& last = last_.member;
+  if (last && last->first.bucket_ms == bucket && last->first.tenant == tenant &&
+      last->first.queue == c.queue && last->first.channel == c.channel)
+    return last->second;
+  last = &*deltas_.try_emplace(IntervalKey{tenant, c.queue, bucket, c.channel}).first;
+  return last->second;
 }
 
 void IntervalStats::record_history(const events::Envelope& e, TenantState& t) {

@@ -83,23 +83,11 @@ inline int64_t local_bucket_of(int64_t time_ms, int64_t interval_ms, int64_t utc
 
 class IntervalStats {
  public:
-  IntervalStats() = default;
-  // last_ points into deltas_: a copy finds its own, a move takes it along (a map's nodes move
-  // with it) and leaves none behind.
-  IntervalStats(const IntervalStats& o) : tenants_(o.tenants_), deltas_(o.deltas_) {}
-  IntervalStats(IntervalStats&& o) noexcept
-      : tenants_(std::move(o.tenants_)), deltas_(std::move(o.deltas_)), last_(std::exchange(o.last_, nullptr)) {}
-  IntervalStats& operator=(IntervalStats o) noexcept {
-    tenants_.swap(o.tenants_);
-    deltas_.swap(o.deltas_);
-    std::swap(last_, o.last_);
-    return *this;
-  }
   // Applies one journal entry (fact or decision) of any tenant.
   void apply(const events::Envelope& e);
   // The counter changes since the last take_deltas().
   IntervalDeltas take_deltas() {
-    last_ = nullptr;
+    last_.member = nullptr;
     return std::exchange(deltas_, IntervalDeltas{});
   }
 
@@ -122,7 +110,16 @@ class IntervalStats {
   // The member of deltas_ at() gave last: a contact's next change (assigned after queued)
   // and the next contact's mostly fall in the same one, found again without building a key
   // and searching the map (which compared three strings at every level).
-  std::pair<const IntervalKey, IntervalCounters>* last_ = nullptr;
+  // It points into deltas_, so a copy or a move of the statistics starts without one.
+  struct Last {
+    std::pair<const IntervalKey, IntervalCounters>* member = nullptr;
+    Last() = default;
+    Last(const Last&) {}
+    Last& operator=(const Last&) {
+      member = nullptr;
+      return *this;
+    }
+  } last_;
 };
 
 }  // namespace omniroute::projections

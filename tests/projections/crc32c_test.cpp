@@ -11,9 +11,8 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "projections/crc32c.hpp"
+#include "tests/support/support.hpp"
 
 namespace rocksdb::crc32c {
 uint32_t Extend(uint32_t crc, const char* data, size_t n);  // RocksDB's util/crc32c.h
@@ -30,12 +29,6 @@ uint32_t reference(uint32_t crc, const std::string& s) {
     for (int bit = 0; bit < 8; ++bit) l = (l >> 1) ^ (0x82F63B78u & (0u - (l & 1u)));
   }
   return l ^ 0xffffffffu;
-}
-
-std::filesystem::path fresh_dir(const char* name) {
-  auto dir = std::filesystem::temp_directory_path() / (std::string(name) + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  return dir;
 }
 
 }  // namespace
@@ -73,7 +66,8 @@ TEST_CASE("crc32c: the same values as RocksDB's own and the definition, on any b
 }
 
 TEST_CASE("crc32c: a write-ahead log written with it reads back, and a flipped byte in it is found") {
-  const auto dir = fresh_dir("omniroute-crc32c");
+  const omniroute::testing::TempDir tmp;
+  const std::filesystem::path dir = tmp.sub("db");
   rocksdb::Options o;
   o.create_if_missing = true;
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kAbsoluteConsistency;
@@ -122,5 +116,4 @@ TEST_CASE("crc32c: a write-ahead log written with it reads back, and a flipped b
   const rocksdb::Status s = rocksdb::DB::Open(o, dir.string(), &raw);
   delete raw;
   CHECK_MESSAGE(s.IsCorruption(), s.ToString());
-  std::filesystem::remove_all(dir);
 }
