@@ -314,14 +314,25 @@ void HttpApi::routes() {
       }
     }
     for (const auto& c : counts.counts()) metrics_.received(c.type, c.result, c.n);
-    std::string answer = "{\"accepted\":" + std::to_string(accepted) +
-                         ",\"duplicates\":" + std::to_string(duplicates);
-    if (batch)
-      answer += ",\"results\":[" + results + "]}";
-    else
-      answer += "," + results.substr(1);  // the one result's fields, after the counts
+    // Written once into the body: a batch's answer is about 80 bytes an event, and joining
+    // it through temporaries copied it four times (5% of the front door's time, page faults
+    // included).
+    std::string& answer = res.body;
+    answer.reserve(results.size() + 64);
+    answer = "{\"accepted\":";
+    events::append_integer(answer, static_cast<int64_t>(accepted));
+    answer += ",\"duplicates\":";
+    events::append_integer(answer, static_cast<int64_t>(duplicates));
+    if (batch) {
+      answer += ",\"results\":[";
+      answer += results;
+      answer += "]}";
+    } else {
+      answer += ',';
+      answer.append(results, 1, std::string::npos);  // the one result's fields, after the counts
+    }
     res.status = 202;
-    res.set_content(answer, "application/json");
+    res.set_header("Content-Type", "application/json");
   });
 
   svr.Get(R"(/v1/queues/([^/]+)/intervals)", [this](const httplib::Request& req,
