@@ -91,6 +91,14 @@ double cpu_seconds() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
+// Page faults this process has taken so far (the kernel giving it fresh pages: memory it has
+// not touched before, or gave back).
+long page_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt + u.ru_majflt;
+}
+
 // CPU seconds of this process's live threads but the main one, by name: "caf.*" (the actor
 // system: partition hosts), "rocksdb:*" (flushes, compactions), the rest (HTTP server threads).
 std::map<std::string, double> cpu_by_thread_kind() {
@@ -215,6 +223,7 @@ double e2e_rate(const Workload& w, bool sync) {
   // RocksDB's background threads outlive a database: count only what they use from now on.
   const auto by_kind0 = cpu_by_thread_kind();
   const double cpu0 = cpu_seconds();
+  const long faults0 = page_faults();
   auto t0 = clock_type::now();
   std::vector<std::thread> senders;
   for (size_t c = 0; c < clients; ++c)
@@ -237,6 +246,7 @@ double e2e_rate(const Workload& w, bool sync) {
   auto done = clock_type::now();
   double secs = std::chrono::duration<double>(done - t0).count();
   const double cpu = cpu_seconds() - cpu0;
+  const long faults = page_faults() - faults0;
   const auto by_kind = cpu_by_thread_kind();
   std::printf("  %.0f events/s: ingest acknowledged after %.3f s, journaled and projected after "
               "%.3f s; CPU %.1f µs per event (server and clients, all threads)\n",
@@ -249,7 +259,8 @@ double e2e_rate(const Workload& w, bool sync) {
     const double used = secs_used - (before == by_kind0.end() ? 0 : before->second);
     std::printf(" %s %.1f", kind.c_str(), used * 1e6 / static_cast<double>(texts.size()));
   }
-  std::printf(" (the HTTP clients: the rest)\n");
+  std::printf(" (the HTTP clients: the rest); page faults per event %.2f\n",
+              static_cast<double>(faults) / static_cast<double>(texts.size()));
   // Not timed, so not noisy: what each event costs the database (ingest log, journal, views).
   const auto written = store.write_totals();
   const double n = static_cast<double>(texts.size());
