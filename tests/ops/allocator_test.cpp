@@ -1,0 +1,52 @@
+// The executables that run the server link jemalloc with omniroute's settings
+// (ops/allocator.cpp); this suite links them the same way.
+#include <doctest/doctest.h>
+#include <jemalloc/jemalloc.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+namespace {
+
+ssize_t decay_ms(const char* name) {
+  ssize_t value = 0;
+  size_t size = sizeof value;
+  REQUIRE_MESSAGE(mallctl(name, &value, &size, nullptr, 0) == 0, "jemalloc has no ", name);
+  return value;
+}
+
+}  // namespace
+
+TEST_CASE("jemalloc runs with omniroute's settings: freed pages are kept, not given back") {
+  const char* env = std::getenv("MALLOC_CONF");
+  if (env && *env) {
+    // The environment's settings override the executable's where they differ.
+    MESSAGE("MALLOC_CONF=" << env << " may override omniroute's allocator settings");
+    return;
+  }
+  CHECK(decay_ms("opt.dirty_decay_ms") == -1);
+  CHECK(decay_ms("opt.muzzy_decay_ms") == -1);
+}
+
+TEST_CASE("a freed block of 32 MiB stays resident, for the next allocation") {
+  const char* env = std::getenv("MALLOC_CONF");
+  if (env && *env) return;
+  // 32 MiB: above the size (8 MiB) that jemalloc otherwise gives back to the kernel at once.
+  const size_t bytes = size_t{32} << 20;
+  char* first = static_cast<char*>(std::malloc(bytes));
+  REQUIRE(first != nullptr);
+  for (size_t i = 0; i < bytes; i += 4096) first[i] = 1;
+  size_t resident_before = 0, size = sizeof resident_before;
+  uint64_t epoch = 1;
+  size_t esize = sizeof epoch;
+  REQUIRE(mallctl("epoch", &epoch, &esize, &epoch, esize) == 0);
+  REQUIRE(mallctl("stats.resident", &resident_before, &size, nullptr, 0) == 0);
+  std::free(first);
+  REQUIRE(mallctl("epoch", &epoch, &esize, &epoch, esize) == 0);
+  size_t resident_after = 0;
+  REQUIRE(mallctl("stats.resident", &resident_after, &size, nullptr, 0) == 0);
+  // Kept resident: jemalloc's default would have purged the whole block on free.
+  CHECK(resident_after + bytes / 2 > resident_before);
+}
