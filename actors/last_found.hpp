@@ -3,6 +3,8 @@
 // second time on a comparison of keys replaces a hash and a walk to a node likely out of cache.
 #pragma once
 
+#include "events/forgotten_on_copy.hpp"
+
 namespace omniroute {
 
 // The entry is reached through its owner's own map (whose nodes do not move) and must be
@@ -10,28 +12,22 @@ namespace omniroute {
 // pointer would reach into the original's map.
 template <typename T>
 struct LastFound {
-  T* entry = nullptr;
-  LastFound() = default;
-  LastFound(const LastFound&) {}
-  LastFound& operator=(const LastFound&) {
-    entry = nullptr;
-    return *this;
-  }
+  ForgottenOnCopy<T> entry;
   // The entry of `map` (id -> T, where T has that `id`) with this id, or null; remembered.
   template <typename Map>
   T* find(const Map& map, const typename Map::key_type& id) {
-    if (entry && entry->id == id) return entry;
+    if (entry.ptr && entry.ptr->id == id) return entry.ptr;
     auto it = map.find(id);
     if (it == map.end()) return nullptr;
-    entry = const_cast<T*>(&it->second);  // the owner's own map, reached through its const view
-    return entry;
+    entry.ptr = const_cast<T*>(&it->second);  // the owner's own map, reached through its const view
+    return entry.ptr;
   }
   // Called before `leaving` leaves the map.
   void forget(const T* leaving) {
-    if (entry == leaving) entry = nullptr;
+    if (entry.ptr == leaving) entry.ptr = nullptr;
   }
   // Called before entries may leave the map, whichever they are.
-  void forget_all() { entry = nullptr; }
+  void forget_all() { entry.ptr = nullptr; }
 };
 
 }  // namespace omniroute

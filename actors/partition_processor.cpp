@@ -1,7 +1,6 @@
 #include "actors/partition_processor.hpp"
 
 #include "actors/routing_subjects.hpp"
-
 #include "events/time.hpp"
 
 #include <algorithm>

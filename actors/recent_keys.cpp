@@ -76,10 +76,7 @@ bool RecentKeys::insert(std::string_view tenant, std::string_view id) {
 }
 
 void RecentKeys::rebuild(size_t capacity) {
-  // Into the table the last rebuild left behind: a new one each time was fresh memory, its
-  // page faults half the rebuild's time.
-  std::vector<Slot>& old = spare_;
-  old.assign(capacity, Slot{0, 0, empty_slot});
+  std::vector<Slot> old(capacity, Slot{0, 0, empty_slot});
   old.swap(slots_);
   mask_ = capacity - 1;
   used_ = 0;
@@ -110,7 +107,6 @@ uint64_t RecentKeys::drop_oldest() {
 
 void RecentKeys::clear() {
   slots_.assign(min_capacity, Slot{0, 0, empty_slot});
-  spare_ = std::vector<Slot>();
   mask_ = min_capacity - 1;
   used_ = live_ = inserts_since_rebuild_ = 0;
   generations_.clear();

@@ -66,7 +66,6 @@ class RecentKeys {
   void rebuild(size_t capacity);
 
   std::vector<Slot> slots_;
-  std::vector<Slot> spare_;  // the table before the last rebuild, the next rebuild's
   size_t mask_ = 0;
   size_t used_ = 0;  // slots not empty: live and dead
   size_t live_ = 0;

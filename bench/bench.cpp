@@ -83,20 +83,18 @@ Workload make_events(size_t n) {
   return w;
 }
 
-// CPU time (user + system) this process has used so far, in seconds.
-double cpu_seconds() {
+// What this process has used so far: CPU time (user + system) in seconds, and page faults
+// (the kernel giving it fresh pages: memory it has not touched before, or gave back).
+struct Usage {
+  double cpu_s;
+  long faults;
+};
+Usage usage() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-// Page faults this process has taken so far (the kernel giving it fresh pages: memory it has
-// not touched before, or gave back).
-long page_faults() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_minflt + u.ru_majflt;
+  return {static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+              static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6,
+          u.ru_minflt + u.ru_majflt};
 }
 
 // CPU seconds of this process's live threads but the main one, by name: "caf.*" (the actor
@@ -222,8 +220,7 @@ double e2e_rate(const Workload& w, bool sync) {
   const auto written0 = store.write_totals();
   // RocksDB's background threads outlive a database: count only what they use from now on.
   const auto by_kind0 = cpu_by_thread_kind();
-  const double cpu0 = cpu_seconds();
-  const long faults0 = page_faults();
+  const Usage used0 = usage();
   auto t0 = clock_type::now();
   std::vector<std::thread> senders;
   for (size_t c = 0; c < clients; ++c)
@@ -245,8 +242,9 @@ double e2e_rate(const Workload& w, bool sync) {
     while (!store.seq_of(tenant, id)) store.wait_for_change(store.changes(), std::chrono::milliseconds(100));
   auto done = clock_type::now();
   double secs = std::chrono::duration<double>(done - t0).count();
-  const double cpu = cpu_seconds() - cpu0;
-  const long faults = page_faults() - faults0;
+  const Usage used1 = usage();
+  const double cpu = used1.cpu_s - used0.cpu_s;
+  const long faults = used1.faults - used0.faults;
   const auto by_kind = cpu_by_thread_kind();
   std::printf("  %.0f events/s: ingest acknowledged after %.3f s, journaled and projected after "
               "%.3f s; CPU %.1f µs per event (server and clients, all threads)\n",

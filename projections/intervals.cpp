@@ -110,7 +110,7 @@ int64_t IntervalStats::threshold_of(const TenantState& t, const std::string& que
 
 IntervalCounters& IntervalStats::at(const std::string& tenant, const Contact& c) {
   const int64_t bucket = bucket_of(c.arrived_ms, base_interval_ms);
-  auto*& last = last_.member;
+  auto*& last = last_.ptr;
   if (last && last->first.bucket_ms == bucket && last->first.tenant == tenant &&
       last->first.queue == c.queue && last->first.channel == c.channel)
     return last->second;

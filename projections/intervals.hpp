@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "events/envelope.hpp"
+#include "events/forgotten_on_copy.hpp"
 
 namespace omniroute::projections {
 
@@ -87,7 +88,7 @@ class IntervalStats {
   void apply(const events::Envelope& e);
   // The counter changes since the last take_deltas().
   IntervalDeltas take_deltas() {
-    last_.member = nullptr;
+    last_.ptr = nullptr;
     return std::exchange(deltas_, IntervalDeltas{});
   }
 
@@ -110,16 +111,8 @@ class IntervalStats {
   // The member of deltas_ at() gave last: a contact's next change (assigned after queued)
   // and the next contact's mostly fall in the same one, found again without building a key
   // and searching the map (which compared three strings at every level).
-  // It points into deltas_, so a copy or a move of the statistics starts without one.
-  struct Last {
-    std::pair<const IntervalKey, IntervalCounters>* member = nullptr;
-    Last() = default;
-    Last(const Last&) {}
-    Last& operator=(const Last&) {
-      member = nullptr;
-      return *this;
-    }
-  } last_;
+  // It points into deltas_, so a copy of the statistics starts without one.
+  ForgottenOnCopy<std::pair<const IntervalKey, IntervalCounters>> last_;
 };
 
 }  // namespace omniroute::projections

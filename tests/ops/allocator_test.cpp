@@ -6,9 +6,17 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <string>
 
 namespace {
+
+// True when MALLOC_CONF is set: the environment's settings override the executable's where
+// they differ, and nothing of omniroute's is left to check.
+bool settings_overridden() {
+  const char* env = std::getenv("MALLOC_CONF");
+  if (!env || !*env) return false;
+  MESSAGE("MALLOC_CONF=" << env << " may override omniroute's allocator settings");
+  return true;
+}
 
 ssize_t decay_ms(const char* name) {
   ssize_t value = 0;
@@ -20,19 +28,13 @@ ssize_t decay_ms(const char* name) {
 }  // namespace
 
 TEST_CASE("jemalloc runs with omniroute's settings: freed pages are kept, not given back") {
-  const char* env = std::getenv("MALLOC_CONF");
-  if (env && *env) {
-    // The environment's settings override the executable's where they differ.
-    MESSAGE("MALLOC_CONF=" << env << " may override omniroute's allocator settings");
-    return;
-  }
+  if (settings_overridden()) return;
   CHECK(decay_ms("opt.dirty_decay_ms") == -1);
   CHECK(decay_ms("opt.muzzy_decay_ms") == -1);
 }
 
 TEST_CASE("a freed block of 32 MiB stays resident, for the next allocation") {
-  const char* env = std::getenv("MALLOC_CONF");
-  if (env && *env) return;
+  if (settings_overridden()) return;
   // 32 MiB: above the size (8 MiB) that jemalloc otherwise gives back to the kernel at once.
   const size_t bytes = size_t{32} << 20;
   char* first = static_cast<char*>(std::malloc(bytes));
