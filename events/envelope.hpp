@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 
@@ -27,6 +28,17 @@ struct Envelope {
   json data = json::object();
   std::optional<seq_no> seq;  // set by the journal
   std::string cause;          // on decisions: the id of the fact that led to it
+
+  Envelope() = default;
+  Envelope(std::string id, std::string type, std::string tenant, int64_t time_ms, json data,
+           std::optional<seq_no> seq = std::nullopt, std::string cause = {})
+      : id(std::move(id)), type(std::move(type)), tenant(std::move(tenant)), time_ms(time_ms),
+        data(std::move(data)), seq(seq), cause(std::move(cause)) {}
+  Envelope(const Envelope&) = default;
+  Envelope(Envelope&&) noexcept = default;
+  Envelope& operator=(const Envelope&) = default;
+  Envelope& operator=(Envelope&&) noexcept = default;
+  ~Envelope() { dismantle(data); }  // every fact and decision passes here: see dismantle()
 };
 
 // Why an event was refused. `field` is a dotted path ("data.agent", "time"); `index` is the
