@@ -39,7 +39,11 @@ class TypeCounts {
 
  private:
   static bool matches(const Count& c, std::string_view type, const char* result) {
-    return c.type == type && std::strcmp(c.result, result) == 0;
+    // Types share beginnings ("conversation."), and often lengths, rarely the last byte: it
+    // rejects most others without a call to memcmp (perf: 2.9% of the front door's samples
+    // were that memcmp, three types taking turns in the benchmark's batches).
+    return c.type.size() == type.size() && (type.empty() || c.type.back() == type.back()) &&
+           c.type == type && (c.result == result || std::strcmp(c.result, result) == 0);
   }
   std::vector<Count> counts_;
   size_t last_ = 0;
