@@ -66,13 +66,18 @@ void Features::add_to(events::CompactDoc& o) const {
 }
 
 json Features::to_json() const {
-  // The fields add_to writes, as a tree (not through its text: a decision's data is a tree).
-  json o = {{"contacts_30d", contacts_30d},
-            {"contacts_7d", contacts_7d},
-            {"open_conversations", open_conversations},
-            {"repeat_contact_24h", repeat_contact_24h}};
-  o["last_channel"] = last_channel.empty() ? json(nullptr) : json(last_channel);
-  o["mean_csat"] = mean_csat ? json(*mean_csat) : json(nullptr);
+  // The fields add_to writes, as a tree (not through its text: a decision's data is a tree),
+  // member by member in key order, each appended: an initializer list copied every value and
+  // checked every pair, 6,300 instructions a call (callgrind), one per offer.
+  json o(json::value_t::object);
+  auto& m = o.get_ref<json::object_t&>();
+  m.reserve(7);  // and the "recent" a summary adds
+  m.emplace("contacts_30d", contacts_30d);
+  m.emplace("contacts_7d", contacts_7d);
+  m.emplace("last_channel", last_channel.empty() ? json(nullptr) : json(last_channel));
+  m.emplace("mean_csat", mean_csat ? json(*mean_csat) : json(nullptr));
+  m.emplace("open_conversations", open_conversations);
+  m.emplace("repeat_contact_24h", repeat_contact_24h);
   return o;
 }
 
@@ -335,11 +340,14 @@ json Journeys::summary(const std::string& customer, const std::string& current,
   if (const Customer* c = find(customer)) {
     for (auto it = c->visits.rbegin(); it != c->visits.rend() && recent.size() < 3; ++it) {
       if (it->conversation == current) continue;
-      json r = {{"conversation", it->conversation},
-                {"channel", it->channel},
-                {"outcome", it->outcome},
-                {"ago_s", static_cast<double>(as_of_ms - it->started_ms) / 1000.0}};
-      if (!it->intent.empty()) r["intent"] = it->intent;
+      json r(json::value_t::object);  // member by member, in key order, as in to_json
+      auto& m = r.get_ref<json::object_t&>();
+      m.reserve(5);
+      m.emplace("ago_s", static_cast<double>(as_of_ms - it->started_ms) / 1000.0);
+      m.emplace("channel", it->channel);
+      m.emplace("conversation", it->conversation);
+      if (!it->intent.empty()) m.emplace("intent", it->intent);
+      m.emplace("outcome", it->outcome);
       recent.push_back(std::move(r));
     }
   }
