@@ -279,7 +279,7 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     dispatch_conversation(f, c.id, out);
   } else if (t == "offer.accepted"sv) {
     Conversation& c = conversation_at(str(d, "conversation"));
-    out.push_back(decision(f, "conversation.assigned", {{"conversation", c.id}, {"agent", c.agent}}));
+    out.push_back(decision(f, "conversation.assigned", object_of("agent", c.agent, "conversation", c.id)));
   } else if (t == "offer.declined"sv) {
     Conversation& c = conversation_at(str(d, "conversation"));
     std::string agent = c.agent;
@@ -291,20 +291,19 @@ void Tenant::decide(const Envelope& f, std::vector<Envelope>& out) {
     if (c.state == conversation_state::queued || c.state == conversation_state::offered) {
       std::string agent = c.agent;
       out.push_back(decision(f, "conversation.abandoned",
-                             {{"conversation", c.id},
-                              {"queue", c.queue},
-                              {"waited_s", static_cast<double>(f.time_ms - c.enqueued_ms) / 1000.0}}));
-      out.push_back(decision(f, "conversation.closed", {{"conversation", c.id}}));
+                             object_of("conversation", c.id, "queue", c.queue, "waited_s",
+                                       static_cast<double>(f.time_ms - c.enqueued_ms) / 1000.0)));
+      out.push_back(decision(f, "conversation.closed", object_of("conversation", c.id)));
       if (!agent.empty()) dispatch_agent(f, agent, out);
     } else if (c.state == conversation_state::bot) {
-      out.push_back(decision(f, "conversation.closed", {{"conversation", c.id}}));
+      out.push_back(decision(f, "conversation.closed", object_of("conversation", c.id)));
     }
     // assigned: the fact moved it to wrap-up; it closes on conversation.wrapped_up or when
     // the queue's wrap-up limit passes.
   } else if (t == "conversation.wrapped_up"sv) {
     Conversation& c = conversation_at(str(d, "conversation"));
     std::string agent = c.agent;
-    out.push_back(decision(f, "conversation.closed", {{"conversation", c.id}}));
+    out.push_back(decision(f, "conversation.closed", object_of("conversation", c.id)));
     dispatch_agent(f, agent, out);
   }
 }
@@ -388,7 +387,7 @@ void Tenant::fire(const Envelope& cause, const timer& t, std::vector<Envelope>& 
       Conversation& c = conversations_.at(id);
       const std::string agent = c.agent;
       out.push_back(decision(cause, "offer.timed_out",
-                             {{"conversation", c.id}, {"agent", agent}, {"offer", c.offer}}));
+                             object_of("agent", agent, "conversation", c.id, "offer", c.offer)));
       enqueue(cause, c, c.queue, out, {{"reason", "offer timed out"}});
       const Agent& a = agents_.at(agent);
       auto q = queues_.find(c.queue);
@@ -429,7 +428,7 @@ void Tenant::fire(const Envelope& cause, const timer& t, std::vector<Envelope>& 
     case timer_kind::wrap_up: {
       const std::string agent = conversations_.at(id).agent;
       out.push_back(decision(cause, "conversation.closed",
-                             {{"conversation", id}, {"reason", "wrap-up time limit"}}));
+                             object_of("conversation", id, "reason", "wrap-up time limit")));
       dispatch_agent(cause, agent, out);
       return;
     }

@@ -37,6 +37,7 @@ namespace omniroute::routing {
 
 using events::Envelope;
 using events::json;
+using events::object_of;
 
 // What a fact led to, in journal order: the decisions of timers that fell due before it, the
 // fact itself, then its decisions. Every envelope carries its seq; decisions carry the fact's

@@ -139,6 +139,29 @@ class sorted_map : public std::vector<std::pair<Key, T>> {
 
 using json = nlohmann::basic_json<sorted_map>;
 
+namespace detail {
+inline void add_members(json::object_t&) {}
+template <typename V, typename... Rest>
+void add_members(json::object_t& members, std::string_view key, V&& value, Rest&&... rest) {
+  members.emplace(key, std::forward<V>(value));
+  add_members(members, std::forward<Rest>(rest)...);
+}
+}  // namespace detail
+
+// An object of the members given as key, value, key, value...: object_of("conversation", id,
+// "queue", q). Each value goes straight into its member. A json initializer list builds an
+// array of each pair first, then copies key and value out of it (callgrind: a decision of two
+// members cost about 2,000 instructions that way). Keys in order append without a search.
+template <typename... KeysAndValues>
+json object_of(KeysAndValues&&... members) {
+  static_assert(sizeof...(KeysAndValues) % 2 == 0, "object_of takes keys and values in pairs");
+  json o(json::value_t::object);
+  auto& m = o.get_ref<json::object_t&>();
+  m.reserve(sizeof...(KeysAndValues) / 2);
+  detail::add_members(m, std::forward<KeysAndValues>(members)...);
+  return o;
+}
+
 // Destroys what `j` contains, depth first, leaving it a scalar or an empty container, so that
 // its destructor has nothing left to do. nlohmann's destructor takes an object or array apart
 // through a heap-allocated stack of its members, even a flat object of two strings: an
