@@ -32,6 +32,7 @@ namespace omniroute::journey {
 
 using events::Envelope;
 using events::json;
+using events::object_of;
 
 // Derived from a journey as of a moment (policy::customer_features() names them).
 struct Features {

@@ -648,24 +648,31 @@ size_t utf8_sequence(std::string_view s, size_t i) {
   return 0;
 }
 
+// Numbers as dump writes them, into `out` (room for max_number_bytes); each returns the length.
+constexpr size_t max_number_bytes = 64;
 template <typename Int>
-void append_number(std::string& out, Int n) {
-  char buf[24];
-  out.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, n).ptr - buf));
+size_t write_integer(Int n, char* out) {
+  return static_cast<size_t>(std::to_chars(out, out + max_number_bytes, n).ptr - out);
+}
+size_t write_double(double x, char* out) {
+  if (!std::isfinite(x)) {  // as dump writes NaN and the infinities
+    std::memcpy(out, "null", 4);
+    return 4;
+  }
+  // The shortest text that reads back as x (Grisu2), the function dump itself writes it with.
+  return static_cast<size_t>(nlohmann::detail::to_chars(out, out + max_number_bytes, x) - out);
 }
 
 }  // namespace
 
-void append_integer(std::string& out, int64_t n) { append_number(out, n); }
+void append_integer(std::string& out, int64_t n) {
+  char text[max_number_bytes];
+  out.append(text, write_integer(n, text));
+}
 
 void append_double(std::string& out, double x) {
-  if (!std::isfinite(x)) {  // as dump writes NaN and the infinities
-    out += "null";
-    return;
-  }
-  // The shortest text that reads back as x (Grisu2), the function dump itself writes it with.
-  char text[64];
-  out.append(text, nlohmann::detail::to_chars(text, text + sizeof text, x));
+  char text[max_number_bytes];
+  out.append(text, write_double(x, text));
 }
 
 bool quotes_as_is(std::string_view s) { return plain_run(s, 0) == s.size(); }
@@ -753,15 +760,9 @@ class TextWriter {
   }
   template <typename Int>
   void integer(Int v) {
-    char* at = room(24);
-    n_ += static_cast<size_t>(std::to_chars(at, at + 24, v).ptr - at);
+    n_ += write_integer(v, room(max_number_bytes));
   }
-  void number(double x) {
-    if (!std::isfinite(x)) return literal("null");  // as dump writes NaN and the infinities
-    // The shortest text that reads back as x (Grisu2), the function dump itself writes it with.
-    char* at = room(64);
-    n_ += static_cast<size_t>(nlohmann::detail::to_chars(at, at + 64, x) - at);
-  }
+  void number(double x) { n_ += write_double(x, room(max_number_bytes)); }
   void time(int64_t ms) {
     char* at = room(max_rfc3339_bytes);
     n_ += write_rfc3339_ms(ms, at);

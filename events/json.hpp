@@ -150,8 +150,8 @@ void add_members(json::object_t& members, std::string_view key, V&& value, Rest&
 
 // An object of the members given as key, value, key, value...: object_of("conversation", id,
 // "queue", q). Each value goes straight into its member. A json initializer list builds an
-// array of each pair first, then copies key and value out of it (callgrind: a decision of two
-// members cost about 2,000 instructions that way). Keys in order append without a search.
+// array of each pair first, then copies key and value out of it. Keys in order append without
+// a search.
 template <typename... KeysAndValues>
 json object_of(KeysAndValues&&... members) {
   static_assert(sizeof...(KeysAndValues) % 2 == 0, "object_of takes keys and values in pairs");
