@@ -179,7 +179,19 @@ const char* name_of(view v) {
 std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memtable_bytes) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options(memtable_bytes));
-  for (const char* n : log_cfs) descs.emplace_back(n, cf_options(memtable_bytes));
+  // The column families read only by whole key keep a memtable that sorts once, at its flush
+  // (whole_key_memtable.hpp): the views below, and the two of positions (the ingest cursors,
+  // the views' applied positions), whose few keys are rewritten at every step. A skiplist
+  // insert of yet another version of one of those keys cost 7,600 instructions (callgrind,
+  // a partition host's steps: the agents', queues' and positions' 9,600 inserts 73M, then
+  // 3.3M; the host 3,883M -> 3,822M).
+  auto hashed = [](rocksdb::ColumnFamilyOptions& o) {
+    o.memtable_factory = std::make_shared<WholeKeyMemTableFactory>();
+  };
+  for (const char* n : log_cfs) {
+    descs.emplace_back(n, cf_options(memtable_bytes));
+    if (std::string_view(n) == "log_meta") hashed(descs.back().options);
+  }
   for (view v : all_views) {
     descs.emplace_back(name_of(v), cf_options(memtable_bytes));
     rocksdb::ColumnFamilyOptions& o = descs.back().options;
@@ -191,18 +203,19 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memta
       o.memtable_prefix_bloom_size_ratio = 0.05;
       o.memtable_whole_key_filtering = true;
     }
-    // The views read only by whole key, and the journeys, read by customer, keep a memtable
-    // that sorts once, at its flush (whole_key_memtable.hpp); the others RocksDB's skiplist.
+    // So do the journeys, read by customer (a prefix); the others keep RocksDB's skiplist.
     // RocksDB's own hashed memtables (hash-linked lists, the whole key as prefix) were tried
     // for the first and dropped: their flush sorts through a new skiplist, about 10,600
     // instructions a key, on top of a pass over 200,000 buckets (a million events, three runs
     // each: hashed 58,600-65,900 events/s, RocksDB's threads 7.1-8.3 µs per event; skiplists
     // 86,300-93,200, 1.9-2.1 µs).
-    if (v == view::ids || v == view::conversations || v == view::customers || reads_by_prefix(v))
-      o.memtable_factory = std::make_shared<WholeKeyMemTableFactory>();
+    if (v == view::ids || v == view::conversations || v == view::customers || v == view::agents ||
+        v == view::queues || reads_by_prefix(v))
+      hashed(o);
     if (reads_by_prefix(v)) o.prefix_extractor = visit_prefix();
   }
   descs.emplace_back(view_meta, cf_options(memtable_bytes));
+  hashed(descs.back().options);
   return descs;
 }
 

@@ -1,5 +1,6 @@
-// A RocksDB memtable for the views read by whole key (ids, conversations, customers) or by a
-// key prefix (journeys, by customer): inserts go to a hash index and a list, and the list is
+// A RocksDB memtable for the column families read by whole key (the ids, conversations,
+// customers, agents and queues views; the ingest cursors and the views' applied positions) or
+// by a key prefix (journeys, by customer): inserts go to a hash index and a list, and the list is
 // sorted once, when the memtable is flushed (or iterated in key order, which only tools and
 // tests do while it is written). Given the column family's prefix extractor, it also links the
 // entries of each prefix, and a read in RocksDB's prefix mode (an iterator without
