@@ -23,7 +23,8 @@ result<std::vector<IngestResult>, IngestError> ingest(
     events::EventLog& log, const projections::Store& store, std::vector<events::Envelope>& envs,
     std::optional<std::chrono::milliseconds> room_wait, std::chrono::steady_clock::duration* waited) {
   using answer = result<std::vector<IngestResult>, IngestError>;
-  std::vector<std::pair<std::string, std::string>> keys;
+  // Views of the envelopes' keys: below, only their data move out.
+  std::vector<key_view> keys;
   keys.reserve(envs.size());
   for (const auto& e : envs) keys.emplace_back(e.tenant, e.id);
   // Read before the lookup: the partition hosts need not look the keys found unknown up again
@@ -38,7 +39,7 @@ result<std::vector<IngestResult>, IngestError> ingest(
     size_t count = 0;
   };
   std::map<int32_t, PartitionBatch> batches;
-  // The keys seen so far in this batch, as views of `keys` (which does not grow any more).
+  // The keys seen so far in this batch.
   std::unordered_set<key_view, KeyHash> in_batch;
   in_batch.reserve(envs.size());
   std::vector<size_t> fresh;  // the new events, in order; each partition's are counted first
@@ -48,7 +49,7 @@ result<std::vector<IngestResult>, IngestError> ingest(
     if (known[i]) {
       r.duplicate = true;
       r.seq = known[i];
-    } else if (!in_batch.emplace(keys[i].first, keys[i].second).second) {
+    } else if (!in_batch.insert(keys[i]).second) {
       r.duplicate = true;
     } else {
       r.partition = log.partition_of(envs[i].tenant);

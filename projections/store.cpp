@@ -27,7 +27,7 @@ const char* const log_cfs[] = {"ingest", "journal", "log_meta"};
 const char* const view_meta = "view_meta";
 
 // Appends tenant_key(tenant, id) to `k`.
-void append_tenant_key(std::string& k, const std::string& tenant, const std::string& id) {
+void append_tenant_key(std::string& k, std::string_view tenant, std::string_view id) {
   k.reserve(k.size() + tenant.size() + 1 + id.size());
   k.append(tenant).push_back('\0');
   k += id;
@@ -378,10 +378,20 @@ std::optional<seq_no> Store::seq_of(const std::string& tenant, const std::string
 }
 
 std::vector<std::optional<seq_no>> Store::seqs_of(
-    const std::vector<std::pair<std::string, std::string>>& keys) const {
-  std::vector<std::string> raw;
+    const std::vector<std::pair<std::string_view, std::string_view>>& keys) const {
+  // Every key in one buffer: a string apiece was an allocation apiece (a tenant key is longer
+  // than a string keeps inline).
+  std::string bytes;
+  size_t total = 0;
+  for (const auto& [tenant, id] : keys) total += tenant.size() + 1 + id.size();
+  bytes.reserve(total);
+  std::vector<std::string_view> raw;
   raw.reserve(keys.size());
-  for (const auto& [tenant, id] : keys) raw.push_back(tenant_key(tenant, id));
+  for (const auto& [tenant, id] : keys) {
+    const size_t at = bytes.size();
+    append_tenant_key(bytes, tenant, id);
+    raw.emplace_back(bytes.data() + at, bytes.size() - at);  // `bytes` was sized: it does not move
+  }
   // RocksDB's MultiGet sorts the keys it is given unless told they are sorted, through its
   // comparator objects: 1,540 instructions a key (callgrind), against about 700 for a sort
   // of the keys' bytes here (the ids view compares keys bytewise).
@@ -390,7 +400,7 @@ std::vector<std::optional<seq_no>> Store::seqs_of(
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return raw[a] < raw[b]; });
   std::vector<rocksdb::Slice> slices;
   slices.reserve(raw.size());
-  for (const uint32_t i : order) slices.emplace_back(raw[i]);
+  for (const uint32_t i : order) slices.emplace_back(raw[i].data(), raw[i].size());
   std::vector<rocksdb::PinnableSlice> values(raw.size());
   std::vector<rocksdb::Status> statuses(raw.size());
   db_->MultiGet(rocksdb::ReadOptions(), cf(view::ids), raw.size(), slices.data(), values.data(),

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <rocksdb/db.h>
@@ -81,7 +82,7 @@ class Store {
   std::optional<seq_no> seq_of(const std::string& tenant, const std::string& id) const;
   // seq_of for many keys at once (one batched lookup), answers in the order of `keys`.
   std::vector<std::optional<seq_no>> seqs_of(
-      const std::vector<std::pair<std::string, std::string>>& keys) const;
+      const std::vector<std::pair<std::string_view, std::string_view>>& keys) const;
   // Envelopes of a tenant's journal with seq > after (all of them when after is nullopt),
   // at most `limit`, in seq order.
   std::vector<std::string> journal_after(const std::string& tenant, std::optional<seq_no> after,

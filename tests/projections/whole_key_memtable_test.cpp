@@ -334,7 +334,8 @@ TEST_CASE("seqs_of answers each key in its place, whatever the order of the keys
   std::mt19937_64 rng(5);
   for (int i = 0; i < 300; ++i)  // known and unknown, repeated, in no order
     asked.emplace_back(rng() % 2 ? "acme" : "zeta", "e" + std::to_string(rng() % 120));
-  const auto got = store.seqs_of(asked);
+  const std::vector<std::pair<std::string_view, std::string_view>> views(asked.begin(), asked.end());
+  const auto got = store.seqs_of(views);
   REQUIRE(got.size() == asked.size());
   for (size_t i = 0; i < asked.size(); ++i) {
     CAPTURE(asked[i].first);
