@@ -1,5 +1,6 @@
 #include "events/fact_reader.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include <simdjson.h>
@@ -33,11 +34,17 @@ bool to_json(dom::element v, size_t depth, json& out) {
   switch (v.type()) {
     case dom::element_type::OBJECT: {
       if (++depth > max_json_depth) return false;
-      out = json::object();
-      for (dom::key_value_pair member : dom::object(v)) {
-        json value;
-        if (!to_json(member.value, depth, value)) return false;
-        out[std::string(member.key)] = std::move(value);  // a repeated key keeps the last value
+      // Each member's value read straight into its place in the object (an envelope's empty
+      // data object is kept, not replaced), rather than into a value of its own then moved.
+      if (!out.is_object()) out = json::object();
+      auto& members = out.get_ref<json::object_t&>();
+      members.clear();
+      const dom::object object(v);
+      members.reserve(std::min<size_t>(object.size(), 64));  // size() saturates; most have a few
+      for (dom::key_value_pair member : object) {
+        auto [at, added] = members.emplace(member.key);
+        if (!added) at->second = json();  // a repeated key keeps the last value
+        if (!to_json(member.value, depth, at->second)) return false;
       }
       return true;
     }
