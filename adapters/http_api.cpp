@@ -6,7 +6,9 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -19,6 +21,23 @@ namespace omniroute::adapters {
 namespace {
 
 using events::json;
+
+// The fields of one ingest result after its id: fixed pieces and integers, at most a few
+// dozen bytes.
+struct ResultText {
+  char text[128];
+  size_t size = 0;
+  template <size_t N>
+  void put(const char (&piece)[N]) {
+    std::memcpy(text + size, piece, N - 1);
+    size += N - 1;
+  }
+  template <size_t N>
+  void field(const char (&key)[N], int64_t n) {  // 20 digits at most, and a sign
+    put(key);
+    size = static_cast<size_t>(std::to_chars(text + size, text + sizeof text, n).ptr - text);
+  }
+};
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
@@ -289,28 +308,39 @@ void HttpApi::routes() {
     results.reserve(envs.size() * 80);
     for (size_t i = 0; i < envs.size(); ++i) {
       const IngestResult& in = (*ingested)[i];
-      results += i ? ",{\"id\":" : "{\"id\":";
-      events::append_quoted(results, envs[i].id);
-      if (batch) {
-        results += ",\"index\":";
-        events::append_integer(results, static_cast<int64_t>(i));
-      }
+      // A result's fields after its id, into a buffer and then onto the text at once: a call
+      // to append each piece was 5% of the handler's instructions.
+      ResultText after;
+      if (batch) after.field(",\"index\":", static_cast<int64_t>(i));
       if (in.duplicate) {
-        if (in.seq) {
-          results += ",\"seq\":";
-          events::append_integer(results, static_cast<int64_t>(in.seq->value()));
-        }
-        results += ",\"status\":\"duplicate\"}";
+        if (in.seq) after.field(",\"seq\":", static_cast<int64_t>(in.seq->value()));
+        after.put(",\"status\":\"duplicate\"}");
         ++duplicates;
         counts.add(envs[i].type, "duplicate");
       } else {
-        results += ",\"offset\":";
-        events::append_integer(results, in.offset->value());
-        results += ",\"partition\":";
-        events::append_integer(results, in.partition.value());
-        results += ",\"status\":\"accepted\"}";
+        after.field(",\"offset\":", in.offset->value());
+        after.field(",\"partition\":", in.partition.value());
+        after.put(",\"status\":\"accepted\"}");
         ++accepted;
         counts.add(envs[i].type, "accepted");
+      }
+      const std::string_view id = envs[i].id;
+      const std::string_view open = i ? ",{\"id\":" : "{\"id\":";
+      if (events::quotes_as_is(id)) {  // the usual id: open, quote, id, quote, fields
+        const size_t at = results.size();
+        results.resize(at + open.size() + id.size() + 2 + after.size);
+        char* out = &results[at];
+        std::memcpy(out, open.data(), open.size());
+        out += open.size();
+        *out++ = '"';
+        std::memcpy(out, id.data(), id.size());
+        out += id.size();
+        *out++ = '"';
+        std::memcpy(out, after.text, after.size);
+      } else {
+        results += open;
+        events::append_quoted(results, id);
+        results.append(after.text, after.size);
       }
     }
     for (const auto& c : counts.counts()) metrics_.received(c.type, c.result, c.n);
