@@ -77,8 +77,11 @@ bool to_json(dom::element v, size_t depth, json& out) {
 bool read_event(dom::element v, size_t depth, std::vector<Envelope>& out) {
   dom::object fields;
   if (v.get_object().get(fields) || depth > max_json_depth) return false;
-  Envelope e;
-  std::string_view time;
+  // The envelope is built once its fields are read, each string constructed from its text:
+  // assigned into a default envelope, each was a general replace, and its data an empty
+  // object allocated to be replaced.
+  std::string_view id, type, tenant, time;
+  json data;
   std::array<bool, 5> seen{};  // id, type, tenant, time, data
   for (dom::key_value_pair field : fields) {
     const std::string_view k = field.key;
@@ -93,22 +96,25 @@ bool read_event(dom::element v, size_t depth, std::vector<Envelope>& out) {
     if (at == seen.size() || seen[at]) return false;
     seen[at] = true;
     if (at == 4) {
-      if (!field.value.is_object() || !to_json(field.value, depth, e.data)) return false;
+      if (!field.value.is_object() || !to_json(field.value, depth, data)) return false;
       continue;
     }
     std::string_view text;
     if (field.value.get_string().get(text)) return false;  // id, type, tenant, time: strings
     switch (at) {
-      case 0: e.id = text; break;
-      case 1: e.type = text; break;
-      case 2: e.tenant = text; break;
+      case 0: id = text; break;
+      case 1: type = text; break;
+      case 2: tenant = text; break;
       default: time = text;
     }
   }
   for (bool s : seen)
     if (!s) return false;
-  if (!accept_fact(e, time)) return false;
-  out.push_back(std::move(e));
+  Envelope& e = out.emplace_back(std::string(id), std::string(type), std::string(tenant), 0, std::move(data));
+  if (!accept_fact(e, time)) {
+    out.pop_back();
+    return false;
+  }
   return true;
 }
 
