@@ -34,8 +34,8 @@ bool to_json(dom::element v, size_t depth, json& out) {
   switch (v.type()) {
     case dom::element_type::OBJECT: {
       if (++depth > max_json_depth) return false;
-      // Each member's value read straight into its place in the object (an envelope's empty
-      // data object is kept, not replaced), rather than into a value of its own then moved.
+      // Each member's value read straight into its place in the object, rather than into a
+      // value of its own, then moved under a key string built for it.
       if (!out.is_object()) out = json::object();
       auto& members = out.get_ref<json::object_t&>();
       members.clear();
@@ -110,7 +110,8 @@ bool read_event(dom::element v, size_t depth, std::vector<Envelope>& out) {
   }
   for (bool s : seen)
     if (!s) return false;
-  Envelope& e = out.emplace_back(std::string(id), std::string(type), std::string(tenant), 0, std::move(data));
+  Envelope& e =
+      out.emplace_back(std::string(id), std::string(type), std::string(tenant), 0, std::move(data));
   if (!accept_fact(e, time)) {
     out.pop_back();
     return false;
