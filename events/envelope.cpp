@@ -53,7 +53,7 @@ enum class field_kind {
 };
 
 struct field_spec {
-  const char* name;
+  std::string_view name;  // measured once, not at every event's look-up
   field_kind kind;
   bool required;
   std::vector<std::string> choices = {};
@@ -462,13 +462,14 @@ std::optional<std::pair<std::string, std::string>> data_problem(const schema& fi
                                                                 const std::string& type,
                                                                 const json& data) {
   for (const auto& spec : fields) {
-    auto v = data.find(std::string_view(spec.name));
+    auto v = data.find(spec.name);
     if (v == data.end() || v->is_null()) {
-      if (spec.required) return std::pair{std::string("data.") + spec.name, std::string("missing")};
+      if (spec.required)
+        return std::pair{std::string("data.").append(spec.name), std::string("missing")};
       continue;
     }
     std::string why = check_value(*v, spec);
-    if (!why.empty()) return std::pair{std::string("data.") + spec.name, std::move(why)};
+    if (!why.empty()) return std::pair{std::string("data.").append(spec.name), std::move(why)};
   }
   if (type == "conversation.transfer_requested"sv && !data.contains("to_queue"sv) &&
       !data.contains("to_agent"sv))
