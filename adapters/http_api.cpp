@@ -6,7 +6,6 @@
 #include <httplib.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -22,10 +21,10 @@ namespace {
 
 using events::json;
 
-// The fields of one ingest result after its id: fixed pieces and integers, at most a few
-// dozen bytes.
+// The fields of one ingest result after its id: fixed pieces and integers, at most 114 bytes
+// (and room for max_number_bytes after the longest run before an integer, 72).
 struct ResultText {
-  char text[128];
+  char text[72 + events::max_number_bytes];
   size_t size = 0;
   template <size_t N>
   void put(const char (&piece)[N]) {
@@ -33,9 +32,9 @@ struct ResultText {
     size += N - 1;
   }
   template <size_t N>
-  void field(const char (&key)[N], int64_t n) {  // 20 digits at most, and a sign
+  void field(const char (&key)[N], int64_t n) {
     put(key);
-    size = static_cast<size_t>(std::to_chars(text + size, text + sizeof text, n).ptr - text);
+    size += events::write_integer(n, text + size);  // 20 digits and a sign at most
   }
 };
 
@@ -309,7 +308,8 @@ void HttpApi::routes() {
     for (size_t i = 0; i < envs.size(); ++i) {
       const IngestResult& in = (*ingested)[i];
       // A result's fields after its id, into a buffer and then onto the text at once: a call
-      // to append each piece was 5% of the handler's instructions.
+      // to append each piece was 5% of the handler's instructions. (ObjectText, which checks
+      // each key's order and quoting, cost the handler 1,798M instructions against 1,644M, callgrind.)
       ResultText after;
       if (batch) after.field(",\"index\":", static_cast<int64_t>(i));
       if (in.duplicate) {
@@ -324,24 +324,9 @@ void HttpApi::routes() {
         ++accepted;
         counts.add(envs[i].type, "accepted");
       }
-      const std::string_view id = envs[i].id;
-      const std::string_view open = i ? ",{\"id\":" : "{\"id\":";
-      if (events::quotes_as_is(id)) {  // the usual id: open, quote, id, quote, fields
-        const size_t at = results.size();
-        results.resize(at + open.size() + id.size() + 2 + after.size);
-        char* out = &results[at];
-        std::memcpy(out, open.data(), open.size());
-        out += open.size();
-        *out++ = '"';
-        std::memcpy(out, id.data(), id.size());
-        out += id.size();
-        *out++ = '"';
-        std::memcpy(out, after.text, after.size);
-      } else {
-        results += open;
-        events::append_quoted(results, id);
-        results.append(after.text, after.size);
-      }
+      results += i ? ",{\"id\":" : "{\"id\":";
+      events::append_quoted(results, envs[i].id);
+      results.append(after.text, after.size);
     }
     for (const auto& c : counts.counts()) metrics_.received(c.type, c.result, c.n);
     // Written once into the body: a batch's answer is about 80 bytes an event, and joining

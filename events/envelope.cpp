@@ -649,10 +649,12 @@ size_t utf8_sequence(std::string_view s, size_t i) {
   return 0;
 }
 
-// Numbers as dump writes them, into `out` (room for max_number_bytes); each returns the length.
-constexpr size_t max_number_bytes = 64;
-template <typename Int>
-size_t write_integer(Int n, char* out) {
+}  // namespace
+
+size_t write_integer(int64_t n, char* out) {
+  return static_cast<size_t>(std::to_chars(out, out + max_number_bytes, n).ptr - out);
+}
+size_t write_integer(uint64_t n, char* out) {
   return static_cast<size_t>(std::to_chars(out, out + max_number_bytes, n).ptr - out);
 }
 size_t write_double(double x, char* out) {
@@ -663,8 +665,6 @@ size_t write_double(double x, char* out) {
   // The shortest text that reads back as x (Grisu2), the function dump itself writes it with.
   return static_cast<size_t>(nlohmann::detail::to_chars(out, out + max_number_bytes, x) - out);
 }
-
-}  // namespace
 
 void append_integer(std::string& out, int64_t n) {
   char text[max_number_bytes];
@@ -865,8 +865,8 @@ std::string to_text(const Envelope& e, std::string_view canonical) {
   if (at == std::string_view::npos || canonical.compare(at, tenant_key.size(), tenant_key) != 0)
     at = canonical.rfind(tenant_key);
   if (!e.seq || !e.cause.empty() || at == std::string_view::npos) return to_text(e);
-  char n[24];
-  const size_t n_len = static_cast<size_t>(std::to_chars(n, n + sizeof n, e.seq->value()).ptr - n);
+  char n[max_number_bytes];
+  const size_t n_len = write_integer(e.seq->value(), n);
   std::string out;
   out.reserve(canonical.size() + 7 + n_len);
   out.append(canonical.substr(0, at));

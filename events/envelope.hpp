@@ -87,6 +87,11 @@ bool quotes_as_is(std::string_view s);
 // Appends v.dump(): the same bytes, without nlohmann's serializer and its byte-by-byte UTF-8
 // state machine (the journal and view texts of every event pass through here).
 void append_json(std::string& out, const json& v);
+// Numbers as dump writes them, into `out` (room for max_number_bytes); each returns the length.
+constexpr size_t max_number_bytes = 64;
+size_t write_integer(int64_t n, char* out);
+size_t write_integer(uint64_t n, char* out);
+size_t write_double(double x, char* out);
 // Appends n in decimal, as dump writes it.
 void append_integer(std::string& out, int64_t n);
 // Appends x as dump writes it (the shortest text that reads back as x, "null" if not finite).

@@ -35,10 +35,9 @@ bool to_json(dom::element v, size_t depth, json& out) {
     case dom::element_type::OBJECT: {
       if (++depth > max_json_depth) return false;
       // Each member's value read straight into its place in the object, rather than into a
-      // value of its own, then moved under a key string built for it.
-      if (!out.is_object()) out = json::object();
+      // value of its own, then moved under a key string built for it. `out` is a fresh value.
+      out = json::object();
       auto& members = out.get_ref<json::object_t&>();
-      members.clear();
       const dom::object object(v);
       members.reserve(std::min<size_t>(object.size(), 64));  // size() saturates; most have a few
       for (dom::key_value_pair member : object) {

@@ -68,9 +68,8 @@ ObjectText& ObjectText::integer(std::string_view key, int64_t value) {
 }
 
 void ObjectText::put_integer(int64_t value) {
-  std::string digits;  // a few bytes: no allocation
-  append_integer(digits, value);
-  put(digits);
+  char digits[max_number_bytes];
+  put(std::string_view(digits, write_integer(value, digits)));
 }
 
 ObjectText& ObjectText::time(std::string_view key, int64_t ms) {
@@ -85,9 +84,8 @@ ObjectText& ObjectText::time(std::string_view key, int64_t ms) {
 
 ObjectText& ObjectText::number(std::string_view key, double value) {
   start(key);
-  std::string digits;  // at most 24 bytes: dump's shortest form of a double
-  append_double(digits, value);
-  put(digits);
+  char digits[max_number_bytes];
+  put(std::string_view(digits, write_double(value, digits)));
   return end();
 }
 
