@@ -188,20 +188,26 @@ void Tenant::release(Conversation& c) {
 }
 
 void Tenant::unwait(Conversation& c) {
+  // Only a queued conversation waits (rewait relies on it too): most decisions find the
+  // conversation with the bot or an agent, and look no further. Its key is built once (it
+  // copies the id).
+  if (c.state != conversation_state::queued) return;
   auto q = queues_.find(c.queue);
-  if (q != queues_.end() && q->second.waiting.erase(c.key())) {
-    auto by = q->second.waiting_by_channel.find(c.channel);
-    by->second.erase(c.key());
-    if (by->second.empty()) q->second.waiting_by_channel.erase(by);
-    touched_.queues.insert(c.queue);
-    if (!c.preferred_agent.empty()) --q->second.waiting_for_an_agent;
-  }
+  if (q == queues_.end()) return;
+  const wait_key key = c.key();
+  if (!q->second.waiting.erase(key)) return;
+  auto by = q->second.waiting_by_channel.find(c.channel);
+  by->second.erase(key);
+  if (by->second.empty()) q->second.waiting_by_channel.erase(by);
+  touched_.queues.insert(c.queue);
+  if (!c.preferred_agent.empty()) --q->second.waiting_for_an_agent;
 }
 
 void Tenant::wait(Conversation& c) {
   Queue& q = queues_[c.queue];
-  if (!q.waiting.insert(c.key()).second) return;
-  q.waiting_by_channel[c.channel].insert(c.key());
+  wait_key key = c.key();
+  if (!q.waiting.insert(key).second) return;
+  q.waiting_by_channel[c.channel].insert(std::move(key));
   if (!c.preferred_agent.empty()) ++q.waiting_for_an_agent;
   touched_.queues.insert(c.queue);
 }
