@@ -382,6 +382,46 @@ std::optional<seq_no> Store::seq_of(const std::string& tenant, const std::string
   return seq_no{get_be(value, 0, 8)};
 }
 
+std::vector<uint32_t> bytewise_order(const std::vector<std::string_view>& keys) {
+  // A batch's keys share a beginning (the tenant key's length and tenant, often the start of
+  // the ids): compared as strings, each of the ~10 comparisons a key went through it again in
+  // a call to memcmp. Past the shared bytes, each key's next 16 are read once as two
+  // big-endian words, zeros past its end, and compared as integers. Words that differ order
+  // the keys as their bytes do (a zero padding a shorter key is below any byte the longer
+  // has there, or equal to it); equal words leave it to the whole keys.
+  size_t shared = keys.empty() ? 0 : keys[0].size();
+  for (const auto& k : keys) {
+    size_t i = 0;
+    const size_t n = std::min(shared, k.size());
+    while (i < n && k[i] == keys[0][i]) ++i;
+    shared = i;
+  }
+  auto word = [shared](std::string_view k, size_t at) {
+    const size_t from = shared + at;
+    if (from + 8 <= k.size()) return get_be(k, from, 8);
+    uint64_t w = 0;
+    for (size_t i = from; i < from + 8; ++i)
+      w = (w << 8) | (i < k.size() ? static_cast<unsigned char>(k[i]) : 0u);
+    return w;
+  };
+  struct Sortable {
+    uint64_t w0, w1;
+    uint32_t at;
+  };
+  std::vector<Sortable> s;
+  s.reserve(keys.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) s.push_back({word(keys[i], 0), word(keys[i], 8), i});
+  std::sort(s.begin(), s.end(), [&keys](const Sortable& a, const Sortable& b) {
+    if (a.w0 != b.w0) return a.w0 < b.w0;
+    if (a.w1 != b.w1) return a.w1 < b.w1;
+    return keys[a.at] < keys[b.at];
+  });
+  std::vector<uint32_t> order;
+  order.reserve(s.size());
+  for (const auto& k : s) order.push_back(k.at);
+  return order;
+}
+
 std::vector<std::optional<seq_no>> Store::seqs_of(
     const std::vector<std::pair<std::string_view, std::string_view>>& keys) const {
   // Every key in one buffer: a string apiece was an allocation apiece (a tenant key is longer
@@ -399,10 +439,8 @@ std::vector<std::optional<seq_no>> Store::seqs_of(
   }
   // RocksDB's MultiGet sorts the keys it is given unless told they are sorted, through its
   // comparator objects: 1,540 instructions a key (callgrind), against about 700 for a sort
-  // of the keys' bytes here (the ids view compares keys bytewise).
-  std::vector<uint32_t> order(raw.size());
-  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return raw[a] < raw[b]; });
+  // of the keys' bytes here (the ids view compares keys bytewise), 170 by their words.
+  const std::vector<uint32_t> order = bytewise_order(raw);
   std::vector<rocksdb::Slice> slices;
   slices.reserve(raw.size());
   for (const uint32_t i : order) slices.emplace_back(raw[i].data(), raw[i].size());

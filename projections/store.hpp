@@ -180,6 +180,10 @@ class ViewBatch {
   size_t entries_ = 0;
 };
 
+// The positions of `keys` in bytewise order (unsigned bytes; a prefix before the longer key),
+// equal keys in any order: what MultiGet wants when told its keys are sorted.
+std::vector<uint32_t> bytewise_order(const std::vector<std::string_view>& keys);
+
 // RocksDB counts what each thread's operations do (its perf context) unless told not to: a
 // thread-local access on every key comparison of a memtable insert or lookup. Nothing here
 // reads the counts, so the threads that write and read the store on the hot paths (partition

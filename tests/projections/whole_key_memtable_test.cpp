@@ -347,3 +347,33 @@ TEST_CASE("seqs_of answers each key in its place, whatever the order of the keys
       CHECK(got[i] == seq_no{it->second});
   }
 }
+
+TEST_CASE("bytewise_order sorts keys as their bytes compare: shared beginnings, zeros, high bytes, prefixes") {
+  using namespace omniroute;
+  std::mt19937_64 rng(11);
+  // Bytes drawn from a few that make ties and near-ties: zero, one, 0x7f, 0x80, 0xff and 'a'.
+  const char alphabet[] = {'\0', '\x01', '\x7f', '\x80', '\xff', 'a'};
+  for (const size_t shared : {size_t{0}, size_t{3}, size_t{17}}) {
+    const std::string start(shared, 'k');
+    std::vector<std::string> owned;
+    for (int i = 0; i < 400; ++i) {
+      std::string k = start;
+      const size_t n = rng() % 22;  // around the 16 bytes read as words
+      for (size_t j = 0; j < n; ++j) k.push_back(alphabet[rng() % sizeof alphabet]);
+      owned.push_back(k);
+      if (i % 7 == 0) owned.push_back(k);          // equal keys
+      if (i % 5 == 0) owned.push_back(k + '\0');   // a key and itself with a zero after
+    }
+    const std::vector<std::string_view> keys(owned.begin(), owned.end());
+    const std::vector<uint32_t> order = projections::bytewise_order(keys);
+    REQUIRE(order.size() == keys.size());
+    std::vector<std::string> got;
+    for (const uint32_t i : order) got.push_back(owned[i]);
+    std::vector<std::string> want = owned;
+    std::sort(want.begin(), want.end());  // std::string compares as unsigned bytes
+    CHECK(got == want);
+    std::vector<uint32_t> seen(order);
+    std::sort(seen.begin(), seen.end());
+    for (uint32_t i = 0; i < seen.size(); ++i) REQUIRE(seen[i] == i);  // each position once
+  }
+}
