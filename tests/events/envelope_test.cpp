@@ -182,6 +182,32 @@ TEST_CASE("data fields are checked for presence, type, range and choices") {
   CHECK(parse_fact(queue).has_value());
 }
 
+TEST_CASE("of several problems in data, the first field of the type's schema is named") {
+  // The fields are found in the order of their names; they are checked in the schema's.
+  json j = started();
+  j["data"].erase("customer");        // the schema's second field
+  j["data"]["channel"] = 7;           // its third, first by name
+  j["data"]["attributes"] = "x";      // its last, and first by name
+  j["data"]["zzz"] = "unknown";       // past every field: kept, not checked
+  j["data"][""] = 1;                  // before every field
+  CHECK(refusal(j).field == "data.customer");
+  CHECK(refusal(j).reason == "missing");
+  j = started();
+  j["data"]["channel"] = 7;
+  j["data"]["attributes"] = "x";
+  CHECK(refusal(j).field == "data.channel");
+  j["data"]["channel"] = "web";
+  CHECK(refusal(j).field == "data.attributes");
+  j["data"]["attributes"] = json::object();
+  j["data"]["zzz"] = "unknown";
+  j["data"][""] = 1;
+  CHECK(parse_fact(j).has_value());
+  j["data"]["priority"] = nullptr;  // null is absent: an optional field may be null
+  CHECK(parse_fact(j).has_value());
+  j["data"]["conversation"] = nullptr;
+  CHECK(refusal(j).field == "data.conversation");
+}
+
 TEST_CASE("the error answer has the documented shape") {
   event_error e{"x", "data.agent", "missing", 3};
   CHECK(e.to_json() == json::parse(
