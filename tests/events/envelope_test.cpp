@@ -183,11 +183,12 @@ TEST_CASE("data fields are checked for presence, type, range and choices") {
 }
 
 TEST_CASE("of several problems in data, the first field of the type's schema is named") {
-  // The fields are found in the order of their names; they are checked in the schema's.
+  // Data members are kept in the order of their names; the schema's order decides which
+  // problem is named.
   json j = started();
   j["data"].erase("customer");        // the schema's second field
-  j["data"]["channel"] = 7;           // its third, first by name
-  j["data"]["attributes"] = "x";      // its last, and first by name
+  j["data"]["channel"] = 7;           // its third, before customer by name
+  j["data"]["attributes"] = "x";      // its last, first by name
   j["data"]["zzz"] = "unknown";       // past every field: kept, not checked
   j["data"][""] = 1;                  // before every field
   CHECK(refusal(j).field == "data.customer");
