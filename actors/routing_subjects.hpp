@@ -18,9 +18,7 @@ inline std::optional<events::json> parsed(const std::optional<std::string>& text
 }
 
 inline const std::string& str(const events::json& data, std::string_view key) {
-  static const std::string empty;
-  auto it = data.find(key);
-  return it != data.end() && it->is_string() ? it->get_ref<const std::string&>() : empty;
+  return events::string_member(data, key);
 }
 
 // Compiles a requirement the front door has already validated; an invalid text (only from a

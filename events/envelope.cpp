@@ -342,12 +342,7 @@ std::string check_value(const json& v, const field_spec& spec) {
   return "has an unknown kind";
 }
 
-const std::string& string_or_empty(const json& j, const char* key) {
-  static const std::string empty;
-  auto it = j.find(std::string_view(key));  // compared without a strlen per key
-  if (it == j.end() || !it->is_string()) return empty;
-  return it->get_ref<const std::string&>();
-}
+const std::string& string_or_empty(const json& j, const char* key) { return string_member(j, key); }
 
 }  // namespace
 

@@ -10,9 +10,7 @@ using namespace std::string_view_literals;
 namespace {
 
 const std::string& str(const events::json& d, std::string_view key) {
-  static const std::string empty;
-  auto it = d.find(key);
-  return it != d.end() && it->is_string() ? it->get_ref<const std::string&>() : empty;
+  return events::string_member(d, key);
 }
 
 int64_t ms_of_seconds(const events::json& d, const char* key) {
