@@ -456,14 +456,17 @@ namespace {
 std::optional<std::pair<std::string, std::string>> data_problem(const schema& fields,
                                                                 const std::string& type,
                                                                 const json& data) {
+  // Straight to the members (the callers checked `data` is an object): json's find() wraps
+  // what it finds in an iterator object of its own, half of a look-up's instructions.
+  const auto& members = data.get_ref<const json::object_t&>();
   for (const auto& spec : fields) {
-    auto v = data.find(spec.name);
-    if (v == data.end() || v->is_null()) {
+    auto m = members.find(spec.name);
+    if (m == members.end() || m->second.is_null()) {
       if (spec.required)
         return std::pair{std::string("data.").append(spec.name), std::string("missing")};
       continue;
     }
-    std::string why = check_value(*v, spec);
+    std::string why = check_value(m->second, spec);
     if (!why.empty()) return std::pair{std::string("data.").append(spec.name), std::move(why)};
   }
   if (type == "conversation.transfer_requested"sv && !data.contains("to_queue"sv) &&
