@@ -475,6 +475,22 @@ std::optional<std::pair<std::string, std::string>> data_problem(const schema& fi
   return std::nullopt;
 }
 
+// A schema field sent as null is absent (data_problem treats it so): it is dropped from the
+// fact, so that neither the journal nor routing ever meets a null where the schema wants a
+// value (routing read `"auto_accept": null` as a boolean, threw, and the partition's host
+// retried that fact forever). Other members are kept as sent. Most facts have no null member:
+// one pass over the members finds that.
+void drop_null_fields(const schema& fields, json& data) {
+  auto& members = data.get_ref<json::object_t&>();
+  const bool any_null =
+      std::any_of(members.begin(), members.end(), [](const auto& m) { return m.second.is_null(); });
+  if (!any_null) return;
+  for (const auto& spec : fields) {
+    auto m = members.find(spec.name);
+    if (m != members.end() && m->second.is_null()) members.erase(m);
+  }
+}
+
 }  // namespace
 
 result<Envelope, event_error> parse_fact(json&& j) {
@@ -520,6 +536,7 @@ result<Envelope, event_error> parse_fact(json&& j) {
   if (data == j.end()) return fail("data", "missing");
   if (!data->is_object()) return fail("data", "must be an object");
   if (auto why = data_problem(schema_it->second, e.type, *data)) return fail(why->first, why->second);
+  drop_null_fields(schema_it->second, *data);
   e.data = std::move(*data);
   return e;
 }
@@ -530,6 +547,7 @@ bool accept_fact(Envelope& e, std::string_view time) {
   if (schema_it == fact_schemas().end()) return false;
   auto ms = parse_rfc3339_ms(time);
   if (!ms || data_problem(schema_it->second, e.type, e.data)) return false;
+  drop_null_fields(schema_it->second, e.data);
   e.time_ms = *ms;
   return true;
 }

@@ -62,14 +62,16 @@ const std::vector<std::string>& decision_types();
 event_kind kind_of(std::string_view type);
 
 // Validates an incoming fact against the contract: envelope fields, a known fact type, and
-// the type's data fields (presence, JSON type, ranges, enumerations). Unknown data fields are
-// kept. Decision types are refused: only omniroute writes them.
+// the type's data fields (presence, JSON type, ranges, enumerations). A field sent as null is
+// absent, and dropped from the fact's data; unknown data fields are kept as sent. Decision
+// types are refused: only omniroute writes them.
 result<Envelope, event_error> parse_fact(const json& j);
 // The same, moving `data` out of `j` instead of copying it; the other fields of j stay.
 result<Envelope, event_error> parse_fact(json&& j);
 // For readers that take a faster path than parse_fact and leave anything unusual to it: true
 // when a fact whose id, type, tenant and data were read some other way, and whose time is
-// `time` as sent, is one parse_fact would accept; then sets its time_ms as parse_fact would.
+// `time` as sent, is one parse_fact would accept; then sets its time_ms, and drops its null
+// fields, as parse_fact would.
 bool accept_fact(Envelope& e, std::string_view time);
 
 // Reads an envelope that omniroute itself wrote (canonical form); checks only its shape.

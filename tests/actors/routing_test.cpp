@@ -342,3 +342,22 @@ TEST_CASE("an agent's document is written field by field as json would dump it")
   CHECK(*s.tenant.agent_view("alice") == doc);
   CHECK_FALSE(s.tenant.agent_text("bob").has_value());
 }
+
+TEST_CASE("optional fields sent as null route as if absent") {
+  // Validation takes null for absent; routing read "auto_accept": null as a boolean and threw,
+  // and the partition's host retried that fact forever.
+  Scenario s;
+  s.configure("billing", {{"auto_accept", nullptr}, {"priority", nullptr}, {"no_answer_limit", nullptr},
+                          {"offer_timeout_s", nullptr}, {"requirement", nullptr}, {"strategy", nullptr}});
+  s.fact("agent.logged_in", {{"agent", "alice"}, {"capacity", {{"chat", 2}}}, {"queues", {"billing"}},
+                             {"skills", nullptr}, {"attributes", nullptr}, {"blocks", nullptr}});
+  auto ds = s.fact("conversation.started", {{"conversation", "c-1"}, {"customer", "u-1"}, {"channel", "web"},
+                                            {"queue", "billing"}, {"priority", nullptr}, {"attributes", nullptr},
+                                            {"intent", nullptr}, {"language", nullptr}, {"bot", nullptr}});
+  REQUIRE(s.types(ds) == strings{"conversation.queued", "conversation.offered"});  // not auto_accept
+  CHECK(ds[0].second["priority"] == 0);
+  CHECK(s.conversation("c-1")["attributes"] == json::object());
+  ds = s.fact("conversation.ended", {{"conversation", "c-1"}, {"by", "customer"}, {"reason", nullptr},
+                                     {"csat", nullptr}});
+  CHECK(s.types(ds) == strings{"conversation.abandoned", "conversation.closed"});
+}

@@ -130,6 +130,27 @@ TEST_CASE("the README session: configure a queue, log an agent in, start a conve
   CHECK(r.metric("omniroute_journal_entries_total") >= 7);
 }
 
+TEST_CASE("optional fields sent as null are absent: the facts are routed and the partition goes on") {
+  // "auto_accept": null once threw in routing, and the partition's host retried it forever.
+  Running r;
+  auto res = r.post(event("q-1", "queue.configured", T0,
+                          {{"queue", "billing"}, {"auto_accept", nullptr}, {"priority", nullptr}}));
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  res = r.post(event("a-1", "agent.logged_in", T1,
+                     {{"agent", "alice"}, {"queues", {"billing"}}, {"capacity", {{"chat", 1}}}, {"skills", nullptr}}));
+  CHECK(res->status == 202);
+  res = r.post(json::array({event("c-1", "conversation.started", T2,
+                                  {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"},
+                                   {"queue", "billing"}, {"priority", nullptr}, {"attributes", nullptr}})}));
+  CHECK(res->status == 202);
+  auto entries = r.journal_until("conversation.offered");
+  REQUIRE(entries.size() == 5);
+  CHECK_FALSE(entries[0]["data"].contains("auto_accept"));  // journaled without it
+  CHECK(entries[4]["data"]["agent"] == "alice");
+  CHECK(r.get("/readyz")["ready"] == true);
+}
+
 TEST_CASE("a repeated id is acknowledged with the first one's result and changes nothing") {
   Running r;
   json q = event("q-1", "queue.configured", T0, {{"queue", "billing"}});

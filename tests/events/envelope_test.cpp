@@ -204,7 +204,9 @@ TEST_CASE("of several problems in data, the first field of the type's schema is 
   j["data"][""] = 1;
   CHECK(parse_fact(j).has_value());
   j["data"]["priority"] = nullptr;  // null is absent: an optional field may be null
-  CHECK(parse_fact(j).has_value());
+  REQUIRE(parse_fact(j).has_value());
+  CHECK_FALSE(parse_fact(j).value().data.contains("priority"));  // and is dropped
+  CHECK(parse_fact(j).value().data.contains("zzz"));            // an unknown member is kept
   j["data"]["conversation"] = nullptr;
   CHECK(refusal(j).field == "data.conversation");
 }

@@ -72,6 +72,11 @@ const std::string started =
     R"("note":"line\nbreak \"q\" \u00e9\u4f60 \ud83d\ude00 \u0000 \/","nested":{"a":{"b":[{"c":[]}]}},)"
     R"("zero":0,"float_zero":-0.0,"big":9223372036854775808,"small":-9223372036854775808,)"
     R"("exp":1E2,"tiny":5e-324,"flag":false},"priority":-3}})";
+// Optional fields sent as null (absent: dropped), and an unknown member null (kept).
+const std::string with_nulls =
+    R"({"id":"web-3","type":"conversation.started","tenant":"acme","time":"2026-11-20T10:00:00Z",)"
+    R"("data":{"conversation":"c-2","customer":"u-9","channel":"web","queue":null,"priority":null,)"
+    R"("intent":null,"language":null,"bot":null,"attributes":null,"extra":null}})";
 const std::string message =
     R"({"data":{"conversation":"c-1","from":"customer","text":"hi","text":"my card was charged twice"},)"
     R"("time":"2026-11-20T18:00:01+08:00","tenant":"acme","type":"conversation.message","id":"web-2"})";
@@ -80,8 +85,8 @@ const std::string message =
 
 TEST_CASE("the fast path reads plainly valid events as parse_fact does") {
   for (const std::string& body :
-       {started, message, "[" + started + "]", "[" + started + "," + message + "]",
-        " \n[ " + message + " ,\t" + started + " ] "}) {
+       {started, message, with_nulls, "[" + started + "]", "[" + started + "," + message + "]",
+        " \n[ " + message + " ,\t" + started + " ] ", "[" + with_nulls + "," + message + "]"}) {
     CAPTURE(body);
     CHECK(read_valid_facts(body, 1000).has_value());  // taken, not left to the general path
     check_agrees(body);
@@ -92,6 +97,10 @@ TEST_CASE("the fast path reads plainly valid events as parse_fact does") {
   CHECK(batch->events[1].data["text"] == "my card was charged twice");  // a repeated key: the last
   CHECK(batch->events[1].time_ms == 1795168801000);
   CHECK_FALSE(read_valid_facts(started, 1000)->array);
+  auto nulls = read_valid_facts(with_nulls, 1000);
+  REQUIRE(nulls);
+  CHECK(nulls->events[0].data ==
+        json{{"conversation", "c-2"}, {"customer", "u-9"}, {"channel", "web"}, {"extra", nullptr}});
 }
 
 TEST_CASE("the fast path leaves everything unusual to the general path") {
