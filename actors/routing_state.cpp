@@ -334,9 +334,12 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
     c.queue = str(d, "queue");
     c.intent = str(d, "intent");
     auto q = queues_.find(c.queue);
-    c.priority = d.contains("priority"sv) ? d["priority"].get<int>()
-                                         : (q != queues_.end() ? q->second.priority : 0);
-    c.attributes = d.value("attributes"sv, json::object());
+    const json* priority = events::member(d, "priority");
+    c.priority = priority ? priority->get<int>() : (q != queues_.end() ? q->second.priority : 0);
+    // A new conversation's attributes are an empty object already: value() with a default
+    // built one and copied it, two allocations a conversation for nothing.
+    if (const json* attributes = events::member(d, "attributes")) c.attributes = *attributes;
+    else if (!c.attributes.empty()) c.attributes = json::object();
     c.started_ms = c.last_ms = e.time_ms;
     c.state = conversation_state::bot;
     touched_conversations_.add(c.touched, c.id);
