@@ -39,6 +39,15 @@ result<routing::Envelope, events::event_error> fact_of(events::IngestRecord& rec
   return events::parse_fact(std::move(j));  // moves only data out of j
 }
 
+// A journal entry of `e`. With `canonical` (the front-door text of a fact), its text splices
+// the seq into it. The entry takes the envelope's tenant and key (a refusal's is its cause,
+// the refused fact's id; any other entry's its own id): `e` is not read again.
+JournalEntry entry_of(routing::Envelope& e, entry_kind kind, std::string_view canonical = {}) {
+  std::string text = canonical.empty() ? events::to_text(e) : events::to_text(e, canonical);
+  std::string& key = kind == entry_kind::refusal ? e.cause : e.id;
+  return JournalEntry{kind, *e.seq, std::move(e.tenant), std::move(key), std::move(text)};
+}
+
 // The members of a hash set of touched entities, in order: a memtable takes keys in order
 // for less than in the order of a hash (measured: view writes +20% in hash order).
 template <typename Set>
@@ -147,13 +156,6 @@ Status PartitionProcessor::recover() {
   keys_dropped_as_of_ = store_.changes();  // every key journaled so far is in the ids view
   recovered_ = true;
   return Status::ok();
-}
-
-JournalEntry PartitionProcessor::entry_of(routing::Envelope& e, entry_kind kind,
-                                          std::string_view canonical) {
-  std::string text = canonical.empty() ? events::to_text(e) : events::to_text(e, canonical);
-  std::string& key = kind == entry_kind::refusal ? e.cause : e.id;
-  return JournalEntry{kind, *e.seq, std::move(e.tenant), std::move(key), std::move(text)};
 }
 
 std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& rec) {

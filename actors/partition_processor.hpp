@@ -97,11 +97,6 @@ class PartitionProcessor {
                                                          const events::event_error& why);
   // Writes the views owed since the last projection, with the applied position.
   Status project();
-  // With `canonical` (the front-door text of a fact), the entry's text splices the seq into it.
-  // The entry takes the envelope's tenant and key (a refusal's is its cause, the refused
-  // fact's id; any other entry's its own id): `e` is not read again.
-  static events::JournalEntry entry_of(routing::Envelope& e, events::entry_kind kind,
-                                       std::string_view canonical = {});
   void report_lag(ingest_offset next);
   Status send_due_ticks();
 

@@ -342,8 +342,6 @@ std::string check_value(const json& v, const field_spec& spec) {
   return "has an unknown kind";
 }
 
-const std::string& string_or_empty(const json& j, const char* key) { return string_member(j, key); }
-
 }  // namespace
 
 const std::vector<std::string>& decision_types() {
@@ -495,7 +493,7 @@ void drop_null_fields(const schema& fields, json& data) {
 
 result<Envelope, event_error> parse_fact(json&& j) {
   auto fail = [&](std::string field, std::string reason) {
-    return event_error{j.is_object() ? string_or_empty(j, "id") : std::string{}, std::move(field),
+    return event_error{string_member(j, "id"), std::move(field),
                        std::move(reason), std::nullopt};
   };
   if (!j.is_object()) return fail("", "an event must be a JSON object");
@@ -560,18 +558,18 @@ std::optional<event_error> read_shape(const json& j, Envelope& e) {
     return event_error{"", std::move(field), "malformed envelope in the log", std::nullopt};
   };
   if (!j.is_object()) return fail("");
-  e.id = string_or_empty(j, "id");
-  e.type = string_or_empty(j, "type");
-  e.tenant = string_or_empty(j, "tenant");
+  e.id = string_member(j, "id");
+  e.type = string_member(j, "type");
+  e.tenant = string_member(j, "tenant");
   if (e.id.empty() || e.type.empty() || e.tenant.empty()) return fail("id/type/tenant");
-  auto ms = parse_rfc3339_ms(string_or_empty(j, "time"));
+  auto ms = parse_rfc3339_ms(string_member(j, "time"));
   if (!ms) return fail("time");
   e.time_ms = *ms;
   auto data = j.find("data"sv);
   if (data == j.end() || !data->is_object()) return fail("data");
   auto seq = j.find("seq"sv);
   if (seq != j.end() && seq->is_number_unsigned()) e.seq = seq_no{seq->get<uint64_t>()};
-  e.cause = string_or_empty(j, "cause");
+  e.cause = string_member(j, "cause");
   return std::nullopt;
 }
 

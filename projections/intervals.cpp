@@ -9,10 +9,6 @@ namespace omniroute::projections {
 using namespace std::string_view_literals;
 namespace {
 
-const std::string& str(const events::json& d, std::string_view key) {
-  return events::string_member(d, key);
-}
-
 int64_t ms_of_seconds(const events::json& d, const char* key) {
   auto it = d.find(key);
   if (it == d.end() || !it->is_number()) return 0;
@@ -119,11 +115,11 @@ IntervalCounters& IntervalStats::at(const std::string& tenant, const Contact& c)
 void IntervalStats::record_history(const events::Envelope& e, TenantState& t) {
   const events::json& d = e.data;
   Contact c;
-  c.queue = str(d, "queue");
-  c.channel = str(d, "channel");
+  c.queue = events::string_member(d, "queue");
+  c.channel = events::string_member(d, "channel");
   c.arrived_ms = e.time_ms;
   const int64_t waited = ms_of_seconds(d, "waited_s");
-  const bool answered = str(d, "outcome") == "answered"sv;
+  const bool answered = events::string_member(d, "outcome") == "answered"sv;
   auto q = d.find("queued"sv);
   const bool queued = q != d.end() && q->is_boolean() ? q->get<bool>() : (waited > 0 || !answered);
   IntervalCounters& k = at(e.tenant, c);
@@ -144,20 +140,20 @@ void IntervalStats::apply(const events::Envelope& e) {
   if (type == "queue.configured"sv) {
     auto it = d.find("sl_threshold_s"sv);
     if (it != d.end() && it->is_number())
-      t.threshold_ms[str(d, "queue")] = ms_of_seconds(d, "sl_threshold_s");
+      t.threshold_ms[events::string_member(d, "queue")] = ms_of_seconds(d, "sl_threshold_s");
     return;
   }
   if (type == "contact.recorded"sv) return record_history(e, t);
   if (type == "conversation.started"sv) {
-    t.contacts[str(d, "conversation")].channel = str(d, "channel");
+    t.contacts[events::string_member(d, "conversation")].channel = events::string_member(d, "channel");
     return;
   }
-  auto it = t.contacts.find(str(d, "conversation"));
+  auto it = t.contacts.find(events::string_member(d, "conversation"));
   if (it == t.contacts.end()) return;  // started before this projection existed
   Contact& c = it->second;
   const int64_t now = e.time_ms;
   if (type == "conversation.queued"sv) {
-    const std::string& queue = str(d, "queue");
+    const std::string& queue = events::string_member(d, "queue");
     if (c.arrived_ms >= 0 && !c.finished && c.queue == queue) return;  // back in the same queue
     if (c.answered_ms >= 0) at(e.tenant, c).handle_time_ms += now - c.answered_ms;
     c.queue = queue;
