@@ -4,7 +4,9 @@
 #include "events/time.hpp"
 
 #include <algorithm>
+#include <iostream>
 #include <limits>
+#include <new>
 #include <set>
 #include <unordered_set>
 
@@ -175,33 +177,54 @@ std::optional<JournalRecord> PartitionProcessor::decide(events::IngestRecord& re
     return std::nullopt;
   }
 
+  if (!failed_.empty())
+    if (auto f = failed_.find(rec.offset.value()); f != failed_.end()) return refuse_failed(rec, fact, f->second);
   JournalRecord r;
   r.ingest = rec.offset;
   routing::Tenant& t = tenant_of(state_.tenants, fact.tenant);
   pending_tenants_.insert(fact.tenant);
-  // The fact moves into the outcome, and its id and type with it (no copies: a type is longer
-  // than a string keeps inline): accepted, it is one of the entries; refused, the refusal,
-  // the last entry, names it (its cause, and the type in its data).
-  routing::Outcome outcome = t.handle(std::move(fact));
-  const routing::Envelope& named = outcome.refused ? outcome.entries.back() : outcome.entries[*outcome.fact];
-  fact_counts_.add(outcome.refused ? routing::str(named.data, "type") : named.type,
-                   outcome.refused ? "refused" : "accepted");
-  r.entries.reserve(outcome.entries.size());
-  for (size_t i = 0; i < outcome.entries.size(); ++i) {
-    auto& e = outcome.entries[i];
-    const entry_kind kind = outcome.fact == i                ? entry_kind::fact
-                            : e.type == "event.refused"sv    ? entry_kind::refusal
-                                                             : entry_kind::decision;
-    if (kind != entry_kind::refusal) {
-      state_.intervals.apply(e);
-      state_.schedules.apply(e);
+  try {
+    // The fact moves into the outcome, and its id and type with it (no copies: a type is
+    // longer than a string keeps inline): accepted, it is one of the entries; refused, the
+    // refusal, the last entry, names it (its cause, and the type in its data).
+    routing::Outcome outcome = t.handle(std::move(fact));
+    const routing::Envelope& named = outcome.refused ? outcome.entries.back() : outcome.entries[*outcome.fact];
+    if (fault_) fault_(named);
+    fact_counts_.add(outcome.refused ? routing::str(named.data, "type") : named.type,
+                     outcome.refused ? "refused" : "accepted");
+    r.entries.reserve(outcome.entries.size());
+    for (size_t i = 0; i < outcome.entries.size(); ++i) {
+      auto& e = outcome.entries[i];
+      const entry_kind kind = outcome.fact == i                ? entry_kind::fact
+                              : e.type == "event.refused"sv    ? entry_kind::refusal
+                                                               : entry_kind::decision;
+      if (kind != entry_kind::refusal) {
+        state_.intervals.apply(e);
+        state_.schedules.apply(e);
+      }
+      // Then the entry takes its tenant and key (copied, 15M of a host's 3,778M instructions
+      // in the benchmark's callgrind run). A handed-over fact's text is the payload with its
+      // seq spliced in.
+      r.entries.push_back(
+          entry_of(e, kind, kind == entry_kind::fact && handed ? rec.payload : std::string_view()));
     }
-    // Then the entry takes its tenant and key (copied, 15M of a host's 3,778M instructions in
-    // the benchmark's callgrind run). A handed-over fact's text is the payload with its seq
-    // spliced in.
-    r.entries.push_back(
-        entry_of(e, kind, kind == entry_kind::fact && handed ? rec.payload : std::string_view()));
+  } catch (const std::bad_alloc&) {
+    throw;  // not this fact's fault
+  } catch (const std::exception& e) {
+    throw FactFailed{rec.offset, e.what()};
   }
+  return r;
+}
+
+JournalRecord PartitionProcessor::refuse_failed(const events::IngestRecord& rec, routing::Envelope& fact,
+                                               const std::string& why) {
+  JournalRecord r;
+  r.ingest = rec.offset;
+  routing::Tenant& t = tenant_of(state_.tenants, fact.tenant);
+  pending_tenants_.insert(fact.tenant);
+  fact_counts_.add(fact.type, "refused");
+  auto refusal = t.refuse(fact.id, fact.type, fact.time_ms, "", "not processed: " + why);
+  r.entries.push_back(entry_of(refusal, entry_kind::refusal));
   return r;
 }
 
@@ -231,6 +254,24 @@ std::optional<JournalRecord> PartitionProcessor::refuse_unreadable(const events:
 }
 
 result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
+  for (;;) {
+    try {
+      return step_batch(wait);
+    } catch (const FactFailed& f) {
+      // Nothing of the batch is journaled. The state may be half changed by the fact: the next
+      // round recovers it from the journal, decides the batch again and refuses the fact.
+      invalidate();
+      fact_counts_.clear();
+      const std::string message = "ingest offset " + std::to_string(f.offset.value()) +
+                                  ": deciding the fact failed (" + f.what + "); it is refused";
+      std::cerr << "omniroute: partition " << p_.value() << ": " << message << "\n";
+      observer_.on_error(p_, message);
+      failed_[f.offset.value()] = f.what;
+    }
+  }
+}
+
+result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
   projections::stop_rocksdb_perf_counts();  // for the thread the host runs on this time
   if (!claim_)
     if (Status s = recover(); !s) return s;
@@ -279,6 +320,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
                          " positions for " + std::to_string(records.size()) + " records");
   }
   cursor_ = next;
+  if (!failed_.empty()) failed_.erase(failed_.begin(), failed_.lower_bound(next.value()));
   const auto appended = std::chrono::steady_clock::now();
   const int64_t now = events::wall_clock_us();
   size_t entries = 0;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -71,6 +72,12 @@ class PartitionProcessor {
   // Processes the next batch of ingest records, waiting up to `wait` for one. Returns how many
   // it processed. After a failed journal append the state may be ahead of the journal, so the
   // next step recovers first.
+  //
+  // A fact whose deciding throws (a bug: bad input is refused before it gets here) does not
+  // stop the partition. The step forgets the state it may have half changed, recovers it from
+  // the journal, decides the batch again and journals that fact as an `event.refused` naming
+  // the exception; the observer hears of it as an error. Only std::bad_alloc is not taken for
+  // such a fact: it leaves the step as an exception, and the host retries later.
   result<size_t> step(std::chrono::milliseconds wait);
 
   // Forgets the in-memory state (and views not yet written): the next step recovers it from
@@ -87,10 +94,24 @@ class PartitionProcessor {
   partition_id partition() const { return p_; }
   bool recovered() const { return recovered_; }
 
+  // Fault injection, for tests: `check` is called with each fact the domain accepted or
+  // refused, after the domain has applied it and before its journal entries are made; what it
+  // throws is handled as a failure of the domain's own code would be.
+  void inject_fault(std::function<void(const events::Envelope&)> check) { fault_ = std::move(check); }
+
  private:
+  // A fact whose deciding threw: the ingest offset it came from and what was thrown.
+  struct FactFailed {
+    ingest_offset offset;
+    std::string what;
+  };
+  result<size_t> step_batch(std::chrono::milliseconds wait);
   // The journal record one ingest record leads to, or nothing (a duplicate, or a record that
   // names no tenant and id to refuse). Takes the record's parsed envelope, if it has one.
   std::optional<events::JournalRecord> decide(events::IngestRecord& rec);
+  // The refusal of a fact whose deciding failed (`why`: what it threw).
+  events::JournalRecord refuse_failed(const events::IngestRecord& rec, routing::Envelope& fact,
+                                      const std::string& why);
   // The same for a record whose payload is not a valid fact (`j`: what of it parsed).
   std::optional<events::JournalRecord> refuse_unreadable(const events::IngestRecord& rec,
                                                          const events::json& j,
@@ -144,6 +165,11 @@ class PartitionProcessor {
   ingest_offset cursor_{0};
   PartitionState state_;
   std::atomic<bool> recovered_{false};
+  // What deciding the facts at these ingest offsets threw: each is refused when it comes
+  // again, by then from a state recovered from the journal. Kept until the journal is past it
+  // (a later fact of the batch may fail too, and the batch is decided again).
+  std::map<int64_t, std::string> failed_;
+  std::function<void(const events::Envelope&)> fault_;
   std::chrono::steady_clock::time_point last_lag_report_{};
 };
 

@@ -6,6 +6,8 @@
 #include <map>
 #include <csignal>
 #include <random>
+#include <set>
+#include <stdexcept>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -534,6 +536,108 @@ TEST_CASE("a fact the domain refuses is journaled as a refusal and spends its id
   CHECK(journal[0]["data"]["reason"] == "unknown conversation");
   CHECK(node.store->seq_of("acme", "m1")->value() == 0);
   CHECK(node.store->digests()["conversations"]["entries"] == 0);
+}
+
+namespace {
+
+// Stands for a bug in the domain: throws when it sees one of `ids`, after the domain applied it.
+struct Fault {
+  std::set<std::string> ids;
+  int thrown = 0;
+  void operator()(const events::Envelope& fact) {
+    const std::string& id = fact.type == "event.refused" ? fact.cause : fact.id;
+    if (!ids.count(id)) return;
+    ++thrown;
+    throw std::logic_error("injected failure deciding " + id);
+  }
+};
+
+struct Errors : ProcessorObserver {
+  std::vector<std::string> errors;
+  std::map<std::pair<std::string, std::string>, size_t> counts;
+  void on_error(partition_id, const std::string& message) override { errors.push_back(message); }
+  void on_facts(const std::string& type, const char* result, size_t n) override { counts[{type, result}] += n; }
+};
+
+void refused_after_failure(bool hand_over) {
+  testing::TempDir dir;
+  Node node(dir.str());
+  auto started = [](const std::string& id, const std::string& c, int s) {
+    return event(id, "conversation.started", at(s),
+                 {{"conversation", c}, {"customer", "u"}, {"channel", "web"}, {"queue", "billing"}});
+  };
+  node.ingest({event("q", "queue.configured", at(0), {{"queue", "billing"}, {"auto_accept", true}}),
+               event("a1", "agent.logged_in", at(1), {{"agent", "alice"}, {"queues", {"billing"}}, {"capacity", {{"chat", 1}}}}),
+               started("s1", "c1", 2),  // fails after the domain assigned it to alice
+               started("s2", "c2", 3),
+               event("m1", "conversation.message", at(4), {{"conversation", "c1"}, {"from", "customer"}, {"text", "hi"}}),
+               started("s1", "c1", 2)},  // a resend of the refused fact
+              hand_over, 0);
+  Errors observer;
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, observer, 10, false);
+  auto fault = std::make_shared<Fault>();
+  fault->ids = {"s1"};
+  p.inject_fault([fault](const events::Envelope& e) { (*fault)(e); });
+  node.drain(p);
+
+  CHECK(fault->thrown == 1);
+  REQUIRE(observer.errors.size() == 1);
+  CHECK(observer.errors[0].find("ingest offset 2") != std::string::npos);
+  CHECK(observer.errors[0].find("injected failure deciding s1") != std::string::npos);
+  std::vector<nlohmann::json> refusals;
+  std::string c2_agent;
+  for (const auto& e : node.journal()) {
+    if (e["type"] == "event.refused") refusals.push_back(e);
+    if (e["type"] == "conversation.assigned" && e["data"]["conversation"] == "c2") c2_agent = e["data"]["agent"];
+    CHECK(e["id"] != "s1");
+  }
+  REQUIRE(refusals.size() == 2);
+  CHECK(refusals[0]["cause"] == "s1");
+  CHECK(refusals[0]["data"]["type"] == "conversation.started");
+  CHECK(refusals[0]["data"]["reason"] == "not processed: injected failure deciding s1");
+  // c1 was never assigned: alice's one slot went to c2, and c1 is unknown.
+  CHECK(c2_agent == "alice");
+  CHECK(refusals[1]["cause"] == "m1");
+  CHECK(refusals[1]["data"]["reason"] == "unknown conversation");
+  CHECK(node.store->seq_of("acme", "s1").has_value());  // its id is spent: the resend is a duplicate
+  const std::map<std::pair<std::string, std::string>, size_t> expected{
+      {{"queue.configured", "accepted"}, 1},     {{"agent.logged_in", "accepted"}, 1},
+      {{"conversation.started", "refused"}, 1},  {{"conversation.started", "accepted"}, 1},
+      {{"conversation.message", "refused"}, 1},  {{"conversation.started", "duplicate"}, 1}};
+  CHECK(observer.counts == expected);
+  check_rebuild_equals_live(node);
+}
+
+}  // namespace
+
+TEST_CASE("a fact whose deciding throws is refused from the recovered state; the partition goes on") {
+  for (bool hand_over : {false, true}) {  // read back from storage, or handed over parsed
+    CAPTURE(hand_over);
+    refused_after_failure(hand_over);
+  }
+}
+
+TEST_CASE("several facts of one batch whose deciding throws are each refused once") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  std::vector<nlohmann::json> events;
+  for (int i = 0; i < 8; ++i)
+    events.push_back(event("q" + std::to_string(i), "queue.configured", at(i), {{"queue", "queue-" + std::to_string(i)}}));
+  node.ingest(events);
+  Errors observer;
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, observer, 10, false);
+  auto fault = std::make_shared<Fault>();
+  fault->ids = {"q2", "q3", "q6"};
+  p.inject_fault([fault](const events::Envelope& e) { (*fault)(e); });
+  node.drain(p);
+  CHECK(fault->thrown == 3);
+  CHECK(observer.errors.size() == 3);
+  std::vector<std::string> journaled;
+  for (const auto& e : node.journal())
+    journaled.push_back(e["type"] == "event.refused" ? "refused " + e["cause"].get<std::string>() : e["id"].get<std::string>());
+  const std::vector<std::string> expected{"q0", "q1", "refused q2", "refused q3", "q4", "q5", "refused q6", "q7"};
+  CHECK(journaled == expected);
+  check_rebuild_equals_live(node);
 }
 
 TEST_CASE("rebuild equals live when offers are accepted, declined and re-offered") {
