@@ -100,15 +100,31 @@ class PartitionProcessor {
   void inject_fault(std::function<void(const events::Envelope&)> check) { fault_ = std::move(check); }
 
  private:
-  // A fact whose deciding threw: the ingest offset it came from and what was thrown.
-  struct FactFailed {
-    ingest_offset offset;
-    std::string what;
-  };
   result<size_t> step_batch(std::chrono::milliseconds wait);
-  // The journal record one ingest record leads to, or nothing (a duplicate, or a record that
-  // names no tenant and id to refuse). Takes the record's parsed envelope, if it has one.
-  std::optional<events::JournalRecord> decide(events::IngestRecord& rec);
+  // What one ingest record led to: its journal record, whose entries make_entries() makes
+  // from `outcome` when the domain decided it (a refusal of a record that is no fact comes
+  // with its entries made).
+  struct Decided {
+    events::JournalRecord record;
+    routing::Outcome outcome;
+    std::string_view canonical;  // the front door's text of a handed-over fact, else empty
+    int64_t appended_us = 0;     // when its ingest record was appended, for latency
+  };
+  // Deciding a batch goes a stage at a time over a few facts: the domain decides them all,
+  // then the interval statistics and schedules take their entries, then their journal texts
+  // are written. Each stage's code stays in the instruction cache across the facts, where a
+  // fact at a time went through all of it (callgrind, the benchmark's host: instruction cache
+  // misses -28%, 64M -> 46M, data cache misses +4M, instructions alike); a few facts at a
+  // time, not the batch: holding a whole batch's outcomes cost the allocator 4% more
+  // instructions, freeing them at once.
+  static constexpr size_t stage_facts = 16;
+  // What an ingest record leads to, or nothing (a duplicate, or a record that names no tenant
+  // and id to refuse). Takes the record's parsed envelope, if it has one.
+  std::optional<Decided> decide(events::IngestRecord& rec);
+  // Applies a decided fact's entries to the interval statistics and schedules, and makes its
+  // journal entries.
+  void apply_to_statistics(Decided& d);
+  void make_entries(Decided& d);
   // The refusal of a fact whose deciding failed (`why`: what it threw).
   events::JournalRecord refuse_failed(const events::IngestRecord& rec, routing::Envelope& fact,
                                       const std::string& why);
@@ -170,6 +186,7 @@ class PartitionProcessor {
   // (a later fact of the batch may fail too, and the batch is decided again).
   std::map<int64_t, std::string> failed_;
   std::function<void(const events::Envelope&)> fault_;
+  std::vector<Decided> decided_;  // the facts of the stage at hand (its room kept)
   std::chrono::steady_clock::time_point last_lag_report_{};
 };
 
