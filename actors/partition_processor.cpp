@@ -69,6 +69,13 @@ JournalEntry entry_of(routing::Envelope& e, entry_kind kind, std::string_view ca
   return JournalEntry{kind, *e.seq, std::move(e.tenant), std::move(key), std::move(text)};
 }
 
+// What the i-th entry of an outcome is in the journal.
+entry_kind kind_of_entry(const routing::Outcome& outcome, size_t i) {
+  return outcome.fact == i                                ? entry_kind::fact
+         : outcome.entries[i].type == "event.refused"sv   ? entry_kind::refusal
+                                                          : entry_kind::decision;
+}
+
 // The members of a hash set of touched entities, in order: a memtable takes keys in order
 // for less than in the order of a hash (measured: view writes +20% in hash order).
 template <typename Set>
@@ -226,13 +233,11 @@ std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::In
 void PartitionProcessor::apply_to_statistics(Decided& d) {
   deciding(d.record.ingest, [&] {
     const routing::Outcome& outcome = d.outcome;
-    for (size_t i = 0; i < outcome.entries.size(); ++i) {
-      const auto& e = outcome.entries[i];
-      if (outcome.fact == i || e.type != "event.refused"sv) {
-        state_.intervals.apply(e);
-        state_.schedules.apply(e);
+    for (size_t i = 0; i < outcome.entries.size(); ++i)
+      if (kind_of_entry(outcome, i) != entry_kind::refusal) {
+        state_.intervals.apply(outcome.entries[i]);
+        state_.schedules.apply(outcome.entries[i]);
       }
-    }
   });
 }
 
@@ -241,14 +246,12 @@ void PartitionProcessor::make_entries(Decided& d) {
     routing::Outcome& outcome = d.outcome;
     d.record.entries.reserve(outcome.entries.size());
     for (size_t i = 0; i < outcome.entries.size(); ++i) {
-      auto& e = outcome.entries[i];
-      const entry_kind kind = outcome.fact == i                ? entry_kind::fact
-                              : e.type == "event.refused"sv    ? entry_kind::refusal
-                                                               : entry_kind::decision;
+      const entry_kind kind = kind_of_entry(outcome, i);
       // The entry takes its tenant and key (copied, 15M of a host's 3,778M instructions in
       // the benchmark's callgrind run). A handed-over fact's text is the payload with its seq
       // spliced in.
-      d.record.entries.push_back(entry_of(e, kind, kind == entry_kind::fact ? d.canonical : std::string_view()));
+      d.record.entries.push_back(
+          entry_of(outcome.entries[i], kind, kind == entry_kind::fact ? d.canonical : std::string_view()));
     }
   });
 }
@@ -298,7 +301,6 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
       // Nothing of the batch is journaled. The state may be half changed by the fact: the next
       // round recovers it from the journal, decides the batch again and refuses the fact.
       invalidate();
-      fact_counts_.clear();
       const std::string message = "ingest offset " + std::to_string(f.offset.value()) +
                                   ": deciding the fact failed (" + f.what + "); it is refused";
       std::cerr << "omniroute: partition " << p_.value() << ": " << message << "\n";
@@ -428,6 +430,7 @@ void PartitionProcessor::invalidate() {
   recent_keys_.clear();
   keys_dropped_as_of_ = std::numeric_limits<uint64_t>::max();  // until recovery: look them up
   pending_tenants_.clear();
+  fact_counts_.clear();  // of facts that are decided again
 }
 
 PartitionProcessor::~PartitionProcessor() {

@@ -113,10 +113,10 @@ class PartitionProcessor {
   // Deciding a batch goes a stage at a time over a few facts: the domain decides them all,
   // then the interval statistics and schedules take their entries, then their journal texts
   // are written. Each stage's code stays in the instruction cache across the facts, where a
-  // fact at a time went through all of it (callgrind, the benchmark's host: instruction cache
-  // misses -28%, 64M -> 46M, data cache misses +4M, instructions alike); a few facts at a
-  // time, not the batch: holding a whole batch's outcomes cost the allocator 4% more
-  // instructions, freeing them at once.
+  // fact at a time went through all of it (callgrind's cache simulation, the benchmark's hosts:
+  // instruction cache misses 64.4M -> 47.3M, data cache misses 27.8M -> 31.7M, instructions
+  // +1%). A few facts at a time, not the batch: a stage over the whole batch held every
+  // outcome until its end and freed them together, +4% instructions, most in the allocator.
   static constexpr size_t stage_facts = 16;
   // What an ingest record leads to, or nothing (a duplicate, or a record that names no tenant
   // and id to refuse). Takes the record's parsed envelope, if it has one.

@@ -454,21 +454,17 @@ namespace {
 std::optional<std::pair<std::string, std::string>> data_problem(const schema& fields,
                                                                 const std::string& type,
                                                                 const json& data) {
-  // Straight to the members (the callers checked `data` is an object): json's find() wraps
-  // what it finds in an iterator object of its own, half of a look-up's instructions.
-  const auto& members = data.get_ref<const json::object_t&>();
   for (const auto& spec : fields) {
-    auto m = members.find(spec.name);
-    if (m == members.end() || m->second.is_null()) {
+    const json* m = member(data, spec.name);
+    if (!m || m->is_null()) {
       if (spec.required)
         return std::pair{std::string("data.").append(spec.name), std::string("missing")};
       continue;
     }
-    std::string why = check_value(m->second, spec);
+    std::string why = check_value(*m, spec);
     if (!why.empty()) return std::pair{std::string("data.").append(spec.name), std::move(why)};
   }
-  if (type == "conversation.transfer_requested"sv && !data.contains("to_queue"sv) &&
-      !data.contains("to_agent"sv))
+  if (type == "conversation.transfer_requested"sv && !member(data, "to_queue") && !member(data, "to_agent"))
     return std::pair{std::string("data.to_queue"), std::string("one of to_queue or to_agent is required")};
   return std::nullopt;
 }
