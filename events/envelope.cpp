@@ -464,7 +464,12 @@ std::optional<std::pair<std::string, std::string>> data_problem(const schema& fi
     std::string why = check_value(*m, spec);
     if (!why.empty()) return std::pair{std::string("data.").append(spec.name), std::move(why)};
   }
-  if (type == "conversation.transfer_requested"sv && !member(data, "to_queue") && !member(data, "to_agent"))
+  // A null target is absent, as everywhere above (it is dropped from the fact before routing).
+  const auto given = [&](std::string_view key) {
+    const json* m = member(data, key);
+    return m && !m->is_null();
+  };
+  if (type == "conversation.transfer_requested"sv && !given("to_queue") && !given("to_agent"))
     return std::pair{std::string("data.to_queue"), std::string("one of to_queue or to_agent is required")};
   return std::nullopt;
 }

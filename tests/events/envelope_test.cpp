@@ -171,6 +171,12 @@ TEST_CASE("data fields are checked for presence, type, range and choices") {
   json transfer = event("t-1", "conversation.transfer_requested", "2026-11-20T10:00:00Z",
                         {{"conversation", "c-1"}});
   CHECK(refusal(transfer).reason == "one of to_queue or to_agent is required");
+  // A null target is no target: refused at the door, not accepted and then refused by routing.
+  transfer["data"]["to_queue"] = nullptr;
+  CHECK(refusal(transfer).field == "data.to_queue");
+  CHECK(refusal(transfer).reason == "one of to_queue or to_agent is required");
+  transfer["data"]["to_agent"] = "a-1";
+  CHECK(parse_fact(transfer).has_value());
 
   json queue = event("q-1", "queue.configured", "2026-11-20T10:00:00Z",
                      {{"queue", "billing"}, {"relax", {{{"after_s", 30}}}}});
