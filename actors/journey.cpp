@@ -128,26 +128,23 @@ Journeys::Changes Journeys::take_touched() {
   return {touched_.take(), touched_visits_.take(), std::exchange(forgotten_, {})};
 }
 
-std::optional<std::string> Journeys::visit_doc(const std::string& customer,
-                                               const std::string& conversation,
-                                               events::CompactDoc& out) const {
+bool Journeys::visit_doc(const std::string& customer, const std::string& conversation,
+                         std::string& key, events::CompactDoc& out) const {
   const Customer* c = lookup(customer);
-  if (!c) return std::nullopt;
+  if (!c) return false;
   const Visit* v = visit_of(*c, conversation);
-  if (!v) return std::nullopt;
+  if (!v) return false;
+  key = visit_key(customer, *v);
   v->write(out);
-  return visit_key(customer, *v);
+  return true;
 }
 
 std::optional<std::pair<std::string, std::string>> Journeys::visit_text(
     const std::string& customer, const std::string& conversation) const {
-  std::optional<std::string> key;
-  auto text = events::text_of([&](events::CompactDoc& doc) {
-    key = visit_doc(customer, conversation, doc);
-    return key.has_value();
-  });
+  std::string key;
+  auto text = events::text_of([&](events::CompactDoc& doc) { return visit_doc(customer, conversation, key, doc); });
   if (!text) return std::nullopt;
-  return std::pair{std::move(*key), std::move(*text)};
+  return std::pair{std::move(key), std::move(*text)};
 }
 
 std::optional<std::pair<std::string, json>> Journeys::visit_view(const std::string& customer,

@@ -124,9 +124,10 @@ class Journeys {
   };
   Changes take_touched();
   // A conversation's document and its key in the journey view; nullopt when not in memory.
-  // visit_doc writes the stored form into `out` and returns the key.
-  std::optional<std::string> visit_doc(const std::string& customer, const std::string& conversation,
-                                       events::CompactDoc& out) const;
+  // visit_doc sets `key`, then writes the stored form into `out` (the key is known should the
+  // writing throw); false when not in memory.
+  bool visit_doc(const std::string& customer, const std::string& conversation, std::string& key,
+                 events::CompactDoc& out) const;
   std::optional<std::pair<std::string, std::string>> visit_text(const std::string& customer,
                                                                 const std::string& conversation) const;
   std::optional<std::pair<std::string, json>> visit_view(const std::string& customer,

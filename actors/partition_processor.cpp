@@ -41,6 +41,11 @@ result<routing::Envelope, events::event_error> fact_of(events::IngestRecord& rec
   return events::parse_fact(std::move(j));  // moves only data out of j
 }
 
+// Documents that could not be rendered (project_touched), to the log.
+void log_failures(partition_id p, const std::vector<std::string>& failures) {
+  for (const auto& f : failures) std::cerr << "omniroute: partition " << p.value() << ": " << f << "\n";
+}
+
 // A fact whose deciding threw: the ingest offset it came from and what was thrown.
 struct FactFailed {
   ingest_offset offset;
@@ -89,35 +94,68 @@ std::vector<const typename Set::value_type*> in_order(const Set& set) {
 
 }  // namespace
 
-void project_touched(PartitionState& state, projections::ViewBatch& batch,
-                     std::map<std::string, std::set<std::string>>* touched_queues) {
+std::vector<std::string> project_touched(PartitionState& state, projections::ViewBatch& batch,
+                                         std::map<std::string, std::set<std::string>>* touched_queues) {
   using projections::view;
+  std::vector<std::string> failures;
+  // Renders and writes one entity's document, if it has one (`write`); `key` is its key in the
+  // view (a journey's is set by `write` before it renders).
+  auto render = [&](view v, const std::string& tenant, const std::string& key, auto&& write) {
+    try {
+      if (state.render_fault && !key.empty()) state.render_fault(v, tenant, key);
+      write();
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      if (key.empty()) throw;  // a journey whose key could not be made: nowhere to say so
+      batch.put_document(v, tenant, key, events::json{{"id", key}, {"view_error", e.what()}});
+      failures.push_back(std::string("the ") + projections::name_of(v) + " view of '" + key + "' (tenant " +
+                         tenant + ") could not be rendered: " + e.what());
+    }
+  };
   batch.add_intervals(state.intervals.take_deltas());
   for (const auto& [tenant, queue] : state.schedules.take_touched())
-    if (auto* s = state.schedules.find(tenant, queue))
-      batch.put_document(view::schedules, tenant, queue, projections::ScheduleBook::to_json(queue, *s));
+    render(view::schedules, tenant, queue, [&] {
+      if (auto* s = state.schedules.find(tenant, queue))
+        batch.put_document(view::schedules, tenant, queue, projections::ScheduleBook::to_json(queue, *s));
+    });
   events::CompactDoc doc;  // one for every document: its buffer is reused
+  std::string key;
   for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
     for (const auto& id : t.conversations)
-      if (tenant.conversation_doc(id, doc)) batch.put_document(view::conversations, name, id, doc.bytes());
+      render(view::conversations, name, id, [&] {
+        if (tenant.conversation_doc(id, doc)) batch.put_document(view::conversations, name, id, doc.bytes());
+      });
     for (const auto& id : t.agents)
-      if (tenant.agent_doc(id, doc)) batch.put_document(view::agents, name, id, doc.bytes());
+      render(view::agents, name, id, [&] {
+        if (tenant.agent_doc(id, doc)) batch.put_document(view::agents, name, id, doc.bytes());
+      });
     for (const auto* id : in_order(t.queues))
-      if (auto q = tenant.queue_view(*id)) batch.put_document(view::queues, name, *id, *q);
+      render(view::queues, name, *id, [&] {
+        if (auto q = tenant.queue_view(*id)) batch.put_document(view::queues, name, *id, *q);
+      });
     for (const auto& id : t.journeys.customers)
-      if (tenant.customer_doc(id, doc)) batch.put_document(view::customers, name, id, doc.bytes());
-    for (const auto& [key, stored] : t.journeys.forgotten)
-      batch.put_document(view::journeys, name, key, std::string_view(stored));
-    for (const auto& [customer, conversation] : t.journeys.visits)
-      if (auto key = tenant.visit_doc(customer, conversation, doc))
-        batch.put_document(view::journeys, name, *key, doc.bytes());
+      render(view::customers, name, id, [&] {
+        if (tenant.customer_doc(id, doc)) batch.put_document(view::customers, name, id, doc.bytes());
+      });
+    for (const auto& [stored_key, stored] : t.journeys.forgotten)
+      batch.put_document(view::journeys, name, stored_key, std::string_view(stored));
+    for (const auto& [customer, conversation] : t.journeys.visits) {
+      key.clear();
+      render(view::journeys, name, key, [&] {
+        if (tenant.visit_doc(customer, conversation, key, doc)) batch.put_document(view::journeys, name, key, doc.bytes());
+      });
+    }
     for (const auto& id : t.arbitration.policies)
-      if (auto p = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *p);
+      render(view::policies, name, id, [&] {
+        if (auto p = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *p);
+      });
     for (const auto& [id, d] : t.arbitration.decisions) batch.put_document(view::decisions, name, id, d);
     for (const auto& [id, o] : t.arbitration.outcomes) batch.put_document(view::outcomes, name, id, o);
     if (touched_queues) (*touched_queues)[name].insert(t.queues.begin(), t.queues.end());
   }
+  return failures;
 }
 
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
@@ -144,13 +182,13 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
     }
     last = r.pos;
     if (batch.size() >= 4096) {
-      project_touched(state, batch);
+      log_failures(p, project_touched(state, batch));
       return batch.commit(p, journal_pos{r.pos.value() + 1});
     }
     return Status::ok();
   });
   if (!s) return s;
-  project_touched(state, batch);
+  log_failures(p, project_touched(state, batch));
   // Markers and zombie records change no view, but the views have seen everything up to `end`.
   journal_pos upto = end > applied ? end : applied;
   if (last.value() >= 0 || upto > applied) return batch.commit(p, upto);
@@ -172,6 +210,7 @@ PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store
 Status PartitionProcessor::recover() {
   invalidate();
   state_ = PartitionState{};
+  state_.render_fault = render_fault_;
   anchors_.clear();
   auto claim = log_.claim(p_);
   if (!claim) return claim.error();
@@ -402,7 +441,9 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
 
 Status PartitionProcessor::project() {
   std::map<std::string, std::set<std::string>> touched_queues;  // per tenant, for metrics
-  project_touched(state_, *pending_, &touched_queues);
+  const auto failures = project_touched(state_, *pending_, &touched_queues);
+  log_failures(p_, failures);
+  for (const auto& f : failures) observer_.on_error(p_, f);
   // Metrics first: whoever sees the journal entries (the commit wakes long-polls) then finds
   // the gauges that include them.
   for (const auto& name : pending_tenants_) {

@@ -31,6 +31,9 @@ struct PartitionState {
   std::map<std::string, routing::Tenant> tenants;
   projections::IntervalStats intervals;
   projections::ScheduleBook schedules;
+  // Tests: called before each entity's document is rendered (view, tenant, id; not for a
+  // journey, whose key is made as it is rendered); what it throws is a failure of that rendering.
+  std::function<void(projections::view, const std::string&, const std::string&)> render_fault;
 };
 
 // Feeds the history of partition p up to `end` (exclusive) to `state` and writes to the
@@ -41,8 +44,13 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
 
 // Writes the current views of every entity touched in `state`, and the interval statistics'
 // changes, into `batch`; adds the touched queues per tenant to `touched_queues` if given.
-void project_touched(PartitionState& state, projections::ViewBatch& batch,
-                     std::map<std::string, std::set<std::string>>* touched_queues = nullptr);
+// Returns a line for the log for each document that could not be rendered: rendering reads
+// only state the journal determines, so what it throws (but std::bad_alloc) is a bug in the
+// code that renders. The document then says so (`{"id": ..., "view_error": what}`): a reader
+// is not shown an outdated document, the partition goes on, and views rebuilt from the
+// journal equal the live ones (the same state renders, or throws, the same).
+std::vector<std::string> project_touched(PartitionState& state, projections::ViewBatch& batch,
+                                         std::map<std::string, std::set<std::string>>* touched_queues = nullptr);
 
 // Processes partition p's ingest log to its end, then returns: for tools that hold the data
 // directory alone (import), where nothing else appends meanwhile.
@@ -98,6 +106,12 @@ class PartitionProcessor {
   // refused, after the domain has applied it and before its journal entries are made; what it
   // throws is handled as a failure of the domain's own code would be.
   void inject_fault(std::function<void(const events::Envelope&)> check) { fault_ = std::move(check); }
+  // Tests: `check` is called before each document is rendered (PartitionState::render_fault),
+  // here and in every recovery.
+  void inject_render_fault(std::function<void(projections::view, const std::string&, const std::string&)> check) {
+    render_fault_ = std::move(check);
+    state_.render_fault = render_fault_;
+  }
 
  private:
   result<size_t> step_batch(std::chrono::milliseconds wait);
@@ -186,6 +200,7 @@ class PartitionProcessor {
   // (a later fact of the batch may fail too, and the batch is decided again).
   std::map<int64_t, std::string> failed_;
   std::function<void(const events::Envelope&)> fault_;
+  std::function<void(projections::view, const std::string&, const std::string&)> render_fault_;
   std::vector<Decided> decided_;  // the facts of the stage at hand (its room kept)
   std::chrono::steady_clock::time_point last_lag_report_{};
 };

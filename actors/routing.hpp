@@ -132,9 +132,9 @@ class Tenant {
   std::optional<std::string> customer_text(const std::string& id) const { return journeys_.view_text(id); }
   std::optional<json> customer_view(const std::string& id) const { return journeys_.view(id); }
   std::optional<json> policy_view(const std::string& id) const { return arbiter_.policy_view(id); }
-  std::optional<std::string> visit_doc(const std::string& customer, const std::string& conversation,
-                                       events::CompactDoc& out) const {
-    return journeys_.visit_doc(customer, conversation, out);
+  bool visit_doc(const std::string& customer, const std::string& conversation, std::string& key,
+                 events::CompactDoc& out) const {
+    return journeys_.visit_doc(customer, conversation, key, out);
   }
   std::optional<std::pair<std::string, std::string>> visit_text(const std::string& customer,
                                                                 const std::string& conversation) const {

@@ -49,6 +49,16 @@ void send_error(httplib::Response& res, int status, const std::string& error, js
   send_json(res, status, body);
 }
 
+// A view document the partition host could not render (a bug: project_touched) is answered
+// as what it is, 500 view_unavailable, rather than as the entity's view.
+bool unrendered(httplib::Response& res, const json& doc, const char* what, const std::string& id,
+                const std::string& tenant) {
+  const json* error = events::member(doc, "view_error");
+  if (!error) return false;
+  send_error(res, 500, "view_unavailable", {{what, id}, {"tenant", tenant}, {"reason", *error}});
+  return true;
+}
+
 // The tenant query parameter, or an error answer when it is missing or malformed.
 std::optional<std::string> tenant_param(const httplib::Request& req, httplib::Response& res) {
   if (!req.has_param("tenant")) {
@@ -451,6 +461,7 @@ void HttpApi::routes() {
       if (!tenant) return;
       const std::string id = req.matches[1];
       if (auto doc = store_.document(v, *tenant, id)) {
+        if (unrendered(res, *doc, what, id, *tenant)) return;
         // How long the oldest conversation has waited, by this server's clock (the view holds
         // only what the journal determines: when it started waiting).
         if (v == projections::view::queues && doc->contains("oldest_waiting_since"))
@@ -481,6 +492,7 @@ void HttpApi::routes() {
       send_error(res, 404, "not_found", {{"customer", id}, {"tenant", *tenant}});
       return;
     }
+    if (unrendered(res, *doc, "customer", id, *tenant)) return;
     (*doc)["conversations"] = store_.documents_with_prefix(
         projections::view::journeys, *tenant, journey::Journeys::visit_prefix(id), static_cast<size_t>(*limit));
     send_json(res, 200, *doc);

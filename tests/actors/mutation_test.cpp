@@ -150,7 +150,8 @@ struct Run {
     for (const auto& id : t.agents) (void)live.agent_doc(id, doc), agents.insert(id);
     for (const auto& id : t.queues) (void)live.queue_view(id), queues.insert(id);
     for (const auto& id : t.journeys.customers) (void)live.customer_doc(id, doc), customers.insert(id);
-    for (const auto& [customer, conversation] : t.journeys.visits) (void)live.visit_doc(customer, conversation, doc);
+    std::string key;
+    for (const auto& [customer, conversation] : t.journeys.visits) (void)live.visit_doc(customer, conversation, key, doc);
     for (const auto& id : t.arbitration.policies) (void)live.policy_view(id);
   }
   void handle(Envelope fact) {

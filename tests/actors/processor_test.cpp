@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <csignal>
 #include <random>
@@ -65,11 +66,15 @@ struct Node {
   }
 };
 
-// Drops every view, rebuilds them from the journal, and compares with what they were.
-void check_rebuild_equals_live(Node& node) {
+// Drops every view, rebuilds them from the journal, and compares with what they were; with
+// `render_fault`, as injected into the live processor (a bug in rendering a view is there in
+// the rebuild too).
+void check_rebuild_equals_live(
+    Node& node, std::function<void(projections::view, const std::string&, const std::string&)> render_fault = {}) {
   auto live = node.store->digests();
   REQUIRE(node.store->clear_views());
   PartitionState tenants;
+  tenants.render_fault = std::move(render_fault);
   auto end = node.log->journal_end(partition_id{0});
   REQUIRE(end.has_value());
   REQUIRE(replay(*node.log, *node.store, partition_id{0}, *end, tenants));
@@ -637,6 +642,57 @@ TEST_CASE("several facts of one batch whose deciding throws are each refused onc
     journaled.push_back(e["type"] == "event.refused" ? "refused " + e["cause"].get<std::string>() : e["id"].get<std::string>());
   const std::vector<std::string> expected{"q0", "q1", "refused q2", "refused q3", "q4", "q5", "refused q6", "q7"};
   CHECK(journaled == expected);
+  check_rebuild_equals_live(node);
+}
+
+TEST_CASE("a view whose rendering throws says so; the partition goes on, and rebuild equals live") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  node.ingest(workload(4));  // c-0 .. c-3 start on alice (3 chats) and bob (2); c-0 and c-1 end
+  Errors observer;
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, observer, 10, false);
+  int thrown = 0;
+  auto fault = [&thrown](projections::view v, const std::string& tenant, const std::string& id) {
+    if (v != projections::view::conversations || tenant != "acme" || id != "c-1") return;
+    ++thrown;
+    throw std::logic_error("injected failure rendering c-1");
+  };
+  p.inject_render_fault(fault);
+  node.drain(p);
+
+  CHECK(thrown >= 1);
+  REQUIRE(observer.errors.size() == static_cast<size_t>(thrown));
+  CHECK(observer.errors[0] ==
+        "the conversations view of 'c-1' (tenant acme) could not be rendered: injected failure rendering c-1");
+  auto broken = node.store->document(projections::view::conversations, "acme", "c-1");
+  REQUIRE(broken.has_value());
+  CHECK(*broken == nlohmann::json{{"id", "c-1"}, {"view_error", "injected failure rendering c-1"}});
+  // Everything else was decided and projected: the other conversations, the agents, c-1's
+  // customer journey.
+  for (const std::string c : {"c-0", "c-2", "c-3"}) {
+    auto doc = node.store->document(projections::view::conversations, "acme", c);
+    REQUIRE(doc.has_value());
+    CHECK(doc->contains("state"));
+  }
+  CHECK((*node.store->document(projections::view::conversations, "acme", "c-3"))["state"] == "assigned");
+  auto alice = node.store->document(projections::view::agents, "acme", "alice");
+  REQUIRE(alice.has_value());
+  CHECK(alice->contains("status"));
+  check_rebuild_equals_live(node, fault);
+
+  // Once rendering works again (the bug fixed), the next change of c-1 writes its view; and a
+  // rebuild, all of them.
+  std::string agent;
+  for (const auto& e : node.journal())
+    if (e["type"] == "conversation.assigned" && e["data"]["conversation"] == "c-1") agent = e["data"]["agent"];
+  REQUIRE(!agent.empty());
+  PartitionProcessor fixed(*node.log, *node.store, partition_id{0}, observer, 10, false);
+  node.ingest({event("w1", "conversation.wrapped_up", at(100), {{"conversation", "c-1"}, {"agent", agent}})});
+  node.drain(fixed);
+  auto repaired = node.store->document(projections::view::conversations, "acme", "c-1");
+  REQUIRE(repaired.has_value());
+  CHECK(!repaired->contains("view_error"));
+  CHECK((*repaired)["state"] == "closed");
   check_rebuild_equals_live(node);
 }
 

@@ -318,6 +318,23 @@ TEST_CASE("queries answer 404 for unknown ids and 400 without a tenant") {
   CHECK(r.get("/v1/nothing", 404)["error"] == "not_found");
 }
 
+TEST_CASE("a view the partition host could not render is answered 500 view_unavailable") {
+  Running r;
+  // Documents as project_touched writes them in place of one whose rendering threw.
+  projections::Store& store = r.server->store();
+  projections::ViewBatch batch(store);
+  batch.put_document(projections::view::conversations, "acme", "c-9",
+                     json{{"id", "c-9"}, {"view_error", "injected failure"}});
+  batch.put_document(projections::view::customers, "acme", "u-9",
+                     json{{"id", "u-9"}, {"view_error", "injected failure"}});
+  REQUIRE(batch.commit(partition_id{0}, store.applied(partition_id{0})));
+  CHECK(r.get("/v1/conversations/c-9?tenant=acme", 500) ==
+        json{{"error", "view_unavailable"}, {"conversation", "c-9"}, {"tenant", "acme"}, {"reason", "injected failure"}});
+  CHECK(r.get("/v1/customers/u-9/journey?tenant=acme", 500) ==
+        json{{"error", "view_unavailable"}, {"customer", "u-9"}, {"tenant", "acme"}, {"reason", "injected failure"}});
+  r.get("/v1/conversations/c-8?tenant=acme", 404);
+}
+
 TEST_CASE("the server's connections send without Nagle's delay (TCP_NODELAY)") {
   // With Nagle's algorithm, an answer's body, sent after its headers, waits for the client's
   // delayed ACK: 40 ms for every answer that does not fill a segment (one event posted).
