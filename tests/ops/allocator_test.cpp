@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 
 namespace {
 
@@ -31,6 +32,15 @@ TEST_CASE("jemalloc runs with omniroute's settings: freed pages are kept, not gi
   if (settings_overridden()) return;
   CHECK(decay_ms("opt.dirty_decay_ms") == -1);
   CHECK(decay_ms("opt.muzzy_decay_ms") == -1);
+  // An arena per CPU, and no background thread to wake for nothing (ops/allocator.cpp).
+  const char* arenas = nullptr;
+  size_t size = sizeof arenas;
+  REQUIRE(mallctl("opt.percpu_arena", &arenas, &size, nullptr, 0) == 0);
+  CHECK(std::string(arenas) == "percpu");
+  bool background = true;
+  size = sizeof background;
+  REQUIRE(mallctl("opt.background_thread", &background, &size, nullptr, 0) == 0);
+  CHECK(!background);
 }
 
 TEST_CASE("a freed block of 32 MiB stays resident, for the next allocation") {
