@@ -1,6 +1,7 @@
 #include "projections/store.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
@@ -442,17 +443,29 @@ std::vector<std::optional<seq_no>> Store::seqs_of(
   // of the keys' bytes here (the ids view compares keys bytewise), 360 by their words
   // (bytewise_order).
   const std::vector<uint32_t> order = bytewise_order(raw);
-  std::vector<rocksdb::Slice> slices;
-  slices.reserve(raw.size());
-  for (const uint32_t i : order) slices.emplace_back(raw[i].data(), raw[i].size());
-  std::vector<rocksdb::PinnableSlice> values(raw.size());
-  std::vector<rocksdb::Status> statuses(raw.size());
-  db_->MultiGet(rocksdb::ReadOptions(), cf(view::ids), raw.size(), slices.data(), values.data(),
-                statuses.data(), /*sorted_input=*/true);
+  // 32 keys a call (RocksDB's MultiGetContext::MAX_BATCH_SIZE): MultiGet keeps that many key
+  // contexts in place and put the rest of a request's thousand into a vector it grew a
+  // doubling at a time, copying them and allocating anew at each step. Each key is looked up
+  // on its own after `changes()` was read (ingest), so the calls need not share a snapshot.
+  constexpr size_t chunk = 32;
+  std::array<rocksdb::Slice, chunk> slices;
+  std::array<rocksdb::PinnableSlice, chunk> values;
+  std::array<rocksdb::Status, chunk> statuses;
+  const rocksdb::ReadOptions read;
   std::vector<std::optional<seq_no>> out(raw.size());
-  for (size_t k = 0; k < order.size(); ++k)
-    if (statuses[k].ok() && values[k].size() == 8)
-      out[order[k]] = seq_no{get_be({values[k].data(), values[k].size()}, 0, 8)};
+  for (size_t from = 0; from < order.size(); from += chunk) {
+    const size_t n = std::min(chunk, order.size() - from);
+    for (size_t k = 0; k < n; ++k) {
+      const std::string_view key = raw[order[from + k]];
+      slices[k] = rocksdb::Slice(key.data(), key.size());
+      values[k].Reset();
+    }
+    db_->MultiGet(read, cf(view::ids), n, slices.data(), values.data(), statuses.data(),
+                  /*sorted_input=*/true);
+    for (size_t k = 0; k < n; ++k)
+      if (statuses[k].ok() && values[k].size() == 8)
+        out[order[from + k]] = seq_no{get_be({values[k].data(), values[k].size()}, 0, 8)};
+  }
   return out;
 }
 
