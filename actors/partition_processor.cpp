@@ -209,8 +209,9 @@ PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store
 
 Status PartitionProcessor::recover() {
   invalidate();
+  auto render_fault = std::move(state_.render_fault);  // a test's, kept through recoveries
   state_ = PartitionState{};
-  state_.render_fault = render_fault_;
+  state_.render_fault = std::move(render_fault);
   anchors_.clear();
   auto claim = log_.claim(p_);
   if (!claim) return claim.error();

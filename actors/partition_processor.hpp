@@ -109,8 +109,7 @@ class PartitionProcessor {
   // Tests: `check` is called before each document is rendered (PartitionState::render_fault),
   // here and in every recovery.
   void inject_render_fault(std::function<void(projections::view, const std::string&, const std::string&)> check) {
-    render_fault_ = std::move(check);
-    state_.render_fault = render_fault_;
+    state_.render_fault = std::move(check);
   }
 
  private:
@@ -200,7 +199,6 @@ class PartitionProcessor {
   // (a later fact of the batch may fail too, and the batch is decided again).
   std::map<int64_t, std::string> failed_;
   std::function<void(const events::Envelope&)> fault_;
-  std::function<void(projections::view, const std::string&, const std::string&)> render_fault_;
   std::vector<Decided> decided_;  // the facts of the stage at hand (its room kept)
   std::chrono::steady_clock::time_point last_lag_report_{};
 };

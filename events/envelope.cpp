@@ -450,13 +450,20 @@ result<Envelope, event_error> parse_fact(const json& j) {
 
 namespace {
 
+// A member of a fact's data as validation sees it: sent as null is absent (drop_null_fields
+// drops it from the fact).
+const json* given(const json& data, std::string_view key) {
+  const json* m = member(data, key);
+  return m && !m->is_null() ? m : nullptr;
+}
+
 // What is wrong with a fact's data (an object) for its type's schema: (field, reason).
 std::optional<std::pair<std::string, std::string>> data_problem(const schema& fields,
                                                                 const std::string& type,
                                                                 const json& data) {
   for (const auto& spec : fields) {
-    const json* m = member(data, spec.name);
-    if (!m || m->is_null()) {
+    const json* m = given(data, spec.name);
+    if (!m) {
       if (spec.required)
         return std::pair{std::string("data.").append(spec.name), std::string("missing")};
       continue;
@@ -464,12 +471,7 @@ std::optional<std::pair<std::string, std::string>> data_problem(const schema& fi
     std::string why = check_value(*m, spec);
     if (!why.empty()) return std::pair{std::string("data.").append(spec.name), std::move(why)};
   }
-  // A null target is absent, as everywhere above (it is dropped from the fact before routing).
-  const auto given = [&](std::string_view key) {
-    const json* m = member(data, key);
-    return m && !m->is_null();
-  };
-  if (type == "conversation.transfer_requested"sv && !given("to_queue") && !given("to_agent"))
+  if (type == "conversation.transfer_requested"sv && !given(data, "to_queue") && !given(data, "to_agent"))
     return std::pair{std::string("data.to_queue"), std::string("one of to_queue or to_agent is required")};
   return std::nullopt;
 }
