@@ -23,7 +23,19 @@
 // 300,000-event benchmark, ~5% of the CPU by perf. Six interleaved pairs of benchmarks:
 // context switches 263,000-289,000 -> 41,000-44,000, page faults 315,000 -> 299,000 and
 // task-clock 28.4 -> 26.8 s (means; four pairs of six lower). docs/design-notes.md.
+//
+// thp:always: jemalloc asks the kernel (madvise MADV_HUGEPAGE) for transparent huge pages in
+// all its memory, so that a page fault brings 2 MiB rather than 4 KiB. The process grows while
+// it runs (the memtables, the routing state, the journeys), and every fresh page it touches
+// was a fault: 0.06-0.12 an event in the benchmark's runs after its first, 0.25-0.51 in the
+// first, at 13-16 µs a fault on the benchmark's virtual machine. With it, 0.00-0.02. Two
+// interleaved pairs of million-event benchmarks: best e2e 153,681 -> 188,650 and 138,575 ->
+// 183,935 events/s, CPU 12.3-13.6 -> 10.2-10.5 µs an event; five pairs at 300,000 events:
+// +9% on the mean of the bests. The price is memory: a huge page is resident as a whole once
+// touched, peak RSS +11-13% at a million events. Where the kernel's THP setting is "never",
+// this changes nothing; where memory is short and huge pages must be compacted at a fault,
+// `MALLOC_CONF=thp:default` turns it off. docs/design-notes.md gives the measurements.
 extern "C" {
 extern const char* malloc_conf;
-const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1,percpu_arena:percpu";
+const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1,percpu_arena:percpu,thp:always";
 }

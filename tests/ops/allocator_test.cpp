@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace {
@@ -26,6 +28,37 @@ ssize_t decay_ms(const char* name) {
   return value;
 }
 
+// The kernel's transparent huge page mode (the bracketed word of its setting), or "" where
+// it has none.
+std::string kernel_thp_mode() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(f, line);
+  const size_t open = line.find('['), close = line.find(']');
+  return open == std::string::npos || close == std::string::npos ? "" : line.substr(open + 1, close - open - 1);
+}
+
+// The flags (VmFlags, two letters each) of the mapping of this process that holds `p`, from
+// /proc/self/smaps; "" when none holds it.
+std::string mapping_flags(const void* p) {
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    uintptr_t from = 0, to = 0;
+    char dash = 0;
+    std::istringstream range(line);
+    // A mapping's first line: "from-to perms offset dev inode [path]", in hex.
+    if (range >> std::hex >> from >> dash >> to && dash == '-' && line.find(':') > line.find(' ')) {
+      inside = from <= at && at < to;
+      continue;
+    }
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line.substr(8);
+  }
+  return "";
+}
+
 }  // namespace
 
 TEST_CASE("jemalloc runs with omniroute's settings: freed pages are kept, not given back") {
@@ -41,6 +74,28 @@ TEST_CASE("jemalloc runs with omniroute's settings: freed pages are kept, not gi
   size = sizeof background;
   REQUIRE(mallctl("opt.background_thread", &background, &size, nullptr, 0) == 0);
   CHECK(!background);
+  const char* thp = nullptr;
+  size = sizeof thp;
+  REQUIRE(mallctl("opt.thp", &thp, &size, nullptr, 0) == 0);
+  CHECK(std::string(thp) == "always");
+}
+
+TEST_CASE("jemalloc's memory is advised for transparent huge pages: a fault brings 2 MiB") {
+  if (settings_overridden()) return;
+  const std::string mode = kernel_thp_mode();
+  if (mode.empty() || mode == "never") {
+    MESSAGE("the kernel's transparent huge pages are '" << mode << "': nothing to advise");
+    return;
+  }
+  const size_t bytes = size_t{32} << 20;
+  char* block = static_cast<char*>(std::malloc(bytes));
+  REQUIRE(block != nullptr);
+  block[0] = 1;
+  // "hg": the mapping was given MADV_HUGEPAGE, which the kernel's "madvise" mode waits for.
+  const std::string flags = mapping_flags(block + bytes / 2);
+  std::free(block);
+  INFO("VmFlags:" << flags);
+  CHECK(flags.find(" hg") != std::string::npos);
 }
 
 TEST_CASE("a freed block of 32 MiB stays resident, for the next allocation") {
