@@ -537,6 +537,7 @@ void HttpApi::routes() {
   });
 
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    metrics_.memtable_bytes(store_.memtable_bytes());
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });
   svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {

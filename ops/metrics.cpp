@@ -91,7 +91,15 @@ Metrics::Metrics()
                         .Help("Time POST /v1/events spent waiting for room while the partition "
                               "hosts were behind (backpressure)")
                         .Register(*registry_)
-                        .Add({})) {}
+                        .Add({})),
+      memtables_(BuildGauge()
+                     .Name("omniroute_rocksdb_memtable_bytes")
+                     .Help("Bytes RocksDB's memtables hold, all column families (not yet "
+                           "flushed to table files)")
+                     .Register(*registry_)
+                     .Add({})) {}
+
+void Metrics::memtable_bytes(uint64_t bytes) { memtables_.Set(static_cast<double>(bytes)); }
 
 std::string Metrics::render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());

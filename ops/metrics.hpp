@@ -30,6 +30,8 @@ class Metrics final : public actors::ProcessorObserver {
   void http_request(const std::string& route, int code);
   // Time the front door spent waiting for room while the partition hosts were behind.
   void backlog_wait(double seconds);
+  // What RocksDB's memtables hold now (Store::memtable_bytes), set before each scrape.
+  void memtable_bytes(uint64_t bytes);
 
   void on_facts(const std::string& type, const char* result, size_t count) override;
   void on_journal_append(size_t records, size_t entries) override;
@@ -63,6 +65,7 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Counter>& http_;
   prometheus::Family<prometheus::Counter>& errors_;
   prometheus::Counter& backlog_wait_;
+  prometheus::Gauge& memtables_;
   std::mutex cache_mu_;
   std::unordered_map<std::string, prometheus::Counter*> cache_;
   // A queue's gauges, created on its first report (Family::Add hashes labels each call).

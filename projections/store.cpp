@@ -624,6 +624,11 @@ Store::WriteTotals Store::write_totals() const {
   return t;
 }
 
+uint64_t Store::memtable_bytes() const {
+  uint64_t bytes = 0;
+  return db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes) ? bytes : 0;
+}
+
 uint64_t Store::changes() const {
   std::lock_guard<std::mutex> lock(change_mu_);
   return changes_;

@@ -111,6 +111,8 @@ class Store {
     uint64_t wal_bytes = 0;  // bytes appended to the write-ahead log
   };
   WriteTotals write_totals() const;
+  // The bytes the memtables of every column family hold (active and not yet flushed).
+  uint64_t memtable_bytes() const;
 
   // Waits until views change or `timeout` passes; returns the change counter.
   uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) const;

@@ -128,6 +128,8 @@ TEST_CASE("the README session: configure a queue, log an agent in, start a conve
   CHECK(r.get("/readyz")["ready"] == true);
   CHECK(r.metric("omniroute_events_ingested_total{result=\"accepted\",type=\"conversation.started\"}") == 1);
   CHECK(r.metric("omniroute_journal_entries_total") >= 7);
+  // The journal, the ingest log and the views written so far are in the memtables.
+  CHECK(r.metric("omniroute_rocksdb_memtable_bytes") > 0);
 }
 
 TEST_CASE("optional fields sent as null are absent: the facts are routed and the partition goes on") {
