@@ -7,10 +7,12 @@
 //  - parse: nlohmann::json::parse of each event's text, one thread (the baseline).
 // Each is the best of three runs, a parse pass before each e2e run (the machine's noise swings
 // a single run by a third, and both should see the same spells); e2e
-// prints every run's rate, CPU per event by thread and RocksDB writes per event. Then the round
+// prints every run's rate, CPU per event by thread, RocksDB writes per event and the process's
+// memory. Then the round
 // trip of one event per POST, against GET /healthz's on the same connection.
 // The last line is `e2e_events_per_s=X parse_events_per_s=Y ratio=X/Y`.
 #include <httplib.h>
+#include <jemalloc/jemalloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -95,6 +97,28 @@ Usage usage() {
   return {static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
               static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6,
           u.ru_minflt + u.ru_majflt};
+}
+
+// This process's resident memory and its peak so far (VmRSS, VmHWM), in MiB.
+std::pair<double, double> resident_mib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  double rss = 0, peak = 0;
+  while (std::getline(f, line)) {
+    const bool is_rss = line.rfind("VmRSS:", 0) == 0, is_peak = line.rfind("VmHWM:", 0) == 0;
+    if (is_rss || is_peak) (is_rss ? rss : peak) = std::stod(line.substr(6)) / 1024;  // kB
+  }
+  return {rss, peak};
+}
+
+// The bytes the process's live allocations hold (jemalloc's stats.allocated, refreshed).
+size_t heap_allocated() {
+  uint64_t epoch = 1;
+  size_t epoch_size = sizeof epoch, bytes = 0, size = sizeof bytes;
+  if (mallctl("epoch", &epoch, &epoch_size, &epoch, epoch_size) != 0 ||
+      mallctl("stats.allocated", &bytes, &size, nullptr, 0) != 0)
+    return 0;
+  return bytes;
 }
 
 // CPU seconds of this process's live threads but the main one, by name: "caf.*" (the actor
@@ -194,7 +218,6 @@ void single_event_round_trips(const Workload& w, size_t count) {
 double e2e_rate(const Workload& w, bool sync) {
   const std::vector<std::string>& texts = w.texts;
   auto dir = std::filesystem::temp_directory_path() / ("omniroute-bench-" + std::to_string(::getpid()));
-  auto server = start_server(dir, sync);
   // Each client owns whole tenants, so every tenant's events arrive in order.
   const size_t batch = 1000, clients = 4;
   std::vector<std::vector<std::string>> bodies(clients);
@@ -215,6 +238,8 @@ double e2e_rate(const Workload& w, bool sync) {
         bodies[c].push_back(body + "]");
       }
   }
+  const size_t heap0 = heap_allocated();  // the events and the request bodies
+  auto server = start_server(dir, sync);
   const int port = server->port();
   auto& store = server->store();
   const auto written0 = store.write_totals();
@@ -266,8 +291,21 @@ double e2e_rate(const Workload& w, bool sync) {
               static_cast<double>(written.keys - written0.keys) / n,
               static_cast<double>(written.wal_bytes - written0.wal_bytes) / n,
               static_cast<double>(written.writes - written0.writes) / n);
+  // The server's heap: what it holds at the end of the run (the routing state, closed
+  // conversations for a day of event time, journeys, memtables, ...) and what it left behind
+  // once stopped (a leak would show there). And the whole process's resident memory: the
+  // allocator keeps what the process frees (ops/allocator.cpp), so a later run's figure
+  // includes the earlier runs' peaks.
+  const double heap_run = static_cast<double>(heap_allocated()) - static_cast<double>(heap0);
+  const double memtables = static_cast<double>(store.memtable_bytes());
   server->stop();
   server.reset();
+  const double heap_left = static_cast<double>(heap_allocated()) - static_cast<double>(heap0);
+  const auto [rss, peak] = resident_mib();
+  constexpr double mib = 1 << 20;
+  std::printf("  server heap at the end of the run %.0f MiB (%.0f bytes an event; RocksDB's memtables "
+              "%.0f MiB of it), %.1f MiB after it stopped; process resident %.0f MiB, peak %.0f MiB\n",
+              heap_run / mib, heap_run / n, memtables / mib, heap_left / mib, rss, peak);
   // What the run leaves on disk, write-ahead logs included (the views' compression by level
   // shows here: Store's cf_options).
   uintmax_t disk = 0;
@@ -292,6 +330,7 @@ int main(int argc, char** argv) {
   std::printf("omniroute bench: %zu events, %.0f bytes each on average, %u cores\n", texts.size(),
               static_cast<double>(bytes) / static_cast<double>(texts.size()),
               std::thread::hardware_concurrency());
+  std::printf("memory before the first run (the events): resident %.0f MiB\n", resident_mib().first);
   // The shared machine goes through spells that change either rate by a third or more: each
   // e2e run follows a parse pass, so that the best of each is taken over the same spells.
   std::printf("e2e: 4 HTTP clients POST batches of 1000 -> ingest -> journal -> projections "
