@@ -1,6 +1,8 @@
 // A memory of the map entry found last, for the next lookup of the same key: the facts and
-// decisions of one event look the same conversation or customer up several times, and the
-// second time on a comparison of keys replaces a hash and a walk to a node likely out of cache.
+// decisions of one event look the same customer up several times, and the second time on a
+// comparison of keys replaces a hash and a walk to a node likely out of cache. (Conversations
+// are in an IdMap, whose lookup costs about what checking such a memory did: perf, 300,000
+// events, their lookups 1.66-1.86% of the samples with it, 1.36-1.47% without.)
 #pragma once
 
 #include "events/forgotten_on_copy.hpp"

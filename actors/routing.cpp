@@ -348,9 +348,9 @@ bool Tenant::timer_due(const timer& t) const {
            a->second.heartbeat_timeout_ms > 0 &&
            a->second.last_heartbeat_ms + a->second.heartbeat_timeout_ms == due;
   }
-  auto it = conversations_.find(id);
-  if (it == conversations_.end()) return false;
-  const Conversation& c = it->second;
+  const Conversation* found = conversations_.find(id);
+  if (!found) return false;
+  const Conversation& c = *found;
   switch (kind) {
     case timer_kind::offer:
       return c.state == conversation_state::offered && c.offer_expires_ms == due;
@@ -597,11 +597,11 @@ const Tenant::Agent* Tenant::choose_agent(const Conversation& c, const Queue& q)
 
 void Tenant::dispatch_conversation(const Envelope& cause, const std::string& cid,
                                    std::vector<Envelope>& out) {
-  auto it = conversations_.find(cid);
-  if (it == conversations_.end() || it->second.state != conversation_state::queued) return;
-  auto q = queues_.find(it->second.queue);
+  Conversation* c = conversations_.find(cid);
+  if (!c || c->state != conversation_state::queued) return;
+  auto q = queues_.find(c->queue);
   if (q == queues_.end()) return;
-  if (const Agent* a = choose_agent(it->second, q->second)) offer(cause, it->second, *a, out);
+  if (const Agent* a = choose_agent(*c, q->second)) offer(cause, *c, *a, out);
 }
 
 // Fairness across an agent's queues: it takes the conversation that waits first by the one

@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "actors/arbitration.hpp"
+#include "actors/id_map.hpp"
 #include "actors/journey.hpp"
-#include "actors/last_found.hpp"
 #include "actors/touched_ids.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
@@ -294,10 +294,9 @@ class Tenant {
   uint64_t next_seq_ = 0;
   int64_t clock_ms_ = 0;
   std::deque<std::pair<int64_t, std::string>> closed_;  // (closed at, conversation), in order
-  // Looked up by id only; every iteration that decides something goes through ordered sets.
-  std::unordered_map<std::string, Conversation> conversations_;
-  // The conversation found last (last_found.hpp); emptied when a conversation leaves the map.
-  mutable LastFound<Conversation> last_found_;
+  // Looked up by id only (id_map.hpp); every iteration that decides something goes through
+  // ordered sets.
+  IdMap<Conversation> conversations_;
   // The conversation with this id, or null; conversation_at throws std::out_of_range instead,
   // as the map's at() does.
   Conversation* find_conversation(const std::string& id) const;

@@ -58,7 +58,7 @@ DayStats& Tenant::today(const std::string& queue, int64_t time_ms) {
 // ---- applying -------------------------------------------------------------------------------
 
 Tenant::Conversation* Tenant::find_conversation(const std::string& id) const {
-  return last_found_.find(conversations_, id);
+  return conversations_.find(id);
 }
 
 Tenant::Conversation& Tenant::conversation_at(const std::string& id) {
@@ -68,12 +68,10 @@ Tenant::Conversation& Tenant::conversation_at(const std::string& id) {
 
 void Tenant::evict_closed_before(int64_t time_ms) {
   while (!closed_.empty() && closed_.front().first < time_ms) {
-    auto it = conversations_.find(closed_.front().second);
-    if (it != conversations_.end() && it->second.state == conversation_state::closed &&
-        it->second.last_ms <= closed_.front().first) {
-      last_found_.forget(&it->second);
-      conversations_.erase(it);
-    }
+    const std::string& id = closed_.front().second;
+    const Conversation* c = conversations_.find(id);
+    if (c && c->state == conversation_state::closed && c->last_ms <= closed_.front().first)
+      conversations_.erase(id);
     closed_.pop_front();
   }
 }

@@ -1,0 +1,91 @@
+// The routing state's map of entities by id (actors/id_map.hpp).
+#include <doctest/doctest.h>
+
+#include <map>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "actors/id_map.hpp"
+
+using omniroute::IdMap;
+
+namespace {
+
+struct Entity {
+  std::string id;
+  int value = 0;
+};
+
+}  // namespace
+
+TEST_CASE("id map: an entity is made once, found by its id, and gone once erased") {
+  IdMap<Entity> m;
+  CHECK(m.find("a") == nullptr);
+  CHECK_FALSE(m.erase("a"));
+  Entity& a = m["a"];
+  CHECK(a.id == "a");
+  a.value = 7;
+  CHECK(&m["a"] == &a);  // made once
+  CHECK(m.size() == 1);
+  REQUIRE(m.find("a") != nullptr);
+  CHECK(m.find("a")->value == 7);
+  CHECK(m.at("a").value == 7);
+  CHECK_THROWS_AS(m.at("b"), std::out_of_range);
+  CHECK(m.erase("a"));
+  CHECK(m.find("a") == nullptr);
+  CHECK(m.empty());
+  CHECK(m["a"].value == 0);  // made again, new
+}
+
+TEST_CASE("id map: against std::map, through growth, long runs and erases in every order") {
+  // Many ids for tables that start at 16 slots: runs of colliding slots that wrap around the
+  // table's end, each erase shifting what follows it back.
+  std::mt19937 rng(20261206);
+  IdMap<Entity> m;
+  std::map<std::string, int> model;
+  std::map<std::string, const Entity*> where;  // an entity does not move while it is held
+  for (int round = 0; round < 20000; ++round) {
+    const std::string id = "c" + std::to_string(rng() % 600);
+    if (rng() % 3 == 0) {
+      CHECK(m.erase(id) == (model.erase(id) == 1));
+      where.erase(id);
+    } else {
+      Entity& e = m[id];
+      if (where.count(id)) CHECK(where[id] == &e);
+      where[id] = &e;
+      e.value = round;
+      model[id] = round;
+    }
+    if (round % 97 == 0 || round > 19900) {
+      REQUIRE(m.size() == model.size());
+      for (int k = 0; k < 600; ++k) {
+        const std::string key = "c" + std::to_string(k);
+        const Entity* e = m.find(key);
+        auto it = model.find(key);
+        REQUIRE((e != nullptr) == (it != model.end()));
+        if (e) {
+          CHECK(e->id == key);
+          CHECK(e->value == it->second);
+          CHECK(where[key] == e);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("id map: a copy owns copies of the entities") {
+  IdMap<Entity> m;
+  for (int i = 0; i < 100; ++i) m["e" + std::to_string(i)].value = i;
+  IdMap<Entity> copy = m;
+  copy["e1"].value = -1;
+  copy.erase("e2");
+  CHECK(m.at("e1").value == 1);
+  CHECK(m.find("e2") != nullptr);
+  CHECK(copy.find("e2") == nullptr);
+  CHECK(&copy.at("e3") != &m.at("e3"));
+  CHECK(copy.at("e3").value == 3);
+  IdMap<Entity> moved = std::move(copy);
+  CHECK(moved.size() == 99);
+  CHECK(moved.at("e1").value == -1);
+}
