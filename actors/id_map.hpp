@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "events/key_hash.hpp"
@@ -25,10 +26,18 @@ template <typename T>
 class IdMap {
  public:
   IdMap() = default;
-  IdMap(IdMap&&) noexcept = default;
-  IdMap& operator=(IdMap&&) noexcept = default;
+  // A map moved from is empty (its count goes with its slots).
+  IdMap(IdMap&& other) noexcept : slots_(std::move(other.slots_)), size_(std::exchange(other.size_, 0)) {
+    other.slots_.clear();
+  }
+  IdMap& operator=(IdMap&& other) noexcept {
+    slots_ = std::move(other.slots_);
+    other.slots_.clear();
+    size_ = std::exchange(other.size_, 0);
+    return *this;
+  }
   // A deep copy: the copy owns copies of the entities.
-  IdMap(const IdMap& other) : slots_(other.slots_.size()), mask_(other.mask_), size_(other.size_) {
+  IdMap(const IdMap& other) : slots_(other.slots_.size()), size_(other.size_) {
     for (size_t i = 0; i < other.slots_.size(); ++i)
       if (other.slots_[i].entry)
         slots_[i] = Slot{other.slots_[i].hash, std::make_unique<T>(*other.slots_[i].entry)};
@@ -38,7 +47,8 @@ class IdMap {
     return *this;
   }
 
-  // The entity with this id, or null.
+  // The entity with this id, or null. A const map's entities are not const: the map only
+  // indexes them (Tenant::find_conversation is const and gives a conversation to change).
   T* find(std::string_view id) const {
     if (size_ == 0) return nullptr;
     const Slot& s = slots_[probe(id, events::key_hash(id))];
@@ -70,9 +80,10 @@ class IdMap {
     // Backward shift: an entry further along the run moves into the hole when the hole lies
     // between its home slot and where it is, so that every entry stays reachable from its home
     // without tombstones.
-    for (size_t i = (hole + 1) & mask_; slots_[i].entry; i = (i + 1) & mask_) {
-      const size_t home = slots_[i].hash & mask_;
-      if (((i - home) & mask_) >= ((i - hole) & mask_)) {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = (hole + 1) & mask; slots_[i].entry; i = (i + 1) & mask) {
+      const size_t home = slots_[i].hash & mask;
+      if (((i - home) & mask) >= ((i - hole) & mask)) {
         slots_[hole] = std::move(slots_[i]);
         hole = i;
       }
@@ -90,7 +101,8 @@ class IdMap {
 
   // The slot holding `id`, or the empty slot that ends its run. The table is never full.
   size_t probe(std::string_view id, uint64_t h) const {
-    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
       const Slot& s = slots_[i];
       if (!s.entry || (s.hash == h && s.entry->id == id)) return i;
     }
@@ -98,17 +110,16 @@ class IdMap {
   void grow() {
     std::vector<Slot> old(slots_.empty() ? 16 : slots_.size() * 2);
     old.swap(slots_);
-    mask_ = slots_.size() - 1;
+    const size_t mask = slots_.size() - 1;
     for (Slot& s : old) {
       if (!s.entry) continue;
-      size_t i = s.hash & mask_;
-      while (slots_[i].entry) i = (i + 1) & mask_;
+      size_t i = s.hash & mask;
+      while (slots_[i].entry) i = (i + 1) & mask;
       slots_[i] = std::move(s);
     }
   }
 
-  std::vector<Slot> slots_;
-  size_t mask_ = 0;
+  std::vector<Slot> slots_;  // a power of two of them, or none
   size_t size_ = 0;
 };
 

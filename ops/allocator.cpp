@@ -27,11 +27,11 @@
 // thp:always: jemalloc asks the kernel (madvise MADV_HUGEPAGE) for transparent huge pages in
 // all its memory, so that a page fault brings 2 MiB rather than 4 KiB. The process grows while
 // it runs (the memtables, the routing state, the journeys), and every fresh page it touches
-// was a fault: 0.06-0.12 an event in the benchmark's runs after its first, 0.25-0.51 in the
-// first, at 13-16 µs a fault on the benchmark's virtual machine. With it, 0.00-0.02. Two
-// interleaved pairs of million-event benchmarks: best e2e 153,681 -> 188,650 and 138,575 ->
-// 183,935 events/s, CPU 12.3-13.6 -> 10.2-10.5 µs an event; five pairs at 300,000 events:
-// +9% on the mean of the bests. The price is memory: a huge page is resident as a whole once
+// was a fault: 0.06-0.14 an event in the benchmark's runs after its first, 0.25-0.51 in the
+// first, at 13-16 µs a fault on the benchmark's virtual machine. With it, 0.00-0.05. Five
+// interleaved pairs of million-event benchmarks: best e2e +1% to +35%, 151,600 -> 179,400
+// events/s on their mean (+18%), CPU in the best runs 11.4-13.6 -> 10.2-11.6 µs an event;
+// five pairs at 300,000 events: +9% on the mean of the bests. The price is memory: a huge page is resident as a whole once
 // touched. One server under 2 million events: 1,768 MiB resident against 1,710; the
 // benchmark's process (four servers in turn, the memory each frees kept for the next) peaked
 // 1-57% higher in five pairs at a million events. Where the kernel's THP setting is "never",

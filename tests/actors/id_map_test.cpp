@@ -88,4 +88,10 @@ TEST_CASE("id map: a copy owns copies of the entities") {
   IdMap<Entity> moved = std::move(copy);
   CHECK(moved.size() == 99);
   CHECK(moved.at("e1").value == -1);
+  // What was moved from is empty, and usable.
+  CHECK(copy.empty());
+  CHECK(copy.find("e1") == nullptr);
+  copy["e1"].value = 5;
+  CHECK(copy.at("e1").value == 5);
+  CHECK(moved.at("e1").value == -1);
 }
