@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -78,6 +79,10 @@ TEST_CASE("jemalloc runs with omniroute's settings: freed pages are kept, not gi
   size = sizeof thp;
   REQUIRE(mallctl("opt.thp", &thp, &size, nullptr, 0) == 0);
   CHECK(std::string(thp) == "always");
+  size_t fit = 0;
+  size = sizeof fit;
+  REQUIRE(mallctl("opt.lg_extent_max_active_fit", &fit, &size, nullptr, 0) == 0);
+  CHECK(fit == 30);
 }
 
 TEST_CASE("jemalloc's memory is advised for transparent huge pages: a fault brings 2 MiB") {
@@ -116,4 +121,35 @@ TEST_CASE("a freed block of 32 MiB stays resident, for the next allocation") {
   REQUIRE(mallctl("stats.resident", &resident_after, &size, nullptr, 0) == 0);
   // Kept resident: jemalloc's default would have purged the whole block on free.
   CHECK(resident_after + bytes / 2 > resident_before);
+}
+
+TEST_CASE("a freed large extent serves smaller requests: the process does not grow beside it") {
+  if (settings_overridden()) return;
+  // An arena of this test's own and no thread cache: what the arena maps is this test's alone.
+  unsigned arena = 0;
+  size_t size = sizeof arena;
+  REQUIRE(mallctl("arenas.create", &arena, &size, nullptr, 0) == 0);
+  const int flags = MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE;
+  const std::string mapped_stat = "stats.arenas." + std::to_string(arena) + ".mapped";
+  auto mapped = [&] {
+    uint64_t epoch = 1;
+    size_t esize = sizeof epoch, bytes = 0, bsize = sizeof bytes;
+    REQUIRE(mallctl("epoch", &epoch, &esize, &epoch, esize) == 0);
+    REQUIRE(mallctl(mapped_stat.c_str(), &bytes, &bsize, nullptr, 0) == 0);
+    return bytes;
+  };
+  const size_t large = size_t{32} << 20, small = size_t{64} << 10, count = 256;  // 16 MiB
+  void* block = mallocx(large, flags);
+  REQUIRE(block != nullptr);
+  dallocx(block, flags);
+  const size_t before = mapped();
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < count; ++i) {
+    blocks.push_back(mallocx(small, flags));
+    REQUIRE(blocks.back() != nullptr);
+  }
+  const size_t after = mapped();
+  for (void* b : blocks) dallocx(b, flags);
+  // jemalloc's default would not split an extent 512 times the request: 16 MiB more mapped.
+  CHECK(after == before);
 }
