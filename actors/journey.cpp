@@ -164,19 +164,15 @@ void Journeys::sweep(int64_t time_ms) {
   const int64_t day = time_ms / day_ms;
   if (day <= swept_day_) return;
   swept_day_ = day;
-  last_found_.forget_all();  // the customer it points at may leave
-  for (auto it = customers_.begin(); it != customers_.end();) {
-    Customer& c = it->second;
+  // In no order that anything depends on: each customer's own visits, and forgotten_ by key.
+  customers_.erase_if([&](Customer& c) {
     size_t old = 0;
     while (old < c.visits.size() && c.visits[old].started_ms < time_ms - window_ms &&
            !c.visits[old].open())
       forget(c, c.visits[old++]);
     c.visits.erase(c.visits.begin(), c.visits.begin() + static_cast<std::ptrdiff_t>(old));
-    if (c.visits.empty() && c.profile.empty())
-      it = customers_.erase(it);
-    else
-      ++it;
-  }
+    return c.visits.empty() && c.profile.empty();
+  });
 }
 
 bool Journeys::concerns(const Envelope& e, events::event_kind kind) {
@@ -299,7 +295,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
 
 const Customer* Journeys::find(const std::string& customer) const { return lookup(customer); }
 
-Customer* Journeys::lookup(const std::string& id) const { return last_found_.find(customers_, id); }
+Customer* Journeys::lookup(const std::string& id) const { return customers_.find(id); }
 
 Features Journeys::features(const std::string& customer, int64_t as_of_ms) const {
   Features f;

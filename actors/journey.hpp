@@ -22,7 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/last_found.hpp"
+#include "actors/id_map.hpp"
 #include "actors/touched_ids.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
@@ -139,12 +139,13 @@ class Journeys {
   void forget(const Customer& c, const Visit& v);
   void sweep(int64_t time_ms);
 
-  // The customer with this id, or null, through the customer found last (last_found.hpp),
-  // which sweep() forgets.
+  // The customer with this id, or null.
   Customer* lookup(const std::string& id) const;
 
-  std::unordered_map<std::string, Customer> customers_;
-  mutable LastFound<Customer> last_found_;
+  // By id in an IdMap (id_map.hpp). perf, 300,000 events: the std::unordered_map it replaces
+  // (with a memory of the customer found last) took 1.9% of all samples in its lookups, this
+  // about 1.0%; all lookups by id (hash maps and IdMaps) 4.45% -> 3.33%.
+  IdMap<Customer> customers_;
   TouchedIds<std::string> touched_;
   TouchedIds<VisitId> touched_visits_;
   std::map<std::string, std::string> forgotten_;  // documents of touched visits dropped from memory

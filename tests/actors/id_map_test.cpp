@@ -74,6 +74,66 @@ TEST_CASE("id map: against std::map, through growth, long runs and erases in eve
   }
 }
 
+TEST_CASE("id map: erase_if visits every entity once and erases those it says") {
+  std::mt19937 rng(6122026);
+  IdMap<Entity> m;
+  std::map<std::string, int> model;
+  std::map<std::string, const Entity*> where;
+  for (int round = 0; round < 40; ++round) {
+    for (int k = 0; k < 50; ++k) {
+      const std::string id = "e" + std::to_string(rng() % 400);
+      Entity& e = m[id];
+      e.value = static_cast<int>(rng() % 1000);
+      model[id] = e.value;
+      where[id] = &e;
+    }
+    // Each entity once: its value changed, and those with an odd value erased.
+    std::map<std::string, int> visits;
+    m.erase_if([&](Entity& e) {
+      ++visits[e.id];
+      e.value += 1;
+      return e.value % 2 == 1;
+    });
+    REQUIRE(visits.size() == model.size());
+    for (const auto& [id, n] : visits) CHECK(n == 1);
+    for (auto it = model.begin(); it != model.end();) {
+      it->second += 1;
+      if (it->second % 2 == 1) {
+        where.erase(it->first);
+        it = model.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    REQUIRE(m.size() == model.size());
+    for (int k = 0; k < 400; ++k) {
+      const std::string key = "e" + std::to_string(k);
+      const Entity* e = m.find(key);
+      auto it = model.find(key);
+      REQUIRE((e != nullptr) == (it != model.end()));
+      if (e) {
+        CHECK(e->value == it->second);
+        CHECK(where[key] == e);  // what stays does not move
+      }
+    }
+    // Still usable: erased ids made again, others found.
+    if (!model.empty()) CHECK(m.erase(model.begin()->first));
+    if (!model.empty()) {
+      where.erase(model.begin()->first);
+      model.erase(model.begin());
+    }
+  }
+  // A call that throws erases nothing.
+  const size_t before = m.size();
+  int calls = 0;
+  CHECK_THROWS_AS(m.erase_if([&](Entity&) -> bool {
+    if (++calls == 3) throw std::runtime_error("stop");
+    return true;
+  }), std::runtime_error);
+  CHECK(m.size() == before);
+  for (const auto& [id, value] : model) CHECK(m.find(id) != nullptr);
+}
+
 TEST_CASE("id map: a copy owns copies of the entities") {
   IdMap<Entity> m;
   for (int i = 0; i < 100; ++i) m["e" + std::to_string(i)].value = i;
