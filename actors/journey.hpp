@@ -22,7 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/id_map.hpp"
+#include "events/id_map.hpp"
 #include "actors/touched_ids.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "actors/arbitration.hpp"
-#include "actors/id_map.hpp"
+#include "events/id_map.hpp"
 #include "actors/journey.hpp"
 #include "actors/touched_ids.hpp"
 #include "events/envelope.hpp"

@@ -148,9 +148,9 @@ void IntervalStats::apply(const events::Envelope& e) {
     t.contacts[events::string_member(d, "conversation")].channel = events::string_member(d, "channel");
     return;
   }
-  auto it = t.contacts.find(events::string_member(d, "conversation"));
-  if (it == t.contacts.end()) return;  // started before this projection existed
-  Contact& c = it->second;
+  Contact* found = t.contacts.find(events::string_member(d, "conversation"));
+  if (!found) return;  // started before this projection existed
+  Contact& c = *found;
   const int64_t now = e.time_ms;
   if (type == "conversation.queued"sv) {
     const std::string& queue = events::string_member(d, "queue");
@@ -174,7 +174,8 @@ void IntervalStats::apply(const events::Envelope& e) {
     c.finished = true;
   } else {  // conversation.closed
     if (c.answered_ms >= 0) at(e.tenant, c).handle_time_ms += now - c.answered_ms;
-    t.contacts.erase(it);
+    const std::string id = c.id;  // erase destroys c, whose id it would be reading
+    t.contacts.erase(id);
   }
 }
 

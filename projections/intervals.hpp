@@ -27,6 +27,7 @@
 
 #include "events/envelope.hpp"
 #include "events/forgotten_on_copy.hpp"
+#include "events/id_map.hpp"
 
 namespace omniroute::projections {
 
@@ -94,12 +95,15 @@ class IntervalStats {
 
  private:
   struct Contact {
+    std::string id;  // the conversation
     std::string channel, queue;
     int64_t arrived_ms = -1, answered_ms = -1, threshold_ms = default_sl_threshold_ms;
     bool finished = false;  // answered or abandoned in its current queue
   };
   struct TenantState {
-    std::unordered_map<std::string, Contact> contacts;
+    // Every conversation's until it closes, looked up at each of its entries (IdMap: the
+    // std::unordered_map before it was 0.5-0.6% of the benchmark's samples).
+    IdMap<Contact> contacts;
     std::unordered_map<std::string, int64_t> threshold_ms;  // per queue
   };
   IntervalCounters& at(const std::string& tenant, const Contact& c);

@@ -1,4 +1,4 @@
-// The routing state's map of entities by id (actors/id_map.hpp).
+// The routing state's map of entities by id (events/id_map.hpp).
 #include <doctest/doctest.h>
 
 #include <map>
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "actors/id_map.hpp"
+#include "events/id_map.hpp"
 
 using omniroute::IdMap;
 
