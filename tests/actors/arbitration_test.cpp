@@ -451,6 +451,50 @@ TEST_CASE("journey: a conversation dropped from memory in the round it changed k
   CHECK(round.journeys.customers == std::vector<std::string>{"u-1"});
 }
 
+TEST_CASE("journey: a day's first entry forgets the customers idle for 30 days, not the open or profiled") {
+  journey::Journeys j;
+  int n = 0;
+  auto at_day = [](double day) { return static_cast<int64_t>(day * 86400000.0); };
+  auto apply = [&](const std::string& type, double day, json data, const std::string& customer) {
+    j.apply(Envelope{"e-" + std::to_string(n++), type, "acme", at_day(day), std::move(data)}, customer);
+  };
+  auto visit = [&](const std::string& conversation, const std::string& customer, double start, bool end) {
+    apply("conversation.started", start,
+          {{"conversation", conversation}, {"customer", customer}, {"channel", "web"}, {"queue", "billing"}}, customer);
+    if (!end) return;
+    apply("conversation.ended", start + 0.01, {{"conversation", conversation}, {"by", "customer"}}, customer);
+    apply("conversation.closed", start + 0.01, {{"conversation", conversation}}, customer);  // the decision
+  };
+  visit("c-1", "u-idle", 0.1, true);
+  visit("c-2", "u-open", 0.2, false);  // never ends
+  apply("customer.profile_updated", 0.3, {{"customer", "u-crm"}, {"attributes", {{"tier", "gold"}}}}, "u-crm");
+  visit("c-3", "u-recent", 20, true);
+  for (int k = 0; k < 40; ++k) visit("x-" + std::to_string(k), "u-many-" + std::to_string(k), 0.4, true);
+  j.take_touched();
+  auto visits = [&](const std::string& customer) {
+    const journey::Customer* c = j.find(customer);
+    return c ? static_cast<int>(c->visits.size()) : -1;
+  };
+  // Day 30's first entry: c-1 started 29.95 days before, inside the window.
+  apply("agent.logged_in", 30.05, {{"agent", "alice"}}, "");
+  CHECK(visits("u-idle") == 1);
+  // Day 31's: every customer whose only visits closed over 30 days ago, and who has no CRM
+  // attributes, goes; the rest stay, with what they had.
+  apply("agent.logged_in", 31.05, {{"agent", "alice"}}, "");
+  CHECK(visits("u-idle") == -1);
+  for (int k = 0; k < 40; ++k) CHECK(visits("u-many-" + std::to_string(k)) == -1);
+  CHECK(visits("u-open") == 1);
+  REQUIRE(j.find("u-crm") != nullptr);
+  CHECK(j.find("u-crm")->profile["tier"] == "gold");
+  CHECK(visits("u-recent") == 1);
+  // Their documents were projected in the round before: dropping them owes nothing.
+  CHECK(j.take_touched().forgotten.empty());
+  // A customer forgotten comes back new.
+  visit("c-4", "u-idle", 31.5, false);
+  CHECK(visits("u-idle") == 1);
+  CHECK(j.features("u-idle", at_day(31.6)).contacts_30d == 1);
+}
+
 TEST_CASE("bad policies are refused at the front door with the place and the reason") {
   auto refuse = [](json policy) {
     auto r = events::parse_fact(event("p", "policy.published", "2026-11-20T10:00:00Z", {{"policy", policy}}));
