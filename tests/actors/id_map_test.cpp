@@ -17,6 +17,24 @@ struct Entity {
   int value = 0;
 };
 
+// The map holds exactly the model's ids among prefix0 .. prefix<ids-1>, with the model's values,
+// each entity where it was when last held (an entity does not move while it is held).
+void check_against(const IdMap<Entity>& m, const std::map<std::string, int>& model,
+                   std::map<std::string, const Entity*>& where, const std::string& prefix, int ids) {
+  REQUIRE(m.size() == model.size());
+  for (int k = 0; k < ids; ++k) {
+    const std::string key = prefix + std::to_string(k);
+    const Entity* e = m.find(key);
+    auto it = model.find(key);
+    REQUIRE((e != nullptr) == (it != model.end()));
+    if (e) {
+      CHECK(e->id == key);
+      CHECK(e->value == it->second);
+      CHECK(where[key] == e);
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("id map: an entity is made once, found by its id, and gone once erased") {
@@ -57,20 +75,7 @@ TEST_CASE("id map: against std::map, through growth, long runs and erases in eve
       e.value = round;
       model[id] = round;
     }
-    if (round % 97 == 0 || round > 19900) {
-      REQUIRE(m.size() == model.size());
-      for (int k = 0; k < 600; ++k) {
-        const std::string key = "c" + std::to_string(k);
-        const Entity* e = m.find(key);
-        auto it = model.find(key);
-        REQUIRE((e != nullptr) == (it != model.end()));
-        if (e) {
-          CHECK(e->id == key);
-          CHECK(e->value == it->second);
-          CHECK(where[key] == e);
-        }
-      }
-    }
+    if (round % 97 == 0 || round > 19900) check_against(m, model, where, "c", 600);
   }
 }
 
@@ -105,17 +110,7 @@ TEST_CASE("id map: erase_if visits every entity once and erases those it says") 
         ++it;
       }
     }
-    REQUIRE(m.size() == model.size());
-    for (int k = 0; k < 400; ++k) {
-      const std::string key = "e" + std::to_string(k);
-      const Entity* e = m.find(key);
-      auto it = model.find(key);
-      REQUIRE((e != nullptr) == (it != model.end()));
-      if (e) {
-        CHECK(e->value == it->second);
-        CHECK(where[key] == e);  // what stays does not move
-      }
-    }
+    check_against(m, model, where, "e", 400);  // what stays does not move
     // Still usable: erased ids made again, others found.
     if (!model.empty()) CHECK(m.erase(model.begin()->first));
     if (!model.empty()) {
