@@ -1,4 +1,5 @@
-// Entities by id, for the routing state's hottest lookups: T's own `id` member is the key.
+// Entities by id, for the hottest lookups by id (the routing state's conversations, the
+// journeys' customers, the interval statistics' contacts): T's own `id` member is the key.
 #pragma once
 
 #include <cstdint>
@@ -91,14 +92,14 @@ class IdMap {
     }
     return true;
   }
-  // Calls `erase(T&)` once for each entity (it may change the entity), then erases those it
+  // Calls `drop(T&)` once for each entity (it may change the entity), then erases those it
   // returned true for; if a call throws, nothing is erased. Linear in the table's size.
   template <typename F>
-  void erase_if(F&& erase) {
+  void erase_if(F&& drop) {
     std::vector<bool> gone(slots_.size());
     size_t erased = 0;
     for (size_t i = 0; i < slots_.size(); ++i)
-      if (slots_[i].entry && erase(*slots_[i].entry)) {
+      if (slots_[i].entry && drop(*slots_[i].entry)) {
         gone[i] = true;
         ++erased;
       }
