@@ -43,14 +43,15 @@
 // size, keeping large extents whole for large requests and mapping fresh pages for the small
 // ones. With nothing given back (above), the large extent then stays resident and idle while
 // the process grows beside it, every fresh page zeroed by the kernel at its fault. A server
-// frees large extents all the time (a flushed memtable's arena blocks, 16 MiB each; everything
-// a stopped server held, coalesced), and its next requests are small (slabs, hash tables,
-// request bodies): in a 300,000-event benchmark the kernel's page zeroing was 5-8% of the
+// frees large extents all the time (a flushed memtable's arena blocks, 1 MiB each and freed
+// together; everything a stopped server held; neighbours freed coalesce), and its next
+// requests are small (slabs, hash tables, request bodies): in a 300,000-event benchmark the kernel's page zeroing was 5-8% of the
 // samples of each run after the first, and the process grew by 130-150 MiB a server. With it,
 // no page zeroing in the third and fourth runs (76-131 samples a second before). Five
 // interleaved pairs at a million events: the process's peak 2,623-3,309 -> 1,884-2,261 MiB,
 // best e2e 180,800 -> 192,100 events/s on their mean (+6%; -2% to +15%, inside the machine's
-// noise). docs/design-notes.md gives the measurements.
+// noise); one server under 2 million events, 1,746 MiB resident against 1,804.
+// docs/design-notes.md gives the measurements.
 extern "C" {
 extern const char* malloc_conf;
 const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1,percpu_arena:percpu,thp:always,"
