@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <unordered_map>
 
 #include "actors/routing_subjects.hpp"
 #include "events/policy.hpp"
@@ -130,7 +131,7 @@ Journeys::Changes Journeys::take_touched() {
 
 bool Journeys::visit_doc(const std::string& customer, const std::string& conversation,
                          std::string& key, events::CompactDoc& out) const {
-  const Customer* c = lookup(customer);
+  const Customer* c = customers_.find(customer);
   if (!c) return false;
   const Visit* v = visit_of(*c, conversation);
   if (!v) return false;
@@ -236,7 +237,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     c.last_ms = std::max(c.last_ms, e.time_ms);
     return;
   }
-  Customer* found = lookup(customer);
+  Customer* found = customers_.find(customer);
   if (!found) return;
   Customer& c = *found;
   Visit* v = visit_of(c, conversation);
@@ -293,9 +294,9 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
   }
 }
 
-const Customer* Journeys::find(const std::string& customer) const { return lookup(customer); }
-
-Customer* Journeys::lookup(const std::string& id) const { return customers_.find(id); }
+const Customer* Journeys::find(const std::string& customer) const {
+  return customers_.find(customer);
+}
 
 Features Journeys::features(const std::string& customer, int64_t as_of_ms) const {
   Features f;

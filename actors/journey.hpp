@@ -19,14 +19,13 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "events/id_map.hpp"
 #include "actors/touched_ids.hpp"
+#include "events/compact_doc.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
-#include "events/compact_doc.hpp"
+#include "events/id_map.hpp"
 
 namespace omniroute::journey {
 
@@ -138,9 +137,6 @@ class Journeys {
   // Drops a visit from memory, keeping its document if a projection still owes it.
   void forget(const Customer& c, const Visit& v);
   void sweep(int64_t time_ms);
-
-  // The customer with this id, or null.
-  Customer* lookup(const std::string& id) const;
 
   // By id in an IdMap (id_map.hpp). perf, 300,000 events: the std::unordered_map it replaces
   // (with a memory of the customer found last) took 1.9% of all samples in its lookups, this

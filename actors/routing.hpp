@@ -27,11 +27,11 @@
 #include <vector>
 
 #include "actors/arbitration.hpp"
-#include "events/id_map.hpp"
 #include "actors/journey.hpp"
 #include "actors/touched_ids.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
+#include "events/id_map.hpp"
 
 namespace omniroute::routing {
 

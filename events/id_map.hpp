@@ -107,13 +107,8 @@ class IdMap {
     // Put back what stays, into a table of the same size: no run has holes to shift back.
     std::vector<Slot> old(slots_.size());
     old.swap(slots_);
-    const size_t mask = slots_.size() - 1;
-    for (size_t i = 0; i < old.size(); ++i) {
-      if (!old[i].entry || gone[i]) continue;
-      size_t at = old[i].hash & mask;
-      while (slots_[at].entry) at = (at + 1) & mask;
-      slots_[at] = std::move(old[i]);
-    }
+    for (size_t i = 0; i < old.size(); ++i)
+      if (old[i].entry && !gone[i]) place(std::move(old[i]));
     size_ -= erased;
   }
   size_t size() const { return size_; }
@@ -133,16 +128,18 @@ class IdMap {
       if (!s.entry || (s.hash == h && s.entry->id == id)) return i;
     }
   }
+  // Puts an entry into the first empty slot of its run (it is not in the table).
+  void place(Slot&& s) {
+    const size_t mask = slots_.size() - 1;
+    size_t i = s.hash & mask;
+    while (slots_[i].entry) i = (i + 1) & mask;
+    slots_[i] = std::move(s);
+  }
   void grow() {
     std::vector<Slot> old(slots_.empty() ? 16 : slots_.size() * 2);
     old.swap(slots_);
-    const size_t mask = slots_.size() - 1;
-    for (Slot& s : old) {
-      if (!s.entry) continue;
-      size_t i = s.hash & mask;
-      while (slots_[i].entry) i = (i + 1) & mask;
-      slots_[i] = std::move(s);
-    }
+    for (Slot& s : old)
+      if (s.entry) place(std::move(s));
   }
 
   std::vector<Slot> slots_;  // a power of two of them, or none

@@ -24,19 +24,19 @@
 // context switches 263,000-289,000 -> 41,000-44,000, page faults 315,000 -> 299,000 and
 // task-clock 28.4 -> 26.8 s (means; four pairs of six lower). docs/design-notes.md.
 //
-// thp:always: jemalloc asks the kernel (madvise MADV_HUGEPAGE) for transparent huge pages in
-// all its memory, so that a page fault brings 2 MiB rather than 4 KiB. The process grows while
-// it runs (the memtables, the routing state, the journeys), and every fresh page it touches
-// was a fault: 0.06-0.14 an event in the benchmark's runs after its first, 0.25-0.51 in the
-// first, at 13-16 µs a fault on the benchmark's virtual machine. With it, 0.00-0.05. Five
-// interleaved pairs of million-event benchmarks: best e2e +1% to +35%, 151,600 -> 179,400
-// events/s on their mean (+18%), CPU in the best runs 11.4-13.6 -> 10.2-11.6 µs an event;
-// five pairs at 300,000 events: +9% on the mean of the bests. The price is memory: a huge page is resident as a whole once
-// touched. One server under 2 million events: 1,768 MiB resident against 1,710; the
-// benchmark's process (four servers in turn, the memory each frees kept for the next) peaked
-// 1-57% higher in five pairs at a million events. Where the kernel's THP setting is "never",
-// this changes nothing; where memory is short and huge pages must be compacted at a fault,
-// `MALLOC_CONF=thp:default` turns it off. docs/design-notes.md gives the measurements.
+// thp:always: jemalloc asks the kernel (madvise MADV_HUGEPAGE) for transparent huge pages in all
+// its memory, so that a page fault brings 2 MiB rather than 4 KiB. The process grows while it runs
+// (the memtables, the routing state, the journeys), and every fresh page it touches was a fault:
+// 0.06-0.14 an event in the benchmark's runs after its first, 0.25-0.51 in the first, at 13-16 µs a
+// fault on the benchmark's virtual machine. With it, 0.00-0.05. Five interleaved pairs of
+// million-event benchmarks: best e2e +1% to +35%, 151,600 -> 179,400 events/s on their mean (+18%),
+// CPU in the best runs 11.4-13.6 -> 10.2-11.6 µs an event; five pairs at 300,000 events: +9% on the
+// mean of the bests. The price is memory: a huge page is resident as a whole once touched. One
+// server under 2 million events: 1,768 MiB resident against 1,710; the benchmark's process (four
+// servers in turn, the memory each frees kept for the next) peaked 1-57% higher in five pairs at a
+// million events. Where the kernel's THP setting is "never", this changes nothing; where memory is
+// short and huge pages must be compacted at a fault, `MALLOC_CONF=thp:default` turns it off.
+// docs/design-notes.md gives the measurements.
 //
 // lg_extent_max_active_fit:30: a freed extent of any size may be split for a smaller request.
 // jemalloc's default (6) splits a freed extent only for a request of at least 1/64 of its
@@ -45,9 +45,10 @@
 // the process grows beside it, every fresh page zeroed by the kernel at its fault. A server
 // frees large extents all the time (a flushed memtable's arena blocks, 1 MiB each and freed
 // together; everything a stopped server held; neighbours freed coalesce), and its next
-// requests are small (slabs, hash tables, request bodies): in a 300,000-event benchmark the kernel's page zeroing was 5-8% of the
-// samples of each run after the first, and the process grew by 130-150 MiB a server. With it,
-// no page zeroing in the third and fourth runs (76-131 samples a second before). Five
+// requests are small (slabs, hash tables, request bodies): in a 300,000-event benchmark the
+// kernel's page zeroing was 2-12% of each second's samples after the first run, and the
+// process grew by 134-154 MiB with each of the next two servers. With it, no page zeroing in
+// the third and fourth runs (76-131 samples a second before). Five
 // interleaved pairs at a million events: the process's peak 2,623-3,309 -> 1,884-2,261 MiB,
 // best e2e 180,800 -> 192,100 events/s on their mean (+6%; -2% to +15%, inside the machine's
 // noise); one server under 2 million events, 1,746 MiB resident against 1,804.

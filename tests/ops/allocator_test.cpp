@@ -22,11 +22,21 @@ bool settings_overridden() {
   return true;
 }
 
-ssize_t decay_ms(const char* name) {
-  ssize_t value = 0;
+// A jemalloc setting or statistic, read as T.
+template <typename T>
+T ctl(const std::string& name) {
+  T value{};
   size_t size = sizeof value;
-  REQUIRE_MESSAGE(mallctl(name, &value, &size, nullptr, 0) == 0, "jemalloc has no ", name);
+  REQUIRE_MESSAGE(mallctl(name.c_str(), &value, &size, nullptr, 0) == 0, "jemalloc has no ", name);
   return value;
+}
+
+// A statistic in bytes, as of now (jemalloc refreshes its statistics at each new epoch).
+size_t stat_bytes(const std::string& name) {
+  uint64_t epoch = 1;
+  size_t size = sizeof epoch;
+  REQUIRE(mallctl("epoch", &epoch, &size, &epoch, size) == 0);
+  return ctl<size_t>(name);
 }
 
 // The kernel's transparent huge page mode (the bracketed word of its setting), or "" where
@@ -64,25 +74,13 @@ std::string mapping_flags(const void* p) {
 
 TEST_CASE("jemalloc runs with omniroute's settings: freed pages are kept, not given back") {
   if (settings_overridden()) return;
-  CHECK(decay_ms("opt.dirty_decay_ms") == -1);
-  CHECK(decay_ms("opt.muzzy_decay_ms") == -1);
+  CHECK(ctl<ssize_t>("opt.dirty_decay_ms") == -1);
+  CHECK(ctl<ssize_t>("opt.muzzy_decay_ms") == -1);
   // An arena per CPU, and no background thread to wake for nothing (ops/allocator.cpp).
-  const char* arenas = nullptr;
-  size_t size = sizeof arenas;
-  REQUIRE(mallctl("opt.percpu_arena", &arenas, &size, nullptr, 0) == 0);
-  CHECK(std::string(arenas) == "percpu");
-  bool background = true;
-  size = sizeof background;
-  REQUIRE(mallctl("opt.background_thread", &background, &size, nullptr, 0) == 0);
-  CHECK(!background);
-  const char* thp = nullptr;
-  size = sizeof thp;
-  REQUIRE(mallctl("opt.thp", &thp, &size, nullptr, 0) == 0);
-  CHECK(std::string(thp) == "always");
-  size_t fit = 0;
-  size = sizeof fit;
-  REQUIRE(mallctl("opt.lg_extent_max_active_fit", &fit, &size, nullptr, 0) == 0);
-  CHECK(fit == 30);
+  CHECK(std::string(ctl<const char*>("opt.percpu_arena")) == "percpu");
+  CHECK(!ctl<bool>("opt.background_thread"));
+  CHECK(std::string(ctl<const char*>("opt.thp")) == "always");
+  CHECK(ctl<size_t>("opt.lg_extent_max_active_fit") == 30);
 }
 
 TEST_CASE("jemalloc's memory is advised for transparent huge pages: a fault brings 2 MiB") {
@@ -110,15 +108,9 @@ TEST_CASE("a freed block of 32 MiB stays resident, for the next allocation") {
   char* first = static_cast<char*>(std::malloc(bytes));
   REQUIRE(first != nullptr);
   for (size_t i = 0; i < bytes; i += 4096) first[i] = 1;
-  size_t resident_before = 0, size = sizeof resident_before;
-  uint64_t epoch = 1;
-  size_t esize = sizeof epoch;
-  REQUIRE(mallctl("epoch", &epoch, &esize, &epoch, esize) == 0);
-  REQUIRE(mallctl("stats.resident", &resident_before, &size, nullptr, 0) == 0);
+  const size_t resident_before = stat_bytes("stats.resident");
   std::free(first);
-  REQUIRE(mallctl("epoch", &epoch, &esize, &epoch, esize) == 0);
-  size_t resident_after = 0;
-  REQUIRE(mallctl("stats.resident", &resident_after, &size, nullptr, 0) == 0);
+  const size_t resident_after = stat_bytes("stats.resident");
   // Kept resident: jemalloc's default would have purged the whole block on free.
   CHECK(resident_after + bytes / 2 > resident_before);
 }
@@ -126,18 +118,10 @@ TEST_CASE("a freed block of 32 MiB stays resident, for the next allocation") {
 TEST_CASE("a freed large extent serves smaller requests: the process does not grow beside it") {
   if (settings_overridden()) return;
   // An arena of this test's own and no thread cache: what the arena maps is this test's alone.
-  unsigned arena = 0;
-  size_t size = sizeof arena;
-  REQUIRE(mallctl("arenas.create", &arena, &size, nullptr, 0) == 0);
+  const auto arena = ctl<unsigned>("arenas.create");
   const int flags = MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE;
   const std::string mapped_stat = "stats.arenas." + std::to_string(arena) + ".mapped";
-  auto mapped = [&] {
-    uint64_t epoch = 1;
-    size_t esize = sizeof epoch, bytes = 0, bsize = sizeof bytes;
-    REQUIRE(mallctl("epoch", &epoch, &esize, &epoch, esize) == 0);
-    REQUIRE(mallctl(mapped_stat.c_str(), &bytes, &bsize, nullptr, 0) == 0);
-    return bytes;
-  };
+  auto mapped = [&] { return stat_bytes(mapped_stat); };
   const size_t large = size_t{32} << 20, small = size_t{64} << 10, count = 256;  // 16 MiB
   void* block = mallocx(large, flags);
   REQUIRE(block != nullptr);
