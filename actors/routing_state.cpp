@@ -1,5 +1,7 @@
 // Applying journal entries to the routing state, and the views derived from it.
 #include <algorithm>
+#include <cstring>
+#include <stdexcept>
 
 #include "actors/routing.hpp"
 #include "actors/routing_subjects.hpp"
@@ -58,7 +60,15 @@ DayStats& Tenant::today(const std::string& queue, int64_t time_ms) {
 // ---- applying -------------------------------------------------------------------------------
 
 Tenant::Conversation* Tenant::find_conversation(const std::string& id) const {
-  return conversations_.find(id);
+  if (Conversation* c = conversations_.find(id)) return c;
+  PackedConversation* p = packed_.empty() ? nullptr : packed_.find(id);
+  if (!p) return nullptr;
+  const std::string key = id;  // `id` may be the packed entry's own, erased below
+  Conversation& c = conversations_[key];
+  unpack(p->members, c);
+  packed_.erase(key);
+  to_pack_.push_back(key);
+  return &c;
 }
 
 Tenant::Conversation& Tenant::conversation_at(const std::string& id) {
@@ -68,10 +78,13 @@ Tenant::Conversation& Tenant::conversation_at(const std::string& id) {
 
 void Tenant::evict_closed_before(int64_t time_ms) {
   while (!closed_.empty() && closed_.front().first < time_ms) {
-    const std::string& id = closed_.front().second;
-    const Conversation* c = conversations_.find(id);
-    if (c && c->state == conversation_state::closed && c->last_ms <= closed_.front().first)
-      conversations_.erase(id);
+    const auto& [closed_at, id] = closed_.front();
+    // Not if it was reopened since (closed again, it has a later entry here).
+    if (const Conversation* c = conversations_.find(id)) {
+      if (c->state == conversation_state::closed && c->last_ms <= closed_at) conversations_.erase(id);
+    } else if (const PackedConversation* p = packed_.find(id); p && p->last_ms <= closed_at) {
+      packed_.erase(id);
+    }
     closed_.pop_front();
   }
 }
@@ -107,10 +120,141 @@ const std::string& Tenant::customer_of(const Envelope& e) const {
 Touched Tenant::take_touched() {
   Touched t = std::exchange(touched_, Touched{});
   t.conversations = touched_conversations_.take();
+  pack_closed(t.conversations);
   t.agents = touched_agents_.take();
   t.journeys = journeys_.take_touched();
   t.arbitration = arbiter_.take_touched();
   return t;
+}
+
+// ---- closed conversations, packed --------------------------------------------------------
+
+namespace {
+
+// A conversation's members in a fixed order: integers as base-128 varints (signed ones
+// zigzagged), texts as their length and bytes, the confidence as its 8 bytes, sets as their
+// size and members, the attributes in MessagePack (nothing for an empty object, the usual).
+struct Packer {
+  std::string out;
+  void varint(uint64_t v) {
+    for (; v >= 0x80; v >>= 7) out += static_cast<char>(v | 0x80);
+    out += static_cast<char>(v);
+  }
+  void integer(int64_t v) { varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
+  void text(std::string_view s) {
+    varint(s.size());
+    out.append(s);
+  }
+};
+
+// Reads what a Packer wrote; a read past the end (only a bug could ask for one) throws.
+struct Unpacker {
+  std::string_view in;
+  size_t at = 0;
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      const auto byte = static_cast<unsigned char>(in.at(at++));
+      v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if (byte < 0x80) return v;
+    }
+  }
+  int64_t integer() {
+    const uint64_t u = varint();
+    return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1);
+  }
+  std::string_view text() {
+    const size_t n = varint();
+    if (n > in.size() - at) throw std::out_of_range("packed conversation cut short");
+    std::string_view s = in.substr(at, n);
+    at += n;
+    return s;
+  }
+};
+
+// The members pack() and unpack() go through by kind (the id is the packed entry's own).
+template <typename C>
+struct Members {
+  static constexpr std::string C::*texts[] = {
+      &C::customer, &C::channel,         &C::language,       &C::queue,    &C::agent,
+      &C::offer,    &C::intent,          &C::last_agent,     &C::preferred_agent,
+      &C::handoff_reason, &C::decision,  &C::action,         &C::arbitrated_queue};
+  static constexpr int64_t C::*times[] = {&C::started_ms,  &C::enqueued_ms,    &C::queue_entered_ms,
+                                          &C::offer_expires_ms, &C::answered_ms, &C::wrap_up_due_ms,
+                                          &C::preferred_until_ms, &C::closed_ms, &C::last_ms};
+  static constexpr std::set<std::string> C::*sets[] = {&C::declined_by, &C::missed_by};
+};
+
+}  // namespace
+
+std::string Tenant::pack(const Conversation& c) {
+  // A member added to Conversation must be packed and unpacked too: this size is the reminder.
+  static_assert(sizeof(Conversation) == 680, "pack() and unpack() must cover every member");
+  using M = Members<Conversation>;
+  // Written into this thread's buffer, then copied once at its size: a string grown to fit
+  // and shrunk after was two allocations more.
+  thread_local Packer p;
+  p.out.clear();
+  for (auto member : M::texts) p.text(c.*member);
+  for (auto member : M::times) p.integer(c.*member);
+  for (auto member : M::sets) {
+    p.varint((c.*member).size());
+    for (const auto& s : c.*member) p.text(s);
+  }
+  p.out += static_cast<char>(c.keep_with_bot);
+  p.out += static_cast<char>(c.state);
+  p.integer(c.priority);
+  p.varint(c.relax_step);
+  p.out.append(reinterpret_cast<const char*>(&c.confidence), sizeof c.confidence);
+  p.varint(c.order);
+  // `touched` is not kept: 0 is "not in this round", and an unpacked conversation is not.
+  if (c.attributes.is_object() && c.attributes.empty()) {
+    p.text({});
+  } else {
+    // MessagePack: every value back as it was, numbers to the bit (dump() would throw on a
+    // string that is not UTF-8, were one ever to get here).
+    const std::vector<uint8_t> bytes = json::to_msgpack(c.attributes);
+    p.text(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  }
+  return p.out;
+}
+
+void Tenant::unpack(std::string_view members, Conversation& c) {
+  using M = Members<Conversation>;
+  Unpacker u{members};
+  for (auto member : M::texts) c.*member = u.text();
+  for (auto member : M::times) c.*member = u.integer();
+  for (auto member : M::sets) {
+    for (uint64_t n = u.varint(); n > 0; --n) (c.*member).emplace_hint((c.*member).end(), u.text());
+  }
+  c.keep_with_bot = u.in.at(u.at++) != 0;
+  c.state = static_cast<conversation_state>(u.in.at(u.at++));
+  c.priority = static_cast<int>(u.integer());
+  c.relax_step = u.varint();
+  if (u.in.size() - u.at < sizeof c.confidence) throw std::out_of_range("packed conversation cut short");
+  std::memcpy(&c.confidence, u.in.data() + u.at, sizeof c.confidence);
+  u.at += sizeof c.confidence;
+  c.order = u.varint();
+  const std::string_view attributes = u.text();
+  c.attributes = attributes.empty() ? json::object() : json::from_msgpack(attributes.begin(), attributes.end());
+}
+
+void Tenant::pack_closed(const std::vector<std::string>& touched) {
+  for (const auto& id : to_pack_) {
+    // Touched again: its view is written after this take (packed now, it would be unpacked
+    // at once to be rendered); it is among `touched`, looked at below.
+    if (std::binary_search(touched.begin(), touched.end(), id)) continue;
+    const Conversation* c = conversations_.find(id);
+    if (!c || c->state != conversation_state::closed) continue;  // evicted, or reopened
+    PackedConversation& p = packed_[id];
+    p.last_ms = c->last_ms;
+    p.members = pack(*c);
+    conversations_.erase(id);
+  }
+  to_pack_.clear();
+  for (const auto& id : touched)
+    if (const Conversation* c = conversations_.find(id); c && c->state == conversation_state::closed)
+      to_pack_.push_back(id);
 }
 
 std::string Tenant::slot_of(const Agent& a, const std::string& channel) {

@@ -292,6 +292,72 @@ TEST_CASE("a closed conversation leaves memory a day after closing; its id may t
   CHECK(*replayed.agent_view("alice") == s.agent("alice"));
 }
 
+TEST_CASE("a closed conversation is packed once its view is written, and is unpacked as it was") {
+  // The same facts to two tenants: `s` writes its views after every fact (take_touched), and so
+  // packs its closed conversations; `twin` never does.
+  Scenario s, twin;
+  auto both = [&](const std::string& type, const json& data, int seconds = 1) {
+    auto decided = s.fact(type, data, seconds);
+    CHECK(decided == twin.fact(type, data, seconds));
+    (void)s.tenant.take_touched();
+    return decided;
+  };
+  both("queue.configured", {{"queue", "billing"}, {"channels", {"web"}}, {"reopen_window_s", 3600}});
+  both("agent.logged_in", {{"agent", "alice"}, {"capacity", {{"chat", 1}}}, {"queues", {"billing"}}});
+  both("agent.logged_in", {{"agent", "bob"}, {"capacity", {{"chat", 1}}}, {"queues", {"billing"}}});
+  auto offered = both("conversation.started", {{"conversation", "c-1"}, {"customer", "u-1"}, {"channel", "web"},
+                                               {"queue", "billing"}, {"language", "zh-CN"}, {"priority", 3},
+                                               {"attributes", {{"vip", true}, {"spend", 1200.5}, {"n", 7}, {"city", "\u6210\u90fd"}}}});
+  REQUIRE(offered.back().first == "conversation.offered");
+  const json to_alice = offered.back().second;
+  both("conversation.intent_detected", {{"conversation", "c-1"}, {"intent", "refund"}, {"confidence", 0.25}});
+  auto declined = both("offer.declined", {{"conversation", "c-1"}, {"agent", to_alice["agent"]}, {"offer", to_alice["offer"]}});
+  REQUIRE(declined.back().first == "conversation.offered");
+  const json to_bob = declined.back().second;
+  both("offer.accepted", {{"conversation", "c-1"}, {"agent", to_bob["agent"]}, {"offer", to_bob["offer"]}});
+  both("conversation.ended", {{"conversation", "c-1"}, {"by", "customer"}});
+  both("conversation.wrapped_up", {{"conversation", "c-1"}, {"agent", to_bob["agent"]}});
+  CHECK(s.tenant.packed_conversations() == 0);  // its closed view is written after this take
+  (void)s.tenant.take_touched();
+  CHECK(s.tenant.packed_conversations() == 1);
+  CHECK(s.tenant.conversations_in_memory() == 1);
+  CHECK(twin.tenant.packed_conversations() == 0);
+
+  // Looked at, it is what it was: its view, and a fact that it refuses.
+  CHECK(s.conversation("c-1") == twin.conversation("c-1"));
+  CHECK(s.conversation("c-1")["declined_by"] == json::array({to_alice["agent"]}));
+  CHECK(s.tenant.packed_conversations() == 0);  // unpacked to be read
+  (void)s.tenant.take_touched();
+  CHECK(s.tenant.packed_conversations() == 1);  // and packed again, still closed
+  auto refused = both("conversation.priority_changed", {{"conversation", "c-1"}, {"priority", 1}});
+  CHECK(refused.at(0).second["reason"] == "conversation is closed");
+  (void)s.tenant.take_touched();
+  CHECK(s.tenant.packed_conversations() == 1);
+
+  // Reopened, it routes as if it had never been packed: its last agent preferred, its priority
+  // and attributes kept.
+  both("conversation.reopened", {{"conversation", "c-1"}});
+  CHECK(s.tenant.packed_conversations() == 0);
+  CHECK(s.conversation("c-1") == twin.conversation("c-1"));
+  CHECK(s.conversation("c-1")["preferred_agent"] == to_bob["agent"]);
+  CHECK(s.conversation("c-1")["attributes"] == json{{"vip", true}, {"spend", 1200.5}, {"n", 7}, {"city", "\u6210\u90fd"}});
+
+  // Closed again and packed, it is evicted a day after closing, as the twin's is.
+  both("offer.accepted", {{"conversation", "c-1"}, {"agent", to_bob["agent"]},
+                          {"offer", s.journal.back().data["offer"]}});
+  both("conversation.ended", {{"conversation", "c-1"}, {"by", "customer"}});
+  both("conversation.wrapped_up", {{"conversation", "c-1"}, {"agent", to_bob["agent"]}});
+  (void)s.tenant.take_touched();
+  REQUIRE(s.tenant.packed_conversations() == 1);
+  both("agent.heartbeat", {{"agent", "alice"}}, 24 * 3600 + 1);
+  CHECK(s.tenant.conversations_in_memory() == 0);
+  CHECK(twin.tenant.conversations_in_memory() == 0);
+  CHECK(s.types(both("conversation.started", {{"conversation", "c-1"}, {"customer", "u-1"}, {"channel", "web"},
+                                              {"queue", "billing"}})) ==
+        std::vector<std::string>{"conversation.queued", "conversation.offered"});
+  for (const auto* agent : {"alice", "bob"}) CHECK(s.agent(agent) == twin.agent(agent));
+}
+
 TEST_CASE("journey features as a tree are what their text says") {
   journey::Features f;
   f.contacts_7d = 2;
