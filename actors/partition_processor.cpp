@@ -123,10 +123,12 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
   std::string key;
   for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
-    for (const auto& id : t.conversations)
+    for (const auto& id : t.conversations) {
       render(view::conversations, name, id, [&] {
         if (tenant.conversation_doc(id, doc)) batch.put_document(view::conversations, name, id, doc.bytes());
       });
+      tenant.pack_if_closed(id);  // while it is in the cache
+    }
     for (const auto& id : t.agents)
       render(view::agents, name, id, [&] {
         if (tenant.agent_doc(id, doc)) batch.put_document(view::agents, name, id, doc.bytes());
@@ -175,7 +177,8 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
     }
     if (r.pos >= applied) batch.put_record(r.record, p, r.pos);
     if (r.pos < applied) {
-      for (auto& [name, t] : state.tenants) t.take_touched();  // already in the views
+      for (auto& [name, t] : state.tenants)  // already in the views
+        for (const auto& id : t.take_touched().conversations) t.pack_if_closed(id);
       state.intervals.take_deltas();
       state.schedules.take_touched();
       return Status::ok();

@@ -147,6 +147,9 @@ class Tenant {
   }
 
   Touched take_touched();
+  // Packs the conversation if it is closed (PackedConversation): for a caller that has just
+  // written its view, as the partition host does for each conversation take_touched() gives.
+  void pack_if_closed(const std::string& id);
   seq_no next_seq() const { return seq_no{next_seq_}; }
   const std::string& name() const { return name_; }
 
@@ -301,24 +304,22 @@ class Tenant {
   // Looked up by id only (id_map.hpp); every iteration that decides something goes through
   // ordered sets. Mutable, as packed_ is: finding a packed conversation unpacks it.
   mutable IdMap<Conversation> conversations_;
-  // A closed conversation as memory keeps it from the projection after the one that wrote its
-  // closed view until it is evicted or looked up: its id, its latest event's time (eviction
-  // compares it) and every other member packed into one string (pack()). A Conversation is
-  // 680 bytes (768 allocated) and more allocations; the benchmark's packed: 72 bytes of entry
-  // and 77-81 of members. Nothing but memory tells them apart: find_conversation() unpacks one back into
-  // conversations_, member for member, and packs it again later if it is still closed.
+  // A closed conversation as memory keeps it once its closed view is written (pack_if_closed)
+  // until it is evicted or looked up: its id, its latest event's time (eviction compares it)
+  // and every other member packed into one string (pack()). A Conversation is 680 bytes (768
+  // allocated) and more allocations; the benchmark's packed: 72 bytes of entry and 77-81 of
+  // members. Nothing but memory tells them apart: find_conversation() unpacks one back into
+  // conversations_, member for member, and the next take_touched() packs it again if it is
+  // still closed and untouched (touched, its view is written and packed after).
   struct PackedConversation {
     std::string id;
     int64_t last_ms = 0;
     std::string members;
   };
   mutable IdMap<PackedConversation> packed_;
-  // Closed conversations whose views the projection after take_touched() writes (and those
-  // unpacked since): packed at the next take_touched() if still closed and not touched again.
-  mutable std::vector<std::string> to_pack_;
+  mutable std::vector<std::string> unpacked_;  // since the last take_touched()
   static std::string pack(const Conversation& c);
   static void unpack(std::string_view members, Conversation& c);
-  void pack_closed(const std::vector<std::string>& touched);
   // The conversation with this id (unpacked if it was packed), or null; conversation_at
   // throws std::out_of_range instead, as the map's at() does.
   Conversation* find_conversation(const std::string& id) const;

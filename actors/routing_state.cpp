@@ -67,7 +67,7 @@ Tenant::Conversation* Tenant::find_conversation(const std::string& id) const {
   Conversation& c = conversations_[key];
   unpack(p->members, c);
   packed_.erase(key);
-  to_pack_.push_back(key);
+  unpacked_.push_back(key);
   return &c;
 }
 
@@ -120,7 +120,11 @@ const std::string& Tenant::customer_of(const Envelope& e) const {
 Touched Tenant::take_touched() {
   Touched t = std::exchange(touched_, Touched{});
   t.conversations = touched_conversations_.take();
-  pack_closed(t.conversations);
+  // Those unpacked to be looked at: packed again unless their views are owed (then the caller
+  // packs them once it has written them).
+  for (const auto& id : unpacked_)
+    if (!std::binary_search(t.conversations.begin(), t.conversations.end(), id)) pack_if_closed(id);
+  unpacked_.clear();
   t.agents = touched_agents_.take();
   t.journeys = journeys_.take_touched();
   t.arbitration = arbiter_.take_touched();
@@ -239,22 +243,13 @@ void Tenant::unpack(std::string_view members, Conversation& c) {
   c.attributes = attributes.empty() ? json::object() : json::from_msgpack(attributes.begin(), attributes.end());
 }
 
-void Tenant::pack_closed(const std::vector<std::string>& touched) {
-  for (const auto& id : to_pack_) {
-    // Touched again: its view is written after this take (packed now, it would be unpacked
-    // at once to be rendered); it is among `touched`, looked at below.
-    if (std::binary_search(touched.begin(), touched.end(), id)) continue;
-    const Conversation* c = conversations_.find(id);
-    if (!c || c->state != conversation_state::closed) continue;  // evicted, or reopened
-    PackedConversation& p = packed_[id];
-    p.last_ms = c->last_ms;
-    p.members = pack(*c);
-    conversations_.erase(id);
-  }
-  to_pack_.clear();
-  for (const auto& id : touched)
-    if (const Conversation* c = conversations_.find(id); c && c->state == conversation_state::closed)
-      to_pack_.push_back(id);
+void Tenant::pack_if_closed(const std::string& id) {
+  const Conversation* c = conversations_.find(id);
+  if (!c || c->state != conversation_state::closed) return;
+  PackedConversation& p = packed_[id];
+  p.last_ms = c->last_ms;
+  p.members = pack(*c);
+  conversations_.erase(id);
 }
 
 std::string Tenant::slot_of(const Agent& a, const std::string& channel) {

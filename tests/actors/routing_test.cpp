@@ -293,13 +293,19 @@ TEST_CASE("a closed conversation leaves memory a day after closing; its id may t
 }
 
 TEST_CASE("a closed conversation is packed once its view is written, and is unpacked as it was") {
-  // The same facts to two tenants: `s` writes its views after every fact (take_touched), and so
-  // packs its closed conversations; `twin` never does.
+  // The same facts to two tenants: `s` writes its conversations' views after every fact and
+  // packs the closed ones then, as the partition host does; `twin` does neither.
   Scenario s, twin;
+  auto write_views = [&] {
+    for (const auto& id : s.tenant.take_touched().conversations) {
+      (void)s.tenant.conversation_text(id);
+      s.tenant.pack_if_closed(id);
+    }
+  };
   auto both = [&](const std::string& type, const json& data, int seconds = 1) {
     auto decided = s.fact(type, data, seconds);
     CHECK(decided == twin.fact(type, data, seconds));
-    (void)s.tenant.take_touched();
+    write_views();
     return decided;
   };
   both("queue.configured", {{"queue", "billing"}, {"channels", {"web"}}, {"reopen_window_s", 3600}});
@@ -317,8 +323,6 @@ TEST_CASE("a closed conversation is packed once its view is written, and is unpa
   both("offer.accepted", {{"conversation", "c-1"}, {"agent", to_bob["agent"]}, {"offer", to_bob["offer"]}});
   both("conversation.ended", {{"conversation", "c-1"}, {"by", "customer"}});
   both("conversation.wrapped_up", {{"conversation", "c-1"}, {"agent", to_bob["agent"]}});
-  CHECK(s.tenant.packed_conversations() == 0);  // its closed view is written after this take
-  (void)s.tenant.take_touched();
   CHECK(s.tenant.packed_conversations() == 1);
   CHECK(s.tenant.conversations_in_memory() == 1);
   CHECK(twin.tenant.packed_conversations() == 0);
@@ -327,11 +331,10 @@ TEST_CASE("a closed conversation is packed once its view is written, and is unpa
   CHECK(s.conversation("c-1") == twin.conversation("c-1"));
   CHECK(s.conversation("c-1")["declined_by"] == json::array({to_alice["agent"]}));
   CHECK(s.tenant.packed_conversations() == 0);  // unpacked to be read
-  (void)s.tenant.take_touched();
+  write_views();
   CHECK(s.tenant.packed_conversations() == 1);  // and packed again, still closed
   auto refused = both("conversation.priority_changed", {{"conversation", "c-1"}, {"priority", 1}});
   CHECK(refused.at(0).second["reason"] == "conversation is closed");
-  (void)s.tenant.take_touched();
   CHECK(s.tenant.packed_conversations() == 1);
 
   // Reopened, it routes as if it had never been packed: its last agent preferred, its priority
@@ -347,7 +350,6 @@ TEST_CASE("a closed conversation is packed once its view is written, and is unpa
                           {"offer", s.journal.back().data["offer"]}});
   both("conversation.ended", {{"conversation", "c-1"}, {"by", "customer"}});
   both("conversation.wrapped_up", {{"conversation", "c-1"}, {"agent", to_bob["agent"]}});
-  (void)s.tenant.take_touched();
   REQUIRE(s.tenant.packed_conversations() == 1);
   both("agent.heartbeat", {{"agent", "alice"}}, 24 * 3600 + 1);
   CHECK(s.tenant.conversations_in_memory() == 0);
