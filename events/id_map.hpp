@@ -1,5 +1,6 @@
-// Entities by id, for the hottest lookups by id (the routing state's conversations, the
-// journeys' customers, the interval statistics' contacts): T's own `id` member is the key.
+// Entities by id, for the hottest lookups by id (the routing state's conversations, open and
+// packed, the journeys' customers, the interval statistics' contacts): T's own `id` member is
+// the key.
 #pragma once
 
 #include <cstdint>
