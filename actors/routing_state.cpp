@@ -61,9 +61,9 @@ DayStats& Tenant::today(const std::string& queue, int64_t time_ms) {
 
 Tenant::Conversation* Tenant::find_conversation(const std::string& id) const {
   if (Conversation* c = conversations_.find(id)) return c;
-  PackedConversation* p = packed_.empty() ? nullptr : packed_.find(id);
+  PackedConversation* p = packed_.find(id);
   if (!p) return nullptr;
-  const std::string key = id;  // `id` may be the packed entry's own, erased below
+  const std::string key = id;  // copied: `id` may be one of unpacked_, which grows below
   Conversation& c = conversations_[key];
   unpack(p->members, c);
   packed_.erase(key);
