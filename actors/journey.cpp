@@ -188,8 +188,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
   if (e.type != "event.refused"sv) sweep(e.time_ms);
   const json& d = e.data;
   if (e.type == "customer.profile_updated"sv) {
-    Customer& c = customers_[customer];
-    c.id = customer;
+    Customer& c = customers_[customer];  // made with its id if new
     if (!c.profile.is_object()) c.profile = json::object();
     for (const auto& [key, value] : d["attributes"].items()) {
       if (value.is_null()) c.profile.erase(key);
@@ -203,8 +202,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
   if (customer.empty() || e.type == "event.refused"sv) return;
   const std::string& conversation = str(d, "conversation");
   if (e.type == "conversation.started"sv) {
-    Customer& c = customers_[customer];
-    c.id = customer;
+    Customer& c = customers_[customer];  // made with its id if new
     Visit v;
     v.conversation = conversation;
     v.channel = str(d, "channel");

@@ -12,10 +12,10 @@ using namespace std::string_view_literals;
 namespace {
 
 bool is_conversation_fact(const std::string& type) {
-  return type.rfind("conversation.", 0) == 0 || type.rfind("offer.", 0) == 0;
+  return starts_with(type, "conversation."sv) || starts_with(type, "offer."sv);
 }
 
-bool is_agent_fact(const std::string& type) { return type.rfind("agent.", 0) == 0; }
+bool is_agent_fact(const std::string& type) { return starts_with(type, "agent."sv); }
 
 }  // namespace
 

@@ -40,6 +40,12 @@ using events::Envelope;
 using events::json;
 using events::object_of;
 
+// Whether `s` begins with `prefix`: for a literal prefix, compared inline (rfind(prefix, 0)
+// called into the library, and memcmp from there).
+inline bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
+}
+
 // What a fact led to, in journal order: the decisions of timers that fell due before it, the
 // fact itself, then its decisions. Every envelope carries its seq; decisions carry the fact's
 // id as their cause. When the fact is refused, `refused` is true, `fact` is empty and the last

@@ -100,7 +100,7 @@ void Tenant::apply(const Envelope& e) {
   switch (kind) {
     case events::event_kind::fact:
       if (e.type == "queue.configured"sv) apply_queue_config(e);
-      else if (e.type.rfind("agent.", 0) == 0) apply_agent_fact(e);
+      else if (starts_with(e.type, "agent."sv)) apply_agent_fact(e);
       else apply_conversation_fact(e);
       break;
     case events::event_kind::decision: apply_decision(e); break;
@@ -476,8 +476,7 @@ void Tenant::apply_conversation_fact(const Envelope& e) {
   const std::string& cid = str(d, "conversation");
   if (cid.empty()) return;  // clock.tick, contact.recorded, schedule.published, arbitration.*
   if (t == "conversation.started"sv) {
-    Conversation& c = conversations_[cid];
-    c.id = cid;
+    Conversation& c = conversations_[cid];  // made with its id if new
     c.customer = str(d, "customer");
     c.channel = str(d, "channel");
     c.language = str(d, "language");
