@@ -175,13 +175,14 @@ struct Unpacker {
     const uint64_t u = varint();
     return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1);
   }
-  std::string_view text() {
-    const size_t n = varint();
+  // The next n bytes.
+  std::string_view bytes(size_t n) {
     if (n > in.size() - at) throw std::out_of_range("packed conversation cut short");
     std::string_view s = in.substr(at, n);
     at += n;
     return s;
   }
+  std::string_view text() { return bytes(varint()); }
 };
 
 // The members pack() and unpack() go through by kind (the id is the packed entry's own).
@@ -244,13 +245,12 @@ void Tenant::unpack(std::string_view members, Conversation& c) {
   for (auto member : M::sets) {
     for (uint64_t n = u.varint(); n > 0; --n) (c.*member).emplace_hint((c.*member).end(), u.text());
   }
-  c.keep_with_bot = u.in.at(u.at++) != 0;
-  c.state = static_cast<conversation_state>(u.in.at(u.at++));
+  const std::string_view flags = u.bytes(2);
+  c.keep_with_bot = flags[0] != 0;
+  c.state = static_cast<conversation_state>(flags[1]);
   c.priority = static_cast<int>(u.integer());
   c.relax_step = u.varint();
-  if (u.in.size() - u.at < sizeof c.confidence) throw std::out_of_range("packed conversation cut short");
-  std::memcpy(&c.confidence, u.in.data() + u.at, sizeof c.confidence);
-  u.at += sizeof c.confidence;
+  std::memcpy(&c.confidence, u.bytes(sizeof c.confidence).data(), sizeof c.confidence);
   c.order = u.varint();
   const std::string_view attributes = u.text();
   c.attributes = attributes.empty() ? json::object() : json::from_msgpack(attributes.begin(), attributes.end());

@@ -28,13 +28,13 @@ def resident_mib(pid):
     return -1
 
 
+KIND_NAMES = {"s": "started", "m": "message", "e": "ended"}
+
+
 def event(tenant, kind, n, ms, data):
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ORIGIN_S + ms // 1000)) + ".%03dZ" % (ms % 1000)
-    return json.dumps({"id": f"tenant{tenant}-{kind}{n}", "type": f"conversation.{kind_names[kind]}",
+    return json.dumps({"id": f"tenant{tenant}-{kind}{n}", "type": f"conversation.{KIND_NAMES[kind]}",
                        "tenant": f"tenant{tenant}", "time": stamp, "data": data})
-
-
-kind_names = {"s": "started", "m": "message", "e": "ended"}
 
 
 def main():

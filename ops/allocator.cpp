@@ -32,7 +32,8 @@
 // million-event benchmarks: best e2e +1% to +35%, 151,600 -> 179,400 events/s on their mean (+18%),
 // CPU in the best runs 11.4-13.6 -> 10.2-11.6 µs an event; five pairs at 300,000 events: +9% on the
 // mean of the bests. The price is memory: a huge page is resident as a whole once touched. One
-// server under 2 million events: 1,768 MiB resident against 1,710; the benchmark's process (four
+// server under 2 million events: 1,768 MiB resident against 1,710 (measured with a driver found later
+// to send only the conversations' starts); the benchmark's process (four
 // servers in turn, the memory each frees kept for the next) peaked 1-57% higher in five pairs at a
 // million events. Where the kernel's THP setting is "never", this changes nothing; where memory is
 // short and huge pages must be compacted at a fault, `MALLOC_CONF=thp:default` turns it off.
@@ -51,7 +52,8 @@
 // the third and fourth runs (76-131 samples a second before). Five
 // interleaved pairs at a million events: the process's peak 2,623-3,309 -> 1,884-2,261 MiB,
 // best e2e 180,800 -> 192,100 events/s on their mean (+6%; -2% to +15%, inside the machine's
-// noise); one server under 2 million events, 1,746 MiB resident against 1,804.
+// noise); one server under 2 million events, 1,746 MiB resident against 1,804 (the same
+// driver).
 // docs/design-notes.md gives the measurements.
 extern "C" {
 extern const char* malloc_conf;

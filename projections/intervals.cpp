@@ -148,7 +148,8 @@ void IntervalStats::apply(const events::Envelope& e) {
     t.contacts[events::string_member(d, "conversation")].channel = events::string_member(d, "channel");
     return;
   }
-  Contact* found = t.contacts.find(events::string_member(d, "conversation"));
+  const std::string& conversation = events::string_member(d, "conversation");
+  Contact* found = t.contacts.find(conversation);
   if (!found) return;  // started before this projection existed
   Contact& c = *found;
   const int64_t now = e.time_ms;
@@ -174,8 +175,7 @@ void IntervalStats::apply(const events::Envelope& e) {
     c.finished = true;
   } else {  // conversation.closed
     if (c.answered_ms >= 0) at(e.tenant, c).handle_time_ms += now - c.answered_ms;
-    const std::string id = c.id;  // erase destroys c, whose id it would be reading
-    t.contacts.erase(id);
+    t.contacts.erase(conversation);  // not c.id: erase destroys c
   }
 }
 
