@@ -273,6 +273,13 @@ std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::In
   return d;
 }
 
+void PartitionProcessor::prefetch(const events::IngestRecord& rec) const {
+  if (!rec.parsed) return;  // parsed in decide(): nothing to look up before then
+  const routing::Envelope& fact = *rec.parsed;
+  recent_keys_.prefetch(fact.tenant, fact.id);
+  if (auto t = state_.tenants.find(fact.tenant); t != state_.tenants.end()) t->second.prefetch(fact);
+}
+
 void PartitionProcessor::apply_to_statistics(Decided& d) {
   deciding(d.record.ingest, [&] {
     const routing::Outcome& outcome = d.outcome;
@@ -379,7 +386,9 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
   records.reserve(ingest.size());
   for (size_t from = 0; from < ingest.size(); from += stage_facts) {
     decided_.clear();
-    for (size_t i = from; i < std::min(ingest.size(), from + stage_facts); ++i)
+    const size_t to = std::min(ingest.size(), from + stage_facts);
+    for (size_t i = from; i < to; ++i) prefetch(ingest[i]);
+    for (size_t i = from; i < to; ++i)
       if (auto d = decide(ingest[i])) decided_.push_back(std::move(*d));
     for (auto& d : decided_) apply_to_statistics(d);
     for (auto& d : decided_) {

@@ -134,6 +134,11 @@ class PartitionProcessor {
   // What an ingest record leads to, or nothing (a duplicate, or a record that names no tenant
   // and id to refuse). Takes the record's parsed envelope, if it has one.
   std::optional<Decided> decide(events::IngestRecord& rec);
+  // Fetches into the cache, ahead of decide(), the slots where a handed-over fact's first
+  // lookups start: its idempotency key among the recent keys, and its conversation. Those
+  // tables are larger than the caches, and each lookup missed in them in turn: fetched for a
+  // whole stage first, the misses overlap.
+  void prefetch(const events::IngestRecord& rec) const;
   // Applies a decided fact's entries to the interval statistics and schedules, and makes its
   // journal entries.
   void apply_to_statistics(Decided& d);

@@ -156,6 +156,10 @@ class Tenant {
   // Packs the conversation if it is closed (PackedConversation): for a caller that has just
   // written its view, as the partition host does for each conversation take_touched() gives.
   void pack_if_closed(const std::string& id);
+  // Fetches ahead what deciding `fact` looks up first in tables larger than the caches: the
+  // slots of its conversation, open and packed (PartitionProcessor: a stage's facts, before
+  // the first is decided).
+  void prefetch(const Envelope& fact) const;
   seq_no next_seq() const { return seq_no{next_seq_}; }
   const std::string& name() const { return name_; }
 

@@ -265,6 +265,14 @@ void Tenant::pack_if_closed(const std::string& id) {
   conversations_.erase(id);
 }
 
+void Tenant::prefetch(const Envelope& fact) const {
+  const std::string& id = str(fact.data, "conversation");
+  if (id.empty()) return;
+  const uint64_t h = events::key_hash(id);
+  conversations_.prefetch(h);
+  packed_.prefetch(h);
+}
+
 std::string Tenant::slot_of(const Agent& a, const std::string& channel) {
   if (a.capacity.count(channel)) return channel;
   if (channel == "voice"sv || channel == "email"sv) return channel;
