@@ -26,8 +26,9 @@ class RecentKeys {
   // Adds the key to the open generation: true if it was not held (in any generation).
   bool insert(std::string_view tenant, std::string_view id);
   bool contains(std::string_view tenant, std::string_view id) const;
-  // Asks the processor to fetch the slot where a lookup of this key starts: called a few keys
-  // ahead of insert() or contains(), so that the cache misses of several lookups overlap.
+  // Asks the CPU to fetch into its cache the slot where a lookup of this key starts: called a
+  // few keys ahead of insert() or contains(), so that the cache misses of several lookups
+  // overlap.
   void prefetch(std::string_view tenant, std::string_view id) const {
     __builtin_prefetch(&slots_[hash_of(tenant, id) & mask_]);
   }

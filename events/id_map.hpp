@@ -57,7 +57,7 @@ class IdMap {
     const Slot& s = slots_[probe(id, events::key_hash(id))];
     return s.entry.get();
   }
-  // Asks the processor to fetch the slot where a lookup of an id with this hash
+  // Asks the CPU to fetch into its cache the slot where a lookup of an id with this hash
   // (events::key_hash) starts, a few lookups ahead of it (their cache misses then overlap).
   void prefetch(uint64_t hash) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
