@@ -9,16 +9,6 @@
 namespace omniroute::routing {
 // Event types are compared as views: the length first, the bytes only when it matches.
 using namespace std::string_view_literals;
-namespace {
-
-bool is_conversation_fact(const std::string& type) {
-  return starts_with(type, "conversation."sv) || starts_with(type, "offer."sv);
-}
-
-bool is_agent_fact(const std::string& type) { return starts_with(type, "agent."sv); }
-
-}  // namespace
-
 const char* to_string(conversation_state s) {
   switch (s) {
     case conversation_state::bot: return "bot";

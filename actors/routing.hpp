@@ -45,6 +45,12 @@ using events::object_of;
 inline bool starts_with(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
 }
+// The fact types about an agent, and about a conversation (its offers included), by prefix:
+// for checking a fact and for applying it alike.
+inline bool is_agent_fact(std::string_view type) { return starts_with(type, "agent."); }
+inline bool is_conversation_fact(std::string_view type) {
+  return starts_with(type, "conversation.") || starts_with(type, "offer.");
+}
 
 // What a fact led to, in journal order: the decisions of timers that fell due before it, the
 // fact itself, then its decisions. Every envelope carries its seq; decisions carry the fact's

@@ -100,7 +100,7 @@ void Tenant::apply(const Envelope& e) {
   switch (kind) {
     case events::event_kind::fact:
       if (e.type == "queue.configured"sv) apply_queue_config(e);
-      else if (starts_with(e.type, "agent."sv)) apply_agent_fact(e);
+      else if (is_agent_fact(e.type)) apply_agent_fact(e);
       else apply_conversation_fact(e);
       break;
     case events::event_kind::decision: apply_decision(e); break;

@@ -5,8 +5,9 @@
 // journal entry is written as text, read back and applied to a second tenant; the views of
 // everything touched are rendered. None of it may throw, and the replayed tenant's views must
 // equal the live ones. A third tenant decides the same facts without ever writing views, so
-// without packing its closed conversations: its journal and views must equal the live ones. (A fact that throws would be refused by the partition host after a
-// recovery, but that is a safety net for bugs, not a way to handle input.)
+// without packing its closed conversations: its journal and views must equal the live ones.
+// (A fact that throws would be refused by the partition host after a recovery, but that is a
+// safety net for bugs, not a way to handle input.)
 #include <doctest/doctest.h>
 
 #include <algorithm>
