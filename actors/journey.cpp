@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <unordered_map>
 
+#include "actors/packing.hpp"
 #include "actors/routing_subjects.hpp"
 #include "events/policy.hpp"
 #include "events/time.hpp"
@@ -14,24 +16,36 @@ using namespace std::string_view_literals;
 namespace {
 
 constexpr int64_t day_ms = 24 * 3600 * 1000;
+using routing::Packer;
 using routing::str;
+using routing::Unpacker;
+
+// The decision types' names as the contract gives them: a note points at one (read-only: shared
+// by every partition's thread), or at "decision" for a name not among them (none reaches here).
+const std::string& unknown_decision_type() {
+  static const std::string name = "decision";
+  return name;
+}
+const std::string* decision_type(std::string_view type) {
+  static const std::unordered_map<std::string_view, const std::string*> interned = [] {
+    std::unordered_map<std::string_view, const std::string*> names;
+    for (const auto& name : events::decision_types()) names.emplace(name, &name);
+    return names;
+  }();
+  auto it = interned.find(type);
+  return it == interned.end() ? &unknown_decision_type() : it->second;
+}
+
+// The members a note's detail may come from, in the order they are looked for.
+constexpr const char* detail_keys[] = {"action", "to_queue", "agent", "queue"};
 
 // A decision as the journey keeps it: the detail worth showing for its type.
 DecisionNote note_of(const Envelope& e) {
-  // A note points at the contract's name of its type (read-only: shared by every partition's
-  // thread); only decisions reach here, so the name is always found.
-  static const std::string unknown = "decision";
-  static const std::unordered_map<std::string_view, const std::string*> interned = [] {
-    std::unordered_map<std::string_view, const std::string*> names;
-    for (const auto& type : events::decision_types()) names.emplace(type, &type);
-    return names;
-  }();
   DecisionNote n;
   n.id = e.id;
-  auto type = interned.find(e.type);
-  n.type = type == interned.end() ? &unknown : type->second;
+  n.type = decision_type(e.type);
   n.time_ms = e.time_ms;
-  for (const char* key : {"action", "to_queue", "agent", "queue"}) {
+  for (const char* key : detail_keys) {
     auto it = e.data.find(std::string_view(key));  // compared without a strlen per key
     if (it != e.data.end() && it->is_string()) {
       n.detail_key = key;
@@ -40,6 +54,62 @@ DecisionNote note_of(const Envelope& e) {
     }
   }
   return n;
+}
+
+// A visit's detail packed (packing.hpp) in the order of its members; a note's type and detail key
+// as their places in events::decision_types() and detail_keys, 0 for none (memory only: nothing
+// packed is ever stored).
+std::string pack(const VisitDetail& d) {
+  size_t room = (8 + 5 * d.decisions.size()) * Packer::varint_max + d.ended_by.size();
+  for (const auto* list : {&d.queues, &d.agents})
+    for (const auto& s : *list) room += Packer::varint_max + s.size();
+  for (const auto& n : d.decisions) room += n.id.size() + n.detail.size();
+  thread_local std::string buffer;
+  if (buffer.size() < room) buffer.resize(room);
+  Packer p{buffer.data()};
+  p.text(d.ended_by);
+  for (const auto* list : {&d.queues, &d.agents}) {
+    p.varint(list->size());
+    for (const auto& s : *list) p.text(s);
+  }
+  p.integer(d.waiting_since_ms);
+  p.integer(d.waited_ms);
+  p.varint(static_cast<uint64_t>(d.had_agent) | static_cast<uint64_t>(d.abandoned) << 1);
+  p.varint(d.decisions.size());
+  for (const auto& n : d.decisions) {
+    p.text(n.id);
+    p.varint(n.type == &unknown_decision_type() ? 0 : static_cast<uint64_t>(n.type - events::decision_types().data()) + 1);
+    size_t key = 0;
+    while (key < std::size(detail_keys) && detail_keys[key] != n.detail_key) ++key;
+    p.varint(key < std::size(detail_keys) ? key + 1 : 0);
+    p.integer(n.time_ms);
+    p.text(n.detail);
+  }
+  return std::string(buffer.data(), static_cast<size_t>(p.at - buffer.data()));
+}
+
+void unpack(std::string_view packed, VisitDetail& d) {
+  Unpacker u{packed};
+  d.ended_by = u.text();
+  for (auto* list : {&d.queues, &d.agents}) {
+    list->resize(u.varint());
+    for (auto& s : *list) s = u.text();
+  }
+  d.waiting_since_ms = u.integer();
+  d.waited_ms = u.integer();
+  const uint64_t flags = u.varint();
+  d.had_agent = flags & 1;
+  d.abandoned = flags & 2;
+  d.decisions.resize(u.varint());
+  for (auto& n : d.decisions) {
+    n.id = u.text();
+    const uint64_t type = u.varint();
+    n.type = type > 0 && type <= events::decision_types().size() ? &events::decision_types()[type - 1] : &unknown_decision_type();
+    const uint64_t key = u.varint();
+    n.detail_key = key > 0 && key <= std::size(detail_keys) ? detail_keys[key - 1] : nullptr;
+    n.time_ms = u.integer();
+    n.detail = u.text();
+  }
 }
 
 // A customer's visit of `conversation` (a Visit* or a const Visit*, as the customer is), or null.
@@ -76,27 +146,57 @@ json Features::to_json() const {
                    open_conversations, "repeat_contact_24h", repeat_contact_24h);
 }
 
+Visit::Visit(const Visit& other)
+    : conversation(other.conversation), channel(other.channel), intent(other.intent), outcome(other.outcome),
+      started_ms(other.started_ms), ended_ms(other.ended_ms), csat(other.csat),
+      repeat_contact_24h(other.repeat_contact_24h), touched(other.touched),
+      detail_(other.detail_ ? std::make_unique<VisitDetail>(*other.detail_) : nullptr), packed_(other.packed_) {}
+
+Visit& Visit::operator=(const Visit& other) {
+  if (this != &other) *this = Visit(other);
+  return *this;
+}
+
+VisitDetail& Visit::detail() {
+  if (!detail_) {
+    auto d = std::make_unique<VisitDetail>();
+    unpack(packed_, *d);
+    detail_ = std::move(d);
+    packed_ = std::string();  // its memory too
+  }
+  return *detail_;
+}
+
+void Visit::pack_if_closed() {
+  if (open() || !detail_) return;
+  packed_ = pack(*detail_);
+  detail_.reset();
+}
+
 void Visit::write(events::CompactDoc& o) const {
+  VisitDetail unpacked;  // only for a packed visit: the host writes its visits before it packs them
+  if (!detail_) unpack(packed_, unpacked);
+  const VisitDetail& d = detail_ ? *detail_ : unpacked;
   // In key order but a decision note's detail (action, agent, queue, to_queue), which the
   // text puts in its place among the note's other keys when it is read.
   o.clear();
-  o.texts("agents", agents).text("channel", channel).text("conversation", conversation);
+  o.texts("agents", d.agents).text("channel", channel).text("conversation", conversation);
   if (csat) o.number("csat", *csat);
   o.begin_array("decisions");
-  for (const auto& d : decisions) {
+  for (const auto& n : d.decisions) {
     o.item();
-    if (d.detail_key && *d.detail_key) o.text(d.detail_key, d.detail);
-    o.text("id", d.id).time("time", d.time_ms).text("type", *d.type).end_object();
+    if (n.detail_key && *n.detail_key) o.text(n.detail_key, n.detail);
+    o.text("id", n.id).time("time", n.time_ms).text("type", *n.type).end_object();
   }
   o.end_array();
   if (ended_ms >= 0) o.time("ended_at", ended_ms);
-  if (!ended_by.empty()) o.text("ended_by", ended_by);
+  if (!d.ended_by.empty()) o.text("ended_by", d.ended_by);
   if (!intent.empty()) o.text("intent", intent);
   o.text("outcome", outcome)
-      .texts("queues", queues)
+      .texts("queues", d.queues)
       .boolean("repeat_contact_24h", repeat_contact_24h)
       .time("started_at", started_ms)
-      .number("wait_s", static_cast<double>(waited_ms) / 1000.0);
+      .number("wait_s", static_cast<double>(d.waited_ms) / 1000.0);
 }
 
 std::string Journeys::visit_key(const std::string& customer, const Visit& v) {
@@ -138,6 +238,19 @@ bool Journeys::visit_doc(const std::string& customer, const std::string& convers
   key = visit_key(customer, *v);
   v->write(out);
   return true;
+}
+
+void Journeys::pack_if_closed(const std::string& customer, const std::string& conversation) {
+  if (Customer* c = customers_.find(customer))
+    if (Visit* v = visit_of(*c, conversation)) v->pack_if_closed();
+}
+
+std::pair<size_t, size_t> Journeys::packed_visits() const {
+  std::pair<size_t, size_t> n{0, 0};
+  customers_.for_each([&](const Customer& c) {
+    for (const auto& v : c.visits) n.first += v.packed(), ++n.second;
+  });
+  return n;
 }
 
 std::optional<std::pair<std::string, std::string>> Journeys::visit_text(
@@ -207,7 +320,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     v.conversation = conversation;
     v.channel = str(d, "channel");
     v.intent = str(d, "intent");
-    add_once(v.queues, str(d, "queue"));
+    add_once(v.detail().queues, str(d, "queue"));
     v.started_ms = e.time_ms;
     if (!c.visits.empty()) {
       const Visit& before = c.visits.back();
@@ -252,43 +365,44 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
     c.last_ms = std::max(c.last_ms, e.time_ms);
     touched_.add(c.touched, c.id);
   }
+  VisitDetail& detail = v->detail();
   auto stop_waiting = [&] {
-    if (v->waiting_since_ms < 0) return;
-    v->waited_ms += e.time_ms - v->waiting_since_ms;
-    v->waiting_since_ms = -1;
+    if (detail.waiting_since_ms < 0) return;
+    detail.waited_ms += e.time_ms - detail.waiting_since_ms;
+    detail.waiting_since_ms = -1;
   };
   if (decision) {
     // A conversation has a few decisions (queued, assigned, closed): room for them at once
     // rather than growing 1, 2, 4 (the growth was 0.7% of a host's instructions).
-    if (v->decisions.empty()) v->decisions.reserve(4);
-    v->decisions.push_back(note_of(e));
-    if (v->decisions.size() > decision_limit) v->decisions.erase(v->decisions.begin());
+    if (detail.decisions.empty()) detail.decisions.reserve(4);
+    detail.decisions.push_back(note_of(e));
+    if (detail.decisions.size() > decision_limit) detail.decisions.erase(detail.decisions.begin());
   }
   if (t == "conversation.intent_detected"sv) {
     v->intent = str(d, "intent");
   } else if (t == "conversation.queued"sv) {
-    add_once(v->queues, str(d, "queue"));
-    if (v->waiting_since_ms < 0) v->waiting_since_ms = e.time_ms;
+    add_once(detail.queues, str(d, "queue"));
+    if (detail.waiting_since_ms < 0) detail.waiting_since_ms = e.time_ms;
   } else if (t == "conversation.overflowed"sv) {
-    add_once(v->queues, str(d, "to_queue"));
+    add_once(detail.queues, str(d, "to_queue"));
   } else if (t == "conversation.assigned"sv) {
     stop_waiting();
-    add_once(v->agents, str(d, "agent"));
-    v->had_agent = true;
+    add_once(detail.agents, str(d, "agent"));
+    detail.had_agent = true;
   } else if (t == "conversation.abandoned"sv) {
     stop_waiting();
-    v->abandoned = true;
+    detail.abandoned = true;
   } else if (t == "conversation.ended"sv) {
-    v->ended_by = str(d, "by");
+    detail.ended_by = str(d, "by");
     if (d.contains("csat"sv) && d["csat"].is_number()) v->csat = d["csat"].get<double>();
   } else if (t == "conversation.reopened"sv) {
     v->outcome = "open";
     v->ended_ms = -1;
-    v->abandoned = false;
+    detail.abandoned = false;
   } else if (t == "conversation.closed"sv) {
     stop_waiting();
     v->ended_ms = e.time_ms;
-    v->outcome = v->abandoned ? "abandoned" : v->had_agent ? "handled" : "self_service";
+    v->outcome = detail.abandoned ? "abandoned" : detail.had_agent ? "handled" : "self_service";
   }
 }
 

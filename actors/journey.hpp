@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -55,19 +56,46 @@ struct DecisionNote {
   std::string detail;
 };
 
-// One conversation of the customer.
-struct Visit {
-  std::string conversation, channel, intent, ended_by;
-  const char* outcome = "open";  // open, handled, abandoned, self_service
+// What a visit's document shows beyond what is read of every visit (Visit): its members while
+// the visit may change, packed into one string once it is closed and its document written.
+struct VisitDetail {
+  std::string ended_by;
   std::vector<std::string> queues, agents;  // in order, each once
-  int64_t started_ms = 0, ended_ms = -1, waiting_since_ms = -1, waited_ms = 0;
-  bool repeat_contact_24h = false;
+  int64_t waiting_since_ms = -1, waited_ms = 0;
   bool had_agent = false, abandoned = false;
-  std::optional<double> csat;
   std::vector<DecisionNote> decisions;  // the latest decision_limit
+};
+
+// One conversation of the customer. Memory keeps a customer's latest 20 (Journeys::visit_limit),
+// nearly all of them closed: the features read every one, a new conversation moves them all
+// along, and the agent's summary reads the latest few; only what those read is kept in the
+// visit itself (192 bytes), the rest once closed in one packed string. Kept as members, the
+// rest took 272 bytes here and three allocations of about 450 more.
+struct Visit {
+  std::string conversation, channel, intent;
+  const char* outcome = "open";  // open, handled, abandoned, self_service
+  int64_t started_ms = 0, ended_ms = -1;
+  std::optional<double> csat;
+  bool repeat_contact_24h = false;
   uint64_t touched = 0;  // the round of Journeys::touched_visits_ it was last added in
+
+  Visit() = default;
+  Visit(Visit&&) noexcept = default;
+  Visit& operator=(Visit&&) noexcept = default;
+  Visit(const Visit& other);  // a copy of the detail, as it is held
+  Visit& operator=(const Visit& other);
+
   bool open() const { return ended_ms < 0; }
+  bool packed() const { return !detail_; }
+  // The detail to change, unpacked first if it was packed.
+  VisitDetail& detail();
+  // Packs the detail into one string if the visit is closed (Journeys::pack_if_closed).
+  void pack_if_closed();
   void write(events::CompactDoc& o) const;  // its document in the journey view, into `o` (cleared)
+
+ private:
+  std::unique_ptr<VisitDetail> detail_ = std::make_unique<VisitDetail>();  // null once packed
+  std::string packed_;  // the packed detail; empty while detail_ holds it
 };
 
 struct Customer {
@@ -131,6 +159,12 @@ class Journeys {
                                                                 const std::string& conversation) const;
   std::optional<std::pair<std::string, json>> visit_view(const std::string& customer,
                                                          const std::string& conversation) const;
+  // Packs a closed conversation's visit (Visit::pack_if_closed): the partition host calls it
+  // once the visit's document is written, as the visit is then in the cache. Whatever reads the
+  // visit's detail again unpacks it; nothing but memory tells the two apart.
+  void pack_if_closed(const std::string& customer, const std::string& conversation);
+  // How many visits memory holds packed, of all it holds (tests).
+  std::pair<size_t, size_t> packed_visits() const;
 
  private:
   void touch(Customer& c, Visit& v);

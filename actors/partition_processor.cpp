@@ -148,6 +148,7 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
       render(view::journeys, name, key, [&] {
         if (tenant.visit_doc(customer, conversation, key, doc)) batch.put_document(view::journeys, name, key, doc.bytes());
       });
+      tenant.pack_visit_if_closed(customer, conversation);  // while it is in the cache
     }
     for (const auto& id : t.arbitration.policies)
       render(view::policies, name, id, [&] {
@@ -177,8 +178,11 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
     }
     if (r.pos >= applied) batch.put_record(r.record, p, r.pos);
     if (r.pos < applied) {
-      for (auto& [name, t] : state.tenants)  // already in the views
-        for (const auto& id : t.take_touched().conversations) t.pack_if_closed(id);
+      for (auto& [name, t] : state.tenants) {  // already in the views
+        const routing::Touched touched = t.take_touched();
+        for (const auto& id : touched.conversations) t.pack_if_closed(id);
+        for (const auto& [customer, conversation] : touched.journeys.visits) t.pack_visit_if_closed(customer, conversation);
+      }
       state.intervals.take_deltas();
       state.schedules.take_touched();
       return Status::ok();

@@ -162,6 +162,13 @@ class Tenant {
   // Packs the conversation if it is closed (PackedConversation): for a caller that has just
   // written its view, as the partition host does for each conversation take_touched() gives.
   void pack_if_closed(const std::string& id);
+  // The same for a customer's visit of a conversation (Journeys::pack_if_closed), for each visit
+  // take_touched() gives.
+  void pack_visit_if_closed(const std::string& customer, const std::string& conversation) {
+    journeys_.pack_if_closed(customer, conversation);
+  }
+  // How many visits memory holds packed, of all it holds.
+  std::pair<size_t, size_t> packed_visits() const { return journeys_.packed_visits(); }
   // Fetches ahead what deciding `fact` looks up first in tables larger than the caches: the
   // slots of its conversation, open and packed (PartitionProcessor: a stage's facts, before
   // the first is decided).

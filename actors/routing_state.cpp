@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "actors/packing.hpp"
 #include "actors/routing.hpp"
 #include "actors/routing_subjects.hpp"
 #include "events/time.hpp"
@@ -137,55 +138,9 @@ Touched Tenant::take_touched() {
 
 namespace {
 
-// A conversation's members in a fixed order: integers as base-128 varints (signed ones
-// zigzagged), texts as their length and bytes, the confidence as its 8 bytes, sets as their
-// size and members, the attributes in MessagePack (nothing for an empty object, the usual).
-struct Packer {
-  static constexpr size_t varint_max = 10;  // bytes a 64-bit varint takes at most
-  char* at;  // into room the caller sized for what is written
-  void varint(uint64_t v) {
-    for (; v >= 0x80; v >>= 7) *at++ = static_cast<char>(v | 0x80);
-    *at++ = static_cast<char>(v);
-  }
-  void integer(int64_t v) { varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
-  void bytes(const void* p, size_t n) {
-    if (n == 0) return;  // p may be null then (an empty vector's data), which memcpy may not see
-    std::memcpy(at, p, n);
-    at += n;
-  }
-  void text(std::string_view s) {
-    varint(s.size());
-    bytes(s.data(), s.size());
-  }
-};
-
-// Reads what a Packer wrote; a read past the end (only a bug could ask for one) throws.
-struct Unpacker {
-  std::string_view in;
-  size_t at = 0;
-  uint64_t varint() {
-    uint64_t v = 0;
-    for (int shift = 0;; shift += 7) {
-      const auto byte = static_cast<unsigned char>(in.at(at++));
-      v |= static_cast<uint64_t>(byte & 0x7f) << shift;
-      if (byte < 0x80) return v;
-    }
-  }
-  int64_t integer() {
-    const uint64_t u = varint();
-    return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1);
-  }
-  // The next n bytes.
-  std::string_view bytes(size_t n) {
-    if (n > in.size() - at) throw std::out_of_range("packed conversation cut short");
-    std::string_view s = in.substr(at, n);
-    at += n;
-    return s;
-  }
-  std::string_view text() { return bytes(varint()); }
-};
-
-// The members pack() and unpack() go through by kind (the id is the packed entry's own).
+// A conversation's members in a fixed order (packing.hpp), by kind as below (the id is the packed
+// entry's own); the confidence as its 8 bytes, sets as their size and members, the attributes in
+// MessagePack (nothing for an empty object, the usual).
 template <typename C>
 struct Members {
   static constexpr std::string C::*texts[] = {

@@ -5,7 +5,8 @@
 // journal entry is written as text, read back and applied to a second tenant; the views of
 // everything touched are rendered. None of it may throw, and the replayed tenant's views must
 // equal the live ones. A third tenant decides the same facts without ever writing views, so
-// without packing its closed conversations: its journal and views must equal the live ones.
+// without packing its closed conversations and visits: its journal and views must equal the
+// live ones.
 // (A fact that throws would be refused by the partition host after a recovery, but that is a
 // safety net for bugs, not a way to handle input.)
 #include <doctest/doctest.h>
@@ -140,12 +141,14 @@ void mutate(json& data, std::mt19937& rng, const std::vector<json>& values) {
 }
 
 struct Run {
-  // `live` writes its views after every fact and packs its closed conversations then, as the
-  // partition host does; `twin` is given the same facts and never does either: both decide
-  // alike.
+  // `live` writes its views after every fact and packs its closed conversations and visits
+  // then, as the partition host does; `twin` is given the same facts and never does either: both
+  // decide alike.
   Tenant live{"acme"}, replayed{"acme"}, twin{"acme"};
   size_t packed = 0;  // the most closed conversations `live` held packed at once
+  size_t packed_visits = 0;  // and visits
   std::set<std::string> conversations, agents, queues, customers;
+  std::set<std::pair<std::string, std::string>> visits;
   std::map<std::string, std::string> offers;  // conversation -> its latest offer
   std::string decision;                       // the latest arbitration.decided
   events::CompactDoc doc;
@@ -160,9 +163,13 @@ struct Run {
     for (const auto& id : t.queues) (void)live.queue_view(id), queues.insert(id);
     for (const auto& id : t.journeys.customers) (void)live.customer_doc(id, doc), customers.insert(id);
     std::string key;
-    for (const auto& [customer, conversation] : t.journeys.visits) (void)live.visit_doc(customer, conversation, key, doc);
+    for (const auto& [customer, conversation] : t.journeys.visits) {
+      (void)live.visit_doc(customer, conversation, key, doc), visits.emplace(customer, conversation);
+      live.pack_visit_if_closed(customer, conversation);
+    }
     for (const auto& id : t.arbitration.policies) (void)live.policy_view(id);
     packed = std::max(packed, live.packed_conversations());
+    packed_visits = std::max(packed_visits, live.packed_visits().first);
   }
   void handle(Envelope fact) {
     Outcome same = twin.handle(fact);
@@ -196,7 +203,7 @@ TEST_CASE("mutated facts the door accepts are decided, journaled and replayed wi
     }
   }
   std::mt19937 rng(getenv("MUTATION_SEED") ? std::stoul(getenv("MUTATION_SEED")) : 20261205);
-  int accepted_mutants = 0, refused_at_door = 0, rounds_packing = 0;
+  int accepted_mutants = 0, refused_at_door = 0, rounds_packing = 0, rounds_packing_visits = 0;
   const int rounds = getenv("MUTATION_ROUNDS") ? std::stoi(getenv("MUTATION_ROUNDS")) : 4000;
   for (int round = 0; round < rounds; ++round) {
     const Sequence& seed = sequences[static_cast<size_t>(round) % sequences.size()];
@@ -230,6 +237,7 @@ TEST_CASE("mutated facts the door accepts are decided, journaled and replayed wi
       }
     }
     rounds_packing += run.packed > 0;
+    rounds_packing_visits += run.packed_visits > 0;
     for (const auto& id : run.conversations) {
       CHECK_MESSAGE(run.replayed.conversation_view(id) == run.live.conversation_view(id), "round " << round << ": conversation " << id);
       CHECK_MESSAGE(run.twin.conversation_view(id) == run.live.conversation_view(id), "round " << round << ": conversation " << id);
@@ -240,9 +248,16 @@ TEST_CASE("mutated facts the door accepts are decided, journaled and replayed wi
       CHECK_MESSAGE(run.replayed.queue_view(id) == run.live.queue_view(id), "round " << round << ": queue " << id);
     for (const auto& id : run.customers)
       CHECK_MESSAGE(run.replayed.customer_view(id) == run.live.customer_view(id), "round " << round << ": customer " << id);
+    for (const auto& [customer, conversation] : run.visits) {
+      const auto live = run.live.visit_text(customer, conversation);
+      CHECK_MESSAGE(run.replayed.visit_text(customer, conversation) == live, "round " << round << ": visit " << conversation);
+      CHECK_MESSAGE(run.twin.visit_text(customer, conversation) == live, "round " << round << ": visit " << conversation);
+    }
   }
   MESSAGE("mutated facts accepted by the door: " << accepted_mutants << ", facts refused there: " << refused_at_door
-                                                 << ", rounds that packed a closed conversation: " << rounds_packing);
+                                                 << ", rounds that packed a closed conversation: " << rounds_packing
+                                                 << ", a closed visit: " << rounds_packing_visits);
   CHECK(accepted_mutants > 1000);  // the mutations reach the domain, not only the validation
   CHECK(rounds_packing > rounds / 4);  // packed conversations are decided on, not only held
+  CHECK(rounds_packing_visits > rounds / 4);  // and packed visits
 }

@@ -360,6 +360,62 @@ TEST_CASE("a closed conversation is packed once its view is written, and is unpa
   for (const auto* agent : {"alice", "bob"}) CHECK(s.agent(agent) == twin.agent(agent));
 }
 
+TEST_CASE("a closed visit is packed once its document is written, and is unpacked as it was") {
+  // As above for the customer's journey: `s` writes the documents of the visits it touched
+  // after every fact and packs the closed ones then; `twin` does neither.
+  Scenario s, twin;
+  auto write_views = [&] {
+    for (const auto& [customer, conversation] : s.tenant.take_touched().journeys.visits) {
+      (void)s.tenant.visit_text(customer, conversation);
+      s.tenant.pack_visit_if_closed(customer, conversation);
+    }
+  };
+  auto both = [&](const std::string& type, const json& data, int seconds = 1) {
+    auto decided = s.fact(type, data, seconds);
+    CHECK(decided == twin.fact(type, data, seconds));
+    write_views();
+    return decided;
+  };
+  auto visit = [](Scenario& in, const std::string& conversation) { return in.tenant.visit_text("u-1", conversation); };
+  both("queue.configured", {{"queue", "billing"}, {"channels", {"web"}}, {"reopen_window_s", 3600}});
+  both("queue.configured", {{"queue", "sales"}, {"channels", {"web"}}});
+  both("agent.logged_in", {{"agent", "bob"}, {"capacity", {{"chat", 1}}}, {"queues", {"billing", "sales"}}});
+  auto offered = both("conversation.started", {{"conversation", "c-1"}, {"customer", "u-1"}, {"channel", "web"},
+                                               {"queue", "billing"}, {"intent", "refund"}});
+  REQUIRE(offered.back().first == "conversation.offered");
+  both("offer.accepted", {{"conversation", "c-1"}, {"agent", "bob"}, {"offer", offered.back().second["offer"]}});
+  both("conversation.ended", {{"conversation", "c-1"}, {"by", "customer"}, {"csat", 4}});
+  CHECK(s.tenant.packed_visits() == std::pair<size_t, size_t>{0, 1});  // ended, not yet closed
+  both("conversation.wrapped_up", {{"conversation", "c-1"}, {"agent", "bob"}});
+  CHECK(s.tenant.packed_visits() == std::pair<size_t, size_t>{1, 1});
+  CHECK(twin.tenant.packed_visits() == std::pair<size_t, size_t>{0, 1});
+
+  // Read packed, it is what it was: its document, the features, and what the next
+  // conversation's offer shows of it.
+  REQUIRE(visit(s, "c-1").has_value());
+  CHECK(visit(s, "c-1") == visit(twin, "c-1"));
+  const json doc = json::parse(visit(s, "c-1")->second);
+  CHECK(doc["agents"] == json::array({"bob"}));
+  CHECK(doc["ended_by"] == "customer");
+  CHECK(doc["queues"] == json::array({"billing"}));
+  CHECK(doc["decisions"].size() == 4);  // queued, offered, assigned, closed
+  CHECK(doc["decisions"][1]["agent"] == "bob");
+  CHECK(s.tenant.packed_visits().first == 1);  // reading does not unpack
+  auto next = both("conversation.started", {{"conversation", "c-2"}, {"customer", "u-1"}, {"channel", "web"},
+                                            {"queue", "sales"}});
+  REQUIRE(next.back().first == "conversation.offered");
+  CHECK(next.back().second["journey"]["recent"][0]["intent"] == "refund");
+  CHECK(next.back().second["journey"]["mean_csat"] == 4.0);
+  CHECK(s.tenant.customer_view("u-1") == twin.tenant.customer_view("u-1"));
+
+  // Reopened, it changes as if it had never been packed: its decisions, queues and agents go on.
+  both("conversation.reopened", {{"conversation", "c-1"}});
+  CHECK(s.tenant.packed_visits().first == 0);
+  CHECK(visit(s, "c-1") == visit(twin, "c-1"));
+  CHECK(json::parse(visit(s, "c-1")->second)["decisions"].size() == 5);
+  CHECK(json::parse(visit(s, "c-1")->second)["outcome"] == "open");
+}
+
 TEST_CASE("journey features as a tree are what their text says") {
   journey::Features f;
   f.contacts_7d = 2;
