@@ -147,9 +147,9 @@ json Features::to_json() const {
 }
 
 Visit::Visit(const Visit& other)
-    : conversation(other.conversation), channel(other.channel), intent(other.intent), outcome(other.outcome),
-      started_ms(other.started_ms), ended_ms(other.ended_ms), csat(other.csat),
-      repeat_contact_24h(other.repeat_contact_24h), touched(other.touched),
+    : started_ms(other.started_ms), ended_ms(other.ended_ms), csat(other.csat), outcome(other.outcome),
+      repeat_contact_24h(other.repeat_contact_24h), touched(other.touched), conversation(other.conversation),
+      channel(other.channel), intent(other.intent),
       detail_(other.detail_ ? std::make_unique<VisitDetail>(*other.detail_) : nullptr), packed_(other.packed_) {}
 
 Visit& Visit::operator=(const Visit& other) {

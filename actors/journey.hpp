@@ -72,12 +72,13 @@ struct VisitDetail {
 // visit itself (192 bytes), the rest once closed in one packed string. Kept as members, the
 // rest took 272 bytes here and three allocations of about 450 more.
 struct Visit {
-  std::string conversation, channel, intent;
-  const char* outcome = "open";  // open, handled, abandoned, self_service
+  // What the features read of every visit first: in the visit's first cache line.
   int64_t started_ms = 0, ended_ms = -1;
   std::optional<double> csat;
+  const char* outcome = "open";  // open, handled, abandoned, self_service
   bool repeat_contact_24h = false;
   uint64_t touched = 0;  // the round of Journeys::touched_visits_ it was last added in
+  std::string conversation, channel, intent;
 
   Visit() = default;
   Visit(Visit&&) noexcept = default;
