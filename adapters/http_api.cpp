@@ -286,18 +286,20 @@ void HttpApi::routes() {
   svr.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
     projections::stop_rocksdb_perf_counts();
     std::vector<events::Envelope> envs;
+    std::vector<std::string> texts;  // their canonical texts, when the fast path wrote them
     bool batch = false;
     // The fast path takes a body of plainly valid events without a DOM of the whole body; the
     // general path (read_events) reads anything else, and names what is wrong with it.
     if (auto facts = events::read_valid_facts(req.body, options_.max_batch_events)) {
       envs = std::move(facts->events);
+      texts = std::move(facts->texts);
       batch = facts->array;
     } else if (!read_events(req.body, options_.max_batch_events, metrics_, res, envs, batch)) {
       return;
     }
 
     std::chrono::steady_clock::duration waited{};
-    auto ingested = ingest(log_, store_, envs, options_.backlog_wait, &waited);
+    auto ingested = ingest(log_, store_, envs, options_.backlog_wait, &waited, texts.empty() ? nullptr : &texts);
     metrics_.backlog_wait(std::chrono::duration<double>(waited).count());
     if (!ingested) {
       // A full backlog appended nothing. After a failed append some partitions may already

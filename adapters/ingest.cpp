@@ -21,7 +21,8 @@ struct KeyHash {
 
 result<std::vector<IngestResult>, IngestError> ingest(
     events::EventLog& log, const projections::Store& store, std::vector<events::Envelope>& envs,
-    std::optional<std::chrono::milliseconds> room_wait, std::chrono::steady_clock::duration* waited) {
+    std::optional<std::chrono::milliseconds> room_wait, std::chrono::steady_clock::duration* waited,
+    std::vector<std::string>* texts) {
   using answer = result<std::vector<IngestResult>, IngestError>;
   // Views of the envelopes' keys: below, only their data move out.
   std::vector<key_view> keys;
@@ -65,7 +66,7 @@ result<std::vector<IngestResult>, IngestError> ingest(
   }
   for (const size_t i : fresh) {
     PartitionBatch& b = batches[results[i].partition.value()];
-    b.texts.push_back(events::to_text(envs[i]));
+    b.texts.push_back(texts ? std::move((*texts)[i]) : events::to_text(envs[i]));
     b.slots.push_back(i);
     const events::Envelope& e = envs[i];
     b.envelopes.push_back(

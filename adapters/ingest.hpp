@@ -38,10 +38,12 @@ struct IngestError {
 // import, whose reader runs after it). `waited`, if given, receives how long it waited.
 //
 // The accepted envelopes' data is handed to the log with them (EventLog::append_validated), so
-// their `data` is left null; id, type, tenant and time stay for the caller's answer.
+// their `data` is left null; id, type, tenant and time stay for the caller's answer. `texts`,
+// if given, holds each envelope's canonical text (events::to_text), already written (the
+// front door's fast path writes it as it reads each event); the accepted ones are moved out.
 result<std::vector<IngestResult>, IngestError> ingest(
     events::EventLog& log, const projections::Store& store, std::vector<events::Envelope>& envs,
     std::optional<std::chrono::milliseconds> room_wait = std::nullopt,
-    std::chrono::steady_clock::duration* waited = nullptr);
+    std::chrono::steady_clock::duration* waited = nullptr, std::vector<std::string>* texts = nullptr);
 
 }  // namespace omniroute::adapters

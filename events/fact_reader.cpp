@@ -71,9 +71,10 @@ bool to_json(dom::element v, size_t depth, json& out) {
   return false;
 }
 
-// One event object at `depth` (1 for a lone event, 2 in a batch), appended to `out` when it
-// has exactly the five envelope fields, each once, and parse_fact would accept it.
-bool read_event(dom::element v, size_t depth, std::vector<Envelope>& out) {
+// One event object at `depth` (1 for a lone event, 2 in a batch), appended to `out` with its
+// text when it has exactly the five envelope fields, each once, and parse_fact would accept it.
+bool read_event(dom::element v, size_t depth, FactBatch& batch) {
+  std::vector<Envelope>& out = batch.events;
   dom::object fields;
   if (v.get_object().get(fields) || depth > max_json_depth) return false;
   // The envelope is built once its fields are read, each string constructed from its text:
@@ -115,6 +116,7 @@ bool read_event(dom::element v, size_t depth, std::vector<Envelope>& out) {
     out.pop_back();
     return false;
   }
+  batch.texts.push_back(to_text(e));
   return true;
 }
 
@@ -133,7 +135,7 @@ std::optional<FactBatch> read_valid_facts(std::string_view body, size_t max_even
   if (parser.parse(body.data(), body.size(), true).get(root)) return std::nullopt;
   FactBatch out;
   if (root.is_object()) {
-    if (max_events < 1 || !read_event(root, 1, out.events)) return std::nullopt;
+    if (max_events < 1 || !read_event(root, 1, out)) return std::nullopt;
     return out;
   }
   dom::array events;
@@ -143,8 +145,9 @@ std::optional<FactBatch> read_valid_facts(std::string_view body, size_t max_even
   // An empty batch is refused, and so is one over the limit, on the general path.
   if (n == 0 || n > max_events) return std::nullopt;
   out.events.reserve(n);
+  out.texts.reserve(n);
   for (dom::element event : events)
-    if (!read_event(event, 2, out.events)) return std::nullopt;
+    if (!read_event(event, 2, out)) return std::nullopt;
   return out;
 }
 

@@ -53,6 +53,7 @@ void check_agrees(const std::string& body, size_t max_events = 1000) {
   REQUIRE(general.has_value());
   CHECK(fast->array == general->array);
   REQUIRE(fast->events.size() == general->events.size());
+  REQUIRE(fast->texts.size() == fast->events.size());
   for (size_t i = 0; i < fast->events.size(); ++i) {
     const Envelope &a = fast->events[i], &b = general->events[i];
     CHECK(a.id == b.id);
@@ -62,6 +63,7 @@ void check_agrees(const std::string& body, size_t max_events = 1000) {
     CHECK(a.data == b.data);
     CHECK(same_types(a.data, b.data));
     CHECK(to_text(a) == to_text(b));
+    CHECK(fast->texts[i] == to_text(b));  // the text the ingest append takes
   }
 }
 
