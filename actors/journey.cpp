@@ -36,6 +36,17 @@ const std::string* decision_type(std::string_view type) {
   return it == interned.end() ? &unknown_decision_type() : it->second;
 }
 
+// A note's type as its place in events::decision_types(), counted from 1 (0: "decision"), and
+// back.
+uint64_t place_of(const std::string* type) {
+  const auto& names = events::decision_types();
+  return type == &unknown_decision_type() ? 0 : static_cast<uint64_t>(type - names.data()) + 1;
+}
+const std::string* type_at(uint64_t place) {
+  const auto& names = events::decision_types();
+  return place > 0 && place <= names.size() ? &names[place - 1] : &unknown_decision_type();
+}
+
 // The members a note's detail may come from, in the order they are looked for.
 constexpr const char* detail_keys[] = {"action", "to_queue", "agent", "queue"};
 
@@ -78,7 +89,7 @@ std::string pack(const VisitDetail& d) {
   p.varint(d.decisions.size());
   for (const auto& n : d.decisions) {
     p.text(n.id);
-    p.varint(n.type == &unknown_decision_type() ? 0 : static_cast<uint64_t>(n.type - events::decision_types().data()) + 1);
+    p.varint(place_of(n.type));
     size_t key = 0;
     while (key < std::size(detail_keys) && detail_keys[key] != n.detail_key) ++key;
     p.varint(key < std::size(detail_keys) ? key + 1 : 0);
@@ -103,8 +114,7 @@ void unpack(std::string_view packed, VisitDetail& d) {
   d.decisions.resize(u.varint());
   for (auto& n : d.decisions) {
     n.id = u.text();
-    const uint64_t type = u.varint();
-    n.type = type > 0 && type <= events::decision_types().size() ? &events::decision_types()[type - 1] : &unknown_decision_type();
+    n.type = type_at(u.varint());
     const uint64_t key = u.varint();
     n.detail_key = key > 0 && key <= std::size(detail_keys) ? detail_keys[key - 1] : nullptr;
     n.time_ms = u.integer();
@@ -144,17 +154,6 @@ json Features::to_json() const {
                    last_channel.empty() ? json(nullptr) : json(last_channel), "mean_csat",
                    mean_csat ? json(*mean_csat) : json(nullptr), "open_conversations",
                    open_conversations, "repeat_contact_24h", repeat_contact_24h);
-}
-
-Visit::Visit(const Visit& other)
-    : started_ms(other.started_ms), ended_ms(other.ended_ms), csat(other.csat), outcome(other.outcome),
-      repeat_contact_24h(other.repeat_contact_24h), touched(other.touched), conversation(other.conversation),
-      channel(other.channel), intent(other.intent),
-      detail_(other.detail_ ? std::make_unique<VisitDetail>(*other.detail_) : nullptr), packed_(other.packed_) {}
-
-Visit& Visit::operator=(const Visit& other) {
-  if (this != &other) *this = Visit(other);
-  return *this;
 }
 
 VisitDetail& Visit::detail() {

@@ -181,7 +181,8 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
       for (auto& [name, t] : state.tenants) {  // already in the views
         const routing::Touched touched = t.take_touched();
         for (const auto& id : touched.conversations) t.pack_if_closed(id);
-        for (const auto& [customer, conversation] : touched.journeys.visits) t.pack_visit_if_closed(customer, conversation);
+        for (const auto& [customer, conversation] : touched.journeys.visits)
+          t.pack_visit_if_closed(customer, conversation);
       }
       state.intervals.take_deltas();
       state.schedules.take_touched();
