@@ -629,6 +629,14 @@ uint64_t Store::memtable_bytes() const {
   return db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes) ? bytes : 0;
 }
 
+uint64_t Store::pinned_memtable_bytes() const {
+  uint64_t all = 0, current = 0;
+  if (!db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kSizeAllMemTables, &all) ||
+      !db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &current))
+    return 0;
+  return all > current ? all - current : 0;
+}
+
 uint64_t Store::changes() const {
   std::lock_guard<std::mutex> lock(change_mu_);
   return changes_;
