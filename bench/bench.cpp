@@ -299,14 +299,12 @@ double e2e_rate(const Workload& w, bool sync) {
   const double heap_run = static_cast<double>(heap_allocated()) - static_cast<double>(heap0);
   const double memtables = static_cast<double>(store.memtable_bytes());
   const double pinned = static_cast<double>(store.pinned_memtable_bytes());
-  // Now and then (about one run in thirty) a server ended a run holding some 300 MiB more than
-  // in the others, freed when it stopped. It is RocksDB's memtables: a run that ends while
-  // a full generation of them is being flushed holds two (caught with the figures below: the
-  // memtables 547 MiB instead of 251-257, the rest of the heap as in the other runs; and once,
-  // by jemalloc's statistics, with the memtables counted as usual but 276 MiB more in their
-  // size classes, 1 MiB arena blocks and the 512 KiB blocks of the journal's large records:
-  // flushed and not yet freed). When the heap outside the memtables ends a run a quarter above
-  // the smallest of the runs before, jemalloc's statistics by size class go to stderr.
+  // Now and then (four runs of 104 in one hunt) a server ended a run holding some 300 MiB more
+  // than in the others, freed when it stopped: a generation of RocksDB's memtables being flushed
+  // at that moment (jemalloc's statistics: all of it in the memtables' size classes), counted
+  // as memtables in one of those runs and no longer counted, not yet freed, in the others (see
+  // docs/design-notes.md). When the heap outside the memtables counted ends a run a quarter
+  // above the smallest of the runs before, jemalloc's statistics by size class go to stderr.
   const double rest = heap_run - memtables - pinned;
   static double smallest_rest = 0;
   if (smallest_rest > 0 && rest > 1.25 * smallest_rest) {
