@@ -299,7 +299,8 @@ void HttpApi::routes() {
     }
 
     std::chrono::steady_clock::duration waited{};
-    auto ingested = ingest(log_, store_, envs, options_.backlog_wait, &waited, texts.empty() ? nullptr : &texts);
+    auto ingested =
+        ingest(log_, store_, envs, options_.backlog_wait, &waited, texts.empty() ? nullptr : &texts);
     metrics_.backlog_wait(std::chrono::duration<double>(waited).count());
     if (!ingested) {
       // A full backlog appended nothing. After a failed append some partitions may already

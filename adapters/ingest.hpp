@@ -44,6 +44,7 @@ struct IngestError {
 result<std::vector<IngestResult>, IngestError> ingest(
     events::EventLog& log, const projections::Store& store, std::vector<events::Envelope>& envs,
     std::optional<std::chrono::milliseconds> room_wait = std::nullopt,
-    std::chrono::steady_clock::duration* waited = nullptr, std::vector<std::string>* texts = nullptr);
+    std::chrono::steady_clock::duration* waited = nullptr,
+    std::vector<std::string>* texts = nullptr);
 
 }  // namespace omniroute::adapters

@@ -71,8 +71,9 @@ bool to_json(dom::element v, size_t depth, json& out) {
   return false;
 }
 
-// One event object at `depth` (1 for a lone event, 2 in a batch), appended to `out` with its
-// text when it has exactly the five envelope fields, each once, and parse_fact would accept it.
+// One event object at `depth` (1 for a lone event, 2 in a batch), appended to the batch with
+// its text when it has exactly the five envelope fields, each once, and parse_fact would
+// accept it.
 bool read_event(dom::element v, size_t depth, FactBatch& batch) {
   std::vector<Envelope>& out = batch.events;
   dom::object fields;
