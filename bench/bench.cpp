@@ -321,7 +321,7 @@ double e2e_rate(const Workload& w, bool sync) {
   const auto [rss, peak] = resident_mib();
   constexpr double mib = 1 << 20;
   std::printf("  server heap at the end of the run %.0f MiB (%.0f bytes an event; RocksDB's memtables "
-              "%.0f MiB of it, and %.0f MiB flushed but not yet freed), %.1f MiB after it stopped; "
+              "%.0f MiB of it, and %.0f MiB flushed and still counted), %.1f MiB after it stopped; "
               "process resident %.0f MiB, peak %.0f MiB\n",
               heap_run / mib, heap_run / n, memtables / mib, pinned / mib, heap_left / mib, rss, peak);
   // What the run leaves on disk, write-ahead logs included (the views' compression by level
