@@ -50,6 +50,16 @@ const std::string* type_at(uint64_t place) {
 // The members a note's detail may come from, in the order they are looked for.
 constexpr const char* detail_keys[] = {"action", "to_queue", "agent", "queue"};
 
+// A note's detail key as its place in detail_keys, counted from 1 (0: none), and back.
+uint64_t place_of(const char* detail_key) {
+  for (size_t i = 0; i < std::size(detail_keys); ++i)
+    if (detail_keys[i] == detail_key) return i + 1;
+  return 0;
+}
+const char* detail_key_at(uint64_t place) {
+  return place > 0 && place <= std::size(detail_keys) ? detail_keys[place - 1] : nullptr;
+}
+
 // A decision as the journey keeps it: the detail worth showing for its type.
 DecisionNote note_of(const Envelope& e) {
   DecisionNote n;
@@ -71,32 +81,30 @@ DecisionNote note_of(const Envelope& e) {
 // as their places in events::decision_types() and detail_keys, 0 for none (memory only: nothing
 // packed is ever stored).
 std::string pack(const VisitDetail& d) {
+  // A member added to VisitDetail must be packed and unpacked too: this size is the reminder.
+  static_assert(sizeof(VisitDetail) == 128, "pack() and unpack() must cover every member");
   size_t room = (8 + 5 * d.decisions.size()) * Packer::varint_max + d.ended_by.size();
   for (const auto* list : {&d.queues, &d.agents})
     for (const auto& s : *list) room += Packer::varint_max + s.size();
   for (const auto& n : d.decisions) room += n.id.size() + n.detail.size();
-  thread_local std::string buffer;
-  if (buffer.size() < room) buffer.resize(room);
-  Packer p{buffer.data()};
-  p.text(d.ended_by);
-  for (const auto* list : {&d.queues, &d.agents}) {
-    p.varint(list->size());
-    for (const auto& s : *list) p.text(s);
-  }
-  p.integer(d.waiting_since_ms);
-  p.integer(d.waited_ms);
-  p.varint(static_cast<uint64_t>(d.had_agent) | static_cast<uint64_t>(d.abandoned) << 1);
-  p.varint(d.decisions.size());
-  for (const auto& n : d.decisions) {
-    p.text(n.id);
-    p.varint(place_of(n.type));
-    size_t key = 0;
-    while (key < std::size(detail_keys) && detail_keys[key] != n.detail_key) ++key;
-    p.varint(key < std::size(detail_keys) ? key + 1 : 0);
-    p.integer(n.time_ms);
-    p.text(n.detail);
-  }
-  return std::string(buffer.data(), static_cast<size_t>(p.at - buffer.data()));
+  return routing::packed(room, [&](Packer& p) {
+    p.text(d.ended_by);
+    for (const auto* list : {&d.queues, &d.agents}) {
+      p.varint(list->size());
+      for (const auto& s : *list) p.text(s);
+    }
+    p.integer(d.waiting_since_ms);
+    p.integer(d.waited_ms);
+    p.varint(static_cast<uint64_t>(d.had_agent) | static_cast<uint64_t>(d.abandoned) << 1);
+    p.varint(d.decisions.size());
+    for (const auto& n : d.decisions) {
+      p.text(n.id);
+      p.varint(place_of(n.type));
+      p.varint(place_of(n.detail_key));
+      p.integer(n.time_ms);
+      p.text(n.detail);
+    }
+  });
 }
 
 void unpack(std::string_view packed, VisitDetail& d) {
@@ -115,8 +123,7 @@ void unpack(std::string_view packed, VisitDetail& d) {
   for (auto& n : d.decisions) {
     n.id = u.text();
     n.type = type_at(u.varint());
-    const uint64_t key = u.varint();
-    n.detail_key = key > 0 && key <= std::size(detail_keys) ? detail_keys[key - 1] : nullptr;
+    n.detail_key = detail_key_at(u.varint());
     n.time_ms = u.integer();
     n.detail = u.text();
   }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 
 namespace omniroute::routing {
@@ -30,6 +31,17 @@ struct Packer {
     bytes(s.data(), s.size());
   }
 };
+
+// What `write(Packer&)` packs, given `room`, the most it can write: written into this thread's
+// buffer, then copied once at its length.
+template <typename Write>
+std::string packed(size_t room, Write&& write) {
+  thread_local std::string buffer;
+  if (buffer.size() < room) buffer.resize(room);
+  Packer p{buffer.data()};
+  write(p);
+  return std::string(buffer.data(), static_cast<size_t>(p.at - buffer.data()));
+}
 
 // Reads what a Packer wrote; a read past the end (only a bug could ask for one) throws.
 struct Unpacker {

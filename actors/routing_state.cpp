@@ -164,32 +164,29 @@ std::string Tenant::pack(const Conversation& c) {
   // empty object.
   std::vector<uint8_t> attributes;
   if (!c.attributes.is_object() || !c.attributes.empty()) attributes = json::to_msgpack(c.attributes);
-  // Written through a pointer into this thread's buffer, sized first for the most the members
-  // can take, then copied once at its length: appended to a string, byte by byte, the packing
+  // The most the members can take (packing.hpp): appended to a string, byte by byte, the packing
   // was 2,000 instructions a conversation (callgrind), most of them in the string's calls.
   size_t room = (std::size(M::texts) + std::size(M::times) + std::size(M::sets) + 4) * Packer::varint_max +
                 2 + sizeof c.confidence + attributes.size();
   for (auto member : M::texts) room += (c.*member).size();
   for (auto member : M::sets)
     for (const auto& s : c.*member) room += Packer::varint_max + s.size();
-  thread_local std::string buffer;
-  if (buffer.size() < room) buffer.resize(room);
-  Packer p{buffer.data()};
-  for (auto member : M::texts) p.text(c.*member);
-  for (auto member : M::times) p.integer(c.*member);
-  for (auto member : M::sets) {
-    p.varint((c.*member).size());
-    for (const auto& s : c.*member) p.text(s);
-  }
-  const char flags[] = {static_cast<char>(c.keep_with_bot), static_cast<char>(c.state)};
-  p.bytes(flags, sizeof flags);
-  p.integer(c.priority);
-  p.varint(c.relax_step);
-  p.bytes(&c.confidence, sizeof c.confidence);
-  p.varint(c.order);
-  // `touched` is not kept: 0 is "not in this round", and an unpacked conversation is not.
-  p.text(std::string_view(reinterpret_cast<const char*>(attributes.data()), attributes.size()));
-  return std::string(buffer.data(), static_cast<size_t>(p.at - buffer.data()));
+  return packed(room, [&](Packer& p) {
+    for (auto member : M::texts) p.text(c.*member);
+    for (auto member : M::times) p.integer(c.*member);
+    for (auto member : M::sets) {
+      p.varint((c.*member).size());
+      for (const auto& s : c.*member) p.text(s);
+    }
+    const char flags[] = {static_cast<char>(c.keep_with_bot), static_cast<char>(c.state)};
+    p.bytes(flags, sizeof flags);
+    p.integer(c.priority);
+    p.varint(c.relax_step);
+    p.bytes(&c.confidence, sizeof c.confidence);
+    p.varint(c.order);
+    // `touched` is not kept: 0 is "not in this round", and an unpacked conversation is not.
+    p.text(std::string_view(reinterpret_cast<const char*>(attributes.data()), attributes.size()));
+  });
 }
 
 void Tenant::unpack(std::string_view members, Conversation& c) {

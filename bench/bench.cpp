@@ -299,7 +299,7 @@ double e2e_rate(const Workload& w, bool sync) {
   const double heap_run = static_cast<double>(heap_allocated()) - static_cast<double>(heap0);
   const double memtables = static_cast<double>(store.memtable_bytes());
   const double pinned = static_cast<double>(store.pinned_memtable_bytes());
-  // Now and then (four runs of 104 in one hunt) a server ended a run holding some 300 MiB more
+  // Now and then (four runs of 104) a server ended a run holding some 300 MiB more
   // than in the others, freed when it stopped: a generation of RocksDB's memtables being flushed
   // at that moment (jemalloc's statistics: all of it in the memtables' size classes), counted
   // as memtables in one of those runs and no longer counted, not yet freed, in the others (see
@@ -321,7 +321,7 @@ double e2e_rate(const Workload& w, bool sync) {
   const auto [rss, peak] = resident_mib();
   constexpr double mib = 1 << 20;
   std::printf("  server heap at the end of the run %.0f MiB (%.0f bytes an event; RocksDB's memtables "
-              "%.0f MiB of it, and %.0f MiB flushed and still counted), %.1f MiB after it stopped; "
+              "%.0f MiB of it, and %.0f MiB flushed and pinned), %.1f MiB after it stopped; "
               "process resident %.0f MiB, peak %.0f MiB\n",
               heap_run / mib, heap_run / n, memtables / mib, pinned / mib, heap_left / mib, rss, peak);
   // What the run leaves on disk, write-ahead logs included (the views' compression by level

@@ -22,7 +22,7 @@ namespace omniroute {
 // before the first of the bucket, to that node, and to the hash kept at the node's end, 720
 // bytes after its key: perf put most of find_conversation's samples on those loads. The
 // benchmark at 300,000 events, perf: the conversations' lookups 4.1-4.3% of all samples with
-// that map (and a memory of the last one found), 1.4-1.5% with this. Not iterable: erase_if()
+// that map (and a memory of the last one found), 1.4-1.5% with this. No iterators: erase_if()
 // and for_each() visit every entity, in an order that depends on the table's history, so
 // nothing whose result depends on an order may use them.
 template <typename T>

@@ -113,9 +113,9 @@ class Store {
   WriteTotals write_totals() const;
   // The bytes the memtables of every column family hold (active and not yet flushed).
   uint64_t memtable_bytes() const;
-  // The bytes of flushed memtables RocksDB still counts (its all-memtables size less the
-  // current ones): those it keeps as history, not those only an old view of the database (a
-  // SuperVersion) still holds.
+  // The bytes of the memtables RocksDB counts as flushed and pinned: its all-memtables size
+  // ("active, unflushed immutable, and pinned immutable") less the current one ("active and
+  // unflushed immutable").
   uint64_t pinned_memtable_bytes() const;
 
   // Waits until views change or `timeout` passes; returns the change counter.

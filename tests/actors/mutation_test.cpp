@@ -249,9 +249,9 @@ TEST_CASE("mutated facts the door accepts are decided, journaled and replayed wi
     for (const auto& id : run.customers)
       CHECK_MESSAGE(run.replayed.customer_view(id) == run.live.customer_view(id), "round " << round << ": customer " << id);
     for (const auto& [customer, conversation] : run.visits) {
-      const auto live = run.live.visit_text(customer, conversation);
-      CHECK_MESSAGE(run.replayed.visit_text(customer, conversation) == live, "round " << round << ": visit " << conversation);
-      CHECK_MESSAGE(run.twin.visit_text(customer, conversation) == live, "round " << round << ": visit " << conversation);
+      const auto written = run.live.visit_text(customer, conversation);
+      CHECK_MESSAGE(run.replayed.visit_text(customer, conversation) == written, "round " << round << ": visit " << conversation);
+      CHECK_MESSAGE(run.twin.visit_text(customer, conversation) == written, "round " << round << ": visit " << conversation);
     }
   }
   MESSAGE("mutated facts accepted by the door: " << accepted_mutants << ", facts refused there: " << refused_at_door
