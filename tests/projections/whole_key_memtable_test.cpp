@@ -122,9 +122,11 @@ TEST_CASE("whole-key memtable: reads equal the skiplist memtable's, through over
     std::map<std::string, std::string> now;  // what the latest reads must give
     std::vector<const rocksdb::Snapshot*> snapshots;
     for (int step = 0; step < 4000; ++step) {
-      // A batch of puts and deletes, some of one key several times.
+      // A batch of puts and deletes, some of one key several times; now and then a batch
+      // longer than the whole-key memtable's groups of entries indexed together, so that reads
+      // meet both a group indexed by the write and entries still waiting for theirs.
       rocksdb::WriteBatch batch;
-      const int n = 1 + static_cast<int>(rng() % 8);
+      const int n = step % 16 == 0 ? 20 + static_cast<int>(rng() % 40) : 1 + static_cast<int>(rng() % 8);
       for (int i = 0; i < n; ++i) {
         const std::string key = key_of(rng() % 600);
         if (rng() % 5 == 0) {
