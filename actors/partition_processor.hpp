@@ -137,7 +137,7 @@ class PartitionProcessor {
   // Fetches into the cache, ahead of decide(), the slots where a handed-over fact's first
   // lookups start: its idempotency key among the recent keys, and its conversation. Those
   // tables are larger than the caches, and each lookup missed in them in turn: fetched for a
-  // whole stage first, the misses overlap.
+  // whole stage first, the misses overlap. So are its type and its front-door text.
   void prefetch(const events::IngestRecord& rec) const;
   // Applies a decided fact's entries to the interval statistics and schedules, and makes its
   // journal entries.
