@@ -8,6 +8,7 @@
 #include "actors/packing.hpp"
 #include "actors/routing_subjects.hpp"
 #include "events/policy.hpp"
+#include "events/prefetch.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::journey {
@@ -249,6 +250,32 @@ bool Journeys::visit_doc(const std::string& customer, const std::string& convers
 void Journeys::pack_if_closed(const std::string& customer, const std::string& conversation) {
   if (Customer* c = customers_.find(customer))
     if (Visit* v = visit_of(*c, conversation)) v->pack_if_closed();
+}
+
+void Visit::prefetch_detail(int stage) const {
+  if (!detail_) return;  // packed: one string, read whole by unpack()
+  const VisitDetail& d = *detail_;
+  if (stage == 0) return events::prefetch_bytes(&d, sizeof d);
+  events::prefetch_bytes(d.queues.data(), d.queues.size() * sizeof(std::string));
+  events::prefetch_bytes(d.agents.data(), d.agents.size() * sizeof(std::string));
+  events::prefetch_bytes(d.decisions.data(), d.decisions.size() * sizeof(DecisionNote));
+}
+
+void Journeys::prefetch_customer(const std::string& customer, int stage) const {
+  const uint64_t h = events::key_hash(customer);
+  if (stage == 0) return customers_.prefetch(h);
+  if (const Customer* c = customers_.likely(h)) events::prefetch_bytes(c, sizeof *c);
+}
+
+void Journeys::prefetch_visit(const VisitId& visit, int stage) const {
+  if (stage < 2) return prefetch_customer(visit.first, stage);
+  const Customer* c = customers_.likely(events::key_hash(visit.first));
+  if (!c || c->visits.empty()) return;
+  if (stage == 2) {  // visit_of() looks from the latest back
+    const size_t n = std::min<size_t>(2, c->visits.size());
+    return events::prefetch_bytes(&c->visits[c->visits.size() - n], n * sizeof(Visit));
+  }
+  if (const Visit* v = visit_of(*c, visit.second)) v->prefetch_detail(stage - 3);
 }
 
 std::pair<size_t, size_t> Journeys::packed_visits() const {

@@ -87,6 +87,8 @@ struct Visit {
   // Packs the detail into one string if the visit is closed (Journeys::pack_if_closed).
   void pack_if_closed();
   void write(events::CompactDoc& o) const;  // its document in the journey view, into `o` (cleared)
+  // Fetches ahead what write() reads beyond the visit: stage 0 the detail, 1 its lists.
+  void prefetch_detail(int stage) const;
 
  private:
   std::unique_ptr<VisitDetail> detail_ = std::make_unique<VisitDetail>();  // null once packed
@@ -160,6 +162,13 @@ class Journeys {
   void pack_if_closed(const std::string& customer, const std::string& conversation);
   // How many visits memory holds packed, of all it holds (tests).
   std::pair<size_t, size_t> packed_visits() const;
+  // Fetch ahead (events::fetching_ahead) what view_doc() reads: stage 0 the customer's slot,
+  // 1 the customer (not its visits, which the features read: prefetching all of them cost as
+  // much as it saved); and what visit_doc() and pack_if_closed() read: 0 and 1 the same, 2 the
+  // latest visits, 3 the visit's detail, 4 the detail's lists.
+  static constexpr int customer_stages = 2, visit_stages = 5;
+  void prefetch_customer(const std::string& customer, int stage) const;
+  void prefetch_visit(const VisitId& visit, int stage) const;
 
  private:
   void touch(Customer& c, Visit& v);

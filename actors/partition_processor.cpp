@@ -1,6 +1,7 @@
 #include "actors/partition_processor.hpp"
 
 #include "actors/routing_subjects.hpp"
+#include "events/prefetch.hpp"
 #include "events/time.hpp"
 
 #include <algorithm>
@@ -123,12 +124,16 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
   std::string key;
   for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
-    for (const auto& id : t.conversations) {
-      render(view::conversations, name, id, [&] {
-        if (tenant.conversation_doc(id, doc)) batch.put_document(view::conversations, name, id, doc.bytes());
-      });
-      tenant.pack_if_closed(id);  // while it is in the cache
-    }
+    // Each list's entities were last changed a while ago, most out of the cache by now: the
+    // lookups of the next few are fetched while one is written (events::fetching_ahead).
+    events::fetching_ahead<routing::Tenant::conversation_stages>(
+        t.conversations, [&](const std::string& id, int stage) { tenant.prefetch_conversation(id, stage); },
+        [&](const std::string& id) {
+          render(view::conversations, name, id, [&] {
+            if (tenant.conversation_doc(id, doc)) batch.put_document(view::conversations, name, id, doc.bytes());
+          });
+          tenant.pack_if_closed(id);  // while it is in the cache
+        });
     for (const auto& id : t.agents)
       render(view::agents, name, id, [&] {
         if (tenant.agent_doc(id, doc)) batch.put_document(view::agents, name, id, doc.bytes());
@@ -137,19 +142,27 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
       render(view::queues, name, *id, [&] {
         if (auto q = tenant.queue_view(*id)) batch.put_document(view::queues, name, *id, *q);
       });
-    for (const auto& id : t.journeys.customers)
-      render(view::customers, name, id, [&] {
-        if (tenant.customer_doc(id, doc)) batch.put_document(view::customers, name, id, doc.bytes());
-      });
+    events::fetching_ahead<journey::Journeys::customer_stages>(
+        t.journeys.customers, [&](const std::string& id, int stage) { tenant.prefetch_customer(id, stage); },
+        [&](const std::string& id) {
+          render(view::customers, name, id, [&] {
+            if (tenant.customer_doc(id, doc)) batch.put_document(view::customers, name, id, doc.bytes());
+          });
+        });
     for (const auto& [stored_key, stored] : t.journeys.forgotten)
       batch.put_document(view::journeys, name, stored_key, std::string_view(stored));
-    for (const auto& [customer, conversation] : t.journeys.visits) {
-      key.clear();
-      render(view::journeys, name, key, [&] {
-        if (tenant.visit_doc(customer, conversation, key, doc)) batch.put_document(view::journeys, name, key, doc.bytes());
-      });
-      tenant.pack_visit_if_closed(customer, conversation);  // while it is in the cache
-    }
+    events::fetching_ahead<journey::Journeys::visit_stages>(
+        t.journeys.visits,
+        [&](const journey::Journeys::VisitId& v, int stage) { tenant.prefetch_visit(v, stage); },
+        [&](const journey::Journeys::VisitId& v) {
+          const auto& [customer, conversation] = v;
+          key.clear();
+          render(view::journeys, name, key, [&] {
+            if (tenant.visit_doc(customer, conversation, key, doc))
+              batch.put_document(view::journeys, name, key, doc.bytes());
+          });
+          tenant.pack_visit_if_closed(customer, conversation);  // while it is in the cache
+        });
     for (const auto& id : t.arbitration.policies)
       render(view::policies, name, id, [&] {
         if (auto p = tenant.policy_view(id)) batch.put_document(view::policies, name, id, *p);
@@ -284,7 +297,7 @@ void PartitionProcessor::prefetch(const events::IngestRecord& rec) const {
   // The front door wrote the fact's type and text on another core: the type is compared first
   // thing (Tenant::check), the text copied into the journal entry (entry_of).
   __builtin_prefetch(fact.type.data());
-  for (size_t at = 0; at < rec.payload.size(); at += 64) __builtin_prefetch(rec.payload.data() + at);
+  events::prefetch_bytes(rec.payload.data(), rec.payload.size());
   recent_keys_.prefetch(fact.tenant, fact.id);
   if (auto t = state_.tenants.find(fact.tenant); t != state_.tenants.end()) t->second.prefetch(fact);
 }

@@ -173,6 +173,13 @@ class Tenant {
   // slots of its conversation, open and packed (PartitionProcessor: a stage's facts, before
   // the first is decided).
   void prefetch(const Envelope& fact) const;
+  // Fetch ahead (events::fetching_ahead) what writing the documents of take_touched()'s entities
+  // reads: a conversation's (stage 0 its slots, open and packed, 1 the conversation), and a
+  // customer's and a visit's (Journeys::prefetch_customer, prefetch_visit).
+  static constexpr int conversation_stages = 2;
+  void prefetch_conversation(const std::string& id, int stage) const;
+  void prefetch_customer(const std::string& id, int stage) const { journeys_.prefetch_customer(id, stage); }
+  void prefetch_visit(const journey::Journeys::VisitId& v, int stage) const { journeys_.prefetch_visit(v, stage); }
   seq_no next_seq() const { return seq_no{next_seq_}; }
   const std::string& name() const { return name_; }
 

@@ -8,6 +8,7 @@
 #include "actors/packing.hpp"
 #include "actors/routing.hpp"
 #include "actors/routing_subjects.hpp"
+#include "events/prefetch.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::routing {
@@ -223,6 +224,16 @@ void Tenant::prefetch(const Envelope& fact) const {
   const uint64_t h = events::key_hash(id);
   conversations_.prefetch(h);
   packed_.prefetch(h);
+}
+
+void Tenant::prefetch_conversation(const std::string& id, int stage) const {
+  const uint64_t h = events::key_hash(id);
+  if (stage == 0) {
+    conversations_.prefetch(h);
+    packed_.prefetch(h);  // where pack_if_closed() puts it once closed
+  } else if (const Conversation* c = conversations_.likely(h)) {
+    events::prefetch_bytes(c, sizeof(Conversation));
+  }
 }
 
 std::string Tenant::slot_of(const Agent& a, const std::string& channel) {

@@ -62,6 +62,14 @@ class IdMap {
   void prefetch(uint64_t hash) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
   }
+  // The entity that a lookup of an id with this hash most likely finds, or null: the one in the
+  // slot where the lookup starts, if its hash matches. For fetching ahead only: the id is not
+  // compared, so it may be another entity.
+  const T* likely(uint64_t hash) const {
+    if (slots_.empty()) return nullptr;
+    const Slot& s = slots_[hash & (slots_.size() - 1)];
+    return s.hash == hash ? s.entry.get() : nullptr;
+  }
   T& at(std::string_view id) const {
     if (T* found = find(id)) return *found;
     throw std::out_of_range("no entry '" + std::string(id) + "'");
