@@ -267,15 +267,16 @@ void Journeys::prefetch_customer(const std::string& customer, int stage) const {
   if (const Customer* c = customers_.likely(h)) events::prefetch_bytes(c, sizeof *c);
 }
 
-void Journeys::prefetch_visit(const VisitId& visit, int stage) const {
-  if (stage < 2) return prefetch_customer(visit.first, stage);
-  const Customer* c = customers_.likely(events::key_hash(visit.first));
+void Journeys::prefetch_visit(const std::string& customer, const std::string& conversation,
+                              int stage) const {
+  if (stage < 2) return prefetch_customer(customer, stage);
+  const Customer* c = customers_.likely(events::key_hash(customer));
   if (!c || c->visits.empty()) return;
   if (stage == 2) {  // visit_of() looks from the latest back
     const size_t n = std::min<size_t>(2, c->visits.size());
     return events::prefetch_bytes(&c->visits[c->visits.size() - n], n * sizeof(Visit));
   }
-  if (const Visit* v = visit_of(*c, visit.second)) v->prefetch_detail(stage - 3);
+  if (const Visit* v = visit_of(*c, conversation)) v->prefetch_detail(stage - 3);
 }
 
 std::pair<size_t, size_t> Journeys::packed_visits() const {

@@ -168,7 +168,7 @@ class Journeys {
   // latest visits, 3 the visit's detail, 4 the detail's lists.
   static constexpr int customer_stages = 2, visit_stages = 5;
   void prefetch_customer(const std::string& customer, int stage) const;
-  void prefetch_visit(const VisitId& visit, int stage) const;
+  void prefetch_visit(const std::string& customer, const std::string& conversation, int stage) const;
 
  private:
   void touch(Customer& c, Visit& v);

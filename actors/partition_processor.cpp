@@ -291,15 +291,17 @@ std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::In
   return d;
 }
 
-void PartitionProcessor::prefetch(const events::IngestRecord& rec) const {
+void PartitionProcessor::prefetch(const events::IngestRecord& rec, int stage) const {
   if (!rec.parsed) return;  // parsed in decide(): nothing to look up before then
   const routing::Envelope& fact = *rec.parsed;
-  // The front door wrote the fact's type and text on another core: the type is compared first
-  // thing (Tenant::check), the text copied into the journal entry (entry_of).
-  __builtin_prefetch(fact.type.data());
-  events::prefetch_bytes(rec.payload.data(), rec.payload.size());
-  recent_keys_.prefetch(fact.tenant, fact.id);
-  if (auto t = state_.tenants.find(fact.tenant); t != state_.tenants.end()) t->second.prefetch(fact);
+  if (stage == 0) {
+    // The front door wrote the fact's type and text on another core: the type is compared
+    // first thing (Tenant::check), the text copied into the journal entry (entry_of).
+    __builtin_prefetch(fact.type.data());
+    events::prefetch_bytes(rec.payload.data(), rec.payload.size());
+    recent_keys_.prefetch(fact.tenant, fact.id);
+  }
+  if (auto t = state_.tenants.find(fact.tenant); t != state_.tenants.end()) t->second.prefetch(fact, stage);
 }
 
 void PartitionProcessor::apply_to_statistics(Decided& d) {
@@ -409,7 +411,8 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
   for (size_t from = 0; from < ingest.size(); from += stage_facts) {
     decided_.clear();
     const size_t to = std::min(ingest.size(), from + stage_facts);
-    for (size_t i = from; i < to; ++i) prefetch(ingest[i]);
+    for (int stage = 0; stage < routing::Tenant::fact_stages; ++stage)
+      for (size_t i = from; i < to; ++i) prefetch(ingest[i], stage);
     for (size_t i = from; i < to; ++i)
       if (auto d = decide(ingest[i])) decided_.push_back(std::move(*d));
     for (auto& d : decided_) apply_to_statistics(d);

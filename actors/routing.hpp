@@ -169,17 +169,23 @@ class Tenant {
   }
   // How many visits memory holds packed, of all it holds.
   std::pair<size_t, size_t> packed_visits() const { return journeys_.packed_visits(); }
-  // Fetches ahead what deciding `fact` looks up first in tables larger than the caches: the
-  // slots of its conversation, open and packed (PartitionProcessor: a stage's facts, before
-  // the first is decided).
-  void prefetch(const Envelope& fact) const;
+  // Fetches ahead what deciding `fact` looks up in tables larger than the caches, in stages
+  // (PartitionProcessor: each stage over a few facts, before the first is decided; a stage may
+  // read what the stage before fetched): 0 the slots of its conversation, open and packed, 1
+  // the conversation, then its customer's (named by the fact, or the conversation's) slot, the
+  // customer and the latest visits (Journeys::prefetch_visit; a customer the fact names from
+  // stage 0 on, with the visit's detail after).
+  static constexpr int fact_stages = 5;
+  void prefetch(const Envelope& fact, int stage) const;
   // Fetch ahead (events::fetching_ahead) what writing the documents of take_touched()'s entities
   // reads: a conversation's (stage 0 its slots, open and packed, 1 the conversation), and a
   // customer's and a visit's (Journeys::prefetch_customer, prefetch_visit).
   static constexpr int conversation_stages = 2;
   void prefetch_conversation(const std::string& id, int stage) const;
   void prefetch_customer(const std::string& id, int stage) const { journeys_.prefetch_customer(id, stage); }
-  void prefetch_visit(const journey::Journeys::VisitId& v, int stage) const { journeys_.prefetch_visit(v, stage); }
+  void prefetch_visit(const journey::Journeys::VisitId& v, int stage) const {
+    journeys_.prefetch_visit(v.first, v.second, stage);
+  }
   seq_no next_seq() const { return seq_no{next_seq_}; }
   const std::string& name() const { return name_; }
 

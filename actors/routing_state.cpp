@@ -218,12 +218,21 @@ void Tenant::pack_if_closed(const std::string& id) {
   conversations_.erase(id);
 }
 
-void Tenant::prefetch(const Envelope& fact) const {
+void Tenant::prefetch(const Envelope& fact, int stage) const {
   const std::string& id = str(fact.data, "conversation");
+  const std::string& named = str(fact.data, "customer");
+  if (!named.empty()) journeys_.prefetch_visit(named, id, stage);
   if (id.empty()) return;
   const uint64_t h = events::key_hash(id);
-  conversations_.prefetch(h);
-  packed_.prefetch(h);
+  if (stage == 0) {
+    conversations_.prefetch(h);
+    packed_.prefetch(h);
+    return;
+  }
+  const Conversation* c = conversations_.likely(h);
+  if (!c) return;
+  if (stage == 1) return events::prefetch_bytes(c, sizeof *c);
+  if (named.empty()) journeys_.prefetch_visit(c->customer, id, stage - 2);
 }
 
 void Tenant::prefetch_conversation(const std::string& id, int stage) const {
