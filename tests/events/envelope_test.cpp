@@ -295,6 +295,29 @@ TEST_CASE("append_json writes exactly what dump writes, for any value") {
   }
 }
 
+TEST_CASE("append_quoted escapes a byte at any place of a string of any length, as dump does") {
+  // Strings of 0 to 40 plain bytes with one piece to escape or check at each place: the last
+  // bytes of a string are read in blocks that overlap the ones before (events/envelope.cpp).
+  // The plain bytes are a letter, or the lowest and highest plain bytes.
+  for (const std::string& piece : std::vector<std::string>{"\"", "\\", "\n", std::string(1, '\x01'), std::string(1, '\0'),
+                                                          "\x1f", "\x7f", "\xc3\xa9", "\xe4\xbd\xa0"}) {
+    for (size_t n = 0; n <= 40; ++n) {
+      for (size_t at = 0; at <= n; ++at) {
+        std::string s;
+        for (size_t k = 0; k < n; ++k) s += "p ~"[(k + at) % 3];
+        s.insert(at, piece);
+        CAPTURE(s);
+        std::string out = "x";
+        append_quoted(out, s);
+        REQUIRE(out == "x" + json(s).dump());
+      }
+      std::string out;
+      append_quoted(out, std::string(n, 'p'));
+      REQUIRE(out == json(std::string(n, 'p')).dump());
+    }
+  }
+}
+
 TEST_CASE("append_quoted refuses text that is not UTF-8, as dump does") {
   for (const std::string bad : {"\x80", "a\xc0\xaf", "\xe0\x80\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
                                 "\xe4\xbd", "tail \xf0\x9f\x98"}) {
