@@ -451,17 +451,19 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
       pending_ = spare_views_ ? std::move(spare_views_) : std::make_unique<projections::ViewBatch>(store_);
       pending_since_ = appended;
     }
+    // Each record freed as soon as the views have taken it, while it is in the cache: freed
+    // with the batch, its entries were read from memory a fourth time (perf: 39% of this
+    // function's own samples were on the loads of their texts' pointers).
     for (size_t i = 0; i < records.size(); ++i) {
-      entries += records[i].entries.size();
+      const size_t n = records[i].entries.size();
+      entries += n;
       pending_->put_record(records[i], p_, positions[i]);
+      if (n > 1) observer_.on_decision_latency(static_cast<double>(now - appended_us[i]) / 1e6);
+      records[i] = JournalRecord{};
     }
     if (!positions.empty()) pending_upto_ = journal_pos{positions.back().value() + 1};
   }
-
   observer_.on_journal_append(records.size(), entries);
-  for (size_t i = 0; i < records.size(); ++i)
-    if (records[i].entries.size() > 1)
-      observer_.on_decision_latency(static_cast<double>(now - appended_us[i]) / 1e6);
   for (const auto& name : pending_tenants_) {
     Anchor& a = anchors_[name];
     a.event_ms = state_.tenants.at(name).clock_ms();
