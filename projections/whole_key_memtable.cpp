@@ -66,7 +66,10 @@ SortItem sort_item(const char* entry) {
 std::vector<const char*> sorted(const std::vector<const char*>& entries) {
   std::vector<SortItem> items;
   items.reserve(entries.size());
-  for (const char* e : entries) items.push_back(sort_item(e));
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i + 8 < entries.size()) __builtin_prefetch(entries[i + 8]);  // a miss each, else
+    items.push_back(sort_item(entries[i]));
+  }
   std::sort(items.begin(), items.end(), [](const SortItem& a, const SortItem& b) {
     for (int w = 0; w < 3; ++w)
       if (a.prefix[w] != b.prefix[w]) return a.prefix[w] < b.prefix[w];
@@ -199,7 +202,16 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
 
     bool Valid() const override { return i_ < v_->size(); }
     const char* key() const override { return (*v_)[i_]; }
-    void Next() override { ++i_; }
+    // A few entries ahead fetched as it goes: in key order, each entry is somewhere else in the
+    // arena, and a flush reads every one (perf: RocksDB's reads of their keys were a miss each).
+    void Next() override {
+      ++i_;
+      if (i_ + prefetch_ahead < v_->size()) {
+        const char* e = (*v_)[i_ + prefetch_ahead];
+        __builtin_prefetch(e);
+        __builtin_prefetch(e + 64);  // the value's length and start, after the key
+      }
+    }
     void Prev() override { i_ = i_ == 0 ? v_->size() : i_ - 1; }
     void Seek(const rocksdb::Slice& internal_key, const char* memtable_key) override {
       const Key k = target(internal_key, memtable_key);
@@ -228,6 +240,7 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
     }
 
    private:
+    static constexpr size_t prefetch_ahead = 8;
     static Key target(const rocksdb::Slice& internal_key, const char* memtable_key) {
       return memtable_key ? decode(memtable_key)
                           : decode_internal(internal_key.data(), internal_key.size());
