@@ -9,7 +9,6 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include "events/key_hash.hpp"
@@ -105,7 +104,8 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
   void Insert(rocksdb::KeyHandle handle) override { InsertKey(handle); }
 
   // Adds the entry to the list; the index takes it with the next ones, a group at a time
-  // (index_pending), or before any read. Always true: an entry whose internal key (user key
+  // (index_pending). Reads look through the entries still waiting (at most 15) as well, so they
+  // share the lock with each other. Always true: an entry whose internal key (user key
   // and sequence number) is already held comes only from writers that RocksDB pairs with
   // memtables that say they handle duplicates (CanHandleDuplicatedKey, false here).
   bool InsertKey(rocksdb::KeyHandle handle) override {
@@ -130,7 +130,11 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
 
   bool Contains(const char* entry) const override {
     const Key k = decode(entry);
-    const auto lock = reading();
+    std::shared_lock lock(mu_);
+    for (size_t e = entries_.size(); e-- > indexed_;) {
+      const Key w = decode(entries_[e]);
+      if (w.user == k.user && w.tag == k.tag) return true;
+    }
     const Slot& slot = index_[find(k.user, events::key_hash(k.user))];
     for (uint32_t e = slot.newest; e != none; e = older_[e])
       if (decode(entries_[e]).tag == k.tag) return true;
@@ -147,7 +151,13 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
     // through here, so the store's tests would fail at once if that ever changed.
     const char* memtable_key = *reinterpret_cast<const char* const*>(&lookup);
     const Key k = decode(memtable_key);
-    const auto lock = reading();
+    std::shared_lock lock(mu_);
+    // The entries waiting for the index first: they are the newest (inserted last).
+    for (size_t e = entries_.size(); e-- > indexed_;) {
+      const Key w = decode(entries_[e]);
+      if (w.user != k.user || w.tag > k.tag) continue;
+      if (!callback(arg, entries_[e])) return;
+    }
     const Slot& slot = index_[find(k.user, events::key_hash(k.user))];
     for (uint32_t e = slot.newest; e != none; e = older_[e]) {
       if (decode(entries_[e]).tag > k.tag) continue;  // newer than the read's snapshot
@@ -295,7 +305,12 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
     const std::string_view wanted(p.data(), p.size());
     out.clear();
     {
-      const auto lock = reading();
+      std::shared_lock lock(mu_);
+      for (size_t e = indexed_; e < entries_.size(); ++e) {  // waiting for the index
+        const std::string_view waiting = decode(entries_[e]).user;
+        const rocksdb::Slice w(waiting.data(), waiting.size());
+        if (prefix_->InDomain(w) && prefix_of(entries_[e]) == wanted) out.push_back(entries_[e]);
+      }
       const Slot& slot = prefix_index_[find_prefix(wanted, events::key_hash(wanted))];
       for (uint32_t e = slot.newest; e != none; e = same_prefix_[e]) out.push_back(entries_[e]);
     }
@@ -308,18 +323,6 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
     const std::string_view user = decode(entry).user;
     const rocksdb::Slice p = prefix_->Transform(rocksdb::Slice(user.data(), user.size()));
     return std::string_view(p.data(), p.size());
-  }
-
-  // A lock for reading the indexes, with every entry inserted so far in them: a shared lock,
-  // or, while some entries wait for their group (InsertKey), the writer's lock, under which
-  // they are indexed first.
-  std::variant<std::shared_lock<std::shared_mutex>, std::unique_lock<std::shared_mutex>> reading() const {
-    std::shared_lock shared(mu_);
-    if (indexed_ == entries_.size()) return shared;
-    shared.unlock();
-    std::unique_lock writer(mu_);
-    const_cast<WholeKeyMemTable*>(this)->index_pending();
-    return writer;
   }
 
   // Under the writer's lock: indexes the entries inserted since the last time, a group at a

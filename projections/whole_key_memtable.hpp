@@ -11,8 +11,8 @@
 // structure. It was 10% of the ingest benchmark's CPU samples, on the partition hosts' threads.
 // Here an insert costs a hash probe, and the flush sorts the memtable's entries by a 24-byte
 // inline prefix of each key before it looks at the key itself. The probes are made 16 entries
-// at a time, their slots fetched from memory together (and before any read, which must see
-// every entry): one at a time, the slot's cache miss was two thirds of an insert.
+// at a time, their slots fetched from memory together (a read looks through the few entries
+// still waiting as well): one at a time, the slot's cache miss was two thirds of an insert.
 //
 // Requirements, which the views meet: the column family compares keys bytewise (RocksDB's
 // default comparator) and writes are not concurrent (allow_concurrent_memtable_write = false).
