@@ -291,17 +291,23 @@ std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::In
   return d;
 }
 
-void PartitionProcessor::prefetch(const events::IngestRecord& rec, int stage) const {
-  if (!rec.parsed) return;  // parsed in decide(): nothing to look up before then
-  const routing::Envelope& fact = *rec.parsed;
-  if (stage == 0) {
+void PartitionProcessor::prefetch(const std::vector<events::IngestRecord>& ingest, size_t from,
+                                  size_t to) const {
+  const routing::Tenant* tenants[stage_facts] = {};  // each fact's, found once for every stage
+  for (size_t i = from; i < to; ++i) {
+    const events::IngestRecord& rec = ingest[i];
+    if (!rec.parsed) continue;  // parsed in decide(): nothing to look up before then
+    const routing::Envelope& fact = *rec.parsed;
     // The front door wrote the fact's type and text on another core: the type is compared
     // first thing (Tenant::check), the text copied into the journal entry (entry_of).
     __builtin_prefetch(fact.type.data());
     events::prefetch_bytes(rec.payload.data(), rec.payload.size());
     recent_keys_.prefetch(fact.tenant, fact.id);
+    if (auto t = state_.tenants.find(fact.tenant); t != state_.tenants.end()) tenants[i - from] = &t->second;
   }
-  if (auto t = state_.tenants.find(fact.tenant); t != state_.tenants.end()) t->second.prefetch(fact, stage);
+  for (int stage = 0; stage < routing::Tenant::fact_stages; ++stage)
+    for (size_t i = from; i < to; ++i)
+      if (tenants[i - from]) tenants[i - from]->prefetch(*ingest[i].parsed, stage);
 }
 
 void PartitionProcessor::apply_to_statistics(Decided& d) {
@@ -411,8 +417,7 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
   for (size_t from = 0; from < ingest.size(); from += stage_facts) {
     decided_.clear();
     const size_t to = std::min(ingest.size(), from + stage_facts);
-    for (int stage = 0; stage < routing::Tenant::fact_stages; ++stage)
-      for (size_t i = from; i < to; ++i) prefetch(ingest[i], stage);
+    prefetch(ingest, from, to);
     for (size_t i = from; i < to; ++i)
       if (auto d = decide(ingest[i])) decided_.push_back(std::move(*d));
     for (auto& d : decided_) apply_to_statistics(d);

@@ -134,12 +134,12 @@ class PartitionProcessor {
   // What an ingest record leads to, or nothing (a duplicate, or a record that names no tenant
   // and id to refuse). Takes the record's parsed envelope, if it has one.
   std::optional<Decided> decide(events::IngestRecord& rec);
-  // Fetches into the cache, ahead of decide(), what a handed-over fact looks up: its
-  // idempotency key's slot among the recent keys, its type and front-door text (stage 0), and
-  // its conversation and customer (Tenant::prefetch, in its stages). Those tables are larger
-  // than the caches, and each lookup missed in them in turn: fetched a stage at a time for all
-  // of a stage's facts first, the misses overlap.
-  void prefetch(const events::IngestRecord& rec, int stage) const;
+  // Fetches into the cache, ahead of decide(), what the handed-over facts ingest[from, to) (at
+  // most stage_facts) look up: each one's idempotency key's slot among the recent keys, its
+  // type and front-door text, then its conversation and customer (Tenant::prefetch, in its
+  // stages). Those tables are larger than the caches, and each lookup missed in them in turn:
+  // fetched a stage at a time for all the facts first, the misses overlap.
+  void prefetch(const std::vector<events::IngestRecord>& ingest, size_t from, size_t to) const;
   // Applies a decided fact's entries to the interval statistics and schedules, and makes its
   // journal entries.
   void apply_to_statistics(Decided& d);

@@ -223,16 +223,10 @@ void Tenant::prefetch(const Envelope& fact, int stage) const {
   const std::string& named = str(fact.data, "customer");
   if (!named.empty()) journeys_.prefetch_visit(named, id, stage);
   if (id.empty()) return;
-  const uint64_t h = events::key_hash(id);
-  if (stage == 0) {
-    conversations_.prefetch(h);
-    packed_.prefetch(h);
-    return;
-  }
-  const Conversation* c = conversations_.likely(h);
-  if (!c) return;
-  if (stage == 1) return events::prefetch_bytes(c, sizeof *c);
-  if (named.empty()) journeys_.prefetch_visit(c->customer, id, stage - 2);
+  if (stage < conversation_stages) return prefetch_conversation(id, stage);
+  if (!named.empty()) return;
+  if (const Conversation* c = conversations_.likely(events::key_hash(id)))
+    journeys_.prefetch_visit(c->customer, id, stage - conversation_stages);
 }
 
 void Tenant::prefetch_conversation(const std::string& id, int stage) const {

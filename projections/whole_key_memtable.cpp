@@ -6,6 +6,7 @@
 #include <deque>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -193,8 +194,7 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
   struct Pending {
     Key key;
     uint64_t hash = 0;
-    bool in_domain = false;  // of the prefix extractor, if any
-    std::string_view prefix;
+    std::optional<std::string_view> prefix;  // with a prefix extractor, in its domain
     uint64_t prefix_hash = 0;
   };
 
@@ -299,19 +299,14 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
   // The entries whose user keys have `user`'s prefix, in key order, into `out`; false (and
   // `out` untouched) when `user` is outside the prefix extractor's domain.
   bool with_prefix_of(std::string_view user, std::vector<const char*>& out) const {
-    const rocksdb::Slice key(user.data(), user.size());
-    if (!prefix_->InDomain(key)) return false;
-    const rocksdb::Slice p = prefix_->Transform(key);
-    const std::string_view wanted(p.data(), p.size());
+    const std::optional<std::string_view> wanted = prefix_of_key(user);
+    if (!wanted) return false;
     out.clear();
     {
       std::shared_lock lock(mu_);
-      for (size_t e = indexed_; e < entries_.size(); ++e) {  // waiting for the index
-        const std::string_view waiting = decode(entries_[e]).user;
-        const rocksdb::Slice w(waiting.data(), waiting.size());
-        if (prefix_->InDomain(w) && prefix_of(entries_[e]) == wanted) out.push_back(entries_[e]);
-      }
-      const Slot& slot = prefix_index_[find_prefix(wanted, events::key_hash(wanted))];
+      for (size_t e = indexed_; e < entries_.size(); ++e)  // waiting for the index
+        if (prefix_of_key(decode(entries_[e]).user) == wanted) out.push_back(entries_[e]);
+      const Slot& slot = prefix_index_[find_prefix(*wanted, events::key_hash(*wanted))];
       for (uint32_t e = slot.newest; e != none; e = same_prefix_[e]) out.push_back(entries_[e]);
     }
     std::sort(out.begin(), out.end(),
@@ -319,9 +314,11 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
     return true;
   }
 
-  std::string_view prefix_of(const char* entry) const {
-    const std::string_view user = decode(entry).user;
-    const rocksdb::Slice p = prefix_->Transform(rocksdb::Slice(user.data(), user.size()));
+  // The prefix extractor's prefix of a user key, or nothing outside its domain.
+  std::optional<std::string_view> prefix_of_key(std::string_view user) const {
+    const rocksdb::Slice key(user.data(), user.size());
+    if (!prefix_->InDomain(key)) return std::nullopt;
+    const rocksdb::Slice p = prefix_->Transform(key);
     return std::string_view(p.data(), p.size());
   }
 
@@ -340,25 +337,22 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
         g.hash = events::key_hash(g.key.user);
         __builtin_prefetch(&index_[g.hash & (index_.size() - 1)]);
         if (!prefix_) continue;
-        const rocksdb::Slice key(g.key.user.data(), g.key.user.size());
-        g.in_domain = prefix_->InDomain(key);
-        if (!g.in_domain) continue;
-        const rocksdb::Slice p = prefix_->Transform(key);
-        g.prefix = std::string_view(p.data(), p.size());
-        g.prefix_hash = events::key_hash(g.prefix);
+        g.prefix = prefix_of_key(g.key.user);
+        if (!g.prefix) continue;
+        g.prefix_hash = events::key_hash(*g.prefix);
         __builtin_prefetch(&prefix_index_[g.prefix_hash & (prefix_index_.size() - 1)]);
       }
       for (size_t i = 0; i < n; ++i) {
         const Slot& s = index_[group[i].hash & (index_.size() - 1)];
         if (s.newest != none && s.hash == group[i].hash) __builtin_prefetch(entries_[s.newest]);
-        if (!prefix_ || !group[i].in_domain) continue;
+        if (!group[i].prefix) continue;
         const Slot& p = prefix_index_[group[i].prefix_hash & (prefix_index_.size() - 1)];
         if (p.newest != none && p.hash == group[i].prefix_hash) __builtin_prefetch(entries_[p.newest]);
       }
       for (size_t i = 0; i < n; ++i) {
         const uint32_t at = static_cast<uint32_t>(indexed_ + i);
         add_to_index(group[i].key, group[i].hash, at);
-        if (prefix_ && group[i].in_domain) add_to_prefix(group[i].prefix, group[i].prefix_hash, at);
+        if (group[i].prefix) add_to_prefix(*group[i].prefix, group[i].prefix_hash, at);
       }
       indexed_ += n;
     }
@@ -405,7 +399,8 @@ class WholeKeyMemTable final : public rocksdb::MemTableRep {
     const size_t mask = prefix_index_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
       const Slot& s = prefix_index_[i];
-      if (s.newest == none || (s.hash == h && prefix_of(entries_[s.newest]) == prefix)) return i;
+      if (s.newest == none || (s.hash == h && prefix_of_key(decode(entries_[s.newest]).user) == prefix))
+        return i;
     }
   }
 
