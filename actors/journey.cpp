@@ -273,8 +273,9 @@ void Journeys::prefetch_visit(const std::string& customer, const std::string& co
   const Customer* c = customers_.likely(events::key_hash(customer));
   if (!c || c->visits.empty()) return;
   if (stage == 2) {  // visit_of() looks from the latest back
-    const size_t n = std::min<size_t>(2, c->visits.size());
-    return events::prefetch_bytes(&c->visits[c->visits.size() - n], n * sizeof(Visit));
+    for (size_t i = c->visits.size() - std::min<size_t>(2, c->visits.size()); i < c->visits.size(); ++i)
+      events::prefetch_bytes(&c->visits[i], sizeof(Visit));
+    return;
   }
   if (const Visit* v = visit_of(*c, conversation)) v->prefetch_detail(stage - 3);
 }
@@ -318,7 +319,7 @@ void Journeys::sweep(int64_t time_ms) {
     while (old < c.visits.size() && c.visits[old].started_ms < time_ms - window_ms &&
            !c.visits[old].open())
       forget(c, c.visits[old++]);
-    c.visits.erase(c.visits.begin(), c.visits.begin() + static_cast<std::ptrdiff_t>(old));
+    c.visits.erase_front(old);
     return c.visits.empty() && c.profile.empty();
   });
 }

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/ring.hpp"
 #include "actors/touched_ids.hpp"
 #include "events/compact_doc.hpp"
 #include "events/envelope.hpp"
@@ -67,8 +68,8 @@ struct VisitDetail {
 };
 
 // One conversation of the customer. Memory keeps a customer's latest 20 (Journeys::visit_limit),
-// nearly all of them closed: the features read every one, a new conversation moves them all
-// along, and the agent's summary reads the latest few; only what those read is kept in the
+// nearly all of them closed: the features read every one, a new conversation past the limit
+// drops the oldest, and the agent's summary reads the latest few; only what those read is kept in the
 // visit itself (192 bytes), the rest once closed in one packed string. With every member kept
 // as it is, a visit took 272 bytes and three allocations of about 420 more.
 struct Visit {
@@ -99,7 +100,9 @@ struct Customer {
   std::string id;
   json profile;  // null until a CRM attribute arrives, then an object
   int64_t profile_updated_ms = -1;
-  std::vector<Visit> visits;  // oldest first; every open conversation is here
+  // Oldest first; every open conversation is here. In a ring: a new visit past the limit drops
+  // the oldest closed one, most often the first, and then no other visit moves.
+  Ring<Visit> visits;
   int64_t last_ms = 0;
   uint64_t touched = 0;  // the round of Journeys::touched_ it was last added in
   size_t open_conversations() const;
