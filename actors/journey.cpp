@@ -264,7 +264,10 @@ void Visit::prefetch_detail(int stage) const {
 void Journeys::prefetch_customer(const std::string& customer, int stage) const {
   const uint64_t h = events::key_hash(customer);
   if (stage == 0) return customers_.prefetch(h);
-  if (const Customer* c = customers_.likely(h)) events::prefetch_bytes(c, sizeof *c);
+  const Customer* c = customers_.likely(h);
+  if (!c) return;
+  if (stage == 1) return events::prefetch_bytes(c, sizeof *c);
+  for (const auto& v : c->visits) __builtin_prefetch(&v.started_ms);  // what features() reads
 }
 
 void Journeys::prefetch_visit(const std::string& customer, const std::string& conversation,
