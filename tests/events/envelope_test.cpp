@@ -238,6 +238,23 @@ TEST_CASE("to_text writes exactly what to_json dumps, escapes included") {
   CHECK(to_text(e) == to_json(e).dump());
 }
 
+TEST_CASE("to_text: texts of any length one after another, each whole and nothing of the one before") {
+  // The writer keeps its buffer from one text to the next, and grows it when a text is longer
+  // than its guess (about 320 bytes) or than any before: lengths up and down across both.
+  Envelope e;
+  e.id = "e-1";
+  e.type = "conversation.message";
+  e.tenant = "acme";
+  e.time_ms = 1795168800123;
+  for (size_t n : {0, 300, 5000, 10, 100000, 7, 330, 40000, 1}) {
+    e.data = {{"text", std::string(n, 'x')}, {"list", json::array({std::string(n / 3, 'y'), n})}};
+    CHECK(to_text(e) == to_json(e).dump());
+    std::string kept = "before:";
+    append_json(kept, e.data);
+    CHECK(kept == "before:" + e.data.dump());
+  }
+}
+
 TEST_CASE("append_json writes exactly what dump writes, for any value") {
   auto written = [](const json& v) {
     std::string out = "x";  // appends, keeping what was there
