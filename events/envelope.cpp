@@ -773,12 +773,13 @@ namespace {
 // (the journal text of every decision, and the front door's of every fact, is written here:
 // 7.8% of a partition host's instructions went to to_text).
 //
-// The text goes to a buffer of the thread's, kept from one text to the next, and is appended to
-// the string at the end: a string made long enough ahead was filled with zeros first (resize),
-// and the fill and the string's growth were a third of to_text's samples (perf, 1.8% of all).
+// The text goes to a buffer of the thread's, kept from one text to the next, and finish()
+// appends it to the string: a string made long enough ahead was filled with zeros first
+// (resize), and the fill and the string's growth were a third of to_text's samples (perf, 1.8%
+// of all).
 class TextWriter {
  public:
-  // Appends to `out`; `expect` is a guess at the bytes to come.
+  // Writes a text for `out`; `expect` is a guess at its bytes.
   TextWriter(std::string& out, size_t expect) : out_(out) {
     Scratch& s = scratch();
     if (!s.busy) {  // else a writer of this thread is at work: this one has its own buffer
@@ -790,12 +791,13 @@ class TextWriter {
     if (expect > room_) grow(expect);
   }
   ~TextWriter() {
-    out_.append(bytes_, n_);
-    if (shared_) {
-      if (own_) shared_->bytes = std::move(own_), shared_->room = room_;  // grown: kept for the next
-      shared_->busy = false;
-    }
+    if (!shared_) return;
+    // A grown buffer is kept for the next text, up to a size that texts rarely reach.
+    if (own_ && room_ <= kept_bytes) shared_->bytes = std::move(own_), shared_->room = room_;
+    shared_->busy = false;
   }
+  // Appends the text written to the string (nothing is appended without it).
+  void finish() { out_.append(bytes_, n_); }
   TextWriter(const TextWriter&) = delete;
   TextWriter& operator=(const TextWriter&) = delete;
 
@@ -871,6 +873,7 @@ class TextWriter {
   }
 
  private:
+  static constexpr size_t kept_bytes = 64 * 1024;
   struct Scratch {
     std::unique_ptr<char[]> bytes;
     size_t room = 0;
@@ -903,13 +906,14 @@ class TextWriter {
 void append_json(std::string& out, const json& v) {
   TextWriter w(out, 64);
   w.value(v);
+  w.finish();
 }
 
 // The same text as to_json(e).dump() (keys in order), without copying `data` into a new tree.
 std::string to_text(const Envelope& e) {
   std::string out;
   {
-    // Room for the envelope's fields and a typical event's data: growing the string copies it.
+    // Room for the envelope's fields and a typical event's data: growing the buffer copies it.
     TextWriter w(out, 320 + e.id.size() + e.cause.size());
     w.put('{');
     if (!e.cause.empty()) {
@@ -932,6 +936,7 @@ std::string to_text(const Envelope& e) {
     w.literal("\",\"type\":");
     w.quoted(e.type);
     w.put('}');
+    w.finish();
   }
   return out;
 }

@@ -223,12 +223,22 @@ TEST_CASE("the error answer has the documented shape") {
                            R"({"error":"invalid_event","index":3,"id":"x","field":"data.agent","reason":"missing"})"));
 }
 
-TEST_CASE("to_text writes exactly what to_json dumps, escapes included") {
+namespace {
+
+// A conversation.message of tenant acme with id `id`, at a fixed time and with no data yet.
+Envelope message_with_id(std::string id) {
   Envelope e;
-  e.id = "a\"b\\c\n\x01";
+  e.id = std::move(id);
   e.type = "conversation.message";
   e.tenant = "acme";
   e.time_ms = 1795168800123;
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("to_text writes exactly what to_json dumps, escapes included") {
+  Envelope e = message_with_id("a\"b\\c\n\x01");
   e.data = {{"text", "tab\there \"quoted\" \xe4\xbd\xa0\xe5\xa5\xbd"}, {"n", 1.5}, {"list", {1, 2}}};
   e.cause = "c\"1";
   e.seq = seq_no{42};
@@ -240,12 +250,9 @@ TEST_CASE("to_text writes exactly what to_json dumps, escapes included") {
 
 TEST_CASE("to_text: texts of any length one after another, each whole and nothing of the one before") {
   // The writer keeps its buffer from one text to the next, and grows it when a text is longer
-  // than its guess (about 320 bytes) or than any before: lengths up and down across both.
-  Envelope e;
-  e.id = "e-1";
-  e.type = "conversation.message";
-  e.tenant = "acme";
-  e.time_ms = 1795168800123;
+  // than its guess (about 320 bytes) or than any before, keeping it up to 64 KiB: lengths up
+  // and down across all three.
+  Envelope e = message_with_id("e-1");
   for (size_t n : {0, 300, 5000, 10, 100000, 7, 330, 40000, 1}) {
     e.data = {{"text", std::string(n, 'x')}, {"list", json::array({std::string(n / 3, 'y'), n})}};
     CHECK(to_text(e) == to_json(e).dump());
