@@ -459,7 +459,15 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
     // Each record freed as soon as the views have taken it, while it is in the cache: freed
     // with the batch, its entries were read from memory a fourth time (perf: 39% of this
     // function's own samples were on the loads of their texts' pointers).
+    // A batch's entries (up to 2,000 records) are no longer in the cache after its journal
+    // write: those of the record a few ahead are fetched while one is taken (perf: 64% of
+    // put_record's samples were on the load of an entry's kind, 1.1% of all).
+    constexpr size_t ahead = 4;
     for (size_t i = 0; i < records.size(); ++i) {
+      if (i + ahead < records.size()) {
+        const auto& later = records[i + ahead].entries;
+        events::prefetch_bytes(later.data(), later.size() * sizeof(events::JournalEntry));
+      }
       const size_t n = records[i].entries.size();
       entries += n;
       pending_->put_record(records[i], p_, positions[i]);
