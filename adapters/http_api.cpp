@@ -319,6 +319,10 @@ void HttpApi::routes() {
     std::string results;
     results.reserve(envs.size() * 80);
     for (size_t i = 0; i < envs.size(); ++i) {
+      // Each event's type was written by the parser a whole ingest ago, out of the cache since:
+      // fetched a few events ahead of counting it (perf: 60% of this handler's own samples were
+      // on the first load of a type, about 1% of all).
+      if (i + 8 < envs.size()) __builtin_prefetch(envs[i + 8].type.data());
       const IngestResult& in = (*ingested)[i];
       // A result's fields after its id, into a buffer and then onto the text at once: a call
       // to append each piece was 5% of the handler's instructions. (ObjectText, which checks
