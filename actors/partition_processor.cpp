@@ -293,21 +293,44 @@ std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::In
 
 void PartitionProcessor::prefetch(const std::vector<events::IngestRecord>& ingest, size_t from,
                                   size_t to) const {
-  const routing::Tenant* tenants[stage_facts] = {};  // each fact's, found once for every stage
+  // Each fact's tenant, data, conversation and customer, found once for every stage.
+  const routing::Tenant* tenants[stage_facts] = {};
+  const events::json::object_t* data[stage_facts] = {};
+  const std::string* conversations[stage_facts] = {};
+  const std::string* customers[stage_facts] = {};
   for (size_t i = from; i < to; ++i) {
     const events::IngestRecord& rec = ingest[i];
     if (!rec.parsed) continue;  // parsed in decide(): nothing to look up before then
     const routing::Envelope& fact = *rec.parsed;
-    // The front door wrote the fact's type and text on another core: the type is compared
-    // first thing (Tenant::check), the text copied into the journal entry (entry_of).
+    // The front door wrote the fact on another core: its type is compared first thing
+    // (Tenant::check), its text copied into the journal entry (entry_of), and its data's
+    // members read for the stages below.
     __builtin_prefetch(fact.type.data());
     events::prefetch_bytes(rec.payload.data(), rec.payload.size());
     recent_keys_.prefetch(fact.tenant, fact.id);
-    if (auto t = state_.tenants.find(fact.tenant); t != state_.tenants.end()) tenants[i - from] = &t->second;
+    if (auto t = state_.tenants.find(fact.tenant); t != state_.tenants.end()) {
+      tenants[i - from] = &t->second;
+      data[i - from] = fact.data.get_ptr<const events::json::object_t*>();
+      __builtin_prefetch(data[i - from]);
+    }
   }
+  // The data's members, then the conversation's and customer's ids in them (each a pointer
+  // away): one after the other, each of these lookups missed the cache in turn (perf: 1.6% of
+  // all samples on them).
+  const size_t n = to - from;
+  for (size_t k = 0; k < n; ++k)
+    if (data[k]) events::prefetch_bytes(data[k]->data(), data[k]->size() * sizeof(*data[k]->data()));
+  for (size_t k = 0; k < n; ++k)
+    if (tenants[k]) {
+      const routing::Envelope& fact = *ingest[from + k].parsed;
+      conversations[k] = &routing::str(fact.data, "conversation");
+      customers[k] = &routing::str(fact.data, "customer");
+      __builtin_prefetch(conversations[k]);
+      __builtin_prefetch(customers[k]);
+    }
   for (int stage = 0; stage < routing::Tenant::fact_stages; ++stage)
-    for (size_t i = from; i < to; ++i)
-      if (tenants[i - from]) tenants[i - from]->prefetch(*ingest[i].parsed, stage);
+    for (size_t k = 0; k < n; ++k)
+      if (tenants[k]) tenants[k]->prefetch(*conversations[k], *customers[k], stage);
 }
 
 void PartitionProcessor::apply_to_statistics(Decided& d) {

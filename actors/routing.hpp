@@ -174,9 +174,11 @@ class Tenant {
   // read what the stage before fetched): 0 the slots of its conversation, open and packed, 1
   // the conversation, then its customer's (named by the fact, or the conversation's) slot, the
   // customer and the latest visits (Journeys::prefetch_visit; a customer the fact names from
-  // stage 0 on, with the visit's detail after).
+  // stage 0 on, with the visit's detail after). Takes the fact's `conversation` and `customer`
+  // (empty when it names none), read from its data once for every stage (each stage read them
+  // again: 0.7% of all samples, in JSON lookups).
   static constexpr int fact_stages = 5;
-  void prefetch(const Envelope& fact, int stage) const;
+  void prefetch(const std::string& conversation, const std::string& customer, int stage) const;
   // Fetch ahead (events::fetching_ahead) what writing the documents of take_touched()'s entities
   // reads: a conversation's (stage 0 its slots, open and packed, 1 the conversation), and a
   // customer's and a visit's (Journeys::prefetch_customer, prefetch_visit).

@@ -218,9 +218,7 @@ void Tenant::pack_if_closed(const std::string& id) {
   conversations_.erase(id);
 }
 
-void Tenant::prefetch(const Envelope& fact, int stage) const {
-  const std::string& id = str(fact.data, "conversation");
-  const std::string& named = str(fact.data, "customer");
+void Tenant::prefetch(const std::string& id, const std::string& named, int stage) const {
   if (!named.empty()) journeys_.prefetch_visit(named, id, stage);
   if (id.empty()) return;
   if (stage < conversation_stages) return prefetch_conversation(id, stage);
