@@ -4,17 +4,43 @@
 #include <functional>
 #include <map>
 #include <string_view>
-#include <unordered_set>
+
+#include "events/key_hash.hpp"
 
 namespace omniroute::adapters {
 namespace {
 
 using key_view = std::pair<std::string_view, std::string_view>;  // (tenant, id)
 
-struct KeyHash {
-  size_t operator()(const key_view& k) const {
-    return std::hash<std::string_view>()(k.first) * 31 + std::hash<std::string_view>()(k.second);
+// The keys of a batch met so far, as their places in the batch, in an open-addressing table
+// sized for the whole batch: a node-based hash set allocated a node for each event and walked
+// them all to free them at the end (perf: 16% of ingest's own samples on that walk).
+class BatchKeys {
+ public:
+  explicit BatchKeys(const std::vector<key_view>& keys) : keys_(keys) {
+    size_t room = 16;
+    while (room < 2 * keys.size()) room *= 2;
+    slots_.assign(room, none);
   }
+  // Adds keys[i]; false when an equal key was added before.
+  bool insert(uint32_t i) {
+    const key_view& key = keys_[i];
+    const size_t mask = slots_.size() - 1;
+    for (size_t s = events::hash_finish(events::hash_more(events::hash_more(events::hash_start(), key.first), key.second));
+         ; ++s) {
+      uint32_t& slot = slots_[s & mask];
+      if (slot == none) {
+        slot = i;
+        return true;
+      }
+      if (keys_[slot] == key) return false;
+    }
+  }
+
+ private:
+  static constexpr uint32_t none = ~uint32_t{0};
+  const std::vector<key_view>& keys_;
+  std::vector<uint32_t> slots_;
 };
 
 }  // namespace
@@ -40,9 +66,7 @@ result<std::vector<IngestResult>, IngestError> ingest(
     size_t count = 0;
   };
   std::map<int32_t, PartitionBatch> batches;
-  // The keys seen so far in this batch.
-  std::unordered_set<key_view, KeyHash> in_batch;
-  in_batch.reserve(envs.size());
+  BatchKeys in_batch(keys);  // the keys seen so far in this batch
   std::vector<size_t> fresh;  // the new events, in order; each partition's are counted first
   fresh.reserve(envs.size());
   for (size_t i = 0; i < envs.size(); ++i) {
@@ -50,7 +74,7 @@ result<std::vector<IngestResult>, IngestError> ingest(
     if (known[i]) {
       r.duplicate = true;
       r.seq = known[i];
-    } else if (!in_batch.insert(keys[i]).second) {
+    } else if (!in_batch.insert(static_cast<uint32_t>(i))) {
       r.duplicate = true;
     } else {
       r.partition = log.partition_of(envs[i].tenant);

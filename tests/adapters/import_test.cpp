@@ -3,12 +3,15 @@
 // reproduce as the raw rows give them, computed here independently of the importer.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <sstream>
 
 #include "actors/partition_processor.hpp"
 #include "adapters/csv_import.hpp"
+#include "adapters/ingest.hpp"
 #include "projections/queue_plan.hpp"
 #include "events/embedded_log.hpp"
 #include "events/time.hpp"
@@ -104,6 +107,36 @@ std::map<std::string, Day> raw_days(const std::string& path) {
 }
 
 }  // namespace
+
+TEST_CASE("ingest: a key met earlier in the batch is a duplicate; the same id in another tenant is not") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  // 3,000 events over three tenants, each id in all three; every seventh event repeats the
+  // tenant and id an event before it was given.
+  std::vector<events::Envelope> envs;
+  std::vector<bool> expect_duplicate;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (int i = 0; i < 3000; ++i) {
+    events::Envelope e;
+    const int like = i % 7 == 6 ? i / 2 : i;
+    e.tenant = "t" + std::to_string(like % 3);
+    e.id = "e-" + std::to_string(like / 3);
+    e.type = "agent.logged_in";
+    e.time_ms = 1795168800000 + i;
+    e.data = {{"agent", "a-" + std::to_string(i)}};
+    expect_duplicate.push_back(!seen.insert({e.tenant, e.id}).second);
+    envs.push_back(std::move(e));
+  }
+  const size_t repeats = static_cast<size_t>(std::count(expect_duplicate.begin(), expect_duplicate.end(), true));
+  REQUIRE(repeats > 200);  // those whose earlier event was not a repeat itself
+  auto results = adapters::ingest(*node.log, *node.store, envs);
+  REQUIRE(results.has_value());
+  REQUIRE(results->size() == envs.size());
+  for (size_t i = 0; i < envs.size(); ++i) {
+    CHECK_MESSAGE((*results)[i].duplicate == expect_duplicate[i], "event " << i);
+    CHECK((*results)[i].offset.has_value() != expect_duplicate[i]);
+  }
+}
 
 TEST_CASE("a mapping with a missing or wrong key is refused, naming it") {
   json m = bank_mapping();
