@@ -479,12 +479,12 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
       pending_ = spare_views_ ? std::move(spare_views_) : std::make_unique<projections::ViewBatch>(store_);
       pending_since_ = appended;
     }
-    // Each record freed as soon as the views have taken it, while it is in the cache: freed
+    // The views take each record, and it is freed at once, while it is in the cache: freed
     // with the batch, its entries were read from memory a fourth time (perf: 39% of this
-    // function's own samples were on the loads of their texts' pointers).
-    // A batch's entries (up to 2,000 records) are no longer in the cache after its journal
-    // write: those of the record a few ahead are fetched while one is taken (perf: 64% of
-    // put_record's samples were on the load of an entry's kind, 1.1% of all).
+    // function's own samples were on the loads of their texts' pointers). The batch's entries
+    // (up to 2,000 records) are out of the cache after its journal write: those of the record
+    // a few ahead are fetched while one is taken (perf: 64% of put_record's samples were on
+    // the load of an entry's kind, 1.1% of all).
     constexpr size_t ahead = 4;
     for (size_t i = 0; i < records.size(); ++i) {
       if (i + ahead < records.size()) {
