@@ -39,12 +39,13 @@ Outcome Tenant::handle(Envelope fact) {
   fact.seq = seq_no{next_seq_};
   fact.cause.clear();
   apply(fact);
-  std::vector<Envelope> decisions;  // decide() only appends: the fact goes before them, moved
-  decide(fact, decisions);
+  decisions_.clear();  // left over if a decide() before threw
+  decide(fact, decisions_);  // only appends: the fact goes before them, moved
   out.fact = out.entries.size();
-  out.entries.reserve(out.entries.size() + 1 + decisions.size());
+  out.entries.reserve(out.entries.size() + 1 + decisions_.size());
   out.entries.push_back(std::move(fact));
-  std::move(decisions.begin(), decisions.end(), std::back_inserter(out.entries));
+  std::move(decisions_.begin(), decisions_.end(), std::back_inserter(out.entries));
+  decisions_.clear();
   return out;
 }
 

@@ -338,6 +338,9 @@ class Tenant {
   std::string name_;
   uint64_t next_seq_ = 0;
   int64_t clock_ms_ = 0;
+  // The decisions handle() is taking, empty between facts; its room is kept (a new vector
+  // for each fact grew 1, 2, 4, moving the envelopes at each step: perf, 0.5% of all samples).
+  std::vector<Envelope> decisions_;
   std::deque<std::pair<int64_t, std::string>> closed_;  // (closed at, conversation), in order
   // Looked up by id only (id_map.hpp); every iteration that decides something goes through
   // ordered sets. Mutable, as packed_ is: finding a packed conversation unpacks it.
