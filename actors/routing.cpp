@@ -24,18 +24,26 @@ const char* to_string(conversation_state s) {
 // ---- facts in, decisions out ----------------------------------------------------------------
 
 Outcome Tenant::handle(Envelope fact) {
+  // Every return is of `out`, so that it is built in the caller's place: returned from a lambda
+  // on one path, it was moved out on the others, and its optional read whole right after its
+  // parts were stored (a store-forwarding stall: 44% of this function's own samples).
   Outcome out;
   evict_closed_before(fact.time_ms - closed_retention_ms);  // as apply() will, before the check
   auto refuse_with = [&](const std::pair<std::string, std::string>& why) {
     out.refused = true;
     out.entries.push_back(refuse(fact.id, fact.type, fact.time_ms, why.first, why.second));
-    return out;
   };
-  if (auto why = check(fact)) return refuse_with(*why);
+  if (auto why = check(fact)) {
+    refuse_with(*why);
+    return out;
+  }
   // Timers due by the fact's time fire first; they may change what the fact meets.
   advance(fact, out.entries);
   if (!out.entries.empty())
-    if (auto why = check(fact)) return refuse_with(*why);
+    if (auto why = check(fact)) {
+      refuse_with(*why);
+      return out;
+    }
   fact.seq = seq_no{next_seq_};
   fact.cause.clear();
   apply(fact);
