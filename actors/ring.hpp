@@ -9,11 +9,11 @@
 // when the erase moves the front instead).
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <iterator>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace omniroute {

@@ -1,7 +1,6 @@
 #include "adapters/ingest.hpp"
 
 #include <algorithm>
-#include <functional>
 #include <map>
 #include <string_view>
 
@@ -26,8 +25,8 @@ class BatchKeys {
   bool insert(uint32_t i) {
     const key_view& key = keys_[i];
     const size_t mask = slots_.size() - 1;
-    for (size_t s = events::hash_finish(events::hash_more(events::hash_more(events::hash_start(), key.first), key.second));
-         ; ++s) {
+    const uint64_t h = events::hash_more(events::hash_more(events::hash_start(), key.first), key.second);
+    for (size_t s = events::hash_finish(h);; ++s) {
       uint32_t& slot = slots_[s & mask];
       if (slot == none) {
         slot = i;
