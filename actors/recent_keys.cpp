@@ -22,7 +22,7 @@ size_t capacity_for(size_t keys) {
 RecentKeys::RecentKeys() { clear(); }
 
 uint64_t RecentKeys::hash_of(std::string_view tenant, std::string_view id) {
-  return events::hash_finish(events::hash_more(events::hash_more(events::hash_start(), tenant), id));
+  return events::key_hash(tenant, id);
 }
 
 bool RecentKeys::equal(const Slot& s, std::string_view tenant, std::string_view id) const {

@@ -25,8 +25,7 @@ class BatchKeys {
   bool insert(uint32_t i) {
     const key_view& key = keys_[i];
     const size_t mask = slots_.size() - 1;
-    const uint64_t h = events::hash_more(events::hash_more(events::hash_start(), key.first), key.second);
-    for (size_t s = events::hash_finish(h);; ++s) {
+    for (size_t s = events::key_hash(key.first, key.second);; ++s) {
       uint32_t& slot = slots_[s & mask];
       if (slot == none) {
         slot = i;

@@ -16,15 +16,19 @@ inline uint64_t hash_start() {
   return seed;
 }
 
+// Folds one word into the running hash `h`.
+inline uint64_t hash_word(uint64_t h, uint64_t w) {
+  h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+  return h ^ (h >> 29);
+}
+
 // Folds `s` into the running hash `h`, eight bytes at a time.
 inline uint64_t hash_more(uint64_t h, std::string_view s) {
-  constexpr uint64_t k = 0x9E3779B97F4A7C15ull;
   size_t i = 0;
   for (; i + 8 <= s.size(); i += 8) {
     uint64_t w;
     std::memcpy(&w, s.data() + i, 8);
-    h = (h ^ w) * k;
-    h ^= h >> 29;
+    h = hash_word(h, w);
   }
   // The last 0-7 bytes, as a little-endian word. Read in place, in loads that overlap: copied
   // into a word on the stack first (a memcpy of a variable size), the load of the word waited for
@@ -45,8 +49,7 @@ inline uint64_t hash_more(uint64_t h, std::string_view s) {
     auto byte = [&](size_t k) { return uint64_t(static_cast<unsigned char>(p[k])) << (8 * k); };
     w = byte(0) | byte(n / 2) | byte(n - 1);
   }
-  h = (h ^ w ^ (uint64_t(s.size()) << 56)) * k;
-  return h ^ (h >> 29);
+  return hash_word(h, w ^ (uint64_t(s.size()) << 56));
 }
 
 // MurmurHash3's finalizer: every bit of the key reaches the low bits a table indexes by.
@@ -59,5 +62,10 @@ inline uint64_t hash_finish(uint64_t h) {
 }
 
 inline uint64_t key_hash(std::string_view s) { return hash_finish(hash_more(hash_start(), s)); }
+
+// The hash of a key in two parts, e.g. (tenant, id).
+inline uint64_t key_hash(std::string_view first, std::string_view second) {
+  return hash_finish(hash_more(hash_more(hash_start(), first), second));
+}
 
 }  // namespace omniroute::events

@@ -10,20 +10,20 @@
 
 namespace {
 
-uint64_t copied_hash(std::string_view s) {
-  constexpr uint64_t k = 0x9E3779B97F4A7C15ull;
-  uint64_t h = omniroute::events::hash_start();
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    h = (h ^ w) * k;
-    h ^= h >> 29;
-  }
+// `n` bytes of `s` from `at`, copied into a zeroed word.
+uint64_t copied_word(std::string_view s, size_t at, size_t n) {
   uint64_t w = 0;
-  std::memcpy(&w, s.data() + i, s.size() - i);
-  h = (h ^ w ^ (uint64_t(s.size()) << 56)) * k;
-  return omniroute::events::hash_finish(h ^ (h >> 29));
+  std::memcpy(&w, s.data() + at, n);
+  return w;
+}
+
+// key_hash as it was: every word, the last one short, copied into a zeroed word.
+uint64_t copied_hash(std::string_view s) {
+  using namespace omniroute::events;
+  uint64_t h = hash_start();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) h = hash_word(h, copied_word(s, i, 8));
+  return hash_finish(hash_word(h, copied_word(s, i, s.size() - i) ^ (uint64_t(s.size()) << 56)));
 }
 
 }  // namespace
