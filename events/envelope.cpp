@@ -780,24 +780,16 @@ namespace {
 class TextWriter {
  public:
   // Writes a text for `out`; `expect` is a guess at its bytes.
-  TextWriter(std::string& out, size_t expect) : out_(out) {
-    Scratch& s = scratch();
-    if (!s.busy) {  // else a writer of this thread is at work: this one has its own buffer
-      s.busy = true;
-      shared_ = &s;
-      bytes_ = s.bytes.get();
-      room_ = s.room;
-    }
-    if (expect > room_) grow(expect);
+  TextWriter(std::string& out, size_t expect) : out_(out), buffer_(claim()) {
+    if (expect > buffer_.room) grow(expect);
   }
   ~TextWriter() {
-    if (!shared_) return;
-    // A grown buffer is kept for the next text, up to a size that texts rarely reach.
-    if (own_ && room_ <= kept_bytes) shared_->bytes = std::move(own_), shared_->room = room_;
-    shared_->busy = false;
+    // The buffer is kept for the next text, up to a size that texts rarely reach.
+    if (buffer_.room > kept_bytes) buffer_ = Buffer{};
+    buffer_.busy = false;
   }
   // Appends the text written to the string (nothing is appended without it).
-  void finish() { out_.append(bytes_, n_); }
+  void finish() { out_.append(buffer_.bytes.get(), n_); }
   TextWriter(const TextWriter&) = delete;
   TextWriter& operator=(const TextWriter&) = delete;
 
@@ -874,31 +866,32 @@ class TextWriter {
 
  private:
   static constexpr size_t kept_bytes = 64 * 1024;
-  struct Scratch {
+  struct Buffer {
     std::unique_ptr<char[]> bytes;
     size_t room = 0;
-    bool busy = false;
+    bool busy = false;  // a writer is using it
   };
-  static Scratch& scratch() {
-    thread_local Scratch s;
-    return s;
+  // The thread's buffer, or this writer's own while another writer of the thread has that.
+  Buffer& claim() {
+    thread_local Buffer thread_buffer;
+    Buffer& b = thread_buffer.busy ? own_ : thread_buffer;
+    b.busy = true;
+    return b;
   }
   char* room(size_t k) {
-    if (n_ + k > room_) grow(std::max(2 * room_, n_ + k));
-    return bytes_ + n_;
+    if (n_ + k > buffer_.room) grow(std::max(2 * buffer_.room, n_ + k));
+    return buffer_.bytes.get() + n_;
   }
   void grow(size_t room) {
     std::unique_ptr<char[]> bytes(new char[room]);  // not filled: only what is written is read
-    if (n_ > 0) std::memcpy(bytes.get(), bytes_, n_);
-    own_ = std::move(bytes);
-    bytes_ = own_.get();
-    room_ = room;
+    if (n_ > 0) std::memcpy(bytes.get(), buffer_.bytes.get(), n_);
+    buffer_.bytes = std::move(bytes);
+    buffer_.room = room;
   }
   std::string& out_;
-  Scratch* shared_ = nullptr;     // the thread's buffer, when this writer has it
-  std::unique_ptr<char[]> own_;  // a buffer grown by this writer (given to the thread's at the end)
-  char* bytes_ = nullptr;
-  size_t room_ = 0, n_ = 0;
+  Buffer own_;  // declared before buffer_, which may be it
+  Buffer& buffer_;
+  size_t n_ = 0;
 };
 
 }  // namespace
