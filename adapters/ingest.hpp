@@ -10,6 +10,7 @@
 
 #include "events/envelope.hpp"
 #include "events/event_log.hpp"
+#include "events/type_counts.hpp"
 #include "projections/store.hpp"
 
 namespace omniroute::adapters {
@@ -37,14 +38,17 @@ struct IngestError {
 // beside a reader that cannot keep up is slowed, or refused. Without, it does not wait (an
 // import, whose reader runs after it). `waited`, if given, receives how long it waited.
 //
-// The accepted envelopes' data is handed to the log with them (EventLog::append_validated), so
-// their `data` is left null; id, type, tenant and time stay for the caller's answer. `texts`,
-// if given, holds each envelope's canonical text (events::to_text), already written (the
-// front door's fast path writes it as it reads each event); the accepted ones are moved out.
+// The accepted envelopes' data and type are handed to the log with them
+// (EventLog::append_validated), so their `data` is left null and their `type` empty; id, tenant
+// and time stay for the caller's answer. `counts`, if given, receives each event's type with
+// "accepted" or "duplicate", before the type moves; they are what the call did only when it
+// succeeds. `texts`, if given, holds each envelope's canonical text (events::to_text), already
+// written (the front door's fast path writes it as it reads each event); the accepted ones are
+// moved out.
 result<std::vector<IngestResult>, IngestError> ingest(
     events::EventLog& log, const projections::Store& store, std::vector<events::Envelope>& envs,
     std::optional<std::chrono::milliseconds> room_wait = std::nullopt,
     std::chrono::steady_clock::duration* waited = nullptr,
-    std::vector<std::string>* texts = nullptr);
+    std::vector<std::string>* texts = nullptr, events::TypeCounts* counts = nullptr);
 
 }  // namespace omniroute::adapters

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <set>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "actors/partition_processor.hpp"
@@ -116,22 +117,30 @@ TEST_CASE("ingest: a key met earlier in the batch is a duplicate; the same id in
   std::vector<events::Envelope> envs;
   std::vector<bool> expect_duplicate;
   std::set<std::pair<std::string, std::string>> seen;
+  std::map<std::pair<std::string, std::string>, size_t> expect_counts;  // (type, result)
   for (int i = 0; i < 3000; ++i) {
     events::Envelope e;
     const int like = i % 7 == 6 ? i / 2 : i;
     e.tenant = "t" + std::to_string(like % 3);
     e.id = "e-" + std::to_string(like / 3);
-    e.type = "agent.logged_in";
+    e.type = like % 2 ? "agent.logged_in" : "agent.heartbeat";  // a repeat keeps its type
     e.time_ms = 1795168800000 + i;
     e.data = {{"agent", "a-" + std::to_string(i)}};
     expect_duplicate.push_back(!seen.insert({e.tenant, e.id}).second);
+    ++expect_counts[{e.type, expect_duplicate.back() ? "duplicate" : "accepted"}];
     envs.push_back(std::move(e));
   }
   const size_t repeats = static_cast<size_t>(std::count(expect_duplicate.begin(), expect_duplicate.end(), true));
   REQUIRE(repeats > 200);  // those whose earlier event was not a repeat itself
-  auto results = adapters::ingest(*node.log, *node.store, envs);
+  events::TypeCounts counts;
+  auto results = adapters::ingest(*node.log, *node.store, envs, std::nullopt, nullptr, nullptr, &counts);
   REQUIRE(results.has_value());
   REQUIRE(results->size() == envs.size());
+  // Counted by type and result, though the accepted events' types went to the log.
+  std::map<std::pair<std::string, std::string>, size_t> got_counts;
+  for (const auto& c : counts.counts()) got_counts[{c.type, c.result}] += c.n;
+  CHECK(got_counts == expect_counts);
+  CHECK(expect_counts.size() == 4);
   for (size_t i = 0; i < envs.size(); ++i) {
     CHECK_MESSAGE((*results)[i].duplicate == expect_duplicate[i], "event " << i);
     CHECK((*results)[i].offset.has_value() != expect_duplicate[i]);
