@@ -201,12 +201,16 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memta
     if (v == view::ids) {
       // Every new event's id is looked up twice (front door and partition host), and almost
       // always missing: a bloom filter in front of the memtable answers those without a search.
-      // 1% of the write buffer (1.3 MiB at 128): every column family flushes when the
-      // journal's memtable fills, at about 250,000 events in the benchmark, so 43 bits a key
-      // there, and 10 (1% false positives) at a million. It was 5%, 54 bits a key at a million,
-      // 6.4 MiB zeroed for each new memtable. Four interleaved pairs of full benchmarks: e2e
-      // median 94,100 -> 97,800 events/s, CPU 19.8 -> 19.2 µs an event; the bests, within noise.
-      o.memtable_prefix_bloom_size_ratio = 0.01;
+      // 0.25% of the write buffer (330 KiB at 128): every column family flushes when the
+      // journal's memtable fills, at about 250,000 events in the benchmark, so 10.7 bits a key
+      // there (1% false positives; a false positive costs one look into the memtable's index).
+      // Each id's fact puts at least its text into the journal's memtable, so this one holds
+      // fewer than a million keys. It was 5%, then 1% (1.3 MiB, 43 bits a key): each insert's
+      // bit was a cache miss, about 78% of MemTable::Add's own samples; at 330 KiB that
+      // instruction's samples fell from 138 to 82 in a benchmark run, and the front door's
+      // MultiGet 1.2-1.7% -> 0.9-1.2% of all samples. Without the filter, lookups in the
+      // memtable cost 6-7% of all samples instead of 1-2% (measured, dropped).
+      o.memtable_prefix_bloom_size_ratio = 0.0025;
       o.memtable_whole_key_filtering = true;
     }
     // So do the journeys, read by customer (a prefix); the others keep RocksDB's skiplist.
