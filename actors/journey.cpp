@@ -254,11 +254,22 @@ void Journeys::pack_if_closed(const std::string& customer, const std::string& co
 
 void Visit::prefetch_detail(int stage) const {
   if (!detail_) return;  // packed: one string, read whole by unpack()
+  // Read, not only prefetched (events::load_line): the prefetches alone left Visit::write's
+  // misses on the detail and its lists as they were (2.8% of all samples; 0.9-1.2% read ahead).
   const VisitDetail& d = *detail_;
-  if (stage == 0) return events::prefetch_bytes(&d, sizeof d);
-  events::prefetch_bytes(d.queues.data(), d.queues.size() * sizeof(std::string));
-  events::prefetch_bytes(d.agents.data(), d.agents.size() * sizeof(std::string));
-  events::prefetch_bytes(d.decisions.data(), d.decisions.size() * sizeof(DecisionNote));
+  if (stage == 0) {
+    events::load_line(&d.queues);
+    events::load_line(&d.decisions);
+    return;
+  }
+  auto fetch = [](const auto& list) {
+    if (list.empty()) return;
+    events::load_line(list.data());
+    events::prefetch_bytes(list.data(), list.size() * sizeof list[0]);
+  };
+  fetch(d.queues);
+  fetch(d.agents);
+  fetch(d.decisions);
 }
 
 void Journeys::prefetch_customer(const std::string& customer, int stage) const {

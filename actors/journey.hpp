@@ -88,7 +88,8 @@ struct Visit {
   // Packs the detail into one string if the visit is closed (Journeys::pack_if_closed).
   void pack_if_closed();
   void write(events::CompactDoc& o) const;  // its document in the journey view, into `o` (cleared)
-  // Fetches ahead what write() reads beyond the visit: stage 0 the detail, 1 its lists.
+  // Fetches ahead what write() reads beyond the visit: stage 0 the detail, 1 its lists (the
+  // lines read first with loads: events::load_line).
   void prefetch_detail(int stage) const;
 
  private:
