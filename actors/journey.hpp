@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/ring.hpp"
+#include "events/ring.hpp"
 #include "actors/touched_ids.hpp"
 #include "events/compact_doc.hpp"
 #include "events/envelope.hpp"

@@ -288,7 +288,7 @@ Status EmbeddedLog::append(partition_id p, std::vector<std::string>&& payloads,
   }
   while (part->tail_bytes > tail_bytes_) {  // the oldest unread records are left to storage
     part->tail_bytes -= weight_of(part->tail.front());
-    part->tail.pop_front();
+    part->tail.erase_front(1);
     ++part->tail_start;
   }
   part->ingest_end = next;
@@ -319,7 +319,7 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
         IngestRecord& r = part->tail.front();
         part->tail_bytes -= weight_of(r);
         if (part->tail_start >= from.value()) out.push_back(std::move(r));
-        part->tail.pop_front();
+        part->tail.erase_front(1);
         ++part->tail_start;
       }
       part->read.notify_all();  // room for the writers waiting in await_room

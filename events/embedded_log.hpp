@@ -5,7 +5,6 @@
 
 #include <condition_variable>
 #include <memory>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -15,6 +14,7 @@
 #include <rocksdb/db.h>
 
 #include "events/event_log.hpp"
+#include "events/ring.hpp"
 
 namespace omniroute::events {
 
@@ -104,8 +104,13 @@ class EmbeddedLog final : public EventLog {
     int64_t ingest_end = 0;
     // The latest records appended by this process and not read yet, offsets tail_start ..
     // ingest_end - 1: a reader that keeps up is served from here instead of a RocksDB
-    // iterator, and takes them (payloads and envelopes are moved in and out, not copied).
-    std::deque<IngestRecord> tail;
+    // iterator, and takes them (payloads and envelopes are moved in and out, not copied). In a
+    // ring: a deque allocated a block for every two records (its blocks are 512 bytes), and
+    // freed one as every two were read (perf: 0.7% of all samples in the front door's appends).
+    // The ring keeps the room of the most records it has held: each record weighs at least its
+    // own size (tail_weight), so that room is at most twice the tail's bytes, and about 7 MiB
+    // for the benchmark's events in a 32 MiB tail.
+    Ring<IngestRecord> tail;
     int64_t tail_start = 0;
     size_t tail_bytes = 0;  // their weight (tail_weight)
     size_t writers_waiting = 0;  // in await_room

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "actors/ring.hpp"
+#include "events/ring.hpp"
 
 using omniroute::Ring;
 

@@ -1,7 +1,8 @@
 // A sequence kept in a ring: dropping its first element moves none of the others. A customer's
-// visits (journey.hpp) are the one user: memory keeps the latest 20, and each new visit past
-// them dropped the oldest from the front of a vector, which moved the other 19 (192 bytes each):
-// perf put that erase at 1.2-1.5% of the benchmark's samples.
+// visits (actors/journey.hpp): memory keeps the latest 20, and each new visit past them dropped
+// the oldest from the front of a vector, which moved the other 19 (192 bytes each): perf put
+// that erase at 1.2-1.5% of the benchmark's samples. And the embedded engine's in-memory tail
+// of ingest records (embedded_log.hpp), a queue that a deque kept in blocks of two records.
 //
 // Like a vector but for where its elements are: they are contiguous only up to the end of the
 // room, then go on from its start. Iterators are random access, and an erase invalidates them
