@@ -123,12 +123,13 @@ const std::string& Tenant::customer_of(const Envelope& e) const {
 
 Touched Tenant::take_touched() {
   Touched t = std::exchange(touched_, Touched{});
-  t.conversations = touched_conversations_.take();
   // Those unpacked to be looked at: packed again unless their views are owed (then the caller
   // packs them once it has written them).
   for (const auto& id : unpacked_)
-    if (!std::binary_search(t.conversations.begin(), t.conversations.end(), id)) pack_if_closed(id);
+    if (const Conversation* c = conversations_.find(id); c && !touched_conversations_.holds(c->touched))
+      pack_if_closed(id);
   unpacked_.clear();
+  t.conversations = touched_conversations_.take();
   t.agents = touched_agents_.take();
   t.journeys = journeys_.take_touched();
   t.arbitration = arbiter_.take_touched();
