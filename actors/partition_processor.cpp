@@ -27,12 +27,11 @@ routing::Tenant& tenant_of(std::map<std::string, routing::Tenant>& tenants,
   return it->second;
 }
 
-// The fact an ingest record holds: the envelope the front door in this process validated and
-// handed over, or else (another producer, a record read back after a recovery) the payload
-// parsed and validated here. `j` keeps what was parsed, to name a refusal by.
-result<routing::Envelope, events::event_error> fact_of(events::IngestRecord& rec, events::json& j) {
+// The fact of an ingest record that holds no envelope handed over by the front door in this
+// process (another producer, a record read back after a recovery): its payload parsed and
+// validated here. `j` keeps what was parsed, to name a refusal by.
+result<routing::Envelope, events::event_error> fact_of(const events::IngestRecord& rec, events::json& j) {
   using parsed_fact = result<routing::Envelope, events::event_error>;
-  if (rec.parsed) return parsed_fact(std::move(*rec.parsed));
   auto bad = [](const char* reason) {
     return parsed_fact(events::event_error{"", "", reason, std::nullopt});
   };
@@ -249,14 +248,20 @@ Status PartitionProcessor::recover() {
 
 std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::IngestRecord& rec) {
   const bool handed = rec.parsed.has_value();
-  events::json j;
-  auto parsed = fact_of(rec, j);
   auto made = [&](std::optional<JournalRecord> r) -> std::optional<Decided> {
     if (!r) return std::nullopt;
     return Decided{std::move(*r), {}, {}, rec.appended_us};
   };
-  if (!parsed) return made(refuse_unreadable(rec, j, parsed.error()));
-  routing::Envelope& fact = parsed.value();
+  // A handed-over fact is decided where it is, moved only into its outcome (through a result
+  // of its own, each of its strings moved once more in calls to std::string's move: perf, 0.4%
+  // of all samples in those calls here).
+  std::optional<result<routing::Envelope, events::event_error>> read;
+  if (!handed) {
+    events::json j;
+    read.emplace(fact_of(rec, j));
+    if (!*read) return made(refuse_unreadable(rec, j, read->error()));
+  }
+  routing::Envelope& fact = handed ? *rec.parsed : read->value();
   // A key the front door found unknown as of keys_dropped_as_of_ or later is journaled only if
   // it is in recent_keys_: the keys dropped from memory were in the ids view when the door
   // looked. Any other key may be in that view.
