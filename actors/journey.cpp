@@ -222,7 +222,7 @@ std::string Journeys::visit_key(const std::string& customer, const Visit& v) {
 
 void Journeys::touch(Customer& c, Visit& v) {
   touched_.add(c.touched, c.id);
-  touched_visits_.add(v.touched, {c.id, v.conversation});
+  touched_visits_.add(v.touched, c.id, v.conversation);
 }
 
 void Journeys::forget(const Customer& c, const Visit& v) {
@@ -409,7 +409,7 @@ void Journeys::apply(const Envelope& e, const std::string& customer) {
   const bool features = t == "conversation.ended"sv || t == "conversation.reopened"sv ||
                         t == "conversation.closed"sv;
   if (!decision && !features && t != "conversation.intent_detected"sv) return;
-  touched_visits_.add(v->touched, {c.id, v->conversation});
+  touched_visits_.add(v->touched, c.id, v->conversation);
   if (features) {
     c.last_ms = std::max(c.last_ms, e.time_ms);
     touched_.add(c.touched, c.id);

@@ -15,11 +15,14 @@ namespace omniroute {
 template <typename Key>
 class TouchedIds {
  public:
-  // Adds `key` unless `mark` says it was added in this round; marks it.
-  void add(uint64_t& mark, const Key& key) {
+  // Adds the key made of `parts` unless `mark` says it was added in this round; marks it. The
+  // key is made only then, in its place (a visit's key made at each call, then copied in, was
+  // four string copies a change: perf, 0.4% of all samples).
+  template <typename... Parts>
+  void add(uint64_t& mark, const Parts&... parts) {
     if (mark == round_) return;
     mark = round_;
-    keys_.push_back(key);
+    keys_.emplace_back(parts...);
   }
   // The keys added since the last take, in the order added; a new round starts. Each entity is
   // listed once, but one dropped and made again within the round (its mark starts at 0 again)

@@ -34,11 +34,11 @@ TEST_CASE("touched ids: an entity is added once per round; take keeps their orde
 TEST_CASE("touched ids: an entity dropped and made again in one round is listed again") {
   TouchedIds<std::pair<std::string, std::string>> touched;
   uint64_t first = 0;
-  touched.add(first, {"u-1", "c-1"});
+  touched.add(first, "u-1", "c-1");
   uint64_t again = 0;  // the same key, a new entity (its mark starts at 0)
-  touched.add(again, {"u-1", "c-1"});
+  touched.add(again, "u-1", "c-1");
   uint64_t other = 0;
-  touched.add(other, {"u-0", "c-9"});
+  touched.add(other, "u-0", "c-9");
   using visit = std::pair<std::string, std::string>;
   CHECK(touched.take() == std::vector<visit>{{"u-1", "c-1"}, {"u-1", "c-1"}, {"u-0", "c-9"}});
 }
