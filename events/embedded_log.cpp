@@ -240,6 +240,9 @@ size_t EmbeddedLog::tail_weight(size_t payload_bytes, bool parsed) {
 }
 
 namespace {
+// The tail's room kept when it drains (about 1 MiB a partition).
+constexpr size_t kept_tail_records = 4096;
+
 size_t weight_of(const IngestRecord& r) {
   return EmbeddedLog::tail_weight(r.payload.size(), r.parsed.has_value());
 }
@@ -321,6 +324,12 @@ Status EmbeddedLog::read_ingest(partition_id p, ingest_offset from, size_t max,
         if (part->tail_start >= from.value()) out.push_back(std::move(r));
         part->tail.erase_front(1);
         ++part->tail_start;
+      }
+      // A ring keeps its room: the room a burst took is given back once the tail is drained,
+      // all but what a reader that keeps up needs (a request's records, several times over).
+      if (part->tail.empty() && part->tail.capacity() > kept_tail_records) {
+        part->tail = Ring<IngestRecord>();
+        part->tail.reserve(kept_tail_records);
       }
       part->read.notify_all();  // room for the writers waiting in await_room
       return Status::ok();

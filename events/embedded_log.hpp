@@ -107,9 +107,9 @@ class EmbeddedLog final : public EventLog {
     // iterator, and takes them (payloads and envelopes are moved in and out, not copied). In a
     // ring: a deque allocated a block for every two records (its blocks are 512 bytes), and
     // freed one as every two were read (perf: 0.7% of all samples in the front door's appends).
-    // The ring keeps the room of the most records it has held: each record weighs at least its
-    // own size (tail_weight), so that room is at most twice the tail's bytes, and about 7 MiB
-    // for the benchmark's events in a 32 MiB tail.
+    // A ring keeps its room: the room a burst took (at most twice the tail's bytes, as each
+    // record weighs at least its own size) is given back when the tail drains, down to 4,096
+    // records (read_ingest).
     Ring<IngestRecord> tail;
     int64_t tail_start = 0;
     size_t tail_bytes = 0;  // their weight (tail_weight)

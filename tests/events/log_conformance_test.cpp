@@ -242,14 +242,14 @@ TEST_CASE("embedded: the in-process reader gets validated envelopes without pars
 }
 
 // `n` validated events of one partition, every text the same size, and an embedded log whose
-// in-memory tail has room for 40 of them with their envelopes.
+// in-memory tail has room for `tail_events` of them (40 unless told) with their envelopes.
 struct SameSizeEvents {
   testing::TempDir dir;
   std::unique_ptr<projections::Store> store;
   std::unique_ptr<EmbeddedLog> log;
   std::vector<std::string> payloads;
   std::vector<Envelope> envelopes;
-  explicit SameSizeEvents(int n) {
+  explicit SameSizeEvents(int n, size_t tail_events = 40) {
     store = std::move(projections::Store::open(dir.str()).value());
     for (int i = 0; i < n; ++i) {
       Envelope e;
@@ -261,7 +261,7 @@ struct SameSizeEvents {
       payloads.push_back(to_text(e));
       envelopes.push_back(std::move(e));
     }
-    const size_t budget = 40 * EmbeddedLog::tail_weight(payloads[0].size(), true);
+    const size_t budget = tail_events * EmbeddedLog::tail_weight(payloads[0].size(), true);
     log = std::move(EmbeddedLog::open(store->log_handles(), 1, false, budget).value());
   }
   std::vector<std::string> texts(size_t from, size_t to) const {
@@ -290,6 +290,29 @@ TEST_CASE("embedded: a reader behind the in-memory tail reads the older records 
     CHECK(got[i].parsed.has_value() == (i >= 60));  // only the tail's are handed over
     if (got[i].parsed) CHECK(to_text(*got[i].parsed) == payloads[i]);
   }
+}
+
+TEST_CASE("embedded: a tail drained after a burst larger than the room it keeps serves the next records") {
+  // 5,000 records in the tail at once, past the 4,096 whose room a drained tail keeps: the
+  // read that drains it gives the rest of the room back, and the next appends start anew.
+  SameSizeEvents events(6000, 6000);
+  const auto& payloads = events.payloads;
+  auto read_from_tail = [&](int64_t from, size_t n) {
+    auto got = read_n(*events.log, partition_id{0}, from, n);
+    REQUIRE(got.size() == n);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t at = static_cast<size_t>(from) + i;
+      CHECK(got[i].offset.value() == static_cast<int64_t>(at));
+      CHECK(got[i].payload == payloads[at]);
+      REQUIRE(got[i].parsed.has_value());  // from the tail, not storage
+      CHECK(to_text(*got[i].parsed) == payloads[at]);
+    }
+  };
+  events.append(0, 5000);
+  read_from_tail(0, 4000);  // 1,000 left: the tail keeps them, and its room
+  read_from_tail(4000, 1000);  // drained
+  events.append(5000, 6000);
+  read_from_tail(5000, 1000);
 }
 
 TEST_CASE("embedded: a writer has room while what the reader has not read fits the tail") {
