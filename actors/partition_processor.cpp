@@ -68,8 +68,8 @@ void deciding(ingest_offset offset, Stage&& stage) {
 // A journal entry of `e`. With `canonical` (the front-door text of a fact), its text splices
 // the seq into it. The entry takes the envelope's tenant and key (a refusal's is its cause,
 // the refused fact's id; any other entry's its own id): `e` is not read again.
-JournalEntry entry_of(routing::Envelope& e, entry_kind kind, std::string_view canonical = {}) {
-  std::string text = canonical.empty() ? events::to_text(e) : events::to_text(e, canonical);
+JournalEntry entry_of(routing::Envelope& e, entry_kind kind, std::string canonical = {}) {
+  std::string text = canonical.empty() ? events::to_text(e) : events::to_text(e, std::move(canonical));
   std::string& key = kind == entry_kind::refusal ? e.cause : e.id;
   return JournalEntry{kind, *e.seq, std::move(e.tenant), std::move(key), std::move(text)};
 }
@@ -279,7 +279,9 @@ std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::In
   Decided d;
   d.record.ingest = rec.offset;
   d.appended_us = rec.appended_us;
-  if (handed) d.canonical = rec.payload;
+  // Taken: the journal entry is the payload with the seq spliced into the room left for it
+  // (to_text). The record is not read again: a batch decided again reads its records anew.
+  if (handed) d.canonical = std::move(rec.payload);
   routing::Tenant& t = tenant_of(state_.tenants, fact.tenant);
   pending_tenants_.insert(fact.tenant);
   deciding(rec.offset, [&] {
@@ -359,7 +361,7 @@ void PartitionProcessor::make_entries(Decided& d) {
       // the benchmark's callgrind run). A handed-over fact's text is the payload with its seq
       // spliced in.
       d.record.entries.push_back(
-          entry_of(outcome.entries[i], kind, kind == entry_kind::fact ? d.canonical : std::string_view()));
+          entry_of(outcome.entries[i], kind, kind == entry_kind::fact ? std::move(d.canonical) : std::string()));
     }
   });
 }

@@ -99,8 +99,9 @@ void append_integer(std::string& out, int64_t n);
 // Appends x as dump writes it (the shortest text that reads back as x, "null" if not finite).
 void append_double(std::string& out, double x);
 // to_text(e) for a fact e with a seq and no cause, given `canonical` = to_text of e without its
-// seq (the fact as the front door wrote it): spliced, without serializing `data` again.
-std::string to_text(const Envelope& e, std::string_view canonical);
+// seq (the fact as the front door wrote it): the seq spliced into it, in place, without
+// serializing `data` again. to_text(e) of a fact without a seq leaves room for that splice.
+std::string to_text(const Envelope& e, std::string canonical);
 
 // Deepest nesting of arrays and objects accepted in a request body (a batch array, the
 // envelope and its data take three levels). Deeper documents are refused before parsing:

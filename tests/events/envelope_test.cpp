@@ -90,6 +90,16 @@ TEST_CASE("a fact's journal text is its front-door text with the seq spliced in"
   CHECK(to_text(*e, later) == to_text(*e));
   e->cause = "because";  // not a front-door fact: written in full
   CHECK(to_text(*e, canonical) == to_text(*e));
+  // The front door's text has room for the largest seq: the splice moves the text's tail
+  // within it, and allocates nothing.
+  e->cause.clear();
+  e->seq.reset();
+  std::string text = to_text(*e);
+  const char* room = text.data();
+  e->seq = seq_no{UINT64_MAX};
+  const std::string spliced = to_text(*e, std::move(text));
+  CHECK(spliced == to_text(*e));
+  CHECK(spliced.data() == room);
 }
 
 TEST_CASE("a valid fact parses, keeps unknown data fields and round-trips canonically") {
