@@ -255,7 +255,7 @@ void Journeys::pack_if_closed(const std::string& customer, const std::string& co
 void Visit::prefetch_detail(int stage) const {
   if (!detail_) return;  // packed: one string, read whole by unpack()
   // Read, not only prefetched (events::load_line): the prefetches alone left Visit::write's
-  // misses on the detail and its lists as they were (2.8% of all samples; 0.9-1.2% read ahead).
+  // misses on the detail and its lists as they were (2.8% of all samples; 1.1-1.3% read ahead).
   const VisitDetail& d = *detail_;
   if (stage == 0) {
     events::load_line(&d.queues);

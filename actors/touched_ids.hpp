@@ -30,7 +30,7 @@ class TouchedIds {
   // write the same document. They were sorted and made unique here while the views' memtables
   // were skiplists, which took keys in order for less (view writes +20% in hash order); those
   // views' memtables now index keys by hash, and the sort was 1.3-1.6% of all samples (perf,
-  // mostly comparing strings), against 0.05-0.1% unsorted.
+  // mostly comparing strings), against 0.05-0.09% unsorted.
   std::vector<Key> take() {
     ++round_;
     std::vector<Key> out;

@@ -906,12 +906,14 @@ void append_json(std::string& out, const json& v) {
   w.finish();
 }
 
-// The same text as to_json(e).dump() (keys in order), without copying `data` into a new tree.
 namespace {
-// What to_text(e, canonical) splices into a fact's text: `,"seq":` and up to 20 digits.
-constexpr size_t seq_room = 7 + 20;
+// The seq's key and value, as to_text(e) writes them and to_text(e, canonical) splices them in;
+// the room a front-door text keeps for them: the key and up to 20 digits.
+constexpr char seq_key[] = ",\"seq\":";
+constexpr size_t seq_room = sizeof seq_key - 1 + 20;
 }  // namespace
 
+// The same text as to_json(e).dump() (keys in order), without copying `data` into a new tree.
 std::string to_text(const Envelope& e) {
   std::string out;
   {
@@ -928,7 +930,7 @@ std::string to_text(const Envelope& e) {
     w.literal(",\"id\":");
     w.quoted(e.id);
     if (e.seq) {
-      w.literal(",\"seq\":");
+      w.literal(seq_key);
       w.integer(e.seq->value());
     }
     w.literal(",\"tenant\":");
@@ -960,9 +962,10 @@ std::string to_text(const Envelope& e, std::string canonical) {
   if (at == std::string_view::npos || canonical.compare(at, tenant_key.size(), tenant_key) != 0)
     at = canonical.rfind(tenant_key);
   if (!e.seq || !e.cause.empty() || at == std::string_view::npos) return to_text(e);
-  char n[7 + max_number_bytes];
-  std::memcpy(n, ",\"seq\":", 7);
-  const size_t n_len = 7 + write_integer(e.seq->value(), n + 7);
+  constexpr size_t key_len = sizeof seq_key - 1;
+  char n[key_len + max_number_bytes];
+  std::memcpy(n, seq_key, key_len);
+  const size_t n_len = key_len + write_integer(e.seq->value(), n + key_len);
   canonical.insert(at, n, n_len);  // in the room the front door left, moving only the tail
   return canonical;
 }

@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <set>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "actors/partition_processor.hpp"
