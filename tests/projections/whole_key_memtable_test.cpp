@@ -7,13 +7,16 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "events/journal.hpp"
@@ -214,6 +217,65 @@ std::pair<std::vector<std::string>, std::vector<std::string>> prefix_reads(
 }
 
 }  // namespace
+
+TEST_CASE("whole-key memtable: reads while it is written see every write that returned") {
+  // The writer takes the lock only when a group is indexed or a list grows (InsertKey): reads
+  // on other threads meet entries appended without it, waiting for their group, in every
+  // state. With a prefix extractor as well, whose list is appended the same way.
+  // key_of repeats some keys (n % 7, n % 3): the keys written are those of distinct numbers.
+  constexpr size_t keys = 20000;
+  std::vector<std::string> key;
+  std::set<std::string> seen;
+  for (uint64_t n = 0; key.size() < keys; ++n)
+    if (seen.insert(key_of(n)).second) key.push_back(key_of(n));
+  auto value_of = [](uint64_t i) { return "v" + std::to_string(i); };
+  for (const bool with_prefix : {false, true}) {
+    CAPTURE(with_prefix);
+    TwoFamilies t(size_t(64) << 20,
+                  with_prefix ? omniroute::projections::prefix_through('\0') : nullptr);
+    std::atomic<size_t> written{0};  // key[0 .. written) are in the memtable
+    std::atomic<uint64_t> missing{0}, wrong{0}, reads{0};
+    std::vector<std::thread> readers;
+    for (int r = 0; r < 3; ++r)
+      readers.emplace_back([&, r] {
+        std::mt19937_64 rng(static_cast<uint64_t>(r) + 1);
+        for (size_t w = written.load(); w < keys; w = written.load()) {
+          if (w == 0) {
+            std::this_thread::yield();
+            continue;
+          }
+          // The newest key written (the likeliest to be waiting for its group), and one at
+          // random before it.
+          for (const size_t i : {w - 1, static_cast<size_t>(rng() % w)}) {
+            std::string value;
+            const rocksdb::Status s = t.db->Get(rocksdb::ReadOptions(), t.whole(), key[i], &value);
+            if (s.IsNotFound())
+              ++missing;
+            else if (!s.ok() || value != value_of(i))
+              ++wrong;
+            ++reads;
+          }
+        }
+      });
+    rocksdb::WriteOptions no_log;
+    no_log.disableWAL = true;
+    uint64_t reads_before = 0;
+    for (size_t i = 0; i < keys; ++i) {
+      REQUIRE(t.db->Put(no_log, t.whole(), key[i], value_of(i)).ok());
+      written.store(i + 1);
+      // Every 500 keys, until the readers have read since the last time: they read all along,
+      // however the threads are scheduled.
+      if ((i + 1) % 500 != 0 || i + 1 == keys) continue;  // readers stop at the last
+      while (reads.load() == reads_before) std::this_thread::yield();
+      reads_before = reads.load();
+    }
+    for (auto& th : readers) th.join();
+    CHECK(missing.load() == 0);
+    CHECK(wrong.load() == 0);
+    CHECK(reads.load() > 0);
+    CHECK(scan(t.db, t.whole()).size() == keys);
+  }
+}
 
 TEST_CASE("whole-key memtable with a prefix extractor: prefix reads and total-order scans equal the skiplist's") {
   using omniroute::projections::prefix_through;
