@@ -246,6 +246,18 @@ Status PartitionProcessor::recover() {
   return Status::ok();
 }
 
+routing::Tenant& PartitionProcessor::pending_tenant(const std::string& name) {
+  // A batch has facts of a few tenants: the pending ones are looked through first, by name
+  // (a search of the tenants' map, then of a set of pending names, took 0.6-0.8% of the
+  // ingest benchmark's samples, every fact).
+  for (const auto& [pending, tenant] : pending_tenants_)
+    if (*pending == name) return *tenant;
+  auto it = state_.tenants.find(name);
+  if (it == state_.tenants.end()) it = state_.tenants.emplace(name, routing::Tenant(name)).first;
+  pending_tenants_.emplace_back(&it->first, &it->second);
+  return it->second;
+}
+
 std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::IngestRecord& rec) {
   const bool handed = rec.parsed.has_value();
   auto made = [&](std::optional<JournalRecord> r) -> std::optional<Decided> {
@@ -282,8 +294,7 @@ std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::In
   // Taken: the journal entry is the payload with the seq spliced into the room left for it
   // (to_text). The record is not read again: a batch decided again reads its records anew.
   if (handed) d.canonical = std::move(rec.payload);
-  routing::Tenant& t = tenant_of(state_.tenants, fact.tenant);
-  pending_tenants_.insert(fact.tenant);
+  routing::Tenant& t = pending_tenant(fact.tenant);
   deciding(rec.offset, [&] {
     // The fact moves into the outcome, and its id and type with it (no copies: a type is
     // longer than a string keeps inline): accepted, it is one of the entries; refused, the
@@ -370,8 +381,7 @@ JournalRecord PartitionProcessor::refuse_failed(const events::IngestRecord& rec,
                                                const std::string& why) {
   JournalRecord r;
   r.ingest = rec.offset;
-  routing::Tenant& t = tenant_of(state_.tenants, fact.tenant);
-  pending_tenants_.insert(fact.tenant);
+  routing::Tenant& t = pending_tenant(fact.tenant);
   fact_counts_.add(fact.type, "refused");
   auto refusal = t.refuse(fact.id, fact.type, fact.time_ms, "", "not processed: " + why);
   r.entries.push_back(entry_of(refusal, entry_kind::refusal));
@@ -510,9 +520,9 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
     if (!positions.empty()) pending_upto_ = journal_pos{positions.back().value() + 1};
   }
   observer_.on_journal_append(records.size(), entries);
-  for (const auto& name : pending_tenants_) {
-    Anchor& a = anchors_[name];
-    a.event_ms = state_.tenants.at(name).clock_ms();
+  for (const auto& [name, tenant] : pending_tenants_) {
+    Anchor& a = anchors_[*name];
+    a.event_ms = tenant->clock_ms();
     a.wall = appended;
   }
   if (pending_ && appended - pending_since_ >= projection_interval_)
@@ -532,10 +542,8 @@ Status PartitionProcessor::project() {
   for (const auto& f : failures) observer_.on_error(p_, f);
   // Metrics first: whoever sees the journal entries (the commit wakes long-polls) then finds
   // the gauges that include them.
-  for (const auto& name : pending_tenants_) {
-    const routing::Tenant& t = state_.tenants.at(name);
-    observer_.on_tenant(name, t.queue_stats(touched_queues[name]), t.agents_by_status());
-  }
+  for (const auto& [name, t] : pending_tenants_)
+    observer_.on_tenant(*name, t->queue_stats(touched_queues[*name]), t->agents_by_status());
   if (pending_upto_) {
     if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
     spare_views_ = std::move(pending_);  // committed, so empty: its buffers are kept

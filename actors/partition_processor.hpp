@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "actors/observer.hpp"
@@ -140,6 +141,8 @@ class PartitionProcessor {
   // stages). Those tables are larger than the caches, and each lookup missed in them in turn:
   // fetched a stage at a time for all the facts first, the misses overlap.
   void prefetch(const std::vector<events::IngestRecord>& ingest, size_t from, size_t to) const;
+  // The tenant `name` (made if new), among the pending ones.
+  routing::Tenant& pending_tenant(const std::string& name);
   // Applies a decided fact's entries to the interval statistics and schedules, and makes its
   // journal entries.
   void apply_to_statistics(Decided& d);
@@ -193,7 +196,9 @@ class PartitionProcessor {
   uint64_t keys_dropped_as_of_ = std::numeric_limits<uint64_t>::max();
   // Facts decided in this step, by type and result, for the observer.
   events::TypeCounts fact_counts_;
-  std::set<std::string> pending_tenants_;
+  // The tenants of the facts decided since the last projection, once each (names and tenants
+  // in state_.tenants, whose nodes stay where they are until a recovery, which clears this).
+  std::vector<std::pair<const std::string*, routing::Tenant*>> pending_tenants_;
   std::chrono::steady_clock::time_point pending_since_{};
   std::map<std::string, Anchor> anchors_;
   std::optional<events::Claim> claim_;
