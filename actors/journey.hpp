@@ -22,12 +22,12 @@
 #include <string>
 #include <vector>
 
-#include "events/ring.hpp"
 #include "actors/touched_ids.hpp"
 #include "events/compact_doc.hpp"
 #include "events/envelope.hpp"
 #include "events/expression.hpp"
 #include "events/id_map.hpp"
+#include "events/ring.hpp"
 
 namespace omniroute::journey {
 

@@ -250,12 +250,11 @@ routing::Tenant& PartitionProcessor::pending_tenant(const std::string& name) {
   // A batch has facts of a few tenants: the pending ones are looked through first, by name
   // (a search of the tenants' map, then of a set of pending names, took 0.6-0.8% of the
   // ingest benchmark's samples, every fact).
-  for (const auto& [pending, tenant] : pending_tenants_)
-    if (*pending == name) return *tenant;
-  auto it = state_.tenants.find(name);
-  if (it == state_.tenants.end()) it = state_.tenants.emplace(name, routing::Tenant(name)).first;
-  pending_tenants_.emplace_back(&it->first, &it->second);
-  return it->second;
+  for (routing::Tenant* pending : pending_tenants_)
+    if (pending->name() == name) return *pending;
+  routing::Tenant& t = tenant_of(state_.tenants, name);
+  pending_tenants_.push_back(&t);
+  return t;
 }
 
 std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::IngestRecord& rec) {
@@ -267,13 +266,14 @@ std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::In
   // A handed-over fact is decided where it is, moved only into its outcome (through a result
   // of its own, each of its strings moved once more in calls to std::string's move: perf, 0.4%
   // of all samples in those calls here).
-  std::optional<result<routing::Envelope, events::event_error>> read;
+  std::optional<routing::Envelope> read;
   if (!handed) {
     events::json j;
-    read.emplace(fact_of(rec, j));
-    if (!*read) return made(refuse_unreadable(rec, j, read->error()));
+    auto parsed = fact_of(rec, j);
+    if (!parsed) return made(refuse_unreadable(rec, j, parsed.error()));
+    read.emplace(std::move(parsed.value()));
   }
-  routing::Envelope& fact = handed ? *rec.parsed : read->value();
+  routing::Envelope& fact = handed ? *rec.parsed : *read;
   // A key the front door found unknown as of keys_dropped_as_of_ or later is journaled only if
   // it is in recent_keys_: the keys dropped from memory were in the ids view when the door
   // looked. Any other key may be in that view.
@@ -520,8 +520,8 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
     if (!positions.empty()) pending_upto_ = journal_pos{positions.back().value() + 1};
   }
   observer_.on_journal_append(records.size(), entries);
-  for (const auto& [name, tenant] : pending_tenants_) {
-    Anchor& a = anchors_[*name];
+  for (const routing::Tenant* tenant : pending_tenants_) {
+    Anchor& a = anchors_[tenant->name()];
     a.event_ms = tenant->clock_ms();
     a.wall = appended;
   }
@@ -542,8 +542,9 @@ Status PartitionProcessor::project() {
   for (const auto& f : failures) observer_.on_error(p_, f);
   // Metrics first: whoever sees the journal entries (the commit wakes long-polls) then finds
   // the gauges that include them.
-  for (const auto& [name, t] : pending_tenants_)
-    observer_.on_tenant(*name, t->queue_stats(touched_queues[*name]), t->agents_by_status());
+  for (const routing::Tenant* t : pending_tenants_)
+    observer_.on_tenant(t->name(), t->queue_stats(touched_queues[t->name()]),
+                        t->agents_by_status());
   if (pending_upto_) {
     if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
     spare_views_ = std::move(pending_);  // committed, so empty: its buffers are kept

@@ -13,7 +13,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "actors/observer.hpp"
@@ -121,8 +120,8 @@ class PartitionProcessor {
   struct Decided {
     events::JournalRecord record;
     routing::Outcome outcome;
-    std::string canonical;  // the front door's text of a handed-over fact (moved), else empty
-    int64_t appended_us = 0;     // when its ingest record was appended, for latency
+    std::string canonical;    // the front door's text of a handed-over fact (moved), else empty
+    int64_t appended_us = 0;  // when its ingest record was appended, for latency
   };
   // Deciding a batch goes a stage at a time over a few facts: the domain decides them all,
   // then the interval statistics and schedules take their entries, then their journal texts
@@ -196,9 +195,9 @@ class PartitionProcessor {
   uint64_t keys_dropped_as_of_ = std::numeric_limits<uint64_t>::max();
   // Facts decided in this step, by type and result, for the observer.
   events::TypeCounts fact_counts_;
-  // The tenants of the facts decided since the last projection, once each (names and tenants
-  // in state_.tenants, whose nodes stay where they are until a recovery, which clears this).
-  std::vector<std::pair<const std::string*, routing::Tenant*>> pending_tenants_;
+  // The tenants of the facts decided since the last projection, once each (in state_.tenants,
+  // whose nodes stay where they are until a recovery, which clears this).
+  std::vector<routing::Tenant*> pending_tenants_;
   std::chrono::steady_clock::time_point pending_since_{};
   std::map<std::string, Anchor> anchors_;
   std::optional<events::Claim> claim_;
