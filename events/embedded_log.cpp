@@ -150,19 +150,25 @@ class AllPartitions final : public Membership {
 
 }  // namespace
 
-EmbeddedLog::RecordReader::RecordReader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf)
-    : it_(db->NewIterator(rocksdb::ReadOptions(), cf)) {}
+EmbeddedLog::RecordReader::RecordReader(rocksdb::DB* db,
+                                        std::vector<rocksdb::ColumnFamilyHandle*> families)
+    : db_(db), families_(std::move(families)), its_(families_.size()) {}
 
 EmbeddedLog::RecordReader::~RecordReader() = default;
 
 std::optional<std::string_view> EmbeddedLog::RecordReader::at(partition_id p, int64_t pos) {
   if (!(p == p_ && pos >= first_ && pos < first_ + static_cast<int64_t>(records_.size()))) {
     records_.clear();
-    seek_holding(*it_, p, pos);
-    if (!it_->Valid()) return std::nullopt;
-    const int64_t first = first_of(it_->key(), p);
+    // One family holds every partition (a journal of one partition, or of the old layout).
+    const size_t at = families_.size() == 1 ? 0 : static_cast<size_t>(p.value());
+    if (p.value() < 0 || at >= families_.size() || !families_[at]) return std::nullopt;
+    auto& it = its_[at];
+    if (!it) it.reset(db_->NewIterator(rocksdb::ReadOptions(), families_[at]));
+    seek_holding(*it, p, pos);
+    if (!it->Valid()) return std::nullopt;
+    const int64_t first = first_of(it->key(), p);
     if (first < 0 || first > pos) return std::nullopt;
-    value_ = it_->value().ToString();
+    value_ = it->value().ToString();
     if (!split_records(value_, records_)) {
       records_.clear();
       return std::nullopt;
@@ -206,7 +212,14 @@ result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::open(EmbeddedHandles h, int pa
   } else {
     return Status::error("cannot read the partition count: " + s.ToString());
   }
+  if (!h.journals) return Status::error("no journal column families given");
+  auto journals = h.journals(partitions);
+  if (!journals) return Status::error(journals.error().message());
+  if (journals->size() != static_cast<size_t>(partitions))
+    return Status::error("the journal has " + std::to_string(journals->size()) +
+                         " column families for " + std::to_string(partitions) + " partitions");
   std::unique_ptr<EmbeddedLog> log(new EmbeddedLog(h, sync));
+  log->journals_ = std::move(*journals);
   // A partition host that falls behind its tail reads the records from RocksDB, parses them
   // again and looks their ids up: behind, it gets slower. A burst the hosts cannot keep up
   // with is what the tail is for. On the ingest benchmark (4 partitions, 4 clients) the hosts
@@ -219,7 +232,7 @@ result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::open(EmbeddedHandles h, int pa
     auto part = std::make_unique<Partition>();
     auto ingest_end = end_of(h.db, h.ingest, partition_id{i});
     if (!ingest_end) return Status::error("ingest " + ingest_end.error().message());
-    auto journal_end = end_of(h.db, h.journal, partition_id{i});
+    auto journal_end = end_of(h.db, log->journals_[static_cast<size_t>(i)], partition_id{i});
     if (!journal_end) return Status::error("journal " + journal_end.error().message());
     part->ingest_end = *ingest_end;
     part->journal_end = *journal_end;
@@ -403,7 +416,7 @@ result<Claim> EmbeddedLog::claim(partition_id p) {
   marker.marker = true;
   marker.epoch = journal_pos{part->journal_end};
   const std::string marker_bytes = encode(marker);
-  rocksdb::WriteBatch& batch = batch_of(part->journal_writes, h_.journal, p, part->journal_end, "",
+  rocksdb::WriteBatch& batch = batch_of(part->journal_writes, journal_family(p), p, part->journal_end, "",
                                        std::vector<std::string>{marker_bytes});
   auto s = h_.db->Write(write_options_, &batch);
   if (!s.ok()) return Status::error("cannot write the epoch marker: " + s.ToString());
@@ -430,7 +443,7 @@ Status EmbeddedLog::append_journal(const Claim& claim, std::vector<JournalRecord
   put_be(cursor, static_cast<uint64_t>(next.value()), 8);
   // Each record encoded straight into its key's value, not into a string of its own first.
   rocksdb::WriteBatch& batch = batch_with(
-      part->journal_writes, h_.journal, claim.partition, pos, records.size(),
+      part->journal_writes, journal_family(claim.partition), claim.partition, pos, records.size(),
       [&](size_t i) { return encoded_size(records[i]); },
       [&](size_t i, std::string& value) { encode_into(value, records[i]); });
   pos += static_cast<int64_t>(records.size());
@@ -455,7 +468,7 @@ Status EmbeddedLog::read_journal(partition_id p, journal_pos from, size_t max,
                                  std::vector<StoredRecord>& out) {
   Partition* part = this->part(p);
   if (!part) return Status::error("no journal partition " + std::to_string(p.value()));
-  std::unique_ptr<rocksdb::Iterator> it(h_.db->NewIterator(rocksdb::ReadOptions(), h_.journal));
+  std::unique_ptr<rocksdb::Iterator> it(h_.db->NewIterator(rocksdb::ReadOptions(), journal_family(p)));
   size_t n = 0;
   std::vector<std::string_view> records;
   for (seek_holding(*it, p, from.value()); it->Valid() && n < max; it->Next()) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,8 +32,11 @@ struct EmbeddedHandles {
   rocksdb::DB* db = nullptr;
   // Keys: partition(4) offset or position(8) of the first of the records stored under it.
   rocksdb::ColumnFamilyHandle* ingest = nullptr;
-  rocksdb::ColumnFamilyHandle* journal = nullptr;
-  rocksdb::ColumnFamilyHandle* meta = nullptr;     // partition count, resume cursors
+  rocksdb::ColumnFamilyHandle* meta = nullptr;  // partition count, resume cursors
+  // The journal's column families for a log of n partitions, partition p's at [p] (keys as the
+  // ingest log's): one each, so that every flush of one appends after what is stored, and its
+  // files go down the levels without being rewritten (projections::Store::journal_families).
+  std::function<result<std::vector<rocksdb::ColumnFamilyHandle*>>(int partitions)> journals;
 };
 
 class EmbeddedLog final : public EventLog {
@@ -55,18 +59,20 @@ class EmbeddedLog final : public EventLog {
   // family (consecutive records appended together share the key of the first).
   static std::string record_key(partition_id p, int64_t n);
 
-  // Reads single records of a column family of the log (the journal's, for the journal
-  // index), keeping the last key's records for the next read.
+  // Reads single records of the journal (for the journal index), keeping the last key's records
+  // for the next read. `families`: the journal's column families by partition (or one for all).
   class RecordReader {
    public:
-    RecordReader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf);
+    RecordReader(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> families);
     ~RecordReader();
     // The bytes of the record at position pos of partition p (valid until the next call), or
     // nullopt when there is none or it cannot be read.
     std::optional<std::string_view> at(partition_id p, int64_t pos);
 
    private:
-    std::unique_ptr<rocksdb::Iterator> it_;
+    rocksdb::DB* db_;
+    std::vector<rocksdb::ColumnFamilyHandle*> families_;
+    std::vector<std::unique_ptr<rocksdb::Iterator>> its_;  // by partition, made when first read
     partition_id p_{-1};
     int64_t first_ = 0;
     std::string value_;
@@ -74,6 +80,10 @@ class EmbeddedLog final : public EventLog {
   };
 
   int partitions() const override { return static_cast<int>(parts_.size()); }
+  // Partition p's column family of the journal.
+  rocksdb::ColumnFamilyHandle* journal_family(partition_id p) const {
+    return journals_.at(static_cast<size_t>(p.value()));
+  }
   Status append_ingest(partition_id p, const std::vector<std::string>& payloads,
                        std::vector<ingest_offset>* offsets) override;
   Status append_validated(partition_id p, std::vector<std::string>&& payloads,
@@ -131,6 +141,7 @@ class EmbeddedLog final : public EventLog {
   Partition* part(partition_id p);
 
   EmbeddedHandles h_;
+  std::vector<rocksdb::ColumnFamilyHandle*> journals_;  // by partition
   rocksdb::WriteOptions write_options_;
   std::vector<std::unique_ptr<Partition>> parts_;
   size_t tail_bytes_ = 0;  // per partition

@@ -24,7 +24,11 @@ namespace {
 using events::get_be;
 using events::put_be;
 
-const char* const log_cfs[] = {"ingest", "journal", "log_meta"};
+const char* const log_cfs[] = {"ingest", "log_meta"};
+// The journal: "journal.<partition>" for each partition; a directory written before the
+// journal was split by partition has one "journal" for all.
+const char* const legacy_journal = "journal";
+constexpr std::string_view journal_prefix = "journal.";
 const char* const view_meta = "view_meta";
 
 // Appends tenant_key(tenant, id) to `k`.
@@ -133,13 +137,15 @@ const std::shared_ptr<const rocksdb::SliceTransform>& visit_prefix() {
   return p;
 }
 
+constexpr size_t default_memtable_bytes = size_t{128} << 20;
+
 rocksdb::ColumnFamilyOptions cf_options(size_t memtable_bytes) {
   rocksdb::ColumnFamilyOptions o;
   // 128 MiB unless told (RocksDB's default is 64): half as many flushes, so half as many L0
   // files for the compactions below to merge. At 3 million events, 8 interleaved runs each
   // (medians): e2e 70,500 -> 78,300 events/s, RocksDB's threads 5.45 -> 3.9 µs per event. The
   // cost is memory: a full memtable, and the one being flushed, are twice as large.
-  o.write_buffer_size = memtable_bytes > 0 ? memtable_bytes : size_t{128} << 20;
+  o.write_buffer_size = memtable_bytes > 0 ? memtable_bytes : default_memtable_bytes;
   rocksdb::BlockBasedTableOptions t;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
@@ -155,6 +161,32 @@ rocksdb::ColumnFamilyOptions cf_options(size_t memtable_bytes) {
   // 4.7 µs per event). A run leaves more uncompacted on disk: 162 -> 176 bytes an event.
   o.level0_file_num_compaction_trigger = 8;
   return o;
+}
+
+// A partition's column family of the journal. Its keys are the partition's positions, so each
+// flush writes a table file whose keys all follow those already stored: a compaction moves it
+// down a level as it is (a "trivial move") instead of rewriting the level. In one column family
+// for all partitions, every flush's file spanned every partition's range, so each compaction of
+// level 0 merged it into, and rewrote, all of level 1 (measured: see docs/design-notes.md).
+// The partitions share one memtable's room, so that the journal fills and flushes as often as
+// it did in one.
+rocksdb::ColumnFamilyOptions journal_options(size_t memtable_bytes, size_t partitions) {
+  const size_t bytes = memtable_bytes > 0 ? memtable_bytes : default_memtable_bytes;
+  return cf_options(std::max(bytes / std::max<size_t>(partitions, 1), size_t{64} << 10));
+}
+
+std::string journal_name(size_t p) { return std::string(journal_prefix) + std::to_string(p); }
+
+// The partition of a column family named journal.<p>, or nullopt for any other name.
+std::optional<size_t> journal_partition(const std::string& name) {
+  if (name.size() <= journal_prefix.size() || name.compare(0, journal_prefix.size(), journal_prefix) != 0)
+    return std::nullopt;
+  size_t p = 0;
+  for (size_t i = journal_prefix.size(); i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9' || p > 1'000'000) return std::nullopt;
+    p = p * 10 + static_cast<size_t>(name[i] - '0');
+  }
+  return p;
 }
 
 }  // namespace
@@ -245,19 +277,53 @@ rocksdb::DBOptions Store::db_options() {
   return options;
 }
 
+namespace {
+
+// The journal's column families among those a directory has (see journal_options): none in a
+// new directory.
+result<std::vector<rocksdb::ColumnFamilyDescriptor>> journal_families_in(
+    const std::vector<std::string>& existing, size_t memtable_bytes) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> out;
+  std::vector<size_t> partitions;
+  for (const std::string& name : existing) {
+    if (name == legacy_journal) out.emplace_back(name, cf_options(memtable_bytes));
+    if (auto p = journal_partition(name)) partitions.push_back(*p);
+  }
+  if (!out.empty() && !partitions.empty())
+    return Status::error("the data directory has both a journal and a journal by partition");
+  for (size_t p : partitions)
+    out.emplace_back(journal_name(p), journal_options(memtable_bytes, partitions.size()));
+  return out;
+}
+
+}  // namespace
+
+result<std::vector<rocksdb::ColumnFamilyDescriptor>> Store::column_families_of(const std::string& dir,
+                                                                                size_t memtable_bytes) {
+  std::vector<std::string> existing;
+  if (!rocksdb::DB::ListColumnFamilies(db_options(), dir, &existing).ok()) existing.clear();
+  auto journal = journal_families_in(existing, memtable_bytes);
+  if (!journal) return journal.error();
+  std::vector<rocksdb::ColumnFamilyDescriptor> all = column_families(memtable_bytes);
+  all.insert(all.end(), journal->begin(), journal->end());
+  return all;
+}
+
 result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtable_bytes) {
   (void)rocksdb_crc32c();  // chosen and checked before RocksDB reads or writes a checksum
-  const std::vector<rocksdb::ColumnFamilyDescriptor> all = column_families(memtable_bytes);
   // The column families the directory has are opened; the missing ones (all of them in a new
   // directory) are then created in one call. DB::Open with create_missing_column_families
   // creates them one by one, each rewriting and re-reading the options file: a new directory
-  // took 0.34 s to open, now 0.10 s.
+  // took 0.34 s to open, now 0.10 s. The journal's are made when the log is opened
+  // (journal_families), which knows how many partitions it has.
   std::vector<std::string> existing;
   const rocksdb::DBOptions options = db_options();
   // No list for a new directory; any other failure shows when DB::Open meets the directory.
   if (!rocksdb::DB::ListColumnFamilies(options, dir, &existing).ok()) existing.clear();
-  std::vector<rocksdb::ColumnFamilyDescriptor> present, missing;
-  for (const auto& d : all) {
+  auto journal = journal_families_in(existing, memtable_bytes);
+  if (!journal) return Status::error("cannot open the data directory " + dir + ": " + journal.error().message());
+  std::vector<rocksdb::ColumnFamilyDescriptor> present = *journal, missing;
+  for (const auto& d : column_families(memtable_bytes)) {
     const bool exists = d.name == rocksdb::kDefaultColumnFamilyName ||
                         std::find(existing.begin(), existing.end(), d.name) != existing.end();
     (exists ? present : missing).push_back(d);
@@ -268,6 +334,7 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtab
   if (!s.ok()) return Status::error("cannot open the data directory " + dir + ": " + s.ToString());
   std::unique_ptr<Store> store(new Store);
   store->db_.reset(raw);
+  store->memtable_bytes_ = memtable_bytes;
   for (size_t i = 0; i < present.size(); ++i) store->cfs_[present[i].name] = handles[i];
   if (!missing.empty()) {
     s = raw->CreateColumnFamilies(missing, &created);
@@ -277,7 +344,15 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtab
   }
   for (view v : all_views) store->view_cfs_[static_cast<size_t>(v)] = store->cfs_.at(name_of(v));
   store->meta_cf_ = store->cfs_.at(view_meta);
-  store->journal_cf_ = store->cfs_.at("journal");
+  if (store->cfs_.count(legacy_journal)) {
+    store->journal_cfs_ = {store->cfs_.at(legacy_journal)};
+  } else {
+    for (const auto& d : *journal) {
+      const size_t p = *journal_partition(d.name);
+      if (store->journal_cfs_.size() <= p) store->journal_cfs_.resize(p + 1, nullptr);
+      store->journal_cfs_[p] = store->cfs_.at(d.name);
+    }
+  }
   std::string how;
   auto got = raw->Get(rocksdb::ReadOptions(), store->meta_cf_, journal_index_key, &how);
   if (!got.ok() && !got.IsNotFound())
@@ -302,8 +377,34 @@ Store::~Store() {
   db_->Close();
 }
 
-events::EmbeddedHandles Store::log_handles() const {
-  return {db_.get(), cfs_.at("ingest"), cfs_.at("journal"), cfs_.at("log_meta")};
+events::EmbeddedHandles Store::log_handles() {
+  return {db_.get(), cfs_.at("ingest"), cfs_.at("log_meta"),
+          [this](int partitions) { return journal_families(partitions); }};
+}
+
+result<std::vector<rocksdb::ColumnFamilyHandle*>> Store::journal_families(int partitions) {
+  const size_t n = partitions > 0 ? static_cast<size_t>(partitions) : 0;
+  if (cfs_.count(legacy_journal)) return std::vector<rocksdb::ColumnFamilyHandle*>(n, cfs_.at(legacy_journal));
+  if (journal_cfs_.size() > n)
+    return Status::error("the data directory's journal has " + std::to_string(journal_cfs_.size()) +
+                         " partitions, the log " + std::to_string(n));
+  // Those missing: all of them for a new log, or those a crash kept from being made (the
+  // partition count is recorded before they are).
+  std::vector<rocksdb::ColumnFamilyDescriptor> missing;
+  for (size_t p = 0; p < n; ++p)
+    if (p >= journal_cfs_.size() || !journal_cfs_[p])
+      missing.emplace_back(journal_name(p), journal_options(memtable_bytes_, n));
+  if (!missing.empty()) {
+    std::vector<rocksdb::ColumnFamilyHandle*> created;
+    auto s = db_->CreateColumnFamilies(missing, &created);
+    journal_cfs_.resize(n, nullptr);
+    for (size_t i = 0; i < created.size(); ++i) {
+      cfs_[missing[i].name] = created[i];
+      journal_cfs_[*journal_partition(missing[i].name)] = created[i];
+    }
+    if (!s.ok()) return Status::error("cannot create the journal's column families: " + s.ToString());
+  }
+  return journal_cfs_;
 }
 
 result<bool> Store::index_journal(journal_index how) {
@@ -496,7 +597,7 @@ std::vector<std::string> Store::journal_after(const std::string& tenant,
   while (it->Valid() && first_seq(it->value()) > from) it->Prev();
   if (!it->Valid()) it->Seek(lower);
   std::optional<events::EmbeddedLog::RecordReader> records;
-  if (index_ == journal_index::local) records.emplace(db_.get(), journal_cf_);
+  if (index_ == journal_index::local) records.emplace(db_.get(), journal_cfs_);
   for (; it->Valid() && out.size() < limit; it->Next()) {
     const std::string_view value(it->value().data(), it->value().size());
     if (index_ == journal_index::copy) {

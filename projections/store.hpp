@@ -61,10 +61,18 @@ class Store {
   // The options the database and its column families are opened with, for a tool that opens
   // it directly: without the merge operators, RocksDB cannot replay the write-ahead log.
   static rocksdb::DBOptions db_options();
+  // The column families of every directory (the journal's are made with the log).
   static std::vector<rocksdb::ColumnFamilyDescriptor> column_families(size_t memtable_bytes = 0);
+  // Those of the directory `dir`: the above and its journal's.
+  static result<std::vector<rocksdb::ColumnFamilyDescriptor>> column_families_of(const std::string& dir,
+                                                                                size_t memtable_bytes = 0);
 
   // Handles for the embedded event log engine.
-  events::EmbeddedHandles log_handles() const;
+  events::EmbeddedHandles log_handles();
+  // The journal's column families for a log of `partitions` partitions, by partition: made the
+  // first time (then recorded by the database), opened with the store afterwards. A directory
+  // written before the journal was split by partition keeps its one column family for all.
+  result<std::vector<rocksdb::ColumnFamilyHandle*>> journal_families(int partitions);
 
   // Sets how the journal index is kept (recorded in the database; a new one starts as `copy`).
   // When the views were built the other way, or by an earlier version's journal index, they
@@ -137,7 +145,9 @@ class Store {
   // The views' handles by view, and the applied positions' (looked up on every write).
   rocksdb::ColumnFamilyHandle* view_cfs_[std::size(all_views)] = {};
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
-  rocksdb::ColumnFamilyHandle* journal_cf_ = nullptr;  // the embedded engine's journal
+  // The embedded engine's journal by partition (one for all in a directory of the old layout).
+  std::vector<rocksdb::ColumnFamilyHandle*> journal_cfs_;
+  size_t memtable_bytes_ = 0;
   journal_index index_ = journal_index::copy;
   bool index_current_ = false;  // the views were built by this version's journal index
   mutable std::mutex change_mu_;

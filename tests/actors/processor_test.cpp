@@ -386,7 +386,7 @@ TEST_CASE("views built by an earlier version's journal index are rebuilt on open
   REQUIRE_FALSE(before.empty());
   {
     // Record the journal index as the versions with an entry per record did.
-    const auto descs = projections::Store::column_families();
+    const auto descs = projections::Store::column_families_of(dir.str()).value();
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
     REQUIRE(rocksdb::DB::Open(projections::Store::db_options(), dir.str(), descs, &handles, &raw).ok());

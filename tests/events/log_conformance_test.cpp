@@ -400,7 +400,7 @@ TEST_CASE("embedded: records appended together share a key, and every record rea
       CHECK(got[i].payload == payloads[static_cast<size_t>(from) + i]);
     }
   }
-  EmbeddedLog::RecordReader reader(engine.store->log_handles().db, engine.store->log_handles().journal);
+  EmbeddedLog::RecordReader reader(engine.store->log_handles().db, engine.store->journal_families(3).value());
   for (int64_t pos : {1, 2, 1023, 1024, 1025, 1500, 1300, 5}) {  // forwards and back
     std::vector<StoredRecord> one;
     REQUIRE(log->read_journal(partition_id{1}, journal_pos{pos}, 1, one));
@@ -416,6 +416,111 @@ TEST_CASE("embedded: records appended together share a key, and every record rea
   CHECK(history_ids(*log, partition_id{1}).size() == 1500);
 }
 
+// Appends `rounds` rounds of 10 records to each partition of `log` from `claims`, flushing the
+// journal's column families after each round: a table file per round and partition.
+void append_rounds(EmbeddedLog& log, rocksdb::DB* db, const std::vector<Claim>& claims, int rounds) {
+  std::vector<rocksdb::ColumnFamilyHandle*> families;
+  for (const Claim& c : claims) families.push_back(log.journal_family(c.partition));
+  for (int round = 0; round < rounds; ++round) {
+    for (const Claim& c : claims) {
+      std::vector<JournalRecord> records;
+      for (int i = 0; i < 10; ++i)
+        records.push_back(record(round * 10 + i, "p" + std::to_string(c.partition.value()) + "-" +
+                                                     std::to_string(round * 10 + i), 0));
+      REQUIRE(log.append_journal(c, records, ingest_offset{round * 10 + 10}, nullptr));
+    }
+    for (auto* family : families) REQUIRE(db->Flush(rocksdb::FlushOptions(), family).ok());
+  }
+}
+
+TEST_CASE("embedded: each journal partition is a column family, its flushes one after the other") {
+  testing::TempDir dir;
+  auto store = std::move(projections::Store::open(dir.str()).value());
+  auto log = std::move(EmbeddedLog::open(store->log_handles(), 3, false).value());
+  std::vector<Claim> claims;
+  for (int p = 0; p < 3; ++p) claims.push_back(log->claim(partition_id{p}).value());
+  rocksdb::DB* db = store->log_handles().db;
+  append_rounds(*log, db, claims, 4);
+  std::set<rocksdb::ColumnFamilyHandle*> distinct;
+  for (int p = 0; p < 3; ++p) {
+    rocksdb::ColumnFamilyHandle* family = log->journal_family(partition_id{p});
+    distinct.insert(family);
+    CHECK(family->GetName() == "journal." + std::to_string(p));
+    // Every table file holds this partition's keys only, and each file's keys follow the
+    // previous file's: nothing for a compaction to merge, so files move down as they are.
+    rocksdb::ColumnFamilyMetaData meta;
+    db->GetColumnFamilyMetaData(family, &meta);
+    std::vector<std::pair<std::string, std::string>> ranges;
+    for (const auto& level : meta.levels)
+      for (const auto& file : level.files) ranges.emplace_back(file.smallestkey, file.largestkey);
+    REQUIRE(ranges.size() == 4);
+    std::sort(ranges.begin(), ranges.end());
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      CHECK(get_be(ranges[i].first, 0, 4) == static_cast<uint64_t>(p));
+      CHECK(get_be(ranges[i].second, 0, 4) == static_cast<uint64_t>(p));
+      if (i + 1 < ranges.size()) CHECK(ranges[i].second < ranges[i + 1].first);
+    }
+    CHECK(history_ids(*log, partition_id{p}).size() == 40);
+  }
+  CHECK(distinct.size() == 3);
+  // Reopened, the store opens the families it made, and the log reads on from where it was.
+  log.reset();
+  store.reset();
+  store = std::move(projections::Store::open(dir.str()).value());
+  log = std::move(EmbeddedLog::open(store->log_handles(), 3, false).value());
+  for (int p = 0; p < 3; ++p) {
+    CHECK(log->journal_end(partition_id{p})->value() == 41);  // the marker and 40 records
+    CHECK(history_ids(*log, partition_id{p}).size() == 40);
+  }
+  // The partition count is the log's: a store asked for another count says so.
+  auto fewer = store->journal_families(2);
+  REQUIRE_FALSE(fewer.has_value());
+  CHECK(fewer.error().message().find("has 3 partitions") != std::string::npos);
+}
+
+TEST_CASE("embedded: a journal's column families made in part are made whole") {
+  // The partition count is recorded before the families are made: a crash between the two
+  // leaves fewer families than partitions, and the next opening makes the rest.
+  testing::TempDir dir;
+  {
+    auto store = std::move(projections::Store::open(dir.str()).value());
+    REQUIRE(store->journal_families(1).value().size() == 1);
+  }
+  auto store = std::move(projections::Store::open(dir.str()).value());
+  auto log = EmbeddedLog::open(store->log_handles(), 3, false);
+  REQUIRE(log.has_value());
+  for (int p = 0; p < 3; ++p)
+    CHECK((*log)->journal_family(partition_id{p})->GetName() == "journal." + std::to_string(p));
+}
+
+TEST_CASE("embedded: a directory with one journal column family for all partitions still works") {
+  // The layout before the journal was split by partition: one "journal" family.
+  testing::TempDir dir;
+  {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options o(projections::Store::db_options(), rocksdb::ColumnFamilyOptions());
+    REQUIRE(rocksdb::DB::Open(o, dir.str(), &raw).ok());
+    rocksdb::ColumnFamilyHandle* journal = nullptr;
+    REQUIRE(raw->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "journal", &journal).ok());
+    REQUIRE(raw->DestroyColumnFamilyHandle(journal).ok());
+    delete raw;
+  }
+  for (int opening = 0; opening < 2; ++opening) {
+    auto store = std::move(projections::Store::open(dir.str()).value());
+    auto log = std::move(EmbeddedLog::open(store->log_handles(), 3, false).value());
+    std::vector<Claim> claims;
+    for (int p = 0; p < 3; ++p) {
+      CHECK(log->journal_family(partition_id{p})->GetName() == "journal");
+      claims.push_back(log->claim(partition_id{p}).value());
+    }
+    append_rounds(*log, store->log_handles().db, claims, 2);
+    for (int p = 0; p < 3; ++p) CHECK(history_ids(*log, partition_id{p}).size() == 20u * (opening + 1));
+  }
+  std::vector<std::string> families;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(projections::Store::db_options(), dir.str(), &families).ok());
+  for (const auto& name : families) CHECK(name.rfind("journal.", 0) != 0);
+}
+
 TEST_CASE("embedded: records stored one per key, as earlier versions did, still read") {
   EmbeddedEngine engine;
   {
@@ -426,6 +531,7 @@ TEST_CASE("embedded: records stored one per key, as earlier versions did, still 
     // of partition 2, each under its own key.
     engine.open();
     const auto h = engine.store->log_handles();
+    rocksdb::ColumnFamilyHandle* journal = engine.store->journal_families(3).value().at(2);
     for (int64_t i = 0; i < 3; ++i) {
       std::string value;
       put_be(value, 1795168800000000ull + static_cast<uint64_t>(i), 8);
@@ -437,8 +543,8 @@ TEST_CASE("embedded: records stored one per key, as earlier versions did, still 
     marker.epoch = journal_pos{0};  // a claim's marker at position 0, and a record it wrote
     JournalRecord old = record(0, "old", 0);
     old.epoch = journal_pos{0};
-    REQUIRE(h.db->Put(rocksdb::WriteOptions(), h.journal, EmbeddedLog::record_key(partition_id{2}, 0), encode(marker)).ok());
-    REQUIRE(h.db->Put(rocksdb::WriteOptions(), h.journal, EmbeddedLog::record_key(partition_id{2}, 1), encode(old)).ok());
+    REQUIRE(h.db->Put(rocksdb::WriteOptions(), journal, EmbeddedLog::record_key(partition_id{2}, 0), encode(marker)).ok());
+    REQUIRE(h.db->Put(rocksdb::WriteOptions(), journal, EmbeddedLog::record_key(partition_id{2}, 1), encode(old)).ok());
   }
   auto log = engine.open();
   CHECK(log->ingest_end(partition_id{2})->value() == 3);
