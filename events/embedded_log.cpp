@@ -416,8 +416,9 @@ result<Claim> EmbeddedLog::claim(partition_id p) {
   marker.marker = true;
   marker.epoch = journal_pos{part->journal_end};
   const std::string marker_bytes = encode(marker);
-  rocksdb::WriteBatch& batch = batch_of(part->journal_writes, journal_family(p), p, part->journal_end, "",
-                                       std::vector<std::string>{marker_bytes});
+  rocksdb::WriteBatch& batch =
+      batch_of(part->journal_writes, journal_family(p), p, part->journal_end, "",
+               std::vector<std::string>{marker_bytes});
   auto s = h_.db->Write(write_options_, &batch);
   if (!s.ok()) return Status::error("cannot write the epoch marker: " + s.ToString());
   Claim c{p, journal_pos{part->journal_end}, ingest_offset{0}};
@@ -468,7 +469,8 @@ Status EmbeddedLog::read_journal(partition_id p, journal_pos from, size_t max,
                                  std::vector<StoredRecord>& out) {
   Partition* part = this->part(p);
   if (!part) return Status::error("no journal partition " + std::to_string(p.value()));
-  std::unique_ptr<rocksdb::Iterator> it(h_.db->NewIterator(rocksdb::ReadOptions(), journal_family(p)));
+  std::unique_ptr<rocksdb::Iterator> it(
+      h_.db->NewIterator(rocksdb::ReadOptions(), journal_family(p)));
   size_t n = 0;
   std::vector<std::string_view> records;
   for (seek_holding(*it, p, from.value()); it->Valid() && n < max; it->Next()) {

@@ -179,7 +179,8 @@ std::string journal_name(size_t p) { return std::string(journal_prefix) + std::t
 
 // The partition of a column family named journal.<p>, or nullopt for any other name.
 std::optional<size_t> journal_partition(const std::string& name) {
-  if (name.size() <= journal_prefix.size() || name.compare(0, journal_prefix.size(), journal_prefix) != 0)
+  if (name.size() <= journal_prefix.size() ||
+      name.compare(0, journal_prefix.size(), journal_prefix) != 0)
     return std::nullopt;
   size_t p = 0;
   for (size_t i = journal_prefix.size(); i < name.size(); ++i) {
@@ -298,8 +299,8 @@ result<std::vector<rocksdb::ColumnFamilyDescriptor>> journal_families_in(
 
 }  // namespace
 
-result<std::vector<rocksdb::ColumnFamilyDescriptor>> Store::column_families_of(const std::string& dir,
-                                                                                size_t memtable_bytes) {
+result<std::vector<rocksdb::ColumnFamilyDescriptor>> Store::column_families_of(
+    const std::string& dir, size_t memtable_bytes) {
   std::vector<std::string> existing;
   if (!rocksdb::DB::ListColumnFamilies(db_options(), dir, &existing).ok()) existing.clear();
   auto journal = journal_families_in(existing, memtable_bytes);
@@ -321,7 +322,9 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtab
   // No list for a new directory; any other failure shows when DB::Open meets the directory.
   if (!rocksdb::DB::ListColumnFamilies(options, dir, &existing).ok()) existing.clear();
   auto journal = journal_families_in(existing, memtable_bytes);
-  if (!journal) return Status::error("cannot open the data directory " + dir + ": " + journal.error().message());
+  if (!journal)
+    return Status::error("cannot open the data directory " + dir + ": " +
+                         journal.error().message());
   std::vector<rocksdb::ColumnFamilyDescriptor> present = *journal, missing;
   for (const auto& d : column_families(memtable_bytes)) {
     const bool exists = d.name == rocksdb::kDefaultColumnFamilyName ||
@@ -384,7 +387,8 @@ events::EmbeddedHandles Store::log_handles() {
 
 result<std::vector<rocksdb::ColumnFamilyHandle*>> Store::journal_families(int partitions) {
   const size_t n = partitions > 0 ? static_cast<size_t>(partitions) : 0;
-  if (cfs_.count(legacy_journal)) return std::vector<rocksdb::ColumnFamilyHandle*>(n, cfs_.at(legacy_journal));
+  if (cfs_.count(legacy_journal))
+    return std::vector<rocksdb::ColumnFamilyHandle*>(n, cfs_.at(legacy_journal));
   if (journal_cfs_.size() > n)
     return Status::error("the data directory's journal has " + std::to_string(journal_cfs_.size()) +
                          " partitions, the log " + std::to_string(n));
@@ -402,7 +406,8 @@ result<std::vector<rocksdb::ColumnFamilyHandle*>> Store::journal_families(int pa
       cfs_[missing[i].name] = created[i];
       journal_cfs_[*journal_partition(missing[i].name)] = created[i];
     }
-    if (!s.ok()) return Status::error("cannot create the journal's column families: " + s.ToString());
+    if (!s.ok())
+      return Status::error("cannot create the journal's column families: " + s.ToString());
   }
   return journal_cfs_;
 }

@@ -64,8 +64,8 @@ class Store {
   // The column families of every directory (the journal's are made with the log).
   static std::vector<rocksdb::ColumnFamilyDescriptor> column_families(size_t memtable_bytes = 0);
   // Those of the directory `dir`: the above and its journal's.
-  static result<std::vector<rocksdb::ColumnFamilyDescriptor>> column_families_of(const std::string& dir,
-                                                                                size_t memtable_bytes = 0);
+  static result<std::vector<rocksdb::ColumnFamilyDescriptor>> column_families_of(
+      const std::string& dir, size_t memtable_bytes = 0);
 
   // Handles for the embedded event log engine.
   events::EmbeddedHandles log_handles();

@@ -400,7 +400,8 @@ TEST_CASE("embedded: records appended together share a key, and every record rea
       CHECK(got[i].payload == payloads[static_cast<size_t>(from) + i]);
     }
   }
-  EmbeddedLog::RecordReader reader(engine.store->log_handles().db, engine.store->journal_families(3).value());
+  EmbeddedLog::RecordReader reader(engine.store->log_handles().db,
+                                   engine.store->journal_families(3).value());
   for (int64_t pos : {1, 2, 1023, 1024, 1025, 1500, 1300, 5}) {  // forwards and back
     std::vector<StoredRecord> one;
     REQUIRE(log->read_journal(partition_id{1}, journal_pos{pos}, 1, one));
@@ -418,15 +419,17 @@ TEST_CASE("embedded: records appended together share a key, and every record rea
 
 // Appends `rounds` rounds of 10 records to each partition of `log` from `claims`, flushing the
 // journal's column families after each round: a table file per round and partition.
-void append_rounds(EmbeddedLog& log, rocksdb::DB* db, const std::vector<Claim>& claims, int rounds) {
+void append_rounds(EmbeddedLog& log, rocksdb::DB* db, const std::vector<Claim>& claims,
+                   int rounds) {
   std::vector<rocksdb::ColumnFamilyHandle*> families;
   for (const Claim& c : claims) families.push_back(log.journal_family(c.partition));
   for (int round = 0; round < rounds; ++round) {
     for (const Claim& c : claims) {
       std::vector<JournalRecord> records;
       for (int i = 0; i < 10; ++i)
-        records.push_back(record(round * 10 + i, "p" + std::to_string(c.partition.value()) + "-" +
-                                                     std::to_string(round * 10 + i), 0));
+        records.push_back(record(
+            round * 10 + i,
+            "p" + std::to_string(c.partition.value()) + "-" + std::to_string(round * 10 + i), 0));
       REQUIRE(log.append_journal(c, records, ingest_offset{round * 10 + 10}, nullptr));
     }
     for (auto* family : families) REQUIRE(db->Flush(rocksdb::FlushOptions(), family).ok());
@@ -514,10 +517,12 @@ TEST_CASE("embedded: a directory with one journal column family for all partitio
       claims.push_back(log->claim(partition_id{p}).value());
     }
     append_rounds(*log, store->log_handles().db, claims, 2);
-    for (int p = 0; p < 3; ++p) CHECK(history_ids(*log, partition_id{p}).size() == 20u * (opening + 1));
+    for (int p = 0; p < 3; ++p)
+      CHECK(history_ids(*log, partition_id{p}).size() == 20u * (opening + 1));
   }
   std::vector<std::string> families;
-  REQUIRE(rocksdb::DB::ListColumnFamilies(projections::Store::db_options(), dir.str(), &families).ok());
+  REQUIRE(
+      rocksdb::DB::ListColumnFamilies(projections::Store::db_options(), dir.str(), &families).ok());
   for (const auto& name : families) CHECK(name.rfind("journal.", 0) != 0);
 }
 
@@ -543,8 +548,12 @@ TEST_CASE("embedded: records stored one per key, as earlier versions did, still 
     marker.epoch = journal_pos{0};  // a claim's marker at position 0, and a record it wrote
     JournalRecord old = record(0, "old", 0);
     old.epoch = journal_pos{0};
-    REQUIRE(h.db->Put(rocksdb::WriteOptions(), journal, EmbeddedLog::record_key(partition_id{2}, 0), encode(marker)).ok());
-    REQUIRE(h.db->Put(rocksdb::WriteOptions(), journal, EmbeddedLog::record_key(partition_id{2}, 1), encode(old)).ok());
+    REQUIRE(h.db->Put(rocksdb::WriteOptions(), journal, EmbeddedLog::record_key(partition_id{2}, 0),
+                      encode(marker))
+                .ok());
+    REQUIRE(h.db->Put(rocksdb::WriteOptions(), journal, EmbeddedLog::record_key(partition_id{2}, 1),
+                      encode(old))
+                .ok());
   }
   auto log = engine.open();
   CHECK(log->ingest_end(partition_id{2})->value() == 3);
