@@ -408,6 +408,49 @@ TEST_CASE("views built by an earlier version's journal index are rebuilt on open
   CHECK(storage->store->journal_after("acme", std::nullopt, 100000) == before);
 }
 
+TEST_CASE("views compacted by levels, as before, open and read under universal compaction") {
+  // A directory whose conversations view was compacted by levels (its file on level 2, as
+  // leveled compaction leaves one) opens with the store's options, and reads the same.
+  testing::TempDir dir;
+  using projections::view;
+  std::map<std::string, events::json> written;
+  {
+    auto store = std::move(projections::Store::open(dir.str()).value());
+    projections::ViewBatch batch(*store);
+    for (int i = 0; i < 200; ++i) {
+      const std::string id = "c-" + std::to_string(i);
+      written[id] = events::json{{"id", id}, {"state", i % 2 ? "closed" : "queued"}};
+      batch.put_document(view::conversations, "acme", id, written[id]);
+    }
+    REQUIRE(batch.commit(partition_id{0}, journal_pos{1}));
+  }
+  {
+    auto descs = projections::Store::column_families_of(dir.str()).value();
+    size_t at = descs.size();
+    for (size_t i = 0; i < descs.size(); ++i) {
+      descs[i].options.compaction_style = rocksdb::kCompactionStyleLevel;
+      if (descs[i].name == "conversations") at = i;
+    }
+    REQUIRE(at < descs.size());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(projections::Store::db_options(), dir.str(), descs, &handles, &raw).ok());
+    rocksdb::CompactRangeOptions to_level_2;
+    to_level_2.change_level = true;
+    to_level_2.target_level = 2;
+    REQUIRE(raw->CompactRange(to_level_2, handles[at], nullptr, nullptr).ok());
+    rocksdb::ColumnFamilyMetaData meta;
+    raw->GetColumnFamilyMetaData(handles[at], &meta);
+    REQUIRE(meta.levels.size() > 2);
+    CHECK(meta.levels[2].files.size() == 1);
+    for (auto* h : handles) REQUIRE(raw->DestroyColumnFamilyHandle(h).ok());
+    delete raw;
+  }
+  auto store = projections::Store::open(dir.str());
+  REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error().message()));
+  for (const auto& [id, doc] : written) CHECK((*store)->document(view::conversations, "acme", id) == doc);
+}
+
 TEST_CASE("the store counts what it was given to write") {
   testing::TempDir dir;
   Node node(dir.str());
