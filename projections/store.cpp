@@ -260,8 +260,8 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memta
     // level 1: compacted by levels, every compaction of level 0 rewrote level 1, and each level
     // was rewritten again into the next. Universal compaction merges sorted runs of like sizes
     // instead. One server under bench/serve_load.py, compactions of these views by
-    // bench/compactions.py: 10 million events 25.4 and 28.1 s of CPU by levels (3.6-4.5 µs an
-    // event when the journal was compacted too), 19.2 and 21.4 s universal; 20 million 92.8 s
+    // bench/compactions.py: 10 million events 25.4 and 28.1 s of CPU by levels (36.3 s when the
+    // journal was compacted too), 19.2 and 21.4 s universal; 20 million 92.8 s
     // (ids 34.9, journeys 31.6, conversations 18.1, journal index 7.9) against 48.5, 5.0 GB
     // written against 2.8, disk at the end 2.8 against 2.9 GB. The price: when a family's runs
     // outgrow its last one twice over, it is rewritten whole (18 such compactions in the
@@ -294,34 +294,38 @@ rocksdb::DBOptions Store::db_options() {
 
 namespace {
 
-// The journal's column families among those a directory has (see journal_options): none in a
-// new directory.
-result<std::vector<rocksdb::ColumnFamilyDescriptor>> journal_families_in(
+// The column families to open a directory with (`existing`, its families; none if new): every
+// directory's, and the journal's it has (see journal_options).
+result<std::vector<rocksdb::ColumnFamilyDescriptor>> families_of(
     const std::vector<std::string>& existing, size_t memtable_bytes) {
-  std::vector<rocksdb::ColumnFamilyDescriptor> out;
+  std::vector<rocksdb::ColumnFamilyDescriptor> out = Store::column_families(memtable_bytes);
   std::vector<size_t> partitions;
+  bool legacy = false;
   for (const std::string& name : existing) {
-    if (name == legacy_journal) out.emplace_back(name, cf_options(memtable_bytes));
+    if (name == legacy_journal) legacy = true;
     if (auto p = journal_partition(name)) partitions.push_back(*p);
   }
-  if (!out.empty() && !partitions.empty())
+  if (legacy && !partitions.empty())
     return Status::error("the data directory has both a journal and a journal by partition");
+  if (legacy) out.emplace_back(legacy_journal, cf_options(memtable_bytes));
   for (size_t p : partitions)
     out.emplace_back(journal_name(p), journal_options(memtable_bytes, partitions.size()));
   return out;
+}
+
+// The families a directory has; none for a new one (any other failure shows when DB::Open
+// meets the directory).
+std::vector<std::string> existing_families(const std::string& dir) {
+  std::vector<std::string> existing;
+  if (!rocksdb::DB::ListColumnFamilies(Store::db_options(), dir, &existing).ok()) existing.clear();
+  return existing;
 }
 
 }  // namespace
 
 result<std::vector<rocksdb::ColumnFamilyDescriptor>> Store::column_families_of(
     const std::string& dir, size_t memtable_bytes) {
-  std::vector<std::string> existing;
-  if (!rocksdb::DB::ListColumnFamilies(db_options(), dir, &existing).ok()) existing.clear();
-  auto journal = journal_families_in(existing, memtable_bytes);
-  if (!journal) return journal.error();
-  std::vector<rocksdb::ColumnFamilyDescriptor> all = column_families(memtable_bytes);
-  all.insert(all.end(), journal->begin(), journal->end());
-  return all;
+  return families_of(existing_families(dir), memtable_bytes);
 }
 
 result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtable_bytes) {
@@ -331,45 +335,32 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtab
   // creates them one by one, each rewriting and re-reading the options file: a new directory
   // took 0.34 s to open, now 0.10 s. The journal's are made when the log is opened
   // (journal_families), which knows how many partitions it has.
-  std::vector<std::string> existing;
-  const rocksdb::DBOptions options = db_options();
-  // No list for a new directory; any other failure shows when DB::Open meets the directory.
-  if (!rocksdb::DB::ListColumnFamilies(options, dir, &existing).ok()) existing.clear();
-  auto journal = journal_families_in(existing, memtable_bytes);
-  if (!journal)
-    return Status::error("cannot open the data directory " + dir + ": " +
-                         journal.error().message());
-  std::vector<rocksdb::ColumnFamilyDescriptor> present = *journal, missing;
-  for (const auto& d : column_families(memtable_bytes)) {
+  const std::vector<std::string> existing = existing_families(dir);
+  auto all = families_of(existing, memtable_bytes);
+  if (!all)
+    return Status::error("cannot open the data directory " + dir + ": " + all.error().message());
+  std::vector<rocksdb::ColumnFamilyDescriptor> present, missing;
+  for (const auto& d : *all) {
     const bool exists = d.name == rocksdb::kDefaultColumnFamilyName ||
                         std::find(existing.begin(), existing.end(), d.name) != existing.end();
     (exists ? present : missing).push_back(d);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles, created;
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(options, dir, present, &handles, &raw);
+  auto s = rocksdb::DB::Open(db_options(), dir, present, &handles, &raw);
   if (!s.ok()) return Status::error("cannot open the data directory " + dir + ": " + s.ToString());
   std::unique_ptr<Store> store(new Store);
   store->db_.reset(raw);
   store->memtable_bytes_ = memtable_bytes;
-  for (size_t i = 0; i < present.size(); ++i) store->cfs_[present[i].name] = handles[i];
+  for (size_t i = 0; i < present.size(); ++i) store->keep_family(present[i].name, handles[i]);
   if (!missing.empty()) {
     s = raw->CreateColumnFamilies(missing, &created);
-    for (size_t i = 0; i < created.size(); ++i) store->cfs_[missing[i].name] = created[i];
+    for (size_t i = 0; i < created.size(); ++i) store->keep_family(missing[i].name, created[i]);
     if (!s.ok())
       return Status::error("cannot create the column families of " + dir + ": " + s.ToString());
   }
   for (view v : all_views) store->view_cfs_[static_cast<size_t>(v)] = store->cfs_.at(name_of(v));
   store->meta_cf_ = store->cfs_.at(view_meta);
-  if (store->cfs_.count(legacy_journal)) {
-    store->journal_cfs_ = {store->cfs_.at(legacy_journal)};
-  } else {
-    for (const auto& d : *journal) {
-      const size_t p = *journal_partition(d.name);
-      if (store->journal_cfs_.size() <= p) store->journal_cfs_.resize(p + 1, nullptr);
-      store->journal_cfs_[p] = store->cfs_.at(d.name);
-    }
-  }
   std::string how;
   auto got = raw->Get(rocksdb::ReadOptions(), store->meta_cf_, journal_index_key, &how);
   if (!got.ok() && !got.IsNotFound())
@@ -394,6 +385,16 @@ Store::~Store() {
   db_->Close();
 }
 
+void Store::keep_family(const std::string& name, rocksdb::ColumnFamilyHandle* handle) {
+  cfs_[name] = handle;
+  // The old layout's one journal serves every partition: at 0, the only place.
+  const std::optional<size_t> p =
+      name == legacy_journal ? std::optional<size_t>{0} : journal_partition(name);
+  if (!p) return;
+  if (journal_cfs_.size() <= *p) journal_cfs_.resize(*p + 1, nullptr);
+  journal_cfs_[*p] = handle;
+}
+
 events::EmbeddedHandles Store::log_handles() {
   return {db_.get(), cfs_.at("ingest"), cfs_.at("log_meta"),
           [this](int partitions) { return journal_families(partitions); }};
@@ -415,11 +416,7 @@ result<std::vector<rocksdb::ColumnFamilyHandle*>> Store::journal_families(int pa
   if (!missing.empty()) {
     std::vector<rocksdb::ColumnFamilyHandle*> created;
     auto s = db_->CreateColumnFamilies(missing, &created);
-    journal_cfs_.resize(n, nullptr);
-    for (size_t i = 0; i < created.size(); ++i) {
-      cfs_[missing[i].name] = created[i];
-      journal_cfs_[*journal_partition(missing[i].name)] = created[i];
-    }
+    for (size_t i = 0; i < created.size(); ++i) keep_family(missing[i].name, created[i]);
     if (!s.ok())
       return Status::error("cannot create the journal's column families: " + s.ToString());
   }

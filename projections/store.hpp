@@ -137,6 +137,8 @@ class Store {
   friend class ViewBatch;
   Store() = default;
   rocksdb::ColumnFamilyHandle* cf(view v) const;
+  // Holds an open column family's handle (and a journal's by its partition).
+  void keep_family(const std::string& name, rocksdb::ColumnFamilyHandle* handle);
   void notify();
   Status record_index();  // writes down index_
 
