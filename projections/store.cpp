@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/perf_level.h>
@@ -139,6 +140,32 @@ const std::shared_ptr<const rocksdb::SliceTransform>& visit_prefix() {
 
 constexpr size_t default_memtable_bytes = size_t{128} << 20;
 
+// Table files with a bloom filter of 10 bits a key, in data blocks of `block_bytes` (0:
+// RocksDB's 4 KiB).
+std::shared_ptr<rocksdb::TableFactory> table_factory(size_t block_bytes) {
+  rocksdb::BlockBasedTableOptions t;
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  if (block_bytes > 0) t.block_size = block_bytes;
+  return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(t));
+}
+
+// LZ4 when this RocksDB was built with it (Debian's is), else snappy, RocksDB's default.
+rocksdb::CompressionType fast_compression() {
+  static const rocksdb::CompressionType c = [] {
+    for (auto t : rocksdb::GetSupportedCompressions())
+      if (t == rocksdb::kLZ4Compression) return t;
+    return rocksdb::kSnappyCompression;
+  }();
+  return c;
+}
+
+// The views whose keys are ids (of events, conversations, customers, tenants' journal
+// buckets): they come in no order.
+bool keyed_by_id(view v) {
+  return v == view::ids || v == view::conversations || v == view::customers ||
+         v == view::journeys || v == view::journal;
+}
+
 rocksdb::ColumnFamilyOptions cf_options(size_t memtable_bytes) {
   rocksdb::ColumnFamilyOptions o;
   // 128 MiB unless told (RocksDB's default is 64): half as many flushes, so half as many L0
@@ -146,9 +173,7 @@ rocksdb::ColumnFamilyOptions cf_options(size_t memtable_bytes) {
   // (medians): e2e 70,500 -> 78,300 events/s, RocksDB's threads 5.45 -> 3.9 µs per event. The
   // cost is memory: a full memtable, and the one being flushed, are twice as large.
   o.write_buffer_size = memtable_bytes > 0 ? memtable_bytes : default_memtable_bytes;
-  rocksdb::BlockBasedTableOptions t;
-  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  o.table_factory = table_factory(0);
   // An L0 file of the journal (all partitions' new positions) or of a view keyed by id
   // overlaps nearly all of L1, so each L0 -> L1 compaction rewrites L1 whatever the number of
   // L0 files it takes: taking 8 rather than RocksDB's 4 rewrites L1 half as often. Measured
@@ -267,9 +292,23 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memta
     // outgrow its last one twice over, it is rewritten whole (18 such compactions in the
     // 20-million run, counted above), its disk up to twice its size meanwhile. A directory whose
     // views were compacted by levels opens as it is (each level read as a sorted run).
-    if (v == view::ids || v == view::conversations || v == view::customers || v == view::journeys ||
-        v == view::journal)
-      o.compaction_style = rocksdb::kCompactionStyleUniversal;
+    if (keyed_by_id(v)) o.compaction_style = rocksdb::kCompactionStyleUniversal;
+    // Those compactions rewrite each of these views whole, again and again (nearly all their
+    // records are new keys, so the newer runs soon outgrow the last one), so what compacting a
+    // record costs is most of what a server under sustained load spends on them: the snappy of the
+    // blocks read and written (23% of the compaction threads' samples), and per block its read,
+    // index entry and checksum. LZ4 for all five, and blocks of 32 KiB for the documents and the
+    // journal index, read only by the query API. One server under bench/serve_load.py, compaction
+    // CPU by bench/compactions.py: 10 million events 20.5-22.4 s (three runs) -> 10.0 s; 20 million
+    // 53.8 s (a build ran beside part of it; 48.5 in an earlier session) -> 30.7 s, disk 2.9 -> 2.6
+    // GB. A record's compaction at 20 million: journeys 1,744 -> 792 ns, conversations 1,086 ->
+    // 503, journal index 12,416 -> 5,572, ids 401 -> 335 (theirs is a cost per key). The ids keep
+    // blocks of 4 KiB: every new event's id is looked up in them, and a bloom filter's false
+    // positive (1%, per sorted run) reads a whole block. Flushes write these files too: the ingest
+    // benchmark (a million events) is unchanged within its spells, and leaves 148 bytes an event on
+    // disk instead of 166.
+    if (keyed_by_id(v)) o.compression = fast_compression();
+    if (keyed_by_id(v) && v != view::ids) o.table_factory = table_factory(size_t{32} << 10);
   }
   descs.emplace_back(view_meta, cf_options(memtable_bytes));
   hashed(descs.back().options);

@@ -13,6 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/table_properties.h>
+
 #include "actors/partition_processor.hpp"
 #include "events/compact_doc.hpp"
 #include "events/embedded_log.hpp"
@@ -449,6 +453,102 @@ TEST_CASE("views compacted by levels, as before, open and read under universal c
   auto store = projections::Store::open(dir.str());
   REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error().message()));
   for (const auto& [id, doc] : written) CHECK((*store)->document(view::conversations, "acme", id) == doc);
+}
+
+namespace {
+
+// The table files of a column family: their compression and their data blocks' raw bytes.
+struct TableFiles {
+  std::string compressions;  // the names in order, each once, comma-separated
+  uint64_t blocks = 0, raw_bytes = 0;
+};
+TableFiles table_files(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+  rocksdb::TablePropertiesCollection props;
+  REQUIRE(db->GetPropertiesOfAllTables(cf, &props).ok());
+  TableFiles t;
+  std::set<std::string> names;
+  for (const auto& [file, p] : props) {
+    names.insert(p->compression_name);
+    t.blocks += p->num_data_blocks;
+    t.raw_bytes += p->raw_key_size + p->raw_value_size;
+  }
+  for (const auto& n : names) t.compressions += (t.compressions.empty() ? "" : ",") + n;
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("views kept in snappy and blocks of 4 KiB, as before, read and compact into LZ4") {
+  // The views keyed by id are kept in LZ4, the documents among them in blocks of 32 KiB. A
+  // directory whose files were written the way before (snappy, RocksDB's 4 KiB blocks) opens
+  // as it is and reads the same; a compaction rewrites its files the new way.
+  testing::TempDir dir;
+  using projections::view;
+  std::map<std::string, events::json> written;
+  {
+    auto store = std::move(projections::Store::open(dir.str()).value());
+    projections::ViewBatch batch(*store);
+    events::JournalRecord r;
+    r.ingest = ingest_offset{0};
+    for (int i = 0; i < 3000; ++i) {
+      const std::string id = "c-" + std::to_string(i);
+      written[id] = events::json{{"conversation", id}, {"customer", "u-" + std::to_string(i % 97)},
+                                 {"state", i % 2 ? "closed" : "queued"}};
+      batch.put_document(view::conversations, "acme", id, written[id]);
+      r.entries.push_back(events::JournalEntry{events::entry_kind::fact, seq_no{uint64_t(i)}, "acme",
+                                               "e-" + std::to_string(i), "{}"});
+    }
+    batch.put_record(r, partition_id{0}, journal_pos{0});
+    REQUIRE(batch.commit(partition_id{0}, journal_pos{1}));
+  }
+  auto open_raw = [&](bool as_before, auto&& inspect) {
+    auto descs = projections::Store::column_families_of(dir.str()).value();
+    std::map<std::string, size_t> at;
+    for (size_t i = 0; i < descs.size(); ++i) {
+      at[descs[i].name] = i;
+      if (!as_before) continue;
+      descs[i].options.compression = rocksdb::kSnappyCompression;
+      rocksdb::BlockBasedTableOptions t;
+      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      descs[i].options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(projections::Store::db_options(), dir.str(), descs, &handles, &raw).ok());
+    inspect(raw, handles[at.at("conversations")], handles[at.at("ids")]);
+    for (auto* h : handles) REQUIRE(raw->DestroyColumnFamilyHandle(h).ok());
+    delete raw;
+  };
+  TableFiles before;
+  open_raw(true, [&](rocksdb::DB* db, auto* conversations, auto* ids) {
+    for (auto* cf : {conversations, ids})
+      REQUIRE(db->CompactRange(rocksdb::CompactRangeOptions(), cf, nullptr, nullptr).ok());
+    before = table_files(db, conversations);
+    CHECK(before.compressions == "Snappy");
+    CHECK(table_files(db, ids).compressions == "Snappy");
+  });
+  REQUIRE(before.raw_bytes > 4 * (size_t{32} << 10));
+  CHECK(before.blocks >= before.raw_bytes / (size_t{5} << 10));  // blocks of about 4 KiB
+  {
+    auto store = projections::Store::open(dir.str());
+    REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error().message()));
+    for (const auto& [id, doc] : written) CHECK((*store)->document(view::conversations, "acme", id) == doc);
+    CHECK((*store)->seq_of("acme", "e-2999") == seq_no{2999});
+  }
+  open_raw(false, [&](rocksdb::DB* db, auto* conversations, auto* ids) {
+    for (auto* cf : {conversations, ids})
+      REQUIRE(db->CompactRange(rocksdb::CompactRangeOptions(), cf, nullptr, nullptr).ok());
+    const TableFiles after = table_files(db, conversations);
+    CHECK(after.compressions == "LZ4");
+    CHECK(after.raw_bytes == before.raw_bytes);
+    CHECK(after.blocks <= after.raw_bytes / (size_t{24} << 10) + 1);  // blocks of about 32 KiB
+    CHECK(table_files(db, ids).compressions == "LZ4");
+  });
+  auto store = projections::Store::open(dir.str());
+  REQUIRE(store.has_value());
+  for (const auto& [id, doc] : written) CHECK((*store)->document(view::conversations, "acme", id) == doc);
+  for (int i = 0; i < 3000; i += 299)
+    CHECK((*store)->seq_of("acme", "e-" + std::to_string(i)) == seq_no{uint64_t(i)});
 }
 
 TEST_CASE("the store counts what it was given to write") {
