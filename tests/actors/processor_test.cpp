@@ -460,7 +460,7 @@ namespace {
 // The table files of a column family: their compression and their data blocks' raw bytes.
 struct TableFiles {
   std::string compressions;  // the names in order, each once, comma-separated
-  uint64_t blocks = 0, raw_bytes = 0;
+  uint64_t blocks = 0, raw_bytes = 0, keys = 0, filter_bytes = 0;
 };
 TableFiles table_files(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
   rocksdb::TablePropertiesCollection props;
@@ -471,6 +471,8 @@ TableFiles table_files(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
     names.insert(p->compression_name);
     t.blocks += p->num_data_blocks;
     t.raw_bytes += p->raw_key_size + p->raw_value_size;
+    t.keys += p->num_entries;
+    t.filter_bytes += p->filter_size;
   }
   for (const auto& n : names) t.compressions += (t.compressions.empty() ? "" : ",") + n;
   return t;
@@ -479,9 +481,10 @@ TableFiles table_files(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
 }  // namespace
 
 TEST_CASE("views kept in snappy and blocks of 4 KiB, as before, read and compact into LZ4") {
-  // The views keyed by id are kept in LZ4, the documents among them in blocks of 32 KiB. A
-  // directory whose files were written the way before (snappy, RocksDB's 4 KiB blocks) opens
-  // as it is and reads the same; a compaction rewrites its files the new way.
+  // The views keyed by id are kept in LZ4, the documents among them in blocks of 32 KiB, the
+  // ids with bloom filters of 16 bits a key. A directory whose files were written the way
+  // before (snappy, RocksDB's 4 KiB blocks, 10 bits) opens as it is and reads the same; a
+  // compaction rewrites its files the new way.
   testing::TempDir dir;
   using projections::view;
   std::map<std::string, events::json> written;
@@ -542,7 +545,10 @@ TEST_CASE("views kept in snappy and blocks of 4 KiB, as before, read and compact
     CHECK(after.compressions == "LZ4");
     CHECK(after.raw_bytes == before.raw_bytes);
     CHECK(after.blocks <= after.raw_bytes / (size_t{24} << 10) + 1);  // blocks of about 32 KiB
-    CHECK(table_files(db, ids).compressions == "LZ4");
+    const TableFiles id_files = table_files(db, ids);
+    CHECK(id_files.compressions == "LZ4");
+    REQUIRE(id_files.keys == 3000);
+    CHECK(id_files.filter_bytes * 8 >= 15 * id_files.keys);  // 16 bits a key, not 10
   });
   auto store = projections::Store::open(dir.str());
   REQUIRE(store.has_value());
