@@ -304,7 +304,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memta
     // GB. A record's compaction at 20 million: journeys 1,744 -> 792 ns, conversations 1,086 ->
     // 503, journal index 12,416 -> 5,572, ids 401 -> 335 (theirs is a cost per key). The ids keep
     // blocks of 4 KiB: every new event's id is looked up in them, and a bloom filter's false
-    // positive (1%, per sorted run) reads a whole block. Flushes write these files too: the ingest
+    // positive (per table file; below) reads a whole block. Flushes write these files too: the ingest
     // benchmark (a million events) is unchanged within its spells, and leaves 148 bytes an event on
     // disk instead of 166.
     if (keyed_by_id(v)) o.compression = fast_compression();
