@@ -174,16 +174,17 @@ rocksdb::ColumnFamilyOptions cf_options(size_t memtable_bytes) {
   // cost is memory: a full memtable, and the one being flushed, are twice as large.
   o.write_buffer_size = memtable_bytes > 0 ? memtable_bytes : default_memtable_bytes;
   o.table_factory = table_factory(0);
-  // An L0 file of the journal (all partitions' new positions) or of a view keyed by id
-  // overlaps nearly all of L1, so each L0 -> L1 compaction rewrites L1 whatever the number of
-  // L0 files it takes: taking 8 rather than RocksDB's 4 rewrites L1 half as often. Measured
-  // on the benchmark at 1 million events, 12 interleaved runs each: RocksDB's threads 4.1 ->
-  // 2.2 µs per event (medians), partly because the run ends before a second compaction is
-  // due. The lasting gain is smaller: at 3 million events (four runs of each build, one build
-  // after the other, so in different spells) 5.2-6.8 -> 4.8-5.2 µs, and a later run of this
-  // build in a slow spell 5.2-6.2. Reads see up to twice as many L0 files, each
-  // behind a bloom filter; the front door's lookups cost no more within the noise (4.75 ->
-  // 4.7 µs per event). A run leaves more uncompacted on disk: 162 -> 176 bytes an event.
+  // When this was measured, the journal was one column family for all partitions and the views were
+  // compacted by levels (both since changed, below); then an L0 file of the journal (all
+  // partitions' new positions) or of a view keyed by id overlaps nearly all of L1, so each L0 -> L1
+  // compaction rewrites L1 whatever the number of L0 files it takes: taking 8 rather than RocksDB's
+  // 4 rewrites L1 half as often. Measured on the benchmark at 1 million events, 12 interleaved runs
+  // each: RocksDB's threads 4.1 -> 2.2 µs per event (medians), partly because the run ends before a
+  // second compaction is due. The lasting gain is smaller: at 3 million events (four runs of each
+  // build, one build after the other, so in different spells) 5.2-6.8 -> 4.8-5.2 µs, and a later
+  // run of this build in a slow spell 5.2-6.2. Reads see up to twice as many L0 files, each behind
+  // a bloom filter; the front door's lookups cost no more within the noise (4.75 -> 4.7 µs per
+  // event). A run leaves more uncompacted on disk: 162 -> 176 bytes an event.
   o.level0_file_num_compaction_trigger = 8;
   return o;
 }
@@ -292,31 +293,33 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Store::column_families(size_t memta
     // outgrow its last one twice over, it is rewritten whole (18 such compactions in the
     // 20-million run, counted above), its disk up to twice its size meanwhile. A directory whose
     // views were compacted by levels opens as it is (each level read as a sorted run).
-    if (keyed_by_id(v)) o.compaction_style = rocksdb::kCompactionStyleUniversal;
-    // Those compactions rewrite each of these views whole, again and again (nearly all their
-    // records are new keys, so the newer runs soon outgrow the last one), so what compacting a
-    // record costs is most of what a server under sustained load spends on them: the snappy of the
-    // blocks read and written (23% of the compaction threads' samples), and per block its read,
-    // index entry and checksum. LZ4 for all five, and blocks of 32 KiB for the documents and the
-    // journal index, read only by the query API. One server under bench/serve_load.py, compaction
-    // CPU by bench/compactions.py: 10 million events 20.5-22.4 s (three runs) -> 10.0 s; 20 million
-    // 53.8 s (a build ran beside part of it; 48.5 in an earlier session) -> 30.7 s, disk 2.9 -> 2.6
-    // GB. A record's compaction at 20 million: journeys 1,744 -> 792 ns, conversations 1,086 ->
-    // 503, journal index 12,416 -> 5,572, ids 401 -> 335 (theirs is a cost per key). The ids keep
-    // blocks of 4 KiB: every new event's id is looked up in them, and a bloom filter's false
-    // positive (per table file; below) reads a whole block. Flushes write these files too: the ingest
-    // benchmark (a million events) is unchanged within its spells, and leaves 148 bytes an event on
-    // disk instead of 166.
-    if (keyed_by_id(v)) o.compression = fast_compression();
-    if (keyed_by_id(v) && v != view::ids) o.table_factory = table_factory(size_t{32} << 10);
-    // The ids' filters take 16 bits a key instead of 10: a new id is looked up in every table
-    // file of them (5 on average, up to 9, over a 10-million-event run), and each false
-    // positive (about 1% a file at 10 bits, 0.1% at 16) costs an index seek and a data block's
-    // read. Same driver, 10 million events, two runs each, interleaved: the front door's CPU
-    // 30.9 and 27.4 s -> 27.7 and 25.9 s (about 0.23 µs an event: within the spells' reach,
-    // and about what 5% of lookups each reading a block would cost); 20 million ids take 40 MB
-    // of filters, not 25.
-    if (v == view::ids) o.table_factory = table_factory(0, 16);
+    if (keyed_by_id(v)) {
+      o.compaction_style = rocksdb::kCompactionStyleUniversal;
+      // Those compactions rewrite each of these views whole, again and again (nearly all their
+      // records are new keys, so the newer runs soon outgrow the last one), so what compacting a
+      // record costs is most of what a server under sustained load spends on them: the snappy of
+      // the blocks read and written (23% of the compaction threads' samples), and per block its
+      // read, index entry and checksum. LZ4 for all five, and blocks of 32 KiB for the documents
+      // and the journal index, read only by the query API. One server under bench/serve_load.py,
+      // compaction CPU by bench/compactions.py: 10 million events 20.5-22.4 s (three runs) -> 10.0
+      // s; 20 million 53.8 s (a build ran beside part of it; 48.5 in an earlier session) -> 30.7 s
+      // (30.6 and 34.0 in two runs with the ids' filters below), disk 2.9 -> 2.6 GB. A record's
+      // compaction at 20 million: journeys 1,744 -> 792 ns, conversations 1,086 -> 503, journal
+      // index 12,416 -> 5,572, ids 401 -> 335 (theirs is a cost per key). The ids keep blocks of 4
+      // KiB: every new event's id is looked up in them, and a bloom filter's false positive (per
+      // table file; below) reads a whole block. Flushes write these files too: the ingest benchmark
+      // (a million events) is unchanged within its spells, and leaves 148 bytes an event on disk
+      // instead of 166.
+      o.compression = fast_compression();
+      // The ids' filters take 16 bits a key instead of 10: a new id is looked up in every table
+      // file of them (5 on average, up to 9, over a 10-million-event run), and each false positive
+      // (measured on a file of 500,000 ids: 0.97% of absent ids at 10 bits, 0.083% at 16) costs an
+      // index seek and a data block's read. Same driver, 10 million events, two runs each,
+      // interleaved: the front door's CPU 30.9 and 27.4 s -> 27.7 and 25.9 s (about 0.23 µs an
+      // event: within the spells' reach, and about what 5% of lookups each reading a block would
+      // cost); 20 million ids take 40 MB of filters, not 25.
+      o.table_factory = v == view::ids ? table_factory(0, 16) : table_factory(size_t{32} << 10);
+    }
   }
   descs.emplace_back(view_meta, cf_options(memtable_bytes));
   hashed(descs.back().options);

@@ -377,6 +377,31 @@ TEST_CASE("a data directory whose journal index holds copies is rebuilt on openi
   CHECK(created.store->journal_indexing() == projections::journal_index::local);
 }
 
+namespace {
+
+using Families = std::map<std::string, rocksdb::ColumnFamilyHandle*>;
+
+// Opens the store's directory `dir` with RocksDB itself, with the store's column families (the
+// options of each first given to `adjust`), hands `inspect` the database and the families by
+// name, and closes it: what an earlier version, or a tool, would have done to the directory.
+void with_raw_db(const std::string& dir,
+                 const std::function<void(rocksdb::ColumnFamilyOptions&)>& adjust,
+                 const std::function<void(rocksdb::DB*, const Families&)>& inspect) {
+  auto descs = projections::Store::column_families_of(dir).value();
+  for (auto& d : descs) adjust(d.options);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(projections::Store::db_options(), dir, descs, &handles, &raw).ok());
+  Families by_name;
+  for (size_t i = 0; i < descs.size(); ++i) by_name[descs[i].name] = handles[i];
+  inspect(raw, by_name);
+  for (auto* h : handles) REQUIRE(raw->DestroyColumnFamilyHandle(h).ok());
+  delete raw;
+}
+void as_they_are(rocksdb::ColumnFamilyOptions&) {}
+
+}  // namespace
+
 TEST_CASE("views built by an earlier version's journal index are rebuilt on opening") {
   testing::TempDir dir;
   std::vector<std::string> before;
@@ -388,18 +413,10 @@ TEST_CASE("views built by an earlier version's journal index are rebuilt on open
     before = node.store->journal_after("acme", std::nullopt, 100000);
   }
   REQUIRE_FALSE(before.empty());
-  {
-    // Record the journal index as the versions with an entry per record did.
-    const auto descs = projections::Store::column_families_of(dir.str()).value();
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(projections::Store::db_options(), dir.str(), descs, &handles, &raw).ok());
-    const auto meta = std::find_if(descs.begin(), descs.end(), [](const auto& d) { return d.name == "view_meta"; });
-    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[static_cast<size_t>(meta - descs.begin())], "journal_index",
-                     "local").ok());
-    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
-    delete raw;
-  }
+  // Record the journal index as the versions with an entry per record did.
+  with_raw_db(dir.str(), as_they_are, [](rocksdb::DB* db, const Families& families) {
+    REQUIRE(db->Put(rocksdb::WriteOptions(), families.at("view_meta"), "journal_index", "local").ok());
+  });
   ops::EngineOptions o;
   o.data_dir = dir.str();
   auto storage = ops::open_storage(o);
@@ -428,28 +445,19 @@ TEST_CASE("views compacted by levels, as before, open and read under universal c
     }
     REQUIRE(batch.commit(partition_id{0}, journal_pos{1}));
   }
-  {
-    auto descs = projections::Store::column_families_of(dir.str()).value();
-    size_t at = descs.size();
-    for (size_t i = 0; i < descs.size(); ++i) {
-      descs[i].options.compaction_style = rocksdb::kCompactionStyleLevel;
-      if (descs[i].name == "conversations") at = i;
-    }
-    REQUIRE(at < descs.size());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(projections::Store::db_options(), dir.str(), descs, &handles, &raw).ok());
+  auto by_levels = [](rocksdb::ColumnFamilyOptions& o) {
+    o.compaction_style = rocksdb::kCompactionStyleLevel;
+  };
+  with_raw_db(dir.str(), by_levels, [](rocksdb::DB* db, const Families& families) {
     rocksdb::CompactRangeOptions to_level_2;
     to_level_2.change_level = true;
     to_level_2.target_level = 2;
-    REQUIRE(raw->CompactRange(to_level_2, handles[at], nullptr, nullptr).ok());
+    REQUIRE(db->CompactRange(to_level_2, families.at("conversations"), nullptr, nullptr).ok());
     rocksdb::ColumnFamilyMetaData meta;
-    raw->GetColumnFamilyMetaData(handles[at], &meta);
+    db->GetColumnFamilyMetaData(families.at("conversations"), &meta);
     REQUIRE(meta.levels.size() > 2);
     CHECK(meta.levels[2].files.size() == 1);
-    for (auto* h : handles) REQUIRE(raw->DestroyColumnFamilyHandle(h).ok());
-    delete raw;
-  }
+  });
   auto store = projections::Store::open(dir.str());
   REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error().message()));
   for (const auto& [id, doc] : written) CHECK((*store)->document(view::conversations, "acme", id) == doc);
@@ -504,26 +512,16 @@ TEST_CASE("views kept in snappy and blocks of 4 KiB, as before, read and compact
     batch.put_record(r, partition_id{0}, journal_pos{0});
     REQUIRE(batch.commit(partition_id{0}, journal_pos{1}));
   }
-  auto open_raw = [&](bool as_before, auto&& inspect) {
-    auto descs = projections::Store::column_families_of(dir.str()).value();
-    std::map<std::string, size_t> at;
-    for (size_t i = 0; i < descs.size(); ++i) {
-      at[descs[i].name] = i;
-      if (!as_before) continue;
-      descs[i].options.compression = rocksdb::kSnappyCompression;
-      rocksdb::BlockBasedTableOptions t;
-      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-      descs[i].options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(projections::Store::db_options(), dir.str(), descs, &handles, &raw).ok());
-    inspect(raw, handles[at.at("conversations")], handles[at.at("ids")]);
-    for (auto* h : handles) REQUIRE(raw->DestroyColumnFamilyHandle(h).ok());
-    delete raw;
+  auto as_before = [](rocksdb::ColumnFamilyOptions& o) {
+    o.compression = rocksdb::kSnappyCompression;
+    rocksdb::BlockBasedTableOptions t;
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   };
   TableFiles before;
-  open_raw(true, [&](rocksdb::DB* db, auto* conversations, auto* ids) {
+  with_raw_db(dir.str(), as_before, [&](rocksdb::DB* db, const Families& families) {
+    auto* conversations = families.at("conversations");
+    auto* ids = families.at("ids");
     for (auto* cf : {conversations, ids})
       REQUIRE(db->CompactRange(rocksdb::CompactRangeOptions(), cf, nullptr, nullptr).ok());
     before = table_files(db, conversations);
@@ -538,7 +536,9 @@ TEST_CASE("views kept in snappy and blocks of 4 KiB, as before, read and compact
     for (const auto& [id, doc] : written) CHECK((*store)->document(view::conversations, "acme", id) == doc);
     CHECK((*store)->seq_of("acme", "e-2999") == seq_no{2999});
   }
-  open_raw(false, [&](rocksdb::DB* db, auto* conversations, auto* ids) {
+  with_raw_db(dir.str(), as_they_are, [&](rocksdb::DB* db, const Families& families) {
+    auto* conversations = families.at("conversations");
+    auto* ids = families.at("ids");
     for (auto* cf : {conversations, ids})
       REQUIRE(db->CompactRange(rocksdb::CompactRangeOptions(), cf, nullptr, nullptr).ok());
     const TableFiles after = table_files(db, conversations);
