@@ -1,14 +1,19 @@
 // The executables that run the server link jemalloc with omniroute's settings
-// (ops/allocator.cpp); this suite links them the same way.
+// (ops/allocator.cpp); this suite links them the same way, and runs alone in its process (one
+// of its tests counts on no thread but its own).
 #include <doctest/doctest.h>
 #include <jemalloc/jemalloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -31,12 +36,13 @@ T ctl(const std::string& name) {
   return value;
 }
 
-// A statistic in bytes, as of now (jemalloc refreshes its statistics at each new epoch).
-size_t stat_bytes(const std::string& name) {
+// A statistic as of now (jemalloc refreshes its statistics at each new epoch).
+template <typename T>
+T stat(const std::string& name) {
   uint64_t epoch = 1;
   size_t size = sizeof epoch;
   REQUIRE(mallctl("epoch", &epoch, &size, &epoch, size) == 0);
-  return ctl<size_t>(name);
+  return ctl<T>(name);
 }
 
 // The kernel's transparent huge page mode (the bracketed word of its setting), or "" where
@@ -68,6 +74,34 @@ std::string mapping_flags(const void* p) {
     if (inside && line.rfind("VmFlags:", 0) == 0) return line.substr(8);
   }
   return "";
+}
+
+// The CPUs this process may run on.
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  return cpus;
+}
+
+void run_only_on(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  REQUIRE(pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0);
+}
+
+// How many of this process's threads have the name.
+size_t threads_named(const std::string& name) {
+  size_t n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    if (std::getline(comm, line) && line == name) ++n;
+  }
+  return n;
 }
 
 }  // namespace
@@ -108,9 +142,9 @@ TEST_CASE("a freed block of 32 MiB stays resident, for the next allocation") {
   char* first = static_cast<char*>(std::malloc(bytes));
   REQUIRE(first != nullptr);
   for (size_t i = 0; i < bytes; i += 4096) first[i] = 1;
-  const size_t resident_before = stat_bytes("stats.resident");
+  const size_t resident_before = stat<size_t>("stats.resident");
   std::free(first);
-  const size_t resident_after = stat_bytes("stats.resident");
+  const size_t resident_after = stat<size_t>("stats.resident");
   // Kept resident: jemalloc's default would have purged the whole block on free.
   CHECK(resident_after + bytes / 2 > resident_before);
 }
@@ -121,7 +155,7 @@ TEST_CASE("a freed large extent serves smaller requests: the process does not gr
   const auto arena = ctl<unsigned>("arenas.create");
   const int flags = MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE;
   const std::string mapped_stat = "stats.arenas." + std::to_string(arena) + ".mapped";
-  auto mapped = [&] { return stat_bytes(mapped_stat); };
+  auto mapped = [&] { return stat<size_t>(mapped_stat); };
   const size_t large = size_t{32} << 20, small = size_t{64} << 10, count = 256;  // 16 MiB
   void* block = mallocx(large, flags);
   REQUIRE(block != nullptr);
@@ -136,4 +170,48 @@ TEST_CASE("a freed large extent serves smaller requests: the process does not gr
   for (void* b : blocks) dallocx(b, flags);
   // jemalloc's default would not split an extent 512 times the request: 16 MiB more mapped.
   CHECK(after == before);
+}
+
+TEST_CASE("an arena keeper sleeps on each CPU the process may run on") {
+  if (settings_overridden()) return;
+  CHECK(threads_named("arena-keeper") == allowed_cpus().size());
+}
+
+TEST_CASE("a thread that ends alone on its CPU leaves what it freed with the process") {
+  if (settings_overridden()) return;
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) {
+    MESSAGE("one CPU: the thread would share its arena with this test's own");
+    return;
+  }
+  // This test's thread on one CPU, the worker alone on another: the worker is the only thread
+  // of that CPU's arena but for the arena's keeper, and jemalloc purges an arena left with no
+  // thread when a thread ends.
+  cpu_set_t before;
+  REQUIRE(pthread_getaffinity_np(pthread_self(), sizeof before, &before) == 0);
+  run_only_on(cpus[0]);
+  unsigned arena = 0;
+  uint64_t purged_before = 0;
+  size_t dirty_before = 0;  // pages
+  const size_t block = size_t{1} << 20, blocks = 32;  // above the thread cache's sizes
+  std::thread worker([&] {
+    run_only_on(cpus[1]);
+    std::vector<char*> held;
+    for (size_t i = 0; i < blocks; ++i) {
+      held.push_back(static_cast<char*>(std::malloc(block)));
+      for (size_t b = 0; b < block; b += 4096) held.back()[b] = 1;
+    }
+    for (char* p : held) std::free(p);
+    arena = ctl<unsigned>("thread.arena");
+    const std::string stats = "stats.arenas." + std::to_string(arena);
+    dirty_before = stat<size_t>(stats + ".pdirty");
+    purged_before = stat<uint64_t>(stats + ".dirty_purged");
+  });
+  worker.join();
+  REQUIRE(pthread_setaffinity_np(pthread_self(), sizeof before, &before) == 0);
+  const std::string stats = "stats.arenas." + std::to_string(arena);
+  INFO("arena " << arena << ": " << dirty_before << " dirty pages before the worker ended");
+  CHECK(dirty_before * 4096 >= blocks * block);
+  CHECK(stat<size_t>(stats + ".pdirty") >= dirty_before);  // and its cache's last slabs
+  CHECK(stat<uint64_t>(stats + ".dirty_purged") == purged_before);
 }
