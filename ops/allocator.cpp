@@ -69,10 +69,21 @@
 // 32 MiB on a CPU of its own saw all of it purged as it ended (tests/ops/allocator_test.cpp);
 // the benchmark's process, whose servers stop in turn, was seen to drop from 1,601 to 1,317 MiB
 // resident. docs/design-notes.md gives the measurements.
+//
+// oversize_threshold:262144: blocks of 256 KiB and more come from one arena that every thread
+// shares (jemalloc's arena for large blocks; 8 MiB and more by default), the smaller ones still
+// from the CPU's. Memory freed into one CPU's arena does not serve another's, so with an arena
+// per CPU each arena grew to its own peak of large blocks (request bodies, write batches, the
+// memtables' blocks), and the servers of one process grew them in turn: the benchmark's process
+// was resident 1,550, 1,943 and 1,969 MiB after its first three runs, each new page zeroed by the
+// kernel at its fault. With it: 1,521-1,583, then 1,573-1,625 MiB; 785-800 huge-page faults a
+// benchmark against 802-981, and 7.4 against 7.8 µs of CPU an event in the runs after the first
+// (five interleaved pairs). Large blocks are few (about one per request or batch of a thousand
+// events), so their arena's locks are not contended as one arena for everything would be.
 extern "C" {
 extern const char* malloc_conf;
 const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1,percpu_arena:percpu,thp:always,"
-                          "lg_extent_max_active_fit:30";
+                          "lg_extent_max_active_fit:30,oversize_threshold:262144";
 }
 
 #include <jemalloc/jemalloc.h>

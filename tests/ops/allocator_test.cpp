@@ -23,7 +23,7 @@ namespace {
 bool settings_overridden() {
   const char* env = std::getenv("MALLOC_CONF");
   if (!env || !*env) return false;
-  MESSAGE("MALLOC_CONF=" << env << " may override omniroute's allocator settings");
+  MESSAGE("MALLOC_CONF=" << std::string(env) << " may override omniroute's allocator settings");
   return true;
 }
 
@@ -115,6 +115,7 @@ TEST_CASE("jemalloc runs with omniroute's settings: freed pages are kept, not gi
   CHECK(!ctl<bool>("opt.background_thread"));
   CHECK(std::string(ctl<const char*>("opt.thp")) == "always");
   CHECK(ctl<size_t>("opt.lg_extent_max_active_fit") == 30);
+  CHECK(ctl<size_t>("opt.oversize_threshold") == size_t{256} << 10);
 }
 
 TEST_CASE("jemalloc's memory is advised for transparent huge pages: a fault brings 2 MiB") {
@@ -193,7 +194,8 @@ TEST_CASE("a thread that ends alone on its CPU leaves what it freed with the pro
   unsigned arena = 0;
   uint64_t purged_before = 0;
   size_t dirty_before = 0;  // pages
-  const size_t block = size_t{1} << 20, blocks = 32;  // above the thread cache's sizes
+  // Above the thread cache's sizes, below those of the arena for large blocks.
+  const size_t block = size_t{128} << 10, blocks = 256;
   std::thread worker([&] {
     run_only_on(cpus[1]);
     std::vector<char*> held;
@@ -214,4 +216,34 @@ TEST_CASE("a thread that ends alone on its CPU leaves what it freed with the pro
   CHECK(dirty_before * 4096 >= blocks * block);
   CHECK(stat<size_t>(stats + ".pdirty") >= dirty_before);  // and its cache's last slabs
   CHECK(stat<uint64_t>(stats + ".dirty_purged") == purged_before);
+}
+
+TEST_CASE("blocks of 256 KiB and more come from one arena whatever the CPU, smaller ones from the CPU's") {
+  if (settings_overridden()) return;
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) {
+    MESSAGE("one CPU: one arena for everything");
+    return;
+  }
+  // The arena of a block of `bytes` allocated on each of two CPUs, each by a thread of its own
+  // (a thread keeps its arena while no other thread has used it, wherever it runs).
+  auto arenas_of = [&](size_t bytes) {
+    std::vector<unsigned> arenas;
+    for (int cpu : {cpus[0], cpus[1]}) {
+      std::thread([&] {
+        run_only_on(cpu);
+        void* block = std::malloc(bytes);
+        REQUIRE(block != nullptr);
+        unsigned arena = 0;
+        size_t size = sizeof arena;
+        REQUIRE(mallctl("arenas.lookup", &arena, &size, &block, sizeof block) == 0);
+        std::free(block);
+        arenas.push_back(arena);
+      }).join();
+    }
+    return arenas;
+  };
+  const auto small = arenas_of(size_t{64} << 10), large = arenas_of(size_t{256} << 10);
+  CHECK(small[0] != small[1]);  // an arena per CPU
+  CHECK(large[0] == large[1]);  // one for the large blocks: freed on one CPU, reused on another
 }
