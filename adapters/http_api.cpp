@@ -38,9 +38,12 @@ struct ResultText {
   }
 };
 
+// An error may quote what the request held (an id, a path, the parser's view of a body), which
+// need not be UTF-8: such bytes are answered as U+FFFD, not refused by the serializer (that
+// refusal, thrown, turned a 400 into a 500 "internal").
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void send_error(httplib::Response& res, int status, const std::string& error, json extra = {}) {

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
+#include <random>
 #include <thread>
 
 #include "events/embedded_log.hpp"
@@ -209,6 +211,19 @@ TEST_CASE("bad input is refused with a clear error, counted, and changes nothing
   CHECK(a["id"] == "bad");
   CHECK(a["batch"] == "all_or_nothing");
   CHECK(a["accepted"] == 0);
+  // Bytes that are not UTF-8, which the answer quotes back (as U+FFFD) where the parser stopped:
+  // outside a string, inside an id, inside a batch's data. (Quoted as they were, the answer
+  // failed to serialize and the refusal became a 500 "internal".)
+  const std::string not_utf8 = "\x8d";
+  const std::string message =
+      event("u", "conversation.message", T1, {{"conversation", "c"}, {"from", "customer"}}).dump();
+  a = refused(R"({"id": "x", "type": "queue.configured", "tenant":)" + not_utf8 + R"("acme"})", 400,
+              "malformed_json");
+  CHECK(a["byte"] == 50);
+  CHECK(a["reason"].get<std::string>().find("\xEF\xBF\xBD") != std::string::npos);
+  a = refused(R"({"id": "x)" + not_utf8 + R"(", "type": "queue.configured"})", 400, "malformed_json");
+  CHECK(a["reason"].get<std::string>().find("ill-formed UTF-8") != std::string::npos);
+  a = refused("[" + std::string(message).insert(20, not_utf8) + "]", 400, "malformed_json");
   a = refused("[]", 400, "empty_batch");
   a = refused(R"({"id":"deep","type":"conversation.message","tenant":"acme","time":"2026-11-20T10:00:00Z",)"
               R"("data":{"conversation":"c","from":"customer","text":"x","deep":)" +
@@ -230,13 +245,108 @@ TEST_CASE("bad input is refused with a clear error, counted, and changes nothing
   REQUIRE(r.post(event("late", "queue.configured", "2026-11-19T10:00:00Z", {{"queue", "billing"}, {"priority", 1}}))
               ->status == 202);  // queues take configuration at any time
 
-  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unparseable\"}") == 4);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unparseable\"}") == 7);
   CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unknown\"}") == 1);
   CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"agent.logged_in\"}") == 2);
   CHECK(r.metric("omniroute_events_processed_total{result=\"refused\",type=\"conversation.message\"}") == 1);
   CHECK(r.get("/healthz")["status"] == "ok");
   CHECK(r.server->store().digests()["agents"] == digest_before["agents"]);
   CHECK(r.server->store().digests()["conversations"] == digest_before["conversations"]);
+}
+
+TEST_CASE("mutated events are answered 202 or a JSON error naming what is wrong, never a 5xx") {
+  // Valid events of several types, each mutated one to three times (a field or a data member
+  // replaced by an odd value or dropped, the type or id changed), sent alone or in batches,
+  // and a fifth of the bodies damaged as bytes (overwritten, cut short). Seeded: the same
+  // bodies every run.
+  Running r;
+  const std::vector<json> valid = {
+      event("q", "queue.configured", T0, {{"queue", "support"}, {"auto_accept", true}}),
+      event("a", "agent.logged_in", T0,
+            {{"agent", "ann"}, {"queues", {"support"}}, {"capacity", {{"chat", 3}}}}),
+      event("s", "conversation.started", T1,
+            {{"conversation", "c1"}, {"customer", "u1"}, {"channel", "web"}, {"queue", "support"}}),
+      event("m", "conversation.message", T1,
+            {{"conversation", "c1"}, {"from", "customer"}, {"text", "hi"}}),
+      event("e", "conversation.ended", T2, {{"conversation", "c1"}, {"by", "customer"}}),
+      event("o", "offer.accepted", T2, {{"conversation", "c1"}, {"agent", "ann"}}),
+      event("i", "intent.detected", T2,
+            {{"conversation", "c1"}, {"intent", "refund"}, {"confidence", 0.9}, {"source", "bot"}})};
+  const std::vector<json> odd = {nullptr, true, 0, -1, 1e308, json(UINT64_MAX), 1.5, "", std::string(3000, 'x'),
+                                 json::array(), json::object(), {{"a", {{"b", json::array()}}}},
+                                 "2026-13-45T99:99:99Z", "9999-12-31T23:59:59.999Z", "\xC3\xA9"};
+  const std::vector<std::string> types = {"conversation.transferred", "agent.status_changed",
+                                          "agent.logged_out", "conversation.assigned", "bogus",
+                                          "queue.configured", "offer.declined", ""};
+  const std::vector<std::string> fields = {"id", "type", "tenant", "time", "data"};
+  const std::vector<std::string> members = {"queue",    "agent",        "capacity",
+                                            "queues",   "conversation", "priority"};
+  std::mt19937 rng(20261207);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  auto mutate = [&](json ev) {
+    for (size_t m = 0, n = 1 + pick(3); m < n; ++m) {
+      json& data = ev["data"];
+      switch (pick(5)) {
+        case 0: ev[fields[pick(fields.size())]] = odd[pick(odd.size())]; break;
+        case 1: {
+          if (!data.is_object()) break;
+          std::string key = members[pick(members.size())];
+          if (!data.empty() && pick(2)) key = std::next(data.begin(), static_cast<long>(pick(data.size()))).key();
+          data[key] = odd[pick(odd.size())];
+          break;
+        }
+        case 2: ev.erase(fields[pick(fields.size())]); break;
+        case 3: ev["type"] = types[pick(types.size())]; break;
+        default: ev["id"] = "id-" + std::to_string(pick(40));
+      }
+    }
+    return ev;
+  };
+  std::map<int, int> statuses;
+  for (int i = 0; i < 1500; ++i) {
+    json events = json::array();
+    for (size_t k = 0, n = 1 + pick(4); k < n; ++k) events.push_back(mutate(valid[pick(valid.size())]));
+    std::string body = (pick(3) ? events : events[0]).dump();
+    if (pick(5) == 0) {
+      if (pick(2)) {
+        for (size_t k = 0, n = 1 + pick(3); k < n; ++k) body[pick(body.size())] = static_cast<char>(pick(256));
+      } else {
+        body.resize(pick(body.size() + 1));
+      }
+    }
+    auto res = r.http->Post("/v1/events", body, "application/json");
+    REQUIRE(res);
+    ++statuses[res->status];
+    INFO(body);
+    INFO(res->body);
+    CHECK((res->status == 202 || res->status == 400));
+    json answer = json::parse(res->body, nullptr, false);
+    REQUIRE(!answer.is_discarded());
+    if (res->status != 202) {
+      CHECK(answer["error"].is_string());
+      CHECK(answer.value("accepted", 0) == 0);
+    }
+  }
+  MESSAGE("answers by status: " << json(statuses).dump());
+  CHECK(statuses[202] > 0);
+  CHECK(statuses[400] > 0);
+  // The partitions went on through whatever was accepted: a new conversation is decided.
+  REQUIRE(r.post(event("q-after", "queue.configured", T2, {{"queue", "after"}, {"auto_accept", true}}))->status == 202);
+  REQUIRE(r.post(event("a-after", "agent.logged_in", T2,
+                       {{"agent", "zed"}, {"queues", {"after"}}, {"capacity", {{"chat", 1}}}}))->status == 202);
+  REQUIRE(r.post(event("s-after", "conversation.started", T2,
+                       {{"conversation", "c-after"}, {"customer", "u9"}, {"channel", "web"}, {"queue", "after"}}))
+              ->status == 202);
+  bool assigned = false;
+  int64_t after = -1;
+  for (int i = 0; i < 50 && !assigned; ++i) {
+    json page = r.get("/v1/journal?tenant=acme&after=" + std::to_string(after) + "&wait_ms=2000");
+    for (const auto& e : page["entries"])
+      assigned = assigned || (e["type"] == "conversation.assigned" && e["data"]["conversation"] == "c-after");
+    after = page["next"];
+  }
+  CHECK(assigned);
+  CHECK(r.get("/healthz")["status"] == "ok");
 }
 
 TEST_CASE("a front door a full backlog ahead of its reader answers 503 backlog_full and appends nothing") {
@@ -313,6 +423,8 @@ TEST_CASE("queries answer 404 for unknown ids and 400 without a tenant") {
   CHECK(a["error"] == "not_found");
   CHECK(a["conversation"] == "nope");
   r.get("/v1/agents/nope?tenant=acme", 404);
+  // An id that is not UTF-8 is not found, and the answer still JSON (the id as U+FFFD).
+  CHECK(r.get("/v1/conversations/%FF?tenant=acme", 404)["conversation"] == "\xEF\xBF\xBD");
   r.get("/v1/queues/nope?tenant=acme", 404);
   CHECK(r.get("/v1/conversations/c-1", 400)["parameter"] == "tenant");
   CHECK(r.get("/v1/journal?tenant=acme&limit=0", 400)["parameter"] == "limit");
