@@ -2,8 +2,10 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <pthread.h>
 
 #include "actors/partition_processor.hpp"
@@ -45,15 +47,37 @@ int fail(const std::string& message) {
   return 1;
 }
 
+// The port of HOST:PORT: digits only, 0 (any free port) to 65535; nothing otherwise.
+std::optional<int> port_of(const std::string& digits) {
+  if (digits.empty() || digits.size() > 5) return std::nullopt;
+  int port = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + (c - '0');
+  }
+  if (port > 65535) return std::nullopt;
+  return port;
+}
+
+// A command that reads what a server wrote (replay, digest, journal, forecast) refuses a data
+// directory of the embedded engine that holds none: opening it would create an empty one and
+// answer as if it were empty (a mistyped --data read as a store with no events).
+std::optional<std::string> missing_data(const ops::EngineOptions& options) {
+  if (!options.kafka_brokers.empty()) return std::nullopt;  // the views come from the topics
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::path(options.data_dir) / "CURRENT", ec))
+    return std::nullopt;
+  return "no omniroute data in " + options.data_dir +
+         " (this command reads a directory a server wrote: check --data)";
+}
+
 int serve(ops::ServerOptions options, const std::string& http) {
   auto colon = http.rfind(':');
-  if (colon == std::string::npos) return fail("--http must be HOST:PORT, got '" + http + "'");
+  auto port = colon == std::string::npos ? std::nullopt : port_of(http.substr(colon + 1));
+  if (!port)
+    return fail("--http must be HOST:PORT, the port 0 (any free one) to 65535, got '" + http + "'");
   options.http.host = http.substr(0, colon);
-  try {
-    options.http.port = std::stoi(http.substr(colon + 1));
-  } catch (const std::exception&) {
-    return fail("--http must be HOST:PORT, got '" + http + "'");
-  }
+  options.http.port = *port;
   // Block the shutdown signals in every thread; the main thread waits for them below.
   sigset_t signals;
   sigemptyset(&signals);
@@ -96,6 +120,7 @@ Status catch_up(ops::Storage& storage) {
 }
 
 int replay(const ops::EngineOptions& options, bool rebuild) {
+  if (auto missing = missing_data(options)) return fail(*missing);
   auto storage = ops::open_storage(options);
   if (!storage) return fail(storage.error().message());
   auto& store = *storage->store;
@@ -107,6 +132,7 @@ int replay(const ops::EngineOptions& options, bool rebuild) {
 }
 
 int digest(const ops::EngineOptions& options) {
+  if (auto missing = missing_data(options)) return fail(*missing);
   auto storage = ops::open_storage(options);
   if (!storage) return fail(storage.error().message());
   // The views are brought up to the journal first, as a server would: after a crash they are
@@ -118,6 +144,7 @@ int digest(const ops::EngineOptions& options) {
 }
 
 int journal(const ops::EngineOptions& options, const std::string& tenant) {
+  if (auto missing = missing_data(options)) return fail(*missing);
   auto storage = ops::open_storage(options);
   if (!storage) return fail(storage.error().message());
   auto& log = *storage->log;
@@ -223,6 +250,7 @@ int forecast(const ops::EngineOptions& options, ForecastArgs a) {
     plan.plan = projections::make_plan(plan.history, r.options, {});
   } else {
     if (r.tenant.empty() || r.queue.empty()) return fail("give --tenant and --queue, or --history FILE");
+    if (auto missing = missing_data(options)) return fail(*missing);
     auto storage = ops::open_storage(options);
     if (!storage) return fail(storage.error().message());
     auto p = projections::plan_queue(*storage->store, r);

@@ -1,0 +1,70 @@
+// The omniroute command's refusals of bad arguments: each names what is wrong, exits non-zero
+// and changes nothing.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/support/support.hpp"
+
+namespace {
+
+const char* binary = OMNIROUTE_BINARY;
+
+struct Run {
+  int status = -1;  // the exit code
+  std::string output;  // stdout and stderr
+};
+
+// Runs the binary with args, stopped after 20 s (exit 124) if it has not ended: a command that
+// took a bad argument for a good one would otherwise run on (a server).
+Run run(const std::vector<std::string>& args) {
+  std::string cmd = std::string("timeout 20 ") + binary;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  Run r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("serve refuses an --http port that is not 0 to 65535, before it starts") {
+  omniroute::testing::TempDir dir;
+  const std::string data = dir.sub("data");
+  for (const std::string http : {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:-5",
+                                 "127.0.0.1:80abc", "127.0.0.1:", "localhost"}) {
+    const Run r = run({"serve", "--http", http, "--data", data});
+    INFO(http << ": " << r.output);
+    CHECK(r.status == 1);
+    CHECK(r.output.find("--http must be HOST:PORT") != std::string::npos);
+    CHECK(r.output.find(http) != std::string::npos);
+  }
+  CHECK(!std::filesystem::exists(data));  // refused before the data directory was made
+}
+
+TEST_CASE("replay, digest, journal and forecast refuse a data directory with no data, and make none") {
+  omniroute::testing::TempDir dir;
+  const std::string data = dir.sub("mistyped");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"replay", "--rebuild", "--data", data},
+        {"digest", "--data", data},
+        {"journal", "--data", data},
+        {"forecast", "--tenant", "acme", "--queue", "support", "--data", data}}) {
+    const Run r = run(args);
+    INFO(args[0] << ": " << r.output);
+    CHECK(r.status == 1);
+    CHECK(r.output.find("no omniroute data in " + data) != std::string::npos);
+  }
+  CHECK(!std::filesystem::exists(data));
+}
