@@ -195,6 +195,10 @@ int import(const ops::EngineOptions& options, const ImportArgs& a) {
     std::cerr << a.file << ":" << summary->bad[i].line << ": " << summary->bad[i].reason << "\n";
   if (shown < summary->bad.size())
     std::cerr << "... and " << summary->bad.size() - shown << " more bad rows\n";
+  // No header to read the rows by (an empty file, a column the mapping names missing): nothing
+  // was read, and the import failed.
+  if (summary->rows == 0 && !summary->bad.empty() && summary->bad[0].line == 1)
+    return fail(a.file + ": nothing imported (" + summary->bad[0].reason + ")");
 
   // On the embedded engine nobody else can hold the data directory, so the import journals and
   // projects what it appended before it returns; on kafka the servers of the group do.

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -67,4 +68,18 @@ TEST_CASE("replay, digest, journal and forecast refuse a data directory with no 
     CHECK(r.output.find("no omniroute data in " + data) != std::string::npos);
   }
   CHECK(!std::filesystem::exists(data));
+}
+
+TEST_CASE("import fails on a file whose header lacks a column the mapping reads") {
+  omniroute::testing::TempDir dir;
+  const std::string csv = dir.sub("calls.csv");
+  {
+    std::ofstream out(csv);
+    out << "a,b,c\n1,2,3\n";
+  }
+  const Run r = run({"import", "--data", dir.sub("data"), "--tenant", "bank", "--mapping",
+                     OMNIROUTE_SOURCE_DIR "/examples/import/anonymous-bank.json", csv});
+  INFO(r.output);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("nothing imported (the header has no column") != std::string::npos);
 }
