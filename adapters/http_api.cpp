@@ -517,12 +517,34 @@ void HttpApi::routes() {
     if (*after >= 0) from = seq_no{static_cast<uint64_t>(*after)};
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*wait_ms);
     std::vector<std::string> entries;
+    // A place among the waiting long-polls, taken only once there is nothing yet to return.
+    struct WaitingPoll {
+      HttpApi* api = nullptr;
+      ~WaitingPoll() {
+        if (api) api->metrics_.waiting_polls(--api->waiting_polls_);
+      }
+    } waiting;
     for (;;) {
       uint64_t seen = store_.changes();
       entries = store_.journal_after(*tenant, from, static_cast<size_t>(*limit));
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (!entries.empty() || left.count() <= 0 || stopping_) break;
+      if (!waiting.api) {
+        const int limit = std::max(1, std::min(options_.max_waiting_polls, options_.threads - 1));
+        const int now = ++waiting_polls_;
+        if (now > limit) {
+          --waiting_polls_;
+          res.set_header("Retry-After", "1");
+          send_error(res, 503, "too_many_waiting",
+                     {{"limit", limit},
+                      {"reason", "as many journal long-polls are waiting as the server allows: "
+                                 "poll again after a second, or share one poll per tenant"}});
+          return;
+        }
+        waiting.api = this;
+        metrics_.waiting_polls(now);
+      }
       store_.wait_for_change(seen, left);
     }
     int64_t next = *after;

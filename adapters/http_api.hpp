@@ -26,6 +26,10 @@ struct HttpOptions {
   size_t max_body_bytes = 4u << 20;    // larger bodies are refused with 413
   size_t max_batch_events = 10000;     // larger batches are refused with 400
   int threads = 64;                    // long-polls hold a thread each while they wait
+  // Journal long-polls that may wait at once; the threads beyond them stay free for ingest and
+  // queries. One more, with nothing yet to return, is answered 503 too_many_waiting
+  // (Retry-After: 1) rather than take a thread a POST would wait for. At most threads - 1.
+  int max_waiting_polls = 48;
   // How long POST /v1/events waits for room when the partition hosts are behind
   // (EventLog::await_room) before it answers 503 and appends nothing.
   std::chrono::milliseconds backlog_wait{5000};
@@ -55,6 +59,7 @@ class HttpApi {
   std::thread thread_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> waiting_polls_{0};
 };
 
 }  // namespace omniroute::adapters

@@ -97,9 +97,17 @@ Metrics::Metrics()
                      .Help("Bytes RocksDB's memtables hold, all column families (not yet "
                            "flushed to table files)")
                      .Register(*registry_)
-                     .Add({})) {}
+                     .Add({})),
+      waiting_polls_(BuildGauge()
+                         .Name("omniroute_http_journal_polls_waiting")
+                         .Help("Journal long-polls (GET /v1/journal with wait_ms) waiting now; "
+                               "at the limit, another is answered 503 too_many_waiting")
+                         .Register(*registry_)
+                         .Add({})) {}
 
 void Metrics::memtable_bytes(uint64_t bytes) { memtables_.Set(static_cast<double>(bytes)); }
+
+void Metrics::waiting_polls(int count) { waiting_polls_.Set(count); }
 
 std::string Metrics::render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());

@@ -32,6 +32,8 @@ class Metrics final : public actors::ProcessorObserver {
   void backlog_wait(double seconds);
   // What RocksDB's memtables hold now (Store::memtable_bytes), set before each scrape.
   void memtable_bytes(uint64_t bytes);
+  // Journal long-polls waiting now (GET /v1/journal with wait_ms), set as each starts and ends.
+  void waiting_polls(int count);
 
   void on_facts(const std::string& type, const char* result, size_t count) override;
   void on_journal_append(size_t records, size_t entries) override;
@@ -66,6 +68,7 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Counter>& errors_;
   prometheus::Counter& backlog_wait_;
   prometheus::Gauge& memtables_;
+  prometheus::Gauge& waiting_polls_;
   std::mutex cache_mu_;
   std::unordered_map<std::string, prometheus::Counter*> cache_;
   // A queue's gauges, created on its first report (Family::Add hashes labels each call).

@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <random>
@@ -30,7 +31,8 @@ struct Running {
   testing::TempDir dir;
   std::unique_ptr<ops::Server> server;
   std::unique_ptr<httplib::Client> http;
-  explicit Running(const std::string& kafka_brokers = "") {
+  explicit Running(const std::string& kafka_brokers = "",
+                   const std::function<void(ops::ServerOptions&)>& adjust = {}) {
     ops::ServerOptions o;
     o.engine.data_dir = dir.str();
     o.engine.partitions = 2;
@@ -38,6 +40,7 @@ struct Running {
     o.engine.kafka_config = {{"session.timeout.ms", "6000"}, {"log_level", "0"}};
     o.http.port = 0;
     o.http.max_body_bytes = 64 * 1024;
+    if (adjust) adjust(o);
     auto s = ops::Server::start(o);
     REQUIRE_MESSAGE(s.has_value(), (s ? "" : s.error().message()));
     server = std::move(s.value());
@@ -509,6 +512,35 @@ TEST_CASE("kafka: the server routes through the kafka engine (mock cluster)") {
   auto res = r.post(event("c-1", "conversation.started", T2,
                           {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"}, {"queue", "billing"}}));
   CHECK(json::parse(res->body)["status"] == "duplicate");
+}
+
+TEST_CASE("long-polls past the limit are answered 503 at once: ingest and queries keep their threads") {
+  Running r("", [](ops::ServerOptions& o) { o.http.max_waiting_polls = 2; });
+  REQUIRE(r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}}))->status == 202);
+  r.journal_until("queue.configured");
+  // Two polls of a tenant with no journal wait; the gauge says when both are waiting.
+  auto first = long_poll(r, "quiet"), second = long_poll(r, "quiet");
+  while (r.metric("omniroute_http_journal_polls_waiting") < 2) std::this_thread::yield();
+  auto third = r.http->Get("/v1/journal?tenant=quiet&wait_ms=30000");
+  REQUIRE(third);
+  CHECK(third->status == 503);
+  CHECK(third->get_header_value("Retry-After") == "1");
+  json answer = json::parse(third->body);
+  CHECK(answer["error"] == "too_many_waiting");
+  CHECK(answer["limit"] == 2);
+  // A poll with entries to return does not wait, so it is answered at the limit too.
+  CHECK(r.get("/v1/journal?tenant=acme&wait_ms=30000")["entries"].size() == 1);
+  // Ingest and queries are answered while the two still wait.
+  REQUIRE(r.post(event("q-2", "queue.configured", T1, {{"queue", "sales"}}))->status == 202);
+  CHECK(r.get("/healthz")["status"] == "ok");
+  CHECK(first.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+  CHECK(second.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+  // The waiting polls end with the first entry of their tenant, and free their places.
+  REQUIRE(r.post(event("q-3", "queue.configured", T1, {{"queue", "support"}}, "quiet"))->status == 202);
+  CHECK(first.get().first == 200);
+  CHECK(second.get().first == 200);
+  while (r.metric("omniroute_http_journal_polls_waiting") > 0) std::this_thread::yield();
+  CHECK(r.get("/v1/journal?tenant=quiet&after=1&wait_ms=10")["entries"].empty());
 }
 
 TEST_CASE("shutdown does not wait for pending long-polls") {
