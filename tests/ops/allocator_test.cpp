@@ -86,6 +86,15 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
+// Two CPUs this process may run on, or none on a machine of one, where the test has nothing to
+// check (`one_cpu` says why).
+std::vector<int> two_cpus(const char* one_cpu) {
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() >= 2) return {cpus[0], cpus[1]};
+  MESSAGE(one_cpu);
+  return {};
+}
+
 void run_only_on(int cpu) {
   cpu_set_t one;
   CPU_ZERO(&one);
@@ -180,11 +189,8 @@ TEST_CASE("an arena keeper sleeps on each CPU the process may run on") {
 
 TEST_CASE("a thread that ends alone on its CPU leaves what it freed with the process") {
   if (settings_overridden()) return;
-  const std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() < 2) {
-    MESSAGE("one CPU: the thread would share its arena with this test's own");
-    return;
-  }
+  const std::vector<int> cpus = two_cpus("one CPU: the thread would share its arena with this test's own");
+  if (cpus.empty()) return;
   // This test's thread on one CPU, the worker alone on another: the worker is the only thread
   // of that CPU's arena but for the arena's keeper, and jemalloc purges an arena left with no
   // thread when a thread ends.
@@ -220,11 +226,8 @@ TEST_CASE("a thread that ends alone on its CPU leaves what it freed with the pro
 
 TEST_CASE("blocks of 256 KiB and more come from one arena whatever the CPU, smaller ones from the CPU's") {
   if (settings_overridden()) return;
-  const std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() < 2) {
-    MESSAGE("one CPU: one arena for everything");
-    return;
-  }
+  const std::vector<int> cpus = two_cpus("one CPU: one arena for everything");
+  if (cpus.empty()) return;
   // The arena of a block of `bytes` allocated on each of two CPUs, each by a thread of its own
   // (a thread keeps its arena while no other thread has used it, wherever it runs).
   auto arenas_of = [&](size_t bytes) {
