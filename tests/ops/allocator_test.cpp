@@ -189,7 +189,8 @@ TEST_CASE("an arena keeper sleeps on each CPU the process may run on") {
 
 TEST_CASE("a thread that ends alone on its CPU leaves what it freed with the process") {
   if (settings_overridden()) return;
-  const std::vector<int> cpus = two_cpus("one CPU: the thread would share its arena with this test's own");
+  const std::vector<int> cpus =
+      two_cpus("one CPU: the thread would share its arena with this test's own");
   if (cpus.empty()) return;
   // This test's thread on one CPU, the worker alone on another: the worker is the only thread
   // of that CPU's arena but for the arena's keeper, and jemalloc purges an arena left with no
