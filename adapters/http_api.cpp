@@ -521,7 +521,7 @@ void HttpApi::routes() {
     struct WaitingPoll {
       HttpApi* api = nullptr;
       ~WaitingPoll() {
-        if (api) api->metrics_.waiting_polls(--api->waiting_polls_);
+        if (api) --api->waiting_polls_;
       }
     } waiting;
     for (;;) {
@@ -543,7 +543,6 @@ void HttpApi::routes() {
           return;
         }
         waiting.api = this;
-        metrics_.waiting_polls(now);
       }
       store_.wait_for_change(seen, left);
     }
@@ -564,6 +563,7 @@ void HttpApi::routes() {
 
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     metrics_.memtable_bytes(store_.memtable_bytes());
+    metrics_.waiting_polls(waiting_polls_.load());
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });
   svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {

@@ -32,7 +32,7 @@ class Metrics final : public actors::ProcessorObserver {
   void backlog_wait(double seconds);
   // What RocksDB's memtables hold now (Store::memtable_bytes), set before each scrape.
   void memtable_bytes(uint64_t bytes);
-  // Journal long-polls waiting now (GET /v1/journal with wait_ms), set as each starts and ends.
+  // Journal long-polls waiting now (GET /v1/journal with wait_ms), set before each scrape.
   void waiting_polls(int count);
 
   void on_facts(const std::string& type, const char* result, size_t count) override;
