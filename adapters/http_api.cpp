@@ -5,7 +5,12 @@
 
 #include <httplib.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -235,6 +240,14 @@ void HttpApi::routes() {
   const int threads = options_.threads;
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   svr.set_payload_max_length(options_.max_body_bytes);
+  // httplib's default binds with SO_REUSEPORT, which lets a second server bind the same port and
+  // the kernel split the connections between the two: a server started twice by mistake (with
+  // another --data) took half of the events into its own store. SO_REUSEADDR alone still lets a
+  // restarted server bind while the last one's connections linger in TIME_WAIT.
+  svr.set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   svr.set_keep_alive_max_count(10000);
   // httplib writes an answer's headers and its body in separate sends: with Nagle's algorithm
   // on, the body waits for the peer's delayed ACK of the headers, 40 ms on Linux, on every
@@ -575,14 +588,50 @@ void HttpApi::routes() {
   });
 }
 
+namespace {
+
+// Why httplib could not bind host:port (it says only that it could not): the host does not
+// resolve, or binding a socket of its own to the address fails with the system's reason.
+std::string why_not_bound(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found))
+    return std::string("the host does not resolve: ") + gai_strerror(rc);
+  std::string why = "unknown";
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    const int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);  // as httplib binds
+    const bool bound = bind(fd, a->ai_addr, a->ai_addrlen) == 0;
+    why = bound ? "the address binds now (taken and released meanwhile?)" : std::strerror(errno);
+    close(fd);
+    if (!bound) break;
+  }
+  freeaddrinfo(found);
+  return why;
+}
+
+}  // namespace
+
 Status HttpApi::start() {
   if (options_.port == 0) {
     port_ = server_->bind_to_any_port(options_.host);
-    if (port_ <= 0) return Status::error("cannot bind HTTP on " + options_.host);
+    if (port_ <= 0)
+      return Status::error("cannot bind HTTP on " + options_.host + ": " +
+                           why_not_bound(options_.host, 0));
   } else {
     if (!server_->bind_to_port(options_.host, options_.port))
       return Status::error("cannot bind HTTP on " + options_.host + ":" +
-                           std::to_string(options_.port) + " (in use?)");
+                           std::to_string(options_.port) + ": " +
+                           why_not_bound(options_.host, options_.port));
     port_ = options_.port;
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });

@@ -420,6 +420,21 @@ TEST_CASE("a front door a full backlog ahead of its reader answers 503 backlog_f
   patient.stop();
 }
 
+TEST_CASE("a second server on a port in use is refused, with the reason") {
+  Running r;
+  testing::TempDir other;
+  ops::ServerOptions o;
+  o.engine.data_dir = other.str();
+  o.http.host = "127.0.0.1";
+  o.http.port = r.server->port();
+  auto second = ops::Server::start(o);
+  // Bound as well (httplib's SO_REUSEPORT), it would take a share of the connections and their
+  // events into its own store.
+  REQUIRE(!second.has_value());
+  CHECK(second.error().message().find("Address already in use") != std::string::npos);
+  CHECK(r.get("/healthz")["status"] == "ok");
+}
+
 TEST_CASE("queries answer 404 for unknown ids and 400 without a tenant") {
   Running r;
   json a = r.get("/v1/conversations/nope?tenant=acme", 404);
