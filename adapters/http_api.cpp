@@ -544,7 +544,10 @@ void HttpApi::routes() {
           deadline - std::chrono::steady_clock::now());
       if (!entries.empty() || left.count() <= 0 || stopping_) break;
       if (!waiting.api) {
-        const int limit = std::max(1, std::min(options_.max_waiting_polls, options_.threads - 1));
+        const int limit =
+            std::max(1, options_.max_waiting_polls > 0
+                            ? std::min(options_.max_waiting_polls, options_.threads - 1)
+                            : options_.threads * 3 / 4);
         const int now = ++waiting_polls_;
         if (now > limit) {
           --waiting_polls_;

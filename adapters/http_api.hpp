@@ -25,11 +25,16 @@ struct HttpOptions {
   int port = 8080;                     // 0: any free port (see HttpApi::port)
   size_t max_body_bytes = 4u << 20;    // larger bodies are refused with 413
   size_t max_batch_events = 10000;     // larger batches are refused with 400
-  int threads = 64;                    // long-polls hold a thread each while they wait
-  // Journal long-polls that may wait at once; the threads beyond them stay free for ingest and
-  // queries. One more, with nothing yet to return, is answered 503 too_many_waiting
-  // (Retry-After: 1) rather than take a thread a POST would wait for. At most threads - 1.
-  int max_waiting_polls = 48;
+  // A connection holds a thread while it is open: between requests of a keep-alive connection
+  // (until 5 s idle) and while a long-poll waits. One more connection than threads waits for a
+  // thread: 5 s when all the others are idle keep-alive connections (64 threads: the 65th
+  // connection of a client's pool waited 4.95 s).
+  int threads = 256;
+  // Journal long-polls that may wait at once (0: three quarters of the threads); the threads
+  // beyond them stay free for ingest and queries. One more, with nothing yet to return, is
+  // answered 503 too_many_waiting (Retry-After: 1) rather than take a thread a POST would wait
+  // for. At most threads - 1.
+  int max_waiting_polls = 0;
   // How long POST /v1/events waits for room when the partition hosts are behind
   // (EventLog::await_room) before it answers 503 and appends nothing.
   std::chrono::milliseconds backlog_wait{5000};

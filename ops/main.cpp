@@ -340,6 +340,11 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "run the server");
   add_engine_options(serve_cmd, server_options.engine);
   serve_cmd->add_option("--http", http, "HTTP listen address HOST:PORT")->capture_default_str();
+  serve_cmd->add_option("--http-threads", server_options.http.threads,
+                        "HTTP threads: one per open connection (keep-alive or long-poll); "
+                        "three quarters of them at most for waiting long-polls")
+      ->check(CLI::Range(8, 4096))
+      ->capture_default_str();
   serve_cmd->add_option("--max-body", server_options.http.max_body_bytes,
                         "largest request body in bytes (larger: 413)")
       ->capture_default_str();

@@ -467,6 +467,43 @@ TEST_CASE("a view the partition host could not render is answered 500 view_unava
   r.get("/v1/conversations/c-8?tenant=acme", 404);
 }
 
+TEST_CASE("a pool of 100 idle keep-alive connections does not keep a new connection waiting") {
+  // A connection holds one of the server's HTTP threads while it is open. With fewer threads
+  // than connections, a new connection waits until an idle one reaches its keep-alive timeout
+  // (5 s) and the server closes it: the idle connections below would then be found closed.
+  Running r;
+  auto open_and_ask = [&] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(r.server->port()));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+    const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+    std::string answer;
+    char buf[512];
+    while (answer.find("{\"status\":\"ok\"}") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      REQUIRE(n > 0);
+      answer.append(buf, static_cast<size_t>(n));
+    }
+    return fd;
+  };
+  std::vector<int> idle;
+  for (int i = 0; i < 100; ++i) idle.push_back(open_and_ask());
+  const int fresh = open_and_ask();  // answered: a thread was free for it
+  size_t closed = 0;
+  for (int fd : idle) {
+    char byte;
+    if (::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0) ++closed;  // the server hung up
+    ::close(fd);
+  }
+  ::close(fresh);
+  CHECK(closed == 0);
+}
+
 TEST_CASE("the server's connections send without Nagle's delay (TCP_NODELAY)") {
   // With Nagle's algorithm, an answer's body, sent after its headers, waits for the client's
   // delayed ACK: 40 ms for every answer that does not fill a segment (one event posted).
