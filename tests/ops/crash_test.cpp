@@ -124,9 +124,11 @@ std::vector<json> make_load(size_t target) {
 
 }  // namespace
 
-// Loads `events` events into a server on `engine_args`, killing it with SIGKILL at random
+// Loads `events` events into a server on `engine_args`, stopping it with `signal` at random
 // moments (at least `min_kills` times) and restarting it, then checks the journal and the views.
-void crash_and_check(size_t events, int min_kills, const std::vector<std::string>& engine_args) {
+// SIGKILL is a crash; SIGTERM a graceful stop, after which the server must have exited 0.
+void crash_and_check(size_t events, int min_kills, const std::vector<std::string>& engine_args,
+                     int signal = SIGKILL) {
   omniroute::testing::TempDir dir;
   const std::string data = dir.sub("data");
   const size_t batch_size = 500;
@@ -156,9 +158,9 @@ void crash_and_check(size_t events, int min_kills, const std::vector<std::string
     if (kill_now(rng) || (kills < min_kills && start > (kills + 1) * load.size() / (min_kills + 2))) {
       int delay = kill_after_ms(rng);
       pid_t pid = child.pid;
-      killer = std::thread([pid, delay, &killed] {
+      killer = std::thread([pid, delay, signal, &killed] {
         std::this_thread::sleep_for(std::chrono::milliseconds(delay));  // fault injection timing
-        ::kill(pid, SIGKILL);
+        ::kill(pid, signal);
         killed = true;
       });
     }
@@ -182,7 +184,8 @@ void crash_and_check(size_t events, int min_kills, const std::vector<std::string
                                   << (res ? res->body : httplib::to_string(res.error())));
     }
     if (killed) {
-      child.reap();
+      const int exit_code = child.reap();
+      if (signal == SIGTERM) CHECK_MESSAGE(exit_code == 0, "a graceful stop exited " << exit_code);
       ++kills;
       child.start(data);
     }
@@ -250,6 +253,10 @@ void crash_and_check(size_t events, int min_kills, const std::vector<std::string
 
 TEST_CASE("crash: SIGKILL at random moments loses no acknowledged event and duplicates none") {
   crash_and_check(100000, 5, {});
+}
+
+TEST_CASE("crash: SIGTERM at random moments, each a graceful stop, loses nothing and duplicates nothing") {
+  crash_and_check(30000, 4, {}, SIGTERM);
 }
 
 TEST_CASE("kafka crash: the kafka engine under SIGKILL loses nothing and duplicates nothing") {
