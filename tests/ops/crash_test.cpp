@@ -255,7 +255,7 @@ TEST_CASE("crash: SIGKILL at random moments loses no acknowledged event and dupl
   crash_and_check(100000, 5, {});
 }
 
-TEST_CASE("crash: SIGTERM at random moments, each a graceful stop, loses nothing and duplicates nothing") {
+TEST_CASE("crash: SIGTERM at random moments, graceful stops, loses nothing, duplicates none") {
   crash_and_check(30000, 4, {}, SIGTERM);
 }
 
