@@ -334,15 +334,12 @@ result<ImportSummary> CsvImporter::run(std::istream& in, events::EventLog& log,
     batch.clear();
     return Status::ok();
   };
-  if (!std::getline(in, line)) {
-    summary.bad.push_back({1, "the file is empty: no header line"});
-    return summary;
-  }
+  // No header to read the rows by: nothing can be imported, and the import fails.
+  if (!std::getline(in, line))
+    return Status::error("nothing imported (the file is empty: no header line)");
   line_no = 1;
-  if (auto header = read_header(line); !header) {
-    summary.bad.push_back({1, header.error()});
-    return summary;
-  }
+  if (auto header = read_header(line); !header)
+    return Status::error("nothing imported (" + header.error() + ")");
   while (std::getline(in, line)) {
     ++line_no;
     if (line.empty() || line == "\r") continue;

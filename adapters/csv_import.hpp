@@ -74,7 +74,8 @@ class CsvImporter {
 
   // Reads the whole stream: converts, validates (events::parse_fact, as the front door does)
   // and ingests in batches. `progress` is called now and then with the rows read so far.
-  // Fails only when the ingest log does (nothing about bad rows is a failure).
+  // Fails when the file has no header it can read (nothing is imported) or when the ingest log
+  // fails; bad rows are counted, not a failure.
   result<ImportSummary> run(std::istream& in, events::EventLog& log, const projections::Store& store,
                             const std::function<void(size_t rows)>& progress = {});
 

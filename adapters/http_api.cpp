@@ -46,6 +46,16 @@ struct ResultText {
 // An error may quote what the request held (an id, a path, the parser's view of a body), which
 // need not be UTF-8: such bytes are answered as U+FFFD, not refused by the serializer (that
 // refusal, thrown, turned a 400 into a 500 "internal").
+// How the server's listening socket is set up. httplib's default binds with SO_REUSEPORT, which
+// lets a second server bind the same port and the kernel split the connections between the two:
+// a server started twice by mistake (with another --data) took half of the events into its own
+// store. SO_REUSEADDR alone still lets a restarted server bind while the last one's connections
+// linger in TIME_WAIT.
+void listening_options(socket_t sock) {
+  const int yes = 1;
+  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+}
+
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
@@ -240,14 +250,11 @@ void HttpApi::routes() {
   const int threads = options_.threads;
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   svr.set_payload_max_length(options_.max_body_bytes);
-  // httplib's default binds with SO_REUSEPORT, which lets a second server bind the same port and
-  // the kernel split the connections between the two: a server started twice by mistake (with
-  // another --data) took half of the events into its own store. SO_REUSEADDR alone still lets a
-  // restarted server bind while the last one's connections linger in TIME_WAIT.
-  svr.set_socket_options([](socket_t sock) {
-    const int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
+  // Journal long-polls that may wait at once (HttpOptions::max_waiting_polls).
+  const int poll_limit =
+      std::max(1, options_.max_waiting_polls > 0 ? std::min(options_.max_waiting_polls, threads - 1)
+                                                 : threads * 3 / 4);
+  svr.set_socket_options(listening_options);
   svr.set_keep_alive_max_count(10000);
   // httplib writes an answer's headers and its body in separate sends: with Nagle's algorithm
   // on, the body waits for the peer's delayed ACK of the headers, 40 ms on Linux, on every
@@ -517,7 +524,7 @@ void HttpApi::routes() {
   view_route(R"(/v1/policies/([^/]+))", projections::view::policies, "policy");
   view_route(R"(/v1/decisions/([^/]+))", projections::view::decisions, "decision");
 
-  svr.Get("/v1/journal", [this](const httplib::Request& req, httplib::Response& res) {
+  svr.Get("/v1/journal", [this, poll_limit](const httplib::Request& req, httplib::Response& res) {
     auto tenant = tenant_param(req, res);
     if (!tenant) return;
     auto after = int_param(req, res, "after", -1, -1, INT64_MAX);
@@ -544,16 +551,11 @@ void HttpApi::routes() {
           deadline - std::chrono::steady_clock::now());
       if (!entries.empty() || left.count() <= 0 || stopping_) break;
       if (!waiting.api) {
-        const int limit =
-            std::max(1, options_.max_waiting_polls > 0
-                            ? std::min(options_.max_waiting_polls, options_.threads - 1)
-                            : options_.threads * 3 / 4);
-        const int now = ++waiting_polls_;
-        if (now > limit) {
+        if (++waiting_polls_ > poll_limit) {
           --waiting_polls_;
           res.set_header("Retry-After", "1");
           send_error(res, 503, "too_many_waiting",
-                     {{"limit", limit},
+                     {{"limit", poll_limit},
                       {"reason", "as many journal long-polls are waiting as the server allows: "
                                  "poll again after a second, or share one poll per tenant"}});
           return;
@@ -611,8 +613,7 @@ std::string why_not_bound(const std::string& host, int port) {
       why = std::strerror(errno);
       continue;
     }
-    const int yes = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);  // as httplib binds
+    listening_options(fd);  // as the server binds
     const bool bound = bind(fd, a->ai_addr, a->ai_addrlen) == 0;
     why = bound ? "the address binds now (taken and released meanwhile?)" : std::strerror(errno);
     close(fd);

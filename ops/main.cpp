@@ -59,16 +59,16 @@ std::optional<int> port_of(const std::string& digits) {
   return port;
 }
 
-// A command that reads what a server wrote (replay, digest, journal, forecast) refuses a data
-// directory of the embedded engine that holds none: opening it would create an empty one and
-// answer as if it were empty (a mistyped --data read as a store with no events).
-std::optional<std::string> missing_data(const ops::EngineOptions& options) {
-  if (!options.kafka_brokers.empty()) return std::nullopt;  // the views come from the topics
+// The storage of a directory a server wrote, for the commands that read one (replay, digest,
+// journal, forecast): a directory of the embedded engine that holds no data is refused, where
+// opening it would create an empty one and answer as if it were empty (a mistyped --data).
+result<ops::Storage> open_written(const ops::EngineOptions& options) {
   std::error_code ec;
-  if (std::filesystem::exists(std::filesystem::path(options.data_dir) / "CURRENT", ec))
-    return std::nullopt;
-  return "no omniroute data in " + options.data_dir +
-         " (this command reads a directory a server wrote: check --data)";
+  if (options.kafka_brokers.empty() &&  // on kafka, the views come from the topics
+      !std::filesystem::exists(std::filesystem::path(options.data_dir) / "CURRENT", ec))
+    return Status::error("no omniroute data in " + options.data_dir +
+                         " (this command reads a directory a server wrote: check --data)");
+  return ops::open_storage(options);
 }
 
 int serve(ops::ServerOptions options, const std::string& http) {
@@ -120,8 +120,7 @@ Status catch_up(ops::Storage& storage) {
 }
 
 int replay(const ops::EngineOptions& options, bool rebuild) {
-  if (auto missing = missing_data(options)) return fail(*missing);
-  auto storage = ops::open_storage(options);
+  auto storage = open_written(options);
   if (!storage) return fail(storage.error().message());
   auto& store = *storage->store;
   if (rebuild)
@@ -132,8 +131,7 @@ int replay(const ops::EngineOptions& options, bool rebuild) {
 }
 
 int digest(const ops::EngineOptions& options) {
-  if (auto missing = missing_data(options)) return fail(*missing);
-  auto storage = ops::open_storage(options);
+  auto storage = open_written(options);
   if (!storage) return fail(storage.error().message());
   // The views are brought up to the journal first, as a server would: after a crash they are
   // what RocksDB last flushed (they are written without its WAL), and views cleared on opening
@@ -144,8 +142,7 @@ int digest(const ops::EngineOptions& options) {
 }
 
 int journal(const ops::EngineOptions& options, const std::string& tenant) {
-  if (auto missing = missing_data(options)) return fail(*missing);
-  auto storage = ops::open_storage(options);
+  auto storage = open_written(options);
   if (!storage) return fail(storage.error().message());
   auto& log = *storage->log;
   for (int i = 0; i < log.partitions(); ++i) {
@@ -189,16 +186,12 @@ int import(const ops::EngineOptions& options, const ImportArgs& a) {
       reported = rows;
     }
   });
-  if (!summary) return fail(summary.error().message());
+  if (!summary) return fail(a.file + ": " + summary.error().message());
   const size_t shown = std::min<size_t>(summary->bad.size(), 1000);
   for (size_t i = 0; i < shown; ++i)
     std::cerr << a.file << ":" << summary->bad[i].line << ": " << summary->bad[i].reason << "\n";
   if (shown < summary->bad.size())
     std::cerr << "... and " << summary->bad.size() - shown << " more bad rows\n";
-  // No header to read the rows by (an empty file, a column the mapping names missing): nothing
-  // was read, and the import failed.
-  if (summary->rows == 0 && !summary->bad.empty() && summary->bad[0].line == 1)
-    return fail(a.file + ": nothing imported (" + summary->bad[0].reason + ")");
 
   // On the embedded engine nobody else can hold the data directory, so the import journals and
   // projects what it appended before it returns; on kafka the servers of the group do.
@@ -254,8 +247,7 @@ int forecast(const ops::EngineOptions& options, ForecastArgs a) {
     plan.plan = projections::make_plan(plan.history, r.options, {});
   } else {
     if (r.tenant.empty() || r.queue.empty()) return fail("give --tenant and --queue, or --history FILE");
-    if (auto missing = missing_data(options)) return fail(*missing);
-    auto storage = ops::open_storage(options);
+    auto storage = open_written(options);
     if (!storage) return fail(storage.error().message());
     auto p = projections::plan_queue(*storage->store, r);
     if (!p) return fail(p.error());

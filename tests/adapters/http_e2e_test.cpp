@@ -94,6 +94,28 @@ std::future<std::pair<int, std::string>> long_poll(Running& r, const std::string
   });
 }
 
+// A connection of its own to the server on `port`, on which the server has answered a GET
+// /healthz (so its end of the connection exists and has served a request).
+int connection_asked_health(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char buf[512];
+  while (answer.find("{\"status\":\"ok\"}") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  return fd;
+}
+
 const char* T0 = "2026-11-20T10:00:00Z";
 const char* T1 = "2026-11-20T10:00:01Z";
 const char* T2 = "2026-11-20T10:00:02Z";
@@ -472,28 +494,9 @@ TEST_CASE("a pool of 100 idle keep-alive connections does not keep a new connect
   // than connections, a new connection waits until an idle one reaches its keep-alive timeout
   // (5 s) and the server closes it: the idle connections below would then be found closed.
   Running r;
-  auto open_and_ask = [&] {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<uint16_t>(r.server->port()));
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
-    const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
-    std::string answer;
-    char buf[512];
-    while (answer.find("{\"status\":\"ok\"}") == std::string::npos) {
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      REQUIRE(n > 0);
-      answer.append(buf, static_cast<size_t>(n));
-    }
-    return fd;
-  };
   std::vector<int> idle;
-  for (int i = 0; i < 100; ++i) idle.push_back(open_and_ask());
-  const int fresh = open_and_ask();  // answered: a thread was free for it
+  for (int i = 0; i < 100; ++i) idle.push_back(connection_asked_health(r.server->port()));
+  const int fresh = connection_asked_health(r.server->port());  // answered: a thread was free
   size_t closed = 0;
   for (int fd : idle) {
     char byte;
@@ -508,17 +511,7 @@ TEST_CASE("the server's connections send without Nagle's delay (TCP_NODELAY)") {
   // With Nagle's algorithm, an answer's body, sent after its headers, waits for the client's
   // delayed ACK: 40 ms for every answer that does not fill a segment (one event posted).
   Running r;
-  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(client >= 0);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(r.server->port()));
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
-  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-  REQUIRE(::send(client, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
-  char answer[512];
-  REQUIRE(::recv(client, answer, sizeof answer, 0) > 0);  // the server has the connection now
+  const int client = connection_asked_health(r.server->port());  // the server has it now
   sockaddr_in mine{};
   socklen_t len = sizeof mine;
   REQUIRE(::getsockname(client, reinterpret_cast<sockaddr*>(&mine), &len) == 0);

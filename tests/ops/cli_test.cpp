@@ -2,9 +2,6 @@
 // and changes nothing.
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -16,26 +13,12 @@ namespace {
 
 const char* binary = OMNIROUTE_BINARY;
 
-struct Run {
-  int status = -1;  // the exit code
-  std::string output;  // stdout and stderr
-};
+using Run = omniroute::testing::CommandRun;
 
-// Runs the binary with args, stopped after 20 s (exit 124) if it has not ended: a command that
-// took a bad argument for a good one would otherwise run on (a server).
+// Runs the binary with args, its stderr with its stdout, stopped after 20 s (exit 124) if it has
+// not ended: a command that took a bad argument for a good one would otherwise run on (a server).
 Run run(const std::vector<std::string>& args) {
-  std::string cmd = std::string("timeout 20 ") + binary;
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  Run r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return omniroute::testing::run_command(std::string("timeout 20 ") + binary, args, " 2>&1");
 }
 
 }  // namespace

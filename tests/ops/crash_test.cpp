@@ -29,16 +29,9 @@ const char* binary = OMNIROUTE_BINARY;
 
 // Runs the omniroute binary with args; returns its stdout.
 std::string run(const std::vector<std::string>& args) {
-  std::string cmd = binary;
-  for (const auto& a : args) cmd += " '" + a + "'";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  CHECK(pclose(p) == 0);
-  return out;
+  const auto r = omniroute::testing::run_command(binary, args);
+  CHECK(r.status == 0);
+  return r.output;
 }
 
 struct Child {

@@ -1,19 +1,48 @@
-// Test support: temporary directories, a librdkafka mock cluster, event builders.
+// Test support: temporary directories, commands run, a librdkafka mock cluster, event builders.
 #pragma once
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <unistd.h>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace omniroute::testing {
+
+// A command run through the shell: its exit code (-1 when a signal ended it) and what it printed
+// on its standard output.
+struct CommandRun {
+  int status = -1;
+  std::string output;
+};
+
+// `program` and `args`, each argument quoted for the shell, then `tail` as it is (redirections,
+// say).
+inline CommandRun run_command(const std::string& program, const std::vector<std::string>& args,
+                              const std::string& tail = "") {
+  std::string cmd = program;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += tail;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("cannot run " + cmd);
+  CommandRun r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
 
 // A directory removed (with its contents) when the object dies.
 class TempDir {
