@@ -77,23 +77,6 @@ bool unrendered(httplib::Response& res, const json& doc, const char* what, const
   return true;
 }
 
-// The tenant query parameter, or an error answer when it is missing or malformed.
-std::optional<std::string> tenant_param(const httplib::Request& req, httplib::Response& res) {
-  if (!req.has_param("tenant")) {
-    send_error(res, 400, "missing_parameter",
-               {{"parameter", "tenant"}, {"reason", "add ?tenant=NAME"}});
-    return std::nullopt;
-  }
-  std::string tenant = req.get_param_value("tenant");
-  if (!events::valid_tenant(tenant)) {
-    send_error(res, 400, "invalid_parameter",
-               {{"parameter", "tenant"},
-                {"reason", "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'"}});
-    return std::nullopt;
-  }
-  return tenant;
-}
-
 std::optional<int64_t> int_param(const httplib::Request& req, httplib::Response& res,
                                  const char* name, int64_t fallback, int64_t lo, int64_t hi) {
   if (!req.has_param(name)) return fallback;
@@ -230,6 +213,31 @@ bool read_events(const std::string& text, size_t max_batch_events, ops::Metrics&
   return true;
 }
 
+// Whether every event of a request is of a tenant the caller's key may use. If not, answers 403
+// naming each event that is not (all or nothing, as for invalid events: nothing is appended),
+// and counts those as refused.
+bool writes_only_allowed(const Credential& who, const std::vector<events::Envelope>& envs, bool batch,
+                         ops::Metrics& metrics, httplib::Response& res) {
+  json errors = json::array();
+  for (size_t i = 0; i < envs.size(); ++i) {
+    if (who.allows(envs[i].tenant)) continue;
+    json e = {{"error", "forbidden"},
+              {"id", envs[i].id},
+              {"tenant", envs[i].tenant},
+              {"reason", "the key '" + who.name + "' may not use tenant '" + envs[i].tenant + "'"}};
+    if (batch) e["index"] = i;
+    errors.push_back(std::move(e));
+    metrics.received(envs[i].type, "refused");
+  }
+  if (errors.empty()) return true;
+  json answer = errors[0];
+  answer["errors"] = errors;
+  answer["batch"] = "all_or_nothing";
+  answer["accepted"] = 0;
+  send_json(res, 403, answer);
+  return false;
+}
+
 }  // namespace
 
 HttpApi::HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics& metrics,
@@ -244,6 +252,43 @@ HttpApi::HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics&
 }
 
 HttpApi::~HttpApi() { stop(); }
+
+std::optional<const Credential*> HttpApi::caller(const httplib::Request& req, httplib::Response& res) const {
+  if (!options_.credentials) return nullptr;
+  const std::string header = req.get_header_value("Authorization");
+  const std::string_view key = bearer_key(header);
+  if (const Credential* who = options_.credentials->find(key)) return who;
+  res.set_header("WWW-Authenticate", "Bearer realm=\"omniroute\"");
+  send_error(res, 401, "unauthorized",
+             {{"reason", header.empty()  ? "send the API key as Authorization: Bearer KEY"
+                         : key.empty()   ? "the Authorization header must be Bearer KEY"
+                                         : "unknown key"}});
+  return std::nullopt;
+}
+
+std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req, httplib::Response& res) const {
+  auto who = caller(req, res);
+  if (!who) return std::nullopt;
+  if (!req.has_param("tenant")) {
+    send_error(res, 400, "missing_parameter",
+               {{"parameter", "tenant"}, {"reason", "add ?tenant=NAME"}});
+    return std::nullopt;
+  }
+  std::string tenant = req.get_param_value("tenant");
+  if (!events::valid_tenant(tenant)) {
+    send_error(res, 400, "invalid_parameter",
+               {{"parameter", "tenant"},
+                {"reason", "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'"}});
+    return std::nullopt;
+  }
+  if (*who && !(*who)->allows(tenant)) {
+    send_error(res, 403, "forbidden",
+               {{"tenant", tenant},
+                {"reason", "the key '" + (*who)->name + "' may not use tenant '" + tenant + "'"}});
+    return std::nullopt;
+  }
+  return tenant;
+}
 
 void HttpApi::routes() {
   auto& svr = *server_;
@@ -308,6 +353,8 @@ void HttpApi::routes() {
 
   svr.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
     projections::stop_rocksdb_perf_counts();
+    auto who = caller(req, res);
+    if (!who) return;
     std::vector<events::Envelope> envs;
     std::vector<std::string> texts;  // their canonical texts, when the fast path wrote them
     bool batch = false;
@@ -320,6 +367,7 @@ void HttpApi::routes() {
     } else if (!read_events(req.body, options_.max_batch_events, metrics_, res, envs, batch)) {
       return;
     }
+    if (*who && !writes_only_allowed(**who, envs, batch, metrics_, res)) return;
 
     std::chrono::steady_clock::duration waited{};
     events::TypeCounts counts;  // by type and result; the accepted events' types move to the log

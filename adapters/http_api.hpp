@@ -7,15 +7,19 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
+#include "adapters/credentials.hpp"
 #include "events/event_log.hpp"
 #include "ops/metrics.hpp"
 #include "projections/store.hpp"
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace omniroute::adapters {
@@ -38,6 +42,11 @@ struct HttpOptions {
   // How long POST /v1/events waits for room when the partition hosts are behind
   // (EventLog::await_room) before it answers 503 and appends nothing.
   std::chrono::milliseconds backlog_wait{5000};
+  // With credentials, every /v1 request needs a key (`Authorization: Bearer KEY`: 401 without
+  // a known one), and names only tenants its key may use (403 otherwise; a batch with an event
+  // of another tenant is refused whole). Without, the API is open to whoever reaches the port.
+  // /metrics, /healthz and /readyz are open either way.
+  std::shared_ptr<const Credentials> credentials;
 };
 
 class HttpApi {
@@ -54,6 +63,12 @@ class HttpApi {
 
  private:
   void routes();
+  // The caller's credential (nullptr on a server without credentials), or nothing after
+  // answering 401 for a missing or unknown key.
+  std::optional<const Credential*> caller(const httplib::Request& req, httplib::Response& res) const;
+  // The request's ?tenant=, if it is given, valid and the caller's key may use it; else
+  // nothing, after answering 401, 400 or 403.
+  std::optional<std::string> tenant_param(const httplib::Request& req, httplib::Response& res) const;
 
   events::EventLog& log_;
   projections::Store& store_;

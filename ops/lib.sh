@@ -8,7 +8,7 @@ OMNIROUTE_BUILD="${OMNIROUTE_BUILD:-$OMNIROUTE_ROOT/build}"
 OMNIROUTE_PACKAGES=(
   g++ cmake ninja-build pkg-config
   libcaf-dev librdkafka-dev librocksdb-dev nlohmann-json3-dev prometheus-cpp-dev
-  doctest-dev libcpp-httplib-dev libcli11-dev libjemalloc-dev libsimdjson-dev
+  doctest-dev libcpp-httplib-dev libcli11-dev libjemalloc-dev libsimdjson-dev libssl-dev
 )
 
 omniroute_log() { echo "omniroute: $*" >&2; }

@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "actors/partition_processor.hpp"
+#include "adapters/credentials.hpp"
 #include "adapters/csv_import.hpp"
 #include "events/journal.hpp"
 #include "events/time.hpp"
@@ -71,7 +72,12 @@ result<ops::Storage> open_written(const ops::EngineOptions& options) {
   return ops::open_storage(options);
 }
 
-int serve(ops::ServerOptions options, const std::string& http) {
+int serve(ops::ServerOptions options, const std::string& http, const std::string& credentials) {
+  if (!credentials.empty()) {
+    auto loaded = adapters::Credentials::load(credentials);
+    if (!loaded) return fail(loaded.error().message());
+    options.http.credentials = std::make_shared<const adapters::Credentials>(std::move(*loaded));
+  }
   auto colon = http.rfind(':');
   auto port = colon == std::string::npos ? std::nullopt : port_of(http.substr(colon + 1));
   if (!port)
@@ -94,6 +100,13 @@ int serve(ops::ServerOptions options, const std::string& http) {
             << "  API:     " << base << "/v1/events, /v1/journal, /v1/conversations/{id}, ...\n"
             << "  metrics: " << base << "/metrics   health: " << base << "/healthz, "
             << base << "/readyz\n"
+            << "  access:  "
+            << (options.http.credentials
+                    ? std::to_string(options.http.credentials->size()) + " API keys from " + credentials +
+                          " (Authorization: Bearer KEY)"
+                    : std::string("open: no --credentials, any client that reaches the port may use "
+                                  "every tenant"))
+            << "\n"
             << "  stop with Ctrl-C (SIGINT) or SIGTERM\n"
             << std::flush;
   int sig = 0;
@@ -103,6 +116,19 @@ int serve(ops::ServerOptions options, const std::string& http) {
             << std::flush;
   (*server)->stop();
   std::cout << "omniroute: stopped\n";
+  return 0;
+}
+
+// A new API key for `tenants`: the key on the first line, then its entry for a credentials
+// file.
+int make_key(const std::string& name, const std::vector<std::string>& tenants) {
+  if (name.empty()) return fail("--name: must not be empty (it names the key in errors)");
+  if (const std::string problem = adapters::tenants_problem(tenants); !problem.empty())
+    return fail("--tenant: " + problem);
+  auto key = adapters::new_key();
+  if (!key) return fail(key.error().message());
+  const nlohmann::json entry = {{"name", name}, {"sha256", adapters::sha256_hex(*key)}, {"tenants", tenants}};
+  std::cout << *key << "\n" << entry.dump() << "\n";
   return 0;
 }
 
@@ -346,6 +372,10 @@ int main(int argc, char** argv) {
                "how long POST /v1/events waits for room while the partition hosts are behind, "
                "before it answers 503 backlog_full (default 5000)")
       ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
+  std::string credentials;
+  serve_cmd->add_option("--credentials", credentials,
+                        "API keys and the tenants each may use (JSON; see docs/http-api.md); "
+                        "without, the API is open to any client that reaches the port");
   serve_cmd->add_flag("--sync", server_options.engine.sync,
                       "fsync every append (survives power loss, not only a killed process)");
 
@@ -440,11 +470,20 @@ int main(int argc, char** argv) {
   erlang_a_cmd->add_option("--patience-s", erlang_args.patience_s, "mean patience in seconds")
       ->required();
 
+  std::string key_name;
+  std::vector<std::string> key_tenants;
+  auto* key_cmd = app.add_subcommand(
+      "key", "make an API key: prints the key, and the entry for the --credentials file");
+  key_cmd->add_option("--name", key_name, "what the key is for (named in errors and logs)")->required();
+  key_cmd->add_option("--tenant", key_tenants, "a tenant the key may use (repeat for more; * for all)")
+      ->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (*key_cmd) return make_key(key_name, key_tenants);
   if (*forecast_cmd) return forecast(forecast_options, fa);
   if (*import_cmd) return import(import_options, import_args);
   if (*erlang_cmd) return erlang(erlang_args, erlang_a_cmd->parsed());
-  if (*serve_cmd) return serve(server_options, http);
+  if (*serve_cmd) return serve(server_options, http, credentials);
   if (*replay_cmd) return replay(replay_options, rebuild);
   if (*digest_cmd) return digest(digest_options);
   if (*journal_cmd) return journal(journal_options, tenant);

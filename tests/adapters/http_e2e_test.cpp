@@ -17,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "adapters/credentials.hpp"
 #include "events/embedded_log.hpp"
 #include "ops/server.hpp"
 #include "tests/support/support.hpp"
@@ -470,6 +471,89 @@ TEST_CASE("queries answer 404 for unknown ids and 400 without a tenant") {
   CHECK(r.get("/v1/journal?tenant=acme&limit=0", 400)["parameter"] == "limit");
   CHECK(r.get("/v1/journal?tenant=a%20b", 400)["parameter"] == "tenant");
   CHECK(r.get("/v1/nothing", 404)["error"] == "not_found");
+}
+
+TEST_CASE("with credentials, a key uses only its tenants: 401 without a known key, 403 for another's, and a refused batch appends nothing") {
+  auto entry = [](const std::string& name, const std::string& key, const std::string& tenant) {
+    return json{{"name", name}, {"sha256", adapters::sha256_hex(key)}, {"tenants", {tenant}}};
+  };
+  auto creds = adapters::Credentials::parse(
+      json{{"keys", {entry("acme-web", "key-acme", "acme"), entry("ops", "key-ops", "*")}}}.dump(), "test");
+  REQUIRE(creds);
+  Running r("", [&](ops::ServerOptions& o) {
+    o.http.credentials = std::make_shared<const adapters::Credentials>(std::move(*creds));
+  });
+  auto status_of = [&](const std::string& key, const std::string& path, std::string* body = nullptr) {
+    httplib::Headers h;
+    if (!key.empty()) h.emplace("Authorization", "Bearer " + key);
+    auto res = r.http->Get(path.c_str(), h);
+    REQUIRE(res);
+    if (body) *body = res->body;
+    return res->status;
+  };
+  auto post_as = [&](const std::string& key, const json& body) {
+    httplib::Headers h;
+    if (!key.empty()) h.emplace("Authorization", "Bearer " + key);
+    auto res = r.http->Post("/v1/events", h, body.dump(), "application/json");
+    REQUIRE(res);
+    return std::make_pair(res->status, json::parse(res->body));
+  };
+
+  // No key, an unknown one, another scheme: 401 on every /v1 route, the way to authenticate named.
+  std::string body;
+  for (const std::string path : {"/v1/journal?tenant=acme", "/v1/conversations/c?tenant=acme",
+                                  "/v1/queues/support/intervals?tenant=acme", "/v1/customers/u/journey?tenant=acme"})
+    CHECK_MESSAGE(status_of("", path) == 401, path);
+  CHECK(status_of("key-acm", "/v1/journal?tenant=acme", &body) == 401);
+  CHECK(json::parse(body)["reason"] == "unknown key");
+  auto basic = r.http->Get("/v1/journal?tenant=acme", {{"Authorization", "Basic a2V5LWFjbWU6"}});
+  REQUIRE(basic);
+  CHECK(basic->status == 401);
+  CHECK(basic->get_header_value("WWW-Authenticate") == "Bearer realm=\"omniroute\"");
+  auto [no_key, unauthorized] = post_as("", event("q-a", "queue.configured", T0, {{"queue", "support"}}));
+  CHECK(no_key == 401);
+  CHECK(unauthorized["error"] == "unauthorized");
+
+  // acme's key: another tenant's views and journal are forbidden, acme's are not.
+  for (const std::string path : {"/v1/journal?tenant=globex", "/v1/conversations/c?tenant=globex",
+                                  "/v1/queues/support/intervals?tenant=globex", "/v1/customers/u/journey?tenant=globex",
+                                  "/v1/queues/support/forecast?tenant=globex"})
+    CHECK_MESSAGE(status_of("key-acme", path, &body) == 403, path);
+  CHECK(json::parse(body)["reason"] == "the key 'acme-web' may not use tenant 'globex'");
+  CHECK(status_of("key-acme", "/v1/conversations/c?tenant=acme") == 404);
+
+  // A batch with one event of another tenant is refused whole: 403, naming that event.
+  auto [forbidden, refusal] = post_as("key-acme", json::array({event("q-a", "queue.configured", T0, {{"queue", "support"}}),
+                                                               event("q-g", "queue.configured", T0, {{"queue", "support"}}, "globex")}));
+  CHECK(forbidden == 403);
+  CHECK(refusal["error"] == "forbidden");
+  CHECK(refusal["index"] == 1);
+  CHECK(refusal["id"] == "q-g");
+  CHECK(refusal["accepted"] == 0);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"accepted\",type=\"queue.configured\"}") == 0);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"queue.configured\"}") == 1);
+  // Nothing of it was appended: acme's next event is journaled, and q-a, which would be before
+  // it in acme's partition, is not there.
+  auto [accepted, answer] = post_as("key-acme", event("q-a2", "queue.configured", T1, {{"queue", "billing"}}));
+  CHECK(accepted == 202);
+  r.http->set_bearer_token_auth("key-acme");
+  auto entries = r.journal_until("queue.configured");
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0]["id"] == "q-a2");
+
+  // A key for every tenant ("*") reads and writes them all.
+  auto [ops_post, ops_answer] = post_as("key-ops", event("q-g", "queue.configured", T0, {{"queue", "support"}}, "globex"));
+  CHECK(ops_post == 202);
+  CHECK(ops_answer["status"] == "accepted");
+  CHECK(status_of("key-ops", "/v1/journal?tenant=globex") == 200);
+  CHECK(status_of("key-ops", "/v1/journal?tenant=acme") == 200);
+
+  // The SRE endpoints stay open.
+  CHECK(status_of("", "/healthz") == 200);
+  CHECK(status_of("", "/readyz") == 200);
+  CHECK(status_of("", "/metrics") == 200);
+  CHECK(r.metric("omniroute_http_requests_total{code=\"403\",route=\"/v1/events\"}") == 1);
+  CHECK(r.metric("omniroute_http_requests_total{code=\"401\",route=\"/v1/journal\"}") == 3);
 }
 
 TEST_CASE("a view the partition host could not render is answered 500 view_unavailable") {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/credentials.hpp"
 #include "tests/support/support.hpp"
 
 namespace {
@@ -65,4 +66,46 @@ TEST_CASE("import fails on a file whose header lacks a column the mapping reads"
   INFO(r.output);
   CHECK(r.status == 1);
   CHECK(r.output.find("nothing imported (the header has no column") != std::string::npos);
+}
+
+TEST_CASE("serve refuses a credentials file it cannot use, before it starts") {
+  omniroute::testing::TempDir dir;
+  const std::string data = dir.sub("data"), creds = dir.sub("creds.json");
+  {
+    std::ofstream out(creds);
+    out << R"({"keys": [{"name": "web", "sha256": "not-a-digest", "tenants": ["acme"]}]})";
+  }
+  for (const auto& [file, says] :
+       std::vector<std::pair<std::string, std::string>>{{dir.sub("missing.json"), "cannot be read"},
+                                                        {creds, "keys[0].sha256: must be the key's SHA-256"}}) {
+    const Run r = run({"serve", "--http", "127.0.0.1:0", "--data", data, "--credentials", file});
+    INFO(r.output);
+    CHECK(r.status == 1);
+    CHECK(r.output.find("credentials " + file + ": " + says) != std::string::npos);
+  }
+  CHECK(!std::filesystem::exists(data));
+}
+
+TEST_CASE("key makes a new key and the credentials entry of its SHA-256; bad tenants are refused") {
+  const Run r = run({"key", "--name", "acme-web", "--tenant", "acme", "--tenant", "acme.eu"});
+  REQUIRE(r.status == 0);
+  const size_t eol = r.output.find('\n');
+  REQUIRE(eol != std::string::npos);
+  const std::string key = r.output.substr(0, eol);
+  CHECK(key.rfind("ork_", 0) == 0);
+  const auto entry = nlohmann::json::parse(r.output.substr(eol + 1));
+  CHECK(entry["name"] == "acme-web");
+  CHECK(entry["sha256"] == omniroute::adapters::sha256_hex(key));
+  CHECK(entry["tenants"] == nlohmann::json({"acme", "acme.eu"}));
+  CHECK(run({"key", "--name", "acme-web", "--tenant", "acme"}).output.substr(0, eol) != key);
+
+  for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"key", "--name", "x", "--tenant", "a b"}, "--tenant: 'a b' is not a tenant name"},
+           {{"key", "--name", "x", "--tenant", "*", "--tenant", "acme"}, "stands alone"},
+           {{"key", "--name", "", "--tenant", "acme"}, "--name: must not be empty"}}) {
+    const Run bad = run(args);
+    INFO(bad.output);
+    CHECK(bad.status == 1);
+    CHECK(bad.output.find(says) != std::string::npos);
+  }
 }
