@@ -309,11 +309,13 @@ void HttpApi::routes() {
   // Counts every answer by route pattern; fills in a JSON body for errors httplib raises itself
   // (413 for an oversized body, 404 for an unknown route, 400 for a malformed request).
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    // A path no route matched is "unmatched", whatever it is: each path a label of its own
+    // would let any client add series to the metrics without end.
     std::string route = req.matches.empty() ? "unmatched" : req.path;
     // The id becomes {id}; what follows it stays (/v1/queues/{id}/intervals).
     for (const char* prefix : {"/v1/conversations/", "/v1/agents/", "/v1/queues/", "/v1/customers/",
                                "/v1/decisions/", "/v1/policies/"})
-      if (req.path.rfind(prefix, 0) == 0) {
+      if (!req.matches.empty() && req.path.rfind(prefix, 0) == 0) {
         const size_t rest = req.path.find('/', std::char_traits<char>::length(prefix));
         route = std::string(prefix) + "{id}" + (rest == std::string::npos ? "" : req.path.substr(rest));
       }

@@ -556,6 +556,23 @@ TEST_CASE("with credentials, a key uses only its tenants: 401 without a known ke
   CHECK(r.metric("omniroute_http_requests_total{code=\"401\",route=\"/v1/journal\"}") == 3);
 }
 
+TEST_CASE("requests no route matches are counted as one route, whatever their paths") {
+  Running r;
+  for (int i = 0; i < 5; ++i) {
+    r.get("/v1/conversations/c-1/extra" + std::to_string(i), 404);
+    r.get("/v1/agents/a/b/c" + std::to_string(i), 404);
+    r.get("/v1/other" + std::to_string(i), 404);
+  }
+  r.get("/v1/conversations/c-1?tenant=acme", 404);  // a route, and an id it does not know
+  CHECK(r.metric("omniroute_http_requests_total{code=\"404\",route=\"unmatched\"}") == 15);
+  CHECK(r.metric("omniroute_http_requests_total{code=\"404\",route=\"/v1/conversations/{id}\"}") == 1);
+  auto all = r.http->Get("/metrics");
+  REQUIRE(all);
+  CHECK(all->body.find("/extra") == std::string::npos);
+  CHECK(all->body.find("/b/c") == std::string::npos);
+  CHECK(all->body.find("/v1/other") == std::string::npos);
+}
+
 TEST_CASE("a view the partition host could not render is answered 500 view_unavailable") {
   Running r;
   // Documents as project_touched writes them in place of one whose rendering threw.
