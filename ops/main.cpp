@@ -11,6 +11,7 @@
 #include "actors/partition_processor.hpp"
 #include "adapters/credentials.hpp"
 #include "adapters/csv_import.hpp"
+#include "adapters/webhooks.hpp"
 #include "events/journal.hpp"
 #include "events/time.hpp"
 #include "projections/erlang.hpp"
@@ -72,7 +73,13 @@ result<ops::Storage> open_written(const ops::EngineOptions& options) {
   return ops::open_storage(options);
 }
 
-int serve(ops::ServerOptions options, const std::string& http, const std::string& credentials) {
+int serve(ops::ServerOptions options, const std::string& http, const std::string& credentials,
+          const std::string& webhooks) {
+  if (!webhooks.empty()) {
+    auto loaded = adapters::load_webhooks(webhooks);
+    if (!loaded) return fail(loaded.error().message());
+    options.webhooks = std::move(*loaded);
+  }
   if (!credentials.empty()) {
     auto loaded = adapters::Credentials::load(credentials);
     if (!loaded) return fail(loaded.error().message());
@@ -106,8 +113,10 @@ int serve(ops::ServerOptions options, const std::string& http, const std::string
                           " (Authorization: Bearer KEY)"
                     : std::string("open: no --credentials, any client that reaches the port may use "
                                   "every tenant"))
-            << "\n"
-            << "  stop with Ctrl-C (SIGINT) or SIGTERM\n"
+            << "\n";
+  for (const auto& w : options.webhooks)
+    std::cout << "  webhook: " << w.name << " -> " << w.url << " (tenant " << w.tenant << ")\n";
+  std::cout << "  stop with Ctrl-C (SIGINT) or SIGTERM\n"
             << std::flush;
   int sig = 0;
   sigwait(&signals, &sig);
@@ -376,6 +385,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--credentials", credentials,
                         "API keys and the tenants each may use (JSON; see docs/http-api.md); "
                         "without, the API is open to any client that reaches the port");
+  std::string webhooks;
+  serve_cmd->add_option("--webhooks", webhooks,
+                        "deliver tenants' decisions to URLs (JSON; see docs/http-api.md)");
   serve_cmd->add_flag("--sync", server_options.engine.sync,
                       "fsync every append (survives power loss, not only a killed process)");
 
@@ -483,7 +495,7 @@ int main(int argc, char** argv) {
   if (*forecast_cmd) return forecast(forecast_options, fa);
   if (*import_cmd) return import(import_options, import_args);
   if (*erlang_cmd) return erlang(erlang_args, erlang_a_cmd->parsed());
-  if (*serve_cmd) return serve(server_options, http, credentials);
+  if (*serve_cmd) return serve(server_options, http, credentials, webhooks);
   if (*replay_cmd) return replay(replay_options, rebuild);
   if (*digest_cmd) return digest(digest_options);
   if (*journal_cmd) return journal(journal_options, tenant);

@@ -86,6 +86,24 @@ Metrics::Metrics()
                   .Name("omniroute_processor_errors_total")
                   .Help("Processor failures (the host retries with backoff), per partition")
                   .Register(*registry_)),
+      webhook_posts_(BuildCounter()
+                         .Name("omniroute_webhook_posts_total")
+                         .Help("Webhook POSTs, by webhook and result (delivered: a 2xx answer; "
+                               "failed: any other, or none)")
+                         .Register(*registry_)),
+      webhook_entries_(BuildCounter()
+                           .Name("omniroute_webhook_entries_delivered_total")
+                           .Help("Journal entries delivered by webhook")
+                           .Register(*registry_)),
+      webhook_seq_(BuildGauge()
+                       .Name("omniroute_webhook_delivered_seq")
+                       .Help("The last journal seq a webhook delivered (or passed over)")
+                       .Register(*registry_)),
+      webhook_failing_(BuildGauge()
+                           .Name("omniroute_webhook_failures_in_a_row")
+                           .Help("Failed deliveries of a webhook since its last success (0: "
+                                 "delivering)")
+                           .Register(*registry_)),
       backlog_wait_(BuildCounter()
                         .Name("omniroute_ingest_backlog_wait_seconds_total")
                         .Help("Time POST /v1/events spent waiting for room while the partition "
@@ -132,6 +150,19 @@ void Metrics::http_request(const std::string& route, int code) {
 }
 
 void Metrics::backlog_wait(double seconds) { backlog_wait_.Increment(seconds); }
+
+void Metrics::webhook_delivery(const std::string& webhook, bool delivered, size_t entries) {
+  counter(webhook_posts_, {{"webhook", webhook}, {"result", delivered ? "delivered" : "failed"}}).Increment();
+  if (entries > 0) counter(webhook_entries_, {{"webhook", webhook}}).Increment(static_cast<double>(entries));
+}
+
+void Metrics::webhook_position(const std::string& webhook, uint64_t seq) {
+  webhook_seq_.Add({{"webhook", webhook}}).Set(static_cast<double>(seq));
+}
+
+void Metrics::webhook_failing(const std::string& webhook, int failures) {
+  webhook_failing_.Add({{"webhook", webhook}}).Set(failures);
+}
 
 void Metrics::on_facts(const std::string& type, const char* result, size_t count) {
   counter(processed_, {{"type", type}, {"result", result}}).Increment(static_cast<double>(count));

@@ -35,6 +35,13 @@ class Metrics final : public actors::ProcessorObserver {
   // Journal long-polls waiting now (GET /v1/journal with wait_ms), set before each scrape.
   void waiting_polls(int count);
 
+  // Webhook egress (labels: the webhook's name, from the server's configuration): a POST and
+  // whether the receiver took it (with the entries it carried), the last seq delivered, and
+  // the failures in a row (0 once one succeeds).
+  void webhook_delivery(const std::string& webhook, bool delivered, size_t entries);
+  void webhook_position(const std::string& webhook, uint64_t seq);
+  void webhook_failing(const std::string& webhook, int failures);
+
   void on_facts(const std::string& type, const char* result, size_t count) override;
   void on_journal_append(size_t records, size_t entries) override;
   void on_decision_latency(double seconds) override;
@@ -66,6 +73,10 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Gauge>& agents_;
   prometheus::Family<prometheus::Counter>& http_;
   prometheus::Family<prometheus::Counter>& errors_;
+  prometheus::Family<prometheus::Counter>& webhook_posts_;
+  prometheus::Family<prometheus::Counter>& webhook_entries_;
+  prometheus::Family<prometheus::Gauge>& webhook_seq_;
+  prometheus::Family<prometheus::Gauge>& webhook_failing_;
   prometheus::Counter& backlog_wait_;
   prometheus::Gauge& memtables_;
   prometheus::Gauge& waiting_polls_;

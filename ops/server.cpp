@@ -39,6 +39,9 @@ result<Storage> open_storage(const EngineOptions& o) {
 }
 
 result<std::unique_ptr<Server>> Server::start(const ServerOptions& options) {
+  if (!options.webhooks.empty() && !options.engine.kafka_brokers.empty())
+    return Status::error("webhooks are delivered on the embedded engine only: with --kafka-brokers, "
+                         "read the decisions from the journal topic");
   std::unique_ptr<Server> server(new Server);
   auto storage = open_storage(options.engine);
   if (!storage) return storage.error();
@@ -54,12 +57,18 @@ result<std::unique_ptr<Server>> Server::start(const ServerOptions& options) {
     server->processor_->stop();
     return s;
   }
+  if (!options.webhooks.empty()) {
+    server->webhooks_ = std::make_unique<adapters::WebhookEgress>(
+        *server->storage_.store, server->metrics_, options.webhooks, options.webhook_backoff);
+    server->webhooks_->start();
+  }
   return server;
 }
 
 Server::~Server() { stop(); }
 
 void Server::stop() {
+  if (webhooks_) webhooks_->stop();
   if (http_) http_->stop();
   if (processor_) processor_->stop();
 }

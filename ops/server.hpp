@@ -8,6 +8,7 @@
 
 #include "actors/processor.hpp"
 #include "adapters/http_api.hpp"
+#include "adapters/webhooks.hpp"
 #include "events/event_log.hpp"
 #include "ops/metrics.hpp"
 #include "projections/store.hpp"
@@ -37,13 +38,17 @@ struct ServerOptions {
   EngineOptions engine;
   adapters::HttpOptions http;
   actors::ProcessorOptions processor;
+  // Decision egress by webhook (embedded engine only: on Kafka, the journal topic is the stream).
+  std::vector<adapters::Webhook> webhooks;
+  adapters::WebhookEgress::Backoff webhook_backoff;
 };
 
 class Server {
  public:
   static result<std::unique_ptr<Server>> start(const ServerOptions& options);
   ~Server();
-  // Stops the HTTP front door, then the processor (each host finishes its batch). Idempotent.
+  // Stops the webhooks and the HTTP front door, then the processor (each host finishes its
+  // batch). Idempotent.
   void stop();
   int port() const { return http_->port(); }
   bool ready() const { return processor_->ready(); }
@@ -56,6 +61,7 @@ class Server {
   Metrics metrics_;
   std::unique_ptr<actors::Processor> processor_;
   std::unique_ptr<adapters::HttpApi> http_;
+  std::unique_ptr<adapters::WebhookEgress> webhooks_;
 };
 
 }  // namespace omniroute::ops

@@ -102,6 +102,10 @@ class Store {
                                      int64_t from_ms, int64_t to_ms,
                                      const std::string& channel = "") const;
 
+  // Where a webhook's delivery of a tenant's journal is: the last seq it delivered (or passed
+  // over), or nullopt before its first. Not a view: a rebuild keeps it.
+  std::optional<seq_no> egress_cursor(const std::string& webhook, const std::string& tenant) const;
+  Status set_egress_cursor(const std::string& webhook, const std::string& tenant, seq_no delivered);
   // The journal position up to which partition p's records are in the views.
   journal_pos applied(partition_id p) const;
 

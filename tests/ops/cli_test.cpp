@@ -109,3 +109,18 @@ TEST_CASE("key makes a new key and the credentials entry of its SHA-256; bad ten
     CHECK(bad.output.find(says) != std::string::npos);
   }
 }
+
+TEST_CASE("serve refuses a webhooks file it cannot use, before it starts") {
+  omniroute::testing::TempDir dir;
+  const std::string data = dir.sub("data"), hooks = dir.sub("hooks.json");
+  {
+    std::ofstream out(hooks);
+    out << R"({"webhooks": [{"name": "crm", "tenant": "acme", "url": "crm.example", "secret": "0123456789abcdef"}]})";
+  }
+  const Run r = run({"serve", "--http", "127.0.0.1:0", "--data", data, "--webhooks", hooks});
+  INFO(r.output);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("webhooks " + hooks + ": webhooks[0].url: must be an http:// or https:// URL") !=
+        std::string::npos);
+  CHECK(!std::filesystem::exists(data));
+}
