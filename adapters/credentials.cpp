@@ -4,12 +4,11 @@
 #include <openssl/rand.h>
 
 #include <cctype>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 
+#include "adapters/config_file.hpp"
 #include "events/envelope.hpp"
 
 namespace omniroute::adapters {
@@ -40,9 +39,8 @@ result<std::pair<std::string, Credential>> entry_of(const json& e, size_t i) {
   const std::string at = "keys[" + std::to_string(i) + "]";
   auto wrong = [&](const std::string& what) { return Status::error(at + what); };
   if (!e.is_object()) return wrong(": must be an object with name, sha256 and tenants");
-  for (const auto& [member, value] : e.items())
-    if (member != "name" && member != "sha256" && member != "tenants")
-      return wrong("." + member + ": unknown member (name, sha256 and tenants are)");
+  if (const std::string other = unknown_member(e, {"name", "sha256", "tenants"}); !other.empty())
+    return wrong("." + other + ": unknown member (name, sha256 and tenants are)");
   Credential c;
   if (!e.contains("name") || !e["name"].is_string() || e["name"].get<std::string>().empty())
     return wrong(".name: must be a non-empty string");
@@ -91,34 +89,22 @@ bool Credential::allows(std::string_view tenant) const {
 }
 
 result<Credentials> Credentials::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::error("credentials " + path + ": cannot be read");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return Status::error("credentials " + path + ": cannot be read");
-  return parse(text.str(), path);
+  auto text = read_config(path, "credentials");
+  if (!text) return text.error();
+  return parse(*text, path);
 }
 
 result<Credentials> Credentials::parse(std::string_view text, const std::string& source) {
   auto wrong = [&](const std::string& what) {
     return Status::error("credentials " + source + ": " + what);
   };
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return wrong(std::string("not valid JSON: ") + e.what());
-  }
-  if (!doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array())
-    return wrong("must be an object with a \"keys\" array");
-  for (const auto& [member, value] : doc.items())
-    if (member != "keys") return wrong(member + ": unknown member (only keys is)");
-  if (doc["keys"].empty())
-    return wrong("keys: empty (a server with no key would refuse every request)");
+  auto keys = config_array(text, "credentials", source, "keys");
+  if (!keys) return keys.error();
+  if (keys->empty()) return wrong("keys: empty (a server with no key would refuse every request)");
   Credentials out;
   std::set<std::string> names;
-  for (size_t i = 0; i < doc["keys"].size(); ++i) {
-    auto e = entry_of(doc["keys"][i], i);
+  for (size_t i = 0; i < keys->size(); ++i) {
+    auto e = entry_of((*keys)[i], i);
     if (!e) return wrong(e.error().message());
     if (!names.insert(e->second.name).second)
       return wrong("keys[" + std::to_string(i) + "].name: '" + e->second.name + "' is named twice");

@@ -154,6 +154,16 @@ std::string type_label(const json& event) {
   return "unknown";
 }
 
+// Refuses a POST /v1/events for the events in `errors` (at least one): all or nothing, the
+// whole request refused and nothing appended. The answer is the first error, with all of them.
+void refuse_request(httplib::Response& res, int status, json errors) {
+  json answer = errors[0];
+  answer["errors"] = std::move(errors);
+  answer["batch"] = "all_or_nothing";
+  answer["accepted"] = 0;
+  send_json(res, status, answer);
+}
+
 // The general path of POST /v1/events: any body, read through a DOM of the whole of it and
 // parse_fact, every problem named. Fills `envs` and `batch`, or answers the refusal and
 // returns false.
@@ -202,12 +212,7 @@ bool read_events(const std::string& text, size_t max_batch_events, ops::Metrics&
     envs.push_back(std::move(parsed.value()));
   }
   if (!errors.empty()) {
-    // All or nothing: one bad event refuses the whole request, and nothing is appended.
-    json answer = errors[0];
-    answer["errors"] = errors;
-    answer["batch"] = "all_or_nothing";
-    answer["accepted"] = 0;
-    send_json(res, 400, answer);
+    refuse_request(res, 400, std::move(errors));
     return false;
   }
   return true;
@@ -230,11 +235,7 @@ bool writes_only_allowed(const Credential& who, const std::vector<events::Envelo
     metrics.received(envs[i].type, "refused");
   }
   if (errors.empty()) return true;
-  json answer = errors[0];
-  answer["errors"] = errors;
-  answer["batch"] = "all_or_nothing";
-  answer["accepted"] = 0;
-  send_json(res, 403, answer);
+  refuse_request(res, 403, std::move(errors));
   return false;
 }
 

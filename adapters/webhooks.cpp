@@ -5,11 +5,10 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "adapters/config_file.hpp"
 #include "events/envelope.hpp"
 
 namespace omniroute::adapters {
@@ -39,11 +38,10 @@ result<Webhook> webhook_of(const json& e, size_t i) {
   const std::string at = "webhooks[" + std::to_string(i) + "]";
   auto wrong = [&](const std::string& what) { return Status::error(at + what); };
   if (!e.is_object()) return wrong(": must be an object with name, tenant, url and secret");
-  for (const auto& [member, value] : e.items())
-    if (member != "name" && member != "tenant" && member != "url" && member != "secret" &&
-        member != "types" && member != "batch")
-      return wrong("." + member +
-                   ": unknown member (name, tenant, url, secret, types and batch are)");
+  if (const std::string other =
+          unknown_member(e, {"name", "tenant", "url", "secret", "types", "batch"});
+      !other.empty())
+    return wrong("." + other + ": unknown member (name, tenant, url, secret, types and batch are)");
   auto text = [&](const char* member) -> const std::string* {
     const json* v = e.contains(member) ? &e[member] : nullptr;
     return v && v->is_string() && !v->get_ref<const std::string&>().empty()
@@ -85,32 +83,21 @@ result<Webhook> webhook_of(const json& e, size_t i) {
 }  // namespace
 
 result<std::vector<Webhook>> load_webhooks(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::error("webhooks " + path + ": cannot be read");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return Status::error("webhooks " + path + ": cannot be read");
-  return parse_webhooks(text.str(), path);
+  auto text = read_config(path, "webhooks");
+  if (!text) return text.error();
+  return parse_webhooks(*text, path);
 }
 
 result<std::vector<Webhook>> parse_webhooks(std::string_view text, const std::string& source) {
   auto wrong = [&](const std::string& what) {
     return Status::error("webhooks " + source + ": " + what);
   };
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return wrong(std::string("not valid JSON: ") + e.what());
-  }
-  if (!doc.is_object() || !doc.contains("webhooks") || !doc["webhooks"].is_array())
-    return wrong("must be an object with a \"webhooks\" array");
-  for (const auto& [member, value] : doc.items())
-    if (member != "webhooks") return wrong(member + ": unknown member (only webhooks is)");
+  auto list = config_array(text, "webhooks", source, "webhooks");
+  if (!list) return list.error();
   std::vector<Webhook> out;
   std::set<std::string> names;
-  for (size_t i = 0; i < doc["webhooks"].size(); ++i) {
-    auto w = webhook_of(doc["webhooks"][i], i);
+  for (size_t i = 0; i < list->size(); ++i) {
+    auto w = webhook_of((*list)[i], i);
     if (!w) return wrong(w.error().message());
     if (!names.insert(w->name).second)
       return wrong("webhooks[" + std::to_string(i) + "].name: '" + w->name +
@@ -192,8 +179,8 @@ void WebhookEgress::run(Runner& r) {
       deliver(r);
       return;
     } catch (const std::exception& e) {
-      std::cerr << "omniroute: webhook " << r.hook.name << ": " << e.what() << "; starting again in "
-                << backoff_.most.count() / 1000 << " s\n";
+      std::cerr << "omniroute: webhook " << r.hook.name << ": " << e.what()
+                << "; starting again in " << backoff_.most.count() / 1000 << " s\n";
       metrics_.webhook_delivery(r.hook.name, false, 0);
     }
     if (!pause(backoff_.most)) return;
