@@ -630,9 +630,10 @@ void HttpApi::routes() {
     res.set_content(out, "application/json");
   });
 
-  svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  svr.Get("/metrics", [this, poll_limit](const httplib::Request&, httplib::Response& res) {
     metrics_.memtable_bytes(store_.memtable_bytes());
-    metrics_.waiting_polls(waiting_polls_.load());
+    metrics_.waiting_polls(waiting_polls_.load(), poll_limit);
+    metrics_.ready(ready_());
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });
   svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {

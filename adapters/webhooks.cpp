@@ -189,6 +189,7 @@ void WebhookEgress::run(Runner& r) {
 
 void WebhookEgress::deliver(Runner& r) {
   const Webhook& w = r.hook;
+  metrics_.webhook_started(w.name);
   std::optional<seq_no> cursor = store_.egress_cursor(w.name, w.tenant);
   if (cursor) metrics_.webhook_position(w.name, cursor->value());
   httplib::Client client(r.origin);

@@ -121,11 +121,27 @@ Metrics::Metrics()
                          .Help("Journal long-polls (GET /v1/journal with wait_ms) waiting now; "
                                "at the limit, another is answered 503 too_many_waiting")
                          .Register(*registry_)
-                         .Add({})) {}
+                         .Add({})),
+      poll_limit_(BuildGauge()
+                      .Name("omniroute_http_journal_polls_limit")
+                      .Help("How many journal long-polls may wait at once")
+                      .Register(*registry_)
+                      .Add({})),
+      ready_(BuildGauge()
+                 .Name("omniroute_ready")
+                 .Help("1 when every partition this process owns has recovered (as /readyz "
+                       "answers), else 0")
+                 .Register(*registry_)
+                 .Add({})) {}
 
 void Metrics::memtable_bytes(uint64_t bytes) { memtables_.Set(static_cast<double>(bytes)); }
 
-void Metrics::waiting_polls(int count) { waiting_polls_.Set(count); }
+void Metrics::waiting_polls(int count, int limit) {
+  waiting_polls_.Set(count);
+  poll_limit_.Set(limit);
+}
+
+void Metrics::ready(bool ready) { ready_.Set(ready ? 1 : 0); }
 
 std::string Metrics::render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
@@ -151,9 +167,18 @@ void Metrics::http_request(const std::string& route, int code) {
 
 void Metrics::backlog_wait(double seconds) { backlog_wait_.Increment(seconds); }
 
+void Metrics::webhook_started(const std::string& webhook) {
+  for (const char* result : {"delivered", "failed"})
+    counter(webhook_posts_, {{"webhook", webhook}, {"result", result}});
+  counter(webhook_entries_, {{"webhook", webhook}});
+  webhook_failing(webhook, 0);
+}
+
 void Metrics::webhook_delivery(const std::string& webhook, bool delivered, size_t entries) {
-  counter(webhook_posts_, {{"webhook", webhook}, {"result", delivered ? "delivered" : "failed"}}).Increment();
-  if (entries > 0) counter(webhook_entries_, {{"webhook", webhook}}).Increment(static_cast<double>(entries));
+  counter(webhook_posts_, {{"webhook", webhook}, {"result", delivered ? "delivered" : "failed"}})
+      .Increment();
+  if (entries > 0)
+    counter(webhook_entries_, {{"webhook", webhook}}).Increment(static_cast<double>(entries));
 }
 
 void Metrics::webhook_position(const std::string& webhook, uint64_t seq) {
@@ -177,6 +202,9 @@ void Metrics::on_decision_latency(double seconds) { latency_.Observe(seconds); }
 
 void Metrics::on_lag(partition_id p, int64_t records) {
   lag_.Add({{"partition", std::to_string(p.value())}}).Set(static_cast<double>(records));
+  // The partition's error counter exists from its first report, at 0: an alert on its
+  // increase() sees the first error too (a series that appears at 1 has not increased).
+  counter(errors_, {{"partition", std::to_string(p.value())}});
 }
 
 void Metrics::on_tenant(const std::string& tenant,
@@ -212,11 +240,16 @@ Metrics::QueueGauges& Metrics::queue_gauges(const std::string& tenant, const std
       l["outcome"] = outcome;
       return l;
     };
-    it->second = {&queue_depth_.Add(labels),        &oldest_wait_.Add(labels),
-                  &queue_agents_.Add(labels),       &free_slots_.Add(labels),
-                  &contacts_today_.Add(with("offered")), &contacts_today_.Add(with("answered")),
-                  &contacts_today_.Add(with("abandoned")), &service_level_.Add(labels),
-                  &asa_.Add(labels),                &aht_.Add(labels)};
+    it->second = {&queue_depth_.Add(labels),
+                  &oldest_wait_.Add(labels),
+                  &queue_agents_.Add(labels),
+                  &free_slots_.Add(labels),
+                  &contacts_today_.Add(with("offered")),
+                  &contacts_today_.Add(with("answered")),
+                  &contacts_today_.Add(with("abandoned")),
+                  &service_level_.Add(labels),
+                  &asa_.Add(labels),
+                  &aht_.Add(labels)};
   }
   return it->second;
 }

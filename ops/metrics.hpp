@@ -33,12 +33,16 @@ class Metrics final : public actors::ProcessorObserver {
   // What RocksDB's memtables hold now (Store::memtable_bytes), set before each scrape.
   void memtable_bytes(uint64_t bytes);
   // Journal long-polls waiting now (GET /v1/journal with wait_ms), set before each scrape.
-  void waiting_polls(int count);
+  void waiting_polls(int count, int limit);
+  // Whether the process has recovered every partition it owns (/readyz), set before each scrape.
+  void ready(bool ready);
 
   // Webhook egress (labels: the webhook's name, from the server's configuration): a POST and
   // whether the receiver took it (with the entries it carried), the last seq delivered, and
   // the failures in a row (0 once one succeeds).
   void webhook_delivery(const std::string& webhook, bool delivered, size_t entries);
+  // A webhook's series, at 0, as its delivery starts.
+  void webhook_started(const std::string& webhook);
   void webhook_position(const std::string& webhook, uint64_t seq);
   void webhook_failing(const std::string& webhook, int failures);
 
@@ -80,6 +84,8 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Counter& backlog_wait_;
   prometheus::Gauge& memtables_;
   prometheus::Gauge& waiting_polls_;
+  prometheus::Gauge& poll_limit_;
+  prometheus::Gauge& ready_;
   std::mutex cache_mu_;
   std::unordered_map<std::string, prometheus::Counter*> cache_;
   // A queue's gauges, created on its first report (Family::Add hashes labels each call).
