@@ -174,6 +174,7 @@ bool WebhookEgress::pause(std::chrono::milliseconds d) {
 void WebhookEgress::run(Runner& r) {
   // What delivery throws (an entry it cannot read, no memory) stops neither the server nor the
   // webhook: logged, and delivery starts again from the stored position after a pause.
+  metrics_.webhook_started(r.hook.name);
   while (!stopping_) {
     try {
       deliver(r);
@@ -189,7 +190,6 @@ void WebhookEgress::run(Runner& r) {
 
 void WebhookEgress::deliver(Runner& r) {
   const Webhook& w = r.hook;
-  metrics_.webhook_started(w.name);
   std::optional<seq_no> cursor = store_.egress_cursor(w.name, w.tenant);
   if (cursor) metrics_.webhook_position(w.name, cursor->value());
   httplib::Client client(r.origin);
