@@ -385,6 +385,11 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--credentials", credentials,
                         "API keys and the tenants each may use (JSON; see docs/http-api.md); "
                         "without, the API is open to any client that reaches the port");
+  serve_cmd->add_option("--metrics-queues", server_options.metrics_queues,
+                        "at most this many queues (and tenants) get gauges of their own on "
+                        "/metrics; names come from clients, each queue is a dozen series")
+      ->check(CLI::Range(size_t{0}, size_t{1000000}))
+      ->capture_default_str();
   std::string webhooks;
   serve_cmd->add_option("--webhooks", webhooks,
                         "deliver tenants' decisions to URLs (JSON; see docs/http-api.md)");

@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <iostream>
+
 namespace omniroute::ops {
 
 using prometheus::BuildCounter;
@@ -132,7 +134,13 @@ Metrics::Metrics()
                  .Help("1 when every partition this process owns has recovered (as /readyz "
                        "answers), else 0")
                  .Register(*registry_)
-                 .Add({})) {}
+                 .Add({})),
+      queues_limited_(BuildGauge()
+                          .Name("omniroute_metrics_queues_limited")
+                          .Help("1 once more queues or tenants were seen than get gauges of their "
+                                "own (--metrics-queues): the others are not exported")
+                          .Register(*registry_)
+                          .Add({})) {}
 
 void Metrics::memtable_bytes(uint64_t bytes) { memtables_.Set(static_cast<double>(bytes)); }
 
@@ -211,7 +219,9 @@ void Metrics::on_tenant(const std::string& tenant,
                         const std::map<std::string, routing::QueueStats>& queues,
                         const std::map<std::string, size_t>& agents) {
   for (const auto& [queue, s] : queues) {
-    QueueGauges& g = queue_gauges(tenant, queue);
+    QueueGauges* found = queue_gauges(tenant, queue);
+    if (!found) continue;
+    QueueGauges& g = *found;
     g.depth->Set(static_cast<double>(s.waiting));
     g.oldest_wait->Set(s.oldest_wait_s);
     g.agents->Set(static_cast<double>(s.agents_available));
@@ -226,14 +236,41 @@ void Metrics::on_tenant(const std::string& tenant,
     if (t.handled > 0)
       g.aht->Set(static_cast<double>(t.handle_ms) / 1000.0 / static_cast<double>(t.handled));
   }
+  if (agents.empty() || !agent_gauges(tenant)) return;
   for (const auto& [status, n] : agents)
     agents_.Add({{"tenant", tenant}, {"status", status}}).Set(static_cast<double>(n));
 }
 
-Metrics::QueueGauges& Metrics::queue_gauges(const std::string& tenant, const std::string& queue) {
+bool Metrics::agent_gauges(const std::string& tenant) {
   std::lock_guard<std::mutex> lock(cache_mu_);
-  auto [it, fresh] = queue_gauges_.try_emplace(tenant + '\0' + queue);
-  if (fresh) {
+  if (agent_tenants_.count(tenant)) return true;
+  if (agent_tenants_.size() >= queue_limit_) {
+    limited();
+    return false;
+  }
+  agent_tenants_.insert(tenant);
+  return true;
+}
+
+void Metrics::limited() {
+  if (limited_) return;
+  limited_ = true;
+  queues_limited_.Set(1);
+  std::cerr << "omniroute: metrics: more than " << queue_limit_
+            << " queues or tenants; the gauges of those seen after are not exported "
+               "(--metrics-queues)\n";
+}
+
+Metrics::QueueGauges* Metrics::queue_gauges(const std::string& tenant, const std::string& queue) {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  std::string key = tenant + '\0' + queue;
+  auto it = queue_gauges_.find(key);
+  if (it == queue_gauges_.end()) {
+    if (queue_gauges_.size() >= queue_limit_) {
+      limited();
+      return nullptr;
+    }
+    it = queue_gauges_.emplace(std::move(key), QueueGauges{}).first;
     const std::map<std::string, std::string> labels{{"tenant", tenant}, {"queue", queue}};
     auto with = [&](const char* outcome) {
       auto l = labels;
@@ -251,7 +288,7 @@ Metrics::QueueGauges& Metrics::queue_gauges(const std::string& tenant, const std
                   &asa_.Add(labels),
                   &aht_.Add(labels)};
   }
-  return it->second;
+  return &it->second;
 }
 
 void Metrics::on_error(partition_id p, const std::string&) {

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -20,6 +21,13 @@ namespace omniroute::ops {
 class Metrics final : public actors::ProcessorObserver {
  public:
   Metrics();
+
+  // At most how many queues (tenant and queue) get gauges of their own, and how many tenants
+  // agent gauges: their names come from clients, and each is a dozen series more for every
+  // scrape and for Prometheus to keep (20,000 tenants of a queue each: 260,000 series, 17 MB a
+  // scrape, 89 MB of the server's memory). Past the limit a new one is not exported, and
+  // omniroute_metrics_queues_limited turns 1. 2,000 unless set; set before the hosts start.
+  void limit_queues(size_t n) { queue_limit_ = n; }
 
   // The text exposition format of every metric.
   std::string render() const;
@@ -93,8 +101,16 @@ class Metrics final : public actors::ProcessorObserver {
     prometheus::Gauge *depth, *oldest_wait, *agents, *free_slots, *offered, *answered,
         *abandoned, *service_level, *asa, *aht;
   };
-  QueueGauges& queue_gauges(const std::string& tenant, const std::string& queue);
+  // A queue's gauges, or null when the limit keeps it out (logged once).
+  QueueGauges* queue_gauges(const std::string& tenant, const std::string& queue);
+  // Whether `tenant` has agent gauges (made if there is room).
+  bool agent_gauges(const std::string& tenant);
+  void limited();  // a queue or tenant was kept out: once, log it and set the gauge
   std::unordered_map<std::string, QueueGauges> queue_gauges_;
+  std::unordered_set<std::string> agent_tenants_;
+  size_t queue_limit_ = 2000;
+  bool limited_ = false;
+  prometheus::Gauge& queues_limited_;
 };
 
 }  // namespace omniroute::ops

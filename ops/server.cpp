@@ -46,6 +46,7 @@ result<std::unique_ptr<Server>> Server::start(const ServerOptions& options) {
   auto storage = open_storage(options.engine);
   if (!storage) return storage.error();
   server->storage_ = std::move(storage.value());
+  server->metrics_.limit_queues(options.metrics_queues);
   server->processor_ = std::make_unique<actors::Processor>(
       *server->storage_.log, *server->storage_.store, server->metrics_, options.processor);
   if (Status s = server->processor_->start(); !s) return s;

@@ -41,6 +41,8 @@ struct ServerOptions {
   // Decision egress by webhook (embedded engine only: on Kafka, the journal topic is the stream).
   std::vector<adapters::Webhook> webhooks;
   adapters::WebhookEgress::Backoff webhook_backoff;
+  // Queues (and tenants) with gauges of their own (Metrics::limit_queues).
+  size_t metrics_queues = 2000;
 };
 
 class Server {

@@ -15,6 +15,7 @@
 #include <future>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "adapters/credentials.hpp"
@@ -571,6 +572,39 @@ TEST_CASE("requests no route matches are counted as one route, whatever their pa
   CHECK(all->body.find("/extra") == std::string::npos);
   CHECK(all->body.find("/b/c") == std::string::npos);
   CHECK(all->body.find("/v1/other") == std::string::npos);
+}
+
+TEST_CASE("queues past --metrics-queues get no gauges of their own: clients cannot grow the metrics without end") {
+  Running r("", [](ops::ServerOptions& o) { o.metrics_queues = 2; });
+  json batch = json::array();
+  for (const std::string tenant : {"t1", "t2", "t3", "t4"}) {
+    batch.push_back(event(tenant + "-q", "queue.configured", T0, {{"queue", "support"}}, tenant));
+    batch.push_back(event(tenant + "-a", "agent.logged_in", T1,
+                          {{"agent", "alice"}, {"queues", {"support"}}, {"capacity", {{"chat", 1}}}}, tenant));
+  }
+  auto res = r.post(batch);
+  REQUIRE(res);
+  REQUIRE(res->status == 202);
+  // Every tenant reports its queue as its partition host projects it: once two more than the
+  // limit have, the gauge says so.
+  for (int i = 0; i < 400 && r.metric("omniroute_metrics_queues_limited") != 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  CHECK(r.metric("omniroute_metrics_queues_limited") == 1);
+  for (const std::string t : {"t1", "t2", "t3", "t4"}) r.journal_until("agent.logged_in", t);
+  auto scraped = r.http->Get("/metrics");
+  REQUIRE(scraped);
+  std::set<std::string> with_queue, with_agents;
+  std::istringstream in(scraped->body);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t at = line.find("tenant=\"");
+    if (at == std::string::npos) continue;
+    const std::string tenant = line.substr(at + 8, line.find('"', at + 8) - at - 8);
+    if (line.rfind("omniroute_queue_depth{", 0) == 0) with_queue.insert(tenant);
+    if (line.rfind("omniroute_agents{", 0) == 0) with_agents.insert(tenant);
+  }
+  CHECK(with_queue.size() == 2);
+  CHECK(with_agents.size() == 2);
 }
 
 TEST_CASE("a view the partition host could not render is answered 500 view_unavailable") {
