@@ -248,17 +248,25 @@ HttpApi::HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics&
       metrics_(metrics),
       ready_(std::move(ready)),
       options_(std::move(options)),
+      credentials_(options_.credentials),
       server_(std::make_unique<httplib::Server>()) {
   routes();
 }
 
 HttpApi::~HttpApi() { stop(); }
 
-std::optional<const Credential*> HttpApi::caller(const httplib::Request& req, httplib::Response& res) const {
-  if (!options_.credentials) return nullptr;
+void HttpApi::set_credentials(std::shared_ptr<const Credentials> credentials) {
+  std::atomic_store(&credentials_, std::move(credentials));
+}
+
+std::optional<std::shared_ptr<const Credential>> HttpApi::caller(const httplib::Request& req,
+                                                                 httplib::Response& res) const {
+  // The keys in force as the request came: a reload meanwhile does not free them under it.
+  const std::shared_ptr<const Credentials> keys = std::atomic_load(&credentials_);
+  if (!keys) return std::shared_ptr<const Credential>();
   const std::string header = req.get_header_value("Authorization");
   const std::string_view key = bearer_key(header);
-  if (const Credential* who = options_.credentials->find(key)) return who;
+  if (const Credential* who = keys->find(key)) return std::shared_ptr<const Credential>(keys, who);
   res.set_header("WWW-Authenticate", "Bearer realm=\"omniroute\"");
   send_error(res, 401, "unauthorized",
              {{"reason", header.empty()  ? "send the API key as Authorization: Bearer KEY"

@@ -60,12 +60,17 @@ class HttpApi {
   // Stops accepting and waits for the server thread. Idempotent.
   void stop();
   int port() const { return port_; }
+  // Puts other keys in force (a reload of --credentials): requests from now on are checked
+  // against them; those under way finish with the keys they started with. Only on a server
+  // started with credentials.
+  void set_credentials(std::shared_ptr<const Credentials> credentials);
 
  private:
   void routes();
-  // The caller's credential (nullptr on a server without credentials), or nothing after
-  // answering 401 for a missing or unknown key.
-  std::optional<const Credential*> caller(const httplib::Request& req, httplib::Response& res) const;
+  // The caller's credential (null on a server without credentials), or nothing after
+  // answering 401 for a missing or unknown key. It keeps the keys it came from alive.
+  std::optional<std::shared_ptr<const Credential>> caller(const httplib::Request& req,
+                                                          httplib::Response& res) const;
   // The request's ?tenant=, if it is given, valid and the caller's key may use it; else
   // nothing, after answering 401, 400 or 403.
   std::optional<std::string> tenant_param(const httplib::Request& req, httplib::Response& res) const;
@@ -75,6 +80,7 @@ class HttpApi {
   ops::Metrics& metrics_;
   std::function<bool()> ready_;
   HttpOptions options_;
+  std::shared_ptr<const Credentials> credentials_;  // atomic_load/atomic_store only
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -91,11 +91,13 @@ int serve(ops::ServerOptions options, const std::string& http, const std::string
     return fail("--http must be HOST:PORT, the port 0 (any free one) to 65535, got '" + http + "'");
   options.http.host = http.substr(0, colon);
   options.http.port = *port;
-  // Block the shutdown signals in every thread; the main thread waits for them below.
+  // Block the shutdown signals, and SIGHUP (reload), in every thread; the main thread waits for
+  // them below.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = ops::Server::start(options);
@@ -116,10 +118,27 @@ int serve(ops::ServerOptions options, const std::string& http, const std::string
             << "\n";
   for (const auto& w : options.webhooks)
     std::cout << "  webhook: " << w.name << " -> " << w.url << " (tenant " << w.tenant << ")\n";
-  std::cout << "  stop with Ctrl-C (SIGINT) or SIGTERM\n"
+  std::cout << "  stop with Ctrl-C (SIGINT) or SIGTERM"
+            << (credentials.empty() ? "" : "; SIGHUP reads the credentials again") << "\n"
             << std::flush;
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    if (credentials.empty()) {
+      std::cout << "omniroute: SIGHUP: nothing to read again (no --credentials)\n" << std::flush;
+      continue;
+    }
+    // A file that cannot be used changes nothing: the keys in force stay.
+    auto loaded = adapters::Credentials::load(credentials);
+    if (!loaded) {
+      std::cout << "omniroute: SIGHUP: " << loaded.error().message() << "; the keys in force stay\n"
+                << std::flush;
+      continue;
+    }
+    const size_t keys = loaded->size();
+    (*server)->set_credentials(std::make_shared<const adapters::Credentials>(std::move(*loaded)));
+    std::cout << "omniroute: SIGHUP: " << keys << " API keys from " << credentials << " in force\n"
+              << std::flush;
+  }
   std::cout << "omniroute: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
             << " received, shutting down\n"
             << std::flush;

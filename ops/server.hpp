@@ -53,6 +53,8 @@ class Server {
   // batch). Idempotent.
   void stop();
   int port() const { return http_->port(); }
+  // Puts other API keys in force (HttpApi::set_credentials).
+  void set_credentials(std::shared_ptr<const adapters::Credentials> c) { http_->set_credentials(std::move(c)); }
   bool ready() const { return processor_->ready(); }
   const events::EventLog& log() const { return *storage_.log; }
   projections::Store& store() { return *storage_.store; }

@@ -12,11 +12,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "adapters/credentials.hpp"
 #include "events/time.hpp"
 #include "tests/support/support.hpp"
 
@@ -70,6 +72,13 @@ struct Child {
       if (at != std::string::npos && c == '/') port = std::stoi(seen.substr(at + 26));
     }
     REQUIRE_MESSAGE(port > 0, "server did not start: " << seen);
+  }
+  // Reads the server's output until `text` has been printed; what it read.
+  std::string read_until(const std::string& text) {
+    std::string seen;
+    char c;
+    while (seen.find(text) == std::string::npos && read(out, &c, 1) == 1) seen += c;
+    return seen;
   }
   void kill_now() {
     ::kill(pid, SIGKILL);
@@ -262,4 +271,40 @@ TEST_CASE("kafka crash: the kafka engine under SIGKILL loses nothing and duplica
                   {"--kafka-brokers", cluster.brokers(), "--kafka-config",
                    "session.timeout.ms=6000", "--kafka-config", "heartbeat.interval.ms=500",
                    "--kafka-config", "log_level=0"});
+}
+
+TEST_CASE("SIGHUP reads the credentials again: the new keys are in force, a file it cannot use changes nothing") {
+  omniroute::testing::TempDir dir;
+  const std::string creds = dir.sub("creds.json");
+  auto write_keys = [&](const std::string& text) {
+    std::ofstream f(creds);
+    f << text;
+  };
+  auto entry = [](const std::string& name, const std::string& key) {
+    return json{{"name", name}, {"sha256", omniroute::adapters::sha256_hex(key)}, {"tenants", {"acme"}}};
+  };
+  write_keys(json{{"keys", {entry("old", "key-old")}}}.dump());
+  Child child;
+  child.engine_args = {"--credentials", creds};
+  child.start(dir.sub("data"));
+  httplib::Client http("127.0.0.1", child.port);
+  auto status_with = [&](const std::string& key) {
+    auto r = http.Get("/v1/journal?tenant=acme", {{"Authorization", "Bearer " + key}});
+    REQUIRE(r);
+    return r->status;
+  };
+  CHECK(status_with("key-old") == 200);
+  CHECK(status_with("key-new") == 401);
+
+  write_keys(json{{"keys", {entry("new", "key-new")}}}.dump());
+  ::kill(child.pid, SIGHUP);
+  CHECK(child.read_until("in force\n").find("SIGHUP: 1 API keys from " + creds + " in force") != std::string::npos);
+  CHECK(status_with("key-new") == 200);
+  CHECK(status_with("key-old") == 401);
+
+  write_keys("{\"keys\": [");  // cut short
+  ::kill(child.pid, SIGHUP);
+  CHECK(child.read_until("stay\n").find("SIGHUP: credentials " + creds + ": not valid JSON") != std::string::npos);
+  CHECK(status_with("key-new") == 200);
+  child.stop();
 }
