@@ -215,6 +215,39 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
   return Status::ok();
 }
 
+result<std::unique_ptr<Moment>> tenant_at(events::EventLog& log, const std::string& tenant,
+                                          std::optional<seq_no> until_seq, std::optional<int64_t> until_ms) {
+  const partition_id p = log.partition_of(tenant);
+  auto end = log.journal_end(p);
+  if (!end) return end.error();
+  auto moment = std::make_unique<Moment>(tenant);
+  bool past = false;  // read an entry after the moment: the rest of the history is not needed
+  Status s = events::scan_history(log, p, *end, [&](const events::StoredRecord& r) {
+    for (const auto& e : r.record.entries) {
+      if (e.tenant != tenant) continue;
+      auto env = events::read_envelope_text(e.envelope);
+      if (!env)
+        return Status::error("journal partition " + std::to_string(p.value()) + " position " +
+                             std::to_string(r.pos.value()) + ": " + env.error().reason);
+      if ((until_seq && env->seq && *env->seq > *until_seq) || (until_ms && env->time_ms > *until_ms)) {
+        past = true;
+        return Status::error("past the moment");
+      }
+      moment->tenant.apply(*env);
+      moment->seq = env->seq;
+      moment->time_ms = env->time_ms;
+    }
+    // As replay does: closed conversations and visits packed as they go, the touched sets emptied.
+    const routing::Touched touched = moment->tenant.take_touched();
+    for (const auto& id : touched.conversations) moment->tenant.pack_if_closed(id);
+    for (const auto& [customer, conversation] : touched.journeys.visits)
+      moment->tenant.pack_visit_if_closed(customer, conversation);
+    return Status::ok();
+  });
+  if (!s && !past) return s;
+  return moment;
+}
+
 PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store& store,
                                        partition_id p, ProcessorObserver& observer,
                                        size_t max_batch, bool clock_ticks,

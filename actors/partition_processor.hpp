@@ -52,6 +52,19 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
 std::vector<std::string> project_touched(PartitionState& state, projections::ViewBatch& batch,
                                          std::map<std::string, std::set<std::string>>* touched_queues = nullptr);
 
+// One tenant as it was at a moment of its history (an analyst's "as of"): its journal entries,
+// in journal order, applied to a fresh Tenant up to and including the entry `until_seq`, or
+// (with `until_ms`) up to the last entry whose time is at or before it (the first entry after
+// ends the read). Decides nothing: the state is what the live tenant's was right then.
+struct Moment {
+  explicit Moment(const std::string& tenant) : tenant(tenant) {}
+  routing::Tenant tenant;
+  std::optional<seq_no> seq;  // the last entry applied (nullopt: none)
+  int64_t time_ms = 0;        // its time
+};
+result<std::unique_ptr<Moment>> tenant_at(events::EventLog& log, const std::string& tenant,
+                                          std::optional<seq_no> until_seq, std::optional<int64_t> until_ms);
+
 // Processes partition p's ingest log to its end, then returns: for tools that hold the data
 // directory alone (import), where nothing else appends meanwhile.
 Status drain(events::EventLog& log, projections::Store& store, partition_id p);

@@ -194,6 +194,9 @@ class Tenant {
   // For metrics: live figures of the configured queues among `ids`, agents per status.
   std::map<std::string, QueueStats> queue_stats(const std::set<std::string>& ids) const;
   std::map<std::string, size_t> agents_by_status() const;
+  // The ids of the configured queues and of the agents known, in order.
+  std::vector<std::string> queue_ids() const;
+  std::vector<std::string> agent_ids() const;
   // How many closed conversations memory holds packed (PackedConversation), of all it holds.
   size_t packed_conversations() const { return packed_.size(); }
   size_t conversations_in_memory() const { return conversations_.size() + packed_.size(); }

@@ -783,4 +783,17 @@ std::map<std::string, size_t> Tenant::agents_by_status() const {
   return out;
 }
 
+std::vector<std::string> Tenant::queue_ids() const {
+  std::vector<std::string> ids;
+  for (const auto& [id, q] : queues_) ids.push_back(id);
+  return ids;
+}
+
+std::vector<std::string> Tenant::agent_ids() const {
+  std::vector<std::string> ids;
+  for (const auto& [id, a] : agents_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 }  // namespace omniroute::routing

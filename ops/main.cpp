@@ -213,6 +213,47 @@ int journal(const ops::EngineOptions& options, const std::string& tenant) {
   return 0;
 }
 
+struct AtArgs {
+  std::string tenant, time;
+  int64_t seq = -1;
+  std::vector<std::string> conversations, agents, queues, customers;
+};
+
+// Prints a tenant's entities as they were at a moment of its history: a line naming the moment
+// (the last journal entry it includes), then a line per entity, {"view", "id", "document"}
+// (null for an id unknown then). Without entities named: every queue, then every agent.
+int at(const ops::EngineOptions& options, const AtArgs& a) {
+  if (!events::valid_tenant(a.tenant)) return fail("--tenant '" + a.tenant + "' is not a valid tenant");
+  if ((a.seq >= 0) == !a.time.empty()) return fail("name the moment with one of --seq or --time");
+  std::optional<int64_t> until_ms;
+  if (!a.time.empty()) {
+    until_ms = events::parse_rfc3339_ms(a.time);
+    if (!until_ms) return fail("--time '" + a.time + "' is not an RFC 3339 time, e.g. 2026-11-20T10:05:00Z");
+  }
+  auto storage = open_written(options);
+  if (!storage) return fail(storage.error().message());
+  auto moment = actors::tenant_at(*storage->log, a.tenant,
+                                  a.seq >= 0 ? std::optional<seq_no>(seq_no{static_cast<uint64_t>(a.seq)}) : std::nullopt,
+                                  until_ms);
+  if (!moment) return fail(moment.error().message());
+  const routing::Tenant& t = (*moment)->tenant;
+  nlohmann::json head = {{"tenant", a.tenant}};
+  head["seq"] = (*moment)->seq ? nlohmann::json((*moment)->seq->value()) : nlohmann::json(nullptr);
+  head["time"] = (*moment)->seq ? nlohmann::json(events::format_rfc3339_ms((*moment)->time_ms)) : nlohmann::json(nullptr);
+  std::cout << head.dump() << "\n";
+  auto print = [](const char* view, const std::string& id, const std::optional<events::json>& doc) {
+    nlohmann::json line = {{"view", view}, {"id", id}};
+    line["document"] = doc ? nlohmann::json::parse(doc->dump()) : nlohmann::json(nullptr);
+    std::cout << line.dump() << "\n";
+  };
+  const bool named = !a.conversations.empty() || !a.agents.empty() || !a.queues.empty() || !a.customers.empty();
+  for (const auto& id : named ? a.queues : t.queue_ids()) print("queues", id, t.queue_view(id));
+  for (const auto& id : named ? a.agents : t.agent_ids()) print("agents", id, t.agent_view(id));
+  for (const auto& id : a.conversations) print("conversations", id, t.conversation_view(id));
+  for (const auto& id : a.customers) print("customers", id, t.customer_view(id));
+  return 0;
+}
+
 struct ImportArgs {
   std::string tenant, mapping, file;
 };
@@ -431,6 +472,21 @@ int main(int argc, char** argv) {
   add_engine_options(journal_cmd, journal_options);
   journal_cmd->add_option("--tenant", tenant, "only this tenant");
 
+  ops::EngineOptions at_options;
+  AtArgs at_args;
+  auto* at_cmd = app.add_subcommand(
+      "at", "a tenant's queues, agents, conversations or customers as they were at a moment");
+  add_engine_options(at_cmd, at_options);
+  at_cmd->add_option("--tenant", at_args.tenant, "the tenant")->required();
+  at_cmd->add_option("--seq", at_args.seq, "the moment: after the tenant's journal entry SEQ")
+      ->check(CLI::NonNegativeNumber);
+  at_cmd->add_option("--time", at_args.time,
+                     "the moment: after the last entry at or before TIME (RFC 3339)");
+  at_cmd->add_option("--conversation", at_args.conversations, "a conversation (repeat for more)");
+  at_cmd->add_option("--agent", at_args.agents, "an agent (repeat for more)");
+  at_cmd->add_option("--queue", at_args.queues, "a queue (repeat for more)");
+  at_cmd->add_option("--customer", at_args.customers, "a customer (repeat for more)");
+
   ops::EngineOptions import_options;
   ImportArgs import_args;
   auto* import_cmd = app.add_subcommand(
@@ -516,6 +572,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (*key_cmd) return make_key(key_name, key_tenants);
+  if (*at_cmd) return at(at_options, at_args);
   if (*forecast_cmd) return forecast(forecast_options, fa);
   if (*import_cmd) return import(import_options, import_args);
   if (*erlang_cmd) return erlang(erlang_args, erlang_a_cmd->parsed());

@@ -18,8 +18,10 @@
 #include <set>
 #include <thread>
 
+#include "actors/partition_processor.hpp"
 #include "adapters/credentials.hpp"
 #include "events/embedded_log.hpp"
+#include "events/time.hpp"
 #include "ops/server.hpp"
 #include "tests/support/support.hpp"
 
@@ -605,6 +607,65 @@ TEST_CASE("queues past --metrics-queues get no gauges of their own: clients cann
   }
   CHECK(with_queue.size() == 2);
   CHECK(with_agents.size() == 2);
+}
+
+TEST_CASE("a tenant as of a moment of its journal is what the live views showed at that moment") {
+  Running r;
+  struct Seen {
+    uint64_t seq;
+    int64_t time_ms;
+    json conversation, agent, queue;
+  };
+  std::vector<Seen> seen;
+  int64_t after = -1;
+  // Posts a fact, waits for the decision it causes, and keeps what the views show then.
+  auto step = [&](const json& fact, const std::string& decision) {
+    auto res = r.post(fact);
+    REQUIRE(res);
+    REQUIRE(res->status == 202);
+    auto entries = r.journal_until(decision, "acme", after);
+    after = entries.back()["seq"];
+    seen.push_back({static_cast<uint64_t>(after), *events::parse_rfc3339_ms(entries.back()["time"].get<std::string>()),
+                    r.get("/v1/conversations/c-1?tenant=acme"), r.get("/v1/agents/alice?tenant=acme"),
+                    r.get("/v1/queues/billing?tenant=acme")});
+  };
+  REQUIRE(r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}}))->status == 202);
+  REQUIRE(r.post(event("a-1", "agent.logged_in", T1, {{"agent", "alice"}, {"queues", {"billing"}}, {"capacity", {{"chat", 2}}}}))->status == 202);
+  step(event("c-1", "conversation.started", T2, {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"}, {"queue", "billing"}}),
+       "conversation.offered");
+  const std::string offer = r.journal_until("conversation.offered").back()["data"]["offer"];
+  step(event("acc-1", "offer.accepted", "2026-11-20T10:00:05Z", {{"conversation", "c-1"}, {"agent", "alice"}, {"offer", offer}}),
+       "conversation.assigned");
+  step(event("end-1", "conversation.ended", "2026-11-20T10:00:09Z", {{"conversation", "c-1"}, {"by", "customer"}}),
+       "conversation.ended");
+  r.server.reset();  // closes the data directory
+
+  ops::EngineOptions o;
+  o.data_dir = r.dir.str();
+  auto storage = ops::open_storage(o);
+  REQUIRE_MESSAGE(storage, (storage ? "" : storage.error().message()));
+  auto as_json = [](const std::optional<events::json>& doc) { return doc ? json::parse(doc->dump()) : json(nullptr); };
+  for (size_t i = 0; i < seen.size(); ++i) {
+    INFO("moment " << i << ", seq " << seen[i].seq);
+    for (const bool by_time : {false, true}) {
+      auto m = actors::tenant_at(*storage->log, "acme", by_time ? std::nullopt : std::optional<seq_no>(seq_no{seen[i].seq}),
+                                 by_time ? std::optional<int64_t>(seen[i].time_ms) : std::nullopt);
+      REQUIRE(m);
+      REQUIRE((*m)->seq);
+      CHECK((*m)->seq->value() == seen[i].seq);
+      CHECK(as_json((*m)->tenant.conversation_view("c-1")) == seen[i].conversation);
+      CHECK(as_json((*m)->tenant.agent_view("alice")) == seen[i].agent);
+      CHECK(as_json((*m)->tenant.queue_view("billing")) == seen[i].queue);
+    }
+  }
+  // The moments differ (the test compares something), and before the first entry there is nothing.
+  CHECK(seen[0].conversation["state"] == "offered");
+  CHECK(seen[1].conversation["state"] == "assigned");
+  CHECK(seen[2].conversation["state"] == "wrap_up");
+  auto before = actors::tenant_at(*storage->log, "acme", std::nullopt, int64_t{0});
+  REQUIRE(before);
+  CHECK_FALSE((*before)->seq);
+  CHECK_FALSE((*before)->tenant.queue_view("billing"));
 }
 
 TEST_CASE("a view the partition host could not render is answered 500 view_unavailable") {

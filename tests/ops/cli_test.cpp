@@ -124,3 +124,21 @@ TEST_CASE("serve refuses a webhooks file it cannot use, before it starts") {
         std::string::npos);
   CHECK(!std::filesystem::exists(data));
 }
+
+TEST_CASE("at refuses a moment it cannot read, and a data directory with no data") {
+  omniroute::testing::TempDir dir;
+  const std::string data = dir.sub("data");
+  for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"at", "--data", data, "--tenant", "acme"}, "name the moment with one of --seq or --time"},
+           {{"at", "--data", data, "--tenant", "acme", "--seq", "3", "--time", "2026-11-20T10:00:00Z"},
+            "name the moment with one of --seq or --time"},
+           {{"at", "--data", data, "--tenant", "acme", "--time", "yesterday"}, "--time 'yesterday' is not an RFC 3339 time"},
+           {{"at", "--data", data, "--tenant", "a b", "--seq", "1"}, "--tenant 'a b' is not a valid tenant"},
+           {{"at", "--data", data, "--tenant", "acme", "--seq", "1"}, "no omniroute data in " + data}}) {
+    const Run r = run(args);
+    INFO(r.output);
+    CHECK(r.status == 1);
+    CHECK(r.output.find(says) != std::string::npos);
+  }
+  CHECK(!std::filesystem::exists(data));
+}
