@@ -98,21 +98,6 @@ std::vector<adapters::Webhook> webhooks(const json& list) {
   return *w;
 }
 
-// The README session's first three facts for acme: five journal entries (seq 0 to 4, the last
-// conversation.assigned).
-json session() {
-  return json::array(
-      {event("q-1", "queue.configured", "2026-11-20T10:00:00Z",
-             {{"queue", "support"}, {"auto_accept", true}}),
-       event("a-1", "agent.logged_in", "2026-11-20T10:00:01Z",
-             {{"agent", "alice"}, {"queues", {"support"}}, {"capacity", {{"chat", 3}}}}),
-       event("c-1", "conversation.started", "2026-11-20T10:00:02Z",
-             {{"conversation", "c-1"},
-              {"customer", "u-9"},
-              {"channel", "web"},
-              {"queue", "support"}})});
-}
-
 double metric(int port, const std::string& line_prefix) {
   httplib::Client c("127.0.0.1", port);
   auto r = c.Get("/metrics");
@@ -159,7 +144,7 @@ TEST_CASE(
     auto server = ops::Server::start(o);
     REQUIRE_MESSAGE(server, (server ? "" : server.error().message()));
     httplib::Client http("127.0.0.1", (*server)->port());
-    auto res = http.Post("/v1/events", session().dump(), "application/json");
+    auto res = http.Post("/v1/events", testing::assigned_session().dump(), "application/json");
     REQUIRE(res);
     REQUIRE(res->status == 202);
 

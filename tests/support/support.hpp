@@ -98,4 +98,17 @@ inline nlohmann::json event(const std::string& id, const std::string& type,
   return {{"id", id}, {"type", type}, {"tenant", tenant}, {"time", time}, {"data", std::move(data)}};
 }
 
+// Three facts of acme: an auto-accept queue "support", alice logged in to it, and conversation
+// c-1 started there. They make five journal entries (seq 0 to 4, the last
+// conversation.assigned to alice).
+inline nlohmann::json assigned_session() {
+  return nlohmann::json::array(
+      {event("q-1", "queue.configured", "2026-11-20T10:00:00Z",
+             {{"queue", "support"}, {"auto_accept", true}}),
+       event("a-1", "agent.logged_in", "2026-11-20T10:00:01Z",
+             {{"agent", "alice"}, {"queues", {"support"}}, {"capacity", {{"chat", 3}}}}),
+       event("c-1", "conversation.started", "2026-11-20T10:00:02Z",
+             {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"}, {"queue", "support"}})});
+}
+
 }  // namespace omniroute::testing
