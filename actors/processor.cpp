@@ -131,4 +131,9 @@ bool Processor::ready() const {
   return true;
 }
 
+bool Processor::owns(partition_id p) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return processors_.count(p.value()) > 0;
+}
+
 }  // namespace omniroute::actors

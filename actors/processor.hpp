@@ -43,6 +43,8 @@ class Processor {
   void stop();
   // True once this process owns at least one partition and has recovered every one it owns.
   bool ready() const;
+  // Whether this process owns partition p now (its views cover that partition's tenants).
+  bool owns(partition_id p) const;
 
  private:
   void follow_membership();

@@ -296,6 +296,25 @@ std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req, ht
                 {"reason", "the key '" + (*who)->name + "' may not use tenant '" + tenant + "'"}});
     return std::nullopt;
   }
+  if (owns_) {
+    const partition_id p = log_.partition_of(tenant);
+    if (!owns_(p) && !ready_()) {  // joining the group, or between owners: ask again soon
+      res.set_header("Retry-After", "1");
+      send_error(res, 503, "not_ready",
+                 {{"tenant", tenant},
+                  {"partition", p.value()},
+                  {"reason", "this node is taking its partitions (see /readyz): ask again"}});
+      return std::nullopt;
+    }
+    if (!owns_(p)) {
+      send_error(res, 421, "not_owned",
+                 {{"tenant", tenant},
+                  {"partition", p.value()},
+                  {"reason", "another node owns partition " + std::to_string(p.value()) +
+                                 " of this tenant and has its views: ask that node"}});
+      return std::nullopt;
+    }
+  }
   return tenant;
 }
 

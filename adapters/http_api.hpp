@@ -64,6 +64,11 @@ class HttpApi {
   // against them; those under way finish with the keys they started with. Only on a server
   // started with credentials.
   void set_credentials(std::shared_ptr<const Credentials> credentials);
+  // For a node whose views cover only the partitions it owns (the Kafka engine): a query of a
+  // tenant of a partition `owns` says is not this node's is answered 421 not_owned, naming the
+  // partition, rather than from views that do not have it (a 404 that is not true); while the
+  // node is not ready (joining, or its partitions moving), 503 not_ready. Set before start().
+  void answer_only_owned(std::function<bool(partition_id)> owns) { owns_ = std::move(owns); }
 
  private:
   void routes();
@@ -79,6 +84,7 @@ class HttpApi {
   projections::Store& store_;
   ops::Metrics& metrics_;
   std::function<bool()> ready_;
+  std::function<bool(partition_id)> owns_;
   HttpOptions options_;
   std::shared_ptr<const Credentials> credentials_;  // atomic_load/atomic_store only
   std::unique_ptr<httplib::Server> server_;

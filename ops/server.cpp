@@ -54,6 +54,8 @@ result<std::unique_ptr<Server>> Server::start(const ServerOptions& options) {
   server->http_ = std::make_unique<adapters::HttpApi>(
       *server->storage_.log, *server->storage_.store, server->metrics_,
       [raw] { return raw->processor_->ready(); }, options.http);
+  if (!options.engine.kafka_brokers.empty())  // a node's views: its own partitions only
+    server->http_->answer_only_owned([raw](partition_id p) { return raw->processor_->owns(p); });
   if (Status s = server->http_->start(); !s) {
     server->processor_->stop();
     return s;

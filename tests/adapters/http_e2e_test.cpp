@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -20,6 +21,7 @@
 
 #include "actors/partition_processor.hpp"
 #include "adapters/credentials.hpp"
+#include "adapters/http_api.hpp"
 #include "events/embedded_log.hpp"
 #include "events/time.hpp"
 #include "ops/server.hpp"
@@ -668,6 +670,44 @@ TEST_CASE("a tenant as of a moment of its journal is what the live views showed 
   CHECK_FALSE((*before)->tenant.queue_view("billing"));
 }
 
+TEST_CASE("a node whose views cover only its partitions answers 421 for the others, 503 while it is not ready") {
+  testing::TempDir dir;
+  ops::EngineOptions e;
+  e.data_dir = dir.str();
+  e.partitions = 2;
+  auto storage = ops::open_storage(e);
+  REQUIRE(storage);
+  ops::Metrics metrics;
+  std::atomic<bool> ready{false};
+  adapters::HttpOptions o;
+  o.port = 0;
+  adapters::HttpApi api(*storage->log, *storage->store, metrics, [&] { return ready.load(); }, o);
+  const partition_id mine = storage->log->partition_of("acme");
+  api.answer_only_owned([&](partition_id p) { return ready && p == mine; });
+  REQUIRE(api.start());
+  httplib::Client http("127.0.0.1", api.port());
+  std::string other;  // a tenant of the other partition
+  for (int i = 0; other.empty(); ++i)
+    if (storage->log->partition_of("t" + std::to_string(i)) != mine) other = "t" + std::to_string(i);
+
+  auto not_ready = http.Get(("/v1/journal?tenant=" + other).c_str());
+  REQUIRE(not_ready);
+  CHECK(not_ready->status == 503);
+  CHECK(not_ready->get_header_value("Retry-After") == "1");
+  CHECK(json::parse(not_ready->body)["error"] == "not_ready");
+
+  ready = true;
+  auto elsewhere = http.Get(("/v1/conversations/c-1?tenant=" + other).c_str());
+  REQUIRE(elsewhere);
+  CHECK(elsewhere->status == 421);
+  CHECK(json::parse(elsewhere->body)["error"] == "not_owned");
+  CHECK(json::parse(elsewhere->body)["partition"] == 1 - mine.value());
+  auto here = http.Get("/v1/conversations/c-1?tenant=acme");
+  REQUIRE(here);
+  CHECK(here->status == 404);  // owned: the views answer, and they have no such conversation
+  api.stop();
+}
+
 TEST_CASE("a view the partition host could not render is answered 500 view_unavailable") {
   Running r;
   // Documents as project_touched writes them in place of one whose rendering threw.
@@ -747,6 +787,9 @@ TEST_CASE("kafka: the server routes through the kafka engine (mock cluster)") {
                       event("c-1", "conversation.started", T2,
                             {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"}, {"queue", "billing"}})}))
               ->status == 202);
+  // Until the group has given the node its partitions it answers queries 503 not_ready.
+  for (int i = 0; i < 300 && !r.server->ready(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(r.server->ready());
   auto entries = r.journal_until("conversation.assigned");
   CHECK(entries.back()["data"]["agent"] == "alice");
   CHECK(r.get("/v1/conversations/c-1?tenant=acme")["state"] == "assigned");
