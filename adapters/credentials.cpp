@@ -1,12 +1,8 @@
 #include "adapters/credentials.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
 #include <cctype>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <stdexcept>
 
 #include "adapters/config_file.hpp"
 #include "events/envelope.hpp"
@@ -22,16 +18,6 @@ bool is_hex_digest(const std::string& s) {
   for (char c : s)
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   return true;
-}
-
-std::string hex(const unsigned char* bytes, size_t n) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = digits[bytes[i] >> 4];
-    out[2 * i + 1] = digits[bytes[i] & 15];
-  }
-  return out;
 }
 
 // The entry at keys[i], or what is wrong with it (prefixed with where it is).
@@ -75,8 +61,7 @@ std::string tenants_problem(const std::vector<std::string>& tenants) {
       continue;
     }
     if (!events::valid_tenant(t))
-      return "'" + t +
-             "' is not a tenant name (1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-')";
+      return "'" + t + "' is not a tenant name (" + events::tenant_rule + ")";
   }
   return {};
 }
@@ -122,19 +107,10 @@ const Credential* Credentials::find(std::string_view key) const {
   return it == by_digest_.end() ? nullptr : &it->second;
 }
 
-std::string sha256_hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &n, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("SHA-256 failed (OpenSSL)");
-  return hex(digest, n);
-}
-
 result<std::string> new_key() {
-  unsigned char bytes[32];
-  if (RAND_bytes(bytes, sizeof bytes) != 1)
-    return Status::error("no random bytes from the system (OpenSSL RAND_bytes failed)");
-  return "ork_" + hex(bytes, sizeof bytes);
+  auto bytes = random_hex(32);
+  if (!bytes) return bytes.error();
+  return "ork_" + *bytes;
 }
 
 std::string_view bearer_key(std::string_view value) {

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "adapters/digests.hpp"
 #include "events/types.hpp"
 
 namespace omniroute::adapters {
@@ -44,9 +45,6 @@ class Credentials {
 // What is wrong with the tenants given to a key, or "" when nothing: each must be a tenant
 // name, or "*" (all tenants) alone.
 std::string tenants_problem(const std::vector<std::string>& tenants);
-
-// SHA-256 of `bytes`, as 64 lowercase hex digits.
-std::string sha256_hex(std::string_view bytes);
 
 // A new random key ("ork_" and 64 hex digits: 256 bits from the system's random source).
 result<std::string> new_key();

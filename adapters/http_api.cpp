@@ -43,9 +43,6 @@ struct ResultText {
   }
 };
 
-// An error may quote what the request held (an id, a path, the parser's view of a body), which
-// need not be UTF-8: such bytes are answered as U+FFFD, not refused by the serializer (that
-// refusal, thrown, turned a 400 into a 500 "internal").
 // How the server's listening socket is set up. httplib's default binds with SO_REUSEPORT, which
 // lets a second server bind the same port and the kernel split the connections between the two:
 // a server started twice by mistake (with another --data) took half of the events into its own
@@ -56,6 +53,9 @@ void listening_options(socket_t sock) {
   setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
 }
 
+// An error may quote what the request held (an id, a path, the parser's view of a body), which
+// need not be UTF-8: such bytes are answered as U+FFFD, not refused by the serializer (that
+// refusal, thrown, turned a 400 into a 500 "internal").
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
@@ -154,6 +154,11 @@ std::string type_label(const json& event) {
   return "unknown";
 }
 
+// Why a key is refused for a tenant (403 forbidden).
+std::string forbidden_reason(const Credential& who, const std::string& tenant) {
+  return "the key '" + who.name + "' may not use tenant '" + tenant + "'";
+}
+
 // Refuses a POST /v1/events for the events in `errors` (at least one): all or nothing, the
 // whole request refused and nothing appended. The answer is the first error, with all of them.
 void refuse_request(httplib::Response& res, int status, json errors) {
@@ -229,7 +234,7 @@ bool writes_only_allowed(const Credential& who, const std::vector<events::Envelo
     json e = {{"error", "forbidden"},
               {"id", envs[i].id},
               {"tenant", envs[i].tenant},
-              {"reason", "the key '" + who.name + "' may not use tenant '" + envs[i].tenant + "'"}};
+              {"reason", forbidden_reason(who, envs[i].tenant)}};
     if (batch) e["index"] = i;
     errors.push_back(std::move(e));
     metrics.received(envs[i].type, "refused");
@@ -248,7 +253,7 @@ HttpApi::HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics&
       metrics_(metrics),
       ready_(std::move(ready)),
       options_(std::move(options)),
-      credentials_(options_.credentials),
+      credentials_(std::move(options_.credentials)),  // reloads replace it: not kept twice
       server_(std::make_unique<httplib::Server>()) {
   routes();
 }
@@ -287,33 +292,31 @@ std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req, ht
   if (!events::valid_tenant(tenant)) {
     send_error(res, 400, "invalid_parameter",
                {{"parameter", "tenant"},
-                {"reason", "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'"}});
+                {"reason", std::string("must be ") + events::tenant_rule}});
     return std::nullopt;
   }
   if (*who && !(*who)->allows(tenant)) {
     send_error(res, 403, "forbidden",
                {{"tenant", tenant},
-                {"reason", "the key '" + (*who)->name + "' may not use tenant '" + tenant + "'"}});
+                {"reason", forbidden_reason(**who, tenant)}});
     return std::nullopt;
   }
-  if (owns_) {
-    const partition_id p = log_.partition_of(tenant);
-    if (!owns_(p) && !ready_()) {  // joining the group, or between owners: ask again soon
+  if (!owns_) return tenant;  // the views cover every partition (the embedded engine)
+  if (const partition_id p = log_.partition_of(tenant); !owns_(p)) {
+    if (!ready_()) {  // joining the group, or between owners: ask again soon
       res.set_header("Retry-After", "1");
       send_error(res, 503, "not_ready",
                  {{"tenant", tenant},
                   {"partition", p.value()},
                   {"reason", "this node is taking its partitions (see /readyz): ask again"}});
-      return std::nullopt;
-    }
-    if (!owns_(p)) {
+    } else {
       send_error(res, 421, "not_owned",
                  {{"tenant", tenant},
                   {"partition", p.value()},
                   {"reason", "another node owns partition " + std::to_string(p.value()) +
                                  " of this tenant and has its views: ask that node"}});
-      return std::nullopt;
     }
+    return std::nullopt;
   }
   return tenant;
 }

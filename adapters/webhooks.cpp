@@ -1,14 +1,13 @@
 #include "adapters/webhooks.hpp"
 
 #include <httplib.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "adapters/config_file.hpp"
+#include "adapters/digests.hpp"
 #include "events/envelope.hpp"
 
 namespace omniroute::adapters {
@@ -52,8 +51,7 @@ result<Webhook> webhook_of(const json& e, size_t i) {
   if (!text("name")) return wrong(".name: must be a non-empty string");
   w.name = *text("name");
   if (!text("tenant") || !events::valid_tenant(*text("tenant")))
-    return wrong(
-        ".tenant: must be a tenant name (1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-')");
+    return wrong(std::string(".tenant: must be a tenant name (") + events::tenant_rule + ")");
   w.tenant = *text("tenant");
   if (!text("url") || !split_url(*text("url")))
     return wrong(
@@ -108,18 +106,7 @@ result<std::vector<Webhook>> parse_webhooks(std::string_view text, const std::st
 }
 
 std::string webhook_signature(const std::string& secret, std::string_view body) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (!HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-            reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &n))
-    throw std::runtime_error("HMAC-SHA256 failed (OpenSSL)");
-  static const char digits[] = "0123456789abcdef";
-  std::string out = "sha256=";
-  for (unsigned int i = 0; i < n; ++i) {
-    out += digits[mac[i] >> 4];
-    out += digits[mac[i] & 15];
-  }
-  return out;
+  return "sha256=" + hmac_sha256_hex(secret, body);
 }
 
 struct WebhookEgress::Runner {

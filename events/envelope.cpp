@@ -524,7 +524,7 @@ result<Envelope, event_error> parse_fact(json&& j) {
   auto tenant = j.find("tenant"sv);
   if (tenant == j.end()) return fail("tenant", "missing");
   if (!tenant->is_string() || !valid_tenant(tenant->get_ref<const std::string&>()))
-    return fail("tenant", "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'");
+    return fail("tenant", std::string("must be ") + tenant_rule);
   e.tenant = tenant->get<std::string>();
 
   auto time = j.find("time"sv);

@@ -114,7 +114,9 @@ bool nesting_exceeds(std::string_view text, size_t limit = max_json_depth);
 
 // True when `s` is usable as an id: 1..max_id_bytes bytes, no control characters.
 bool valid_id(std::string_view s);
-// True when `s` is usable as a tenant: 1..64 of [A-Za-z0-9._-].
+// True when `s` is usable as a tenant: 1..64 of [A-Za-z0-9._-]. `tenant_rule` says so in
+// words, for the errors that refuse one.
 bool valid_tenant(std::string_view s);
+inline constexpr const char* tenant_rule = "1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'";
 
 }  // namespace omniroute::events

@@ -237,13 +237,14 @@ int at(const ops::EngineOptions& options, const AtArgs& a) {
                                   until_ms);
   if (!moment) return fail(moment.error().message());
   const routing::Tenant& t = (*moment)->tenant;
-  nlohmann::json head = {{"tenant", a.tenant}};
-  head["seq"] = (*moment)->seq ? nlohmann::json((*moment)->seq->value()) : nlohmann::json(nullptr);
-  head["time"] = (*moment)->seq ? nlohmann::json(events::format_rfc3339_ms((*moment)->time_ms)) : nlohmann::json(nullptr);
+  events::json head = {{"tenant", a.tenant}, {"seq", nullptr}, {"time", nullptr}};
+  if ((*moment)->seq) {
+    head["seq"] = (*moment)->seq->value();
+    head["time"] = events::format_rfc3339_ms((*moment)->time_ms);
+  }
   std::cout << head.dump() << "\n";
-  auto print = [](const char* view, const std::string& id, const std::optional<events::json>& doc) {
-    nlohmann::json line = {{"view", view}, {"id", id}};
-    line["document"] = doc ? nlohmann::json::parse(doc->dump()) : nlohmann::json(nullptr);
+  auto print = [](const char* view, const std::string& id, std::optional<events::json> doc) {
+    const events::json line = {{"view", view}, {"id", id}, {"document", doc ? std::move(*doc) : nullptr}};
     std::cout << line.dump() << "\n";
   };
   const bool named = !a.conversations.empty() || !a.agents.empty() || !a.queues.empty() || !a.customers.empty();

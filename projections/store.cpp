@@ -742,17 +742,14 @@ std::string egress_key(const std::string& webhook, const std::string& tenant) {
 std::optional<seq_no> Store::egress_cursor(const std::string& webhook, const std::string& tenant) const {
   std::string value;
   if (!db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), egress_key(webhook, tenant), &value).ok() ||
-      value.size() != sizeof(uint64_t))
+      value.size() != 8)
     return std::nullopt;
-  uint64_t seq = 0;
-  for (size_t i = 0; i < sizeof seq; ++i) seq = seq << 8 | static_cast<unsigned char>(value[i]);
-  return seq_no{seq};
+  return seq_no{events::get_be(value, 0, 8)};
 }
 
 Status Store::set_egress_cursor(const std::string& webhook, const std::string& tenant, seq_no delivered) {
-  std::string value(sizeof(uint64_t), '\0');
-  for (size_t i = 0; i < value.size(); ++i)
-    value[i] = static_cast<char>(delivered.value() >> (8 * (value.size() - 1 - i)));
+  std::string value;
+  events::put_be(value, delivered.value(), 8);
   auto s = db_->Put(rocksdb::WriteOptions(), db_->DefaultColumnFamily(), egress_key(webhook, tenant), value);
   if (!s.ok()) return Status::error("cannot store the delivery position: " + s.ToString());
   return Status::ok();
