@@ -77,16 +77,21 @@ bool unrendered(httplib::Response& res, const json& doc, const char* what, const
   return true;
 }
 
-std::optional<int64_t> int_param(const httplib::Request& req, httplib::Response& res,
-                                 const char* name, int64_t fallback, int64_t lo, int64_t hi) {
-  if (!req.has_param(name)) return fallback;
-  const std::string text = req.get_param_value(name);
+// A decimal integer that is the whole of `text`, or nothing.
+std::optional<int64_t> integer_of(const std::string& text) {
   try {
     size_t used = 0;
     long long v = std::stoll(text, &used);
-    if (used == text.size() && v >= lo && v <= hi) return v;
+    if (used == text.size()) return v;
   } catch (const std::exception&) {
   }
+  return std::nullopt;
+}
+
+std::optional<int64_t> int_param(const httplib::Request& req, httplib::Response& res,
+                                 const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+  if (!req.has_param(name)) return fallback;
+  if (auto v = integer_of(req.get_param_value(name)); v && *v >= lo && *v <= hi) return v;
   send_error(res, 400, "invalid_parameter",
              {{"parameter", name},
               {"reason", "must be an integer from " + std::to_string(lo) + " to " +
@@ -262,6 +267,7 @@ HttpApi::~HttpApi() { stop(); }
 
 void HttpApi::set_credentials(std::shared_ptr<const Credentials> credentials) {
   std::atomic_store(&credentials_, std::move(credentials));
+  store_.wake_waiters();  // open streams check their keys again now, not at their next event
 }
 
 std::optional<std::shared_ptr<const Credential>> HttpApi::caller(const httplib::Request& req,
@@ -319,6 +325,52 @@ std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req, ht
     return std::nullopt;
   }
   return tenant;
+}
+
+bool HttpApi::stream_allowed(JournalStream& stream) const {
+  if (stopping_) return false;
+  // A reload of the keys applies to open streams too: one whose key is gone, or no longer
+  // allows the tenant, ends (the client's next request is answered 401 or 403).
+  const std::shared_ptr<const Credentials> keys = std::atomic_load(&credentials_);
+  if (keys != stream.keys) {
+    const Credential* who = keys ? keys->find(bearer_key(stream.authorization)) : nullptr;
+    if (keys && (!who || !who->allows(stream.tenant))) return false;
+    stream.keys = keys;
+  }
+  // A node that no longer owns the tenant's partition (the Kafka engine's group moved it) has
+  // views that no longer grow: the stream ends, and the client asks again (421 names the owner's
+  // partition).
+  return !owns_ || owns_(log_.partition_of(stream.tenant));
+}
+
+bool HttpApi::pump(JournalStream& stream, httplib::DataSink& sink) const {
+  for (;;) {
+    if (!stream_allowed(stream)) {
+      sink.done();
+      return true;
+    }
+    const uint64_t seen = store_.changes();
+    const std::vector<std::string> texts = store_.journal_after(stream.tenant, stream.after, 100);
+    std::string out;
+    for (const std::string& text : texts) {
+      const json e = json::parse(text);
+      stream.after = seq_no{e.at("seq").get<uint64_t>()};
+      const std::string& type = e.at("type").get_ref<const std::string&>();
+      if (!stream.types.empty() && !stream.types.count(type)) continue;
+      out += "id: " + std::to_string(stream.after->value()) + "\nevent: " + type + "\ndata: ";
+      out += text;  // one line: the journal's texts are compact JSON
+      out += "\n\n";
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (out.empty() && now >= stream.next_beat) out = ": heartbeat\n\n";
+    if (!out.empty()) {
+      stream.next_beat = now + stream.heartbeat;
+      return sink.write(out.data(), out.size());  // false when the client has gone
+    }
+    if (texts.empty())
+      store_.wait_for_change(seen, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       stream.next_beat - now) + std::chrono::milliseconds(1));
+  }
 }
 
 void HttpApi::routes() {
@@ -660,9 +712,79 @@ void HttpApi::routes() {
     res.set_content(out, "application/json");
   });
 
+  // The journal as server-sent events (text/event-stream), for EventSource and the like: each
+  // entry an event whose id is its seq, so a reconnecting client's Last-Event-ID resumes right
+  // after it. A stream holds a thread for as long as it is open, so it takes a place among the
+  // waiting long-polls (503 too_many_waiting past their limit), and gives it back when the
+  // client goes: a write that fails ends it, and a heartbeat comment is written after
+  // heartbeat_ms of silence so that one does fail (and proxies keep the connection).
+  svr.Get("/v1/journal/stream", [this, poll_limit](const httplib::Request& req, httplib::Response& res) {
+    auto tenant = tenant_param(req, res);
+    if (!tenant) return;
+    auto stream = std::make_shared<JournalStream>();
+    stream->tenant = *tenant;
+    if (req.has_header("Last-Event-ID")) {
+      auto seq = integer_of(req.get_header_value("Last-Event-ID"));
+      if (!seq || *seq < 0) {
+        send_error(res, 400, "invalid_header",
+                   {{"header", "Last-Event-ID"},
+                    {"reason", "must be the seq of a journal entry (a whole number), as the "
+                               "stream's event ids are"}});
+        return;
+      }
+      stream->after = seq_no{static_cast<uint64_t>(*seq)};
+    } else {
+      auto after = int_param(req, res, "after", -1, -1, INT64_MAX);
+      if (!after) return;
+      if (*after >= 0) stream->after = seq_no{static_cast<uint64_t>(*after)};
+    }
+    auto heartbeat = int_param(req, res, "heartbeat_ms", 15000, 100, 60000);
+    if (!heartbeat) return;
+    stream->heartbeat = std::chrono::milliseconds(*heartbeat);
+    if (req.has_param("types")) {
+      const std::string list = req.get_param_value("types");
+      for (size_t from = 0; from <= list.size();) {
+        const size_t comma = std::min(list.find(',', from), list.size());
+        std::string type = list.substr(from, comma - from);
+        if (events::kind_of(type) == events::event_kind::unknown) {
+          send_error(res, 400, "invalid_parameter",
+                     {{"parameter", "types"},
+                      {"type", type},
+                      {"reason", "must be event types of the contract, separated by commas"}});
+          return;
+        }
+        stream->types.insert(std::move(type));
+        from = comma + 1;
+      }
+    }
+    if (++waiting_polls_ > poll_limit) {
+      --waiting_polls_;
+      res.set_header("Retry-After", "1");
+      send_error(res, 503, "too_many_waiting",
+                 {{"limit", poll_limit},
+                  {"reason", "as many journal long-polls and streams are open as the server "
+                             "allows: try again after a second, or share one stream per tenant"}});
+      return;
+    }
+    ++streams_;
+    stream->authorization = req.get_header_value("Authorization");
+    stream->keys = std::atomic_load(&credentials_);
+    stream->next_beat = std::chrono::steady_clock::now() + stream->heartbeat;
+    res.status = 200;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");  // nginx: pass each event on as it comes
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, stream](size_t, httplib::DataSink& sink) { return pump(*stream, sink); },
+        [this](bool) {
+          --streams_;
+          --waiting_polls_;
+        });
+  });
+
   svr.Get("/metrics", [this, poll_limit](const httplib::Request&, httplib::Response& res) {
     metrics_.memtable_bytes(store_.memtable_bytes());
-    metrics_.waiting_polls(waiting_polls_.load(), poll_limit);
+    metrics_.waiting_polls(waiting_polls_.load(), poll_limit, streams_.load());
     metrics_.ready(ready_());
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });

@@ -1,5 +1,5 @@
 // The HTTP/JSON front door: ingest (POST /v1/events), queries of the views, the journal as a
-// decision stream (long-poll), and the SRE endpoints (/metrics, /healthz, /readyz).
+// decision stream (long-poll, server-sent events), and the SRE endpoints (/metrics, /healthz, /readyz).
 // The routes and answers are documented in docs/http-api.md.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "projections/store.hpp"
 
 namespace httplib {
+class DataSink;
 class Server;
 struct Request;
 struct Response;
@@ -71,7 +73,24 @@ class HttpApi {
   void answer_only_owned(std::function<bool(partition_id)> owns) { owns_ = std::move(owns); }
 
  private:
+  // An open GET /v1/journal/stream: what it sends, and where it is.
+  struct JournalStream {
+    std::string tenant;
+    std::optional<seq_no> after;  // the last entry sent or passed over
+    std::set<std::string> types;  // empty: all
+    std::chrono::milliseconds heartbeat{15000};
+    std::chrono::steady_clock::time_point next_beat;
+    std::string authorization;                 // the request's header, checked again on a reload
+    std::shared_ptr<const Credentials> keys;   // the keys it was last checked against
+  };
+
   void routes();
+  // Writes the stream's next events (or a heartbeat) to the sink, waiting for them; false when
+  // the client has gone. Ends the stream (sink.done()) when stream_allowed() no longer holds.
+  bool pump(JournalStream& stream, httplib::DataSink& sink) const;
+  // Whether an open stream may go on: the server is not stopping, the key (after a reload of
+  // the keys) still allows the tenant, and this node still owns the tenant's partition.
+  bool stream_allowed(JournalStream& stream) const;
   // The caller's credential (null on a server without credentials), or nothing after
   // answering 401 for a missing or unknown key. It keeps the keys it came from alive.
   std::optional<std::shared_ptr<const Credential>> caller(const httplib::Request& req,
@@ -91,7 +110,8 @@ class HttpApi {
   std::thread thread_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> waiting_polls_{0};
+  std::atomic<int> waiting_polls_{0};  // long-polls waiting and streams open: each holds a thread
+  std::atomic<int> streams_{0};
 };
 
 }  // namespace omniroute::adapters

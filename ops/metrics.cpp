@@ -120,13 +120,20 @@ Metrics::Metrics()
                      .Add({})),
       waiting_polls_(BuildGauge()
                          .Name("omniroute_http_journal_polls_waiting")
-                         .Help("Journal long-polls (GET /v1/journal with wait_ms) waiting now; "
-                               "at the limit, another is answered 503 too_many_waiting")
+                         .Help("Journal long-polls (GET /v1/journal with wait_ms) waiting now "
+                               "and journal streams (GET /v1/journal/stream) open, each holding "
+                               "a thread; at the limit, another is answered 503 too_many_waiting")
                          .Register(*registry_)
                          .Add({})),
+      streams_(BuildGauge()
+                   .Name("omniroute_http_journal_streams")
+                   .Help("Journal streams (GET /v1/journal/stream, server-sent events) open now; "
+                         "they count among omniroute_http_journal_polls_waiting")
+                   .Register(*registry_)
+                   .Add({})),
       poll_limit_(BuildGauge()
                       .Name("omniroute_http_journal_polls_limit")
-                      .Help("How many journal long-polls may wait at once")
+                      .Help("How many journal long-polls and streams may wait at once")
                       .Register(*registry_)
                       .Add({})),
       ready_(BuildGauge()
@@ -144,8 +151,9 @@ Metrics::Metrics()
 
 void Metrics::memtable_bytes(uint64_t bytes) { memtables_.Set(static_cast<double>(bytes)); }
 
-void Metrics::waiting_polls(int count, int limit) {
+void Metrics::waiting_polls(int count, int limit, int streams) {
   waiting_polls_.Set(count);
+  streams_.Set(streams);
   poll_limit_.Set(limit);
 }
 

@@ -40,8 +40,9 @@ class Metrics final : public actors::ProcessorObserver {
   void backlog_wait(double seconds);
   // What RocksDB's memtables hold now (Store::memtable_bytes), set before each scrape.
   void memtable_bytes(uint64_t bytes);
-  // Journal long-polls waiting now (GET /v1/journal with wait_ms), set before each scrape.
-  void waiting_polls(int count, int limit);
+  // Journal long-polls waiting now (GET /v1/journal with wait_ms) and streams open (among
+  // them), and their limit, set before each scrape.
+  void waiting_polls(int count, int limit, int streams);
   // Whether the process has recovered every partition it owns (/readyz), set before each scrape.
   void ready(bool ready);
 
@@ -92,6 +93,7 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Counter& backlog_wait_;
   prometheus::Gauge& memtables_;
   prometheus::Gauge& waiting_polls_;
+  prometheus::Gauge& streams_;
   prometheus::Gauge& poll_limit_;
   prometheus::Gauge& ready_;
   std::mutex cache_mu_;

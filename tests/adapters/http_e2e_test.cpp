@@ -122,6 +122,62 @@ int connection_asked_health(int port) {
   return fd;
 }
 
+// One event of a text/event-stream: its id, event name and data lines (joined), or a comment.
+struct SentEvent {
+  std::string id, event, data, comment;
+};
+
+// The complete events (each ended by a blank line) at the start of a text/event-stream body.
+std::vector<SentEvent> sent_events(const std::string& body) {
+  std::vector<SentEvent> out;
+  size_t at = 0;
+  for (size_t end; (end = body.find("\n\n", at)) != std::string::npos; at = end + 2) {
+    SentEvent e;
+    std::istringstream lines(body.substr(at, end - at));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(":", 0) == 0) e.comment = line.substr(1);
+      else if (line.rfind("id: ", 0) == 0) e.id = line.substr(4);
+      else if (line.rfind("event: ", 0) == 0) e.event = line.substr(7);
+      else if (line.rfind("data: ", 0) == 0) e.data += line.substr(6);
+      else FAIL("a line of no field: " << line);
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+// Reads GET `path` on a connection of its own as a stream, until `enough` holds for the events
+// read so far (then closes it), or the server ends it. Returns the status and the events.
+std::future<std::pair<int, std::vector<SentEvent>>> read_stream(
+    int port, const std::string& path, httplib::Headers headers,
+    std::function<bool(const std::vector<SentEvent>&)> enough) {
+  return std::async(std::launch::async, [=] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(40, 0);
+    std::string body;
+    auto res = c.Get(path.c_str(), headers, [&](const char* data, size_t n) {
+      body.append(data, n);
+      return !enough(sent_events(body));
+    });
+    if (!res && res.error() != httplib::Error::Canceled) return std::make_pair(-1, sent_events(body));
+    return std::make_pair(res ? res->status : 200, sent_events(body));
+  });
+}
+
+// The events that are journal entries (not comments).
+std::vector<SentEvent> entries_of(const std::vector<SentEvent>& events) {
+  std::vector<SentEvent> out;
+  for (const auto& e : events)
+    if (e.comment.empty()) out.push_back(e);
+  return out;
+}
+
+// The text of a credentials file with one key, `key`, for the tenant acme.
+std::string acme_key(const std::string& key) {
+  const json entry = {{"name", "k"}, {"sha256", adapters::sha256_hex(key)}, {"tenants", {"acme"}}};
+  return json{{"keys", {entry}}}.dump();
+}
+
 const char* T0 = "2026-11-20T10:00:00Z";
 const char* T1 = "2026-11-20T10:00:01Z";
 const char* T2 = "2026-11-20T10:00:02Z";
@@ -825,6 +881,114 @@ TEST_CASE("long-polls past the limit are answered 503 at once: ingest and querie
   CHECK(second.get().first == 200);
   while (r.metric("omniroute_http_journal_polls_waiting") > 0) std::this_thread::yield();
   CHECK(r.get("/v1/journal?tenant=quiet&after=1&wait_ms=10")["entries"].empty());
+}
+
+TEST_CASE("the journal as server-sent events: every entry once and in order, live, resumed after Last-Event-ID, filtered by type") {
+  Running r;
+  const int port = r.server->port();
+  REQUIRE(r.post(json::array({event("q-1", "queue.configured", T0, {{"queue", "billing"}}),
+                              event("a-1", "agent.logged_in", T1, {{"agent", "alice"}, {"queues", {"billing"}}})}))
+              ->status == 202);
+  auto offered = [](const std::vector<SentEvent>& events) {
+    for (const auto& e : events)
+      if (e.event == "conversation.offered") return true;
+    return false;
+  };
+  // Open before the conversation starts: what it was written meanwhile arrives on it.
+  auto live = read_stream(port, "/v1/journal/stream?tenant=acme", {}, offered);
+  r.journal_until("agent.logged_in");
+  REQUIRE(r.post(event("c-1", "conversation.started", T2,
+                       {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"}, {"queue", "billing"}}))
+              ->status == 202);
+  auto [status, events] = live.get();
+  CHECK(status == 200);
+  const auto entries = entries_of(events);
+  REQUIRE(entries.size() == 5);  // the two facts, the conversation's, queued, offered
+  for (size_t i = 0; i < entries.size(); ++i) {
+    json e = json::parse(entries[i].data);
+    CHECK(entries[i].id == std::to_string(i));
+    CHECK(e["seq"] == i);
+    CHECK(entries[i].event == e["type"]);
+  }
+  CHECK(json::parse(entries[0].data)["id"] == "q-1");
+  CHECK(json::parse(entries[4].data)["data"]["agent"] == "alice");
+
+  // A reconnecting EventSource sends the last id it saw: the stream goes on after it. With
+  // types, the others are passed over.
+  auto resumed = read_stream(port, "/v1/journal/stream?tenant=acme&types=conversation.offered,queue.configured",
+                             {{"Last-Event-ID", "2"}}, offered).get();
+  REQUIRE(entries_of(resumed.second).size() == 1);
+  CHECK(entries_of(resumed.second)[0].id == "4");
+  auto from_after = read_stream(port, "/v1/journal/stream?tenant=acme&after=3", {}, offered).get();
+  REQUIRE(entries_of(from_after.second).size() == 1);
+  CHECK(entries_of(from_after.second)[0].event == "conversation.offered");
+
+  // Bad requests are answered as any other route's, before anything is streamed.
+  json bad = r.get("/v1/journal/stream?tenant=acme&types=conversation.offered,conversation.offerd", 400);
+  CHECK(bad["parameter"] == "types");
+  CHECK(bad["type"] == "conversation.offerd");
+  auto bad_id = r.http->Get("/v1/journal/stream?tenant=acme", {{"Last-Event-ID", "-1"}});
+  REQUIRE(bad_id);
+  CHECK(bad_id->status == 400);
+  CHECK(json::parse(bad_id->body)["header"] == "Last-Event-ID");
+  CHECK(r.get("/v1/journal/stream", 400)["parameter"] == "tenant");
+  CHECK(r.get("/v1/journal/stream?tenant=acme&heartbeat_ms=5", 400)["parameter"] == "heartbeat_ms");
+}
+
+TEST_CASE("a journal stream holds a place among the long-polls, and gives it back when its client goes") {
+  Running r("", [](ops::ServerOptions& o) { o.http.max_waiting_polls = 1; });
+  const int port = r.server->port();
+  std::atomic<bool> heard{false}, leave{false};
+  // A quiet tenant's stream says it is alive every 100 ms; the client stays until told to go.
+  auto first = read_stream(port, "/v1/journal/stream?tenant=quiet&heartbeat_ms=100", {},
+                           [&](const std::vector<SentEvent>& events) {
+                             if (!events.empty() && events.back().comment == " heartbeat") heard = true;
+                             return leave.load();
+                           });
+  while (!heard) std::this_thread::yield();
+  CHECK(r.metric("omniroute_http_journal_streams") == 1);
+  CHECK(r.metric("omniroute_http_journal_polls_waiting") == 1);
+  // The place is taken: another stream, or a long-poll with nothing to return, is refused.
+  json refused = r.get("/v1/journal/stream?tenant=quiet", 503);
+  CHECK(refused["error"] == "too_many_waiting");
+  CHECK(refused["limit"] == 1);
+  CHECK(r.get("/v1/journal?tenant=quiet&wait_ms=30000", 503)["error"] == "too_many_waiting");
+  // The client goes: a heartbeat's write fails, and the place is free again.
+  leave = true;
+  CHECK(first.get().first == 200);
+  while (r.metric("omniroute_http_journal_streams") > 0) std::this_thread::yield();
+  CHECK(r.metric("omniroute_http_journal_polls_waiting") == 0);
+  auto again = read_stream(port, "/v1/journal/stream?tenant=quiet&heartbeat_ms=100", {},
+                           [](const std::vector<SentEvent>& events) { return !events.empty(); });
+  CHECK(again.get().second.at(0).comment == " heartbeat");
+}
+
+TEST_CASE("a journal stream ends when its key is taken away, and shutdown does not wait for open streams") {
+  auto old_keys = adapters::Credentials::parse(acme_key("key-old"), "test");
+  auto new_keys = adapters::Credentials::parse(acme_key("key-new"), "test");
+  REQUIRE(old_keys);
+  REQUIRE(new_keys);
+  Running r("", [&](ops::ServerOptions& o) {
+    o.http.credentials = std::make_shared<const adapters::Credentials>(std::move(*old_keys));
+  });
+  const int port = r.server->port();
+  auto never = [](const std::vector<SentEvent>&) { return false; };
+  auto revoked = read_stream(port, "/v1/journal/stream?tenant=acme", {{"Authorization", "Bearer key-old"}}, never);
+  while (r.metric("omniroute_http_journal_streams") < 1) std::this_thread::yield();
+  r.server->set_credentials(std::make_shared<const adapters::Credentials>(std::move(*new_keys)));
+  // The server ends it (it does not wait for the 15 s heartbeat), and the old key is refused.
+  CHECK(revoked.get().first == 200);
+  auto refused = r.http->Get("/v1/journal/stream?tenant=acme", {{"Authorization", "Bearer key-old"}});
+  REQUIRE(refused);
+  CHECK(refused->status == 401);
+
+  auto open = read_stream(port, "/v1/journal/stream?tenant=acme", {{"Authorization", "Bearer key-new"}}, never);
+  while (r.metric("omniroute_http_journal_streams") < 1) std::this_thread::yield();
+  auto stop_started = std::chrono::steady_clock::now();
+  r.server->stop();
+  auto took = std::chrono::steady_clock::now() - stop_started;
+  CHECK_MESSAGE(took < std::chrono::seconds(5), std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(open.get().first == 200);
 }
 
 TEST_CASE("shutdown does not wait for pending long-polls") {
