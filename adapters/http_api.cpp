@@ -368,8 +368,9 @@ bool HttpApi::pump(JournalStream& stream, httplib::DataSink& sink) const {
       return sink.write(out.data(), out.size());  // false when the client has gone
     }
     if (texts.empty())
-      store_.wait_for_change(seen, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       stream.next_beat - now) + std::chrono::milliseconds(1));
+      store_.wait_for_change(
+          seen, std::chrono::duration_cast<std::chrono::milliseconds>(stream.next_beat - now) +
+                    std::chrono::milliseconds(1));
   }
 }
 
@@ -718,7 +719,8 @@ void HttpApi::routes() {
   // waiting long-polls (503 too_many_waiting past their limit), and gives it back when the
   // client goes: a write that fails ends it, and a heartbeat comment is written after
   // heartbeat_ms of silence so that one does fail (and proxies keep the connection).
-  svr.Get("/v1/journal/stream", [this, poll_limit](const httplib::Request& req, httplib::Response& res) {
+  svr.Get("/v1/journal/stream", [this, poll_limit](const httplib::Request& req,
+                                                   httplib::Response& res) {
     auto tenant = tenant_param(req, res);
     if (!tenant) return;
     auto stream = std::make_shared<JournalStream>();
@@ -728,8 +730,9 @@ void HttpApi::routes() {
       if (!seq || *seq < 0) {
         send_error(res, 400, "invalid_header",
                    {{"header", "Last-Event-ID"},
-                    {"reason", "must be the seq of a journal entry (a whole number), as the "
-                               "stream's event ids are"}});
+                    {"reason",
+                     "must be the seq of a journal entry (a whole number), as the "
+                     "stream's event ids are"}});
         return;
       }
       stream->after = seq_no{static_cast<uint64_t>(*seq)};
@@ -762,8 +765,9 @@ void HttpApi::routes() {
       res.set_header("Retry-After", "1");
       send_error(res, 503, "too_many_waiting",
                  {{"limit", poll_limit},
-                  {"reason", "as many journal long-polls and streams are open as the server "
-                             "allows: try again after a second, or share one stream per tenant"}});
+                  {"reason",
+                   "as many journal long-polls and streams are open as the server "
+                   "allows: try again after a second, or share one stream per tenant"}});
       return;
     }
     ++streams_;

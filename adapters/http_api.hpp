@@ -1,6 +1,6 @@
 // The HTTP/JSON front door: ingest (POST /v1/events), queries of the views, the journal as a
-// decision stream (long-poll, server-sent events), and the SRE endpoints (/metrics, /healthz, /readyz).
-// The routes and answers are documented in docs/http-api.md.
+// decision stream (long-poll, server-sent events), and the SRE endpoints (/metrics, /healthz,
+// /readyz). The routes and answers are documented in docs/http-api.md.
 #pragma once
 
 #include <atomic>
@@ -80,8 +80,8 @@ class HttpApi {
     std::set<std::string> types;  // empty: all
     std::chrono::milliseconds heartbeat{15000};
     std::chrono::steady_clock::time_point next_beat;
-    std::string authorization;                 // the request's header, checked again on a reload
-    std::shared_ptr<const Credentials> keys;   // the keys it was last checked against
+    std::string authorization;                // the request's header, checked again on a reload
+    std::shared_ptr<const Credentials> keys;  // the keys it was last checked against
   };
 
   void routes();
