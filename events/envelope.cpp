@@ -16,6 +16,7 @@
 #endif
 
 #include "events/expression.hpp"
+#include "events/fact_reader.hpp"
 #include "events/policy.hpp"
 #include "events/time.hpp"
 
@@ -580,6 +581,11 @@ std::optional<event_error> read_shape(const json& j, Envelope& e) {
 }  // namespace
 
 result<Envelope, event_error> read_envelope_text(std::string_view text) {
+  if (std::optional<Envelope> e = read_plain_envelope(text)) return std::move(*e);
+  return read_envelope_text_by_dom(text);
+}
+
+result<Envelope, event_error> read_envelope_text_by_dom(std::string_view text) {
   json j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded())
     return event_error{"", "", "unparseable envelope in the log", std::nullopt};

@@ -75,7 +75,10 @@ result<Envelope, event_error> parse_fact(json&& j);
 bool accept_fact(Envelope& e, std::string_view time);
 
 // Reads an envelope that omniroute itself wrote (canonical form); checks only its shape.
+// Plainly well-formed texts are read by simdjson (read_plain_envelope), the rest by
+// read_envelope_text_by_dom: the same envelope either way.
 result<Envelope, event_error> read_envelope_text(std::string_view text);
+result<Envelope, event_error> read_envelope_text_by_dom(std::string_view text);
 
 // The canonical JSON form: {"cause"?, "data", "id", "seq"?, "tenant", "time", "type"}, with
 // time formatted as RFC 3339 UTC milliseconds.

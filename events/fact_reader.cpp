@@ -5,6 +5,8 @@
 
 #include <simdjson.h>
 
+#include "events/time.hpp"
+
 namespace omniroute::events {
 // Field names compared as views: the length first (no strlen per comparison).
 using namespace std::string_view_literals;
@@ -122,6 +124,62 @@ bool read_event(dom::element v, size_t depth, FactBatch& batch) {
 }
 
 }  // namespace
+
+std::optional<Envelope> read_plain_envelope(std::string_view text) {
+  thread_local dom::parser parser;
+  struct Trim {
+    ~Trim() {
+      if (parser.capacity() > kept_parser_bytes) parser = dom::parser();
+    }
+  } trim;
+  if (may_hold_minus_zero(text)) return std::nullopt;
+  dom::object fields;
+  if (parser.parse(text.data(), text.size(), true).get_object().get(fields)) return std::nullopt;
+  std::string_view id, type, tenant, time, cause;
+  std::optional<seq_no> seq;
+  json data;
+  std::array<bool, 7> seen{};  // id, type, tenant, time, data, seq, cause
+  for (dom::key_value_pair field : fields) {
+    const std::string_view k = field.key;
+    const size_t at = k == "id"sv       ? 0
+                      : k == "type"sv   ? 1
+                      : k == "tenant"sv ? 2
+                      : k == "time"sv   ? 3
+                      : k == "data"sv   ? 4
+                      : k == "seq"sv    ? 5
+                      : k == "cause"sv  ? 6
+                                        : seen.size();
+    if (at == seen.size()) continue;     // read_shape passes over other members too
+    if (seen[at]) return std::nullopt;  // twice: the general path keeps the last
+    seen[at] = true;
+    if (at == 4) {
+      if (!field.value.is_object() || !to_json(field.value, 1, data)) return std::nullopt;
+      continue;
+    }
+    if (at == 5) {  // json::parse makes an integer without a minus sign unsigned
+      int64_t n = -1;
+      uint64_t u = 0;
+      if (!field.value.get_int64().get(n) && n >= 0) seq = seq_no{static_cast<uint64_t>(n)};
+      else if (!field.value.get_uint64().get(u)) seq = seq_no{u};
+      else if (!field.value.is_number()) return std::nullopt;  // as read_shape: not a seq
+      continue;
+    }
+    std::string_view value;
+    if (field.value.get_string().get(value)) return std::nullopt;  // the general path names it
+    switch (at) {
+      case 0: id = value; break;
+      case 1: type = value; break;
+      case 2: tenant = value; break;
+      case 3: time = value; break;
+      default: cause = value;
+    }
+  }
+  if (id.empty() || type.empty() || tenant.empty() || !seen[4]) return std::nullopt;
+  const std::optional<int64_t> ms = parse_rfc3339_ms(time);
+  if (!ms) return std::nullopt;
+  return Envelope(std::string(id), std::string(type), std::string(tenant), *ms, std::move(data),
+                  seq, std::string(cause));
+}
 
 std::optional<FactBatch> read_valid_facts(std::string_view body, size_t max_events) {
   thread_local dom::parser parser;

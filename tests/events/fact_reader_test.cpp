@@ -6,6 +6,7 @@
 #include "events/fact_reader.hpp"
 
 using namespace omniroute::events;
+using omniroute::seq_no;
 
 namespace {
 
@@ -201,4 +202,102 @@ TEST_CASE("what the fast path takes from damaged bodies, the general path takes 
     check_agrees(body);
   }
   CHECK(taken > 0);  // the check above ran on some bodies the fast path took
+}
+
+namespace {
+
+// Whatever read_plain_envelope takes, the general way reads the same envelope; what it leaves,
+// the general way still reads (or refuses) on its own.
+void check_envelope_agrees(const std::string& text) {
+  CAPTURE(text);
+  auto fast = read_plain_envelope(text);
+  auto general = read_envelope_text_by_dom(text);
+  if (!fast) return;
+  REQUIRE(general.has_value());
+  CHECK(fast->id == general->id);
+  CHECK(fast->type == general->type);
+  CHECK(fast->tenant == general->tenant);
+  CHECK(fast->time_ms == general->time_ms);
+  CHECK(fast->seq == general->seq);
+  CHECK(fast->cause == general->cause);
+  CHECK(same_types(fast->data, general->data));
+  CHECK(read_envelope_text(text).has_value());
+}
+
+}  // namespace
+
+TEST_CASE("the journal's envelopes read by simdjson are the envelopes json::parse reads") {
+  // As the journal holds them: a fact with its seq, a decision with its cause.
+  auto fact = read_valid_facts(message, 1000);
+  REQUIRE(fact);
+  Envelope stored = fact->events[0];
+  stored.seq = seq_no{41};
+  const std::string fact_text = to_text(stored);
+  Envelope decision("d-42", "conversation.offered", "acme", 1795168800000,
+                    json{{"conversation", "c-1"}, {"agent", "alice"}, {"score", -2.5},
+                         {"journey", {{"recent", json::array()}, {"mean_csat", nullptr}}}},
+                    seq_no{42}, "web-1");
+  const std::string decision_text = to_text(decision);
+  for (const std::string& text : {fact_text, decision_text}) {
+    auto fast = read_plain_envelope(text);
+    REQUIRE(fast);
+    check_envelope_agrees(text);
+  }
+  CHECK(read_plain_envelope(decision_text)->cause == "web-1");
+  CHECK(read_plain_envelope(decision_text)->seq == seq_no{42});
+
+  auto replaced = [](std::string body, const std::string& from, const std::string& to) {
+    body.replace(body.find(from), from.size(), to);
+    return body;
+  };
+  // Left to the general way: a member twice, of the wrong type or missing, a number it reads
+  // otherwise; some of these it reads (another seq, no cause), the others it refuses.
+  const std::vector<std::string> left = {
+      "", "[]", "42", decision_text + "x",
+      replaced(decision_text, R"("id":"d-42")", R"("id":"d-42","id":"d-43")"),
+      replaced(decision_text, R"("id":"d-42")", R"("id":42)"),
+      replaced(decision_text, R"("id":"d-42",)", ""),
+      replaced(decision_text, R"("cause":"web-1")", R"("cause":1)"),
+      replaced(decision_text, R"("seq":42)", R"("seq":"42")"),
+      replaced(decision_text, R"("time":"2026-11-20T10:00:00.000Z")", R"("time":"later")"),
+      replaced(decision_text, R"("score":-2.5)", R"("score":-0)"),
+      replaced(decision_text, R"("score":-2.5)", R"("score":1e400)"),
+      replaced(decision_text, R"("score":-2.5)", "\"score\":\"\xff\""),
+  };
+  for (const auto& text : left) {
+    CAPTURE(text);
+    CHECK_FALSE(read_plain_envelope(text).has_value());
+    check_envelope_agrees(text);
+  }
+  // Numbers the general way reads as no seq: so does the fast one.
+  for (const std::string seq : {"-1", "4.5", "1e2"}) {
+    const std::string text = replaced(decision_text, R"("seq":42)", R"("seq":)" + seq);
+    REQUIRE(read_plain_envelope(text));
+    CHECK_FALSE(read_plain_envelope(text)->seq.has_value());
+    check_envelope_agrees(text);
+  }
+  const std::string big = replaced(decision_text, R"("seq":42)", R"("seq":18446744073709551615)");
+  CHECK(read_plain_envelope(big)->seq == seq_no{18446744073709551615u});
+  check_envelope_agrees(big);
+
+  // Bytes changed at random: whatever the fast way still takes reads as the general way reads it.
+  std::mt19937 rng(11);
+  const std::string alphabet = "{}[],:\"\\ 0123456789.-+eE truefalsnudcab\n\x01\xc3\xa9";
+  size_t taken = 0;
+  for (int round = 0; round < 4000; ++round) {
+    std::string text = round % 2 ? decision_text : fact_text;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < edits; ++k) {
+      const size_t at = rng() % text.size();
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0: text[at] = c; break;
+        case 1: text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+        default: text.erase(at, 1);
+      }
+    }
+    if (read_plain_envelope(text)) ++taken;
+    check_envelope_agrees(text);
+  }
+  CHECK(taken > 0);
 }
