@@ -133,7 +133,7 @@ class PartitionProcessor {
   struct Decided {
     events::JournalRecord record;
     routing::Outcome outcome;
-    std::string canonical;    // the front door's text of a handed-over fact (moved), else empty
+    std::string canonical;    // the canonical text of the fact (the front door's, or read here), else empty
     int64_t appended_us = 0;  // when its ingest record was appended, for latency
   };
   // Deciding a batch goes a stage at a time over a few facts: the domain decides them all,
