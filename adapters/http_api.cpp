@@ -43,6 +43,9 @@ struct ResultText {
   }
 };
 
+// The header a forwarded query carries: the address of the node that forwarded it.
+constexpr const char* forwarded_by = "X-Omniroute-Forwarded-By";
+
 // How the server's listening socket is set up. httplib's default binds with SO_REUSEPORT, which
 // lets a second server bind the same port and the kernel split the connections between the two:
 // a server started twice by mistake (with another --data) took half of the events into its own
@@ -286,7 +289,8 @@ std::optional<std::shared_ptr<const Credential>> HttpApi::caller(const httplib::
   return std::nullopt;
 }
 
-std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req, httplib::Response& res) const {
+std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req,
+                                                 httplib::Response& res, bool may_forward) const {
   auto who = caller(req, res);
   if (!who) return std::nullopt;
   if (!req.has_param("tenant")) {
@@ -316,15 +320,48 @@ std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req, ht
                   {"partition", p.value()},
                   {"reason", "this node is taking its partitions (see /readyz): ask again"}});
     } else {
-      send_error(res, 421, "not_owned",
-                 {{"tenant", tenant},
-                  {"partition", p.value()},
-                  {"reason", "another node owns partition " + std::to_string(p.value()) +
-                                 " of this tenant and has its views: ask that node"}});
+      const std::optional<std::string> owner = self_.empty() ? std::nullopt : log_.owner_address(p);
+      // Forwarded once at most: a node that gets a forwarded query of a partition it does not
+      // own (the owners' addresses trail a move by a moment) answers 421 itself.
+      if (owner && *owner != self_ && may_forward && !req.has_header(forwarded_by)) {
+        forward(req, res, *owner, p);
+        return std::nullopt;
+      }
+      json answer = {{"tenant", tenant},
+                     {"partition", p.value()},
+                     {"reason", "another node owns partition " + std::to_string(p.value()) +
+                                    " of this tenant and has its views: ask that node"}};
+      if (owner && *owner != self_) answer["owner"] = *owner;
+      send_error(res, 421, "not_owned", std::move(answer));
     }
     return std::nullopt;
   }
   return tenant;
+}
+
+void HttpApi::forward(const httplib::Request& req, httplib::Response& res, const std::string& owner,
+                      partition_id p) const {
+  httplib::Client client("http://" + owner);
+  client.set_connection_timeout(2, 0);
+  client.set_read_timeout(40, 0);  // a journal long-poll waits up to 30 s
+  client.set_tcp_nodelay(true);
+  httplib::Headers headers = {{forwarded_by, self_}};
+  if (req.has_header("Authorization"))  // the owner checks the key as this node would
+    headers.emplace("Authorization", req.get_header_value("Authorization"));
+  auto answer = client.Get(req.target.c_str(), headers);
+  if (!answer) {
+    send_error(res, 502, "owner_unreachable",
+               {{"partition", p.value()},
+                {"owner", owner},
+                {"reason", "the node that owns the partition did not answer (" +
+                               httplib::to_string(answer.error()) + "): ask again, or ask it"}});
+    return;
+  }
+  res.status = answer->status;
+  for (const char* name : {"Retry-After", "WWW-Authenticate"})
+    if (answer->has_header(name)) res.set_header(name, answer->get_header_value(name));
+  res.set_header("X-Omniroute-Served-By", owner);
+  res.set_content(answer->body, answer->get_header_value("Content-Type"));
 }
 
 bool HttpApi::stream_allowed(JournalStream& stream) const {
@@ -721,7 +758,7 @@ void HttpApi::routes() {
   // heartbeat_ms of silence so that one does fail (and proxies keep the connection).
   svr.Get("/v1/journal/stream", [this, poll_limit](const httplib::Request& req,
                                                    httplib::Response& res) {
-    auto tenant = tenant_param(req, res);
+    auto tenant = tenant_param(req, res, false);  // a stream is not relayed: 421 names the owner
     if (!tenant) return;
     auto stream = std::make_shared<JournalStream>();
     stream->tenant = *tenant;
@@ -846,6 +883,11 @@ Status HttpApi::start() {
                            why_not_bound(options_.host, options_.port));
     port_ = options_.port;
   }
+  const std::string& host = options_.host;
+  if (owns_ && !options_.advertise.empty())
+    self_ = options_.advertise;
+  else if (owns_ && !host.empty() && host != "0.0.0.0" && host != "::" && host != "[::]")
+    self_ = host + ":" + std::to_string(port_);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return Status::ok();
 }

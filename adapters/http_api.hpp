@@ -31,6 +31,11 @@ struct HttpOptions {
   int port = 8080;                     // 0: any free port (see HttpApi::port)
   size_t max_body_bytes = 4u << 20;    // larger bodies are refused with 413
   size_t max_batch_events = 10000;     // larger batches are refused with 400
+  // This node's address as other nodes reach it (HOST:PORT), on the Kafka engine: published
+  // with the partitions it owns, so that the others forward their queries here. Empty: the
+  // listening address, unless that is every address (0.0.0.0, ::), when nothing is published
+  // and a query of another node's partition is answered 421.
+  std::string advertise;
   // A connection holds a thread while it is open: between requests of a keep-alive connection
   // (until 5 s idle) and while a long-poll waits. One more connection than threads waits for a
   // thread: 5 s when all the others are idle keep-alive connections (64 threads: the 65th
@@ -71,6 +76,14 @@ class HttpApi {
   // partition, rather than from views that do not have it (a 404 that is not true); while the
   // node is not ready (joining, or its partitions moving), 503 not_ready. Set before start().
   void answer_only_owned(std::function<bool(partition_id)> owns) { owns_ = std::move(owns); }
+  // With answer_only_owned, this node's address (HttpOptions::advertise, else the listening
+  // address if it is not every address), once started; empty if it has none. A query of
+  // another node's partition is then forwarded to the owner's address as the log knows it
+  // (EventLog::owner_address), and its answer passed on with `X-Omniroute-Served-By: OWNER`.
+  // A forwarded request is never forwarded again (a stale owner answers 421 itself); an owner
+  // that cannot be reached is answered 502 owner_unreachable. Streams are not forwarded: their
+  // 421 names the owner.
+  const std::string& advertised() const { return self_; }
 
  private:
   // An open GET /v1/journal/stream: what it sends, and where it is.
@@ -97,13 +110,19 @@ class HttpApi {
                                                           httplib::Response& res) const;
   // The request's ?tenant=, if it is given, valid and the caller's key may use it; else
   // nothing, after answering 401, 400 or 403.
-  std::optional<std::string> tenant_param(const httplib::Request& req, httplib::Response& res) const;
+  // A query of another node's partition is forwarded (see advertised()) if `may_forward`.
+  std::optional<std::string> tenant_param(const httplib::Request& req, httplib::Response& res,
+                                          bool may_forward = true) const;
+  // Answers `req` with what the node at `owner` answers it.
+  void forward(const httplib::Request& req, httplib::Response& res, const std::string& owner,
+               partition_id p) const;
 
   events::EventLog& log_;
   projections::Store& store_;
   ops::Metrics& metrics_;
   std::function<bool()> ready_;
   std::function<bool(partition_id)> owns_;
+  std::string self_;  // advertised(): set by start(), before any request
   HttpOptions options_;
   std::shared_ptr<const Credentials> credentials_;  // atomic_load/atomic_store only
   std::unique_ptr<httplib::Server> server_;

@@ -119,6 +119,19 @@ class EventLog {
   // Joins the set of processes that share the partitions.
   virtual result<std::unique_ptr<Membership>> join() = 0;
 
+  // Where the node that owns partition p answers HTTP (host:port), as that node published it
+  // (see advertise); nothing when no owner has, or on an engine with one node (embedded).
+  virtual std::optional<std::string> owner_address(partition_id p) const {
+    (void)p;
+    return std::nullopt;
+  }
+  // This node's HTTP address (host:port), published with each partition it owns from now on,
+  // and those it holds already: other nodes forward queries of those partitions there.
+  virtual Status advertise(const std::string& address) {
+    (void)address;
+    return Status::ok();
+  }
+
   // The error append_validated answers when the counts differ.
   static Status count_mismatch(const std::vector<std::string>& payloads,
                                const std::vector<Envelope>& envelopes) {

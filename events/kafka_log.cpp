@@ -6,6 +6,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <iostream>
+
+#include "events/json.hpp"
 
 namespace omniroute::events {
 namespace {
@@ -83,10 +86,16 @@ result<int> partition_count(rd_kafka_t* rk, const std::string& topic) {
   return n;
 }
 
-Status create_topic(rd_kafka_t* rk, const std::string& topic, int partitions) {
+Status create_topic(rd_kafka_t* rk, const std::string& topic, int partitions,
+                    const std::map<std::string, std::string>& configs = {}) {
   char err[512];
   rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, err, sizeof err);
   if (!nt) return Status::error("kafka topic " + topic + ": " + err);
+  for (const auto& [name, value] : configs)
+    if (rd_kafka_NewTopic_set_config(nt, name.c_str(), value.c_str())) {
+      rd_kafka_NewTopic_destroy(nt);
+      return Status::error("kafka topic " + topic + ": cannot set " + name);
+    }
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
   rd_kafka_CreateTopics(rk, &nt, 1, nullptr, q);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
@@ -282,6 +291,16 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
                            " must have the same number of partitions");
   }
 
+  // The owners' addresses: compacted, so it keeps the latest record of each partition.
+  log->nodes_topic_ = options.topic_prefix + "nodes";
+  auto nodes = partition_count(log->producer_, log->nodes_topic_);
+  if (!nodes) return nodes.error();
+  if (*nodes == 0)
+    if (Status c =
+            create_topic(log->producer_, log->nodes_topic_, 1, {{"cleanup.policy", "compact"}});
+        !c)
+      return c;
+
   auto cconf = base_conf(options);
   if (!cconf) return cconf.error();
   s = set(*cconf, "enable.partition.eof", "false");
@@ -298,10 +317,73 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   log->ingest_rkt_ = rd_kafka_topic_new(log->consumer_, log->ingest_topic_.c_str(), tconf);
   log->journal_rkt_ = rd_kafka_topic_new(log->consumer_, log->journal_topic_.c_str(),
                                          rd_kafka_topic_conf_dup(tconf));
+  log->nodes_rkt_ =
+      rd_kafka_topic_new(log->consumer_, log->nodes_topic_.c_str(), rd_kafka_topic_conf_dup(tconf));
+  log->owners_reader_ = std::thread([raw = log.get()] { raw->read_owners(); });
   return log;
 }
 
+void KafkaLog::read_owners() {
+  Reader r;
+  r.rkt = nodes_rkt_;
+  while (!owners_stopping_) {
+    if (!r.started)
+      if (Status s = r.seek(RD_KAFKA_OFFSET_BEGINNING); !s) {
+        std::cerr << "omniroute: " << nodes_topic_ << ": " << s.message() << "\n";
+        std::this_thread::sleep_for(1s);  // the brokers' trouble; reading resumes after it
+        continue;
+      }
+    std::vector<rd_kafka_message_t*> msgs;
+    if (Status s = r.fetch(100, 200, msgs); !s)
+      std::cerr << "omniroute: " << nodes_topic_ << ": " << s.message() << "\n";
+    for (rd_kafka_message_t* m : msgs) {
+      // {"partition":P,"epoch":E,"node":"host:port"}; anything else (another writer's) is passed
+      // over.
+      const json owner = json::parse(static_cast<const char*>(m->payload),
+                                     static_cast<const char*>(m->payload) + m->len, nullptr, false);
+      rd_kafka_message_destroy(m);
+      const json* partition = member(owner, "partition");
+      const json* epoch = member(owner, "epoch");
+      const std::string& node = string_member(owner, "node");
+      if (!partition || !partition->is_number_integer() || !epoch || !epoch->is_number_integer() ||
+          node.empty())
+        continue;
+      std::lock_guard<std::mutex> lock(owners_mu_);
+      auto& known = owners_[partition->get<int32_t>()];
+      if (epoch->get<int64_t>() >= known.first) known = {epoch->get<int64_t>(), node};
+    }
+  }
+}
+
+Status KafkaLog::publish_owner(partition_id p, journal_pos epoch, const std::string& address) {
+  const json owner = {{"partition", p.value()}, {"epoch", epoch.value()}, {"node", address}};
+  const std::vector<std::string> keys = {std::to_string(p.value())};
+  return produce(nodes_topic_, partition_id{0}, {owner.dump()}, nullptr, &keys);
+}
+
+Status KafkaLog::advertise(const std::string& address) {
+  std::map<int32_t, int64_t> held;
+  {
+    std::lock_guard<std::mutex> lock(owners_mu_);
+    advertised_ = address;
+    held = claimed_;
+  }
+  for (const auto& [p, epoch] : held)
+    if (Status s = publish_owner(partition_id{p}, journal_pos{epoch}, address); !s) return s;
+  return Status::ok();
+}
+
+std::optional<std::string> KafkaLog::owner_address(partition_id p) const {
+  std::lock_guard<std::mutex> lock(owners_mu_);
+  auto it = owners_.find(p.value());
+  if (it == owners_.end()) return std::nullopt;
+  return it->second.second;
+}
+
 KafkaLog::~KafkaLog() {
+  owners_stopping_ = true;
+  if (owners_reader_.joinable()) owners_reader_.join();
+  if (nodes_rkt_) rd_kafka_topic_destroy(nodes_rkt_);
   readers_.clear();
   if (ingest_rkt_) rd_kafka_topic_destroy(ingest_rkt_);
   if (journal_rkt_) rd_kafka_topic_destroy(journal_rkt_);
@@ -315,7 +397,8 @@ KafkaLog::~KafkaLog() {
 }
 
 Status KafkaLog::produce(const std::string& topic, partition_id p,
-                         const std::vector<std::string>& values, std::vector<int64_t>* offsets) {
+                         const std::vector<std::string>& values, std::vector<int64_t>* offsets,
+                         const std::vector<std::string>* keys) {
   if (values.empty()) return Status::ok();
   Delivery d;
   d.remaining = values.size();
@@ -327,6 +410,7 @@ Status KafkaLog::produce(const std::string& topic, partition_id p,
       rd_kafka_resp_err_t err = rd_kafka_producev(
           producer_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(p.value()),
           RD_KAFKA_V_VALUE(const_cast<char*>(values[sent].data()), values[sent].size()),
+          RD_KAFKA_V_KEY(keys ? (*keys)[sent].data() : nullptr, keys ? (*keys)[sent].size() : 0),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(slot), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         std::this_thread::sleep_for(1ms);  // the poller thread drains the queue
@@ -429,6 +513,16 @@ result<Claim> KafkaLog::claim(partition_id p) {
   });
   if (!s) return s;
   c.resume = ingest_offset{resume};
+  std::string address;
+  {
+    std::lock_guard<std::mutex> lock(owners_mu_);
+    claimed_[p.value()] = c.epoch.value();
+    address = advertised_;
+  }
+  // Not published, the claim stands: queries of the partition are answered 421 elsewhere.
+  if (!address.empty())
+    if (Status s = publish_owner(p, c.epoch, address); !s)
+      std::cerr << "omniroute: partition " << p.value() << ": " << s.message() << "\n";
   return c;
 }
 

@@ -9,12 +9,17 @@
 //   the ingest offset it came from): no Kafka transactions are needed.
 // - Membership: a consumer group on the ingest topic, used only to learn which partitions this
 //   process owns (the assigned partitions are paused); records are read with positioned reads.
+// - Owners: a node that claims a partition publishes its HTTP address with the claim's epoch to
+//   a compacted topic of one partition (<prefix>nodes, keyed by partition); every node reads it
+//   from the start and keeps, per partition, the address of the latest epoch, so that it can
+//   send a query of a partition it does not own to the node that does.
 #pragma once
 
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,27 +60,41 @@ class KafkaLog final : public EventLog {
                       std::vector<StoredRecord>& out) override;
   result<journal_pos> journal_end(partition_id p) override;
   result<std::unique_ptr<Membership>> join() override;
+  std::optional<std::string> owner_address(partition_id p) const override;
+  Status advertise(const std::string& address) override;
   std::string describe() const override;
 
  private:
   struct Reader;  // a positioned reader of one topic partition
   KafkaLog() = default;
+  // With `keys`, one per value (a compacted topic needs them).
   Status produce(const std::string& topic, partition_id p, const std::vector<std::string>& values,
-                 std::vector<int64_t>* offsets);
+                 std::vector<int64_t>* offsets, const std::vector<std::string>* keys = nullptr);
+  // Publishes that this node, at `address`, owns partition p as of `epoch`.
+  Status publish_owner(partition_id p, journal_pos epoch, const std::string& address);
+  // Reads the nodes topic until stopping, keeping owners_ (its own thread).
+  void read_owners();
   Reader& reader(rd_kafka_topic_s* topic, partition_id p);
   result<int64_t> high_watermark(const std::string& topic, partition_id p);
 
   KafkaOptions options_;
-  std::string ingest_topic_, journal_topic_;
+  std::string ingest_topic_, journal_topic_, nodes_topic_;
   int partitions_ = 0;
   rd_kafka_s* producer_ = nullptr;
   rd_kafka_s* consumer_ = nullptr;  // legacy (positioned) consumer, no group
   rd_kafka_topic_s* ingest_rkt_ = nullptr;
   rd_kafka_topic_s* journal_rkt_ = nullptr;
+  rd_kafka_topic_s* nodes_rkt_ = nullptr;
   std::mutex readers_mu_;
   std::map<std::pair<rd_kafka_topic_s*, int32_t>, std::unique_ptr<Reader>> readers_;
   std::thread poller_;
   std::atomic<bool> stopping_{false};
+  mutable std::mutex owners_mu_;
+  std::map<int32_t, std::pair<int64_t, std::string>> owners_;  // partition -> (epoch, address)
+  std::map<int32_t, int64_t> claimed_;  // partitions this node claimed -> their epochs
+  std::string advertised_;              // this node's address, once advertise() gave it
+  std::thread owners_reader_;
+  std::atomic<bool> owners_stopping_{false};
 };
 
 }  // namespace omniroute::events

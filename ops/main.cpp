@@ -91,6 +91,20 @@ int serve(ops::ServerOptions options, const std::string& http, const std::string
     return fail("--http must be HOST:PORT, the port 0 (any free one) to 65535, got '" + http + "'");
   options.http.host = http.substr(0, colon);
   options.http.port = *port;
+  if (!options.http.advertise.empty()) {
+    const std::string& a = options.http.advertise;
+    const auto at = a.rfind(':');
+    const auto p = at == std::string::npos || at == 0 ? std::nullopt : port_of(a.substr(at + 1));
+    if (!p || *p == 0)
+      return fail(
+          "--advertise must be HOST:PORT where the other nodes reach this one, the port 1 "
+          "to 65535, got '" +
+          a + "'");
+    if (options.engine.kafka_brokers.empty())
+      return fail(
+          "--advertise is for the kafka engine (--kafka-brokers): the embedded engine has "
+          "one node");
+  }
   // Block the shutdown signals, and SIGHUP (reload), in every thread; the main thread waits for
   // them below.
   sigset_t signals;
@@ -428,6 +442,9 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "run the server");
   add_engine_options(serve_cmd, server_options.engine);
   serve_cmd->add_option("--http", http, "HTTP listen address HOST:PORT")->capture_default_str();
+  serve_cmd->add_option("--advertise", server_options.http.advertise,
+                        "kafka engine: HOST:PORT where the other nodes reach this one, to forward "
+                        "queries of its partitions (default: --http, unless it is 0.0.0.0 or ::)");
   serve_cmd->add_option("--http-threads", server_options.http.threads,
                         "HTTP threads: one per open connection (keep-alive or long-poll); "
                         "three quarters of them at most for waiting long-polls")

@@ -104,27 +104,41 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   }
   REQUIRE(has_all(facts, ids));
 
-  // Each tenant's views are on the node that owns its partition: the other one says so (421
-  // not_owned, naming the partition) rather than answer 404 from views that do not have them.
+  // Each tenant's views are on the node that owns its partition. The other node forwards a
+  // query to it (the owner published its address with its claim) and passes its answer on,
+  // saying who served it; a forwarded query is not forwarded again (421 names the owner), and
+  // a stream is not forwarded.
+  const std::string address_a = "127.0.0.1:" + std::to_string(a->port()),
+                    address_b = "127.0.0.1:" + std::to_string(b->port());
   for (int t = 0; t < 8; ++t) {
     const std::string path = "/v1/queues/main?tenant=t" + std::to_string(t);
     auto on_a = via_a.Get(path.c_str()), on_b = via_b.Get(path.c_str());
-    REQUIRE(on_a);
-    REQUIRE(on_b);
-    INFO(path << " a: " << on_a->status << " " << on_a->body << " b: " << on_b->status << " " << on_b->body);
-    CHECK((on_a->status == 421) != (on_b->status == 421));
-    const auto& elsewhere = on_a->status == 421 ? on_a : on_b;
-    CHECK(json::parse(elsewhere->body)["error"] == "not_owned");
-    CHECK(json::parse(elsewhere->body)["partition"].is_number_integer());
-    httplib::Client& owner = on_a->status == 421 ? via_b : via_a;
-    int status = 0;
-    for (int i = 0; i < 100 && status != 200; ++i) {  // its views follow the journal
-      auto res = owner.Get(path.c_str());
-      REQUIRE(res);
-      status = res->status;
-      if (status != 200) std::this_thread::sleep_for(100ms);
+    for (int i = 0; i < 100; ++i) {  // until the views have the tenant and the owners are known
+      REQUIRE(on_a);
+      REQUIRE(on_b);
+      if (on_a->status == 200 && on_b->status == 200) break;
+      std::this_thread::sleep_for(100ms);
+      on_a = via_a.Get(path.c_str());
+      on_b = via_b.Get(path.c_str());
     }
-    CHECK(status == 200);
+    INFO(path << " a: " << on_a->status << " " << on_a->body << " b: " << on_b->status << " " << on_b->body);
+    REQUIRE(on_a->status == 200);
+    REQUIRE(on_b->status == 200);
+    CHECK(on_a->body == on_b->body);
+    const bool a_owns = !on_a->has_header("X-Omniroute-Served-By");
+    CHECK(a_owns == on_b->has_header("X-Omniroute-Served-By"));
+    CHECK((a_owns ? on_b : on_a)->get_header_value("X-Omniroute-Served-By") == (a_owns ? address_a : address_b));
+    httplib::Client& other = a_owns ? via_b : via_a;
+    auto again = other.Get(path.c_str(), {{"X-Omniroute-Forwarded-By", "127.0.0.1:1"}});
+    REQUIRE(again);
+    CHECK(again->status == 421);
+    CHECK(json::parse(again->body)["error"] == "not_owned");
+    CHECK(json::parse(again->body)["partition"].is_number_integer());
+    CHECK(json::parse(again->body)["owner"] == (a_owns ? address_a : address_b));
+    auto stream = other.Get(("/v1/journal/stream?tenant=t" + std::to_string(t)).c_str());
+    REQUIRE(stream);
+    CHECK(stream->status == 421);
+    CHECK(json::parse(stream->body)["owner"] == (a_owns ? address_a : address_b));
   }
 
   b->stop();  // leaves the group: its partitions move to a

@@ -38,6 +38,22 @@ TEST_CASE("serve refuses an --http port that is not 0 to 65535, before it starts
   CHECK(!std::filesystem::exists(data));  // refused before the data directory was made
 }
 
+TEST_CASE("serve refuses an --advertise address that is not HOST:PORT, or on the embedded engine") {
+  omniroute::testing::TempDir dir;
+  const std::string data = dir.sub("data");
+  for (const std::string advertise : {"node-1", "node-1:0", "node-1:99999", ":8080", "node-1:80x"}) {
+    const Run r = run({"serve", "--http", "127.0.0.1:0", "--data", data, "--kafka-brokers",
+                       "127.0.0.1:1", "--advertise", advertise});
+    INFO(advertise << ": " << r.output);
+    CHECK(r.status == 1);
+    CHECK(r.output.find("--advertise must be HOST:PORT") != std::string::npos);
+  }
+  const Run embedded = run({"serve", "--http", "127.0.0.1:0", "--data", data, "--advertise", "node-1:8080"});
+  CHECK(embedded.status == 1);
+  CHECK(embedded.output.find("--advertise is for the kafka engine") != std::string::npos);
+  CHECK(!std::filesystem::exists(data));  // refused before the data directory was made
+}
+
 TEST_CASE("replay, digest, journal and forecast refuse a data directory with no data, and make none") {
   omniroute::testing::TempDir dir;
   const std::string data = dir.sub("mistyped");
