@@ -19,6 +19,19 @@ namespace dom = simdjson::dom;
 // use rather than hold tens of MiB per thread for a rare large batch.
 constexpr size_t kept_parser_bytes = 1u << 20;
 
+// The thread's parser, for one use: what it parses lives in its buffers until the next use.
+// A buffer grown past kept_parser_bytes is freed when the use ends.
+struct ParserUse {
+  dom::parser& parser = thread_parser();
+  ~ParserUse() {
+    if (parser.capacity() > kept_parser_bytes) parser = dom::parser();
+  }
+  static dom::parser& thread_parser() {
+    thread_local dom::parser p;
+    return p;
+  }
+};
+
 // True when `body` may hold the number -0: json::parse makes it a signed integer, and
 // simdjson the same 0 as for 0 (which json::parse makes unsigned). May say so of a string
 // that holds "-0"; such a body just takes the general path.
@@ -126,15 +139,10 @@ bool read_event(dom::element v, size_t depth, FactBatch& batch) {
 }  // namespace
 
 std::optional<Envelope> read_plain_envelope(std::string_view text) {
-  thread_local dom::parser parser;
-  struct Trim {
-    ~Trim() {
-      if (parser.capacity() > kept_parser_bytes) parser = dom::parser();
-    }
-  } trim;
+  ParserUse use;
   if (may_hold_minus_zero(text)) return std::nullopt;
   dom::object fields;
-  if (parser.parse(text.data(), text.size(), true).get_object().get(fields)) return std::nullopt;
+  if (use.parser.parse(text.data(), text.size(), true).get_object().get(fields)) return std::nullopt;
   std::string_view id, type, tenant, time, cause;
   std::optional<seq_no> seq;
   json data;
@@ -182,16 +190,11 @@ std::optional<Envelope> read_plain_envelope(std::string_view text) {
 }
 
 std::optional<FactBatch> read_valid_facts(std::string_view body, size_t max_events) {
-  thread_local dom::parser parser;
-  struct Trim {
-    ~Trim() {
-      if (parser.capacity() > kept_parser_bytes) parser = dom::parser();
-    }
-  } trim;
+  ParserUse use;
   if (may_hold_minus_zero(body)) return std::nullopt;
   dom::element root;
   // Copies the body into a padded buffer of its own: simdjson reads past the end in blocks.
-  if (parser.parse(body.data(), body.size(), true).get(root)) return std::nullopt;
+  if (use.parser.parse(body.data(), body.size(), true).get(root)) return std::nullopt;
   FactBatch out;
   if (root.is_object()) {
     if (max_events < 1 || !read_event(root, 1, out)) return std::nullopt;
