@@ -86,6 +86,13 @@ bool to_json(dom::element v, size_t depth, json& out) {
   return false;
 }
 
+// An envelope member's place by its name: id, type, tenant, time, data (a fact's five: 0-4),
+// then seq and cause (5, 6, in the journal's); 7 for any other name.
+size_t member_index(std::string_view name) {
+  constexpr std::string_view names[] = {"id", "type", "tenant", "time", "data", "seq", "cause"};
+  return static_cast<size_t>(std::find(std::begin(names), std::end(names), name) - std::begin(names));
+}
+
 // One event object at `depth` (1 for a lone event, 2 in a batch), appended to the batch with
 // its text when it has exactly the five envelope fields, each once, and parse_fact would
 // accept it.
@@ -100,16 +107,10 @@ bool read_event(dom::element v, size_t depth, FactBatch& batch) {
   json data;
   std::array<bool, 5> seen{};  // id, type, tenant, time, data
   for (dom::key_value_pair field : fields) {
-    const std::string_view k = field.key;
-    const size_t at = k == "id"sv       ? 0
-                      : k == "type"sv   ? 1
-                      : k == "tenant"sv ? 2
-                      : k == "time"sv   ? 3
-                      : k == "data"sv   ? 4
-                                        : seen.size();
+    const size_t at = member_index(field.key);
     // Another field: parse_fact ignores it; the general path decides. A field twice: the DOM
     // keeps the last one; the general path reads it.
-    if (at == seen.size() || seen[at]) return false;
+    if (at >= seen.size() || seen[at]) return false;
     seen[at] = true;
     if (at == 4) {
       if (!field.value.is_object() || !to_json(field.value, depth, data)) return false;
@@ -148,16 +149,8 @@ std::optional<Envelope> read_plain_envelope(std::string_view text) {
   json data;
   std::array<bool, 7> seen{};  // id, type, tenant, time, data, seq, cause
   for (dom::key_value_pair field : fields) {
-    const std::string_view k = field.key;
-    const size_t at = k == "id"sv       ? 0
-                      : k == "type"sv   ? 1
-                      : k == "tenant"sv ? 2
-                      : k == "time"sv   ? 3
-                      : k == "data"sv   ? 4
-                      : k == "seq"sv    ? 5
-                      : k == "cause"sv  ? 6
-                                        : seen.size();
-    if (at == seen.size()) continue;     // read_shape passes over other members too
+    const size_t at = member_index(field.key);
+    if (at >= seen.size()) continue;    // read_shape passes over other members too
     if (seen[at]) return std::nullopt;  // twice: the general path keeps the last
     seen[at] = true;
     if (at == 4) {
