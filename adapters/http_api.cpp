@@ -12,8 +12,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "events/envelope.hpp"
@@ -290,7 +292,8 @@ std::optional<std::shared_ptr<const Credential>> HttpApi::caller(const httplib::
 }
 
 std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req,
-                                                 httplib::Response& res, bool may_forward) const {
+                                                 httplib::Response& res,
+                                                 std::string* relay_to) const {
   auto who = caller(req, res);
   if (!who) return std::nullopt;
   if (!req.has_param("tenant")) {
@@ -323,7 +326,11 @@ std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req,
       const std::optional<std::string> owner = self_.empty() ? std::nullopt : log_.owner_address(p);
       // Forwarded once at most: a node that gets a forwarded query of a partition it does not
       // own (the owners' addresses trail a move by a moment) answers 421 itself.
-      if (owner && *owner != self_ && may_forward && !req.has_header(forwarded_by)) {
+      if (owner && *owner != self_ && !req.has_header(forwarded_by)) {
+        if (relay_to) {
+          *relay_to = *owner;
+          return tenant;
+        }
         forward(req, res, *owner, p);
         return std::nullopt;
       }
@@ -339,29 +346,143 @@ std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req,
   return tenant;
 }
 
+namespace {
+
+// A client of the node at `owner` for forwarding.
+std::unique_ptr<httplib::Client> owner_client(const std::string& owner) {
+  auto client = std::make_unique<httplib::Client>("http://" + owner);
+  client->set_connection_timeout(2, 0);
+  client->set_read_timeout(40, 0);  // a journal long-poll waits up to 30 s; a stream beats
+  client->set_tcp_nodelay(true);
+  return client;
+}
+
+// What a forwarded request carries: this node's address, and the headers the owner reads as
+// this node would have (the key, a stream's position).
+httplib::Headers forwarded_headers(const httplib::Request& req, const std::string& self) {
+  httplib::Headers headers = {{forwarded_by, self}};
+  for (const char* name : {"Authorization", "Last-Event-ID"})
+    if (req.has_header(name)) headers.emplace(name, req.get_header_value(name));
+  return headers;
+}
+
+// Passes the owner's answer on as this node's, saying who served it.
+void pass_on(const httplib::Response& answer, const std::string& owner, httplib::Response& res) {
+  res.status = answer.status;
+  for (const char* name : {"Retry-After", "WWW-Authenticate"})
+    if (answer.has_header(name)) res.set_header(name, answer.get_header_value(name));
+  res.set_header("X-Omniroute-Served-By", owner);
+  res.set_content(answer.body, answer.get_header_value("Content-Type"));
+}
+
+void send_unreachable(httplib::Response& res, const std::string& owner, partition_id p,
+                      const std::string& why) {
+  send_error(res, 502, "owner_unreachable",
+             {{"partition", p.value()},
+              {"owner", owner},
+              {"reason", "the node that owns the partition did not answer (" + why +
+                             "): ask again, or ask it"}});
+}
+
+}  // namespace
+
 void HttpApi::forward(const httplib::Request& req, httplib::Response& res, const std::string& owner,
                       partition_id p) const {
-  httplib::Client client("http://" + owner);
-  client.set_connection_timeout(2, 0);
-  client.set_read_timeout(40, 0);  // a journal long-poll waits up to 30 s
-  client.set_tcp_nodelay(true);
-  httplib::Headers headers = {{forwarded_by, self_}};
-  if (req.has_header("Authorization"))  // the owner checks the key as this node would
-    headers.emplace("Authorization", req.get_header_value("Authorization"));
-  auto answer = client.Get(req.target.c_str(), headers);
-  if (!answer) {
-    send_error(res, 502, "owner_unreachable",
-               {{"partition", p.value()},
-                {"owner", owner},
-                {"reason", "the node that owns the partition did not answer (" +
-                               httplib::to_string(answer.error()) + "): ask again, or ask it"}});
-    return;
+  auto answer = owner_client(owner)->Get(req.target.c_str(), forwarded_headers(req, self_));
+  if (!answer) return send_unreachable(res, owner, p, httplib::to_string(answer.error()));
+  pass_on(*answer, owner, res);
+}
+
+// The owner's stream, read on a thread of its own, and what it sent that the client has not
+// been given yet.
+struct HttpApi::Relay {
+  std::unique_ptr<httplib::Client> client;
+  std::thread reader;
+  std::mutex mu;
+  std::condition_variable changed;
+  std::optional<httplib::Response> head;  // the owner's status and headers, once they came
+  std::string pending;                    // of its body, not written on yet
+  bool ended = false;
+  bool cancelled = false;
+  std::string error;  // why the owner could not be read, when it could not
+
+  ~Relay() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      cancelled = true;
+    }
+    client->stop();  // ends a read under way
+    if (reader.joinable()) reader.join();
   }
-  res.status = answer->status;
-  for (const char* name : {"Retry-After", "WWW-Authenticate"})
-    if (answer->has_header(name)) res.set_header(name, answer->get_header_value(name));
+};
+
+void HttpApi::relay_stream(const httplib::Request& req, httplib::Response& res,
+                           const std::string& owner, partition_id p) {
+  struct Place {  // the stream's place among the waiting, given back when the relay is done
+    HttpApi* api;
+    ~Place() {
+      --api->streams_;
+      --api->waiting_polls_;
+    }
+  };
+  auto place = std::make_shared<Place>(Place{this});
+  auto relay = std::make_shared<Relay>();
+  relay->client = owner_client(owner);
+  relay->client->set_read_timeout(70, 0);  // longer than the longest heartbeat (60 s)
+  Relay* r = relay.get();
+  r->reader = std::thread([r, target = req.target, headers = forwarded_headers(req, self_)] {
+    auto done = r->client->Get(
+        target.c_str(), headers,
+        [r](const httplib::Response& head) {
+          std::lock_guard<std::mutex> lock(r->mu);
+          r->head = head;
+          r->changed.notify_all();
+          return !r->cancelled;
+        },
+        [r](const char* data, size_t n) {
+          std::lock_guard<std::mutex> lock(r->mu);
+          r->pending.append(data, n);
+          r->changed.notify_all();
+          return !r->cancelled;
+        });
+    std::lock_guard<std::mutex> lock(r->mu);
+    r->ended = true;
+    if (!done) r->error = httplib::to_string(done.error());
+    r->changed.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(r->mu);
+  r->changed.wait(lock, [&] { return r->head || r->ended; });
+  if (!r->head) return send_unreachable(res, owner, p, r->error);
+  if (r->head->status != 200) {  // an error, answered whole: passed on as it is
+    r->changed.wait(lock, [&] { return r->ended; });
+    httplib::Response answer = *r->head;
+    answer.body = std::move(r->pending);
+    return pass_on(answer, owner, res);
+  }
+  lock.unlock();
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
   res.set_header("X-Omniroute-Served-By", owner);
-  res.set_content(answer->body, answer->get_header_value("Content-Type"));
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, relay](size_t, httplib::DataSink& sink) {
+        std::string out;
+        {
+          std::unique_lock<std::mutex> lock(relay->mu);
+          // The owner beats at least every heartbeat; the bound is for this server stopping.
+          relay->changed.wait_for(lock, std::chrono::milliseconds(250),
+                                  [&] { return !relay->pending.empty() || relay->ended; });
+          out.swap(relay->pending);
+          if (out.empty() && (relay->ended || stopping_)) {
+            sink.done();  // the owner ended it (it stopped, the partition moved): reconnect
+            return true;
+          }
+        }
+        return out.empty() || sink.write(out.data(), out.size());
+      },
+      // The relay's last owner: ends it, then gives the place back.
+      [relay, place](bool) {});
 }
 
 bool HttpApi::stream_allowed(JournalStream& stream) const {
@@ -758,7 +879,8 @@ void HttpApi::routes() {
   // heartbeat_ms of silence so that one does fail (and proxies keep the connection).
   svr.Get("/v1/journal/stream", [this, poll_limit](const httplib::Request& req,
                                                    httplib::Response& res) {
-    auto tenant = tenant_param(req, res, false);  // a stream is not relayed: 421 names the owner
+    std::string owner;  // another node's, whose stream of the tenant this one relays
+    auto tenant = tenant_param(req, res, &owner);
     if (!tenant) return;
     auto stream = std::make_shared<JournalStream>();
     stream->tenant = *tenant;
@@ -808,6 +930,7 @@ void HttpApi::routes() {
       return;
     }
     ++streams_;
+    if (!owner.empty()) return relay_stream(req, res, owner, log_.partition_of(*tenant));
     stream->authorization = req.get_header_value("Authorization");
     stream->keys = std::atomic_load(&credentials_);
     stream->next_beat = std::chrono::steady_clock::now() + stream->heartbeat;

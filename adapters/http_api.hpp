@@ -79,10 +79,10 @@ class HttpApi {
   // With answer_only_owned, this node's address (HttpOptions::advertise, else the listening
   // address if it is not every address), once started; empty if it has none. A query of
   // another node's partition is then forwarded to the owner's address as the log knows it
-  // (EventLog::owner_address), and its answer passed on with `X-Omniroute-Served-By: OWNER`.
-  // A forwarded request is never forwarded again (a stale owner answers 421 itself); an owner
-  // that cannot be reached is answered 502 owner_unreachable. Streams are not forwarded: their
-  // 421 names the owner.
+  // (EventLog::owner_address), and its answer passed on with `X-Omniroute-Served-By: OWNER`
+  // (a journal stream is relayed as the owner writes it). A forwarded request is never
+  // forwarded again (a stale owner answers 421 itself, naming the owner it knows); an owner
+  // that cannot be reached is answered 502 owner_unreachable.
   const std::string& advertised() const { return self_; }
 
  private:
@@ -110,12 +110,18 @@ class HttpApi {
                                                           httplib::Response& res) const;
   // The request's ?tenant=, if it is given, valid and the caller's key may use it; else
   // nothing, after answering 401, 400 or 403.
-  // A query of another node's partition is forwarded (see advertised()) if `may_forward`.
+  // A query of another node's partition is forwarded (see advertised()); with `relay_to`, the
+  // tenant is returned and the owner's address set there instead.
   std::optional<std::string> tenant_param(const httplib::Request& req, httplib::Response& res,
-                                          bool may_forward = true) const;
-  // Answers `req` with what the node at `owner` answers it.
+                                          std::string* relay_to = nullptr) const;
+  // Answers `req` with what the node at `owner` (owner of partition p) answers it.
   void forward(const httplib::Request& req, httplib::Response& res, const std::string& owner,
                partition_id p) const;
+  // Answers a journal stream with the owner's stream of it, relayed as it comes; the stream's
+  // place (taken) is given back when the relay ends.
+  struct Relay;
+  void relay_stream(const httplib::Request& req, httplib::Response& res, const std::string& owner,
+                    partition_id p);
 
   events::EventLog& log_;
   projections::Store& store_;

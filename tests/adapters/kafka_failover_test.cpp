@@ -135,10 +135,26 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
     CHECK(json::parse(again->body)["error"] == "not_owned");
     CHECK(json::parse(again->body)["partition"].is_number_integer());
     CHECK(json::parse(again->body)["owner"] == (a_owns ? address_a : address_b));
-    auto stream = other.Get(("/v1/journal/stream?tenant=t" + std::to_string(t)).c_str());
-    REQUIRE(stream);
-    CHECK(stream->status == 421);
-    CHECK(json::parse(stream->body)["owner"] == (a_owns ? address_a : address_b));
+    // A stream asked of the other node is the owner's, relayed: its first entries as they are.
+    const std::string stream_path = "/v1/journal/stream?tenant=t" + std::to_string(t);
+    std::string events, served_by;
+    auto relayed = other.Get(
+        stream_path.c_str(), {{"Last-Event-ID", "0"}},
+        [&](const httplib::Response& head) {
+          served_by = head.get_header_value("X-Omniroute-Served-By");
+          return head.status == 200;
+        },
+        [&](const char* data, size_t n) {
+          events.append(data, n);
+          return events.find("id: 2\n") == std::string::npos;  // enough: close it
+        });
+    CHECK(served_by == (a_owns ? address_a : address_b));
+    CHECK(events.rfind("id: 1\nevent: agent.logged_in\ndata: {", 0) == 0);
+    CHECK(events.find("\n\nid: 2\nevent: conversation.started\n") != std::string::npos);
+    auto stale = other.Get(stream_path.c_str(), {{"X-Omniroute-Forwarded-By", "127.0.0.1:1"}});
+    REQUIRE(stale);
+    CHECK(stale->status == 421);
+    CHECK(json::parse(stale->body)["owner"] == (a_owns ? address_a : address_b));
   }
 
   b->stop();  // leaves the group: its partitions move to a
