@@ -334,8 +334,11 @@ void KafkaLog::read_owners() {
         continue;
       }
     std::vector<rd_kafka_message_t*> msgs;
-    if (Status s = r.fetch(100, 200, msgs); !s)
+    if (Status s = r.fetch(100, 200, msgs); !s) {
       std::cerr << "omniroute: " << nodes_topic_ << ": " << s.message() << "\n";
+      std::this_thread::sleep_for(1s);  // as above: once a second, not a line per attempt
+      continue;
+    }
     for (rd_kafka_message_t* m : msgs) {
       // {"partition":P,"epoch":E,"node":"host:port"}; anything else (another writer's) is passed
       // over.
