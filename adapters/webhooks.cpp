@@ -115,6 +115,7 @@ struct WebhookEgress::Runner {
   std::mutex client_mu;
   httplib::Client* client = nullptr;  // while a delivery is in flight, for stop()
   std::thread thread;
+  bool finished = false;  // run() has returned (WebhookEgress::mu_)
 };
 
 WebhookEgress::WebhookEgress(projections::Store& store, ops::Metrics& metrics,
@@ -145,9 +146,16 @@ void WebhookEgress::stop() {
   stopped_.notify_all();
   store_.wake_waiters();
   for (auto& r : runners_) {
-    {
-      std::lock_guard<std::mutex> lock(r->client_mu);
-      if (r->client) r->client->stop();
+    // A POST is cut by stopping its client, but one registered and not yet connected when the
+    // client is stopped connects afterwards: the client is stopped again until the runner has
+    // returned, so shutdown never waits out a receiver's timeouts.
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(r->client_mu);
+        if (r->client) r->client->stop();
+      }
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stopped_.wait_for(lock, std::chrono::milliseconds(50), [&] { return r->finished; })) break;
     }
     if (r->thread.joinable()) r->thread.join();
   }
@@ -159,6 +167,15 @@ bool WebhookEgress::pause(std::chrono::milliseconds d) {
 }
 
 void WebhookEgress::run(Runner& r) {
+  struct Finished {  // tells stop() the runner has returned, however it returns
+    WebhookEgress& egress;
+    Runner& runner;
+    ~Finished() {
+      std::lock_guard<std::mutex> lock(egress.mu_);
+      runner.finished = true;
+      egress.stopped_.notify_all();
+    }
+  } finished{*this, r};
   // What delivery throws (an entry it cannot read, no memory) stops neither the server nor the
   // webhook: logged, and delivery starts again from the stored position after a pause.
   metrics_.webhook_started(r.hook.name);

@@ -197,6 +197,54 @@ TEST_CASE(
   for (const auto& p : all) CHECK(p.webhook != "globex");
 }
 
+TEST_CASE("shutdown does not wait for a receiver that never answers") {
+  // A receiver that takes the POST and holds it: the webhook's read would wait 10 s.
+  std::mutex mu;
+  std::condition_variable changed;
+  bool held = false, release = false;
+  httplib::Server silent;
+  silent.Post(".*", [&](const httplib::Request&, httplib::Response& res) {
+    std::unique_lock<std::mutex> lock(mu);
+    held = true;
+    changed.notify_all();
+    changed.wait(lock, [&] { return release; });
+    res.status = 204;
+  });
+  const int port = silent.bind_to_any_port("127.0.0.1");
+  std::thread listening([&] { silent.listen_after_bind(); });
+  testing::TempDir dir;
+  ops::ServerOptions o;
+  o.engine.data_dir = dir.str();
+  o.engine.partitions = 2;
+  o.http.port = 0;
+  o.webhooks = webhooks({{{"name", "crm"},
+                          {"tenant", "acme"},
+                          {"url", "http://127.0.0.1:" + std::to_string(port) + "/hook"},
+                          {"secret", secret}}});
+  auto server = ops::Server::start(o);
+  REQUIRE_MESSAGE(server, (server ? "" : server.error().message()));
+  httplib::Client http("127.0.0.1", (*server)->port());
+  auto res = http.Post("/v1/events", testing::assigned_session().dump(), "application/json");
+  REQUIRE(res);
+  REQUIRE(res->status == 202);
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    changed.wait(lock, [&] { return held; });  // a POST is under way
+  }
+  const auto stop_started = std::chrono::steady_clock::now();
+  (*server)->stop();
+  const auto took = std::chrono::steady_clock::now() - stop_started;
+  CHECK_MESSAGE(took < std::chrono::seconds(5),
+                std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  changed.notify_all();
+  silent.stop();
+  listening.join();
+}
+
 TEST_CASE("a webhooks file with anything wrong is refused, naming the file and what is wrong") {
   const json good = {
       {"name", "crm"}, {"tenant", "acme"}, {"url", "https://crm.example/hook"}, {"secret", secret}};
