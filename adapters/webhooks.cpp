@@ -155,7 +155,8 @@ void WebhookEgress::stop() {
         if (r->client) r->client->stop();
       }
       std::unique_lock<std::mutex> lock(mu_);
-      if (stopped_.wait_for(lock, std::chrono::milliseconds(50), [&] { return r->finished; })) break;
+      if (stopped_.wait_for(lock, std::chrono::milliseconds(50), [&] { return r->finished; }))
+        break;
     }
     if (r->thread.joinable()) r->thread.join();
   }
