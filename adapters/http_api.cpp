@@ -425,7 +425,7 @@ void HttpApi::relay_stream(const httplib::Request& req, httplib::Response& res,
       --api->waiting_polls_;
     }
   };
-  auto place = std::make_shared<Place>(Place{this});
+  const std::shared_ptr<Place> place(new Place{this});  // made once: its end gives the place back
   auto relay = std::make_shared<Relay>();
   relay->client = owner_client(owner);
   relay->client->set_read_timeout(70, 0);  // longer than the longest heartbeat (60 s)

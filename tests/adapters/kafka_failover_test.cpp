@@ -136,7 +136,20 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
     CHECK(json::parse(again->body)["partition"].is_number_integer());
     CHECK(json::parse(again->body)["owner"] == (a_owns ? address_a : address_b));
     // A stream asked of the other node is the owner's, relayed: its first entries as they are.
-    const std::string stream_path = "/v1/journal/stream?tenant=t" + std::to_string(t);
+    // (A long heartbeat: the relays of the tenants before, whose clients have gone, stay open
+    // until their next write, and hold their places meanwhile.)
+    const std::string stream_path = "/v1/journal/stream?heartbeat_ms=60000&tenant=t" + std::to_string(t);
+    const int other_port = a_owns ? b->port() : a->port();
+    auto streams_open = [&] {
+      httplib::Client scrape("127.0.0.1", other_port);
+      auto metrics = scrape.Get("/metrics");
+      REQUIRE(metrics);
+      const std::string name = "\nomniroute_http_journal_streams ";
+      const size_t at = metrics->body.find(name);
+      REQUIRE(at != std::string::npos);
+      return std::stoi(metrics->body.substr(at + name.size()));
+    };
+    const int streams_before = streams_open();
     std::string events, served_by;
     auto relayed = other.Get(
         stream_path.c_str(), {{"Last-Event-ID", "0"}},
@@ -145,6 +158,7 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
           return head.status == 200;
         },
         [&](const char* data, size_t n) {
+          if (events.empty()) CHECK(streams_open() == streams_before + 1);  // the relay's place
           events.append(data, n);
           return events.find("id: 2\n") == std::string::npos;  // enough: close it
         });
