@@ -264,7 +264,8 @@ HttpApi::HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics&
       ready_(std::move(ready)),
       options_(std::move(options)),
       credentials_(std::move(options_.credentials)),  // reloads replace it: not kept twice
-      server_(std::make_unique<httplib::Server>()) {
+      server_(std::make_unique<httplib::Server>()),
+      owner_clients_(std::make_unique<OwnerClients>()) {
   routes();
 }
 
@@ -386,11 +387,56 @@ void send_unreachable(httplib::Response& res, const std::string& owner, partitio
 
 }  // namespace
 
+// Clients of the owners, each keeping its connection open between forwarded queries: a
+// connection per query costs a handshake and a thread of the owner's each, and leaves a
+// socket in TIME_WAIT for a minute (a node forwarding thousands of queries a second would
+// keep tens of thousands). A client serves one query at a time: as many are made as queries
+// go to an owner at once, and up to kept_per_owner kept (each holds a thread of the owner's
+// while it is open, until it has been idle 5 s there).
+struct HttpApi::OwnerClients {
+  static constexpr size_t kept_per_owner = 16;
+  std::mutex mu;
+  std::map<std::string, std::vector<std::unique_ptr<httplib::Client>>> idle;
+
+  // A kept client of `owner`, if there is one (then `kept`), else a new one.
+  std::unique_ptr<httplib::Client> take(const std::string& owner, bool& kept) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto& clients = idle[owner];
+      kept = !clients.empty();
+      if (kept) {
+        auto client = std::move(clients.back());
+        clients.pop_back();
+        return client;
+      }
+    }
+    return fresh(owner);
+  }
+  static std::unique_ptr<httplib::Client> fresh(const std::string& owner) {
+    auto client = owner_client(owner);
+    client->set_keep_alive(true);
+    return client;
+  }
+  void give_back(const std::string& owner, std::unique_ptr<httplib::Client> client) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto& clients = idle[owner];
+    if (clients.size() < kept_per_owner) clients.push_back(std::move(client));
+  }
+};
+
 void HttpApi::forward(const httplib::Request& req, httplib::Response& res, const std::string& owner,
                       partition_id p) const {
-  auto answer = owner_client(owner)->Get(req.target.c_str(), forwarded_headers(req, self_));
+  const httplib::Headers headers = forwarded_headers(req, self_);
+  bool kept = false;
+  auto client = owner_clients_->take(owner, kept);
+  auto answer = client->Get(req.target.c_str(), headers);
+  if (!answer && kept) {  // the owner closed the kept connection as it was used: a new one
+    client = OwnerClients::fresh(owner);
+    answer = client->Get(req.target.c_str(), headers);
+  }
   if (!answer) return send_unreachable(res, owner, p, httplib::to_string(answer.error()));
   pass_on(*answer, owner, res);
+  owner_clients_->give_back(owner, std::move(client));
 }
 
 // The owner's stream, read on a thread of its own, and what it sent that the client has not

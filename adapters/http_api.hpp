@@ -132,6 +132,8 @@ class HttpApi {
   HttpOptions options_;
   std::shared_ptr<const Credentials> credentials_;  // atomic_load/atomic_store only
   std::unique_ptr<httplib::Server> server_;
+  struct OwnerClients;  // connections kept to the owners, for forward()
+  std::unique_ptr<OwnerClients> owner_clients_;
   std::thread thread_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};

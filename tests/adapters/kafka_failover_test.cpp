@@ -5,6 +5,10 @@
 
 #include <httplib.h>
 
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
 #include "events/kafka_log.hpp"
 #include "ops/server.hpp"
 #include "tests/support/support.hpp"
@@ -70,6 +74,24 @@ std::vector<std::string> post_round(httplib::Client& http, int round) {
   REQUIRE(res);
   REQUIRE(res->status == 202);
   return ids;
+}
+
+// Sockets of this machine in TIME_WAIT with 127.0.0.1:`port` at one end: connections to a
+// server on that port that were closed (by whichever side closed first).
+int time_wait_to(int port) {
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  char remote[16];
+  std::snprintf(remote, sizeof remote, "0100007F:%04X", port);
+  int n = 0;
+  while (std::getline(tcp, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, rem, state;
+    fields >> slot >> local >> rem >> state;
+    n += (rem == remote || local == remote) && state == "06";
+  }
+  return n;
 }
 
 bool has_all(const std::map<std::string, int>& facts, const std::vector<std::string>& ids) {
@@ -169,6 +191,25 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
     REQUIRE(stale);
     CHECK(stale->status == 421);
     CHECK(json::parse(stale->body)["owner"] == (a_owns ? address_a : address_b));
+  }
+
+  // Forwarded queries reuse their connections to the owner: a connection per query would cost
+  // a handshake and one of the owner's threads each, and leave a socket in TIME_WAIT a minute.
+  {
+    const std::string path = "/v1/queues/main?tenant=t0";
+    auto on_a = via_a.Get(path.c_str());
+    REQUIRE(on_a);
+    const bool a_owns = !on_a->has_header("X-Omniroute-Served-By");
+    httplib::Client& other = a_owns ? via_b : via_a;
+    const int owner_port = a_owns ? a->port() : b->port();
+    const int before = time_wait_to(owner_port);
+    for (int i = 0; i < 100; ++i) {
+      auto res = other.Get(path.c_str());
+      REQUIRE(res);
+      REQUIRE(res->status == 200);
+      REQUIRE(res->has_header("X-Omniroute-Served-By"));
+    }
+    CHECK(time_wait_to(owner_port) - before <= 2);
   }
 
   b->stop();  // leaves the group: its partitions move to a
