@@ -88,9 +88,16 @@ bool to_json(dom::element v, size_t depth, json& out) {
 
 // An envelope member's place by its name: id, type, tenant, time, data (a fact's five: 0-4),
 // then seq and cause (5, 6, in the journal's); 7 for any other name.
+// (Compared one by one, as the front door's reader always has: each a length check first.)
 size_t member_index(std::string_view name) {
-  constexpr std::string_view names[] = {"id", "type", "tenant", "time", "data", "seq", "cause"};
-  return static_cast<size_t>(std::find(std::begin(names), std::end(names), name) - std::begin(names));
+  return name == "id"sv       ? 0
+         : name == "type"sv   ? 1
+         : name == "tenant"sv ? 2
+         : name == "time"sv   ? 3
+         : name == "data"sv   ? 4
+         : name == "seq"sv    ? 5
+         : name == "cause"sv  ? 6
+                              : 7;
 }
 
 // One event object at `depth` (1 for a lone event, 2 in a batch), appended to the batch with
