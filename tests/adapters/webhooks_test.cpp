@@ -98,6 +98,17 @@ std::vector<adapters::Webhook> webhooks(const json& list) {
   return *w;
 }
 
+// A server started with `o` that has taken the session of one assigned conversation.
+std::unique_ptr<ops::Server> serving_assigned_session(const ops::ServerOptions& o) {
+  auto server = ops::Server::start(o);
+  REQUIRE_MESSAGE(server, (server ? "" : server.error().message()));
+  httplib::Client http("127.0.0.1", (*server)->port());
+  auto res = http.Post("/v1/events", testing::assigned_session().dump(), "application/json");
+  REQUIRE(res);
+  REQUIRE(res->status == 202);
+  return std::move(server.value());
+}
+
 double metric(int port, const std::string& line_prefix) {
   httplib::Client c("127.0.0.1", port);
   auto r = c.Get("/metrics");
@@ -141,12 +152,7 @@ TEST_CASE(
                           {"url", receiver.url("/globex")},
                           {"secret", secret}}});
   {
-    auto server = ops::Server::start(o);
-    REQUIRE_MESSAGE(server, (server ? "" : server.error().message()));
-    httplib::Client http("127.0.0.1", (*server)->port());
-    auto res = http.Post("/v1/events", testing::assigned_session().dump(), "application/json");
-    REQUIRE(res);
-    REQUIRE(res->status == 202);
+    auto server = serving_assigned_session(o);
 
     CHECK(Receiver::text(receiver.seqs_until("crm", 4)) == "[0,1,2,3,4]");
     CHECK(Receiver::text(receiver.seqs_until("assigned", 4)) == "[4]");
@@ -161,7 +167,7 @@ TEST_CASE(
       for (const auto& e : body["entries"]) CHECK(e["tenant"] == "acme");
     }
     // The positions are stored once the receiver has answered: wait for both before stopping.
-    const int port = (*server)->port();
+    const int port = server->port();
     for (int i = 0;
          i < 2000 && (metric(port, "omniroute_webhook_delivered_seq{webhook=\"crm\"}") != 4 ||
                       metric(port, "omniroute_webhook_delivered_seq{webhook=\"assigned\"}") != 4);
@@ -170,7 +176,7 @@ TEST_CASE(
     CHECK(metric(port, "omniroute_webhook_entries_delivered_total{webhook=\"crm\"}") == 5);
     CHECK(metric(port, "omniroute_webhook_posts_total{result=\"failed\",webhook=\"crm\"}") >= 1);
     CHECK(metric(port, "omniroute_webhook_failures_in_a_row{webhook=\"crm\"}") == 0);
-    (*server)->stop();
+    server->stop();
   }
   const size_t before_restart = receiver.taken().size();
 
@@ -221,18 +227,13 @@ TEST_CASE("shutdown does not wait for a receiver that never answers") {
                           {"tenant", "acme"},
                           {"url", "http://127.0.0.1:" + std::to_string(port) + "/hook"},
                           {"secret", secret}}});
-  auto server = ops::Server::start(o);
-  REQUIRE_MESSAGE(server, (server ? "" : server.error().message()));
-  httplib::Client http("127.0.0.1", (*server)->port());
-  auto res = http.Post("/v1/events", testing::assigned_session().dump(), "application/json");
-  REQUIRE(res);
-  REQUIRE(res->status == 202);
+  auto server = serving_assigned_session(o);
   {
     std::unique_lock<std::mutex> lock(mu);
     changed.wait(lock, [&] { return held; });  // a POST is under way
   }
   const auto stop_started = std::chrono::steady_clock::now();
-  (*server)->stop();
+  server->stop();
   const auto took = std::chrono::steady_clock::now() - stop_started;
   CHECK_MESSAGE(took < std::chrono::seconds(5),
                 std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
