@@ -28,11 +28,39 @@ routing::Tenant& tenant_of(std::map<std::string, routing::Tenant>& tenants,
   return it->second;
 }
 
+// The envelope of entry `e` of the journal record `r` of partition p, or an error naming where
+// the entry is.
+result<routing::Envelope> entry_envelope(partition_id p, const events::StoredRecord& r,
+                                         const JournalEntry& e) {
+  auto env = events::read_envelope_text(e.envelope);
+  if (!env)
+    return Status::error("journal partition " + std::to_string(p.value()) + " position " +
+                         std::to_string(r.pos.value()) + ": " + env.error().reason);
+  return std::move(env.value());
+}
+
+// What replaying a record the views already have leaves of a tenant's touched sets: emptied,
+// its closed conversations and visits packed as they go (as they are live).
+void pack_touched(routing::Tenant& t) {
+  const routing::Touched touched = t.take_touched();
+  for (const auto& id : touched.conversations) t.pack_if_closed(id);
+  for (const auto& [customer, conversation] : touched.journeys.visits)
+    t.pack_visit_if_closed(customer, conversation);
+}
+
 // The fact of an ingest record that holds no envelope handed over by the front door in this
-// process (another producer, a record read back after a recovery): its payload parsed and
-// validated here. `j` keeps what was parsed, to name a refusal by.
-result<routing::Envelope, events::event_error> fact_of(const events::IngestRecord& rec, events::json& j) {
+// process (the Kafka engine's records, another producer's, a record read back after a
+// recovery): its payload parsed and validated here. Plainly valid (as the front door writes
+// every record), it is read by simdjson as the door reads it, and `canonical` set to its text;
+// else parsed the general way, which names what is wrong, and `j` keeps what was parsed, to
+// name a refusal by.
+result<routing::Envelope, events::event_error> fact_of(const events::IngestRecord& rec,
+                                                       events::json& j, std::string& canonical) {
   using parsed_fact = result<routing::Envelope, events::event_error>;
+  if (auto batch = events::read_valid_facts(rec.payload, 1); batch && !batch->array) {
+    canonical = std::move(batch->texts[0]);
+    return std::move(batch->events[0]);
+  }
   auto bad = [](const char* reason) {
     return parsed_fact(events::event_error{"", "", reason, std::nullopt});
   };
@@ -181,22 +209,15 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
   journal_pos last{-1};
   Status s = events::scan_history(log, p, end, [&](const events::StoredRecord& r) {
     for (const auto& e : r.record.entries) {
-      auto env = events::read_envelope_text(e.envelope);
-      if (!env)
-        return Status::error("journal partition " + std::to_string(p.value()) + " position " +
-                             std::to_string(r.pos.value()) + ": " + env.error().reason);
+      auto env = entry_envelope(p, r, e);
+      if (!env) return env.error();
       tenant_of(state.tenants, e.tenant).apply(*env);
       state.intervals.apply(*env);
       state.schedules.apply(*env);
     }
     if (r.pos >= applied) batch.put_record(r.record, p, r.pos);
     if (r.pos < applied) {
-      for (auto& [name, t] : state.tenants) {  // already in the views
-        const routing::Touched touched = t.take_touched();
-        for (const auto& id : touched.conversations) t.pack_if_closed(id);
-        for (const auto& [customer, conversation] : touched.journeys.visits)
-          t.pack_visit_if_closed(customer, conversation);
-      }
+      for (auto& [name, t] : state.tenants) pack_touched(t);  // already in the views
       state.intervals.take_deltas();
       state.schedules.take_touched();
       return Status::ok();
@@ -226,10 +247,8 @@ result<std::unique_ptr<Moment>> tenant_at(events::EventLog& log, const std::stri
   Status s = events::scan_history(log, p, *end, [&](const events::StoredRecord& r) {
     for (const auto& e : r.record.entries) {
       if (e.tenant != tenant) continue;
-      auto env = events::read_envelope_text(e.envelope);
-      if (!env)
-        return Status::error("journal partition " + std::to_string(p.value()) + " position " +
-                             std::to_string(r.pos.value()) + ": " + env.error().reason);
+      auto env = entry_envelope(p, r, e);
+      if (!env) return env.error();
       if ((until_seq && env->seq && *env->seq > *until_seq) || (until_ms && env->time_ms > *until_ms)) {
         past = true;
         return Status::error("past the moment");
@@ -238,11 +257,7 @@ result<std::unique_ptr<Moment>> tenant_at(events::EventLog& log, const std::stri
       moment->seq = env->seq;
       moment->time_ms = env->time_ms;
     }
-    // As replay does: closed conversations and visits packed as they go, the touched sets emptied.
-    const routing::Touched touched = moment->tenant.take_touched();
-    for (const auto& id : touched.conversations) moment->tenant.pack_if_closed(id);
-    for (const auto& [customer, conversation] : touched.journeys.visits)
-      moment->tenant.pack_visit_if_closed(customer, conversation);
+    pack_touched(moment->tenant);  // as replay does
     return Status::ok();
   });
   if (!s && !past) return s;
@@ -301,20 +316,12 @@ std::optional<PartitionProcessor::Decided> PartitionProcessor::decide(events::In
   // of its own, each of its strings moved once more in calls to std::string's move: perf, 0.4%
   // of all samples in those calls here).
   std::optional<routing::Envelope> read;
-  std::string canonical;  // of a fact read here by the fast path: its text, to journal
+  std::string canonical;  // of a fact read here, when the fast path read it: its text, to journal
   if (!handed) {
-    // Plainly valid (as the front door writes every record, on either engine): read by
-    // simdjson as the door reads it, its canonical text made on the way; else parsed and
-    // validated the general way, which names what is wrong.
-    if (auto batch = events::read_valid_facts(rec.payload, 1); batch && !batch->array) {
-      read.emplace(std::move(batch->events[0]));
-      canonical = std::move(batch->texts[0]);
-    } else {
-      events::json j;
-      auto parsed = fact_of(rec, j);
-      if (!parsed) return made(refuse_unreadable(rec, j, parsed.error()));
-      read.emplace(std::move(parsed.value()));
-    }
+    events::json j;
+    auto parsed = fact_of(rec, j, canonical);
+    if (!parsed) return made(refuse_unreadable(rec, j, parsed.error()));
+    read.emplace(std::move(parsed.value()));
   }
   routing::Envelope& fact = handed ? *rec.parsed : *read;
   // A key the front door found unknown as of keys_dropped_as_of_ or later is journaled only if

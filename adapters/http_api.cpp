@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -324,10 +325,11 @@ std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req,
                   {"partition", p.value()},
                   {"reason", "this node is taking its partitions (see /readyz): ask again"}});
     } else {
-      const std::optional<std::string> owner = self_.empty() ? std::nullopt : log_.owner_address(p);
+      std::optional<std::string> owner = self_.empty() ? std::nullopt : log_.owner_address(p);
+      if (owner == self_) owner.reset();  // a claim of this node's the group has since moved
       // Forwarded once at most: a node that gets a forwarded query of a partition it does not
       // own (the owners' addresses trail a move by a moment) answers 421 itself.
-      if (owner && *owner != self_ && !req.has_header(forwarded_by)) {
+      if (owner && !req.has_header(forwarded_by)) {
         if (relay_to) {
           *relay_to = *owner;
           return tenant;
@@ -339,7 +341,7 @@ std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req,
                      {"partition", p.value()},
                      {"reason", "another node owns partition " + std::to_string(p.value()) +
                                     " of this tenant and has its views: ask that node"}};
-      if (owner && *owner != self_) answer["owner"] = *owner;
+      if (owner) answer["owner"] = *owner;
       send_error(res, 421, "not_owned", std::move(answer));
     }
     return std::nullopt;
@@ -463,15 +465,8 @@ struct HttpApi::Relay {
 };
 
 void HttpApi::relay_stream(const httplib::Request& req, httplib::Response& res,
-                           const std::string& owner, partition_id p) {
-  struct Place {  // the stream's place among the waiting, given back when the relay is done
-    HttpApi* api;
-    ~Place() {
-      --api->streams_;
-      --api->waiting_polls_;
-    }
-  };
-  const std::shared_ptr<Place> place(new Place{this});  // made once: its end gives the place back
+                           const std::string& owner, partition_id p,
+                           std::shared_ptr<WaitingPlace> place) {
   auto relay = std::make_shared<Relay>();
   relay->client = owner_client(owner);
   relay->client->set_read_timeout(70, 0);  // longer than the longest heartbeat (60 s)
@@ -527,8 +522,37 @@ void HttpApi::relay_stream(const httplib::Request& req, httplib::Response& res,
         }
         return out.empty() || sink.write(out.data(), out.size());
       },
-      // The relay's last owner: ends it, then gives the place back.
-      [relay, place](bool) {});
+      // The response's end ends the relay, then lets the place go.
+      [relay, place = std::move(place)](bool) {});
+}
+
+struct HttpApi::WaitingPlace {
+  HttpApi& api;
+  bool stream;
+  WaitingPlace(HttpApi& api, bool stream) : api(api), stream(stream) {}
+  WaitingPlace(const WaitingPlace&) = delete;  // one place, given back once
+  WaitingPlace& operator=(const WaitingPlace&) = delete;
+  ~WaitingPlace() {
+    if (stream) --api.streams_;
+    --api.waiting_polls_;
+  }
+};
+
+std::shared_ptr<HttpApi::WaitingPlace> HttpApi::take_place(httplib::Response& res, bool stream) {
+  if (++waiting_polls_ > poll_limit_) {
+    --waiting_polls_;
+    res.set_header("Retry-After", "1");
+    send_error(
+        res, 503, "too_many_waiting",
+        {{"limit", poll_limit_},
+         {"reason", stream ? "as many journal long-polls and streams are open as the server "
+                             "allows: try again after a second, or share one stream per tenant"
+                           : "as many journal long-polls are waiting as the server allows: "
+                             "poll again after a second, or share one poll per tenant"}});
+    return nullptr;
+  }
+  if (stream) ++streams_;
+  return std::make_shared<WaitingPlace>(*this, stream);
 }
 
 bool HttpApi::stream_allowed(JournalStream& stream) const {
@@ -557,11 +581,16 @@ bool HttpApi::pump(JournalStream& stream, httplib::DataSink& sink) const {
     const std::vector<std::string> texts = store_.journal_after(stream.tenant, stream.after, 100);
     std::string out;
     for (const std::string& text : texts) {
-      const json e = json::parse(text);
-      stream.after = seq_no{e.at("seq").get<uint64_t>()};
-      const std::string& type = e.at("type").get_ref<const std::string&>();
-      if (!stream.types.empty() && !stream.types.count(type)) continue;
-      out += "id: " + std::to_string(stream.after->value()) + "\nevent: " + type + "\ndata: ";
+      auto e = events::read_envelope_text(text);  // the journal's own texts: its seq and type
+      if (!e || !e->seq) {
+        std::cerr << "omniroute: journal stream of " << stream.tenant << ": an entry after seq "
+                  << (stream.after ? std::to_string(stream.after->value()) : "-")
+                  << " cannot be read; the stream ends\n";
+        return false;
+      }
+      stream.after = e->seq;
+      if (!stream.types.empty() && !stream.types.count(e->type)) continue;
+      out += "id: " + std::to_string(stream.after->value()) + "\nevent: " + e->type + "\ndata: ";
       out += text;  // one line: the journal's texts are compact JSON
       out += "\n\n";
     }
@@ -584,7 +613,7 @@ void HttpApi::routes() {
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   svr.set_payload_max_length(options_.max_body_bytes);
   // Journal long-polls that may wait at once (HttpOptions::max_waiting_polls).
-  const int poll_limit =
+  poll_limit_ =
       std::max(1, options_.max_waiting_polls > 0 ? std::min(options_.max_waiting_polls, threads - 1)
                                                  : threads * 3 / 4);
   svr.set_socket_options(listening_options);
@@ -862,7 +891,7 @@ void HttpApi::routes() {
   view_route(R"(/v1/policies/([^/]+))", projections::view::policies, "policy");
   view_route(R"(/v1/decisions/([^/]+))", projections::view::decisions, "decision");
 
-  svr.Get("/v1/journal", [this, poll_limit](const httplib::Request& req, httplib::Response& res) {
+  svr.Get("/v1/journal", [this](const httplib::Request& req, httplib::Response& res) {
     auto tenant = tenant_param(req, res);
     if (!tenant) return;
     auto after = int_param(req, res, "after", -1, -1, INT64_MAX);
@@ -875,38 +904,20 @@ void HttpApi::routes() {
     if (*after >= 0) from = seq_no{static_cast<uint64_t>(*after)};
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*wait_ms);
     std::vector<std::string> entries;
-    // A place among the waiting long-polls, taken only once there is nothing yet to return.
-    struct WaitingPoll {
-      HttpApi* api = nullptr;
-      ~WaitingPoll() {
-        if (api) --api->waiting_polls_;
-      }
-    } waiting;
+    std::shared_ptr<WaitingPlace> waiting;  // taken only once there is nothing yet to return
     for (;;) {
       uint64_t seen = store_.changes();
       entries = store_.journal_after(*tenant, from, static_cast<size_t>(*limit));
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (!entries.empty() || left.count() <= 0 || stopping_) break;
-      if (!waiting.api) {
-        if (++waiting_polls_ > poll_limit) {
-          --waiting_polls_;
-          res.set_header("Retry-After", "1");
-          send_error(res, 503, "too_many_waiting",
-                     {{"limit", poll_limit},
-                      {"reason", "as many journal long-polls are waiting as the server allows: "
-                                 "poll again after a second, or share one poll per tenant"}});
-          return;
-        }
-        waiting.api = this;
-      }
+      if (!waiting && !(waiting = take_place(res, false))) return;
       store_.wait_for_change(seen, left);
     }
     int64_t next = *after;
-    if (!entries.empty()) {
-      auto last = events::json::parse(entries.back(), nullptr, false);
-      if (last.is_object() && last.contains("seq")) next = last["seq"].get<int64_t>();
-    }
+    if (!entries.empty())
+      if (auto last = events::read_envelope_text(entries.back()); last && last->seq)
+        next = static_cast<int64_t>(last->seq->value());
     std::string out = "{\"entries\":[";
     for (size_t i = 0; i < entries.size(); ++i) {
       if (i) out += ',';
@@ -923,8 +934,7 @@ void HttpApi::routes() {
   // waiting long-polls (503 too_many_waiting past their limit), and gives it back when the
   // client goes: a write that fails ends it, and a heartbeat comment is written after
   // heartbeat_ms of silence so that one does fail (and proxies keep the connection).
-  svr.Get("/v1/journal/stream", [this, poll_limit](const httplib::Request& req,
-                                                   httplib::Response& res) {
+  svr.Get("/v1/journal/stream", [this](const httplib::Request& req, httplib::Response& res) {
     std::string owner;  // another node's, whose stream of the tenant this one relays
     auto tenant = tenant_param(req, res, &owner);
     if (!tenant) return;
@@ -965,18 +975,9 @@ void HttpApi::routes() {
         from = comma + 1;
       }
     }
-    if (++waiting_polls_ > poll_limit) {
-      --waiting_polls_;
-      res.set_header("Retry-After", "1");
-      send_error(res, 503, "too_many_waiting",
-                 {{"limit", poll_limit},
-                  {"reason",
-                   "as many journal long-polls and streams are open as the server "
-                   "allows: try again after a second, or share one stream per tenant"}});
-      return;
-    }
-    ++streams_;
-    if (!owner.empty()) return relay_stream(req, res, owner, log_.partition_of(*tenant));
+    auto place = take_place(res, true);
+    if (!place) return;
+    if (!owner.empty()) return relay_stream(req, res, owner, log_.partition_of(*tenant), place);
     stream->authorization = req.get_header_value("Authorization");
     stream->keys = std::atomic_load(&credentials_);
     stream->next_beat = std::chrono::steady_clock::now() + stream->heartbeat;
@@ -986,15 +987,12 @@ void HttpApi::routes() {
     res.set_chunked_content_provider(
         "text/event-stream",
         [this, stream](size_t, httplib::DataSink& sink) { return pump(*stream, sink); },
-        [this](bool) {
-          --streams_;
-          --waiting_polls_;
-        });
+        [place](bool) {});  // the response's end lets the place go
   });
 
-  svr.Get("/metrics", [this, poll_limit](const httplib::Request&, httplib::Response& res) {
+  svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     metrics_.memtable_bytes(store_.memtable_bytes());
-    metrics_.waiting_polls(waiting_polls_.load(), poll_limit, streams_.load());
+    metrics_.waiting_polls(waiting_polls_.load(), poll_limit_, streams_.load());
     metrics_.ready(ready_());
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });

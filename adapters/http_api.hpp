@@ -117,11 +117,17 @@ class HttpApi {
   // Answers `req` with what the node at `owner` (owner of partition p) answers it.
   void forward(const httplib::Request& req, httplib::Response& res, const std::string& owner,
                partition_id p) const;
-  // Answers a journal stream with the owner's stream of it, relayed as it comes; the stream's
-  // place (taken) is given back when the relay ends.
+  // A place among the waiting: a long-poll with nothing yet to return, or an open stream (each
+  // holds an HTTP thread). Given back when the last holder lets it go.
+  struct WaitingPlace;
+  // Takes a place (a stream's counts among the streams too), or answers 503 too_many_waiting
+  // (Retry-After: 1) when as many are taken as poll_limit_ allows, and gives nothing.
+  std::shared_ptr<WaitingPlace> take_place(httplib::Response& res, bool stream);
+  // Answers a journal stream with the owner's stream of it, relayed as it comes; `place` is
+  // held until the relay ends.
   struct Relay;
   void relay_stream(const httplib::Request& req, httplib::Response& res, const std::string& owner,
-                    partition_id p);
+                    partition_id p, std::shared_ptr<WaitingPlace> place);
 
   events::EventLog& log_;
   projections::Store& store_;
@@ -137,8 +143,9 @@ class HttpApi {
   std::thread thread_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> waiting_polls_{0};  // long-polls waiting and streams open: each holds a thread
-  std::atomic<int> streams_{0};
+  int poll_limit_ = 1;                 // places among the waiting (set by routes())
+  std::atomic<int> waiting_polls_{0};  // places taken: long-polls waiting and streams open
+  std::atomic<int> streams_{0};        // of them, streams
 };
 
 }  // namespace omniroute::adapters

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "adapters/config_file.hpp"
 #include "adapters/digests.hpp"
@@ -226,9 +227,12 @@ void WebhookEgress::deliver(Runner& r) {
     seq_no last{0};
     size_t sent = 0;
     for (const auto& text : texts) {
-      const json e = json::parse(text);
-      last = seq_no{e.at("seq").get<uint64_t>()};
-      if (!w.types.empty() && !w.types.count(e.at("type").get<std::string>())) continue;
+      auto e = events::read_envelope_text(text);  // the journal's own texts: its seq and type
+      if (!e || !e->seq)
+        throw std::runtime_error("a journal entry after seq " + std::to_string(last.value()) +
+                                 " cannot be read");
+      last = *e->seq;
+      if (!w.types.empty() && !w.types.count(e->type)) continue;
       if (sent++) entries += ',';
       entries += text;
     }

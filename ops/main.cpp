@@ -61,6 +61,15 @@ std::optional<int> port_of(const std::string& digits) {
   return port;
 }
 
+// HOST:PORT split at its last colon (the host may be empty), if the port is 0 to 65535.
+std::optional<std::pair<std::string, int>> host_port(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  const auto port = port_of(text.substr(colon + 1));
+  if (!port) return std::nullopt;
+  return std::make_pair(text.substr(0, colon), *port);
+}
+
 // The storage of a directory a server wrote, for the commands that read one (replay, digest,
 // journal, forecast): a directory of the embedded engine that holds no data is refused, where
 // opening it would create an empty one and answer as if it were empty (a mistyped --data).
@@ -85,17 +94,13 @@ int serve(ops::ServerOptions options, const std::string& http, const std::string
     if (!loaded) return fail(loaded.error().message());
     options.http.credentials = std::make_shared<const adapters::Credentials>(std::move(*loaded));
   }
-  auto colon = http.rfind(':');
-  auto port = colon == std::string::npos ? std::nullopt : port_of(http.substr(colon + 1));
-  if (!port)
+  const auto listen = host_port(http);
+  if (!listen)
     return fail("--http must be HOST:PORT, the port 0 (any free one) to 65535, got '" + http + "'");
-  options.http.host = http.substr(0, colon);
-  options.http.port = *port;
-  if (!options.http.advertise.empty()) {
-    const std::string& a = options.http.advertise;
-    const auto at = a.rfind(':');
-    const auto p = at == std::string::npos || at == 0 ? std::nullopt : port_of(a.substr(at + 1));
-    if (!p || *p == 0)
+  std::tie(options.http.host, options.http.port) = *listen;
+  if (const std::string& a = options.http.advertise; !a.empty()) {
+    const auto advertised = host_port(a);
+    if (!advertised || advertised->first.empty() || advertised->second == 0)
       return fail(
           "--advertise must be HOST:PORT where the other nodes reach this one, the port 1 "
           "to 65535, got '" +
