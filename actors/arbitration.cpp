@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "actors/routing_subjects.hpp"
+#include "events/packing.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::arbitration {
@@ -265,6 +266,120 @@ void Arbiter::sweep(int64_t time_ms) {
   }
 }
 
+Arbiter::InForce Arbiter::in_force(policy::Policy parsed, json document, uint64_t version,
+                                   int64_t published_ms) {
+  InForce f;
+  f.policy = std::move(parsed);
+  f.document = std::move(document);
+  f.version = version;
+  f.published_ms = published_ms;
+  std::set<std::string> seen;
+  for (const expr::Expression* x : expressions_of(f.policy))
+    for (const auto& p : x->paths()) {
+      Input in{policy::roots()[p.root], p.root, p.segments};
+      for (const auto& s : p.segments) in.name += "." + s;
+      if (seen.insert(in.name).second) f.inputs.push_back(std::move(in));
+    }
+  return f;
+}
+
+// Every member in the order declared but touched_ (empty between projections); a policy as its
+// document, parsed again; hash tables in key order, so equal states write equal bytes.
+void Arbiter::save(events::Appender& out) const {
+  // A member added to these must be saved and restored too: the sizes are the reminder.
+  static_assert(sizeof(Arbiter) == 416, "save() and restore() must cover every member of Arbiter");
+  static_assert(sizeof(DecisionRef) == 144,
+                "save() and restore() must cover every member of DecisionRef");
+  static_assert(sizeof(History) == 96, "save() and restore() must cover every member of History");
+  using events::each_of;
+  each_of(out, policies_, [&](const auto& kv) {
+    out.text(kv.first);
+    out.document(kv.second.document);
+    out.varint(kv.second.version);
+    out.integer(kv.second.published_ms);
+  });
+  each_of(out, by_intent_, [&](const auto& kv) {
+    out.text(kv.first);
+    each_of(out, kv.second, [&](const std::string& id) { out.text(id); });
+  });
+  auto in_order = [](const auto& table) {
+    std::vector<const typename std::decay_t<decltype(table)>::value_type*> members;
+    for (const auto& m : table) members.push_back(&m);
+    std::sort(members.begin(), members.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+    return members;
+  };
+  each_of(out, in_order(tallies_), [&](const auto* kv) {
+    out.text(kv->first);
+    out.integer(kv->second.accepted);
+    out.integer(kv->second.refused);
+    out.real(kv->second.value);
+  });
+  each_of(out, in_order(decisions_), [&](const auto* kv) {
+    const DecisionRef& r = kv->second;
+    out.text(kv->first);
+    for (const std::string* t : {&r.policy, &r.action, &r.segment, &r.customer}) out.text(*t);
+    out.integer(r.time_ms);
+    out.flag(r.has_outcome);
+  });
+  each_of(out, in_order(history_), [&](const auto* kv) {
+    out.text(kv->first);
+    each_of(out, kv->second, [&](const auto& h) {
+      out.text(h.first);
+      each_of(out, h.second.given, [&](int64_t t) { out.integer(t); });
+      out.integer(h.second.refusals_in_a_row);
+      out.integer(h.second.suppressed_until_ms);
+    });
+  });
+  out.integer(swept_day_);
+}
+
+void Arbiter::restore(events::Unpacker& in) {
+  using events::for_count;
+  for_count(in, [&] {
+    std::string id(in.text());
+    json document = in.document();
+    auto parsed = policy::parse(document);
+    if (!parsed)
+      throw std::out_of_range("snapshot: policy " + id +
+                              " does not parse: " + parsed.error().reason);
+    const uint64_t version = in.varint();
+    policies_[id] = in_force(std::move(parsed.value()), std::move(document), version, in.integer());
+  });
+  for_count(in, [&] {
+    auto& ids = by_intent_[std::string(in.text())];
+    for_count(in, [&] { ids.emplace_hint(ids.end(), in.text()); });
+  });
+  for_count(in, [&] {
+    Tally& t = tallies_[std::string(in.text())];
+    t.accepted = in.integer();
+    t.refused = in.integer();
+    t.value = in.real();
+  });
+  for_count(in, [&] {
+    DecisionRef& r = decisions_[std::string(in.text())];
+    for (std::string* t : {&r.policy, &r.action, &r.segment, &r.customer}) *t = in.text();
+    r.time_ms = in.integer();
+    r.has_outcome = in.flag();
+  });
+  for_count(in, [&] {
+    auto& customer = history_[std::string(in.text())];
+    for_count(in, [&] {
+      History& h = customer[std::string(in.text())];
+      for_count(in, [&] { h.given.push_back(in.integer()); });
+      h.refusals_in_a_row = static_cast<int>(in.integer());
+      h.suppressed_until_ms = in.integer();
+    });
+  });
+  swept_day_ = in.integer();
+}
+
+std::string Arbiter::layout() {
+  return "in force " + std::to_string(sizeof(InForce)) + " tally " + std::to_string(sizeof(Tally)) +
+         " decision " + std::to_string(sizeof(DecisionRef)) + " history " +
+         std::to_string(sizeof(History)) + " arbiter " + std::to_string(sizeof(Arbiter));
+}
+
 void Arbiter::apply(const Envelope& e) {
   if (e.type == "event.refused"sv) return;
   sweep(e.time_ms);
@@ -280,19 +395,8 @@ void Arbiter::apply(const Envelope& e) {
         if (by_intent_[intent].empty()) by_intent_.erase(intent);
       }
     for (const auto& intent : parsed->intents) by_intent_[intent].insert(id);
-    InForce f;
-    f.policy = std::move(parsed.value());
-    f.document = d["policy"];
-    f.version = e.seq ? e.seq->value() : 0;
-    f.published_ms = e.time_ms;
-    std::set<std::string> seen;
-    for (const expr::Expression* x : expressions_of(f.policy))
-      for (const auto& p : x->paths()) {
-        Input in{policy::roots()[p.root], p.root, p.segments};
-        for (const auto& s : p.segments) in.name += "." + s;
-        if (seen.insert(in.name).second) f.inputs.push_back(std::move(in));
-      }
-    policies_[id] = std::move(f);
+    policies_[id] =
+        in_force(std::move(parsed.value()), d["policy"], e.seq ? e.seq->value() : 0, e.time_ms);
     touched_.policies.insert(id);
   } else if (e.type == "arbitration.decided"sv) {
     json doc = events::to_json(e);

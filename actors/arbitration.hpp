@@ -34,6 +34,11 @@
 #include "events/envelope.hpp"
 #include "events/policy.hpp"
 
+namespace omniroute::events {
+struct Appender;
+struct Unpacker;
+}  // namespace omniroute::events
+
 namespace omniroute::arbitration {
 
 using events::Envelope;
@@ -85,6 +90,12 @@ class Arbiter {
   // One line per candidate, in words, for the decision view.
   static std::vector<std::string> explain(const json& decided);
 
+  // The whole state for a snapshot, and back into an empty arbiter (Tenant::save, restore):
+  // between projections only (nothing touched). layout(): the sizes the bytes depend on.
+  void save(events::Appender& out) const;
+  void restore(events::Unpacker& in);
+  static std::string layout();
+
  private:
   // A path some rule of a policy reads, e.g. ("customer.credit", customer, {"credit"}).
   struct Input {
@@ -121,6 +132,10 @@ class Arbiter {
     double alpha = 1, beta = 1;
     double mean() const { return alpha / (alpha + beta); }
   };
+  // A policy in force from its published document (parsed), as `policy.published` at `seq`
+  // and `time_ms` made it.
+  static InForce in_force(policy::Policy parsed, json document, uint64_t version,
+                          int64_t published_ms);
   Posterior posterior(const std::string& policy, const policy::Action& a,
                       const std::string& learning_segment) const;
   static std::string tally_key(const std::string& policy, const std::string& action,

@@ -5,8 +5,8 @@
 #include <iterator>
 #include <unordered_map>
 
-#include "actors/packing.hpp"
 #include "actors/routing_subjects.hpp"
+#include "events/packing.hpp"
 #include "events/policy.hpp"
 #include "events/prefetch.hpp"
 #include "events/time.hpp"
@@ -17,9 +17,9 @@ using namespace std::string_view_literals;
 namespace {
 
 constexpr int64_t day_ms = 24 * 3600 * 1000;
-using routing::Packer;
+using events::Packer;
+using events::Unpacker;
 using routing::str;
-using routing::Unpacker;
 
 // The decision types' names as the contract gives them: a note points at one (read-only: shared
 // by every partition's thread), or at "decision" for a name not among them (none reaches here).
@@ -88,7 +88,7 @@ std::string pack(const VisitDetail& d) {
   for (const auto* list : {&d.queues, &d.agents})
     for (const auto& s : *list) room += Packer::varint_max + s.size();
   for (const auto& n : d.decisions) room += n.id.size() + n.detail.size();
-  return routing::packed(room, [&](Packer& p) {
+  return events::packed(room, [&](Packer& p) {
     p.text(d.ended_by);
     for (const auto* list : {&d.queues, &d.agents}) {
       p.varint(list->size());
@@ -178,6 +178,39 @@ void Visit::pack_if_closed() {
   if (open() || !detail_) return;
   packed_ = pack(*detail_);
   detail_.reset();
+}
+
+void Visit::save(events::Appender& out) const {
+  out.integer(started_ms);
+  out.integer(ended_ms);
+  out.flag(csat.has_value());
+  if (csat) out.real(*csat);
+  out.text(outcome);
+  out.flag(repeat_contact_24h);
+  out.text(conversation);
+  out.text(channel);
+  out.text(intent);
+  out.flag(packed());
+  out.text(detail_ ? pack(*detail_) : packed_);
+}
+
+void Visit::restore(events::Unpacker& in) {
+  started_ms = in.integer();
+  ended_ms = in.integer();
+  if (in.flag()) csat = in.real();
+  const std::string_view o = in.text();
+  outcome = nullptr;
+  for (const char* known : {"open", "handled", "abandoned", "self_service"})
+    if (o == known) outcome = known;
+  if (!outcome) throw std::out_of_range("snapshot: unknown visit outcome");
+  repeat_contact_24h = in.flag();
+  conversation = in.text();
+  channel = in.text();
+  intent = in.text();
+  const bool was_packed = in.flag();
+  packed_ = in.text();
+  detail_.reset();
+  if (!was_packed) detail();  // unpacks
 }
 
 void Visit::write(events::CompactDoc& o) const {
@@ -321,6 +354,50 @@ size_t Customer::open_conversations() const {
   size_t n = 0;
   for (const auto& v : visits) n += v.open();
   return n;
+}
+
+void Journeys::save(events::Appender& out) const {
+  // A member added to these must be saved and restored too: the sizes are the reminder.
+  static_assert(sizeof(Customer) == 104,
+                "save() and restore() must cover every member of Customer");
+  static_assert(sizeof(Visit) == 192, "save() and restore() must cover every member of Visit");
+  static_assert(sizeof(Journeys) == 152,
+                "save() and restore() must cover every member of Journeys");
+  const auto customers = customers_.in_id_order();
+  events::each_of(out, customers, [&](const Customer* c) {
+    out.text(c->id);
+    out.document(c->profile);
+    out.integer(c->profile_updated_ms);
+    events::each_of(out, c->visits, [&](const Visit& v) { v.save(out); });
+    out.integer(c->last_ms);
+  });
+  out.integer(swept_day_);
+}
+
+void Journeys::restore(events::Unpacker& in) {
+  events::for_count(in, [&] {
+    Customer& c = customers_[in.text()];
+    c.profile = in.document();
+    c.profile_updated_ms = in.integer();
+    events::for_count(in, [&] {
+      Visit v;
+      v.restore(in);
+      c.visits.push_back(std::move(v));
+    });
+    c.last_ms = in.integer();
+  });
+  swept_day_ = in.integer();
+}
+
+std::string Journeys::layout() {
+  std::string out = "customer " + std::to_string(sizeof(Customer)) + " visit " +
+                    std::to_string(sizeof(Visit)) + " detail " +
+                    std::to_string(sizeof(VisitDetail)) + " note " +
+                    std::to_string(sizeof(DecisionNote)) + " decision types";
+  for (const auto& t : events::decision_types()) out += " " + t;
+  out += "; detail keys";
+  for (const char* k : detail_keys) out += std::string(" ") + k;
+  return out;
 }
 
 void Journeys::sweep(int64_t time_ms) {

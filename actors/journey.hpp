@@ -29,6 +29,11 @@
 #include "events/id_map.hpp"
 #include "events/ring.hpp"
 
+namespace omniroute::events {
+struct Appender;
+struct Unpacker;
+}  // namespace omniroute::events
+
 namespace omniroute::journey {
 
 using events::Envelope;
@@ -91,6 +96,10 @@ struct Visit {
   // Fetches ahead what write() reads beyond the visit: stage 0 the detail, 1 its lists (the
   // lines read first with loads: events::load_line).
   void prefetch_detail(int stage) const;
+  // For a snapshot (Journeys::save): every member but `touched`, the detail packed (as it is, or
+  // packed for the writing); restore() unpacks it only if it was not packed.
+  void save(events::Appender& out) const;
+  void restore(events::Unpacker& in);
 
  private:
   std::unique_ptr<VisitDetail> detail_ = std::make_unique<VisitDetail>();  // null once packed
@@ -175,6 +184,13 @@ class Journeys {
   static constexpr int customer_stages = 3, visit_stages = 5;
   void prefetch_customer(const std::string& customer, int stage) const;
   void prefetch_visit(const std::string& customer, const std::string& conversation, int stage) const;
+
+  // The whole state for a snapshot, and back into empty journeys (Tenant::save, restore): between
+  // projections only (nothing touched). layout(): the sizes the bytes depend on, and the decision
+  // types and detail keys a packed visit names by their places.
+  void save(events::Appender& out) const;
+  void restore(events::Unpacker& in);
+  static std::string layout();
 
  private:
   void touch(Customer& c, Visit& v);

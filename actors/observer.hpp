@@ -27,6 +27,12 @@ class ProcessorObserver {
   virtual void on_tenant(const std::string& /*tenant*/,
                          const std::map<std::string, routing::QueueStats>& /*queues*/,
                          const std::map<std::string, size_t>& /*agents_by_status*/) {}
+  // A partition recovered its state: the seconds it took, the journal entries it replayed, and
+  // whether it started from a snapshot.
+  virtual void on_recovery(partition_id, double /*seconds*/, size_t /*entries*/,
+                           bool /*from_snapshot*/) {}
+  // A snapshot of a partition's state written: its bytes, the seconds it took.
+  virtual void on_snapshot(partition_id, size_t /*bytes*/, double /*seconds*/) {}
   virtual void on_error(partition_id, const std::string& /*message*/) {}
 };
 

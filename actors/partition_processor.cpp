@@ -1,16 +1,18 @@
 #include "actors/partition_processor.hpp"
 
-#include "actors/routing_subjects.hpp"
-#include "events/fact_reader.hpp"
-#include "events/prefetch.hpp"
-#include "events/time.hpp"
-
 #include <algorithm>
+#include <future>
 #include <iostream>
 #include <limits>
 #include <new>
 #include <set>
 #include <unordered_set>
+
+#include "actors/routing_subjects.hpp"
+#include "actors/snapshot.hpp"
+#include "events/fact_reader.hpp"
+#include "events/prefetch.hpp"
+#include "events/time.hpp"
 
 namespace omniroute::actors {
 // Event types are compared as views: the length first, the bytes only when it matches.
@@ -152,6 +154,8 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
   std::string key;
   for (auto& [name, tenant] : state.tenants) {
     routing::Touched t = tenant.take_touched();
+    for (const auto& [id, stored] : t.forgotten_conversations)
+      batch.put_document(view::conversations, name, id, std::string_view(stored));
     // Each list's entities were last changed a while ago, most out of the cache by now: the
     // lookups of the next few are fetched while one is written (events::fetching_ahead).
     events::fetching_ahead<routing::Tenant::conversation_stages>(
@@ -203,32 +207,39 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
 }
 
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
-              PartitionState& state) {
+              PartitionState& state, ReplayFrom from, size_t* entries) {
   const journal_pos applied = store.applied(p);
+  if (applied < from.at)
+    return Status::error("replay from position " + std::to_string(from.at.value()) +
+                         " would skip the views of " + std::to_string(applied.value()) + " on");
   projections::ViewBatch batch(store);
   journal_pos last{-1};
-  Status s = events::scan_history(log, p, end, [&](const events::StoredRecord& r) {
-    for (const auto& e : r.record.entries) {
-      auto env = entry_envelope(p, r, e);
-      if (!env) return env.error();
-      tenant_of(state.tenants, e.tenant).apply(*env);
-      state.intervals.apply(*env);
-      state.schedules.apply(*env);
-    }
-    if (r.pos >= applied) batch.put_record(r.record, p, r.pos);
-    if (r.pos < applied) {
-      for (auto& [name, t] : state.tenants) pack_touched(t);  // already in the views
-      state.intervals.take_deltas();
-      state.schedules.take_touched();
-      return Status::ok();
-    }
-    last = r.pos;
-    if (batch.size() >= 4096) {
-      log_failures(p, project_touched(state, batch));
-      return batch.commit(p, journal_pos{r.pos.value() + 1});
-    }
-    return Status::ok();
-  });
+  Status s = events::scan_history(
+      log, p, end,
+      [&](const events::StoredRecord& r) {
+        if (entries) *entries += r.record.entries.size();
+        for (const auto& e : r.record.entries) {
+          auto env = entry_envelope(p, r, e);
+          if (!env) return env.error();
+          tenant_of(state.tenants, e.tenant).apply(*env);
+          state.intervals.apply(*env);
+          state.schedules.apply(*env);
+        }
+        if (r.pos >= applied) batch.put_record(r.record, p, r.pos);
+        if (r.pos < applied) {
+          for (auto& [name, t] : state.tenants) pack_touched(t);  // already in the views
+          state.intervals.take_deltas();
+          state.schedules.take_touched();
+          return Status::ok();
+        }
+        last = r.pos;
+        if (batch.size() >= 4096) {
+          log_failures(p, project_touched(state, batch));
+          return batch.commit(p, journal_pos{r.pos.value() + 1});
+        }
+        return Status::ok();
+      },
+      from.at, events::EpochFilter(from.epoch));
   if (!s) return s;
   log_failures(p, project_touched(state, batch));
   // Markers and zombie records change no view, but the views have seen everything up to `end`.
@@ -276,23 +287,116 @@ PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store
       clock_ticks_(clock_ticks),
       projection_interval_(projection_interval) {}
 
+namespace {
+// Empties `state`, keeping a test's render fault (kept through recoveries).
+void clear_state(PartitionState& state) {
+  auto render_fault = std::move(state.render_fault);
+  state = PartitionState{};
+  state.render_fault = std::move(render_fault);
+}
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
 Status PartitionProcessor::recover() {
   invalidate();
-  auto render_fault = std::move(state_.render_fault);  // a test's, kept through recoveries
-  state_ = PartitionState{};
-  state_.render_fault = std::move(render_fault);
+  finish_snapshot_write();  // the newest snapshot is the one to start from
+  clear_state(state_);
   anchors_.clear();
   auto claim = log_.claim(p_);
   if (!claim) return claim.error();
-  if (Status s = replay(log_, store_, p_, claim->epoch, state_); !s) return s;
+  const auto started = std::chrono::steady_clock::now();
+  recovery_ = Recovery{};
+  const ReplayFrom from = restore_snapshot(*claim);
+  if (Status s = replay(log_, store_, p_, claim->epoch, state_, from, &recovery_.entries); !s)
+    return s;
   // The views have seen the marker too.
   projections::ViewBatch marker_seen(store_);
   if (Status s = marker_seen.commit(p_, journal_pos{claim->epoch.value() + 1}); !s) return s;
+  state_upto_ = journal_pos{claim->epoch.value() + 1};
+  entries_since_snapshot_ = recovery_.entries;
   cursor_ = claim->resume;
   claim_ = *claim;
   keys_dropped_as_of_ = store_.changes();  // every key journaled so far is in the ids view
   recovered_ = true;
+  const double took = seconds_since(started);
+  std::cerr << "omniroute: partition " << p_.value() << " recovered in " << took << " s: "
+            << (recovery_.snapshot ? "its snapshot at position " +
+                                         std::to_string(recovery_.snapshot->value()) + ", then "
+                                   : std::string())
+            << recovery_.entries << " journal entries replayed\n";
+  observer_.on_recovery(p_, took, recovery_.entries, recovery_.snapshot.has_value());
   return Status::ok();
+}
+
+ReplayFrom PartitionProcessor::restore_snapshot(const events::Claim& claim) {
+  auto unused = [&](std::string why) {
+    std::cerr << "omniroute: partition " << p_.value() << ": the snapshot is not used (" << why
+              << "); replaying the whole journal\n";
+    recovery_.snapshot_unused = std::move(why);
+    clear_state(state_);
+    return ReplayFrom{};
+  };
+  auto bytes = read_snapshot_file(store_.dir(), p_);
+  if (!bytes) return unused(bytes.error().message());
+  if (!*bytes) return ReplayFrom{};
+  auto point = decode_snapshot(**bytes, p_, state_);
+  if (!point) return unused(point.error().message());
+  const journal_pos at = point->from.at;
+  const std::string taken = "taken at position " + std::to_string(at.value());
+  if (at > claim.epoch)
+    return unused(taken + ", past the journal's newest marker at " +
+                  std::to_string(claim.epoch.value()));
+  if (at > store_.applied(p_))
+    return unused(taken + ", ahead of the views at " + std::to_string(store_.applied(p_).value()));
+  if (at.value() > 0) {
+    std::vector<events::StoredRecord> last;
+    const journal_pos before{at.value() - 1};
+    if (Status s = log_.read_journal(p_, before, 1, last); !s) return unused(s.message());
+    if (last.empty() || last[0].pos != before || record_fingerprint(last[0]) != point->last_record)
+      return unused(taken + " after a record the journal does not have at " +
+                    std::to_string(before.value()));
+  }
+  recovery_.snapshot = at;
+  return point->from;
+}
+
+Status PartitionProcessor::snapshot() {
+  if (!claim_ || pending_)
+    return Status::error("a snapshot is taken of a recovered state, its views written");
+  const auto started = std::chrono::steady_clock::now();
+  SnapshotPoint point{ReplayFrom{state_upto_, claim_->epoch}, 0};
+  std::vector<events::StoredRecord> last;
+  const journal_pos before{state_upto_.value() - 1};
+  if (Status s = log_.read_journal(p_, before, 1, last); !s) return s;
+  if (last.empty() || last[0].pos != before)
+    return Status::error("no journal record at position " + std::to_string(before.value()) +
+                         " to take a snapshot after");
+  point.last_record = record_fingerprint(last[0]);
+  std::string bytes = encode_snapshot(p_, point, state_);
+  entries_since_snapshot_ = 0;
+  // Written while the partition goes on (the file is replaced whole, so a recovery meanwhile
+  // finds the one before); the one before has been, first. The views are made durable up to
+  // the snapshot's position first: a recovery can start from a snapshot only where the views
+  // it finds have what came before (replay writes the views from their applied position on),
+  // and after a crash they are what RocksDB last flushed.
+  finish_snapshot_write();
+  snapshot_write_ = std::async(std::launch::async, [this, started, bytes = std::move(bytes)] {
+    if (Status s = store_.flush(); !s) return s;
+    if (Status s = write_snapshot_file(store_.dir(), p_, bytes); !s) return s;
+    observer_.on_snapshot(p_, bytes.size(), seconds_since(started));
+    return Status::ok();
+  });
+  return Status::ok();
+}
+
+void PartitionProcessor::finish_snapshot_write() {
+  if (!snapshot_write_.valid()) return;
+  if (Status s = snapshot_write_.get();
+      !s)  // the journal has everything: only the next recovery is longer
+    std::cerr << "omniroute: partition " << p_.value()
+              << ": cannot write a snapshot: " << s.message() << "\n";
 }
 
 routing::Tenant& PartitionProcessor::pending_tenant(const std::string& name) {
@@ -569,6 +673,7 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
     }
     if (!positions.empty()) pending_upto_ = journal_pos{positions.back().value() + 1};
   }
+  entries_since_snapshot_ += entries;
   observer_.on_journal_append(records.size(), entries);
   for (const routing::Tenant* tenant : pending_tenants_) {
     Anchor& a = anchors_[tenant->name()];
@@ -598,6 +703,7 @@ Status PartitionProcessor::project() {
   if (pending_upto_) {
     if (Status s = pending_->commit(p_, *pending_upto_); !s) return s;
     spare_views_ = std::move(pending_);  // committed, so empty: its buffers are kept
+    state_upto_ = *pending_upto_;
   }
   pending_.reset();
   pending_upto_.reset();
@@ -605,6 +711,10 @@ Status PartitionProcessor::project() {
   while (recent_keys_.closed_keys() > recent_keys_limit_ && recent_keys_.closed_generations() > 1)
     keys_dropped_as_of_ = recent_keys_.drop_oldest();
   pending_tenants_.clear();
+  if (snapshot_every_ > 0 && entries_since_snapshot_ >= snapshot_every_)
+    if (Status s = snapshot(); !s)
+      std::cerr << "omniroute: partition " << p_.value()
+                << ": cannot take a snapshot: " << s.message() << "\n";
   return Status::ok();
 }
 
@@ -620,9 +730,10 @@ void PartitionProcessor::invalidate() {
 }
 
 PartitionProcessor::~PartitionProcessor() {
-  if (!pending_ || !claim_) return;
   try {
-    (void)project();  // else the next recovery does it
+    if (claim_ && (!pending_ || project()) && snapshot_every_ > 0 && entries_since_snapshot_ > 0)
+      (void)snapshot();  // else the next recovery projects, or replays further
+    finish_snapshot_write();
   } catch (...) {
   }
 }

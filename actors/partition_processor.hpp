@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <limits>
 #include <map>
 #include <memory>
@@ -36,11 +37,19 @@ struct PartitionState {
   std::function<void(projections::view, const std::string&, const std::string&)> render_fault;
 };
 
-// Feeds the history of partition p up to `end` (exclusive) to `state` and writes to the
-// views what they do not have yet (records at or after the partition's applied position).
-// This is both recovery (end = the claim's marker) and rebuild (views cleared first).
+// Where a replay of a partition's history starts: at position 0 with a fresh state, or where a
+// snapshot was taken (actors/snapshot.hpp) with the state restored from it.
+struct ReplayFrom {
+  journal_pos at{0};
+  journal_pos epoch{-1};  // the newest marker before `at` (EpochFilter's current)
+};
+
+// Feeds the history of partition p from `from` up to `end` (exclusive) to `state` and writes
+// to the views what they do not have yet (records at or after the partition's applied
+// position, which must not be before from.at). This is both recovery (end = the claim's marker)
+// and rebuild (views cleared first). Adds the entries it fed to `entries`, if given.
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
-              PartitionState& state);
+              PartitionState& state, ReplayFrom from = {}, size_t* entries = nullptr);
 
 // Writes the current views of every entity touched in `state`, and the interval statistics'
 // changes, into `batch`; adds the touched queues per tenant to `touched_queues` if given.
@@ -112,6 +121,24 @@ class PartitionProcessor {
   // benchmark's events per partition): the keys projected since the door looked a key up.
   void keep_recent_keys(size_t n) { recent_keys_limit_ = n; }
 
+  // Snapshots of the state (actors/snapshot.hpp), in the store's data directory: with
+  // `every_entries` > 0, one is written after a projection once that many journal entries have
+  // been appended or replayed since the last, and one when the processor is destroyed, if any
+  // have. Recovery starts from the partition's snapshot whenever it can, whether it takes them
+  // or not.
+  void take_snapshots(size_t every_entries) { snapshot_every_ = every_entries; }
+  // Takes a snapshot of the state now (between steps, with the views up to date) and writes it
+  // in the background: the write of the one before is waited for first, and by recover() and
+  // the destructor.
+  Status snapshot();
+  // What the last recovery did.
+  struct Recovery {
+    std::optional<journal_pos> snapshot;  // where the snapshot it started from was taken
+    std::string snapshot_unused;          // why a snapshot found was not used, if one was not
+    size_t entries = 0;                   // the journal entries it replayed
+  };
+  const Recovery& last_recovery() const { return recovery_; }
+
   partition_id partition() const { return p_; }
   bool recovered() const { return recovered_; }
 
@@ -166,6 +193,11 @@ class PartitionProcessor {
   std::optional<events::JournalRecord> refuse_unreadable(const events::IngestRecord& rec,
                                                          const events::json& j,
                                                          const events::event_error& why);
+  // Waits for the snapshot being written, if one is, and logs its failure.
+  void finish_snapshot_write();
+  // Restores the partition's snapshot into state_ (empty), if there is one it can use with the
+  // journal as `claim` found it, and says where the replay goes on from (0 without one).
+  ReplayFrom restore_snapshot(const events::Claim& claim);
   // Writes the views owed since the last projection, with the applied position.
   Status project();
   void report_lag(ingest_offset next);
@@ -216,6 +248,11 @@ class PartitionProcessor {
   std::optional<events::Claim> claim_;
   ingest_offset cursor_{0};
   PartitionState state_;
+  journal_pos state_upto_{0};  // state_ is the history of the journal before this position
+  size_t snapshot_every_ = 0;
+  size_t entries_since_snapshot_ = 0;
+  Recovery recovery_;
+  std::future<Status> snapshot_write_;  // the snapshot being written
   std::atomic<bool> recovered_{false};
   // What deciding the facts at these ingest offsets threw: each is refused when it comes
   // again, by then from a state recovered from the journal. Kept until the journal is past it

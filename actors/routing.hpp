@@ -34,6 +34,11 @@
 #include "events/expression.hpp"
 #include "events/id_map.hpp"
 
+namespace omniroute::events {
+struct Appender;
+struct Unpacker;
+}  // namespace omniroute::events
+
 namespace omniroute::routing {
 
 using events::Envelope;
@@ -68,13 +73,17 @@ struct Touched {
   // Sorted, each once (touched_ids.hpp). Queues are few: a hash set.
   std::vector<std::string> conversations, agents;
   std::unordered_set<std::string> queues;
+  // The stored documents of touched conversations that memory no longer holds (closed more
+  // than a day before a later entry of the same round), by id: to be written before those of
+  // `conversations` (an id may have started anew since).
+  std::map<std::string, std::string> forgotten_conversations;
   journey::Journeys::Changes journeys;
   arbitration::ArbitrationTouched arbitration;
   bool empty() const {
     return conversations.empty() && agents.empty() && queues.empty() &&
-           journeys.customers.empty() && journeys.visits.empty() && journeys.forgotten.empty() &&
-           arbitration.policies.empty() && arbitration.decisions.empty() &&
-           arbitration.outcomes.empty();
+           forgotten_conversations.empty() && journeys.customers.empty() &&
+           journeys.visits.empty() && journeys.forgotten.empty() && arbitration.policies.empty() &&
+           arbitration.decisions.empty() && arbitration.outcomes.empty();
   }
 };
 
@@ -201,6 +210,17 @@ class Tenant {
   size_t packed_conversations() const { return packed_.size(); }
   size_t conversations_in_memory() const { return conversations_.size() + packed_.size(); }
 
+  // The whole state, written for a snapshot (actors/snapshot.hpp), and read back into a new
+  // tenant of the same name: restored, it decides and renders as the tenant saved did. Between
+  // projections only (after take_touched(), with nothing touched since): what a projection
+  // takes is not written. restore() throws std::out_of_range or json's exceptions on bytes
+  // save() did not write.
+  void save(events::Appender& out) const;
+  void restore(events::Unpacker& in);
+  // The sizes of the state's structures: a snapshot is read only by a build where they are
+  // what they were when it was written (a member added must be saved too: see save()).
+  static std::string layout();
+
  private:
   // Waiting order in a queue: higher priority first, then the longer wait, then journal order.
   using wait_key = std::tuple<int, int64_t, uint64_t, std::string>;
@@ -325,6 +345,8 @@ class Tenant {
   }
   void schedule_relax(const Conversation& c);
   void apply_queue_config(const Envelope& e);
+  // Sets what a queue's configuration `d` decides of it (all but its waiting, agents and day).
+  static void configure(Queue& q, const json& d);
   void apply_agent_fact(const Envelope& e);
   void apply_conversation_fact(const Envelope& e);
   void apply_decision(const Envelope& e);
@@ -364,6 +386,10 @@ class Tenant {
   mutable std::vector<std::string> unpacked_;  // since the last take_touched()
   static std::string pack(const Conversation& c);
   static void unpack(std::string_view members, Conversation& c);
+  // A conversation's view document, into `v`; and its stored form, or a view_error document
+  // naming what its rendering threw (as project_touched() writes one).
+  void write_view(const Conversation& c, events::CompactDoc& v) const;
+  std::string stored_view(const Conversation& c) const;
   // The conversation with this id (unpacked if it was packed), or null; conversation_at
   // throws std::out_of_range instead, as the map's at() does.
   Conversation* find_conversation(const std::string& id) const;

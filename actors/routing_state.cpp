@@ -5,15 +5,18 @@
 #include <stdexcept>
 #include <vector>
 
-#include "actors/packing.hpp"
 #include "actors/routing.hpp"
 #include "actors/routing_subjects.hpp"
+#include "events/packing.hpp"
 #include "events/prefetch.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::routing {
 // Event types are compared as views: the length first, the bytes only when it matches.
 using namespace std::string_view_literals;
+using events::packed;
+using events::Packer;
+using events::Unpacker;
 namespace {
 
 constexpr int64_t day_ms = 24 * 3600 * 1000;
@@ -85,7 +88,14 @@ void Tenant::evict_closed_before(int64_t time_ms) {
     const auto& [closed_at, id] = closed_.front();
     // Not if it was reopened since (closed again, it has a later entry here).
     if (const Conversation* c = conversations_.find(id)) {
-      if (c->state == conversation_state::closed && c->last_ms <= closed_at) conversations_.erase(id);
+      if (c->state == conversation_state::closed && c->last_ms <= closed_at) {
+        // Its view is owed (it closed in this round): written now, for the projection. (A
+        // packed conversation's view is written: it is packed only then, and unpacked when
+        // touched.)
+        if (touched_conversations_.holds(c->touched))
+          touched_.forgotten_conversations[id] = stored_view(*c);
+        conversations_.erase(id);
+      }
     } else if (const PackedConversation* p = packed_.find(id); p && p->last_ms <= closed_at) {
       packed_.erase(id);
     }
@@ -347,6 +357,15 @@ void Tenant::apply_queue_config(const Envelope& e) {
   const json& d = e.data;
   const std::string& id = str(d, "queue");
   Queue& q = queues_[id];
+  configure(q, d);
+  for (const auto& key : q.waiting) schedule_relax(conversations_.at(std::get<3>(key)));
+  touched_.queues.insert(id);
+  // Its channels decide which of its agents' slots count as its free slots.
+  if (auto members = queue_agents_.find(id); members != queue_agents_.end())
+    for (const auto& aid : members->second) touch_agent(agents_.at(aid));
+}
+
+void Tenant::configure(Queue& q, const json& d) {
   q.config = d;
   q.channels.clear();
   if (d.contains("channels"sv))
@@ -376,11 +395,6 @@ void Tenant::apply_queue_config(const Envelope& e) {
   q.wrap_up_ms = ms_of_seconds(d, "wrap_up_s", 0);
   q.reopen_window_ms = ms_of_seconds(d, "reopen_window_s", 24 * 3600 * 1000);
   q.reopen_preference_ms = ms_of_seconds(d, "reopen_preference_s", 60000);
-  for (const auto& key : q.waiting) schedule_relax(conversations_.at(std::get<3>(key)));
-  touched_.queues.insert(id);
-  // Its channels decide which of its agents' slots count as its free slots.
-  if (auto members = queue_agents_.find(id); members != queue_agents_.end())
-    for (const auto& aid : members->second) touch_agent(agents_.at(aid));
 }
 
 void Tenant::apply_agent_fact(const Envelope& e) {
@@ -645,7 +659,23 @@ void Tenant::apply_arbitration(const Envelope& e, Conversation& c) {
 bool Tenant::conversation_doc(const std::string& id, events::CompactDoc& v) const {
   const Conversation* found = find_conversation(id);
   if (!found) return false;
-  const Conversation& c = *found;
+  write_view(*found, v);
+  return true;
+}
+
+std::string Tenant::stored_view(const Conversation& c) const {
+  try {
+    events::CompactDoc doc;
+    write_view(c, doc);
+    return doc.str();
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {  // as project_touched() says a rendering failed
+    return json{{"id", c.id}, {"view_error", e.what()}}.dump();
+  }
+}
+
+void Tenant::write_view(const Conversation& c, events::CompactDoc& v) const {
   // In key order, so the text needs no sorting when it is read.
   v.clear();
   if (!c.agent.empty()) v.text("agent", c.agent);
@@ -683,7 +713,6 @@ bool Tenant::conversation_doc(const std::string& id, events::CompactDoc& v) cons
       .time("updated_at", c.last_ms);
   if (c.state == conversation_state::wrap_up && c.wrap_up_due_ms >= 0)
     v.time("wrap_up_until", c.wrap_up_due_ms);
-  return true;
 }
 
 std::optional<std::string> Tenant::conversation_text(const std::string& id) const {
@@ -794,6 +823,229 @@ std::vector<std::string> Tenant::agent_ids() const {
   for (const auto& [id, a] : agents_) ids.push_back(id);
   std::sort(ids.begin(), ids.end());
   return ids;
+}
+
+// ---- snapshots ---------------------------------------------------------------------------
+
+// Every member of the state, in the order declared, each container with its size. Left out:
+// what a projection takes (touched_, touched_conversations_, touched_agents_, unpacked_, each
+// entity's `touched` round: empty or stale between projections), decisions_ (empty between
+// facts) and what a queue's configuration decides (configure() sets it again from `config`).
+// Entities of hash tables go in id order, so equal states write equal bytes.
+void Tenant::save(events::Appender& out) const {
+  // A member added to these must be saved and restored too: the sizes are the reminder.
+  static_assert(sizeof(Agent) == 400, "save() and restore() must cover every member of Agent");
+  static_assert(sizeof(Queue) == 496, "save() and restore() must cover every member of Queue");
+  static_assert(sizeof(Tenant) == 1560, "save() and restore() must cover every member of Tenant");
+  using events::each_of;
+  out.text(name_);
+  out.varint(next_seq_);
+  out.integer(clock_ms_);
+  each_of(out, closed_, [&](const auto& c) {
+    out.integer(c.first);
+    out.text(c.second);
+  });
+  const auto open = conversations_.in_id_order();
+  each_of(out, open, [&](const Conversation* c) {
+    out.text(c->id);
+    out.text(pack(*c));
+  });
+  const auto closed = packed_.in_id_order();
+  each_of(out, closed, [&](const PackedConversation* c) {
+    out.text(c->id);
+    out.integer(c->last_ms);
+    out.text(c->members);
+  });
+  std::vector<const Agent*> agents;
+  for (const auto& [id, a] : agents_) agents.push_back(&a);
+  std::sort(agents.begin(), agents.end(),
+            [](const Agent* a, const Agent* b) { return a->id < b->id; });
+  auto counts = [&](const std::map<std::string, int>& m) {
+    each_of(out, m, [&](const auto& kv) {
+      out.text(kv.first);
+      out.integer(kv.second);
+    });
+  };
+  auto texts = [&](const auto& list) {
+    each_of(out, list, [&](const std::string& t) { out.text(t); });
+  };
+  each_of(out, agents, [&](const Agent* a) {
+    out.text(a->id);
+    out.text(a->status);
+    out.flag(a->logged_in);
+    counts(a->capacity);
+    counts(a->load);
+    each_of(out, a->blocks, [&](const auto& kv) {
+      out.text(kv.first);
+      texts(kv.second);
+    });
+    texts(a->queues);
+    each_of(out, a->free_in, [&](int64_t n) { out.integer(n); });
+    texts(a->work);
+    out.document(a->skills);
+    out.document(a->attributes);
+    out.integer(a->missed_offers);
+    for (int64_t t : {a->last_assigned_ms, a->last_heartbeat_ms, a->heartbeat_timeout_ms,
+                      a->last_ms, a->ready_ms})
+      out.integer(t);
+  });
+  auto waiting = [&](const std::set<wait_key>& keys) {
+    each_of(out, keys, [&](const wait_key& k) {
+      out.integer(std::get<0>(k));
+      out.integer(std::get<1>(k));
+      out.varint(std::get<2>(k));
+      out.text(std::get<3>(k));
+    });
+  };
+  each_of(out, queues_, [&](const auto& kv) {
+    const Queue& q = kv.second;
+    out.text(kv.first);
+    out.document(q.config);
+    waiting(q.waiting);
+    each_of(out, q.waiting_by_channel, [&](const auto& ch) {
+      out.text(ch.first);
+      waiting(ch.second);
+    });
+    out.varint(q.waiting_for_an_agent);
+    out.integer(q.free_slots);
+    out.integer(q.agents_available);
+    out.text(q.last_offered_agent);
+    const DayStats& d = q.today;
+    for (int64_t n : {d.day, d.offered, d.answered, d.abandoned, d.answered_within_threshold,
+                      d.abandoned_within_threshold, d.answer_wait_ms, d.handled, d.handle_ms})
+      out.integer(n);
+  });
+  each_of(out, queue_agents_, [&](const auto& kv) {
+    out.text(kv.first);
+    texts(kv.second);
+  });
+  each_of(out, queue_ready_, [&](const auto& kv) {
+    out.text(kv.first);
+    each_of(out, kv.second, [&](const auto& r) {
+      out.integer(r.first);
+      out.text(r.second);
+    });
+  });
+  each_of(out, status_counts_, [&](const auto& kv) {
+    out.text(kv.first);
+    out.varint(kv.second);
+  });
+  each_of(out, timers_, [&](const timer& t) {
+    out.integer(std::get<0>(t));
+    out.varint(static_cast<uint64_t>(std::get<1>(t)));
+    out.text(std::get<2>(t));
+  });
+  journeys_.save(out);
+  arbiter_.save(out);
+}
+
+void Tenant::restore(events::Unpacker& in) {
+  using events::for_count;
+  if (in.text() != name_) throw std::out_of_range("snapshot of another tenant");
+  next_seq_ = in.varint();
+  clock_ms_ = in.integer();
+  for_count(in, [&] {
+    const int64_t at = in.integer();
+    closed_.emplace_back(at, std::string(in.text()));
+  });
+  for_count(in, [&] {
+    Conversation& c = conversations_[in.text()];
+    unpack(in.text(), c);
+  });
+  for_count(in, [&] {
+    PackedConversation& c = packed_[in.text()];
+    c.last_ms = in.integer();
+    c.members = in.text();
+  });
+  auto counts = [&](std::map<std::string, int>& m) {
+    for_count(in, [&] {
+      std::string key(in.text());
+      m.emplace_hint(m.end(), std::move(key), static_cast<int>(in.integer()));
+    });
+  };
+  auto texts = [&](auto& list) {
+    for_count(in, [&] { list.insert(list.end(), std::string(in.text())); });
+  };
+  for_count(in, [&] {
+    std::string id(in.text());
+    Agent& a = agents_[id];
+    a.id = std::move(id);
+    a.status = in.text();
+    a.logged_in = in.flag();
+    counts(a.capacity);
+    counts(a.load);
+    for_count(in, [&] {
+      std::string slot(in.text());
+      texts(a.blocks[slot]);
+    });
+    texts(a.queues);
+    for_count(in, [&] { a.free_in.push_back(in.integer()); });
+    texts(a.work);
+    a.skills = in.document();
+    a.attributes = in.document();
+    a.missed_offers = static_cast<int>(in.integer());
+    for (int64_t* t : {&a.last_assigned_ms, &a.last_heartbeat_ms, &a.heartbeat_timeout_ms,
+                       &a.last_ms, &a.ready_ms})
+      *t = in.integer();
+  });
+  auto waiting = [&](std::set<wait_key>& keys) {
+    for_count(in, [&] {
+      const auto priority = static_cast<int>(in.integer());
+      const int64_t enqueued = in.integer();
+      const uint64_t order = in.varint();
+      keys.emplace_hint(keys.end(), priority, enqueued, order, std::string(in.text()));
+    });
+  };
+  for_count(in, [&] {
+    Queue& q = queues_[std::string(in.text())];
+    configure(q, in.document());
+    waiting(q.waiting);
+    for_count(in, [&] {
+      std::string channel(in.text());
+      waiting(q.waiting_by_channel[channel]);
+    });
+    q.waiting_for_an_agent = in.varint();
+    q.free_slots = in.integer();
+    q.agents_available = in.integer();
+    q.last_offered_agent = in.text();
+    DayStats& d = q.today;
+    for (int64_t* n : {&d.day, &d.offered, &d.answered, &d.abandoned, &d.answered_within_threshold,
+                       &d.abandoned_within_threshold, &d.answer_wait_ms, &d.handled, &d.handle_ms})
+      *n = in.integer();
+  });
+  for_count(in, [&] {
+    std::string queue(in.text());
+    texts(queue_agents_[queue]);
+  });
+  for_count(in, [&] {
+    auto& ready = queue_ready_[std::string(in.text())];
+    for_count(in, [&] {
+      const int64_t since = in.integer();
+      ready.emplace_hint(ready.end(), since, std::string(in.text()));
+    });
+  });
+  for_count(in, [&] {
+    std::string status(in.text());
+    status_counts_[status] = in.varint();
+  });
+  for_count(in, [&] {
+    const int64_t due = in.integer();
+    const auto kind = in.varint();
+    if (kind > static_cast<uint64_t>(timer_kind::heartbeat))
+      throw std::out_of_range("snapshot: unknown timer kind");
+    timers_.emplace_hint(timers_.end(), due, static_cast<timer_kind>(kind), std::string(in.text()));
+  });
+  journeys_.restore(in);
+  arbiter_.restore(in);
+}
+
+std::string Tenant::layout() {
+  return "tenant " + std::to_string(sizeof(Tenant)) + " conversation " +
+         std::to_string(sizeof(Conversation)) + " packed " +
+         std::to_string(sizeof(PackedConversation)) + " agent " + std::to_string(sizeof(Agent)) +
+         " queue " + std::to_string(sizeof(Queue)) + " relax " + std::to_string(sizeof(RelaxStep)) +
+         " day " + std::to_string(sizeof(DayStats)) + "; " + journey::Journeys::layout() + "; " +
+         arbitration::Arbiter::layout();
 }
 
 }  // namespace omniroute::routing

@@ -12,9 +12,9 @@ partition_id EventLog::partition_of(std::string_view tenant) const {
 }
 
 Status scan_history(EventLog& log, partition_id p, journal_pos end,
-                    const std::function<Status(const StoredRecord&)>& fn) {
-  EpochFilter filter;
-  journal_pos at{0};
+                    const std::function<Status(const StoredRecord&)>& fn, journal_pos from,
+                    EpochFilter filter) {
+  journal_pos at = from;
   std::vector<StoredRecord> chunk;
   while (at < end) {
     chunk.clear();

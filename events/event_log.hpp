@@ -144,8 +144,10 @@ class EventLog {
 };
 
 // Calls fn(record) for every history record (EpochFilter-accepted) of partition p in
-// [0, end), reading in chunks; stops at the first error fn or the log returns.
+// [from, end), reading in chunks; stops at the first error fn or the log returns. `filter` is
+// where the filter stands at `from` (a fresh one at 0).
 Status scan_history(EventLog& log, partition_id p, journal_pos end,
-                    const std::function<Status(const StoredRecord&)>& fn);
+                    const std::function<Status(const StoredRecord&)>& fn,
+                    journal_pos from = journal_pos{0}, EpochFilter filter = EpochFilter());
 
 }  // namespace omniroute::events

@@ -3,6 +3,7 @@
 // the key.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -130,6 +131,15 @@ class IdMap {
   void for_each(F&& f) const {
     for (const Slot& s : slots_)
       if (s.entry) f(*s.entry);
+  }
+  // Every entity in the order of its `id` member: for what must not depend on the table's
+  // layout (a snapshot's bytes).
+  std::vector<const T*> in_id_order() const {
+    std::vector<const T*> out;
+    out.reserve(size_);
+    for_each([&](const T& e) { out.push_back(&e); });
+    std::sort(out.begin(), out.end(), [](const T* a, const T* b) { return a->id < b->id; });
+    return out;
   }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }

@@ -1,22 +1,23 @@
 // The omniroute command: serve, replay, digest, journal.
-#include <CLI/CLI.hpp>
+#include <pthread.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
-#include <pthread.h>
 
 #include "actors/partition_processor.hpp"
+#include "actors/snapshot.hpp"
 #include "adapters/credentials.hpp"
 #include "adapters/csv_import.hpp"
 #include "adapters/webhooks.hpp"
 #include "events/journal.hpp"
 #include "events/time.hpp"
+#include "ops/server.hpp"
 #include "projections/erlang.hpp"
 #include "projections/queue_plan.hpp"
-#include "ops/server.hpp"
 
 namespace {
 
@@ -196,8 +197,11 @@ int replay(const ops::EngineOptions& options, bool rebuild) {
   auto storage = open_written(options);
   if (!storage) return fail(storage.error().message());
   auto& store = *storage->store;
-  if (rebuild)
+  // A rebuild starts from the journal alone: the snapshots go too, and the server writes new ones.
+  if (rebuild) {
     if (Status s = store.clear_views(); !s) return fail(s.message());
+    if (Status s = actors::remove_snapshots(store.dir()); !s) return fail(s.message());
+  }
   if (Status s = catch_up(*storage); !s) return fail(s.message());
   std::cout << store.digests().dump(2) << "\n";
   return 0;
@@ -476,6 +480,11 @@ int main(int argc, char** argv) {
   std::string webhooks;
   serve_cmd->add_option("--webhooks", webhooks,
                         "deliver tenants' decisions to URLs (JSON; see docs/http-api.md)");
+  serve_cmd
+      ->add_option("--snapshot-every", server_options.processor.snapshot_every,
+                   "write a snapshot of a partition's state after this many journal entries, "
+                   "and at shutdown, so that a restart replays only the journal since (0: never)")
+      ->capture_default_str();
   serve_cmd->add_flag("--sync", server_options.engine.sync,
                       "fsync every append (survives power loss, not only a killed process)");
 

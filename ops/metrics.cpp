@@ -39,9 +39,9 @@ Metrics::Metrics()
                           .Help("From a fact's ingest append to the journal append of the "
                                 "decisions it caused")
                           .Register(*registry_)),
-      latency_(latency_family_.Add({}, prometheus::Histogram::BucketBoundaries{
-                                           0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                           0.25, 0.5, 1, 2.5, 5, 10})),
+      latency_(latency_family_.Add(
+          {}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                      0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})),
       queue_depth_(BuildGauge()
                        .Name("omniroute_queue_depth")
                        .Help("Conversations waiting in a queue")
@@ -50,10 +50,11 @@ Metrics::Metrics()
                        .Name("omniroute_queue_oldest_wait_seconds")
                        .Help("How long the longest-waiting conversation of a queue has waited")
                        .Register(*registry_)),
-      queue_agents_(BuildGauge()
-                        .Name("omniroute_queue_agents_available")
-                        .Help("Agents of a queue that are available with a free slot on its channels")
-                        .Register(*registry_)),
+      queue_agents_(
+          BuildGauge()
+              .Name("omniroute_queue_agents_available")
+              .Help("Agents of a queue that are available with a free slot on its channels")
+              .Register(*registry_)),
       free_slots_(BuildGauge()
                       .Name("omniroute_queue_free_slots")
                       .Help("Free slots of a queue's available agents on its channels")
@@ -88,6 +89,33 @@ Metrics::Metrics()
                   .Name("omniroute_processor_errors_total")
                   .Help("Processor failures (the host retries with backoff), per partition")
                   .Register(*registry_)),
+      recovery_seconds_(BuildGauge()
+                            .Name("omniroute_recovery_seconds")
+                            .Help("How long the last recovery of a partition's state took (its "
+                                  "snapshot read, the journal since replayed)")
+                            .Register(*registry_)),
+      recovery_entries_(BuildGauge()
+                            .Name("omniroute_recovery_entries")
+                            .Help("Journal entries the last recovery of a partition replayed")
+                            .Register(*registry_)),
+      recovery_from_snapshot_(BuildGauge()
+                                  .Name("omniroute_recovery_from_snapshot")
+                                  .Help("Whether the last recovery of a partition started from its "
+                                        "snapshot (1) or replayed the whole journal (0)")
+                                  .Register(*registry_)),
+      snapshots_(BuildCounter()
+                     .Name("omniroute_snapshots_total")
+                     .Help("Snapshots of a partition's state written")
+                     .Register(*registry_)),
+      snapshot_bytes_(BuildGauge()
+                          .Name("omniroute_snapshot_bytes")
+                          .Help("Size of the last snapshot of a partition's state")
+                          .Register(*registry_)),
+      snapshot_seconds_(BuildGauge()
+                            .Name("omniroute_snapshot_seconds")
+                            .Help("How long writing the last snapshot of a partition took (the "
+                                  "partition decides nothing meanwhile)")
+                            .Register(*registry_)),
       webhook_posts_(BuildCounter()
                          .Name("omniroute_webhook_posts_total")
                          .Help("Webhook POSTs, by webhook and result (delivered: a 2xx answer; "
@@ -301,6 +329,20 @@ Metrics::QueueGauges* Metrics::queue_gauges(const std::string& tenant, const std
 
 void Metrics::on_error(partition_id p, const std::string&) {
   counter(errors_, {{"partition", std::to_string(p.value())}}).Increment();
+}
+
+void Metrics::on_recovery(partition_id p, double seconds, size_t entries, bool from_snapshot) {
+  const std::map<std::string, std::string> partition{{"partition", std::to_string(p.value())}};
+  recovery_seconds_.Add(partition).Set(seconds);
+  recovery_entries_.Add(partition).Set(static_cast<double>(entries));
+  recovery_from_snapshot_.Add(partition).Set(from_snapshot ? 1 : 0);
+}
+
+void Metrics::on_snapshot(partition_id p, size_t bytes, double seconds) {
+  const std::map<std::string, std::string> partition{{"partition", std::to_string(p.value())}};
+  counter(snapshots_, partition).Increment();
+  snapshot_bytes_.Add(partition).Set(static_cast<double>(bytes));
+  snapshot_seconds_.Add(partition).Set(seconds);
 }
 
 }  // namespace omniroute::ops

@@ -62,6 +62,8 @@ class Metrics final : public actors::ProcessorObserver {
   void on_tenant(const std::string& tenant, const std::map<std::string, routing::QueueStats>& queues,
                  const std::map<std::string, size_t>& agents_by_status) override;
   void on_error(partition_id p, const std::string& message) override;
+  void on_recovery(partition_id p, double seconds, size_t entries, bool from_snapshot) override;
+  void on_snapshot(partition_id p, size_t bytes, double seconds) override;
 
  private:
   prometheus::Counter& counter(prometheus::Family<prometheus::Counter>& family,
@@ -86,6 +88,12 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Gauge>& agents_;
   prometheus::Family<prometheus::Counter>& http_;
   prometheus::Family<prometheus::Counter>& errors_;
+  prometheus::Family<prometheus::Gauge>& recovery_seconds_;
+  prometheus::Family<prometheus::Gauge>& recovery_entries_;
+  prometheus::Family<prometheus::Gauge>& recovery_from_snapshot_;
+  prometheus::Family<prometheus::Counter>& snapshots_;
+  prometheus::Family<prometheus::Gauge>& snapshot_bytes_;
+  prometheus::Family<prometheus::Gauge>& snapshot_seconds_;
   prometheus::Family<prometheus::Counter>& webhook_posts_;
   prometheus::Family<prometheus::Counter>& webhook_entries_;
   prometheus::Family<prometheus::Gauge>& webhook_seq_;

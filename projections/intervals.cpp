@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "events/bytes.hpp"
+#include "events/packing.hpp"
 
 namespace omniroute::projections {
 // Event types are compared as views: the length first, the bytes only when it matches.
@@ -177,6 +178,55 @@ void IntervalStats::apply(const events::Envelope& e) {
     if (c.answered_ms >= 0) at(e.tenant, c).handle_time_ms += now - c.answered_ms;
     t.contacts.erase(conversation);  // not c.id: erase destroys c
   }
+}
+
+void IntervalStats::save(events::Appender& out) const {
+  // A member added to these must be saved and restored too: the sizes are the reminder.
+  static_assert(sizeof(Contact) == 128, "save() and restore() must cover every member of Contact");
+  static_assert(sizeof(IntervalStats) == 104,
+                "save() and restore() must cover every member of IntervalStats");
+  events::each_of(out, tenants_, [&](const auto& kv) {
+    out.text(kv.first);
+    events::each_of(out, kv.second.contacts.in_id_order(), [&](const Contact* c) {
+      out.text(c->id);
+      out.text(c->channel);
+      out.text(c->queue);
+      out.integer(c->arrived_ms);
+      out.integer(c->answered_ms);
+      out.integer(c->threshold_ms);
+      out.flag(c->finished);
+    });
+    std::map<std::string, int64_t> thresholds(kv.second.threshold_ms.begin(),
+                                              kv.second.threshold_ms.end());
+    events::each_of(out, thresholds, [&](const auto& t) {
+      out.text(t.first);
+      out.integer(t.second);
+    });
+  });
+}
+
+void IntervalStats::restore(events::Unpacker& in) {
+  events::for_count(in, [&] {
+    TenantState& t = tenants_[std::string(in.text())];
+    events::for_count(in, [&] {
+      Contact& c = t.contacts[in.text()];
+      c.channel = in.text();
+      c.queue = in.text();
+      c.arrived_ms = in.integer();
+      c.answered_ms = in.integer();
+      c.threshold_ms = in.integer();
+      c.finished = in.flag();
+    });
+    events::for_count(in, [&] {
+      std::string queue(in.text());
+      t.threshold_ms[queue] = in.integer();
+    });
+  });
+}
+
+std::string IntervalStats::layout() {
+  return "contact " + std::to_string(sizeof(Contact)) + " tenant " +
+         std::to_string(sizeof(TenantState));
 }
 
 }  // namespace omniroute::projections

@@ -29,6 +29,11 @@
 #include "events/forgotten_on_copy.hpp"
 #include "events/id_map.hpp"
 
+namespace omniroute::events {
+struct Appender;
+struct Unpacker;
+}  // namespace omniroute::events
+
 namespace omniroute::projections {
 
 constexpr int64_t base_interval_ms = 5 * 60 * 1000;
@@ -92,6 +97,11 @@ class IntervalStats {
     last_.ptr = nullptr;
     return std::exchange(deltas_, IntervalDeltas{});
   }
+  // The contacts followed and the queues' thresholds, for a snapshot, and back into empty
+  // statistics (actors/snapshot.hpp): after take_deltas() only (the deltas are not written).
+  void save(events::Appender& out) const;
+  void restore(events::Unpacker& in);
+  static std::string layout();
 
  private:
   struct Contact {

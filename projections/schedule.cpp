@@ -1,5 +1,6 @@
 #include "projections/schedule.hpp"
 
+#include "events/packing.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::projections {
@@ -57,6 +58,30 @@ std::optional<double> ScheduleBook::agents_at(const Schedule& s, int64_t time_ms
   --it;
   if (time_ms >= it->second.end_ms) return std::nullopt;
   return it->second.agents;
+}
+
+void ScheduleBook::save(events::Appender& out) const {
+  events::each_of(out, schedules_, [&](const auto& kv) {
+    out.text(kv.first.first);
+    out.text(kv.first.second);
+    events::each_of(out, kv.second, [&](const auto& slot) {
+      out.integer(slot.first);
+      out.integer(slot.second.end_ms);
+      out.real(slot.second.agents);
+    });
+  });
+}
+
+void ScheduleBook::restore(events::Unpacker& in) {
+  events::for_count(in, [&] {
+    std::string tenant(in.text());
+    Schedule& s = schedules_[{tenant, std::string(in.text())}];
+    events::for_count(in, [&] {
+      const int64_t start = in.integer();
+      const int64_t end = in.integer();
+      s.emplace_hint(s.end(), start, Slot{end, in.real()});
+    });
+  });
 }
 
 }  // namespace omniroute::projections

@@ -12,6 +12,11 @@
 
 #include "events/envelope.hpp"
 
+namespace omniroute::events {
+struct Appender;
+struct Unpacker;
+}  // namespace omniroute::events
+
 namespace omniroute::projections {
 
 class ScheduleBook {
@@ -26,6 +31,10 @@ class ScheduleBook {
   // (tenant, queue) whose schedule changed since the last call.
   std::set<std::pair<std::string, std::string>> take_touched() { return std::exchange(touched_, {}); }
   const Schedule* find(const std::string& tenant, const std::string& queue) const;
+  // Every schedule, for a snapshot, and back into an empty book (actors/snapshot.hpp): after
+  // take_touched() only.
+  void save(events::Appender& out) const;
+  void restore(events::Unpacker& in);
 
   // {"queue":..,"intervals":[{"start","end","agents"}...]} and back.
   static events::json to_json(const std::string& queue, const Schedule& s);

@@ -400,6 +400,7 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtab
   auto s = rocksdb::DB::Open(db_options(), dir, present, &handles, &raw);
   if (!s.ok()) return Status::error("cannot open the data directory " + dir + ": " + s.ToString());
   std::unique_ptr<Store> store(new Store);
+  store->dir_ = dir;
   store->db_.reset(raw);
   store->memtable_bytes_ = memtable_bytes;
   for (size_t i = 0; i < present.size(); ++i) store->keep_family(present[i].name, handles[i]);
@@ -767,6 +768,17 @@ Status Store::clear_views() {
   // this leaves the old record, and the next index_journal() clears the (empty) views again.
   if (Status recorded = record_index(); !recorded) return recorded;
   notify();
+  return Status::ok();
+}
+
+Status Store::flush() {
+  std::vector<rocksdb::ColumnFamilyHandle*> all;
+  for (const auto& [name, handle] : cfs_) all.push_back(handle);
+  rocksdb::FlushOptions o;
+  o.wait = true;
+  o.allow_write_stall = true;  // wait for room rather than fail while writers are ahead
+  const rocksdb::Status s = db_->Flush(o, all);
+  if (!s.ok()) return Status::error("cannot flush the views: " + s.ToString());
   return Status::ok();
 }
 

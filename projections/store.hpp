@@ -58,6 +58,8 @@ class Store {
   // flushed to a table file; tests make it small to flush often.
   static result<std::unique_ptr<Store>> open(const std::string& dir, size_t memtable_bytes = 0);
   ~Store();
+  // The data directory it was opened in.
+  const std::string& dir() const { return dir_; }
   // The options the database and its column families are opened with, for a tool that opens
   // it directly: without the merge operators, RocksDB cannot replay the write-ahead log.
   static rocksdb::DBOptions db_options();
@@ -112,6 +114,11 @@ class Store {
   // Empties every view and applied position (for a rebuild).
   Status clear_views();
 
+  // Flushes every column family's memtable to table files: the views are written without the
+  // WAL, so until a flush a crash takes them (and their applied positions) back to the last
+  // one. A snapshot of the routing state is kept only once the views are durable past it.
+  Status flush();
+
   // Per view: number of entries and a 64-bit FNV-1a digest over its keys and values in order.
   json digests() const;
 
@@ -146,6 +153,7 @@ class Store {
   void notify();
   Status record_index();  // writes down index_
 
+  std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> cfs_;
   // The views' handles by view, and the applied positions' (looked up on every write).

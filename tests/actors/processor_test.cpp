@@ -18,6 +18,7 @@
 #include <rocksdb/table_properties.h>
 
 #include "actors/partition_processor.hpp"
+#include "actors/snapshot.hpp"
 #include "events/compact_doc.hpp"
 #include "events/embedded_log.hpp"
 #include "events/time.hpp"
@@ -889,6 +890,35 @@ TEST_CASE("rebuild equals live when offers are accepted, declined and re-offered
 
 // Random but valid-looking traffic (and some invalid): after it, the views rebuilt from the
 // journal must equal the live ones. Catches any state change that forgets to update a view.
+TEST_CASE("a conversation that leaves memory in the round it closed still has its closed view, live and rebuilt") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 100, false);
+  const int day = 24 * 3600;
+  auto conversation = [&](const std::string& c, int s) {
+    return std::vector<nlohmann::json>{
+        event("s-" + c, "conversation.started", at(s), {{"conversation", c}, {"customer", "u"}, {"channel", "web"}, {"queue", "empty"}}),
+        event("e-" + c, "conversation.ended", at(s + 1), {{"conversation", c}, {"by", "customer"}})};
+  };
+  node.ingest({event("q", "queue.configured", at(0), {{"queue", "empty"}})});  // no agent: ended, closed at once
+  node.drain(p);
+  // c-1 closes in one step and leaves memory (closed a day before) in the next; c-2 closes
+  // and leaves in the same step, as a replay of them all does.
+  node.ingest(conversation("c-1", 10));
+  node.drain(p);
+  auto c2 = conversation("c-2", 20);
+  c2.push_back(event("late", "conversation.started", at(30 + day),
+                     {{"conversation", "c-3"}, {"customer", "v"}, {"channel", "web"}, {"queue", "empty"}}));
+  node.ingest(c2);
+  node.drain(p);
+  for (const char* c : {"c-1", "c-2"}) {
+    auto doc = node.store->document(projections::view::conversations, "acme", c);
+    REQUIRE_MESSAGE(doc.has_value(), c);
+    CHECK((*doc)["state"] == "closed");
+  }
+  check_rebuild_equals_live(node);
+}
+
 TEST_CASE("rebuild equals live after randomized traffic") {
   for (unsigned seed = 1; seed <= 12; ++seed) {
     CAPTURE(seed);
@@ -1067,4 +1097,294 @@ TEST_CASE("with a projection interval, views follow the journal and catch up whe
   CHECK(ids.size() == events.size());
   CHECK(node.store->document(projections::view::queues, "acme", "billing").has_value());
   check_rebuild_equals_live(node);
+}
+
+namespace {
+
+// A processor of one node that can be restarted as a process would (destroyed and made again)
+// or as after a crash of its state (invalidated: the next step recovers from the journal).
+struct Restartable {
+  Node& node;
+  size_t snapshot_every;
+  std::unique_ptr<PartitionProcessor> p;
+  Restartable(Node& n, size_t every) : node(n), snapshot_every(every) { start(); }
+  void start() {
+    p = std::make_unique<PartitionProcessor>(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+    p->take_snapshots(snapshot_every);
+  }
+  void restart(bool crash) {
+    if (crash) {
+      p->invalidate();
+    } else {
+      p.reset();
+      start();
+    }
+    REQUIRE(p->recover());
+  }
+};
+
+// Traffic over every kind of state a partition keeps: queues with relaxation, overflow,
+// strategies and wrap-up; agents with skills, blocks and heartbeats; conversations through
+// bots, offers, transfers, priorities, reopening; customers' profiles and journeys;
+// arbitration policies, decisions and outcomes; schedules; imported contacts; days passing.
+// Each event is made from what the reference node's views and journal say, and sent to every
+// node alike.
+struct Traffic {
+  std::mt19937 rng;
+  int64_t t = 0;
+  int n = 0, conversations = 0;
+  std::vector<std::string> decided;  // arbitration decisions that chose an action
+  std::optional<seq_no> seen;        // of the reference journal
+  explicit Traffic(unsigned seed) : rng(seed) {}
+  int pick(int k) { return static_cast<int>(rng() % static_cast<unsigned>(k)); }
+  template <typename T>
+  const T& one_of(const std::vector<T>& v) { return v[static_cast<size_t>(pick(static_cast<int>(v.size())))]; }
+  nlohmann::json make(const std::string& type, nlohmann::json data) {
+    t += 1 + pick(3);
+    if (pick(60) == 0) t += 86400 + pick(2 * 86400);  // a day or two pass
+    return event("t" + std::to_string(n++), type, at(static_cast<int>(t)), std::move(data));
+  }
+  std::vector<nlohmann::json> setup() {
+    std::vector<nlohmann::json> out = {
+        make("queue.configured", {{"queue", "sales"}, {"channels", {"web", "voice", "email"}}, {"offer_timeout_s", 10},
+                                  {"no_answer_limit", 2}, {"strategy", "round_robin"}, {"reopen_preference_s", 30}}),
+        make("queue.configured", {{"queue", "billing"}, {"requirement", "agent.skills.billing >= 2"},
+                                  {"auto_accept", true}, {"wrap_up_s", 30}, {"strategy", "most_proficient"},
+                                  {"relax", {{{"after_s", 15}, {"requirement", ""}}, {{"after_s", 40}, {"overflow_to", "sales"}}}}}),
+        make("policy.published", {{"policy", nlohmann::json::parse(R"({
+          "id": "offers", "intents": ["cancel"],
+          "actions": [
+            {"name": "retention", "company_value": 100, "routing": {"queue": "sales"},
+             "contact_policy": {"max": 1, "per_days": 7, "suppress_after_refusals": 2, "suppress_days": 30}},
+            {"name": "fallback", "company_value": 1,
+             "context_weights": [{"when": "customer.credit == \"gold\"", "weight": 3}]}]})")}}),
+        make("policy.published", {{"policy", nlohmann::json::parse(R"({
+          "id": "golden", "intents": ["billing_question"], "weights": {"company": 2, "customer": 0.5},
+          "actions": [
+            {"name": "a", "company_value": 10, "customer_value": 20, "propensity_prior": {"alpha": 3, "beta": 1},
+             "context_weights": [{"when": "intent.confidence >= 0.9", "weight": 2}]},
+            {"name": "b", "company_value": 40, "customer_value": -10}]})")}}),
+    };
+    for (const auto& a : agents) out.push_back(login(a));
+    return out;
+  }
+  nlohmann::json login(const std::string& agent) {
+    return make("agent.logged_in", {{"agent", agent}, {"queues", {"billing", "sales"}},
+                                    {"skills", {{"billing", 1 + pick(5)}}}, {"blocks", {{"voice", {"web"}}}},
+                                    {"heartbeat_timeout_s", pick(2) ? 0 : 60},
+                                    {"capacity", {{"web", 2}, {"voice", 1}, {"email", 1}, {"wechat", 1}}}});
+  }
+  const std::vector<std::string> agents = {"alice", "bob", "carol", "dan"};
+  nlohmann::json next(Node& reference) {
+    const std::vector<std::string> queues = {"billing", "sales"}, channels = {"web", "voice", "email", "wechat"};
+    const std::vector<std::string> customers = {"u1", "u2", "u3", "u4", "u5"};
+    for (const auto& text : reference.store->journal_after("acme", seen, 100000)) {
+      auto e = nlohmann::json::parse(text);
+      seen = seq_no{e["seq"].get<uint64_t>()};
+      if (e["type"] == "arbitration.decided" && !e["data"]["action"].is_null()) decided.push_back(e["id"]);
+    }
+    const std::string c = "c-" + std::to_string(conversations ? pick(conversations) : 0);
+    auto doc = reference.store->document(projections::view::conversations, "acme", c);
+    const std::string agent = doc && doc->contains("agent") ? (*doc)["agent"].get<std::string>() : one_of(agents);
+    switch (pick(22)) {
+      case 0: case 1: case 2: {
+        nlohmann::json d = {{"conversation", "c-" + std::to_string(conversations++)}, {"customer", one_of(customers)},
+                            {"channel", one_of(channels)}, {"queue", one_of(queues)}, {"bot", pick(4) == 0}};
+        if (pick(3) == 0) d["intent"] = pick(2) ? "cancel" : "billing_question";
+        if (pick(4) == 0) d["priority"] = pick(5);
+        return make("conversation.started", d);
+      }
+      case 3:
+        if (doc && (*doc)["state"] == "offered")
+          return make(pick(3) ? "offer.accepted" : "offer.declined", {{"conversation", c}, {"agent", agent}, {"offer", (*doc)["offer"]}});
+        return make("conversation.message", {{"conversation", c}, {"from", "customer"}, {"text", "hello"}});
+      case 4: return make("conversation.ended", {{"conversation", c}, {"by", "customer"}, {"csat", 1 + pick(5)}});
+      case 5: return make("conversation.wrapped_up", {{"conversation", c}, {"agent", agent}});
+      case 6: return make("agent.status_changed", {{"agent", one_of(agents)}, {"status", pick(2) ? "available" : "away"}});
+      case 7:
+        if (pick(2)) return make("conversation.transfer_requested", {{"conversation", c}, {"to_queue", one_of(queues)}});
+        return make("conversation.transfer_requested", {{"conversation", c}, {"to_agent", one_of(agents)}});
+      case 8: return make("conversation.handoff_requested", {{"conversation", c}, {"attributes", {{"order", pick(100)}}}});
+      case 9:
+        if (pick(3) == 0) return make("agent.logged_out", {{"agent", one_of(agents)}});
+        return login(one_of(agents));
+      case 10: return make("agent.heartbeat", {{"agent", one_of(agents)}});
+      case 11:
+        return make("conversation.intent_detected",
+                    {{"conversation", c}, {"intent", pick(2) ? "cancel" : "billing_question"},
+                     {"confidence", pick(100) / 100.0}, {"source", "bot"}});
+      case 12: return make("conversation.priority_changed", {{"conversation", c}, {"priority", pick(5)}});
+      case 13: return make("conversation.reopened", {{"conversation", c}});
+      case 14:
+        return make("customer.profile_updated", {{"customer", one_of(customers)},
+                                                 {"attributes", {{"credit", pick(2) ? "gold" : "bronze"}, {"visits", pick(9)}}}});
+      case 15:
+        if (!decided.empty()) {
+          const size_t i = static_cast<size_t>(pick(static_cast<int>(decided.size())));
+          const std::string decision = decided[i];
+          decided.erase(decided.begin() + static_cast<std::ptrdiff_t>(i));
+          return make("arbitration.outcome", {{"decision", decision}, {"accepted", pick(2) == 0}, {"value", pick(50)}});
+        }
+        return make("clock.tick", nlohmann::json::object());
+      case 16: {
+        const std::string start = at(static_cast<int>(t) + 600), end = at(static_cast<int>(t) + 2400);
+        return make("schedule.published", {{"queue", one_of(queues)}, {"intervals", {{{"start", start}, {"end", end}, {"agents", pick(7)}}}}});
+      }
+      case 17:
+        return make("contact.recorded", {{"contact", "x-" + std::to_string(n)}, {"queue", one_of(queues)}, {"channel", "voice"},
+                                         {"outcome", pick(2) ? "answered" : "abandoned"}, {"waited_s", pick(40)}, {"handled_s", pick(300)}});
+      default: return make("clock.tick", nlohmann::json::object());
+    }
+  }
+};
+
+// The state a full replay of the node's journal builds, written as a snapshot, read back and
+// written again: the same bytes.
+void check_snapshot_round_trip(Node& node) {
+  PartitionState replayed;
+  auto end = node.log->journal_end(partition_id{0});
+  REQUIRE(end.has_value());
+  REQUIRE(replay(*node.log, *node.store, partition_id{0}, *end, replayed));
+  const SnapshotPoint point{ReplayFrom{*end, journal_pos{3}}, 42};
+  const std::string bytes = encode_snapshot(partition_id{0}, point, replayed);
+  PartitionState restored;
+  auto read = decode_snapshot(bytes, partition_id{0}, restored);
+  REQUIRE_MESSAGE(read.has_value(), (read ? "" : read.error().message()));
+  CHECK(read->from.at == *end);
+  CHECK(read->from.epoch == journal_pos{3});
+  CHECK(read->last_record == 42);
+  CHECK(encode_snapshot(partition_id{0}, point, restored) == bytes);
+}
+
+std::vector<std::string> journal_texts(Node& node) { return node.store->journal_after("acme", std::nullopt, 1000000); }
+
+}  // namespace
+
+TEST_CASE("recovery from a snapshot decides, journals and projects as recovery from the whole journal") {
+  std::set<std::string> journaled;  // types, over every seed
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    CAPTURE(seed);
+    testing::TempDir with_dir, without_dir;
+    Node with(with_dir.str()), without(without_dir.str());
+    Restartable snapshotted(with, 25), replayed(without, 0);
+    Traffic traffic(seed);
+    auto send = [&](const nlohmann::json& e) {
+      for (Node* node : {&with, &without}) node->ingest({e});
+      with.drain(*snapshotted.p);
+      without.drain(*replayed.p);
+    };
+    for (const auto& e : traffic.setup()) send(e);
+    size_t from_snapshot = 0, with_tail = 0;
+    for (int step = 1; step <= 360; ++step) {
+      send(traffic.next(without));
+      if (step % 15 != 0) continue;
+      const bool crash = step % 30 == 0;
+      CAPTURE(step);
+      snapshotted.restart(crash);
+      replayed.restart(crash);
+      const auto& r = snapshotted.p->last_recovery();
+      CHECK(r.snapshot_unused == "");
+      CHECK(replayed.p->last_recovery().snapshot == std::nullopt);
+      if (r.snapshot) ++from_snapshot;
+      if (r.snapshot && r.entries > 0) ++with_tail;
+      // Stopped, it wrote a snapshot of everything; after a crash, the last one it took.
+      if (!crash) CHECK(r.entries == 0);
+      if (crash) CHECK(r.entries < replayed.p->last_recovery().entries);
+      check_snapshot_round_trip(with);
+    }
+    CHECK(from_snapshot == 24);
+    CHECK(with_tail > 0);
+    CHECK(journal_texts(with) == journal_texts(without));
+    CHECK(with.store->digests() == without.store->digests());
+    for (const auto& text : journal_texts(with)) journaled.insert(nlohmann::json::parse(text)["type"].get<std::string>());
+  }
+  // The traffic went through the state it is meant to cover.
+  for (const char* type : {"arbitration.decided", "arbitration.outcome", "offer.timed_out", "offer.accepted",
+                           "conversation.relaxed", "conversation.overflowed", "conversation.reopened",
+                           "conversation.abandoned", "agent.went_offline", "schedule.published", "contact.recorded",
+                           "customer.profile_updated", "conversation.handoff_requested"})
+    CHECK_MESSAGE(journaled.count(type), type);
+}
+
+TEST_CASE("a snapshot that cannot be used is passed over, named, and the whole journal replayed") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  Traffic traffic(7);
+  std::optional<Restartable> r(std::in_place, node, 10);
+  auto run = [&](int events) {
+    for (const auto& e : traffic.setup()) node.ingest({e});
+    for (int i = 0; i < events; ++i) {
+      node.ingest({traffic.next(node)});
+      node.drain(*r->p);
+    }
+  };
+  run(120);
+  r.reset();  // stopped: a snapshot of everything
+  const std::string path = snapshot_path(dir.str(), partition_id{0});
+  auto original = read_snapshot_file(dir.str(), partition_id{0});
+  REQUIRE(original.has_value());
+  REQUIRE(original->has_value());
+  const std::string good = **original;
+  const auto digests = node.store->digests();
+  const size_t all_entries = journal_texts(node).size();
+
+  // Recovers with the snapshot file holding `bytes` (none when nullopt): unused, for `why`.
+  auto recover_with = [&](std::optional<std::string> bytes, const std::string& why) {
+    CAPTURE(why);
+    if (bytes) REQUIRE(write_snapshot_file(dir.str(), partition_id{0}, *bytes));
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+    REQUIRE(p.recover());
+    const auto& rec = p.last_recovery();
+    CHECK(rec.snapshot == std::nullopt);
+    CHECK_MESSAGE(rec.snapshot_unused.find(why) != std::string::npos, rec.snapshot_unused);
+    CHECK(rec.entries >= all_entries);
+    CHECK(node.store->digests() == digests);
+  };
+  std::string damaged = good;
+  damaged[damaged.size() / 2] ^= 0x20;
+  recover_with(damaged, "damaged: its state does not match its hash");
+  recover_with(good.substr(0, good.size() - 3), "cut short");
+  std::string other_format = good;
+  other_format[std::string("omniroute snapshot\n").size()] = 2;
+  recover_with(other_format, "written in format 2, this build reads 1");
+  std::string other_layout = good;
+  const size_t tenant_size = other_layout.find("tenant ") + 7;
+  other_layout[tenant_size] = other_layout[tenant_size] == '9' ? '8' : '9';
+  recover_with(other_layout, "written by a build whose state is laid out otherwise");
+  recover_with(std::string("garbage"), "not a snapshot");
+  {
+    PartitionState empty;
+    recover_with(encode_snapshot(partition_id{3}, SnapshotPoint{}, empty), "of partition 3, not 0");
+  }
+  // Ahead of the views: they were cleared (a rebuild), and the records before the snapshot
+  // must be replayed to write them.
+  REQUIRE(node.store->clear_views());
+  recover_with(good, "ahead of the views at 0");
+
+  // Another journal: one whose record before the snapshot's position is not the one it was
+  // taken after.
+  testing::TempDir other_dir;
+  Node other(other_dir.str());
+  {
+    Traffic longer(8);
+    PartitionProcessor p(*other.log, *other.store, partition_id{0}, other.observer, 7, false);
+    for (const auto& e : longer.setup()) other.ingest({e});
+    for (int i = 0; i < 240; ++i) {
+      other.ingest({longer.next(other)});
+      other.drain(p);
+    }
+  }
+  REQUIRE(write_snapshot_file(other_dir.str(), partition_id{0}, good));
+  PartitionProcessor p(*other.log, *other.store, partition_id{0}, other.observer, 7, false);
+  REQUIRE(p.recover());
+  CHECK(p.last_recovery().snapshot == std::nullopt);
+  CHECK_MESSAGE(p.last_recovery().snapshot_unused.find("after a record the journal does not have at") != std::string::npos,
+                p.last_recovery().snapshot_unused);
+
+  // And the snapshot as it was is used again.
+  REQUIRE(write_snapshot_file(dir.str(), partition_id{0}, good));
+  PartitionProcessor q(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+  REQUIRE(q.recover());
+  CHECK(q.last_recovery().snapshot.has_value());
+  CHECK(q.last_recovery().snapshot_unused == "");
 }

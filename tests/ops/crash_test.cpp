@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -135,8 +136,10 @@ std::vector<json> make_load(size_t target) {
 // Loads `events` events into a server on `engine_args`, stopping it with `signal` at random
 // moments (at least `min_kills` times) and restarting it, then checks the journal and the views.
 // SIGKILL is a crash; SIGTERM a graceful stop, after which the server must have exited 0.
+// `serve_args` go to the server only; with --snapshot-every, its last recovery must have
+// started from snapshots.
 void crash_and_check(size_t events, int min_kills, const std::vector<std::string>& engine_args,
-                     int signal = SIGKILL) {
+                     int signal = SIGKILL, const std::vector<std::string>& serve_args = {}) {
   omniroute::testing::TempDir dir;
   const std::string data = dir.sub("data");
   const size_t batch_size = 500;
@@ -153,6 +156,7 @@ void crash_and_check(size_t events, int min_kills, const std::vector<std::string
 
   Child child;
   child.engine_args = engine_args;
+  child.engine_args.insert(child.engine_args.end(), serve_args.begin(), serve_args.end());
   child.start(data);
   std::set<std::string> acknowledged;
   int kills = 0;
@@ -240,6 +244,14 @@ void crash_and_check(size_t events, int min_kills, const std::vector<std::string
   for (const auto& id : acknowledged)
     if (!journaled.count(id) && missing++ < 10) MESSAGE("acknowledged but not journaled: " << id);
   CHECK(missing == 0);
+  if (std::find(serve_args.begin(), serve_args.end(), "--snapshot-every") != serve_args.end()) {
+    auto metrics = http.Get("/metrics");
+    REQUIRE(metrics);
+    for (int p = 0; p < 4; ++p)
+      CHECK_MESSAGE(metrics->body.find("omniroute_recovery_from_snapshot{partition=\"" + std::to_string(p) + "\"} 1") !=
+                        std::string::npos,
+                    "partition " << p << " recovered without a snapshot");
+  }
   child.stop();
 
   // The journal itself (not a view of it): every acknowledged id exactly once.
@@ -267,7 +279,9 @@ void crash_and_check(size_t events, int min_kills, const std::vector<std::string
 }
 
 TEST_CASE("crash: SIGKILL at random moments loses no acknowledged event and duplicates none") {
-  crash_and_check(100000, 5, {});
+  // Snapshots every few thousand entries: kills land while they are written, and recoveries
+  // start from them.
+  crash_and_check(100000, 5, {}, SIGKILL, {"--snapshot-every", "3000"});
 }
 
 TEST_CASE("crash: SIGTERM at random moments, graceful stops, loses nothing, duplicates none") {

@@ -1,0 +1,151 @@
+#include "actors/snapshot.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "events/key_hash.hpp"
+#include "events/packing.hpp"
+
+namespace omniroute::actors {
+namespace {
+
+constexpr std::string_view magic = "omniroute snapshot\n";
+constexpr uint64_t hash_seed = 0x6f6d6e69726f7574ull;  // fixed: the hash is stored
+
+uint64_t hash_of(std::string_view bytes) {
+  return events::hash_word(events::hash_more(hash_seed, bytes), bytes.size());
+}
+
+// What the bytes of the state depend on besides snapshot_format.
+std::string layout() {
+  return routing::Tenant::layout() + "; " + projections::IntervalStats::layout();
+}
+
+Status io_error(const std::string& what, const std::string& path) {
+  return Status::error(what + " " + path + ": " + std::strerror(errno));
+}
+
+// Syncs the file or directory at `path` to disk.
+Status sync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) return io_error("cannot open", path);
+  const int r = ::fsync(fd);
+  ::close(fd);
+  if (r != 0) return io_error("cannot sync", path);
+  return Status::ok();
+}
+
+}  // namespace
+
+uint64_t record_fingerprint(const events::StoredRecord& r) {
+  return hash_of(events::encode(r.record));
+}
+
+std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
+                            const PartitionState& state) {
+  events::Appender body;
+  events::each_of(body, state.tenants, [&](const auto& kv) {
+    body.text(kv.first);
+    kv.second.save(body);
+  });
+  state.intervals.save(body);
+  state.schedules.save(body);
+  events::Appender out;
+  out.out.append(magic);
+  out.varint(snapshot_format);
+  out.text(layout());
+  out.integer(p.value());
+  out.integer(point.from.at.value());
+  out.integer(point.from.epoch.value());
+  out.varint(point.last_record);
+  out.varint(body.out.size());
+  out.varint(hash_of(body.out));
+  out.out.append(body.out);
+  return std::move(out.out);
+}
+
+result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
+                                      PartitionState& state) {
+  if (bytes.substr(0, magic.size()) != magic) return Status::error("not a snapshot");
+  events::Unpacker in{bytes, magic.size()};
+  try {
+    if (const uint64_t format = in.varint(); format != snapshot_format)
+      return Status::error("written in format " + std::to_string(format) + ", this build reads " +
+                           std::to_string(snapshot_format));
+    if (in.text() != layout())
+      return Status::error("written by a build whose state is laid out otherwise");
+    if (const int64_t of = in.integer(); of != p.value())
+      return Status::error("of partition " + std::to_string(of) + ", not " +
+                           std::to_string(p.value()));
+    SnapshotPoint point;
+    point.from.at = journal_pos{in.integer()};
+    point.from.epoch = journal_pos{in.integer()};
+    point.last_record = in.varint();
+    const uint64_t size = in.varint();
+    const uint64_t hash = in.varint();
+    if (size != bytes.size() - in.at)
+      return Status::error("cut short or grown: " + std::to_string(bytes.size() - in.at) +
+                           " bytes of state, the header says " + std::to_string(size));
+    if (hash_of(bytes.substr(in.at)) != hash)
+      return Status::error("damaged: its state does not match its hash");
+    events::for_count(in, [&] {
+      std::string name(in.text());
+      auto t = state.tenants.emplace(name, routing::Tenant(name)).first;
+      t->second.restore(in);
+    });
+    state.intervals.restore(in);
+    state.schedules.restore(in);
+    if (!in.done()) return Status::error("damaged: bytes after the state");
+    return point;
+  } catch (const std::exception& e) {
+    return Status::error(std::string("damaged: ") + e.what());
+  }
+}
+
+std::string snapshot_path(const std::string& data_dir, partition_id p) {
+  return data_dir + "/snapshots/partition-" + std::to_string(p.value());
+}
+
+Status write_snapshot_file(const std::string& data_dir, partition_id p, std::string_view bytes) {
+  const std::string dir = data_dir + "/snapshots", path = snapshot_path(data_dir, p),
+                    temp = path + ".new";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::error("cannot make " + dir + ": " + ec.message());
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) return io_error("cannot write", temp);
+  }
+  if (Status s = sync_path(temp, O_RDONLY); !s) return s;
+  if (::rename(temp.c_str(), path.c_str()) != 0) return io_error("cannot rename over", path);
+  return sync_path(dir, O_RDONLY | O_DIRECTORY);
+}
+
+result<std::optional<std::string>> read_snapshot_file(const std::string& data_dir, partition_id p) {
+  const std::string path = snapshot_path(data_dir, p);
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec == std::errc::no_such_file_or_directory) return std::optional<std::string>();
+  if (ec) return Status::error("cannot read " + path + ": " + ec.message());
+  std::string bytes(size, '\0');
+  std::ifstream in(path, std::ios::binary);
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (!in) return Status::error("cannot read " + path);
+  return std::optional<std::string>(std::move(bytes));
+}
+
+Status remove_snapshots(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir + "/snapshots", ec);
+  if (ec) return Status::error("cannot remove " + data_dir + "/snapshots: " + ec.message());
+  return Status::ok();
+}
+
+}  // namespace omniroute::actors

@@ -1,0 +1,53 @@
+// Snapshots of a partition host's state (PartitionState: every tenant's routing state, the
+// interval statistics, the schedules), so that a recovery replays the journal from where the
+// snapshot was taken instead of from its start: restart time bounded by the journal written
+// since the last snapshot, not by all of it.
+//
+// A snapshot is only ever a shortcut: the journal stays the truth, and recovery replays it
+// from position 0 whenever a snapshot cannot be used: none, damaged, of another partition or
+// journal, written by a build whose state is laid out otherwise (Tenant::layout()), or ahead
+// of the views (whose records replay must write). docs/design-notes.md, "Snapshots".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "actors/partition_processor.hpp"
+
+namespace omniroute::actors {
+
+// Where in its partition's journal a snapshot was taken.
+struct SnapshotPoint {
+  ReplayFrom from;           // the state is the history of the records before from.at
+  uint64_t last_record = 0;  // record_fingerprint() of the record at from.at - 1
+};
+
+// A hash of a journal record's encoding: a snapshot is used only with the journal whose record
+// before its position has this fingerprint (not another journal that reached the same position).
+uint64_t record_fingerprint(const events::StoredRecord& r);
+
+// Bumped when what a journal entry does to the state changes without the layout changing: a
+// snapshot written before would restore a state the journal no longer makes.
+constexpr uint64_t snapshot_format = 1;
+
+// The bytes of a snapshot of partition p's `state` at `point`: a header (format, layout,
+// partition, point, length and hash of the body), then the state.
+std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
+                            const PartitionState& state);
+// Reads a snapshot of partition p into `state` (a fresh one); the error says why it cannot be
+// used (and `state` is then to be dropped).
+result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
+                                      PartitionState& state);
+
+// The snapshot files of a data directory: DIR/snapshots/partition-P, each replaced whole
+// (written to a temporary file, synced, renamed over the old one, the directory synced).
+std::string snapshot_path(const std::string& data_dir, partition_id p);
+Status write_snapshot_file(const std::string& data_dir, partition_id p, std::string_view bytes);
+// The file's bytes, nothing when there is none, or an error when it cannot be read.
+result<std::optional<std::string>> read_snapshot_file(const std::string& data_dir, partition_id p);
+// Removes every partition's snapshot (replay --rebuild starts from the journal alone).
+Status remove_snapshots(const std::string& data_dir);
+
+}  // namespace omniroute::actors
