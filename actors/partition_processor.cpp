@@ -301,7 +301,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 Status PartitionProcessor::recover() {
   invalidate();
-  finish_snapshot_write();  // the newest snapshot is the one to start from
+  (void)finish_snapshot_write();  // the newest snapshot is the one to start from
   clear_state(state_);
   anchors_.clear();
   auto claim = log_.claim(p_);
@@ -314,7 +314,8 @@ Status PartitionProcessor::recover() {
   // The views have seen the marker too.
   projections::ViewBatch marker_seen(store_);
   if (Status s = marker_seen.commit(p_, journal_pos{claim->epoch.value() + 1}); !s) return s;
-  state_upto_ = journal_pos{claim->epoch.value() + 1};
+  state_upto_ = journal_end_ = journal_pos{claim->epoch.value() + 1};
+  sole_writer_ = true;
   entries_since_snapshot_ = recovery_.entries;
   cursor_ = claim->resume;
   claim_ = *claim;
@@ -365,6 +366,9 @@ ReplayFrom PartitionProcessor::restore_snapshot(const events::Claim& claim) {
 Status PartitionProcessor::snapshot() {
   if (!claim_ || pending_)
     return Status::error("a snapshot is taken of a recovered state, its views written");
+  if (!sole_writer_)
+    return Status::error("another writer appended to the journal since this claim (at " +
+                         std::to_string(claim_->epoch.value()) + ")");
   const auto started = std::chrono::steady_clock::now();
   SnapshotPoint point{ReplayFrom{state_upto_, claim_->epoch}, 0};
   std::vector<events::StoredRecord> last;
@@ -381,7 +385,7 @@ Status PartitionProcessor::snapshot() {
   // the snapshot's position first: a recovery can start from a snapshot only where the views
   // it finds have what came before (replay writes the views from their applied position on),
   // and after a crash they are what RocksDB last flushed.
-  finish_snapshot_write();
+  (void)finish_snapshot_write();
   snapshot_write_ = std::async(std::launch::async, [this, started, bytes = std::move(bytes)] {
     if (Status s = store_.flush(); !s) return s;
     if (Status s = write_snapshot_file(store_.dir(), p_, bytes); !s) return s;
@@ -391,12 +395,13 @@ Status PartitionProcessor::snapshot() {
   return Status::ok();
 }
 
-void PartitionProcessor::finish_snapshot_write() {
-  if (!snapshot_write_.valid()) return;
-  if (Status s = snapshot_write_.get();
-      !s)  // the journal has everything: only the next recovery is longer
+Status PartitionProcessor::finish_snapshot_write() {
+  if (!snapshot_write_.valid()) return Status::ok();
+  Status s = snapshot_write_.get();
+  if (!s)  // the journal has everything: only the next recovery is longer
     std::cerr << "omniroute: partition " << p_.value()
               << ": cannot write a snapshot: " << s.message() << "\n";
+  return s;
 }
 
 routing::Tenant& PartitionProcessor::pending_tenant(const std::string& name) {
@@ -643,6 +648,12 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
     return Status::error("the journal gave " + std::to_string(positions.size()) +
                          " positions for " + std::to_string(records.size()) + " records");
   }
+  // Another writer's record among ours (a newer owner's marker: this one is a zombie, its state
+  // ahead of the history) shows as a gap in our positions: no snapshot of this state.
+  for (journal_pos at : positions) {
+    if (at != journal_end_) sole_writer_ = false;
+    journal_end_ = journal_pos{at.value() + 1};
+  }
   cursor_ = next;
   if (!failed_.empty()) failed_.erase(failed_.begin(), failed_.lower_bound(next.value()));
   const auto appended = std::chrono::steady_clock::now();
@@ -733,7 +744,7 @@ PartitionProcessor::~PartitionProcessor() {
   try {
     if (claim_ && (!pending_ || project()) && snapshot_every_ > 0 && entries_since_snapshot_ > 0)
       (void)snapshot();  // else the next recovery projects, or replays further
-    finish_snapshot_write();
+    (void)finish_snapshot_write();
   } catch (...) {
   }
 }

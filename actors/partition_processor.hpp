@@ -131,6 +131,8 @@ class PartitionProcessor {
   // in the background: the write of the one before is waited for first, and by recover() and
   // the destructor.
   Status snapshot();
+  // Waits for the snapshot being written, if one is; logs its failure and answers it.
+  Status finish_snapshot_write();
   // What the last recovery did.
   struct Recovery {
     std::optional<journal_pos> snapshot;  // where the snapshot it started from was taken
@@ -193,8 +195,6 @@ class PartitionProcessor {
   std::optional<events::JournalRecord> refuse_unreadable(const events::IngestRecord& rec,
                                                          const events::json& j,
                                                          const events::event_error& why);
-  // Waits for the snapshot being written, if one is, and logs its failure.
-  void finish_snapshot_write();
   // Restores the partition's snapshot into state_ (empty), if there is one it can use with the
   // journal as `claim` found it, and says where the replay goes on from (0 without one).
   ReplayFrom restore_snapshot(const events::Claim& claim);
@@ -249,6 +249,10 @@ class PartitionProcessor {
   ingest_offset cursor_{0};
   PartitionState state_;
   journal_pos state_upto_{0};  // state_ is the history of the journal before this position
+  // Where this claim's next record should land, and whether every one so far did: a record of
+  // another writer in between (a newer claim's marker) makes state_ more than the history.
+  journal_pos journal_end_{0};
+  bool sole_writer_ = true;
   size_t snapshot_every_ = 0;
   size_t entries_since_snapshot_ = 0;
   Recovery recovery_;

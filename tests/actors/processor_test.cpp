@@ -1388,3 +1388,34 @@ TEST_CASE("a snapshot that cannot be used is passed over, named, and the whole j
   CHECK(q.last_recovery().snapshot.has_value());
   CHECK(q.last_recovery().snapshot_unused == "");
 }
+
+TEST_CASE("a writer whose claim another took over writes no snapshot of what it appended since") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  Traffic traffic(3);
+  PartitionProcessor first(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+  auto send = [&](int events) {
+    for (int i = 0; i < events; ++i) {
+      node.ingest({traffic.next(node)});
+      node.drain(first);
+    }
+  };
+  for (const auto& e : traffic.setup()) node.ingest({e});
+  send(40);
+  REQUIRE(first.snapshot());
+  REQUIRE(first.finish_snapshot_write());
+  PartitionProcessor second(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+  REQUIRE(second.recover());  // its marker: `first` is a zombie from here on
+  const auto taken = read_snapshot_file(dir.str(), partition_id{0});
+  REQUIRE(taken.has_value());
+  send(20);  // `first` appends after the marker
+  const Status refused = first.snapshot();
+  CHECK_FALSE(refused);
+  CHECK(refused.message().find("another writer appended to the journal since this claim") != std::string::npos);
+  CHECK(read_snapshot_file(dir.str(), partition_id{0}).value() == taken.value());
+  // The snapshot from before the takeover still serves: the zombie's records after the marker
+  // are not history, and the replay passes over them.
+  PartitionProcessor third(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+  REQUIRE(third.recover());
+  CHECK_MESSAGE(third.last_recovery().snapshot.has_value(), third.last_recovery().snapshot_unused);
+}
