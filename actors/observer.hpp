@@ -31,6 +31,9 @@ class ProcessorObserver {
   // whether it started from a snapshot.
   virtual void on_recovery(partition_id, double /*seconds*/, size_t /*entries*/,
                            bool /*from_snapshot*/) {}
+  // The journal entries a recovery of the partition would replay now: those since the last
+  // snapshot written (all of them without one). Reported with the lag.
+  virtual void on_recovery_backlog(partition_id, size_t /*entries*/) {}
   // A snapshot of a partition's state written: its bytes, the seconds it took.
   virtual void on_snapshot(partition_id, size_t /*bytes*/, double /*seconds*/) {}
   virtual void on_error(partition_id, const std::string& /*message*/) {}

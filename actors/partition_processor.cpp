@@ -316,7 +316,8 @@ Status PartitionProcessor::recover() {
   if (Status s = marker_seen.commit(p_, journal_pos{claim->epoch.value() + 1}); !s) return s;
   state_upto_ = journal_end_ = journal_pos{claim->epoch.value() + 1};
   sole_writer_ = true;
-  entries_since_snapshot_ = recovery_.entries;
+  entries_since_snapshot_ = entries_total_ = recovery_.entries;
+  entries_in_snapshot_ = 0;
   cursor_ = claim->resume;
   claim_ = *claim;
   keys_dropped_as_of_ = store_.changes();  // every key journaled so far is in the ids view
@@ -386,12 +387,15 @@ Status PartitionProcessor::snapshot() {
   // it finds have what came before (replay writes the views from their applied position on),
   // and after a crash they are what RocksDB last flushed.
   (void)finish_snapshot_write();
-  snapshot_write_ = std::async(std::launch::async, [this, started, bytes = std::move(bytes)] {
-    if (Status s = store_.flush(); !s) return s;
-    if (Status s = write_snapshot_file(store_.dir(), p_, bytes); !s) return s;
-    observer_.on_snapshot(p_, bytes.size(), seconds_since(started));
-    return Status::ok();
-  });
+  snapshot_write_ = std::async(std::launch::async,
+                               [this, started, bytes = std::move(bytes), entries = entries_total_] {
+                                 if (Status s = store_.flush(); !s) return s;
+                                 if (Status s = write_snapshot_file(store_.dir(), p_, bytes); !s)
+                                   return s;
+                                 entries_in_snapshot_ = entries;
+                                 observer_.on_snapshot(p_, bytes.size(), seconds_since(started));
+                                 return Status::ok();
+                               });
   return Status::ok();
 }
 
@@ -685,6 +689,7 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
     if (!positions.empty()) pending_upto_ = journal_pos{positions.back().value() + 1};
   }
   entries_since_snapshot_ += entries;
+  entries_total_ += entries;
   observer_.on_journal_append(records.size(), entries);
   for (const routing::Tenant* tenant : pending_tenants_) {
     Anchor& a = anchors_[tenant->name()];
@@ -794,6 +799,7 @@ void PartitionProcessor::report_lag(ingest_offset next) {
   if (now - last_lag_report_ < std::chrono::milliseconds(500)) return;
   last_lag_report_ = now;
   if (auto end = log_.ingest_end(p_)) observer_.on_lag(p_, end->value() - next.value());
+  observer_.on_recovery_backlog(p_, entries_total_ - entries_in_snapshot_);
 }
 
 }  // namespace omniroute::actors

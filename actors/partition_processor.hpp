@@ -255,6 +255,10 @@ class PartitionProcessor {
   bool sole_writer_ = true;
   size_t snapshot_every_ = 0;
   size_t entries_since_snapshot_ = 0;
+  // Entries appended or replayed since the recovery, and as many as there were when the last
+  // snapshot written since was taken: the difference is what a recovery would replay now.
+  size_t entries_total_ = 0;
+  std::atomic<size_t> entries_in_snapshot_{0};
   Recovery recovery_;
   std::future<Status> snapshot_write_;  // the snapshot being written
   std::atomic<bool> recovered_{false};

@@ -103,6 +103,11 @@ Metrics::Metrics()
                                   .Help("Whether the last recovery of a partition started from its "
                                         "snapshot (1) or replayed the whole journal (0)")
                                   .Register(*registry_)),
+      recovery_backlog_(BuildGauge()
+                            .Name("omniroute_recovery_backlog_entries")
+                            .Help("Journal entries a recovery of the partition would replay now: "
+                                  "those since its last snapshot written (all without one)")
+                            .Register(*registry_)),
       snapshots_(BuildCounter()
                      .Name("omniroute_snapshots_total")
                      .Help("Snapshots of a partition's state written")
@@ -336,6 +341,10 @@ void Metrics::on_recovery(partition_id p, double seconds, size_t entries, bool f
   recovery_seconds_.Add(partition).Set(seconds);
   recovery_entries_.Add(partition).Set(static_cast<double>(entries));
   recovery_from_snapshot_.Add(partition).Set(from_snapshot ? 1 : 0);
+  // The partition's snapshot series exist from here on, at 0 until its first snapshot.
+  counter(snapshots_, partition);
+  snapshot_bytes_.Add(partition);
+  snapshot_seconds_.Add(partition);
 }
 
 void Metrics::on_snapshot(partition_id p, size_t bytes, double seconds) {
@@ -343,6 +352,11 @@ void Metrics::on_snapshot(partition_id p, size_t bytes, double seconds) {
   counter(snapshots_, partition).Increment();
   snapshot_bytes_.Add(partition).Set(static_cast<double>(bytes));
   snapshot_seconds_.Add(partition).Set(seconds);
+}
+
+void Metrics::on_recovery_backlog(partition_id p, size_t entries) {
+  recovery_backlog_.Add({{"partition", std::to_string(p.value())}})
+      .Set(static_cast<double>(entries));
 }
 
 }  // namespace omniroute::ops

@@ -64,6 +64,7 @@ class Metrics final : public actors::ProcessorObserver {
   void on_error(partition_id p, const std::string& message) override;
   void on_recovery(partition_id p, double seconds, size_t entries, bool from_snapshot) override;
   void on_snapshot(partition_id p, size_t bytes, double seconds) override;
+  void on_recovery_backlog(partition_id p, size_t entries) override;
 
  private:
   prometheus::Counter& counter(prometheus::Family<prometheus::Counter>& family,
@@ -91,6 +92,7 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Gauge>& recovery_seconds_;
   prometheus::Family<prometheus::Gauge>& recovery_entries_;
   prometheus::Family<prometheus::Gauge>& recovery_from_snapshot_;
+  prometheus::Family<prometheus::Gauge>& recovery_backlog_;
   prometheus::Family<prometheus::Counter>& snapshots_;
   prometheus::Family<prometheus::Gauge>& snapshot_bytes_;
   prometheus::Family<prometheus::Gauge>& snapshot_seconds_;
