@@ -304,11 +304,15 @@ Status PartitionProcessor::recover() {
   (void)finish_snapshot_write();  // the newest snapshot is the one to start from
   clear_state(state_);
   anchors_.clear();
-  auto claim = log_.claim(p_);
-  if (!claim) return claim.error();
   const auto started = std::chrono::steady_clock::now();
   recovery_ = Recovery{};
-  const ReplayFrom from = restore_snapshot(*claim);
+  // The snapshot first: what it knows of the history, the claim need not read again (Kafka
+  // reads the journal to find where the ingest log resumes).
+  const std::optional<SnapshotPoint> point = restore_snapshot();
+  const ReplayFrom from = point ? point->from : ReplayFrom{};
+  auto claim = log_.claim(p_, point ? events::KnownHistory{from.at, from.epoch, point->resume}
+                                    : events::KnownHistory{});
+  if (!claim) return claim.error();
   if (Status s = replay(log_, store_, p_, claim->epoch, state_, from, &recovery_.entries); !s)
     return s;
   // The views have seen the marker too.
@@ -332,36 +336,32 @@ Status PartitionProcessor::recover() {
   return Status::ok();
 }
 
-ReplayFrom PartitionProcessor::restore_snapshot(const events::Claim& claim) {
+std::optional<SnapshotPoint> PartitionProcessor::restore_snapshot() {
   auto unused = [&](std::string why) {
     std::cerr << "omniroute: partition " << p_.value() << ": the snapshot is not used (" << why
               << "); replaying the whole journal\n";
     recovery_.snapshot_unused = std::move(why);
     clear_state(state_);
-    return ReplayFrom{};
+    return std::nullopt;
   };
   auto bytes = read_snapshot_file(store_.dir(), p_);
   if (!bytes) return unused(bytes.error().message());
-  if (!*bytes) return ReplayFrom{};
+  if (!*bytes) return std::nullopt;
   auto point = decode_snapshot(**bytes, p_, state_);
   if (!point) return unused(point.error().message());
   const journal_pos at = point->from.at;
   const std::string taken = "taken at position " + std::to_string(at.value());
-  if (at > claim.epoch)
-    return unused(taken + ", past the journal's newest marker at " +
-                  std::to_string(claim.epoch.value()));
   if (at > store_.applied(p_))
     return unused(taken + ", ahead of the views at " + std::to_string(store_.applied(p_).value()));
-  if (at.value() > 0) {
-    std::vector<events::StoredRecord> last;
-    const journal_pos before{at.value() - 1};
-    if (Status s = log_.read_journal(p_, before, 1, last); !s) return unused(s.message());
-    if (last.empty() || last[0].pos != before || record_fingerprint(last[0]) != point->last_record)
-      return unused(taken + " after a record the journal does not have at " +
-                    std::to_string(before.value()));
-  }
+  // The journal holds the record the snapshot was taken after (and so reaches its position).
+  std::vector<events::StoredRecord> last;
+  const journal_pos before{at.value() - 1};
+  if (Status s = log_.read_journal(p_, before, 1, last); !s) return unused(s.message());
+  if (last.empty() || last[0].pos != before || record_fingerprint(last[0]) != point->last_record)
+    return unused(taken + " after a record the journal does not have at " +
+                  std::to_string(before.value()));
   recovery_.snapshot = at;
-  return point->from;
+  return *point;
 }
 
 Status PartitionProcessor::snapshot() {
@@ -371,7 +371,7 @@ Status PartitionProcessor::snapshot() {
     return Status::error("another writer appended to the journal since this claim (at " +
                          std::to_string(claim_->epoch.value()) + ")");
   const auto started = std::chrono::steady_clock::now();
-  SnapshotPoint point{ReplayFrom{state_upto_, claim_->epoch}, 0};
+  SnapshotPoint point{ReplayFrom{state_upto_, claim_->epoch}, 0, cursor_};
   std::vector<events::StoredRecord> last;
   const journal_pos before{state_upto_.value() - 1};
   if (Status s = log_.read_journal(p_, before, 1, last); !s) return s;

@@ -44,6 +44,13 @@ struct ReplayFrom {
   journal_pos epoch{-1};  // the newest marker before `at` (EpochFilter's current)
 };
 
+// Where in its partition's journal a snapshot was taken.
+struct SnapshotPoint {
+  ReplayFrom from;           // the state is the history of the records before from.at
+  uint64_t last_record = 0;  // record_fingerprint() of the record at from.at - 1
+  ingest_offset resume{0};   // where processing went on in the ingest log (KnownHistory)
+};
+
 // Feeds the history of partition p from `from` up to `end` (exclusive) to `state` and writes
 // to the views what they do not have yet (records at or after the partition's applied
 // position, which must not be before from.at). This is both recovery (end = the claim's marker)
@@ -196,8 +203,8 @@ class PartitionProcessor {
                                                          const events::json& j,
                                                          const events::event_error& why);
   // Restores the partition's snapshot into state_ (empty), if there is one it can use with the
-  // journal as `claim` found it, and says where the replay goes on from (0 without one).
-  ReplayFrom restore_snapshot(const events::Claim& claim);
+  // journal and the views as they are, and says where it was taken (nothing without one).
+  std::optional<SnapshotPoint> restore_snapshot();
   // Writes the views owed since the last projection, with the applied position.
   Status project();
   void report_lag(ingest_offset next);

@@ -63,6 +63,7 @@ std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
   out.integer(point.from.at.value());
   out.integer(point.from.epoch.value());
   out.varint(point.last_record);
+  out.integer(point.resume.value());
   out.varint(body.out.size());
   out.varint(hash_of(body.out));
   out.out.append(body.out);
@@ -86,6 +87,7 @@ result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
     point.from.at = journal_pos{in.integer()};
     point.from.epoch = journal_pos{in.integer()};
     point.last_record = in.varint();
+    point.resume = ingest_offset{in.integer()};
     const uint64_t size = in.varint();
     const uint64_t hash = in.varint();
     if (size != bytes.size() - in.at)

@@ -18,12 +18,6 @@
 
 namespace omniroute::actors {
 
-// Where in its partition's journal a snapshot was taken.
-struct SnapshotPoint {
-  ReplayFrom from;           // the state is the history of the records before from.at
-  uint64_t last_record = 0;  // record_fingerprint() of the record at from.at - 1
-};
-
 // A hash of a journal record's encoding: a snapshot is used only with the journal whose record
 // before its position has this fingerprint (not another journal that reached the same position).
 uint64_t record_fingerprint(const events::StoredRecord& r);

@@ -98,7 +98,7 @@ class EmbeddedLog final : public EventLog {
   Status read_ingest(partition_id p, ingest_offset from, size_t max,
                      std::chrono::milliseconds wait, std::vector<IngestRecord>& out) override;
   result<ingest_offset> ingest_end(partition_id p) override;
-  result<Claim> claim(partition_id p) override;
+  result<Claim> claim(partition_id p, const KnownHistory& known = KnownHistory()) override;
   Status append_journal(const Claim& claim, std::vector<JournalRecord>& records,
                         ingest_offset next, std::vector<journal_pos>* positions) override;
   Status read_journal(partition_id p, journal_pos from, size_t max,

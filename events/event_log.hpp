@@ -38,6 +38,15 @@ struct Claim {
   ingest_offset resume;   // the first ingest offset not yet reflected in the journal
 };
 
+// What a claimant knows already of a partition's history (from a snapshot of its state): the
+// history before `upto`, whose newest marker is at `epoch`, reflects the ingest log before
+// `resume`. A claim need not read the journal before `upto` to find where processing resumes.
+struct KnownHistory {
+  journal_pos upto{0};
+  journal_pos epoch{-1};
+  ingest_offset resume{0};
+};
+
 // Which partitions this process owns. Embedded: all of them, at once. Kafka: those the
 // consumer group assigns, changing on rebalances.
 class Membership {
@@ -97,8 +106,9 @@ class EventLog {
   virtual result<ingest_offset> ingest_end(partition_id p) = 0;
 
   // Makes this caller the writer of journal partition p: appends an epoch marker (fencing out
-  // any earlier writer) and recovers where processing resumes.
-  virtual result<Claim> claim(partition_id p) = 0;
+  // any earlier writer) and recovers where processing resumes. Kafka reads the history for it,
+  // from `known.upto` on (the embedded engine keeps a cursor and needs no reading).
+  virtual result<Claim> claim(partition_id p, const KnownHistory& known = KnownHistory()) = 0;
 
   // Appends records under a claim; they are durable on return. Embedded: the records and the
   // new resume offset `next` are written in one atomic batch. Kafka: each record is one message

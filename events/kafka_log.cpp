@@ -499,7 +499,7 @@ result<journal_pos> KafkaLog::journal_end(partition_id p) {
   return journal_pos{*hi};
 }
 
-result<Claim> KafkaLog::claim(partition_id p) {
+result<Claim> KafkaLog::claim(partition_id p, const KnownHistory& known) {
   if (p.value() < 0 || p.value() >= partitions_)
     return Status::error("no journal partition " + std::to_string(p.value()));
   JournalRecord marker;
@@ -508,12 +508,15 @@ result<Claim> KafkaLog::claim(partition_id p) {
   if (Status s = produce(journal_topic_, p, {encode(marker)}, &at); !s) return s;
   Claim c{p, journal_pos{at[0]}, ingest_offset{0}};
   // Everything before our marker is history (or a zombie's, filtered); resume after the last
-  // ingest offset it reflects.
-  int64_t resume = 0;
-  Status s = scan_history(*this, p, c.epoch, [&](const StoredRecord& r) {
-    if (r.record.ingest.value() + 1 > resume) resume = r.record.ingest.value() + 1;
-    return Status::ok();
-  });
+  // ingest offset it reflects, read from where what the claimant knows ends.
+  int64_t resume = known.resume.value();
+  Status s = scan_history(
+      *this, p, c.epoch,
+      [&](const StoredRecord& r) {
+        if (r.record.ingest.value() + 1 > resume) resume = r.record.ingest.value() + 1;
+        return Status::ok();
+      },
+      known.upto, EpochFilter(known.epoch));
   if (!s) return s;
   c.resume = ingest_offset{resume};
   std::string address;
