@@ -728,9 +728,10 @@ Status PartitionProcessor::project() {
     keys_dropped_as_of_ = recent_keys_.drop_oldest();
   pending_tenants_.clear();
   if (snapshot_every_ > 0 && entries_since_snapshot_ >= snapshot_every_)
-    if (Status s = snapshot(); !s)
-      std::cerr << "omniroute: partition " << p_.value()
-                << ": cannot take a snapshot: " << s.message() << "\n";
+    if (Status s = snapshot(); !s) {
+      entries_since_snapshot_ = 0;  // tried again after as many, not at every projection
+      std::cerr << "omniroute: partition " << p_.value() << ": no snapshot: " << s.message() << "\n";
+    }
   return Status::ok();
 }
 
