@@ -785,9 +785,11 @@ Status PartitionProcessor::send_due_ticks() {
   return Status::ok();
 }
 
-Status drain(events::EventLog& log, projections::Store& store, partition_id p) {
+Status drain(events::EventLog& log, projections::Store& store, partition_id p,
+             size_t snapshot_every) {
   ProcessorObserver quiet;
   PartitionProcessor processor(log, store, p, quiet, 4096, false);
+  processor.take_snapshots(snapshot_every);
   for (;;) {
     auto n = processor.step(std::chrono::milliseconds(0));
     if (!n) return n.error();

@@ -83,7 +83,10 @@ result<std::unique_ptr<Moment>> tenant_at(events::EventLog& log, const std::stri
 
 // Processes partition p's ingest log to its end, then returns: for tools that hold the data
 // directory alone (import), where nothing else appends meanwhile.
-Status drain(events::EventLog& log, projections::Store& store, partition_id p);
+// With `snapshot_every` > 0, snapshots as the server takes them, and one at the end if any entry
+// came since the last (the server that starts next recovers from it).
+Status drain(events::EventLog& log, projections::Store& store, partition_id p,
+             size_t snapshot_every = 0);
 
 class PartitionProcessor {
  public:

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "actors/partition_processor.hpp"
+#include "actors/processor.hpp"
 #include "actors/snapshot.hpp"
 #include "adapters/credentials.hpp"
 #include "adapters/csv_import.hpp"
@@ -317,7 +318,7 @@ int import(const ops::EngineOptions& options, const ImportArgs& a) {
   std::string processed = "by the servers consuming the ingest topic";
   if (options.kafka_brokers.empty()) {
     for (partition_id p : summary->partitions)
-      if (Status s = actors::drain(log, store, p); !s)
+      if (Status s = actors::drain(log, store, p, actors::ProcessorOptions{}.snapshot_every); !s)
         return fail("processing partition " + std::to_string(p.value()) + ": " + s.message());
     processed = "journaled and projected";
   }

@@ -1419,3 +1419,14 @@ TEST_CASE("a writer whose claim another took over writes no snapshot of what it 
   REQUIRE(third.recover());
   CHECK_MESSAGE(third.last_recovery().snapshot.has_value(), third.last_recovery().snapshot_unused);
 }
+
+TEST_CASE("draining with snapshots (an import) leaves one for the next recovery to start from") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  node.ingest(workload(30));
+  REQUIRE(drain(*node.log, *node.store, partition_id{0}, 1000000));
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+  REQUIRE(p.recover());
+  CHECK(p.last_recovery().snapshot.has_value());
+  CHECK(p.last_recovery().entries == 0);
+}
