@@ -288,12 +288,6 @@ PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store
       projection_interval_(projection_interval) {}
 
 namespace {
-// Empties `state`, keeping a test's render fault (kept through recoveries).
-void clear_state(PartitionState& state) {
-  auto render_fault = std::move(state.render_fault);
-  state = PartitionState{};
-  state.render_fault = std::move(render_fault);
-}
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -302,7 +296,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 Status PartitionProcessor::recover() {
   invalidate();
   (void)finish_snapshot_write();  // the newest snapshot is the one to start from
-  clear_state(state_);
+  state_.clear();
   anchors_.clear();
   const auto started = std::chrono::steady_clock::now();
   recovery_ = Recovery{};
@@ -337,31 +331,15 @@ Status PartitionProcessor::recover() {
 }
 
 std::optional<SnapshotPoint> PartitionProcessor::restore_snapshot() {
-  auto unused = [&](std::string why) {
+  std::string why;
+  auto point = actors::restore_snapshot(log_, store_, p_, state_, why);
+  if (!why.empty()) {
     std::cerr << "omniroute: partition " << p_.value() << ": the snapshot is not used (" << why
               << "); replaying the whole journal\n";
     recovery_.snapshot_unused = std::move(why);
-    clear_state(state_);
-    return std::nullopt;
-  };
-  auto bytes = read_snapshot_file(store_.dir(), p_);
-  if (!bytes) return unused(bytes.error().message());
-  if (!*bytes) return std::nullopt;
-  auto point = decode_snapshot(**bytes, p_, state_);
-  if (!point) return unused(point.error().message());
-  const journal_pos at = point->from.at;
-  const std::string taken = "taken at position " + std::to_string(at.value());
-  if (at > store_.applied(p_))
-    return unused(taken + ", ahead of the views at " + std::to_string(store_.applied(p_).value()));
-  // The journal holds the record the snapshot was taken after (and so reaches its position).
-  std::vector<events::StoredRecord> last;
-  const journal_pos before{at.value() - 1};
-  if (Status s = log_.read_journal(p_, before, 1, last); !s) return unused(s.message());
-  if (last.empty() || last[0].pos != before || record_fingerprint(last[0]) != point->last_record)
-    return unused(taken + " after a record the journal does not have at " +
-                  std::to_string(before.value()));
-  recovery_.snapshot = at;
-  return *point;
+  }
+  if (point) recovery_.snapshot = point->from.at;
+  return point;
 }
 
 Status PartitionProcessor::snapshot() {

@@ -35,6 +35,12 @@ struct PartitionState {
   // Tests: called before each entity's document is rendered (view, tenant, id; not for a
   // journey, whose key is made as it is rendered); what it throws is a failure of that rendering.
   std::function<void(projections::view, const std::string&, const std::string&)> render_fault;
+  // Empties the state, keeping render_fault (a test's, kept through recoveries).
+  void clear() {
+    auto fault = std::move(render_fault);
+    *this = PartitionState{};
+    render_fault = std::move(fault);
+  }
 };
 
 // Where a replay of a partition's history starts: at position 0 with a fresh state, or where a

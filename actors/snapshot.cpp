@@ -109,6 +109,33 @@ result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
   }
 }
 
+std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections::Store& store,
+                                              partition_id p, PartitionState& state,
+                                              std::string& why) {
+  auto unused = [&](std::string reason) {
+    why = std::move(reason);
+    state.clear();
+    return std::nullopt;
+  };
+  auto bytes = read_snapshot_file(store.dir(), p);
+  if (!bytes) return unused(bytes.error().message());
+  if (!*bytes) return std::nullopt;
+  auto point = decode_snapshot(**bytes, p, state);
+  if (!point) return unused(point.error().message());
+  const journal_pos at = point->from.at;
+  const std::string taken = "taken at position " + std::to_string(at.value());
+  if (at > store.applied(p))
+    return unused(taken + ", ahead of the views at " + std::to_string(store.applied(p).value()));
+  // The journal holds the record the snapshot was taken after (and so reaches its position).
+  std::vector<events::StoredRecord> last;
+  const journal_pos before{at.value() - 1};
+  if (Status s = log.read_journal(p, before, 1, last); !s) return unused(s.message());
+  if (last.empty() || last[0].pos != before || record_fingerprint(last[0]) != point->last_record)
+    return unused(taken + " after a record the journal does not have at " +
+                  std::to_string(before.value()));
+  return *point;
+}
+
 std::string snapshot_path(const std::string& data_dir, partition_id p) {
   return data_dir + "/snapshots/partition-" + std::to_string(p.value());
 }

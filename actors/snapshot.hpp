@@ -35,6 +35,13 @@ std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
 result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
                                       PartitionState& state);
 
+// Restores partition p's snapshot into `state` (a fresh one) when it can be used with the
+// journal and the views as they are, and answers where it was taken. Otherwise nothing, `state`
+// is fresh again and `why` says why not (left empty when there is no snapshot).
+std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections::Store& store,
+                                              partition_id p, PartitionState& state,
+                                              std::string& why);
+
 // The snapshot files of a data directory: DIR/snapshots/partition-P, each replaced whole
 // (written to a temporary file, synced, renamed over the old one, the directory synced).
 std::string snapshot_path(const std::string& data_dir, partition_id p);

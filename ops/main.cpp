@@ -181,15 +181,24 @@ int make_key(const std::string& name, const std::vector<std::string>& tenants) {
   return 0;
 }
 
-// Brings every partition's views up to the end of its journal.
+// Brings every partition's views up to the end of its journal, from the partition's snapshot
+// where it can be used (replay --rebuild has removed them).
 Status catch_up(ops::Storage& storage) {
   auto& log = *storage.log;
   for (int i = 0; i < log.partitions(); ++i) {
     partition_id p{i};
     auto end = log.journal_end(p);
     if (!end) return end.error();
-    actors::PartitionState tenants;
-    if (Status s = actors::replay(log, *storage.store, p, *end, tenants); !s) return s;
+    actors::PartitionState state;
+    std::string why;
+    const auto point = actors::restore_snapshot(log, *storage.store, p, state, why);
+    if (!why.empty())
+      std::cerr << "omniroute: partition " << i << ": the snapshot is not used (" << why
+                << "); replaying the whole journal\n";
+    if (Status s = actors::replay(log, *storage.store, p, *end, state,
+                                  point ? point->from : actors::ReplayFrom{});
+        !s)
+      return s;
   }
   return Status::ok();
 }
