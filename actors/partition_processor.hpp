@@ -139,9 +139,9 @@ class PartitionProcessor {
 
   // Snapshots of the state (actors/snapshot.hpp), in the store's data directory: with
   // `every_entries` > 0, one is written after a projection once that many journal entries have
-  // been appended or replayed since the last, and one when the processor is destroyed, if any
-  // have. Recovery starts from the partition's snapshot whenever it can, whether it takes them
-  // or not.
+  // been appended or replayed since the last (half as many when the ingest log runs dry), and
+  // one when the processor is destroyed, if any have. Recovery starts from the partition's
+  // snapshot whenever it can, whether it takes them or not.
   void take_snapshots(size_t every_entries) { snapshot_every_ = every_entries; }
   // Takes a snapshot of the state now (between steps, with the views up to date) and writes it
   // in the background: the write of the one before is waited for first, and by recover() and
@@ -211,6 +211,9 @@ class PartitionProcessor {
   std::optional<events::JournalRecord> refuse_unreadable(const events::IngestRecord& rec,
                                                          const events::json& j,
                                                          const events::event_error& why);
+  // Takes a snapshot if snapshots are on and `due` entries have come since the last; logs
+  // why not if it cannot (and waits as many entries again).
+  void snapshot_when_due(size_t due);
   // Restores the partition's snapshot into state_ (empty), if there is one it can use with the
   // journal and the views as they are, and says where it was taken (nothing without one).
   std::optional<SnapshotPoint> restore_snapshot();

@@ -1430,3 +1430,27 @@ TEST_CASE("draining with snapshots (an import) leaves one for the next recovery 
   CHECK(p.last_recovery().snapshot.has_value());
   CHECK(p.last_recovery().entries == 0);
 }
+
+TEST_CASE("a snapshot half due is taken when the ingest log runs dry") {
+  const auto events = workload(5);
+  size_t entries = 0;  // what the workload journals
+  {
+    testing::TempDir dir;
+    Node node(dir.str());
+    node.ingest(events);
+    PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+    node.drain(p);
+    entries = journal_texts(node).size();
+  }
+  // Due after 1.5 times as many: not due when they are journaled, half due when the log runs dry.
+  testing::TempDir dir;
+  Node node(dir.str());
+  node.ingest(events);
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+  p.take_snapshots(entries + entries / 2);
+  node.drain(p);
+  REQUIRE(p.finish_snapshot_write());
+  auto file = read_snapshot_file(dir.str(), partition_id{0});
+  REQUIRE(file.has_value());
+  CHECK(file->has_value());
+}
