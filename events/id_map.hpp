@@ -133,13 +133,29 @@ class IdMap {
       if (s.entry) f(*s.entry);
   }
   // Every entity in the order of its `id` member: for what must not depend on the table's
-  // layout (a snapshot's bytes).
+  // layout (a snapshot's bytes). Sorted by each id's first eight bytes, kept beside its
+  // pointer, then by the whole id where those are equal: sorting the pointers by their ids
+  // read an entity for each comparison, 62% of a snapshot's encoding (perf, 25 MB snapshots of
+  // 150,000 conversations a partition: encoding 1,233 -> 566 samples for four).
   std::vector<const T*> in_id_order() const {
+    std::vector<std::pair<uint64_t, const T*>> keyed;
+    keyed.reserve(size_);
+    for_each([&](const T& e) { keyed.emplace_back(order_prefix(e.id), &e); });
+    std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first < b.first : a.second->id < b.second->id;
+    });
     std::vector<const T*> out;
-    out.reserve(size_);
-    for_each([&](const T& e) { out.push_back(&e); });
-    std::sort(out.begin(), out.end(), [](const T* a, const T* b) { return a->id < b->id; });
+    out.reserve(keyed.size());
+    for (const auto& k : keyed) out.push_back(k.second);
     return out;
+  }
+  // The first eight bytes of `id` as a big-endian number (zeros past its end): ordered as the
+  // ids' bytes are (std::string compares as unsigned bytes), equal when the first eight are.
+  static uint64_t order_prefix(std::string_view id) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; ++i)
+      v = (v << 8) | (i < id.size() ? static_cast<unsigned char>(id[i]) : 0u);
+    return v;
   }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }

@@ -1,12 +1,13 @@
 // The routing state's map of entities by id (events/id_map.hpp).
+#include "events/id_map.hpp"
+
 #include <doctest/doctest.h>
 
 #include <map>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
-
-#include "events/id_map.hpp"
 
 using omniroute::IdMap;
 
@@ -149,4 +150,23 @@ TEST_CASE("id map: a copy owns copies of the entities") {
   copy["e1"].value = 5;
   CHECK(copy.at("e1").value == 5);
   CHECK(moved.at("e1").value == -1);
+}
+
+TEST_CASE("id map: in id order lists every entity once, ordered as std::string orders the ids") {
+  std::mt19937 rng(5);
+  // Ids that share their first eight bytes or are shorter than eight, with bytes of every
+  // value (as unsigned, past 0x7f, and zero), and the empty id.
+  const std::string alphabet = std::string("ab\x7f\x80\xff", 5) + std::string(1, '\0');
+  IdMap<Entity> m;
+  std::set<std::string> ids;
+  for (int i = 0; i < 3000; ++i) {
+    std::string id = i % 3 == 0 ? "conversa" : "";
+    for (size_t n = rng() % 12; n > 0; --n) id += alphabet[rng() % alphabet.size()];
+    ids.insert(id);
+    m[id].value = i;
+  }
+  const auto listed = m.in_id_order();
+  REQUIRE(listed.size() == ids.size());
+  auto it = ids.begin();
+  for (const Entity* e : listed) CHECK(e->id == *it++);
 }
