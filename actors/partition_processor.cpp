@@ -587,9 +587,11 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
         invalidate();
         return s;
       }
-    // A lull: a snapshot half due is taken now, while no fact waits behind it (under a load
-    // the host keeps up with, it is at the interval instead, a pause for the facts that come).
-    snapshot_when_due(snapshot_every_ / 2);
+    // A lull (nothing came for the whole wait, the views already written): a snapshot half due
+    // is taken now, while no fact waits behind it. Under load it comes at the interval, a pause
+    // for the facts that arrive meanwhile. (At every moment the log ran dry, as first written,
+    // a saturating load with short gaps took twice the snapshots, and their flushes.)
+    if (!owe_views) snapshot_when_due(snapshot_every_ / 2);
     report_lag(cursor_);
     if (Status s = send_due_ticks(); !s) return s;
     return size_t{0};
