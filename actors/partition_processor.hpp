@@ -139,9 +139,9 @@ class PartitionProcessor {
 
   // Snapshots of the state (actors/snapshot.hpp), in the store's data directory: with
   // `every_entries` > 0, one is written after a projection once that many journal entries have
-  // been appended or replayed since the last (half as many when the ingest log runs dry), and
-  // one when the processor is destroyed, if any have. Recovery starts from the partition's
-  // snapshot whenever it can, whether it takes them or not.
+  // been appended or replayed since the last (half as many in a lull: a whole wait with nothing
+  // to read, the views written), and one when the processor is destroyed, if any have. Recovery
+  // starts from the partition's snapshot whenever it can, whether it takes them or not.
   void take_snapshots(size_t every_entries) { snapshot_every_ = every_entries; }
   // Takes a snapshot of the state now (between steps, with the views up to date) and writes it
   // in the background: the write of the one before is waited for first, and by recover() and

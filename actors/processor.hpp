@@ -30,8 +30,8 @@ struct ProcessorOptions {
   // under load; when the ingest log runs dry they are written at once (PartitionProcessor).
   std::chrono::milliseconds projection_interval{2};
   // A snapshot of a partition's state after this many journal entries (appended or replayed),
-  // after half as many when the ingest log runs dry, and at shutdown; 0: none (recovery still
-  // starts from one it finds). A recovery replays at most about this many entries beyond its
+  // after half as many in a lull (a whole `wait` with nothing), and at shutdown; 0: none (recovery
+  // still starts from one it finds). A recovery replays at most about this many entries beyond its
   // snapshot.
   size_t snapshot_every = 1000000;
 };
