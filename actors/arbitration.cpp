@@ -302,27 +302,21 @@ void Arbiter::save(events::Appender& out) const {
     out.text(kv.first);
     each_of(out, kv.second, [&](const std::string& id) { out.text(id); });
   });
-  auto in_order = [](const auto& table) {
-    std::vector<const typename std::decay_t<decltype(table)>::value_type*> members;
-    for (const auto& m : table) members.push_back(&m);
-    std::sort(members.begin(), members.end(),
-              [](const auto* a, const auto* b) { return a->first < b->first; });
-    return members;
-  };
-  each_of(out, in_order(tallies_), [&](const auto* kv) {
+  using events::in_key_order;
+  each_of(out, in_key_order(tallies_), [&](const auto* kv) {
     out.text(kv->first);
     out.integer(kv->second.accepted);
     out.integer(kv->second.refused);
     out.real(kv->second.value);
   });
-  each_of(out, in_order(decisions_), [&](const auto* kv) {
+  each_of(out, in_key_order(decisions_), [&](const auto* kv) {
     const DecisionRef& r = kv->second;
     out.text(kv->first);
     for (const std::string* t : {&r.policy, &r.action, &r.segment, &r.customer}) out.text(*t);
     out.integer(r.time_ms);
     out.flag(r.has_outcome);
   });
-  each_of(out, in_order(history_), [&](const auto* kv) {
+  each_of(out, in_key_order(history_), [&](const auto* kv) {
     out.text(kv->first);
     each_of(out, kv->second, [&](const auto& h) {
       out.text(h.first);

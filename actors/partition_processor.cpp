@@ -314,8 +314,8 @@ Status PartitionProcessor::recover() {
   if (Status s = marker_seen.commit(p_, journal_pos{claim->epoch.value() + 1}); !s) return s;
   state_upto_ = journal_end_ = journal_pos{claim->epoch.value() + 1};
   sole_writer_ = true;
-  entries_since_snapshot_ = entries_total_ = recovery_.entries;
-  entries_in_snapshot_ = 0;
+  entries_total_ = recovery_.entries;
+  entries_at_try_ = entries_in_snapshot_ = 0;
   cursor_ = claim->resume;
   claim_ = *claim;
   keys_dropped_as_of_ = store_.changes();  // every key journaled so far is in the ids view
@@ -331,13 +331,7 @@ Status PartitionProcessor::recover() {
 }
 
 std::optional<SnapshotPoint> PartitionProcessor::restore_snapshot() {
-  std::string why;
-  auto point = actors::restore_snapshot(log_, store_, p_, state_, why);
-  if (!why.empty()) {
-    std::cerr << "omniroute: partition " << p_.value() << ": the snapshot is not used (" << why
-              << "); replaying the whole journal\n";
-    recovery_.snapshot_unused = std::move(why);
-  }
+  auto point = actors::restore_snapshot(log_, store_, p_, state_, recovery_.snapshot_unused);
   if (point) recovery_.snapshot = point->from.at;
   return point;
 }
@@ -349,16 +343,11 @@ Status PartitionProcessor::snapshot() {
     return Status::error("another writer appended to the journal since this claim (at " +
                          std::to_string(claim_->epoch.value()) + ")");
   const auto started = std::chrono::steady_clock::now();
-  SnapshotPoint point{ReplayFrom{state_upto_, claim_->epoch}, 0, cursor_};
-  std::vector<events::StoredRecord> last;
-  const journal_pos before{state_upto_.value() - 1};
-  if (Status s = log_.read_journal(p_, before, 1, last); !s) return s;
-  if (last.empty() || last[0].pos != before)
-    return Status::error("no journal record at position " + std::to_string(before.value()) +
-                         " to take a snapshot after");
-  point.last_record = record_fingerprint(last[0]);
+  auto fingerprint = fingerprint_before(log_, p_, state_upto_);
+  if (!fingerprint) return fingerprint.error();
+  const SnapshotPoint point{ReplayFrom{state_upto_, claim_->epoch}, *fingerprint, cursor_};
   std::string bytes = encode_snapshot(p_, point, state_);
-  entries_since_snapshot_ = 0;
+  entries_at_try_ = entries_total_;
   // Written while the partition goes on (the file is replaced whole, so a recovery meanwhile
   // finds the one before); the one before has been, first. The views are made durable up to
   // the snapshot's position first: a recovery can start from a snapshot only where the views
@@ -671,7 +660,6 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
     }
     if (!positions.empty()) pending_upto_ = journal_pos{positions.back().value() + 1};
   }
-  entries_since_snapshot_ += entries;
   entries_total_ += entries;
   observer_.on_journal_append(records.size(), entries);
   for (const routing::Tenant* tenant : pending_tenants_) {
@@ -715,9 +703,9 @@ Status PartitionProcessor::project() {
 }
 
 void PartitionProcessor::snapshot_when_due(size_t due) {
-  if (snapshot_every_ == 0 || entries_since_snapshot_ < due) return;
+  if (snapshot_every_ == 0 || entries_since_try() < due) return;
   if (Status s = snapshot(); !s) {
-    entries_since_snapshot_ = 0;  // tried again after as many, not at every projection
+    entries_at_try_ = entries_total_;  // tried again after as many, not at every projection
     std::cerr << "omniroute: partition " << p_.value() << ": no snapshot: " << s.message() << "\n";
   }
 }
@@ -735,7 +723,7 @@ void PartitionProcessor::invalidate() {
 
 PartitionProcessor::~PartitionProcessor() {
   try {
-    if (claim_ && (!pending_ || project()) && snapshot_every_ > 0 && entries_since_snapshot_ > 0)
+    if (claim_ && (!pending_ || project()) && snapshot_every_ > 0 && entries_since_try() > 0)
       (void)snapshot();  // else the next recovery projects, or replays further
     (void)finish_snapshot_write();
   } catch (...) {

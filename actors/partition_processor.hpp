@@ -53,7 +53,7 @@ struct ReplayFrom {
 // Where in its partition's journal a snapshot was taken.
 struct SnapshotPoint {
   ReplayFrom from;           // the state is the history of the records before from.at
-  uint64_t last_record = 0;  // record_fingerprint() of the record at from.at - 1
+  uint64_t last_record = 0;  // fingerprint_before(from.at)
   ingest_offset resume{0};   // where processing went on in the ingest log (KnownHistory)
 };
 
@@ -273,11 +273,13 @@ class PartitionProcessor {
   journal_pos journal_end_{0};
   bool sole_writer_ = true;
   size_t snapshot_every_ = 0;
-  size_t entries_since_snapshot_ = 0;
-  // Entries appended or replayed since the recovery, and as many as there were when the last
-  // snapshot written since was taken: the difference is what a recovery would replay now.
+  // Entries appended or replayed since the recovery; as many as there were when a snapshot was
+  // last tried (taken, or found impossible), and when the last one written was taken: what a
+  // recovery would replay now is the difference to the last.
   size_t entries_total_ = 0;
+  size_t entries_at_try_ = 0;
   std::atomic<size_t> entries_in_snapshot_{0};
+  size_t entries_since_try() const { return entries_total_ - entries_at_try_; }
   Recovery recovery_;
   std::future<Status> snapshot_write_;  // the snapshot being written
   std::atomic<bool> recovered_{false};

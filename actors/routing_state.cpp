@@ -831,7 +831,10 @@ std::vector<std::string> Tenant::agent_ids() const {
 // what a projection takes (touched_, touched_conversations_, touched_agents_, unpacked_, each
 // entity's `touched` round: empty or stale between projections), decisions_ (empty between
 // facts) and what a queue's configuration decides (configure() sets it again from `config`).
-// Entities of hash tables go in id order, so equal states write equal bytes.
+// The indexes kept from conversations and agents (waiting lines, a queue's agents and free
+// slots, the status counts) are written as they are, not derived again on reading: a restored
+// tenant is the structure the saved one was, without running the code that keeps them out of
+// its usual order. Entities of hash tables go in id order, so equal states write equal bytes.
 void Tenant::save(events::Appender& out) const {
   // A member added to these must be saved and restored too: the sizes are the reminder.
   static_assert(sizeof(Agent) == 400, "save() and restore() must cover every member of Agent");
@@ -856,10 +859,6 @@ void Tenant::save(events::Appender& out) const {
     out.integer(c->last_ms);
     out.text(c->members);
   });
-  std::vector<const Agent*> agents;
-  for (const auto& [id, a] : agents_) agents.push_back(&a);
-  std::sort(agents.begin(), agents.end(),
-            [](const Agent* a, const Agent* b) { return a->id < b->id; });
   auto counts = [&](const std::map<std::string, int>& m) {
     each_of(out, m, [&](const auto& kv) {
       out.text(kv.first);
@@ -869,7 +868,8 @@ void Tenant::save(events::Appender& out) const {
   auto texts = [&](const auto& list) {
     each_of(out, list, [&](const std::string& t) { out.text(t); });
   };
-  each_of(out, agents, [&](const Agent* a) {
+  each_of(out, events::in_key_order(agents_), [&](const auto* member) {
+    const Agent* a = &member->second;
     out.text(a->id);
     out.text(a->status);
     out.flag(a->logged_in);

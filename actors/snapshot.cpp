@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include "events/key_hash.hpp"
 #include "events/packing.hpp"
@@ -42,8 +43,13 @@ Status sync_path(const std::string& path, int flags) {
 
 }  // namespace
 
-uint64_t record_fingerprint(const events::StoredRecord& r) {
-  return hash_of(events::encode(r.record));
+result<uint64_t> fingerprint_before(events::EventLog& log, partition_id p, journal_pos at) {
+  std::vector<events::StoredRecord> last;
+  const journal_pos before{at.value() - 1};
+  if (Status s = log.read_journal(p, before, 1, last); !s) return s;
+  if (last.empty() || last[0].pos != before)
+    return Status::error("no journal record at position " + std::to_string(before.value()));
+  return hash_of(events::encode(last[0].record));
 }
 
 std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
@@ -113,6 +119,8 @@ std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections
                                               partition_id p, PartitionState& state,
                                               std::string& why) {
   auto unused = [&](std::string reason) {
+    std::cerr << "omniroute: partition " << p.value() << ": the snapshot is not used (" << reason
+              << "); replaying the whole journal\n";
     why = std::move(reason);
     state.clear();
     return std::nullopt;
@@ -127,12 +135,10 @@ std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections
   if (at > store.applied(p))
     return unused(taken + ", ahead of the views at " + std::to_string(store.applied(p).value()));
   // The journal holds the record the snapshot was taken after (and so reaches its position).
-  std::vector<events::StoredRecord> last;
-  const journal_pos before{at.value() - 1};
-  if (Status s = log.read_journal(p, before, 1, last); !s) return unused(s.message());
-  if (last.empty() || last[0].pos != before || record_fingerprint(last[0]) != point->last_record)
+  auto fingerprint = fingerprint_before(log, p, at);
+  if (!fingerprint || *fingerprint != point->last_record)
     return unused(taken + " after a record the journal does not have at " +
-                  std::to_string(before.value()));
+                  std::to_string(at.value() - 1));
   return *point;
 }
 

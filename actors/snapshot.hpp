@@ -18,9 +18,11 @@
 
 namespace omniroute::actors {
 
-// A hash of a journal record's encoding: a snapshot is used only with the journal whose record
-// before its position has this fingerprint (not another journal that reached the same position).
-uint64_t record_fingerprint(const events::StoredRecord& r);
+// A hash of the encoding of partition p's journal record just before position `at`, or an
+// error when the journal has none there: a snapshot is used only with the journal whose record
+// before its position has the fingerprint it recorded (not another journal that reached the
+// same position).
+result<uint64_t> fingerprint_before(events::EventLog& log, partition_id p, journal_pos at);
 
 // Bumped when what a journal entry does to the state changes without the layout changing: a
 // snapshot written before would restore a state the journal no longer makes.
@@ -37,7 +39,7 @@ result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
 
 // Restores partition p's snapshot into `state` (a fresh one) when it can be used with the
 // journal and the views as they are, and answers where it was taken. Otherwise nothing, `state`
-// is fresh again and `why` says why not (left empty when there is no snapshot).
+// is fresh again, and `why` says why not (left empty when there is no snapshot), as the log does.
 std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections::Store& store,
                                               partition_id p, PartitionState& state,
                                               std::string& why);

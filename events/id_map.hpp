@@ -136,7 +136,7 @@ class IdMap {
   // layout (a snapshot's bytes). Sorted by each id's first eight bytes, kept beside its
   // pointer, then by the whole id where those are equal: sorting the pointers by their ids
   // read an entity for each comparison, 62% of a snapshot's encoding (perf, 25 MB snapshots of
-  // 150,000 conversations a partition: encoding 1,233 -> 566 samples for four).
+  // 200,000 conversations a partition: encoding 1,233 -> 566 samples for four).
   std::vector<const T*> in_id_order() const {
     std::vector<std::pair<uint64_t, const T*>> keyed;
     keyed.reserve(size_);

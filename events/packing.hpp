@@ -7,6 +7,7 @@
 // once in a while (actors/snapshot.hpp), where sizing it first is not worth the code.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -113,6 +114,18 @@ struct Unpacker {
   }
   bool done() const { return at == in.size(); }
 };
+
+// A hash table's members (key and value) in key order: for bytes that must not depend on the
+// table's layout (a snapshot's). IdMap::in_id_order does the same for entities by id.
+template <typename Map>
+std::vector<const typename Map::value_type*> in_key_order(const Map& table) {
+  std::vector<const typename Map::value_type*> members;
+  members.reserve(table.size());
+  for (const auto& m : table) members.push_back(&m);
+  std::sort(members.begin(), members.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  return members;
+}
 
 // A container's size, then each member as `each` writes it; read back with for_count.
 template <typename C, typename Each>

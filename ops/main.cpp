@@ -190,11 +190,8 @@ Status catch_up(ops::Storage& storage) {
     auto end = log.journal_end(p);
     if (!end) return end.error();
     actors::PartitionState state;
-    std::string why;
+    std::string why;  // logged
     const auto point = actors::restore_snapshot(log, *storage.store, p, state, why);
-    if (!why.empty())
-      std::cerr << "omniroute: partition " << i << ": the snapshot is not used (" << why
-                << "); replaying the whole journal\n";
     if (Status s = actors::replay(log, *storage.store, p, *end, state,
                                   point ? point->from : actors::ReplayFrom{});
         !s)

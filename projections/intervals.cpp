@@ -196,11 +196,9 @@ void IntervalStats::save(events::Appender& out) const {
       out.integer(c->threshold_ms);
       out.flag(c->finished);
     });
-    std::map<std::string, int64_t> thresholds(kv.second.threshold_ms.begin(),
-                                              kv.second.threshold_ms.end());
-    events::each_of(out, thresholds, [&](const auto& t) {
-      out.text(t.first);
-      out.integer(t.second);
+    events::each_of(out, events::in_key_order(kv.second.threshold_ms), [&](const auto* t) {
+      out.text(t->first);
+      out.integer(t->second);
     });
   });
 }
