@@ -6,9 +6,13 @@
 // its applied position says.
 #pragma once
 
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
 #include <condition_variable>
-#include <iterator>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,9 +20,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
 
 #include "events/embedded_log.hpp"
 #include "events/journal.hpp"
@@ -114,9 +115,11 @@ class Store {
   // Empties every view and applied position (for a rebuild).
   Status clear_views();
 
-  // Flushes every column family's memtable to table files: the views are written without the
-  // WAL, so until a flush a crash takes them (and their applied positions) back to the last
-  // one. A snapshot of the routing state is kept only once the views are durable past it.
+  // Makes the views durable as of this call: they are written without the WAL, so until a
+  // flush a crash takes them (and their applied positions) back to the last one. A snapshot of
+  // the routing state is kept only once the views are durable past it. One flush at a time,
+  // and one serves every call made before it began: the partitions' snapshots fall due
+  // together, and each flushed every memtable on its own.
   Status flush();
 
   // Per view: number of entries and a 64-bit FNV-1a digest over its keys and values in order.
@@ -167,6 +170,9 @@ class Store {
   mutable std::mutex change_mu_;
   mutable std::condition_variable changed_;
   uint64_t changes_ = 0;
+  std::mutex flush_mu_;                     // one flush at a time
+  std::atomic<uint64_t> flushes_asked_{0};  // calls of flush() so far
+  uint64_t flushed_for_ = 0;                // the calls the last flush served (under flush_mu_)
 };
 
 // The changes to the views caused by some journal records of one partition, written atomically

@@ -1,6 +1,7 @@
 // For processor_test: processes a workload into the data directory argv[1] on the embedded
 // engine with small memtables, so that RocksDB flushes many times meanwhile, then kills itself
-// with SIGKILL: nothing is closed, and what no flush reached is lost, as in a crash.
+// with SIGKILL: nothing is closed, and what no flush reached is lost, as in a crash. With a
+// second argument `flush`, it calls Store::flush() before it dies (as a snapshot does).
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -28,7 +29,8 @@ int fail(const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) return fail("usage: crash_writer DIR");
+  if (argc < 2 || argc > 3 || (argc == 3 && std::string(argv[2]) != "flush"))
+    return fail("usage: crash_writer DIR [flush]");
   auto store = projections::Store::open(argv[1], 64 * 1024);
   if (!store) return fail(store.error().message());
   if (auto how = (*store)->index_journal(projections::journal_index::local); !how)
@@ -57,6 +59,8 @@ int main(int argc, char** argv) {
     if (Status s = (*log)->append_ingest(partition_id{0}, chunk, nullptr); !s) return fail(s.message());
   }
   if (Status s = actors::drain(**log, **store, partition_id{0}); !s) return fail(s.message());
+  if (argc == 3)
+    if (Status s = (*store)->flush(); !s) return fail(s.message());
   std::raise(SIGKILL);
   return fail("still alive after SIGKILL");
 }

@@ -644,14 +644,15 @@ TEST_CASE("views behind the journal catch up on recovery, and rebuild equals liv
   }
 }
 
-TEST_CASE("views written without the WAL come back from the journal after a crash, however far RocksDB flushed them") {
-  // The writer processes 8,003 facts with 64 KiB memtables (RocksDB flushes many times), then
-  // dies by SIGKILL: the views are what the last flush left, the journal is whole.
-  testing::TempDir dir;
-  const std::string path = dir.str();
+namespace {
+
+// Runs tests/actors/crash_writer into `path` (with `flush`: it flushes the views before it
+// dies) and checks that it died by SIGKILL.
+void run_crash_writer(const std::string& path, bool flush) {
   const pid_t pid = ::fork();
   if (pid == 0) {
-    ::execl(OMNIROUTE_CRASH_WRITER, "crash_writer", path.c_str(), static_cast<char*>(nullptr));
+    ::execl(OMNIROUTE_CRASH_WRITER, "crash_writer", path.c_str(), flush ? "flush" : nullptr,
+            static_cast<char*>(nullptr));
     ::_exit(127);
   }
   REQUIRE(pid > 0);
@@ -659,6 +660,18 @@ TEST_CASE("views written without the WAL come back from the journal after a cras
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   REQUIRE_MESSAGE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL),
                   "the writer did not end by SIGKILL (wait status " << status << ")");
+}
+
+}  // namespace
+
+TEST_CASE(
+    "views written without the WAL come back from the journal after a crash, however far RocksDB "
+    "flushed them") {
+  // The writer processes 8,003 facts with 64 KiB memtables (RocksDB flushes many times), then
+  // dies by SIGKILL: the views are what the last flush left, the journal is whole.
+  testing::TempDir dir;
+  const std::string path = dir.str();
+  run_crash_writer(path, false);
 
   Node node(path);
   const journal_pos end = node.log->journal_end(partition_id{0}).value();
@@ -673,6 +686,18 @@ TEST_CASE("views written without the WAL come back from the journal after a cras
   CHECK(live["conversations"]["entries"] == 4000);
   CHECK(live["customers"]["entries"] == 40);
   check_rebuild_equals_live(node);
+}
+
+TEST_CASE("after Store::flush() the views survive a crash whole") {
+  // What a snapshot counts on: the views (and their applied position) as of the flush are on
+  // disk, though they are written without the WAL and only the logs' memtables have one.
+  testing::TempDir dir;
+  run_crash_writer(dir.str(), true);
+  Node node(dir.str());
+  const journal_pos end = node.log->journal_end(partition_id{0}).value();
+  CHECK(node.store->applied(partition_id{0}) == end);
+  CHECK(node.store->digests()["ids"]["entries"] == 8003);
+  CHECK(node.store->digests()["conversations"]["entries"] == 4000);
 }
 
 TEST_CASE("a fact the domain refuses is journaled as a refusal and spends its id") {
