@@ -34,8 +34,9 @@ class ProcessorObserver {
   // The journal entries a recovery of the partition would replay now: those since the last
   // snapshot written (all of them without one). Reported with the lag.
   virtual void on_recovery_backlog(partition_id, size_t /*entries*/) {}
-  // A snapshot of a partition's state written: its bytes, the seconds it took.
-  virtual void on_snapshot(partition_id, size_t /*bytes*/, double /*seconds*/) {}
+  // A snapshot of a partition's state written: its bytes, the seconds it took (from the start
+  // of its encoding to its file's rename), and those the partition paused for (the encoding).
+  virtual void on_snapshot(partition_id, size_t /*bytes*/, double /*seconds*/, double /*paused*/) {}
   virtual void on_error(partition_id, const std::string& /*message*/) {}
 };
 

@@ -94,6 +94,19 @@ result<std::unique_ptr<Moment>> tenant_at(events::EventLog& log, const std::stri
 Status drain(events::EventLog& log, projections::Store& store, partition_id p,
              size_t snapshot_every = 0);
 
+// Whose turn it is to take a snapshot, among the partitions of a server.
+class SnapshotTurn {
+ public:
+  bool try_take() {
+    bool taken = false;
+    return taken_.compare_exchange_strong(taken, true);
+  }
+  void give_back() { taken_ = false; }
+
+ private:
+  std::atomic<bool> taken_{false};
+};
+
 class PartitionProcessor {
  public:
   // With `clock_ticks`, the processor also keeps each tenant's timers running: when the
@@ -142,7 +155,12 @@ class PartitionProcessor {
   // been appended or replayed since the last (half as many in a lull: a whole wait with nothing
   // to read, the views written), and one when the processor is destroyed, if any have. Recovery
   // starts from the partition's snapshot whenever it can, whether it takes them or not.
-  void take_snapshots(size_t every_entries) { snapshot_every_ = every_entries; }
+  // The partitions of a server share `turn`: one of them takes a snapshot at a time (the one
+  // at destruction and snapshot()'s go at once).
+  void take_snapshots(size_t every_entries, std::shared_ptr<SnapshotTurn> turn = nullptr) {
+    snapshot_every_ = every_entries;
+    if (turn) turn_ = std::move(turn);
+  }
   // Takes a snapshot of the state now (between steps, with the views up to date) and writes it
   // in the background: the write of the one before is waited for first, and by recover() and
   // the destructor.
@@ -211,9 +229,11 @@ class PartitionProcessor {
   std::optional<events::JournalRecord> refuse_unreadable(const events::IngestRecord& rec,
                                                          const events::json& j,
                                                          const events::event_error& why);
-  // Takes a snapshot if snapshots are on and `due` entries have come since the last; logs
-  // why not if it cannot (and waits as many entries again).
+  // Takes a snapshot if snapshots are on, `due` entries have come since the last and the turn
+  // is free; logs why not if it cannot (and waits as many entries again).
   void snapshot_when_due(size_t due);
+  // snapshot(), holding the turn with `in_turn` (given back when the file is written).
+  Status take_snapshot(bool in_turn);
   // Restores the partition's snapshot into state_ (empty), if there is one it can use with the
   // journal and the views as they are, and says where it was taken (nothing without one).
   std::optional<SnapshotPoint> restore_snapshot();
@@ -282,6 +302,8 @@ class PartitionProcessor {
   size_t entries_since_try() const { return entries_total_ - entries_at_try_; }
   Recovery recovery_;
   std::future<Status> snapshot_write_;  // the snapshot being written
+  std::shared_ptr<SnapshotTurn> turn_ = std::make_shared<SnapshotTurn>();
+  size_t state_bytes_ = 0;  // of the last snapshot's state: room made for the next at once
   std::atomic<bool> recovered_{false};
   // What deciding the facts at these ingest offsets threw: each is refused when it comes
   // again, by then from a state recovered from the journal. Kept until the journal is past it

@@ -87,7 +87,7 @@ void Processor::start_host(partition_id p) {
   auto processor =
       std::make_shared<PartitionProcessor>(log_, store_, p, observer_, options_.max_batch,
                                                         options_.clock_ticks, options_.projection_interval);
-  processor->take_snapshots(options_.snapshot_every);
+  processor->take_snapshots(options_.snapshot_every, snapshot_turn_);
   processors_[p.value()] = processor;
   hosts_[p.value()] = std::make_unique<caf::actor>(
       system_->spawn<caf::detached>(partition_host, processor, &observer_, options_.wait));

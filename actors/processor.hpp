@@ -65,6 +65,8 @@ class Processor {
   std::unique_ptr<events::Membership> membership_;
   mutable std::mutex mu_;
   std::map<int32_t, std::shared_ptr<PartitionProcessor>> processors_;
+  // One partition's snapshot at a time (PartitionProcessor::take_snapshots).
+  std::shared_ptr<SnapshotTurn> snapshot_turn_ = std::make_shared<SnapshotTurn>();
   std::map<int32_t, std::unique_ptr<caf::actor>> hosts_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

@@ -54,13 +54,22 @@ result<uint64_t> fingerprint_before(events::EventLog& log, partition_id p, journ
 
 std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
                             const PartitionState& state) {
+  return frame_snapshot(p, point, encode_state(state));
+}
+
+std::string encode_state(const PartitionState& state, size_t room) {
   events::Appender body;
+  body.out.reserve(room);
   events::each_of(body, state.tenants, [&](const auto& kv) {
     body.text(kv.first);
     kv.second.save(body);
   });
   state.intervals.save(body);
   state.schedules.save(body);
+  return std::move(body.out);
+}
+
+std::string frame_snapshot(partition_id p, const SnapshotPoint& point, std::string_view body) {
   events::Appender out;
   out.out.append(magic);
   out.varint(snapshot_format);
@@ -70,9 +79,10 @@ std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
   out.integer(point.from.epoch.value());
   out.varint(point.last_record);
   out.integer(point.resume.value());
-  out.varint(body.out.size());
-  out.varint(hash_of(body.out));
-  out.out.append(body.out);
+  out.out.reserve(out.out.size() + 20 + body.size());
+  out.varint(body.size());
+  out.varint(hash_of(body));
+  out.out.append(body);
   return std::move(out.out);
 }
 

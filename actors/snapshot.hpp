@@ -29,9 +29,14 @@ result<uint64_t> fingerprint_before(events::EventLog& log, partition_id p, journ
 constexpr uint64_t snapshot_format = 1;
 
 // The bytes of a snapshot of partition p's `state` at `point`: a header (format, layout,
-// partition, point, length and hash of the body), then the state.
+// partition, point, length and hash of the body), then the state. In two parts for a partition
+// host, which pauses for the first alone: the state's bytes (`room`: how many to make room for
+// at once; the last snapshot's size), then the snapshot made of them (hashed and copied once,
+// in the background).
 std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
                             const PartitionState& state);
+std::string encode_state(const PartitionState& state, size_t room = 0);
+std::string frame_snapshot(partition_id p, const SnapshotPoint& point, std::string_view state);
 // Reads a snapshot of partition p into `state` (a fresh one); the error says why it cannot be
 // used (and `state` is then to be dropped).
 result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,

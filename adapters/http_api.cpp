@@ -992,6 +992,7 @@ void HttpApi::routes() {
 
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     metrics_.memtable_bytes(store_.memtable_bytes());
+    metrics_.write_stall_micros(store_.write_totals().stall_micros);
     metrics_.waiting_polls(waiting_polls_.load(), poll_limit_, streams_.load());
     metrics_.ready(ready_());
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");

@@ -137,16 +137,23 @@ class IdMap {
   // pointer, then by the whole id where those are equal: sorting the pointers by their ids
   // read an entity for each comparison, 62% of a snapshot's encoding (perf, 25 MB snapshots of
   // 200,000 conversations a partition: encoding 1,233 -> 566 samples for four).
+  // Each entity is a cache miss (they are allocated one by one): their ids are fetched a few
+  // ahead of the reads (then 40% of the encoding's samples were on those reads).
   std::vector<const T*> in_id_order() const {
-    std::vector<std::pair<uint64_t, const T*>> keyed;
-    keyed.reserve(size_);
-    for_each([&](const T& e) { keyed.emplace_back(order_prefix(e.id), &e); });
+    std::vector<const T*> out;
+    out.reserve(size_);
+    for (const Slot& s : slots_)
+      if (s.entry) out.push_back(s.entry.get());
+    std::vector<std::pair<uint64_t, const T*>> keyed(out.size());
+    constexpr size_t ahead = 8;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (i + ahead < out.size()) __builtin_prefetch(&out[i + ahead]->id);
+      keyed[i] = {order_prefix(out[i]->id), out[i]};
+    }
     std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) {
       return a.first != b.first ? a.first < b.first : a.second->id < b.second->id;
     });
-    std::vector<const T*> out;
-    out.reserve(keyed.size());
-    for (const auto& k : keyed) out.push_back(k.second);
+    for (size_t i = 0; i < keyed.size(); ++i) out[i] = keyed[i].second;
     return out;
   }
   // The first eight bytes of `id` as a big-endian number (zeros past its end): ordered as the

@@ -118,9 +118,15 @@ Metrics::Metrics()
                           .Register(*registry_)),
       snapshot_seconds_(BuildGauge()
                             .Name("omniroute_snapshot_seconds")
-                            .Help("How long writing the last snapshot of a partition took (the "
-                                  "partition decides nothing meanwhile)")
+                            .Help("How long taking the last snapshot of a partition took, from "
+                                  "its encoding to its file's rename (the partition pauses for "
+                                  "the encoding alone: omniroute_snapshot_pause_seconds)")
                             .Register(*registry_)),
+      snapshot_pause_(BuildGauge()
+                          .Name("omniroute_snapshot_pause_seconds")
+                          .Help("How long a partition paused for its last snapshot (its state "
+                                "encoded: the partition decides nothing meanwhile)")
+                          .Register(*registry_)),
       webhook_posts_(BuildCounter()
                          .Name("omniroute_webhook_posts_total")
                          .Help("Webhook POSTs, by webhook and result (delivered: a 2xx answer; "
@@ -151,6 +157,12 @@ Metrics::Metrics()
                            "flushed to table files)")
                      .Register(*registry_)
                      .Add({})),
+      write_stalls_(BuildCounter()
+                        .Name("omniroute_rocksdb_write_stall_seconds_total")
+                        .Help("Time RocksDB stopped or slowed writes (ingest, journal and views "
+                              "alike) while flushes or compactions were behind")
+                        .Register(*registry_)
+                        .Add({})),
       waiting_polls_(BuildGauge()
                          .Name("omniroute_http_journal_polls_waiting")
                          .Help("Journal long-polls (GET /v1/journal with wait_ms) waiting now "
@@ -183,6 +195,14 @@ Metrics::Metrics()
                           .Add({})) {}
 
 void Metrics::memtable_bytes(uint64_t bytes) { memtables_.Set(static_cast<double>(bytes)); }
+
+void Metrics::write_stall_micros(uint64_t total) {
+  uint64_t counted = write_stall_micros_.load();
+  // Scrapes may come at once: each microsecond is counted by the one that moved the mark past it.
+  while (total > counted && !write_stall_micros_.compare_exchange_weak(counted, total)) {
+  }
+  if (total > counted) write_stalls_.Increment(static_cast<double>(total - counted) / 1e6);
+}
 
 void Metrics::waiting_polls(int count, int limit, int streams) {
   waiting_polls_.Set(count);
@@ -345,13 +365,15 @@ void Metrics::on_recovery(partition_id p, double seconds, size_t entries, bool f
   counter(snapshots_, partition);
   snapshot_bytes_.Add(partition);
   snapshot_seconds_.Add(partition);
+  snapshot_pause_.Add(partition);
 }
 
-void Metrics::on_snapshot(partition_id p, size_t bytes, double seconds) {
+void Metrics::on_snapshot(partition_id p, size_t bytes, double seconds, double paused) {
   const std::map<std::string, std::string> partition{{"partition", std::to_string(p.value())}};
   counter(snapshots_, partition).Increment();
   snapshot_bytes_.Add(partition).Set(static_cast<double>(bytes));
   snapshot_seconds_.Add(partition).Set(seconds);
+  snapshot_pause_.Add(partition).Set(paused);
 }
 
 void Metrics::on_recovery_backlog(partition_id p, size_t entries) {

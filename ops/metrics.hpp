@@ -1,18 +1,19 @@
 // Prometheus metrics of a server (all names start with omniroute_), exposed at /metrics.
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
-
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 
 #include "actors/observer.hpp"
 
@@ -40,6 +41,9 @@ class Metrics final : public actors::ProcessorObserver {
   void backlog_wait(double seconds);
   // What RocksDB's memtables hold now (Store::memtable_bytes), set before each scrape.
   void memtable_bytes(uint64_t bytes);
+  // How long RocksDB has stopped or slowed writes since the store was opened
+  // (Store::WriteTotals::stall_micros), before each scrape.
+  void write_stall_micros(uint64_t total);
   // Journal long-polls waiting now (GET /v1/journal with wait_ms) and streams open (among
   // them), and their limit, set before each scrape.
   void waiting_polls(int count, int limit, int streams);
@@ -63,7 +67,7 @@ class Metrics final : public actors::ProcessorObserver {
                  const std::map<std::string, size_t>& agents_by_status) override;
   void on_error(partition_id p, const std::string& message) override;
   void on_recovery(partition_id p, double seconds, size_t entries, bool from_snapshot) override;
-  void on_snapshot(partition_id p, size_t bytes, double seconds) override;
+  void on_snapshot(partition_id p, size_t bytes, double seconds, double paused) override;
   void on_recovery_backlog(partition_id p, size_t entries) override;
 
  private:
@@ -96,12 +100,15 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Counter>& snapshots_;
   prometheus::Family<prometheus::Gauge>& snapshot_bytes_;
   prometheus::Family<prometheus::Gauge>& snapshot_seconds_;
+  prometheus::Family<prometheus::Gauge>& snapshot_pause_;
   prometheus::Family<prometheus::Counter>& webhook_posts_;
   prometheus::Family<prometheus::Counter>& webhook_entries_;
   prometheus::Family<prometheus::Gauge>& webhook_seq_;
   prometheus::Family<prometheus::Gauge>& webhook_failing_;
   prometheus::Counter& backlog_wait_;
   prometheus::Gauge& memtables_;
+  prometheus::Counter& write_stalls_;
+  std::atomic<uint64_t> write_stall_micros_{0};  // counted so far
   prometheus::Gauge& waiting_polls_;
   prometheus::Gauge& streams_;
   prometheus::Gauge& poll_limit_;

@@ -842,6 +842,7 @@ Store::WriteTotals Store::write_totals() const {
   t.writes = number("db.user_writes_by_self") + number("db.user_writes_by_other");
   t.keys = number("db.user_keys_written");
   t.wal_bytes = number("db.wal_bytes_written");
+  t.stall_micros = number("db.user_write_stall_micros");
   return t;
 }
 

@@ -131,6 +131,7 @@ class Store {
     uint64_t writes = 0;     // write calls (each an atomic batch)
     uint64_t keys = 0;       // keys put, merged or deleted
     uint64_t wal_bytes = 0;  // bytes appended to the write-ahead log
+    uint64_t stall_micros = 0;  // how long writes were stopped or slowed (RocksDB's stalls)
   };
   WriteTotals write_totals() const;
   // The bytes the memtables of every column family hold (active and not yet flushed).

@@ -1479,3 +1479,27 @@ TEST_CASE("a snapshot half due is taken when the ingest log runs dry") {
   REQUIRE(file.has_value());
   CHECK(file->has_value());
 }
+
+TEST_CASE("a snapshot due while another partition's is taken waits for its turn") {
+  testing::TempDir dir;
+  Node node(dir.str());
+  node.ingest(workload(5));
+  auto turn = std::make_shared<SnapshotTurn>();
+  REQUIRE(turn->try_take());  // another partition's snapshot, being written
+  PartitionProcessor p(*node.log, *node.store, partition_id{0}, node.observer, 7, false);
+  p.take_snapshots(10, turn);
+  node.drain(p);
+  REQUIRE(p.finish_snapshot_write());
+  auto file = read_snapshot_file(dir.str(), partition_id{0});
+  REQUIRE(file.has_value());
+  CHECK_FALSE(file->has_value());  // due many times over, not taken
+
+  turn->give_back();
+  node.ingest(workload(6));  // one conversation more: its projection finds the turn free
+  node.drain(p);
+  REQUIRE(p.finish_snapshot_write());
+  file = read_snapshot_file(dir.str(), partition_id{0});
+  REQUIRE(file.has_value());
+  CHECK(file->has_value());
+  CHECK(turn->try_take());  // given back once written
+}
