@@ -348,7 +348,7 @@ Status PartitionProcessor::take_snapshot(bool in_turn) {
   auto fingerprint = fingerprint_before(log_, p_, state_upto_);
   if (!fingerprint) return fingerprint.error();
   const SnapshotPoint point{ReplayFrom{state_upto_, claim_->epoch}, *fingerprint, cursor_};
-  // The partition decides nothing while its state is encoded; the rest (the hash, the header,
+  // The partition decides nothing while its state is encoded; the rest (the hash and header,
   // the flush and the file) is done in the background.
   std::string state = encode_state(state_, state_bytes_ + state_bytes_ / 8);
   state_bytes_ = state.size();
@@ -369,12 +369,12 @@ Status PartitionProcessor::take_snapshot(bool in_turn) {
             if (turn) turn->give_back();
           }
         } give_back{turn.get()};
-        const std::string bytes = frame_snapshot(p_, point, state);
+        const std::string header = snapshot_header(p_, point, state);
         Status s = store_.flush();
-        if (s) s = write_snapshot_file(store_.dir(), p_, bytes);
+        if (s) s = write_snapshot_file(store_.dir(), p_, header, state);
         if (s) {
           entries_in_snapshot_ = entries;
-          observer_.on_snapshot(p_, bytes.size(), seconds_since(started), pause);
+          observer_.on_snapshot(p_, header.size() + state.size(), seconds_since(started), pause);
         }
         return s;
       });

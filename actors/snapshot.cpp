@@ -54,7 +54,8 @@ result<uint64_t> fingerprint_before(events::EventLog& log, partition_id p, journ
 
 std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
                             const PartitionState& state) {
-  return frame_snapshot(p, point, encode_state(state));
+  const std::string body = encode_state(state);
+  return snapshot_header(p, point, body) + body;
 }
 
 std::string encode_state(const PartitionState& state, size_t room) {
@@ -69,7 +70,7 @@ std::string encode_state(const PartitionState& state, size_t room) {
   return std::move(body.out);
 }
 
-std::string frame_snapshot(partition_id p, const SnapshotPoint& point, std::string_view body) {
+std::string snapshot_header(partition_id p, const SnapshotPoint& point, std::string_view body) {
   events::Appender out;
   out.out.append(magic);
   out.varint(snapshot_format);
@@ -79,10 +80,8 @@ std::string frame_snapshot(partition_id p, const SnapshotPoint& point, std::stri
   out.integer(point.from.epoch.value());
   out.varint(point.last_record);
   out.integer(point.resume.value());
-  out.out.reserve(out.out.size() + 20 + body.size());
   out.varint(body.size());
   out.varint(hash_of(body));
-  out.out.append(body);
   return std::move(out.out);
 }
 
@@ -156,7 +155,8 @@ std::string snapshot_path(const std::string& data_dir, partition_id p) {
   return data_dir + "/snapshots/partition-" + std::to_string(p.value());
 }
 
-Status write_snapshot_file(const std::string& data_dir, partition_id p, std::string_view bytes) {
+Status write_snapshot_file(const std::string& data_dir, partition_id p, std::string_view bytes,
+                           std::string_view more) {
   const std::string dir = data_dir + "/snapshots", path = snapshot_path(data_dir, p),
                     temp = path + ".new";
   std::error_code ec;
@@ -165,6 +165,7 @@ Status write_snapshot_file(const std::string& data_dir, partition_id p, std::str
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.write(more.data(), static_cast<std::streamsize>(more.size()));
     out.close();
     if (!out) return io_error("cannot write", temp);
   }

@@ -31,12 +31,12 @@ constexpr uint64_t snapshot_format = 1;
 // The bytes of a snapshot of partition p's `state` at `point`: a header (format, layout,
 // partition, point, length and hash of the body), then the state. In two parts for a partition
 // host, which pauses for the first alone: the state's bytes (`room`: how many to make room for
-// at once; the last snapshot's size), then the snapshot made of them (hashed and copied once,
-// in the background).
+// at once; the last snapshot's size), then the header that goes before them (their hash made
+// in the background; the file is written from both, the bytes not copied).
 std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
                             const PartitionState& state);
 std::string encode_state(const PartitionState& state, size_t room = 0);
-std::string frame_snapshot(partition_id p, const SnapshotPoint& point, std::string_view state);
+std::string snapshot_header(partition_id p, const SnapshotPoint& point, std::string_view state);
 // Reads a snapshot of partition p into `state` (a fresh one); the error says why it cannot be
 // used (and `state` is then to be dropped).
 result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
@@ -52,7 +52,9 @@ std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections
 // The snapshot files of a data directory: DIR/snapshots/partition-P, each replaced whole
 // (written to a temporary file, synced, renamed over the old one, the directory synced).
 std::string snapshot_path(const std::string& data_dir, partition_id p);
-Status write_snapshot_file(const std::string& data_dir, partition_id p, std::string_view bytes);
+// The file holds `bytes`, then `more` (a header, then the state it heads).
+Status write_snapshot_file(const std::string& data_dir, partition_id p, std::string_view bytes,
+                           std::string_view more = {});
 // The file's bytes, nothing when there is none, or an error when it cannot be read.
 result<std::optional<std::string>> read_snapshot_file(const std::string& data_dir, partition_id p);
 // Removes every partition's snapshot (replay --rebuild starts from the journal alone).
