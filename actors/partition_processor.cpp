@@ -722,7 +722,7 @@ void PartitionProcessor::snapshot_when_due(size_t due) {
   // While another partition's snapshot is taken or written, this one waits for a later
   // projection: under an even load the partitions' snapshots fall due together, and taken at
   // once, each encoding shared the cores with the others' (serve_load: each partition paused
-  // 0.3-0.4 s for 0.10-0.15 s of its own CPU).
+  // 0.30-0.46 s for 0.10-0.15 s of its own CPU).
   if (!turn_->try_take()) return;
   Status s = Status::ok();
   try {
