@@ -154,13 +154,14 @@ TEST_CASE("id map: a copy owns copies of the entities") {
 
 TEST_CASE("id map: in id order lists every entity once, ordered as std::string orders the ids") {
   std::mt19937 rng(5);
-  // Ids that share their first eight bytes or are shorter than eight, with bytes of every
-  // value (as unsigned, past 0x7f, and zero), and the empty id.
+  // Ids that share their first eight bytes, or their first 30 (sorted eight bytes at a time,
+  // then whole), or are shorter than eight, with bytes of every value (as unsigned, past 0x7f,
+  // and zero), and the empty id.
   const std::string alphabet = std::string("ab\x7f\x80\xff", 5) + std::string(1, '\0');
   IdMap<Entity> m;
   std::set<std::string> ids;
-  for (int i = 0; i < 3000; ++i) {
-    std::string id = i % 3 == 0 ? "conversa" : "";
+  for (int i = 0; i < 4000; ++i) {
+    std::string id = i % 4 == 0 ? "conversa" : i % 4 == 1 ? "conversation-2026-12-07-000000" : "";
     for (size_t n = rng() % 12; n > 0; --n) id += alphabet[rng() % alphabet.size()];
     ids.insert(id);
     m[id].value = i;
