@@ -207,10 +207,10 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
 }
 
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
-              PartitionState& state, ReplayFrom from, size_t* entries) {
+              PartitionState& state, const events::KnownHistory& from, size_t* entries) {
   const journal_pos applied = store.applied(p);
-  if (applied < from.at)
-    return Status::error("replay from position " + std::to_string(from.at.value()) +
+  if (applied < from.upto)
+    return Status::error("replay from position " + std::to_string(from.upto.value()) +
                          " would skip the views of " + std::to_string(applied.value()) + " on");
   projections::ViewBatch batch(store);
   journal_pos last{-1};
@@ -239,7 +239,7 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
         }
         return Status::ok();
       },
-      from.at, events::EpochFilter(from.epoch));
+      from.upto, events::EpochFilter(from.epoch));
   if (!s) return s;
   log_failures(p, project_touched(state, batch));
   // Markers and zombie records change no view, but the views have seen everything up to `end`.
@@ -303,9 +303,8 @@ Status PartitionProcessor::recover() {
   // The snapshot first: what it knows of the history, the claim need not read again (Kafka
   // reads the journal to find where the ingest log resumes).
   const std::optional<SnapshotPoint> point = restore_snapshot();
-  const ReplayFrom from = point ? point->from : ReplayFrom{};
-  auto claim = log_.claim(p_, point ? events::KnownHistory{from.at, from.epoch, point->resume}
-                                    : events::KnownHistory{});
+  const events::KnownHistory from = point ? point->known : events::KnownHistory{};
+  auto claim = log_.claim(p_, from);
   if (!claim) return claim.error();
   if (Status s = replay(log_, store_, p_, claim->epoch, state_, from, &recovery_.entries); !s)
     return s;
@@ -332,13 +331,13 @@ Status PartitionProcessor::recover() {
 
 std::optional<SnapshotPoint> PartitionProcessor::restore_snapshot() {
   auto point = actors::restore_snapshot(log_, store_, p_, state_, recovery_.snapshot_unused);
-  if (point) recovery_.snapshot = point->from.at;
+  if (point) recovery_.snapshot = point->known.upto;
   return point;
 }
 
-Status PartitionProcessor::snapshot() { return take_snapshot(false); }
+Status PartitionProcessor::snapshot() { return take_snapshot(SnapshotTurn::Held()); }
 
-Status PartitionProcessor::take_snapshot(bool in_turn) {
+Status PartitionProcessor::take_snapshot(SnapshotTurn::Held turn) {
   if (!claim_ || pending_)
     return Status::error("a snapshot is taken of a recovered state, its views written");
   if (!sole_writer_)
@@ -347,7 +346,8 @@ Status PartitionProcessor::take_snapshot(bool in_turn) {
   const auto started = std::chrono::steady_clock::now();
   auto fingerprint = fingerprint_before(log_, p_, state_upto_);
   if (!fingerprint) return fingerprint.error();
-  const SnapshotPoint point{ReplayFrom{state_upto_, claim_->epoch}, *fingerprint, cursor_};
+  const SnapshotPoint point{events::KnownHistory{state_upto_, claim_->epoch, cursor_},
+                            *fingerprint};
   // The partition decides nothing while its state is encoded; the rest (the hash and header,
   // the flush and the file) is done in the background.
   std::string state = encode_state(state_, state_bytes_ + state_bytes_ / 8);
@@ -362,13 +362,8 @@ Status PartitionProcessor::take_snapshot(bool in_turn) {
   (void)finish_snapshot_write();
   snapshot_write_ =
       std::async(std::launch::async, [this, started, point, pause, state = std::move(state),
-                                      entries = entries_total_, turn = in_turn ? turn_ : nullptr] {
-        struct GiveBack {  // the turn, however this ends
-          SnapshotTurn* turn;
-          ~GiveBack() {
-            if (turn) turn->give_back();
-          }
-        } give_back{turn.get()};
+                                      entries = entries_total_, turn = std::move(turn)]() mutable {
+        const SnapshotTurn::Held held = std::move(turn);  // given back as this returns
         const std::string header = snapshot_header(p_, point, state);
         Status s = store_.flush();
         if (s) s = write_snapshot_file(store_.dir(), p_, header, state);
@@ -723,16 +718,9 @@ void PartitionProcessor::snapshot_when_due(size_t due) {
   // projection: under an even load the partitions' snapshots fall due together, and taken at
   // once, each encoding shared the cores with the others' (serve_load: each partition paused
   // 0.30-0.46 s for 0.10-0.15 s of its own CPU).
-  if (!turn_->try_take()) return;
-  Status s = Status::ok();
-  try {
-    s = take_snapshot(true);  // its writer gives the turn back
-  } catch (...) {
-    turn_->give_back();
-    throw;
-  }
-  if (!s) {
-    turn_->give_back();
+  SnapshotTurn::Held turn = turn_->try_take();
+  if (!turn) return;
+  if (Status s = take_snapshot(std::move(turn)); !s) {
     entries_at_try_ = entries_total_;  // tried again after as many, not at every projection
     std::cerr << "omniroute: partition " << p_.value() << ": no snapshot: " << s.message() << "\n";
   }

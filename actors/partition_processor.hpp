@@ -43,26 +43,21 @@ struct PartitionState {
   }
 };
 
-// Where a replay of a partition's history starts: at position 0 with a fresh state, or where a
-// snapshot was taken (actors/snapshot.hpp) with the state restored from it.
-struct ReplayFrom {
-  journal_pos at{0};
-  journal_pos epoch{-1};  // the newest marker before `at` (EpochFilter's current)
-};
-
-// Where in its partition's journal a snapshot was taken.
+// Where in its partition's journal a snapshot was taken (actors/snapshot.hpp): the state is the
+// history before known.upto, which a claim need not read again.
 struct SnapshotPoint {
-  ReplayFrom from;           // the state is the history of the records before from.at
-  uint64_t last_record = 0;  // fingerprint_before(from.at)
-  ingest_offset resume{0};   // where processing went on in the ingest log (KnownHistory)
+  events::KnownHistory known;
+  uint64_t last_record = 0;  // fingerprint_before(known.upto)
 };
 
-// Feeds the history of partition p from `from` up to `end` (exclusive) to `state` and writes
-// to the views what they do not have yet (records at or after the partition's applied
-// position, which must not be before from.at). This is both recovery (end = the claim's marker)
-// and rebuild (views cleared first). Adds the entries it fed to `entries`, if given.
+// Feeds the history of partition p from `from.upto` (the state holding what came before: fresh
+// at 0, or restored from a snapshot) up to `end` (exclusive) to `state` and writes to the views
+// what they do not have yet (records at or after the partition's applied position, which must
+// not be before from.upto). This is both recovery (end = the claim's marker) and rebuild (views
+// cleared first). Adds the entries it fed to `entries`, if given.
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
-              PartitionState& state, ReplayFrom from = {}, size_t* entries = nullptr);
+              PartitionState& state, const events::KnownHistory& from = {},
+              size_t* entries = nullptr);
 
 // Writes the current views of every entity touched in `state`, and the interval statistics'
 // changes, into `batch`; adds the touched queues per tenant to `touched_queues` if given.
@@ -97,11 +92,30 @@ Status drain(events::EventLog& log, projections::Store& store, partition_id p,
 // Whose turn it is to take a snapshot, among the partitions of a server.
 class SnapshotTurn {
  public:
-  bool try_take() {
+  // The turn while it is held: given back when the holder goes, however its snapshot ends.
+  class Held {
+   public:
+    Held() = default;
+    Held(Held&& other) noexcept : turn_(std::exchange(other.turn_, nullptr)) {}
+    Held& operator=(Held&& other) noexcept {
+      std::swap(turn_, other.turn_);
+      return *this;
+    }
+    ~Held() {
+      if (turn_) turn_->taken_ = false;
+    }
+    explicit operator bool() const { return turn_ != nullptr; }
+
+   private:
+    friend class SnapshotTurn;
+    explicit Held(SnapshotTurn* turn) : turn_(turn) {}
+    SnapshotTurn* turn_ = nullptr;
+  };
+  // The turn, or nothing while another holds it.
+  Held try_take() {
     bool taken = false;
-    return taken_.compare_exchange_strong(taken, true);
+    return taken_.compare_exchange_strong(taken, true) ? Held(this) : Held();
   }
-  void give_back() { taken_ = false; }
 
  private:
   std::atomic<bool> taken_{false};
@@ -232,8 +246,8 @@ class PartitionProcessor {
   // Takes a snapshot if snapshots are on, `due` entries have come since the last and the turn
   // is free; logs why not if it cannot (and waits as many entries again).
   void snapshot_when_due(size_t due);
-  // snapshot(), holding the turn with `in_turn` (given back when the file is written).
-  Status take_snapshot(bool in_turn);
+  // snapshot(), holding `turn` (if any) until the file is written.
+  Status take_snapshot(SnapshotTurn::Held turn);
   // Restores the partition's snapshot into state_ (empty), if there is one it can use with the
   // journal and the views as they are, and says where it was taken (nothing without one).
   std::optional<SnapshotPoint> restore_snapshot();

@@ -76,10 +76,10 @@ std::string snapshot_header(partition_id p, const SnapshotPoint& point, std::str
   out.varint(snapshot_format);
   out.text(layout());
   out.integer(p.value());
-  out.integer(point.from.at.value());
-  out.integer(point.from.epoch.value());
+  out.integer(point.known.upto.value());
+  out.integer(point.known.epoch.value());
   out.varint(point.last_record);
-  out.integer(point.resume.value());
+  out.integer(point.known.resume.value());
   out.varint(body.size());
   out.varint(hash_of(body));
   return std::move(out.out);
@@ -99,10 +99,10 @@ result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
       return Status::error("of partition " + std::to_string(of) + ", not " +
                            std::to_string(p.value()));
     SnapshotPoint point;
-    point.from.at = journal_pos{in.integer()};
-    point.from.epoch = journal_pos{in.integer()};
+    point.known.upto = journal_pos{in.integer()};
+    point.known.epoch = journal_pos{in.integer()};
     point.last_record = in.varint();
-    point.resume = ingest_offset{in.integer()};
+    point.known.resume = ingest_offset{in.integer()};
     const uint64_t size = in.varint();
     const uint64_t hash = in.varint();
     if (size != bytes.size() - in.at)
@@ -139,7 +139,7 @@ std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections
   if (!*bytes) return std::nullopt;
   auto point = decode_snapshot(**bytes, p, state);
   if (!point) return unused(point.error().message());
-  const journal_pos at = point->from.at;
+  const journal_pos at = point->known.upto;
   const std::string taken = "taken at position " + std::to_string(at.value());
   if (at > store.applied(p))
     return unused(taken + ", ahead of the views at " + std::to_string(store.applied(p).value()));
@@ -151,13 +151,17 @@ std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections
   return *point;
 }
 
+namespace {
+std::string snapshots_dir(const std::string& data_dir) { return data_dir + "/snapshots"; }
+}  // namespace
+
 std::string snapshot_path(const std::string& data_dir, partition_id p) {
-  return data_dir + "/snapshots/partition-" + std::to_string(p.value());
+  return snapshots_dir(data_dir) + "/partition-" + std::to_string(p.value());
 }
 
 Status write_snapshot_file(const std::string& data_dir, partition_id p, std::string_view bytes,
                            std::string_view more) {
-  const std::string dir = data_dir + "/snapshots", path = snapshot_path(data_dir, p),
+  const std::string dir = snapshots_dir(data_dir), path = snapshot_path(data_dir, p),
                     temp = path + ".new";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -189,8 +193,9 @@ result<std::optional<std::string>> read_snapshot_file(const std::string& data_di
 
 Status remove_snapshots(const std::string& data_dir) {
   std::error_code ec;
-  std::filesystem::remove_all(data_dir + "/snapshots", ec);
-  if (ec) return Status::error("cannot remove " + data_dir + "/snapshots: " + ec.message());
+  const std::string dir = snapshots_dir(data_dir);
+  std::filesystem::remove_all(dir, ec);
+  if (ec) return Status::error("cannot remove " + dir + ": " + ec.message());
   return Status::ok();
 }
 

@@ -193,7 +193,7 @@ Status catch_up(ops::Storage& storage) {
     std::string why;  // logged
     const auto point = actors::restore_snapshot(log, *storage.store, p, state, why);
     if (Status s = actors::replay(log, *storage.store, p, *end, state,
-                                  point ? point->from : actors::ReplayFrom{});
+                                  point ? point->known : events::KnownHistory{});
         !s)
       return s;
   }
