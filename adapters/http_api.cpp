@@ -511,8 +511,9 @@ void HttpApi::relay_stream(const httplib::Request& req, httplib::Response& res,
         std::string out;
         {
           std::unique_lock<std::mutex> lock(relay->mu);
-          // The owner beats at least every heartbeat; the bound is for this server stopping.
-          relay->changed.wait_for(lock, std::chrono::milliseconds(250),
+          // The owner beats at least every heartbeat; the bound is for this server stopping,
+          // and for the client going.
+          relay->changed.wait_for(lock, gone_check,
                                   [&] { return !relay->pending.empty() || relay->ended; });
           out.swap(relay->pending);
           if (out.empty() && (relay->ended || stopping_)) {
@@ -520,7 +521,8 @@ void HttpApi::relay_stream(const httplib::Request& req, httplib::Response& res,
             return true;
           }
         }
-        return out.empty() || sink.write(out.data(), out.size());
+        if (out.empty()) return sink.is_writable();  // false: the client has gone
+        return sink.write(out.data(), out.size());
       },
       // The response's end ends the relay, then lets the place go.
       [relay, place = std::move(place)](bool) {});
@@ -600,10 +602,17 @@ bool HttpApi::pump(JournalStream& stream, httplib::DataSink& sink) const {
       stream.next_beat = now + stream.heartbeat;
       return sink.write(out.data(), out.size());  // false when the client has gone
     }
-    if (texts.empty())
+    if (texts.empty()) {
+      // Nothing to send: a client that has closed its end is found now (the socket reads as
+      // ended), not at the next heartbeat's write, up to a minute away, its thread and place
+      // held until then.
+      if (!sink.is_writable()) return false;
       store_.wait_for_change(
-          seen, std::chrono::duration_cast<std::chrono::milliseconds>(stream.next_beat - now) +
-                    std::chrono::milliseconds(1));
+          seen,
+          std::min(std::chrono::duration_cast<std::chrono::milliseconds>(stream.next_beat - now) +
+                       std::chrono::milliseconds(1),
+                   gone_check));
+    }
   }
 }
 
@@ -932,8 +941,9 @@ void HttpApi::routes() {
   // entry an event whose id is its seq, so a reconnecting client's Last-Event-ID resumes right
   // after it. A stream holds a thread for as long as it is open, so it takes a place among the
   // waiting long-polls (503 too_many_waiting past their limit), and gives it back when the
-  // client goes: a write that fails ends it, and a heartbeat comment is written after
-  // heartbeat_ms of silence so that one does fail (and proxies keep the connection).
+  // client goes: a client that closed its end is found while the stream waits (gone_check), a
+  // write that fails ends it, and a heartbeat comment is written after heartbeat_ms of
+  // silence so that a connection lost without a close is found too (and proxies keep it).
   svr.Get("/v1/journal/stream", [this](const httplib::Request& req, httplib::Response& res) {
     std::string owner;  // another node's, whose stream of the tenant this one relays
     auto tenant = tenant_param(req, res, &owner);

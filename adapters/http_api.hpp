@@ -98,8 +98,12 @@ class HttpApi {
   };
 
   void routes();
+  // How long a stream (or a relayed one) with nothing to send waits before it looks again
+  // whether its client is still there.
+  static constexpr std::chrono::milliseconds gone_check{250};
   // Writes the stream's next events (or a heartbeat) to the sink, waiting for them; false when
-  // the client has gone. Ends the stream (sink.done()) when stream_allowed() no longer holds.
+  // the client has gone (found within gone_check while there is nothing to send). Ends the stream
+  // (sink.done()) when stream_allowed() no longer holds.
   bool pump(JournalStream& stream, httplib::DataSink& sink) const;
   // Whether an open stream may go on: the server is not stopping, the key (after a reload of
   // the keys) still allows the tenant, and this node still owns the tenant's partition.

@@ -975,6 +975,28 @@ TEST_CASE("a journal stream holds a place among the long-polls, and gives it bac
   CHECK(again.get().second.at(0).comment == " heartbeat");
 }
 
+TEST_CASE(
+    "a journal stream whose client closes gives its place back while it waits, not at its next "
+    "heartbeat") {
+  Running r;
+  const int port = r.server->port();
+  REQUIRE(r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}}))->status == 202);
+  r.journal_until("queue.configured");
+  // A heartbeat a minute away: the client takes the one entry there is, and closes.
+  auto first =
+      read_stream(port, "/v1/journal/stream?tenant=acme&heartbeat_ms=60000", {},
+                  [](const std::vector<SentEvent>& events) { return !entries_of(events).empty(); });
+  REQUIRE(first.get().first == 200);
+  // The stream waits for an entry to send, finds its client gone, and ends: its place is back
+  // well before the minute (a bound of 10 s, looked at every 5 ms).
+  const auto closed = std::chrono::steady_clock::now();
+  while (r.metric("omniroute_http_journal_streams") > 0 &&
+         std::chrono::steady_clock::now() - closed < std::chrono::seconds(10))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(r.metric("omniroute_http_journal_streams") == 0);
+  CHECK(r.metric("omniroute_http_journal_polls_waiting") == 0);
+}
+
 TEST_CASE("a journal stream ends when its key is taken away, and shutdown does not wait for open streams") {
   auto old_keys = adapters::Credentials::parse(acme_key("key-old"), "test");
   auto new_keys = adapters::Credentials::parse(acme_key("key-new"), "test");

@@ -158,12 +158,13 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
     CHECK(json::parse(again->body)["partition"].is_number_integer());
     CHECK(json::parse(again->body)["owner"] == (a_owns ? address_a : address_b));
     // A stream asked of the other node is the owner's, relayed: its first entries as they are.
-    // (A long heartbeat: the relays of the tenants before, whose clients have gone, stay open
-    // until their next write, and hold their places meanwhile.)
+    // (A heartbeat a minute away: a relay whose client has gone, and the owner's stream it
+    // read, end while they wait, not at their next write.)
     const std::string stream_path = "/v1/journal/stream?heartbeat_ms=60000&tenant=t" + std::to_string(t);
     const int other_port = a_owns ? b->port() : a->port();
-    auto streams_open = [&] {
-      httplib::Client scrape("127.0.0.1", other_port);
+    const int owner_port = a_owns ? a->port() : b->port();
+    auto streams_on = [&](int port) {
+      httplib::Client scrape("127.0.0.1", port);
       auto metrics = scrape.Get("/metrics");
       REQUIRE(metrics);
       const std::string name = "\nomniroute_http_journal_streams ";
@@ -171,7 +172,8 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
       REQUIRE(at != std::string::npos);
       return std::stoi(metrics->body.substr(at + name.size()));
     };
-    const int streams_before = streams_open();
+    auto streams_open = [&] { return streams_on(other_port); };
+    const int streams_before = streams_open(), owner_streams_before = streams_on(owner_port);
     std::string events, served_by;
     auto relayed = other.Get(
         stream_path.c_str(), {{"Last-Event-ID", "0"}},
@@ -187,6 +189,14 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
     CHECK(served_by == (a_owns ? address_a : address_b));
     CHECK(events.rfind("id: 1\nevent: agent.logged_in\ndata: {", 0) == 0);
     CHECK(events.find("\n\nid: 2\nevent: conversation.started\n") != std::string::npos);
+    // The client closed: the relay's place, and the owner's stream, are given back (a bound of
+    // 10 s, looked at every 5 ms).
+    const auto closed = std::chrono::steady_clock::now();
+    while ((streams_open() > streams_before || streams_on(owner_port) > owner_streams_before) &&
+           std::chrono::steady_clock::now() - closed < std::chrono::seconds(10))
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(streams_open() == streams_before);
+    CHECK(streams_on(owner_port) == owner_streams_before);
     auto stale = other.Get(stream_path.c_str(), {{"X-Omniroute-Forwarded-By", "127.0.0.1:1"}});
     REQUIRE(stale);
     CHECK(stale->status == 421);
