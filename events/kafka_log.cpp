@@ -120,6 +120,59 @@ Status create_topic(rd_kafka_t* rk, const std::string& topic, int partitions,
   return s;
 }
 
+// The settings of `topic` as the cluster describes them, or an error (the admin request went
+// unanswered, or was refused: an ACL without DescribeConfigs).
+result<std::map<std::string, std::string>> describe_topic_configs(rd_kafka_t* rk,
+                                                                  const std::string& topic) {
+  rd_kafka_ConfigResource_t* resource =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_DescribeConfigs(rk, &resource, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
+  result<std::map<std::string, std::string>> out = std::map<std::string, std::string>{};
+  if (!ev) {
+    out = Status::error("no answer describing topic " + topic);
+  } else if (rd_kafka_event_error(ev)) {
+    out = Status::error("describing topic " + topic + ": " + rd_kafka_event_error_string(ev));
+  } else {
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t** described =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+    if (n != 1 || rd_kafka_ConfigResource_error(described[0])) {
+      out = Status::error("describing topic " + topic + ": " +
+                          (n == 1 ? rd_kafka_ConfigResource_error_string(described[0])
+                                  : "no such topic in the answer"));
+    } else {
+      size_t count = 0;
+      const rd_kafka_ConfigEntry_t** entries =
+          rd_kafka_ConfigResource_configs(described[0], &count);
+      for (size_t i = 0; i < count; ++i) {
+        const char* value = rd_kafka_ConfigEntry_value(entries[i]);
+        (*out)[rd_kafka_ConfigEntry_name(entries[i])] = value ? value : "";
+      }
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_ConfigResource_destroy(resource);
+  return out;
+}
+
+// Whether the cluster's controller is one of the brokers its metadata lists: admin requests
+// (DescribeConfigs, CreateTopics) go to it, and wait for it until they time out when it is not.
+// librdkafka's mock cluster names controller 0 among brokers numbered from 1, and answers no
+// admin request.
+bool controller_known(rd_kafka_t* rk) {
+  const int32_t controller = rd_kafka_controllerid(rk, 5000);
+  const rd_kafka_metadata_t* md = nullptr;
+  if (controller < 0 || rd_kafka_metadata(rk, 0, nullptr, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return false;
+  bool known = false;
+  for (int i = 0; i < md->broker_cnt; ++i) known = known || md->brokers[i].id == controller;
+  rd_kafka_metadata_destroy(md);
+  return known;
+}
+
 // Group membership: assignments are recorded and paused; messages are never consumed here.
 class GroupMembership final : public Membership {
  public:
@@ -248,6 +301,31 @@ struct KafkaLog::Reader {
   }
 };
 
+std::map<std::string, std::string> required_topic_configs(bool journal) {
+  if (!journal) return {{"cleanup.policy", "delete"}};
+  return {{"cleanup.policy", "delete"}, {"retention.ms", "-1"}, {"retention.bytes", "-1"}};
+}
+
+Status check_topic_configs(const std::string& topic, bool journal,
+                           const std::map<std::string, std::string>& configs) {
+  std::string wrong, fix;
+  for (const auto& [name, value] : required_topic_configs(journal)) {
+    auto it = configs.find(name);
+    if (it == configs.end() || it->second == value) continue;  // not described: not known wrong
+    wrong += (wrong.empty() ? "" : ", ") + name + "=" + it->second;
+    fix += (fix.empty() ? "" : ",") + name + "=" + value;
+  }
+  if (wrong.empty()) return Status::ok();
+  // (A compacted topic also refuses records without keys, as the log's are.)
+  const std::string why =
+      journal ? "the journal is the source of truth: every record must be kept, and none compacted"
+              : "a compacted topic refuses the log's records (they have no keys)";
+  return Status::error(
+      "kafka topic " + topic + " is set to " + wrong + ": " + why +
+      "; set it with kafka-configs.sh --alter --entity-type topics --entity-name " + topic +
+      " --add-config " + fix);
+}
+
 result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   std::unique_ptr<KafkaLog> log(new KafkaLog);
   log->options_ = options;
@@ -273,10 +351,14 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   });
 
   for (const auto& topic : {log->ingest_topic_, log->journal_topic_}) {
+    const bool journal = topic == log->journal_topic_;
     auto n = partition_count(log->producer_, topic);
     if (!n) return n.error();
     if (*n == 0) {
-      if (Status c = create_topic(log->producer_, topic, options.partitions); !c) return c;
+      if (Status c = create_topic(log->producer_, topic, options.partitions,
+                                  required_topic_configs(journal));
+          !c)
+        return c;
       for (int attempt = 0; attempt < 50; ++attempt) {  // metadata catches up with the create
         n = partition_count(log->producer_, topic);
         if (!n) return n.error();
@@ -289,6 +371,24 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
     if (*n != log->partitions_)
       return Status::error("kafka: " + log->ingest_topic_ + " and " + log->journal_topic_ +
                            " must have the same number of partitions");
+  }
+  // Topics made by an administrator, or by the brokers on first use, take the cluster's
+  // defaults: a retention of 7 days would delete the journal's start a week on, and a node
+  // recovering a partition would rebuild its state from what was left.
+  if (controller_known(log->producer_)) {
+    for (const auto& topic : {log->ingest_topic_, log->journal_topic_}) {
+      auto configs = describe_topic_configs(log->producer_, topic);
+      if (!configs) {
+        std::cerr << "omniroute: kafka: the settings of topic " << topic
+                  << " are not checked: " << configs.error().message() << "\n";
+        continue;
+      }
+      if (Status c = check_topic_configs(topic, topic == log->journal_topic_, *configs); !c)
+        return c;
+    }
+  } else {
+    std::cerr << "omniroute: kafka: the cluster names no controller among its brokers (as "
+                 "librdkafka's mock cluster does): the topics' settings are not checked\n";
   }
 
   // The owners' addresses: compacted, so it keeps the latest record of each partition.

@@ -681,3 +681,45 @@ CONFORMANCE("a zombie writer cannot fork history", a_zombie_writer_cannot_fork_h
 CONFORMANCE("a claim that knows the history up to a position resumes from it",
             a_claim_that_knows_the_history_resumes_from_it)
 CONFORMANCE("membership assigns every partition", membership_assigns_every_partition)
+
+TEST_CASE(
+    "kafka: a journal topic that would delete or compact records is refused, naming the setting "
+    "and its fix") {
+  // What a cluster describes for a topic made with its defaults (retention of 7 days).
+  std::map<std::string, std::string> defaults = {{"cleanup.policy", "delete"},
+                                                 {"retention.ms", "604800000"},
+                                                 {"retention.bytes", "-1"},
+                                                 {"segment.bytes", "1073741824"}};
+  const Status week = check_topic_configs("omniroute.journal", true, defaults);
+  REQUIRE_FALSE(week);
+  CHECK(
+      week.message() ==
+      "kafka topic omniroute.journal is set to retention.ms=604800000: the journal is the source "
+      "of "
+      "truth: every record must be kept, and none compacted; set it with kafka-configs.sh --alter "
+      "--entity-type topics --entity-name omniroute.journal --add-config retention.ms=-1");
+  // The ingest topic keeps the cluster's retention.
+  CHECK(check_topic_configs("omniroute.ingest", false, defaults));
+
+  std::map<std::string, std::string> compacted = defaults;
+  compacted["cleanup.policy"] = "compact,delete";
+  compacted["retention.bytes"] = "1073741824";
+  const Status both = check_topic_configs("omniroute.journal", true, compacted);
+  REQUIRE_FALSE(both);
+  CHECK(both.message().find("is set to cleanup.policy=compact,delete, retention.bytes=1073741824, "
+                            "retention.ms=604800000:") != std::string::npos);
+  CHECK(both.message().find(
+            "--add-config cleanup.policy=delete,retention.bytes=-1,retention.ms=-1") !=
+        std::string::npos);
+  const Status ingest = check_topic_configs("omniroute.ingest", false, compacted);
+  REQUIRE_FALSE(ingest);
+  CHECK(
+      ingest.message().find("omniroute.ingest is set to cleanup.policy=compact,delete: a compacted "
+                            "topic refuses the log's records") != std::string::npos);
+
+  // What the log creates its topics with passes; settings the cluster did not describe are not
+  // known to be wrong.
+  CHECK(check_topic_configs("omniroute.journal", true, required_topic_configs(true)));
+  CHECK(check_topic_configs("omniroute.ingest", false, required_topic_configs(false)));
+  CHECK(check_topic_configs("omniroute.journal", true, {}));
+}
