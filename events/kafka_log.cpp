@@ -301,28 +301,43 @@ struct KafkaLog::Reader {
   }
 };
 
-std::map<std::string, std::string> required_topic_configs(bool journal) {
-  if (!journal) return {{"cleanup.policy", "delete"}};
-  return {{"cleanup.policy", "delete"}, {"retention.ms", "-1"}, {"retention.bytes", "-1"}};
+std::map<std::string, std::string> required_topic_configs(log_topic topic) {
+  switch (topic) {
+    case log_topic::ingest:
+      return {{"cleanup.policy", "delete"}};
+    case log_topic::journal:
+      return {{"cleanup.policy", "delete"}, {"retention.ms", "-1"}, {"retention.bytes", "-1"}};
+    case log_topic::nodes:
+      return {{"cleanup.policy", "compact"}};
+  }
+  return {};
 }
 
-Status check_topic_configs(const std::string& topic, bool journal,
+Status check_topic_configs(const std::string& name, log_topic topic,
                            const std::map<std::string, std::string>& configs) {
   std::string wrong, fix;
-  for (const auto& [name, value] : required_topic_configs(journal)) {
-    auto it = configs.find(name);
+  for (const auto& [setting, value] : required_topic_configs(topic)) {
+    auto it = configs.find(setting);
     if (it == configs.end() || it->second == value) continue;  // not described: not known wrong
-    wrong += (wrong.empty() ? "" : ", ") + name + "=" + it->second;
-    fix += (fix.empty() ? "" : ",") + name + "=" + value;
+    wrong += (wrong.empty() ? "" : ", ") + setting + "=" + it->second;
+    fix += (fix.empty() ? "" : ",") + setting + "=" + value;
   }
   if (wrong.empty()) return Status::ok();
-  // (A compacted topic also refuses records without keys, as the log's are.)
-  const std::string why =
-      journal ? "the journal is the source of truth: every record must be kept, and none compacted"
-              : "a compacted topic refuses the log's records (they have no keys)";
+  const char* why = "";
+  switch (topic) {
+    case log_topic::ingest:  // a compacted topic refuses records without keys, as the log's are
+      why = "a compacted topic refuses the log's records (they have no keys)";
+      break;
+    case log_topic::journal:
+      why = "the journal is the source of truth: every record must be kept, and none compacted";
+      break;
+    case log_topic::nodes:
+      why = "it must keep each partition's latest owner however old (compacted, never deleted)";
+      break;
+  }
   return Status::error(
-      "kafka topic " + topic + " is set to " + wrong + ": " + why +
-      "; set it with kafka-configs.sh --alter --entity-type topics --entity-name " + topic +
+      "kafka topic " + name + " is set to " + wrong + ": " + why +
+      "; set it with kafka-configs.sh --alter --entity-type topics --entity-name " + name +
       " --add-config " + fix);
 }
 
@@ -351,12 +366,12 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   });
 
   for (const auto& topic : {log->ingest_topic_, log->journal_topic_}) {
-    const bool journal = topic == log->journal_topic_;
+    const log_topic role = topic == log->journal_topic_ ? log_topic::journal : log_topic::ingest;
     auto n = partition_count(log->producer_, topic);
     if (!n) return n.error();
     if (*n == 0) {
-      if (Status c = create_topic(log->producer_, topic, options.partitions,
-                                  required_topic_configs(journal));
+      if (Status c =
+              create_topic(log->producer_, topic, options.partitions, required_topic_configs(role));
           !c)
         return c;
       for (int attempt = 0; attempt < 50; ++attempt) {  // metadata catches up with the create
@@ -372,34 +387,35 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
       return Status::error("kafka: " + log->ingest_topic_ + " and " + log->journal_topic_ +
                            " must have the same number of partitions");
   }
-  // Topics made by an administrator, or by the brokers on first use, take the cluster's
-  // defaults: a retention of 7 days would delete the journal's start a week on, and a node
-  // recovering a partition would rebuild its state from what was left.
-  if (controller_known(log->producer_)) {
-    for (const auto& topic : {log->ingest_topic_, log->journal_topic_}) {
-      auto configs = describe_topic_configs(log->producer_, topic);
-      if (!configs) {
-        std::cerr << "omniroute: kafka: the settings of topic " << topic
-                  << " are not checked: " << configs.error().message() << "\n";
-        continue;
-      }
-      if (Status c = check_topic_configs(topic, topic == log->journal_topic_, *configs); !c)
-        return c;
-    }
-  } else {
-    std::cerr << "omniroute: kafka: the cluster names no controller among its brokers (as "
-                 "librdkafka's mock cluster does): the topics' settings are not checked\n";
-  }
-
   // The owners' addresses: compacted, so it keeps the latest record of each partition.
   log->nodes_topic_ = options.topic_prefix + "nodes";
   auto nodes = partition_count(log->producer_, log->nodes_topic_);
   if (!nodes) return nodes.error();
   if (*nodes == 0)
-    if (Status c =
-            create_topic(log->producer_, log->nodes_topic_, 1, {{"cleanup.policy", "compact"}});
+    if (Status c = create_topic(log->producer_, log->nodes_topic_, 1,
+                                required_topic_configs(log_topic::nodes));
         !c)
       return c;
+
+  // Topics made by an administrator, or by the brokers on first use, take the cluster's
+  // defaults: a retention of 7 days would delete the journal's start a week on, and a node
+  // recovering a partition would rebuild its state from what was left.
+  if (controller_known(log->producer_)) {
+    for (auto [name, role] : {std::pair(log->ingest_topic_, log_topic::ingest),
+                              std::pair(log->journal_topic_, log_topic::journal),
+                              std::pair(log->nodes_topic_, log_topic::nodes)}) {
+      auto configs = describe_topic_configs(log->producer_, name);
+      if (!configs) {
+        std::cerr << "omniroute: kafka: the settings of topic " << name
+                  << " are not checked: " << configs.error().message() << "\n";
+        continue;
+      }
+      if (Status c = check_topic_configs(name, role, *configs); !c) return c;
+    }
+  } else {
+    std::cerr << "omniroute: kafka: the cluster names no controller among its brokers (as "
+                 "librdkafka's mock cluster does): the topics' settings are not checked\n";
+  }
 
   auto cconf = base_conf(options);
   if (!cconf) return cconf.error();

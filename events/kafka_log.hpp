@@ -40,18 +40,21 @@ struct KafkaOptions {
   std::map<std::string, std::string> config;
 };
 
-// What a topic of the log must be set to keep (Kafka's topic settings; `journal`: the journal
-// topic, else the ingest topic), as they are given when the log creates it. The journal is the
-// source of truth: every record kept for good (retention.ms and retention.bytes -1), never
-// compacted. The ingest topic is not compacted either (a compacted topic refuses records
-// without keys, as the log's are); its retention is the cluster's: how long an accepted event
-// may wait for a processor.
-std::map<std::string, std::string> required_topic_configs(bool journal);
+// The log's topics: <prefix>ingest, <prefix>journal, <prefix>nodes.
+enum class log_topic { ingest, journal, nodes };
 
-// Whether a topic's settings, as the cluster describes them, keep what the log needs
+// What a topic of the log must be set to keep (Kafka's topic settings), as they are given when
+// the log creates it. The journal is the source of truth: every record kept for good
+// (retention.ms and retention.bytes -1), never compacted. The ingest topic is not compacted
+// either (a compacted topic refuses records without keys, as the log's are); its retention is
+// the cluster's: how long an accepted event may wait for a processor. The nodes topic is
+// compacted and nothing else: each partition's latest owner is kept however old.
+std::map<std::string, std::string> required_topic_configs(log_topic topic);
+
+// Whether the settings of topic `name`, as the cluster describes them, keep what the log needs
 // (required_topic_configs); the error names each setting that does not, its value, and how to
 // set it.
-Status check_topic_configs(const std::string& topic, bool journal,
+Status check_topic_configs(const std::string& name, log_topic topic,
                            const std::map<std::string, std::string>& configs);
 
 class KafkaLog final : public EventLog {
@@ -59,7 +62,7 @@ class KafkaLog final : public EventLog {
   // Connects, creates the topics if they are missing (with required_topic_configs), checks that
   // both have the same number of partitions and, when the cluster answers for its settings,
   // that they keep what the log needs (check_topic_configs): a journal topic that would delete
-  // or compact records is refused.
+  // or compact records, for one, is refused.
   static result<std::unique_ptr<KafkaLog>> open(const KafkaOptions& options);
   ~KafkaLog() override;
 

@@ -683,14 +683,13 @@ CONFORMANCE("a claim that knows the history up to a position resumes from it",
 CONFORMANCE("membership assigns every partition", membership_assigns_every_partition)
 
 TEST_CASE(
-    "kafka: a journal topic that would delete or compact records is refused, naming the setting "
-    "and its fix") {
+    "kafka: a topic set to lose what the log needs is refused, naming the setting and its fix") {
   // What a cluster describes for a topic made with its defaults (retention of 7 days).
   std::map<std::string, std::string> defaults = {{"cleanup.policy", "delete"},
                                                  {"retention.ms", "604800000"},
                                                  {"retention.bytes", "-1"},
                                                  {"segment.bytes", "1073741824"}};
-  const Status week = check_topic_configs("omniroute.journal", true, defaults);
+  const Status week = check_topic_configs("omniroute.journal", log_topic::journal, defaults);
   REQUIRE_FALSE(week);
   CHECK(
       week.message() ==
@@ -699,19 +698,19 @@ TEST_CASE(
       "truth: every record must be kept, and none compacted; set it with kafka-configs.sh --alter "
       "--entity-type topics --entity-name omniroute.journal --add-config retention.ms=-1");
   // The ingest topic keeps the cluster's retention.
-  CHECK(check_topic_configs("omniroute.ingest", false, defaults));
+  CHECK(check_topic_configs("omniroute.ingest", log_topic::ingest, defaults));
 
   std::map<std::string, std::string> compacted = defaults;
   compacted["cleanup.policy"] = "compact,delete";
   compacted["retention.bytes"] = "1073741824";
-  const Status both = check_topic_configs("omniroute.journal", true, compacted);
+  const Status both = check_topic_configs("omniroute.journal", log_topic::journal, compacted);
   REQUIRE_FALSE(both);
   CHECK(both.message().find("is set to cleanup.policy=compact,delete, retention.bytes=1073741824, "
                             "retention.ms=604800000:") != std::string::npos);
   CHECK(both.message().find(
             "--add-config cleanup.policy=delete,retention.bytes=-1,retention.ms=-1") !=
         std::string::npos);
-  const Status ingest = check_topic_configs("omniroute.ingest", false, compacted);
+  const Status ingest = check_topic_configs("omniroute.ingest", log_topic::ingest, compacted);
   REQUIRE_FALSE(ingest);
   CHECK(
       ingest.message().find("omniroute.ingest is set to cleanup.policy=compact,delete: a compacted "
@@ -719,7 +718,19 @@ TEST_CASE(
 
   // What the log creates its topics with passes; settings the cluster did not describe are not
   // known to be wrong.
-  CHECK(check_topic_configs("omniroute.journal", true, required_topic_configs(true)));
-  CHECK(check_topic_configs("omniroute.ingest", false, required_topic_configs(false)));
-  CHECK(check_topic_configs("omniroute.journal", true, {}));
+  CHECK(check_topic_configs("omniroute.journal", log_topic::journal,
+                            required_topic_configs(log_topic::journal)));
+  CHECK(check_topic_configs("omniroute.ingest", log_topic::ingest,
+                            required_topic_configs(log_topic::ingest)));
+  CHECK(check_topic_configs("omniroute.journal", log_topic::journal, {}));
+
+  // The nodes topic keeps each partition's latest owner: compacted, and nothing deleted by age.
+  CHECK(check_topic_configs("omniroute.nodes", log_topic::nodes,
+                            required_topic_configs(log_topic::nodes)));
+  const Status aged = check_topic_configs("omniroute.nodes", log_topic::nodes, compacted);
+  REQUIRE_FALSE(aged);
+  CHECK(aged.message().find(
+            "omniroute.nodes is set to cleanup.policy=compact,delete: it must keep each "
+            "partition's latest owner") != std::string::npos);
+  CHECK(aged.message().find("--add-config cleanup.policy=compact") != std::string::npos);
 }
