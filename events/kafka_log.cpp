@@ -428,13 +428,19 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   auto consumer = make_client(RD_KAFKA_CONSUMER, *cconf);
   if (!consumer) return consumer.error();
   log->consumer_ = *consumer;
-  rd_kafka_topic_conf_t* tconf = rd_kafka_topic_conf_new();
-  rd_kafka_topic_conf_set(tconf, "auto.offset.reset", "earliest", nullptr, 0);
-  log->ingest_rkt_ = rd_kafka_topic_new(log->consumer_, log->ingest_topic_.c_str(), tconf);
-  log->journal_rkt_ = rd_kafka_topic_new(log->consumer_, log->journal_topic_.c_str(),
-                                         rd_kafka_topic_conf_dup(tconf));
-  log->nodes_rkt_ =
-      rd_kafka_topic_new(log->consumer_, log->nodes_topic_.c_str(), rd_kafka_topic_conf_dup(tconf));
+  // A read from an offset the topic no longer has starts from the earliest it has.
+  // A configuration each: rd_kafka_topic_new takes the one it is given and frees it (a copy of
+  // one already given read freed memory, and the journal's reader sometimes reset to the end).
+  auto from_earliest = [] {
+    rd_kafka_topic_conf_t* tconf = rd_kafka_topic_conf_new();
+    rd_kafka_topic_conf_set(tconf, "auto.offset.reset", "earliest", nullptr, 0);
+    return tconf;
+  };
+  log->ingest_rkt_ =
+      rd_kafka_topic_new(log->consumer_, log->ingest_topic_.c_str(), from_earliest());
+  log->journal_rkt_ =
+      rd_kafka_topic_new(log->consumer_, log->journal_topic_.c_str(), from_earliest());
+  log->nodes_rkt_ = rd_kafka_topic_new(log->consumer_, log->nodes_topic_.c_str(), from_earliest());
   log->owners_reader_ = std::thread([raw = log.get()] { raw->read_owners(); });
   return log;
 }
