@@ -575,6 +575,17 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
   }
 }
 
+void PartitionProcessor::report_lost(ingest_offset first) {
+  const std::string message =
+      "ingest records at offsets " + std::to_string(cursor_.value()) + " to " +
+      std::to_string(first.value() - 1) +
+      " were deleted before they were processed (the ingest topic's retention is shorter than "
+      "the processors were behind): those events are lost; processing goes on from offset " +
+      std::to_string(first.value());
+  std::cerr << "omniroute: partition " << p_.value() << ": " << message << "\n";
+  observer_.on_error(p_, message);
+}
+
 result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
   projections::stop_rocksdb_perf_counts();  // for the thread the host runs on this time
   if (!claim_)
@@ -585,6 +596,7 @@ result<size_t> PartitionProcessor::step_batch(std::chrono::milliseconds wait) {
   const bool owe_views = pending_ != nullptr;
   if (Status s = log_.read_ingest(p_, cursor_, max_batch_, owe_views ? std::chrono::milliseconds(0) : wait, ingest); !s)
     return s;
+  if (!ingest.empty() && ingest.front().offset > cursor_) report_lost(ingest.front().offset);
   if (ingest.empty()) {
     if (owe_views)
       if (Status s = project(); !s) {

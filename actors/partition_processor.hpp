@@ -254,6 +254,9 @@ class PartitionProcessor {
   // Writes the views owed since the last projection, with the applied position.
   Status project();
   void report_lag(ingest_offset next);
+  // The ingest log gave records from `first` on where the cursor was before it: those between
+  // were deleted unread (a Kafka topic's retention). Logged and counted as an error.
+  void report_lost(ingest_offset first);
   Status send_due_ticks();
 
   // Where a tenant's clock was at a wall-clock moment, and the tick it has in flight.

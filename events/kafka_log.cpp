@@ -428,7 +428,8 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   auto consumer = make_client(RD_KAFKA_CONSUMER, *cconf);
   if (!consumer) return consumer.error();
   log->consumer_ = *consumer;
-  // A read from an offset the topic no longer has starts from the earliest it has.
+  // A read from an offset the topic no longer has starts from the earliest it has (the readers
+  // see the gap: read_journal refuses it, a partition host reports the ingest records lost).
   // A configuration each: rd_kafka_topic_new takes the one it is given and frees it (a copy of
   // one already given read freed memory, and the journal's reader sometimes reset to the end).
   auto from_earliest = [] {
@@ -680,6 +681,7 @@ Status KafkaLog::read_journal(partition_id p, journal_pos from, size_t max,
   Reader& r = reader(journal_rkt_, p);
   std::lock_guard<std::mutex> lock(r.mu);
   if (Status s = r.seek(from.value()); !s) return s;
+  int64_t expected = from.value();  // the journal's positions follow each other
   auto deadline = std::chrono::steady_clock::now() + 30s;
   while (r.next < stop) {
     if (std::chrono::steady_clock::now() > deadline)
@@ -687,9 +689,19 @@ Status KafkaLog::read_journal(partition_id p, journal_pos from, size_t max,
                            " did not deliver up to position " + std::to_string(stop));
     std::vector<rd_kafka_message_t*> msgs;
     if (Status s = r.fetch(static_cast<size_t>(stop - r.next), 200, msgs); !s) return s;
-    for (auto* m : msgs) {
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      rd_kafka_message_t* m = msgs[i];
+      const int64_t pos = m->offset;
+      if (pos > expected) {  // the topic's retention deleted them: a history without its start
+        for (size_t j = i; j < msgs.size(); ++j) rd_kafka_message_destroy(msgs[j]);
+        return Status::error(
+            "kafka journal partition " + std::to_string(p.value()) + " has no record at position " +
+            std::to_string(expected) + " (the next it has is " + std::to_string(pos) +
+            "): records were deleted, and the journal must keep every one (retention.ms=-1 on " +
+            journal_topic_ + ")");
+      }
+      expected = pos + 1;
       auto rec = decode({static_cast<const char*>(m->payload), m->len});
-      int64_t pos = m->offset;
       rd_kafka_message_destroy(m);
       if (!rec)
         return Status::error("journal partition " + std::to_string(p.value()) + " position " +

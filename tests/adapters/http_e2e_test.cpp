@@ -1,9 +1,7 @@
 // End to end through HTTP: a real server (embedded engine, any free port) and an HTTP client.
-#include <doctest/doctest.h>
-
-#include <httplib.h>
-
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -23,6 +21,7 @@
 #include "adapters/credentials.hpp"
 #include "adapters/http_api.hpp"
 #include "events/embedded_log.hpp"
+#include "events/kafka_log.hpp"
 #include "events/time.hpp"
 #include "ops/server.hpp"
 #include "tests/support/support.hpp"
@@ -864,6 +863,47 @@ TEST_CASE("kafka: the server routes through the kafka engine (mock cluster)") {
   auto res = r.post(event("c-1", "conversation.started", T2,
                           {{"conversation", "c-1"}, {"customer", "u-9"}, {"channel", "web"}, {"queue", "billing"}}));
   CHECK(json::parse(res->body)["status"] == "duplicate");
+}
+
+TEST_CASE(
+    "kafka: ingest records deleted before they were processed are reported lost, and processing "
+    "goes on") {
+  testing::MockKafka cluster;
+  cluster.create_topic("omniroute.ingest", 2);
+  cluster.create_topic("omniroute.journal", 2);
+  // Before any processor runs, 6 MB of events in acme's partition: the mock cluster keeps about
+  // 5 MiB a partition and drops the oldest past that, as a topic's retention would. Each is
+  // refused when processed (no such type), so the journal stays small; a queue after them.
+  events::KafkaOptions k;
+  k.brokers = cluster.brokers();
+  k.config = {{"log_level", "0"}};
+  std::string partition;
+  {
+    auto log = events::KafkaLog::open(k);
+    REQUIRE(log.has_value());
+    const partition_id p = (*log)->partition_of("acme");
+    partition = std::to_string(p.value());
+    std::vector<std::string> payloads;
+    for (int i = 0; i < 100; ++i)
+      payloads.push_back(
+          event("big-" + std::to_string(i), "no.such_type", T0, {{"pad", std::string(60000, 'x')}})
+              .dump());
+    payloads.push_back(event("q-1", "queue.configured", T1, {{"queue", "billing"}}).dump());
+    REQUIRE((*log)->append_ingest(p, payloads, nullptr));
+  }
+  Running r(cluster.brokers());
+  for (int i = 0; i < 300 && !r.server->ready(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(r.server->ready());
+  const auto entries = r.journal_until("queue.configured");
+  // The first events are gone: the journal starts with the refusal of one after them, and the
+  // loss is counted as the partition's error (the log line names the offsets).
+  REQUIRE(entries.front()["type"] == "event.refused");
+  const std::string first = entries.front()["data"]["event"];
+  CHECK(first != "big-0");
+  CHECK(std::stoi(first.substr(4)) > 0);
+  CHECK(entries.size() == 101 - std::stoul(first.substr(4)));
+  CHECK(r.metric("omniroute_processor_errors_total{partition=\"" + partition + "\"}") == 1);
 }
 
 TEST_CASE("long-polls past the limit are answered 503 at once: ingest and queries keep their threads") {

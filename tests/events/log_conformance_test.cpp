@@ -734,3 +734,47 @@ TEST_CASE(
             "partition's latest owner") != std::string::npos);
   CHECK(aged.message().find("--add-config cleanup.policy=compact") != std::string::npos);
 }
+
+// The mock cluster keeps about 5 MiB a partition and drops its oldest records past that, as a
+// topic's retention would: what the log reads from a position it no longer has.
+TEST_CASE(
+    "kafka: a journal whose start was deleted is refused, not read from where it now starts") {
+  KafkaEngine engine;
+  auto log = engine.open();
+  auto claim = log->claim(partition_id{1});
+  REQUIRE(claim.has_value());
+  const std::string big(100000, 'x');
+  for (int round = 0; round < 8; ++round) {  // 8 MiB in records of 100 KB
+    std::vector<JournalRecord> records;
+    for (int i = 0; i < 10; ++i) {
+      JournalRecord r = record(round * 10 + i, "f" + std::to_string(round * 10 + i), 0);
+      r.entries[0].envelope = big;
+      records.push_back(std::move(r));
+    }
+    REQUIRE(log->append_journal(*claim, records, ingest_offset{round * 10 + 10}, nullptr));
+  }
+  std::vector<StoredRecord> out;
+  const Status from_start = log->read_journal(partition_id{1}, journal_pos{0}, 5, out);
+  REQUIRE_FALSE(from_start);
+  INFO(from_start.message());
+  CHECK(from_start.message().rfind(
+            "kafka journal partition 1 has no record at position 0 (the next it has is ", 0) == 0);
+  CHECK(from_start.message().find("): records were deleted, and the journal must keep every one "
+                                  "(retention.ms=-1 on t.journal)") != std::string::npos);
+  CHECK(out.empty());
+  // What is left reads as it is, from a position it has.
+  auto end = log->journal_end(partition_id{1});
+  REQUIRE(end.has_value());
+  REQUIRE(log->read_journal(partition_id{1}, journal_pos{end->value() - 2}, 2, out));
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].pos.value() == end->value() - 1);
+
+  // The ingest log gives what it still has: a reader sees the gap in the offsets (the partition
+  // host reports the events lost, PartitionProcessor::report_lost).
+  std::vector<std::string> payloads(80, big);
+  REQUIRE(log->append_ingest(partition_id{2}, payloads, nullptr));
+  std::vector<IngestRecord> got;
+  REQUIRE(log->read_ingest(partition_id{2}, ingest_offset{0}, 1, 5s, got));
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].offset.value() > 0);
+}
