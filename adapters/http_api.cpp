@@ -702,6 +702,12 @@ void HttpApi::routes() {
     auto ingested = ingest(log_, store_, envs, options_.backlog_wait, &waited,
                            texts.empty() ? nullptr : &texts, &counts);
     metrics_.backlog_wait(std::chrono::duration<double>(waited).count());
+    if (!ingested && ingested.error().too_large) {  // nothing appended; resending cannot help
+      const size_t i = *ingested.error().too_large;
+      send_error(res, 413, "event_too_large",
+                 {{"index", i}, {"id", envs[i].id}, {"reason", ingested.error().message}});
+      return;
+    }
     if (!ingested) {
       // A full backlog appended nothing. After a failed append some partitions may already
       // hold their events; either way a retry is safe (idempotency keys).

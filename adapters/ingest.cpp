@@ -90,9 +90,16 @@ result<std::vector<IngestResult>, IngestError> ingest(
     b.envelopes.reserve(b.count);
     b.slots.reserve(b.count);
   }
+  const size_t most = log.max_payload_bytes();
   for (const size_t i : fresh) {
     PartitionBatch& b = batches[results[i].partition.value()];
     b.texts.push_back(texts ? std::move((*texts)[i]) : events::to_text(envs[i]));
+    if (b.texts.back().size() > most)
+      return answer(IngestError{"event " + std::to_string(i) + " ('" + envs[i].id + "') is " +
+                                    std::to_string(b.texts.back().size()) +
+                                    " bytes as JSON; this server's event log takes at most " +
+                                    std::to_string(most),
+                                false, i});
     b.slots.push_back(i);
     // The type moves: each copy was an allocation and a read of a text out of the cache (perf:
     // 1.1% of all samples). The id and tenant, short enough to be kept inline, are copied for
@@ -116,14 +123,14 @@ result<std::vector<IngestResult>, IngestError> ingest(
                                       " has more events waiting to be processed than it holds "
                                       "in memory, and had no room after " +
                                       std::to_string(room_wait->count()) + " ms",
-                                  true});
+                                  true, std::nullopt});
     }
   }
   for (auto& [p, b] : batches) {
     std::vector<ingest_offset> offsets;
     if (Status s = log.append_validated(partition_id{p}, std::move(b.texts), std::move(b.envelopes),
                                        looked_up_as_of, &offsets); !s)
-      return answer(IngestError{s.message()});
+      return answer(IngestError{s.message(), false, std::nullopt});
     for (size_t k = 0; k < b.slots.size(); ++k) results[b.slots[k]].offset = offsets[k];
   }
   return results;

@@ -27,6 +27,9 @@ struct IngestError {
   std::string message;
   // Nothing was appended: a partition's backlog stayed full for the whole wait.
   bool backlog_full = false;
+  // Nothing was appended: the event at this index is larger than the log takes
+  // (EventLog::max_payload_bytes); `message` says by how much.
+  std::optional<size_t> too_large;
 };
 
 // Appends the events that are not duplicates, one append per partition, and answers per event

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -141,6 +142,11 @@ class EventLog {
     (void)address;
     return Status::ok();
   }
+
+  // The most bytes an ingest record's payload may have (Kafka: the producer's message.max.bytes,
+  // less a margin for the journal record a fact becomes, its decisions included); no limit on
+  // the embedded engine.
+  virtual size_t max_payload_bytes() const { return std::numeric_limits<size_t>::max(); }
 
   // The error append_validated answers when the counts differ.
   static Status count_mismatch(const std::vector<std::string>& payloads,

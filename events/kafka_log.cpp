@@ -361,6 +361,16 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   auto producer = make_client(RD_KAFKA_PRODUCER, *pconf);
   if (!producer) return producer.error();
   log->producer_ = *producer;
+  {
+    char value[32];
+    size_t size = sizeof value;
+    if (rd_kafka_conf_get(rd_kafka_conf(log->producer_), "message.max.bytes", value, &size) !=
+        RD_KAFKA_CONF_OK)
+      return Status::error("kafka: cannot read the producer's message.max.bytes");
+    const size_t most = std::stoul(value);
+    constexpr size_t decisions_margin = 64 << 10;
+    log->max_payload_bytes_ = most > 2 * decisions_margin ? most - decisions_margin : most / 2;
+  }
   log->poller_ = std::thread([raw = log.get()] {
     while (!raw->stopping_) rd_kafka_poll(raw->producer_, 50);
   });

@@ -79,6 +79,9 @@ class KafkaLog final : public EventLog {
                       std::vector<StoredRecord>& out) override;
   result<journal_pos> journal_end(partition_id p) override;
   result<std::unique_ptr<Membership>> join() override;
+  // The producer's message.max.bytes less 64 KiB: a fact's journal record is its text and its
+  // decisions, one Kafka message.
+  size_t max_payload_bytes() const override { return max_payload_bytes_; }
   std::optional<std::string> owner_address(partition_id p) const override;
   Status advertise(const std::string& address) override;
   std::string describe() const override;
@@ -99,6 +102,7 @@ class KafkaLog final : public EventLog {
   KafkaOptions options_;
   std::string ingest_topic_, journal_topic_, nodes_topic_;
   int partitions_ = 0;
+  size_t max_payload_bytes_ = 0;
   rd_kafka_s* producer_ = nullptr;
   rd_kafka_s* consumer_ = nullptr;  // legacy (positioned) consumer, no group
   rd_kafka_topic_s* ingest_rkt_ = nullptr;

@@ -906,6 +906,37 @@ TEST_CASE(
   CHECK(r.metric("omniroute_processor_errors_total{partition=\"" + partition + "\"}") == 1);
 }
 
+TEST_CASE(
+    "kafka: an event larger than a Kafka message takes is refused with 413, and its batch appends "
+    "nothing") {
+  testing::MockKafka cluster;
+  auto bigger_bodies = [](ops::ServerOptions& o) { o.http.max_body_bytes = 4 << 20; };
+  Running r(cluster.brokers(), bigger_bodies);
+  // librdkafka's producer takes messages of at most 1,000,000 bytes (message.max.bytes); the
+  // log keeps 64 KiB of them for the decisions a fact's journal record carries.
+  const json big = event("big-1", "queue.configured", T0,
+                         {{"queue", "big"}, {"note", std::string(1100000, 'x')}});
+  auto refused =
+      r.post(json::array({event("q-1", "queue.configured", T0, {{"queue", "billing"}}), big}));
+  REQUIRE(refused);
+  CHECK(refused->status == 413);
+  const json why = json::parse(refused->body);
+  CHECK(why["error"] == "event_too_large");
+  CHECK(why["index"] == 1);
+  CHECK(why["id"] == "big-1");
+  CHECK(why["reason"].get<std::string>().find("this server's event log takes at most 934464") !=
+        std::string::npos);
+  // Nothing of the batch was appended: its first event is new when sent again.
+  auto again = r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}}));
+  REQUIRE(again);
+  CHECK(json::parse(again->body)["status"] == "accepted");
+  // The embedded engine takes it (the body's limit is the only one).
+  Running embedded("", bigger_bodies);
+  auto taken = embedded.post(big);
+  REQUIRE(taken);
+  CHECK(taken->status == 202);
+}
+
 TEST_CASE("long-polls past the limit are answered 503 at once: ingest and queries keep their threads") {
   Running r("", [](ops::ServerOptions& o) { o.http.max_waiting_polls = 2; });
   REQUIRE(r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}}))->status == 202);
