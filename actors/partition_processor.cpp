@@ -519,6 +519,14 @@ void PartitionProcessor::make_entries(Decided& d) {
       d.record.entries.push_back(
           entry_of(outcome.entries[i], kind, kind == entry_kind::fact ? std::move(d.canonical) : std::string()));
     }
+    // A record the log cannot take would fail its append at every try, and the partition stop
+    // there: the fact is refused instead (Kafka: one message a record, message.max.bytes).
+    const size_t most = log_.max_record_bytes();
+    if (most != std::numeric_limits<size_t>::max())
+      if (const size_t bytes = events::encoded_size(d.record); bytes > most)
+        throw std::length_error("its journal record would be " + std::to_string(bytes) +
+                                " bytes, with its decisions; the event log takes at most " +
+                                std::to_string(most));
   });
 }
 

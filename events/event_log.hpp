@@ -147,6 +147,9 @@ class EventLog {
   // less a margin for the journal record a fact becomes, its decisions included); no limit on
   // the embedded engine.
   virtual size_t max_payload_bytes() const { return std::numeric_limits<size_t>::max(); }
+  // The most bytes a journal record may have, encoded (events::encoded_size); no limit on the
+  // embedded engine.
+  virtual size_t max_record_bytes() const { return std::numeric_limits<size_t>::max(); }
 
   // The error append_validated answers when the counts differ.
   static Status count_mismatch(const std::vector<std::string>& payloads,

@@ -370,6 +370,7 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
     const size_t most = std::stoul(value);
     constexpr size_t decisions_margin = 64 << 10;
     log->max_payload_bytes_ = most > 2 * decisions_margin ? most - decisions_margin : most / 2;
+    log->max_record_bytes_ = most > 2048 ? most - 1024 : most;
   }
   log->poller_ = std::thread([raw = log.get()] {
     while (!raw->stopping_) rd_kafka_poll(raw->producer_, 50);

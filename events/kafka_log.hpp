@@ -82,6 +82,8 @@ class KafkaLog final : public EventLog {
   // The producer's message.max.bytes less 64 KiB: a fact's journal record is its text and its
   // decisions, one Kafka message.
   size_t max_payload_bytes() const override { return max_payload_bytes_; }
+  // The producer's message.max.bytes less 1 KiB (a message batch's framing).
+  size_t max_record_bytes() const override { return max_record_bytes_; }
   std::optional<std::string> owner_address(partition_id p) const override;
   Status advertise(const std::string& address) override;
   std::string describe() const override;
@@ -102,7 +104,7 @@ class KafkaLog final : public EventLog {
   KafkaOptions options_;
   std::string ingest_topic_, journal_topic_, nodes_topic_;
   int partitions_ = 0;
-  size_t max_payload_bytes_ = 0;
+  size_t max_payload_bytes_ = 0, max_record_bytes_ = 0;
   rd_kafka_s* producer_ = nullptr;
   rd_kafka_s* consumer_ = nullptr;  // legacy (positioned) consumer, no group
   rd_kafka_topic_s* ingest_rkt_ = nullptr;

@@ -937,6 +937,60 @@ TEST_CASE(
   CHECK(taken->status == 202);
 }
 
+TEST_CASE(
+    "kafka: a fact whose journal record would be larger than a Kafka message takes is refused, and "
+    "the partition goes on") {
+  testing::MockKafka cluster;
+  // Messages of at most 300,000 bytes: events up to 234,464 bytes pass the door, records up to
+  // 298,976 bytes are journaled.
+  Running r(cluster.brokers(), [](ops::ServerOptions& o) {
+    o.http.max_body_bytes = 4 << 20;
+    o.engine.kafka_config["message.max.bytes"] = "300000";
+  });
+  for (int i = 0; i < 300 && !r.server->ready(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(r.server->ready());
+  // A policy whose rule reads an attribute: each decision lists what its rules read (`inputs`),
+  // so a conversation's 200 KB note is in its fact and again in its arbitration.decided.
+  std::ifstream in(std::string(OMNIROUTE_SOURCE_DIR) + "/examples/policies/car-rental.json");
+  REQUIRE(in.good());
+  json policy = json::parse(in);
+  policy["actions"][1]["eligibility"] =
+      "conversation.attributes.late_minutes > 0 AND conversation.attributes.note != \"\"";
+  auto started = [](const std::string& id, const std::string& note) {
+    return event(id, "conversation.started", T1,
+                 {{"conversation", id},
+                  {"customer", "u-" + id},
+                  {"channel", "app"},
+                  {"intent", "late_return"},
+                  {"attributes", {{"late_minutes", 240}, {"note", note}}}});
+  };
+  REQUIRE(r.post(json::array({event("p-1", "policy.published", T0, {{"policy", policy}}),
+                              started("r-1", std::string(200000, 'n')), started("r-2", "short")}))
+              ->status == 202);
+  // r-1 is refused (its record would be about twice the note), r-2 decided after it.
+  std::map<std::string, json> seen;  // by type and conversation or refused event
+  int64_t after = -1;
+  for (int i = 0; i < 50 && !seen.count("arbitration.decided r-2"); ++i) {
+    json page = r.get("/v1/journal?tenant=acme&after=" + std::to_string(after) + "&wait_ms=2000");
+    for (const auto& e : page["entries"]) {
+      const json& d = e["data"];
+      seen[e["type"].get<std::string>() + " " +
+           (d.contains("conversation") ? d["conversation"] : d.value("event", json("")))
+               .get<std::string>()] = e;
+    }
+    after = page["next"];
+  }
+  REQUIRE(seen.count("arbitration.decided r-2"));
+  CHECK_FALSE(seen.count("arbitration.decided r-1"));
+  REQUIRE(seen.count("event.refused r-1"));
+  const std::string reason = seen["event.refused r-1"]["data"]["reason"];
+  CHECK(reason.rfind("not processed: its journal record would be ", 0) == 0);
+  CHECK(reason.find(" bytes, with its decisions; the event log takes at most 298976") !=
+        std::string::npos);
+  CHECK(r.get("/v1/conversations/r-1?tenant=acme", 404)["error"] == "not_found");
+}
+
 TEST_CASE("long-polls past the limit are answered 503 at once: ingest and queries keep their threads") {
   Running r("", [](ops::ServerOptions& o) { o.http.max_waiting_polls = 2; });
   REQUIRE(r.post(event("q-1", "queue.configured", T0, {{"queue", "billing"}}))->status == 202);
