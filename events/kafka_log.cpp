@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <iostream>
 
@@ -301,6 +302,13 @@ struct KafkaLog::Reader {
   }
 };
 
+void KafkaLog::take_messages_of(size_t most) {
+  message_max_bytes_ = most;
+  constexpr size_t decisions_margin = 64 << 10;
+  max_payload_bytes_ = most > 2 * decisions_margin ? most - decisions_margin : most / 2;
+  max_record_bytes_ = most > 2048 ? most - 1024 : most;
+}
+
 std::map<std::string, std::string> required_topic_configs(log_topic topic) {
   switch (topic) {
     case log_topic::ingest:
@@ -367,10 +375,7 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
     if (rd_kafka_conf_get(rd_kafka_conf(log->producer_), "message.max.bytes", value, &size) !=
         RD_KAFKA_CONF_OK)
       return Status::error("kafka: cannot read the producer's message.max.bytes");
-    const size_t most = std::stoul(value);
-    constexpr size_t decisions_margin = 64 << 10;
-    log->max_payload_bytes_ = most > 2 * decisions_margin ? most - decisions_margin : most / 2;
-    log->max_record_bytes_ = most > 2048 ? most - 1024 : most;
+    log->take_messages_of(std::stoul(value));
   }
   log->poller_ = std::thread([raw = log.get()] {
     while (!raw->stopping_) rd_kafka_poll(raw->producer_, 50);
@@ -422,6 +427,15 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
         continue;
       }
       if (Status c = check_topic_configs(name, role, *configs); !c) return c;
+      // A topic may take smaller messages than the producer sends (the brokers would refuse
+      // them, and a journal record be retried for ever).
+      auto limit = configs->find("max.message.bytes");
+      if (role != log_topic::nodes && limit != configs->end()) {
+        char* end = nullptr;
+        const unsigned long long topic_most = std::strtoull(limit->second.c_str(), &end, 10);
+        if (end != limit->second.c_str() && topic_most < log->message_max_bytes_)
+          log->take_messages_of(static_cast<size_t>(topic_most));
+      }
     }
   } else {
     std::cerr << "omniroute: kafka: the cluster names no controller among its brokers (as "

@@ -79,10 +79,11 @@ class KafkaLog final : public EventLog {
                       std::vector<StoredRecord>& out) override;
   result<journal_pos> journal_end(partition_id p) override;
   result<std::unique_ptr<Membership>> join() override;
-  // The producer's message.max.bytes less 64 KiB: a fact's journal record is its text and its
+  // The producer's message.max.bytes (or the ingest or journal topic's max.message.bytes, when
+  // the cluster describes it smaller) less 64 KiB: a fact's journal record is its text and its
   // decisions, one Kafka message.
   size_t max_payload_bytes() const override { return max_payload_bytes_; }
-  // The producer's message.max.bytes less 1 KiB (a message batch's framing).
+  // The same limit less 1 KiB (a message batch's framing).
   size_t max_record_bytes() const override { return max_record_bytes_; }
   std::optional<std::string> owner_address(partition_id p) const override;
   Status advertise(const std::string& address) override;
@@ -104,7 +105,10 @@ class KafkaLog final : public EventLog {
   KafkaOptions options_;
   std::string ingest_topic_, journal_topic_, nodes_topic_;
   int partitions_ = 0;
-  size_t max_payload_bytes_ = 0, max_record_bytes_ = 0;
+  // Messages of at most message_max_bytes_ (the producer's, or a topic's when smaller): what
+  // it leaves for an event's text (a fact's decisions go in its record too) and for a record.
+  void take_messages_of(size_t most);
+  size_t message_max_bytes_ = 0, max_payload_bytes_ = 0, max_record_bytes_ = 0;
   rd_kafka_s* producer_ = nullptr;
   rd_kafka_s* consumer_ = nullptr;  // legacy (positioned) consumer, no group
   rd_kafka_topic_s* ingest_rkt_ = nullptr;
