@@ -521,12 +521,11 @@ void PartitionProcessor::make_entries(Decided& d) {
     }
     // A record the log cannot take would fail its append at every try, and the partition stop
     // there: the fact is refused instead (Kafka: one message a record, message.max.bytes).
-    const size_t most = log_.max_record_bytes();
-    if (most != std::numeric_limits<size_t>::max())
-      if (const size_t bytes = events::encoded_size(d.record); bytes > most)
+    if (max_record_bytes_ != std::numeric_limits<size_t>::max())
+      if (const size_t bytes = events::encoded_size(d.record); bytes > max_record_bytes_)
         throw std::length_error("its journal record would be " + std::to_string(bytes) +
                                 " bytes, with its decisions; the event log takes at most " +
-                                std::to_string(most));
+                                std::to_string(max_record_bytes_));
   });
 }
 

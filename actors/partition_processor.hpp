@@ -267,6 +267,9 @@ class PartitionProcessor {
   };
 
   events::EventLog& log_;
+  // The largest journal record the log takes (EventLog::max_record_bytes, fixed once it is
+  // open): read once here, not at every fact.
+  const size_t max_record_bytes_ = log_.max_record_bytes();
   projections::Store& store_;
   partition_id p_;
   ProcessorObserver& observer_;

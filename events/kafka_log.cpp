@@ -302,11 +302,15 @@ struct KafkaLog::Reader {
   }
 };
 
-void KafkaLog::take_messages_of(size_t most) {
-  message_max_bytes_ = most;
+size_t KafkaLog::max_payload_bytes() const {
   constexpr size_t decisions_margin = 64 << 10;
-  max_payload_bytes_ = most > 2 * decisions_margin ? most - decisions_margin : most / 2;
-  max_record_bytes_ = most > 2048 ? most - 1024 : most;
+  const size_t most = message_max_bytes_;
+  return most > 2 * decisions_margin ? most - decisions_margin : most / 2;
+}
+
+size_t KafkaLog::max_record_bytes() const {
+  const size_t most = message_max_bytes_;
+  return most > 2048 ? most - 1024 : most;
 }
 
 std::map<std::string, std::string> required_topic_configs(log_topic topic) {
@@ -375,7 +379,7 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
     if (rd_kafka_conf_get(rd_kafka_conf(log->producer_), "message.max.bytes", value, &size) !=
         RD_KAFKA_CONF_OK)
       return Status::error("kafka: cannot read the producer's message.max.bytes");
-    log->take_messages_of(std::stoul(value));
+    log->message_max_bytes_ = std::stoul(value);
   }
   log->poller_ = std::thread([raw = log.get()] {
     while (!raw->stopping_) rd_kafka_poll(raw->producer_, 50);
@@ -434,7 +438,7 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
         char* end = nullptr;
         const unsigned long long topic_most = std::strtoull(limit->second.c_str(), &end, 10);
         if (end != limit->second.c_str() && topic_most < log->message_max_bytes_)
-          log->take_messages_of(static_cast<size_t>(topic_most));
+          log->message_max_bytes_ = static_cast<size_t>(topic_most);
       }
     }
   } else {

@@ -82,9 +82,9 @@ class KafkaLog final : public EventLog {
   // The producer's message.max.bytes (or the ingest or journal topic's max.message.bytes, when
   // the cluster describes it smaller) less 64 KiB: a fact's journal record is its text and its
   // decisions, one Kafka message.
-  size_t max_payload_bytes() const override { return max_payload_bytes_; }
+  size_t max_payload_bytes() const override;
   // The same limit less 1 KiB (a message batch's framing).
-  size_t max_record_bytes() const override { return max_record_bytes_; }
+  size_t max_record_bytes() const override;
   std::optional<std::string> owner_address(partition_id p) const override;
   Status advertise(const std::string& address) override;
   std::string describe() const override;
@@ -105,10 +105,9 @@ class KafkaLog final : public EventLog {
   KafkaOptions options_;
   std::string ingest_topic_, journal_topic_, nodes_topic_;
   int partitions_ = 0;
-  // Messages of at most message_max_bytes_ (the producer's, or a topic's when smaller): what
-  // it leaves for an event's text (a fact's decisions go in its record too) and for a record.
-  void take_messages_of(size_t most);
-  size_t message_max_bytes_ = 0, max_payload_bytes_ = 0, max_record_bytes_ = 0;
+  // The most bytes a message may have: the producer's message.max.bytes, or a topic's
+  // max.message.bytes when smaller (the two limits above are made from it).
+  size_t message_max_bytes_ = 0;
   rd_kafka_s* producer_ = nullptr;
   rd_kafka_s* consumer_ = nullptr;  // legacy (positioned) consumer, no group
   rd_kafka_topic_s* ingest_rkt_ = nullptr;
