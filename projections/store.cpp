@@ -1,22 +1,23 @@
 #include "projections/store.hpp"
 
-#include <algorithm>
-#include <array>
-
 #include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/perf_level.h>
 #include <rocksdb/table.h>
 
+#include <algorithm>
+#include <array>
 #include <cinttypes>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 
 #include "events/bytes.hpp"
 #include "events/compact_doc.hpp"
 #include "events/envelope.hpp"
 #include "projections/crc32c.hpp"
+#include "projections/info_log.hpp"
 #include "projections/whole_key_memtable.hpp"
 
 namespace omniroute::projections {
@@ -384,7 +385,38 @@ result<std::vector<rocksdb::ColumnFamilyDescriptor>> Store::column_families_of(
   return families_of(existing_families(dir), memtable_bytes);
 }
 
-result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtable_bytes) {
+// RocksDB's background errors: a write or flush that failed puts the database in read-only
+// mode (a hard error) until its recovery resumes it; what it refuses writes for meanwhile.
+class WriteErrors : public rocksdb::EventListener {
+ public:
+  const char* Name() const override { return "omniroute.WriteErrors"; }
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    // A soft error (a compaction's, for want of space) leaves writes going.
+    if (!error || error->ok() || error->severity() < rocksdb::Status::Severity::kHardError) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = error->ToString();
+  }
+  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (info.new_bg_error.ok())
+      error_.reset();
+    else
+      error_ = info.new_bg_error.ToString();
+  }
+  std::optional<std::string> error() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<std::string> error_;
+};
+
+std::optional<std::string> Store::write_error() const { return write_errors_->error(); }
+
+result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtable_bytes,
+                                           rocksdb::Env* env) {
   (void)rocksdb_crc32c();  // chosen and checked before RocksDB reads or writes a checksum
   // The column families the directory has are opened; the missing ones (all of them in a new
   // directory) are then created in one call. DB::Open with create_missing_column_families
@@ -403,10 +435,16 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtab
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles, created;
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options(), dir, present, &handles, &raw);
+  rocksdb::DBOptions options = db_options();
+  options.info_log = open_info_log(dir);  // if it cannot be opened, RocksDB's own (and its error)
+  if (env) options.env = env;
+  auto write_errors = std::make_shared<WriteErrors>();
+  options.listeners.push_back(write_errors);
+  auto s = rocksdb::DB::Open(options, dir, present, &handles, &raw);
   if (!s.ok()) return Status::error("cannot open the data directory " + dir + ": " + s.ToString());
   std::unique_ptr<Store> store(new Store);
   store->dir_ = dir;
+  store->write_errors_ = std::move(write_errors);
   store->db_.reset(raw);
   store->memtable_bytes_ = memtable_bytes;
   for (size_t i = 0; i < present.size(); ++i) store->keep_family(present[i].name, handles[i]);

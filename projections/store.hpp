@@ -52,12 +52,16 @@ const char* name_of(view v);
 //    which stores the journal once instead of twice.
 enum class journal_index { copy, local };
 
+class WriteErrors;  // store.cpp
+
 class Store {
  public:
   // Opens (creating if needed) the database in `dir`. Fails if another process has it open.
   // Each column family's memtable holds `memtable_bytes` (0: 128 MiB) before it is
-  // flushed to a table file; tests make it small to flush often.
-  static result<std::unique_ptr<Store>> open(const std::string& dir, size_t memtable_bytes = 0);
+  // flushed to a table file; tests make it small to flush often. `env` (the process's own if
+  // null) is where RocksDB reads and writes files; tests pass one that fails writes.
+  static result<std::unique_ptr<Store>> open(const std::string& dir, size_t memtable_bytes = 0,
+                                             rocksdb::Env* env = nullptr);
   ~Store();
   // The data directory it was opened in.
   const std::string& dir() const { return dir_; }
@@ -134,6 +138,10 @@ class Store {
     uint64_t stall_micros = 0;  // how long writes were stopped or slowed (RocksDB's stalls)
   };
   WriteTotals write_totals() const;
+  // Why RocksDB refuses writes, while it does: after a write or flush failed for want of
+  // space, until there is room again (RocksDB looks every 5 s and resumes by itself once a
+  // memtable's worth is free); after an error it cannot recover from, until a restart.
+  std::optional<std::string> write_error() const;
   // The bytes the memtables of every column family hold (active and not yet flushed).
   uint64_t memtable_bytes() const;
   // The bytes of the memtables RocksDB counts as flushed and pinned: its all-memtables size
@@ -158,6 +166,7 @@ class Store {
   Status record_index();  // writes down index_
 
   std::string dir_;
+  std::shared_ptr<WriteErrors> write_errors_;  // a listener of db_'s, so before it
   std::unique_ptr<rocksdb::DB> db_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> cfs_;
   // The views' handles by view, and the applied positions' (looked up on every write).
