@@ -171,9 +171,16 @@ Status write_snapshot_file(const std::string& data_dir, partition_id p, std::str
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.write(more.data(), static_cast<std::streamsize>(more.size()));
     out.close();
-    if (!out) return io_error("cannot write", temp);
+    if (!out) {  // a full disk, most likely: the part written would hold its space until the next
+      Status s = io_error("cannot write", temp);
+      std::filesystem::remove(temp, ec);
+      return s;
+    }
   }
-  if (Status s = sync_path(temp, O_RDONLY); !s) return s;
+  if (Status s = sync_path(temp, O_RDONLY); !s) {
+    std::filesystem::remove(temp, ec);
+    return s;
+  }
   if (::rename(temp.c_str(), path.c_str()) != 0) return io_error("cannot rename over", path);
   return sync_path(dir, O_RDONLY | O_DIRECTORY);
 }

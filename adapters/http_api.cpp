@@ -1010,15 +1010,19 @@ void HttpApi::routes() {
     metrics_.memtable_bytes(store_.memtable_bytes());
     metrics_.write_stall_micros(store_.write_totals().stall_micros);
     metrics_.waiting_polls(waiting_polls_.load(), poll_limit_, streams_.load());
-    metrics_.ready(ready_());
+    metrics_.ready(ready_() && !store_.write_error());
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });
   svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, {{"status", "ok"}});
   });
   svr.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    bool ready = ready_ && ready_();
-    send_json(res, ready ? 200 : 503, {{"ready", ready}});
+    json answer = {{"ready", ready_ && ready_()}};
+    if (auto refused = store_.write_error()) {  // e.g. a full disk: writes would be answered 503
+      answer["ready"] = false;
+      answer["reason"] = "the store refuses writes: " + *refused;
+    }
+    send_json(res, answer["ready"] == true ? 200 : 503, answer);
   });
 }
 

@@ -183,8 +183,8 @@ Metrics::Metrics()
                       .Add({})),
       ready_(BuildGauge()
                  .Name("omniroute_ready")
-                 .Help("1 when every partition this process owns has recovered (as /readyz "
-                       "answers), else 0")
+                 .Help("1 when every partition this process owns has recovered and the store "
+                       "takes writes (as /readyz answers), else 0")
                  .Register(*registry_)
                  .Add({})),
       queues_limited_(BuildGauge()
