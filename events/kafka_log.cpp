@@ -51,9 +51,14 @@ Status set(rd_kafka_conf_t* conf, const std::string& key, const std::string& val
   return Status::ok();
 }
 
-result<rd_kafka_conf_t*> base_conf(const KafkaOptions& o) {
+// A client's settings: the brokers, then `defaults` (the user's settings may change them),
+// then the user's (check_kafka_config keeps them off what the log must set itself).
+result<rd_kafka_conf_t*> base_conf(const KafkaOptions& o,
+                                   const std::map<std::string, std::string>& defaults = {}) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   Status s = set(conf, "bootstrap.servers", o.brokers);
+  for (const auto& [k, v] : defaults)
+    if (s) s = set(conf, k, v);
   for (const auto& [k, v] : o.config)
     if (s) s = set(conf, k, v);
   if (!s) {
@@ -62,6 +67,33 @@ result<rd_kafka_conf_t*> base_conf(const KafkaOptions& o) {
   }
   return conf;
 }
+
+}  // namespace
+
+Status check_kafka_config(const std::map<std::string, std::string>& config) {
+  static const std::map<std::string_view, std::string_view> owned = {
+      {"bootstrap.servers", "the brokers are --kafka-brokers"},
+      {"metadata.broker.list", "the brokers are --kafka-brokers"},
+      {"group.id", "the processors' consumer group is the log's own"},
+      {"enable.idempotence", "the producer must be idempotent: a retried append is written once"},
+      {"acks", "an acknowledged event must be on every in-sync replica (acks=all)"},
+      {"request.required.acks",
+       "an acknowledged event must be on every in-sync replica (acks=all)"},
+      {"transactional.id",
+       "the log writes without transactions (exactly once comes from the "
+       "journal's epoch markers)"},
+      {"enable.auto.commit", "only the log moves the consumers' offsets"},
+      {"enable.auto.offset.store", "only the log moves the consumers' offsets"},
+      {"enable.partition.eof", "the log's readers expect no end-of-partition events"},
+  };
+  for (const auto& [key, value] : config)
+    if (auto it = owned.find(key); it != owned.end())
+      return Status::error("--kafka-config " + key + "=" + value + ": omniroute sets " + key +
+                           " itself (" + std::string(it->second) + "); leave it out");
+  return Status::ok();
+}
+
+namespace {
 
 result<rd_kafka_t*> make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
   char err[512];
@@ -359,12 +391,11 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   log->ingest_topic_ = options.topic_prefix + "ingest";
   log->journal_topic_ = options.topic_prefix + "journal";
 
-  auto pconf = base_conf(options);
+  if (Status s = check_kafka_config(options.config); !s) return s;
+  auto pconf = base_conf(options, {{"linger.ms", "2"}, {"message.timeout.ms", "30000"}});
   if (!pconf) return pconf.error();
   Status s = set(*pconf, "enable.idempotence", "true");
   if (s) s = set(*pconf, "acks", "all");
-  if (s) s = set(*pconf, "linger.ms", "2");
-  if (s) s = set(*pconf, "message.timeout.ms", "30000");
   if (!s) {
     rd_kafka_conf_destroy(*pconf);
     return s;

@@ -40,6 +40,15 @@ struct KafkaOptions {
   std::map<std::string, std::string> config;
 };
 
+// Whether the extra settings (KafkaOptions::config) leave alone those the log sets itself for
+// what it promises: the brokers and the group (their own options), the idempotent producer
+// writing to every in-sync replica (enable.idempotence, acks), no transactions (the log does not
+// begin them), and offsets that only the log moves (enable.auto.commit,
+// enable.auto.offset.store, enable.partition.eof). The error names the setting and why. Any
+// other setting is the user's: its value wins over the log's defaults (linger.ms 2,
+// message.timeout.ms 30000 for the producer).
+Status check_kafka_config(const std::map<std::string, std::string>& config);
+
 // The log's topics: <prefix>ingest, <prefix>journal, <prefix>nodes.
 enum class log_topic { ingest, journal, nodes };
 

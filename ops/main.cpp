@@ -34,16 +34,18 @@ void add_engine_options(CLI::App* cmd, ops::EngineOptions& o) {
   cmd->add_option("--kafka-topic-prefix", o.kafka_topic_prefix, "prefix of the kafka topics")
       ->capture_default_str();
   cmd->add_option_function<std::vector<std::string>>(
-         "--kafka-config",
-         [&o](const std::vector<std::string>& pairs) {
-           for (const auto& kv : pairs) {
-             auto eq = kv.find('=');
-             if (eq == std::string::npos || eq == 0)
-               throw CLI::ValidationError("--kafka-config", "expected KEY=VALUE, got '" + kv + "'");
-             o.kafka_config[kv.substr(0, eq)] = kv.substr(eq + 1);
-           }
-         },
-         "extra librdkafka settings, KEY=VALUE (repeatable)");
+      "--kafka-config",
+      [&o](const std::vector<std::string>& pairs) {
+        for (const auto& kv : pairs) {
+          auto eq = kv.find('=');
+          if (eq == std::string::npos || eq == 0)
+            throw CLI::ValidationError("--kafka-config", "expected KEY=VALUE, got '" + kv + "'");
+          o.kafka_config[kv.substr(0, eq)] = kv.substr(eq + 1);
+        }
+      },
+      "extra librdkafka settings for every client, KEY=VALUE (repeatable): they win over "
+      "omniroute's defaults (linger.ms 2, message.timeout.ms 30000); the settings it needs "
+      "(acks, enable.idempotence, group.id, the offsets' commits) are refused");
 }
 
 int fail(const std::string& message) {

@@ -276,3 +276,67 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
                      std::string::npos;
   CHECK(from_snapshot == 2);
 }
+
+TEST_CASE(
+    "kafka: a broker outage longer than a message's timeout: refused meanwhile, none lost or "
+    "doubled") {
+  // A message the producer gave up on may still have been written: the idempotent producer
+  // must stay usable after it (librdkafka can raise a fatal error there), and the resent batch
+  // must not be journaled twice.
+  testing::MockKafka kafka(1);
+  for (const char* t : {"omniroute.ingest", "omniroute.journal"}) kafka.create_topic(t, 4);
+  testing::TempDir dir;
+  ops::ServerOptions o;
+  o.engine.data_dir = dir.sub("a");
+  o.engine.kafka_brokers = kafka.brokers();
+  o.engine.kafka_config = {{"message.timeout.ms", "2000"},
+                           {"session.timeout.ms", "6000"},
+                           {"heartbeat.interval.ms", "300"},
+                           {"log_level", "0"}};
+  o.http.port = 0;
+  auto started = ops::Server::start(o);
+  REQUIRE_MESSAGE(started.has_value(), (started ? "" : started.error().message()));
+  auto node = std::move(started.value());
+  for (int i = 0; i < 300 && !node->ready(); ++i) std::this_thread::sleep_for(100ms);
+  REQUIRE(node->ready());  // its partitions' hosts are running when the broker goes
+  httplib::Client http("127.0.0.1", node->port());
+  http.set_read_timeout(60, 0);
+  std::vector<std::string> acked = post_round(http, 0);
+
+  kafka.set_down(1);
+  json batch = json::array();
+  for (int t = 0; t < 8; ++t)
+    batch.push_back(
+        event("s1", "conversation.started", "2026-11-20T10:01:00Z",
+              {{"conversation", "c1"}, {"customer", "u"}, {"channel", "web"}, {"queue", "main"}},
+              "t" + std::to_string(t)));
+  const auto down = std::chrono::steady_clock::now();
+  auto refused = http.Post("/v1/events", batch.dump(), "application/json");
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  // After the 2 s asked for, not the log's default 30 (a setting, not a speed: the margin is wide).
+  CHECK(std::chrono::steady_clock::now() - down < 20s);
+  CHECK(json::parse(refused->body)["reason"].get<std::string>().find("timed out") !=
+        std::string::npos);
+  kafka.set_up(1);
+  // Resent as the answer says, until taken (the producer reconnects within its backoff).
+  int status = 0;
+  for (int i = 0; i < 100 && status != 202; ++i) {
+    if (i > 0) std::this_thread::sleep_for(100ms);
+    auto taken = http.Post("/v1/events", batch.dump(), "application/json");
+    REQUIRE(taken);
+    status = taken->status;
+  }
+  REQUIRE(status == 202);
+  for (int t = 0; t < 8; ++t) acked.push_back("t" + std::to_string(t) + "/s1");
+  for (const auto& id : post_round(http, 2)) acked.push_back(id);
+
+  std::map<std::string, int> facts;
+  for (int i = 0; i < 300 && !has_all(facts, acked); ++i) {
+    std::this_thread::sleep_for(100ms);  // polling the journal until the processors caught up
+    facts = journaled_facts(kafka.brokers());
+  }
+  REQUIRE(has_all(facts, acked));
+  for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
+  CHECK(facts.size() == acked.size());
+}

@@ -682,6 +682,28 @@ CONFORMANCE("a claim that knows the history up to a position resumes from it",
             a_claim_that_knows_the_history_resumes_from_it)
 CONFORMANCE("membership assigns every partition", membership_assigns_every_partition)
 
+TEST_CASE("kafka: extra settings tune the clients, but not what the log sets itself") {
+  CHECK(check_kafka_config({{"message.timeout.ms", "2000"},
+                            {"linger.ms", "20"},
+                            {"security.protocol", "ssl"},
+                            {"session.timeout.ms", "6000"}}));
+  const Status acks = check_kafka_config({{"linger.ms", "20"}, {"acks", "1"}});
+  REQUIRE_FALSE(acks);
+  CHECK(acks.message() ==
+        "--kafka-config acks=1: omniroute sets acks itself (an acknowledged event must be on "
+        "every in-sync replica (acks=all)); leave it out");
+  for (const char* key : {"bootstrap.servers", "group.id", "enable.idempotence", "transactional.id",
+                          "enable.auto.commit", "request.required.acks"})
+    CHECK_FALSE(check_kafka_config({{key, "x"}}));
+  // Refused before anything connects: no broker is needed to find out.
+  KafkaOptions o;
+  o.brokers = "127.0.0.1:1";
+  o.config = {{"enable.idempotence", "false"}};
+  auto log = KafkaLog::open(o);
+  REQUIRE_FALSE(log);
+  CHECK(log.error().message().find("--kafka-config enable.idempotence=false") == 0);
+}
+
 TEST_CASE(
     "kafka: a topic set to lose what the log needs is refused, naming the setting and its fix") {
   // What a cluster describes for a topic made with its defaults (retention of 7 days).

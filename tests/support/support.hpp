@@ -82,6 +82,10 @@ class MockKafka {
     rd_kafka_destroy(rk_);
   }
   std::string brokers() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+  // Takes broker `id` (1 up to the cluster's brokers) down: its connections are closed and
+  // new ones refused, until set_up.
+  void set_down(int id) { rd_kafka_mock_broker_set_down(cluster_, id); }
+  void set_up(int id) { rd_kafka_mock_broker_set_up(cluster_, id); }
   void create_topic(const std::string& name, int partitions) {
     if (rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1))
       throw std::runtime_error("cannot create mock topic " + name);
