@@ -6,12 +6,17 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/perf_level.h>
 #include <rocksdb/table.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "events/bytes.hpp"
 #include "events/compact_doc.hpp"
@@ -415,6 +420,37 @@ class WriteErrors : public rocksdb::EventListener {
 
 std::optional<std::string> Store::write_error() const { return write_errors_->error(); }
 
+namespace {
+
+// The process holding the RocksDB lock of `dir` (DIR/LOCK, an fcntl lock), if another one does:
+// /proc/locks names each lock's process and its file's device and inode. Asked before the open
+// so that a second process names the first, and leaves its info log alone (the open moves
+// DIR/LOG aside before RocksDB finds the lock taken: the running server's log, renamed).
+std::optional<long> lock_holder(const std::string& dir) {
+  struct stat lock {};
+  if (::stat((dir + "/LOCK").c_str(), &lock) != 0) return std::nullopt;
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  while (std::getline(locks, line)) {
+    // "1: POSIX  ADVISORY  WRITE 27140 08:01:1234567 0 EOF"; a waiter's line has "->" first.
+    std::istringstream fields(line);
+    std::string id, kind, advisory, mode, file;
+    long pid = 0;
+    fields >> id >> kind;
+    if (kind == "->") fields >> kind;
+    fields >> advisory >> mode >> pid >> file;
+    unsigned major = 0, minor = 0;
+    unsigned long long inode = 0;
+    if (!fields || std::sscanf(file.c_str(), "%x:%x:%llu", &major, &minor, &inode) != 3) continue;
+    if (inode == lock.st_ino && makedev(major, minor) == lock.st_dev && pid > 0 &&
+        pid != ::getpid())
+      return pid;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtable_bytes,
                                            rocksdb::Env* env) {
   (void)rocksdb_crc32c();  // chosen and checked before RocksDB reads or writes a checksum
@@ -435,6 +471,9 @@ result<std::unique_ptr<Store>> Store::open(const std::string& dir, size_t memtab
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles, created;
   rocksdb::DB* raw = nullptr;
+  if (auto pid = lock_holder(dir))
+    return Status::error("cannot open the data directory " + dir + ": process " +
+                         std::to_string(*pid) + " has it open (a server? stop it first)");
   rocksdb::DBOptions options = db_options();
   options.info_log = open_info_log(dir);  // if it cannot be opened, RocksDB's own (and its error)
   if (env) options.env = env;

@@ -56,7 +56,8 @@ class WriteErrors;  // store.cpp
 
 class Store {
  public:
-  // Opens (creating if needed) the database in `dir`. Fails if another process has it open.
+  // Opens (creating if needed) the database in `dir`. Fails if another process has it open,
+  // naming that process (found in /proc/locks, before anything in `dir` is touched).
   // Each column family's memtable holds `memtable_bytes` (0: 128 MiB) before it is
   // flushed to a table file; tests make it small to flush often. `env` (the process's own if
   // null) is where RocksDB reads and writes files; tests pass one that fails writes.

@@ -1,7 +1,9 @@
 // The omniroute command's refusals of bad arguments: each names what is wrong, exits non-zero
 // and changes nothing.
 #include <doctest/doctest.h>
+#include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -157,4 +159,31 @@ TEST_CASE("at refuses a moment it cannot read, and a data directory with no data
     CHECK(r.output.find(says) != std::string::npos);
   }
   CHECK(!std::filesystem::exists(data));
+}
+
+TEST_CASE("a command on a data directory a server has open names that server, and leaves its log") {
+  omniroute::testing::TempDir dir;
+  const std::string data = dir.sub("data");
+  // The server: its stdout read until it says it serves (it holds the directory by then).
+  FILE* server = ::popen(("exec timeout 60 " + std::string(binary) +
+                          " serve --http 127.0.0.1:0 --data " + data + " 2>/dev/null")
+                             .c_str(),
+                         "r");
+  REQUIRE(server);
+  char line[512];
+  bool serving = false;
+  while (!serving && std::fgets(line, sizeof line, server))
+    serving = std::string(line).find("omniroute serving") != std::string::npos;
+  REQUIRE(serving);
+
+  const Run r = run({"digest", "--data", data});
+  CHECK(r.status != 0);
+  const std::string prefix = "omniroute: cannot open the data directory " + data + ": process ";
+  REQUIRE(r.output.rfind(prefix, 0) == 0);
+  CHECK(r.output.find(" has it open (a server? stop it first)") != std::string::npos);
+  const long pid = std::stol(r.output.substr(prefix.size()));
+  for (const auto& f : std::filesystem::directory_iterator(data))  // its info log left alone
+    CHECK(f.path().filename().string().rfind("LOG.old", 0) != 0);
+  CHECK(::kill(static_cast<pid_t>(pid), SIGTERM) == 0);  // the process named is the server
+  CHECK(::pclose(server) == 0);                          // which stops gracefully
 }
