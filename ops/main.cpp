@@ -1,5 +1,6 @@
 // The omniroute command: serve, replay, digest, journal.
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -451,7 +452,21 @@ int erlang(ErlangArgs a, bool model_a) {
 
 }  // namespace
 
+// Lets the process open as many files as its hard limit allows. A shell's soft limit is
+// usually 1,024 (Debian's default), and the server holds a descriptor for each HTTP connection
+// (--http-threads, 256 by default), each of RocksDB's table files (it keeps them open: hundreds,
+// a long-lived server's data grown to tens of GB) and Kafka's sockets. Every descriptor the
+// process makes is used with poll, never select (cpp-httplib is built with CPPHTTPLIB_USE_POLL),
+// so numbers past 1,023 are safe.
+void raise_open_files_limit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+  r.rlim_cur = r.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &r);  // failing, the soft limit stays (the store sizes to it)
+}
+
 int main(int argc, char** argv) {
+  raise_open_files_limit();
   CLI::App app{"omniroute: event-sourced routing and orchestration for omnichannel service"};
   app.require_subcommand(1);
 

@@ -6,6 +6,7 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/perf_level.h>
 #include <rocksdb/table.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -351,6 +352,15 @@ rocksdb::DBOptions Store::db_options() {
   // at the same point, so what a crash leaves of them is the views as of one moment with the
   // applied positions of that moment, which recovery brings up to the journal.
   options.atomic_flush = true;
+  // RocksDB keeps every table file open unless told how many it may. Under a low limit of
+  // descriptors (a hard limit below 65,536: the process raises its soft limit to the hard one
+  // at start), it keeps 512 of them (half, under 1,024) for the HTTP connections (one a
+  // thread) and Kafka's sockets and caches the tables it opens in the rest, instead of failing
+  // to open one ("Too many open files": a background error that stops every write).
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < 65536)
+    options.max_open_files =
+        static_cast<int>(files.rlim_cur > 1024 ? files.rlim_cur - 512 : files.rlim_cur / 2);
   return options;
 }
 

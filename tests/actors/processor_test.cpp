@@ -5,6 +5,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/table_properties.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -381,6 +382,24 @@ TEST_CASE(
   CHECK(fact_count.size() == events.size());
   for (const auto& [id, n] : fact_count) CHECK_MESSAGE(n == 1, id);
   check_rebuild_equals_live(node);
+}
+
+TEST_CASE("RocksDB keeps table files open within the process's limit of descriptors") {
+  rlimit was{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &was) == 0);
+  const auto with_soft_limit = [&](rlim_t soft) {
+    rlimit r = was;
+    r.rlim_cur = std::min(soft, was.rlim_max);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &r) == 0);
+    const int kept = projections::Store::db_options().max_open_files;
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &was) == 0);
+    return kept;
+  };
+  CHECK(with_soft_limit(1024) == 512);  // Debian's default: 512 left to connections and Kafka
+  CHECK(with_soft_limit(20000) == 19488);
+  CHECK(with_soft_limit(600) == 300);
+  if (was.rlim_max >= 65536)
+    CHECK(with_soft_limit(65536) == -1);  // all of them, as RocksDB's default
 }
 
 TEST_CASE("the journal index points into the embedded journal or holds copies, and reads the same") {

@@ -2,10 +2,12 @@
 // and changes nothing.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -165,10 +167,19 @@ TEST_CASE("a command on a data directory a server has open names that server, an
   omniroute::testing::TempDir dir;
   const std::string data = dir.sub("data");
   // The server: its stdout read until it says it serves (it holds the directory by then).
-  FILE* server = ::popen(("exec timeout 60 " + std::string(binary) +
-                          " serve --http 127.0.0.1:0 --data " + data + " 2>/dev/null")
-                             .c_str(),
-                         "r");
+  // With a soft limit of descriptors below its hard one (this process's), which the server
+  // raises (prlimit: util-linux, essential in Debian).
+  rlimit own{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &own) == 0);
+  REQUIRE(own.rlim_max >= 128);
+  const std::string hard_limit =
+                        own.rlim_max == RLIM_INFINITY ? "unlimited" : std::to_string(own.rlim_max),
+                    soft_limit = std::to_string(std::min<rlim_t>(1024, own.rlim_max / 2));
+  FILE* server =
+      ::popen(("exec prlimit --nofile=" + soft_limit + ":" + hard_limit + " timeout 60 " +
+               std::string(binary) + " serve --http 127.0.0.1:0 --data " + data + " 2>/dev/null")
+                  .c_str(),
+              "r");
   REQUIRE(server);
   char line[512];
   bool serving = false;
@@ -184,6 +195,15 @@ TEST_CASE("a command on a data directory a server has open names that server, an
   const long pid = std::stol(r.output.substr(prefix.size()));
   for (const auto& f : std::filesystem::directory_iterator(data))  // its info log left alone
     CHECK(f.path().filename().string().rfind("LOG.old", 0) != 0);
+  std::ifstream limits("/proc/" + std::to_string(pid) + "/limits");
+  std::string limit;
+  while (std::getline(limits, limit) && limit.rfind("Max open files", 0) != 0) {
+  }
+  std::istringstream words(limit.substr(std::string("Max open files").size()));
+  std::string soft, hard;
+  words >> soft >> hard;
+  CHECK(soft == hard_limit);  // raised to the hard limit
+  CHECK(hard == hard_limit);
   CHECK(::kill(static_cast<pid_t>(pid), SIGTERM) == 0);  // the process named is the server
   CHECK(::pclose(server) == 0);                          // which stops gracefully
 }
