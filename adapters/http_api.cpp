@@ -54,9 +54,21 @@ constexpr const char* forwarded_by = "X-Omniroute-Forwarded-By";
 // a server started twice by mistake (with another --data) took half of the events into its own
 // store. SO_REUSEADDR alone still lets a restarted server bind while the last one's connections
 // linger in TIME_WAIT.
+//
+// The rest is for the connections accepted from it, which inherit it (Linux): a client that
+// vanished without closing (its machine gone, a NAT or VPN that dropped the flow) is otherwise
+// found only when the kernel gives up retransmitting to it, about 15 minutes
+// (tcp_retries2), its thread and its place among the long-polls held meanwhile. Data unacknowledged
+// for 30 s ends the connection (TCP_USER_TIMEOUT: a stream's heartbeat is such data); an idle one
+// is probed after 60 s, every 10 s, and ended after 3 probes unanswered.
 void listening_options(socket_t sock) {
-  const int yes = 1;
+  const int yes = 1, unacknowledged_ms = 30000, idle_s = 60, probe_every_s = 10, probes = 3;
   setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  setsockopt(sock, SOL_SOCKET, SO_KEEPALIVE, &yes, sizeof yes);
+  setsockopt(sock, IPPROTO_TCP, TCP_USER_TIMEOUT, &unacknowledged_ms, sizeof unacknowledged_ms);
+  setsockopt(sock, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+  setsockopt(sock, IPPROTO_TCP, TCP_KEEPINTVL, &probe_every_s, sizeof probe_every_s);
+  setsockopt(sock, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
 }
 
 // An error may quote what the request held (an id, a path, the parser's view of a body), which
