@@ -27,15 +27,13 @@ InfoLog::InfoLog(int fd, size_t size, rocksdb::InfoLogLevel level)
     : rocksdb::Logger(level), fd_(fd), written_(size) {}
 
 InfoLog::~InfoLog() {
-  if (fd_ >= 0) ::close(fd_);
+  if (const int fd = fd_.exchange(-1); fd >= 0) ::close(fd);
 }
 
 rocksdb::Status InfoLog::CloseImpl() {
-  if (fd_ >= 0 && ::close(fd_) != 0) {
-    fd_ = -1;
+  const int fd = fd_.exchange(-1);  // a line logged after this is dropped
+  if (fd >= 0 && ::close(fd) != 0)
     return rocksdb::Status::IOError("closing the info log", std::strerror(errno));
-  }
-  fd_ = -1;
   return rocksdb::Status::OK();
 }
 
@@ -71,7 +69,8 @@ void InfoLog::Logv(const char* format, va_list ap) {
   }
   if (n == 0 || line[n - 1] != '\n') line[n++] = '\n';
   // One write a line: with O_APPEND, lines of threads writing at once do not interleave.
-  const ssize_t w = fd_ >= 0 ? ::write(fd_, line, n) : -1;
+  const int fd = fd_.load(std::memory_order_relaxed);
+  const ssize_t w = fd >= 0 ? ::write(fd, line, n) : -1;
   if (w > 0) written_.fetch_add(static_cast<size_t>(w), std::memory_order_relaxed);
   if (w != static_cast<ssize_t>(n)) dropped_.fetch_add(1, std::memory_order_relaxed);
 }

@@ -36,7 +36,7 @@ class InfoLog : public rocksdb::Logger {
   InfoLog(int fd, size_t size, rocksdb::InfoLogLevel level);
   rocksdb::Status CloseImpl() override;
 
-  int fd_;
+  std::atomic<int> fd_;
   std::atomic<size_t> written_;
   std::atomic<uint64_t> dropped_{0};
 };
