@@ -214,6 +214,9 @@ class GroupMembership final : public Membership {
     if (!conf) return conf.error();
     auto self = std::unique_ptr<GroupMembership>(new GroupMembership);
     Status s = set(*conf, "group.id", o.group);
+    // Unless the user's settings chose another assignor (they came first, in base_conf).
+    if (s && !o.config.count("partition.assignment.strategy"))
+      s = set(*conf, "partition.assignment.strategy", "cooperative-sticky");
     if (s) s = set(*conf, "enable.auto.commit", "false");
     if (s) s = set(*conf, "enable.auto.offset.store", "false");
     if (!s) {
@@ -262,16 +265,32 @@ class GroupMembership final : public Membership {
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<GroupMembership*>(opaque);
+    // Cooperative (the default, cooperative-sticky): `parts` are the partitions added or taken
+    // away, and the others stay where they are, their hosts running. Eager (a user's range or
+    // roundrobin): every partition is taken away, then the whole new assignment given.
+    const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      rd_kafka_assign(rk, parts);
+      if (cooperative)
+        report(rd_kafka_incremental_assign(rk, parts), "assign");
+      else
+        rd_kafka_assign(rk, parts);
       rd_kafka_pause_partitions(rk, parts);
       for (int i = 0; i < parts->cnt; ++i)
         self->assigned_.push_back(partition_id{parts->elems[i].partition});
     } else {
       for (int i = 0; i < parts->cnt; ++i)
         self->revoked_.push_back(partition_id{parts->elems[i].partition});
-      rd_kafka_assign(rk, nullptr);
+      if (cooperative)
+        report(rd_kafka_incremental_unassign(rk, parts), "unassign");
+      else
+        rd_kafka_assign(rk, nullptr);
     }
+  }
+  static void report(rd_kafka_error_t* error, const char* what) {
+    if (!error) return;
+    std::cerr << "omniroute: kafka group: incremental " << what << ": "
+              << rd_kafka_error_string(error) << "\n";
+    rd_kafka_error_destroy(error);
   }
   rd_kafka_t* rk_ = nullptr;
   std::vector<partition_id> assigned_, revoked_;

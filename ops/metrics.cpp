@@ -89,6 +89,11 @@ Metrics::Metrics()
                   .Name("omniroute_processor_errors_total")
                   .Help("Processor failures (the host retries with backoff), per partition")
                   .Register(*registry_)),
+      recoveries_(BuildCounter()
+                      .Name("omniroute_recoveries_total")
+                      .Help("Recoveries of a partition's state: when this process took the "
+                            "partition (at start, in a rebalance) and after a failed step")
+                      .Register(*registry_)),
       recovery_seconds_(BuildGauge()
                             .Name("omniroute_recovery_seconds")
                             .Help("How long the last recovery of a partition's state took (its "
@@ -358,6 +363,7 @@ void Metrics::on_error(partition_id p, const std::string&) {
 
 void Metrics::on_recovery(partition_id p, double seconds, size_t entries, bool from_snapshot) {
   const std::map<std::string, std::string> partition{{"partition", std::to_string(p.value())}};
+  recoveries_.Add(partition).Increment();
   recovery_seconds_.Add(partition).Set(seconds);
   recovery_entries_.Add(partition).Set(static_cast<double>(entries));
   recovery_from_snapshot_.Add(partition).Set(from_snapshot ? 1 : 0);

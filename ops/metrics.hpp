@@ -93,6 +93,7 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Gauge>& agents_;
   prometheus::Family<prometheus::Counter>& http_;
   prometheus::Family<prometheus::Counter>& errors_;
+  prometheus::Family<prometheus::Counter>& recoveries_;
   prometheus::Family<prometheus::Gauge>& recovery_seconds_;
   prometheus::Family<prometheus::Gauge>& recovery_entries_;
   prometheus::Family<prometheus::Gauge>& recovery_from_snapshot_;

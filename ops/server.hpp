@@ -56,6 +56,7 @@ class Server {
   // Puts other API keys in force (HttpApi::set_credentials).
   void set_credentials(std::shared_ptr<const adapters::Credentials> c) { http_->set_credentials(std::move(c)); }
   bool ready() const { return processor_->ready(); }
+  bool owns(partition_id p) const { return processor_->owns(p); }
   const events::EventLog& log() const { return *storage_.log; }
   projections::Store& store() { return *storage_.store; }
 

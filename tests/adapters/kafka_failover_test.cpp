@@ -2,11 +2,11 @@
 // events go in through either, one leaves, the other takes its partitions over. Every fact is
 // journaled exactly once and the survivor serves the tenants the other one had.
 #include <doctest/doctest.h>
-
 #include <httplib.h>
 
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "events/kafka_log.hpp"
@@ -275,6 +275,71 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
     from_snapshot += metrics->body.find("omniroute_recovery_from_snapshot{partition=\"" + std::to_string(p) + "\"} 1") !=
                      std::string::npos;
   CHECK(from_snapshot == 2);
+}
+
+// omniroute_recoveries_total of the node on `port`, by partition.
+std::map<int, double> recoveries(int port) {
+  httplib::Client http("127.0.0.1", port);
+  auto res = http.Get("/metrics");
+  REQUIRE(res);
+  std::map<int, double> out;
+  std::istringstream lines(res->body);
+  std::string line;
+  const std::string name = "omniroute_recoveries_total{partition=\"";
+  while (std::getline(lines, line))
+    if (line.rfind(name, 0) == 0) {
+      const size_t end = line.find('"', name.size());
+      out[std::stoi(line.substr(name.size(), end - name.size()))] =
+          std::stod(line.substr(line.find(' ', end) + 1));
+    }
+  return out;
+}
+
+TEST_CASE("kafka: a node joining takes its share, and the partitions the first keeps run on") {
+  // The group's assignor is cooperative-sticky: a rebalance takes away only the partitions that
+  // move. Eager (range, librdkafka's default) took every partition from every node and gave
+  // them back: each host stopped, wrote its snapshot and recovered, at every node's start or
+  // stop, and an assignment by member id could move partitions to nodes that never had them.
+  testing::MockKafka cluster;
+  cluster.create_topic("omniroute.ingest", 4);
+  cluster.create_topic("omniroute.journal", 4);
+  testing::TempDir dir;
+  auto a = start_node(cluster.brokers(), dir.sub("a"));
+  const auto owned_by = [](const ops::Server& s) {
+    std::set<int> owned;
+    for (int p = 0; p < 4; ++p)
+      if (s.owns(partition_id{p})) owned.insert(p);
+    return owned;
+  };
+  for (int i = 0; i < 300 && !(a->ready() && owned_by(*a).size() == 4); ++i)
+    std::this_thread::sleep_for(100ms);
+  REQUIRE(owned_by(*a).size() == 4);
+  httplib::Client via_a("127.0.0.1", a->port());
+  post_round(via_a, 0);
+
+  auto b = start_node(cluster.brokers(), dir.sub("b"));
+  const auto settled = [&] {
+    if (!a->ready() || !b->ready()) return false;
+    const auto in_a = owned_by(*a), in_b = owned_by(*b);
+    if (in_b.empty() || in_a.size() + in_b.size() != 4) return false;
+    for (int p : in_b)
+      if (in_a.count(p)) return false;
+    return true;
+  };
+  for (int i = 0; i < 300 && !settled(); ++i) std::this_thread::sleep_for(100ms);
+  REQUIRE(settled());
+  const auto kept = owned_by(*a), moved = owned_by(*b);
+  CHECK(kept.size() == 2);  // sticky and balanced
+  const auto taken_a = recoveries(a->port()), taken_b = recoveries(b->port());
+  for (int p : kept) CHECK_MESSAGE(taken_a.at(p) == 1, "partition " << p);  // at a's start only
+  for (int p : moved) CHECK_MESSAGE(taken_b.at(p) == 1, "partition " << p);
+  b->stop();  // b leaving gives its partitions back to a, which keeps its own running
+  for (int i = 0; i < 300 && !(a->ready() && owned_by(*a).size() == 4); ++i)
+    std::this_thread::sleep_for(100ms);
+  REQUIRE(owned_by(*a).size() == 4);
+  const auto after = recoveries(a->port());
+  for (int p : kept) CHECK_MESSAGE(after.at(p) == 1, "partition " << p);
+  for (int p : moved) CHECK_MESSAGE(after.at(p) == 2, "partition " << p);  // taken back
 }
 
 TEST_CASE(
