@@ -119,6 +119,21 @@ result<int> partition_count(rd_kafka_t* rk, const std::string& topic) {
   return n;
 }
 
+// The replicas of `topic`'s first partition, 0 if the metadata does not name them.
+int replica_count(rd_kafka_t* rk, const std::string& topic) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+  rd_kafka_topic_destroy(rkt);
+  if (err) return 0;
+  int n = 0;
+  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+      md->topics[0].partition_cnt > 0)
+    n = md->topics[0].partitions[0].replica_cnt;
+  rd_kafka_metadata_destroy(md);
+  return n;
+}
+
 Status create_topic(rd_kafka_t* rk, const std::string& topic, int partitions,
                     const std::map<std::string, std::string>& configs = {}) {
   char err[512];
@@ -376,6 +391,31 @@ std::map<std::string, std::string> required_topic_configs(log_topic topic) {
   return {};
 }
 
+std::vector<std::string> durability_warnings(const std::string& name, int replicas,
+                                             const std::map<std::string, std::string>& configs) {
+  std::vector<std::string> out;
+  const auto setting = [&](const char* key) {
+    auto it = configs.find(key);
+    return it == configs.end() ? std::string() : it->second;
+  };
+  if (replicas == 1)
+    out.push_back("kafka topic " + name +
+                  " has one replica: an acknowledged event is lost with its broker's disk (make "
+                  "it with a replication factor of 3)");
+  const std::string in_sync = setting("min.insync.replicas");
+  if (replicas > 1 && (in_sync == "1" || in_sync == "0"))
+    out.push_back("kafka topic " + name + " is set to min.insync.replicas=" + in_sync +
+                  ": acks=all then waits for its leader alone, and an event acknowledged just "
+                  "before the leader is lost is lost (set it to 2: kafka-configs.sh --alter "
+                  "--entity-type topics --entity-name " +
+                  name + " --add-config min.insync.replicas=2)");
+  if (setting("unclean.leader.election.enable") == "true")
+    out.push_back("kafka topic " + name +
+                  " is set to unclean.leader.election.enable=true: a replica that missed "
+                  "acknowledged events may lead (set it to false)");
+  return out;
+}
+
 Status check_topic_configs(const std::string& name, log_topic topic,
                            const std::map<std::string, std::string>& configs) {
   std::string wrong, fix;
@@ -481,6 +521,10 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
         continue;
       }
       if (Status c = check_topic_configs(name, role, *configs); !c) return c;
+      if (role != log_topic::nodes)
+        for (const std::string& w :
+             durability_warnings(name, replica_count(log->producer_, name), *configs))
+          std::cerr << "omniroute: warning: " << w << "\n";
       // A topic may take smaller messages than the producer sends (the brokers would refuse
       // them, and a journal record be retried for ever).
       auto limit = configs->find("max.message.bytes");

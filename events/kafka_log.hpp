@@ -52,6 +52,14 @@ Status check_kafka_config(const std::map<std::string, std::string>& config);
 // The log's topics: <prefix>ingest, <prefix>journal, <prefix>nodes.
 enum class log_topic { ingest, journal, nodes };
 
+// What topic `name`'s replicas (those of its first partition, from the metadata) and settings
+// (as the cluster describes them) leave of "an acknowledged event is never lost" when a broker
+// is: a line for each weakness, none if there is none. For the ingest and journal topics; the
+// log writes them at open, and refuses nothing (a one-broker cluster for development has one
+// replica, and can have no more).
+std::vector<std::string> durability_warnings(const std::string& name, int replicas,
+                                             const std::map<std::string, std::string>& configs);
+
 // What a topic of the log must be set to keep (Kafka's topic settings), as they are given when
 // the log creates it. The journal is the source of truth: every record kept for good
 // (retention.ms and retention.bytes -1), never compacted. The ingest topic is not compacted

@@ -682,6 +682,32 @@ CONFORMANCE("a claim that knows the history up to a position resumes from it",
             a_claim_that_knows_the_history_resumes_from_it)
 CONFORMANCE("membership assigns every partition", membership_assigns_every_partition)
 
+TEST_CASE("kafka: a topic that could lose acknowledged events is named, with its fix") {
+  // As a cluster describes a topic made with its defaults: min.insync.replicas 1.
+  const std::map<std::string, std::string> defaults = {{"min.insync.replicas", "1"},
+                                                       {"unclean.leader.election.enable", "false"}};
+  const auto three = durability_warnings("omniroute.journal", 3, defaults);
+  REQUIRE(three.size() == 1);
+  CHECK(three[0] ==
+        "kafka topic omniroute.journal is set to min.insync.replicas=1: acks=all then waits for "
+        "its leader alone, and an event acknowledged just before the leader is lost is lost (set "
+        "it to 2: kafka-configs.sh --alter --entity-type topics --entity-name omniroute.journal "
+        "--add-config min.insync.replicas=2)");
+  const auto one = durability_warnings("omniroute.ingest", 1, defaults);  // one broker
+  REQUIRE(one.size() == 1);
+  CHECK(one[0].find("omniroute.ingest has one replica") != std::string::npos);
+  CHECK(durability_warnings(
+            "omniroute.journal", 3,
+            {{"min.insync.replicas", "2"}, {"unclean.leader.election.enable", "false"}})
+            .empty());
+  const auto unclean = durability_warnings(
+      "omniroute.journal", 3,
+      {{"min.insync.replicas", "2"}, {"unclean.leader.election.enable", "true"}});
+  REQUIRE(unclean.size() == 1);
+  CHECK(unclean[0].find("unclean.leader.election.enable=true") != std::string::npos);
+  CHECK(durability_warnings("omniroute.journal", 0, {}).empty());  // nothing known, nothing said
+}
+
 TEST_CASE("kafka: extra settings tune the clients, but not what the log sets itself") {
   CHECK(check_kafka_config({{"message.timeout.ms", "2000"},
                             {"linger.ms", "20"},
