@@ -60,7 +60,8 @@ constexpr const char* forwarded_by = "X-Omniroute-Forwarded-By";
 // found only when the kernel gives up retransmitting to it, about 15 minutes
 // (tcp_retries2), its thread and its place among the long-polls held meanwhile. Data unacknowledged
 // for 30 s ends the connection (TCP_USER_TIMEOUT: a stream's heartbeat is such data); an idle one
-// is probed after 60 s, every 10 s, and ended after 3 probes unanswered.
+// is probed from 60 s on, every 10 s, and (with TCP_USER_TIMEOUT set, Linux counts it instead
+// of the probes) ended once 30 s have passed without an answer.
 void listening_options(socket_t sock) {
   const int yes = 1, unacknowledged_ms = 30000, idle_s = 60, probe_every_s = 10, probes = 3;
   setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
