@@ -18,6 +18,7 @@
 #include "events/journal.hpp"
 #include "events/time.hpp"
 #include "ops/server.hpp"
+#include "ops/version.hpp"
 #include "projections/erlang.hpp"
 #include "projections/queue_plan.hpp"
 
@@ -128,17 +129,19 @@ int serve(ops::ServerOptions options, const std::string& http, const std::string
   if (!server) return fail(server.error().message());
   const std::string base = "http://" + options.http.host + ":" + std::to_string((*server)->port());
   std::cout << "omniroute serving\n"
+            << "  build:   " << ops::version() << ", commit " << ops::commit() << "\n"
             << "  engine:  " << (*server)->log().describe() << ", data in "
             << options.engine.data_dir << "\n"
             << "  API:     " << base << "/v1/events, /v1/journal, /v1/conversations/{id}, ...\n"
-            << "  metrics: " << base << "/metrics   health: " << base << "/healthz, "
-            << base << "/readyz\n"
+            << "  metrics: " << base << "/metrics   health: " << base << "/healthz, " << base
+            << "/readyz\n"
             << "  access:  "
             << (options.http.credentials
-                    ? std::to_string(options.http.credentials->size()) + " API keys from " + credentials +
-                          " (Authorization: Bearer KEY)"
-                    : std::string("open: no --credentials, any client that reaches the port may use "
-                                  "every tenant"))
+                    ? std::to_string(options.http.credentials->size()) + " API keys from " +
+                          credentials + " (Authorization: Bearer KEY)"
+                    : std::string(
+                          "open: no --credentials, any client that reaches the port may use "
+                          "every tenant"))
             << "\n";
   for (const auto& w : options.webhooks)
     std::cout << "  webhook: " << w.name << " -> " << w.url << " (tenant " << w.tenant << ")\n";
@@ -468,6 +471,8 @@ void raise_open_files_limit() {
 int main(int argc, char** argv) {
   raise_open_files_limit();
   CLI::App app{"omniroute: event-sourced routing and orchestration for omnichannel service"};
+  app.set_version_flag(
+      "--version", std::string("omniroute ") + ops::version() + " (commit " + ops::commit() + ")");
   app.require_subcommand(1);
 
   ops::ServerOptions server_options;

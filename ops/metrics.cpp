@@ -4,6 +4,8 @@
 
 #include <iostream>
 
+#include "ops/version.hpp"
+
 namespace omniroute::ops {
 
 using prometheus::BuildCounter;
@@ -197,7 +199,15 @@ Metrics::Metrics()
                           .Help("1 once more queues or tenants were seen than get gauges of their "
                                 "own (--metrics-queues): the others are not exported")
                           .Register(*registry_)
-                          .Add({})) {}
+                          .Add({})) {
+  // Which build this is, as a constant 1 labelled with it: dashboards join it to tell deploys.
+  BuildGauge()
+      .Name("omniroute_build_info")
+      .Help("1, labelled with this build's version and the commit it was built from")
+      .Register(*registry_)
+      .Add({{"version", version()}, {"commit", commit()}})
+      .Set(1);
+}
 
 void Metrics::memtable_bytes(uint64_t bytes) { memtables_.Set(static_cast<double>(bytes)); }
 

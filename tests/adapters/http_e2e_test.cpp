@@ -24,6 +24,7 @@
 #include "events/kafka_log.hpp"
 #include "events/time.hpp"
 #include "ops/server.hpp"
+#include "ops/version.hpp"
 #include "tests/support/support.hpp"
 
 using namespace omniroute;
@@ -218,6 +219,9 @@ TEST_CASE("the README session: configure a queue, log an agent in, start a conve
   CHECK(r.metric("omniroute_journal_entries_total") >= 7);
   // The journal, the ingest log and the views written so far are in the memtables.
   CHECK(r.metric("omniroute_rocksdb_memtable_bytes") > 0);
+  // Which build answers: its version and commit (ops/version.hpp), for dashboards to join on.
+  CHECK(r.metric(std::string("omniroute_build_info{commit=\"") + ops::commit() + "\",version=\"" +
+                 ops::version() + "\"}") == 1);
 }
 
 TEST_CASE("optional fields sent as null are absent: the facts are routed and the partition goes on") {

@@ -207,3 +207,9 @@ TEST_CASE("a command on a data directory a server has open names that server, an
   CHECK(::kill(static_cast<pid_t>(pid), SIGTERM) == 0);  // the process named is the server
   CHECK(::pclose(server) == 0);                          // which stops gracefully
 }
+
+TEST_CASE("--version names the build's version and commit") {
+  const Run r = run({"--version"});
+  CHECK(r.status == 0);
+  CHECK(r.output.rfind("omniroute 0.1.0 (commit ", 0) == 0);  // CMakeLists.txt's project version
+}
