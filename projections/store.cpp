@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "events/bytes.hpp"
@@ -410,13 +411,16 @@ class WriteErrors : public rocksdb::EventListener {
     if (!error || error->ok() || error->severity() < rocksdb::Status::Severity::kHardError) return;
     std::lock_guard<std::mutex> lock(mu_);
     error_ = error->ToString();
+    std::cerr << "omniroute: the store refuses writes: " << *error_ << "\n";
   }
   void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (info.new_bg_error.ok())
+    if (info.new_bg_error.ok()) {
+      if (error_) std::cerr << "omniroute: the store takes writes again\n";
       error_.reset();
-    else
+    } else {
       error_ = info.new_bg_error.ToString();
+    }
   }
   std::optional<std::string> error() const {
     std::lock_guard<std::mutex> lock(mu_);
