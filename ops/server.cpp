@@ -13,7 +13,7 @@ result<Storage> open_storage(const EngineOptions& o) {
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) return Status::error("cannot create the data directory " + o.data_dir + ": " + ec.message());
   Storage s;
-  auto store = projections::Store::open(o.data_dir);
+  auto store = projections::Store::open(o.data_dir, 0, o.env);
   if (!store) return store.error();
   s.store = std::move(store.value());
   // The embedded engine's journal is in the same database: its index points into it.

@@ -22,6 +22,8 @@ struct EngineOptions {
   std::string kafka_brokers;                 // empty: the embedded engine
   std::string kafka_topic_prefix = "omniroute.";
   std::map<std::string, std::string> kafka_config;
+  rocksdb::Env* env = nullptr;  // where RocksDB reads and writes (null: the process's; tests
+                                // pass one that fails writes)
 };
 
 // The store and the event log of a data directory (embedded or kafka engine).

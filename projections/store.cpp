@@ -409,6 +409,7 @@ class WriteErrors : public rocksdb::EventListener {
   void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
     // A soft error (a compaction's, for want of space) leaves writes going.
     if (!error || error->ok() || error->severity() < rocksdb::Status::Severity::kHardError) return;
+    if (error->IsShutdownInProgress()) return;  // a flush cut short by the close: not the disk
     std::lock_guard<std::mutex> lock(mu_);
     error_ = error->ToString();
     std::cerr << "omniroute: the store refuses writes: " << *error_ << "\n";

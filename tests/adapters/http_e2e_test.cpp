@@ -25,6 +25,7 @@
 #include "events/time.hpp"
 #include "ops/server.hpp"
 #include "ops/version.hpp"
+#include "tests/support/full_disk.hpp"
 #include "tests/support/support.hpp"
 
 using namespace omniroute;
@@ -222,6 +223,54 @@ TEST_CASE("the README session: configure a queue, log an agent in, start a conve
   // Which build answers: its version and commit (ops/version.hpp), for dashboards to join on.
   CHECK(r.metric(std::string("omniroute_build_info{commit=\"") + ops::commit() + "\",version=\"" +
                  ops::version() + "\"}") == 1);
+}
+
+TEST_CASE(
+    "a full disk: POSTs answered 503 and /readyz names why, until there is room; nothing lost") {
+  auto disk = std::make_shared<testing::FullDisk>();
+  const auto env = std::make_unique<testing::OnDisk>(disk);
+  Running r("", [&](ops::ServerOptions& o) { o.engine.env = env.get(); });
+  const auto started = [](const std::string& id, const std::string& c) {
+    return event(
+        id, "conversation.started", "2026-11-20T10:00:02Z",
+        {{"conversation", c}, {"customer", "u-1"}, {"channel", "web"}, {"queue", "billing"}});
+  };
+  REQUIRE(r.post(event("q-1", "queue.configured", "2026-11-20T10:00:00Z", {{"queue", "billing"}}))
+              ->status == 202);
+  REQUIRE(r.post(started("s-1", "c-1"))->status == 202);
+  r.journal_until("conversation.queued");
+  disk->full = true;
+  auto refused = r.post(started("s-2", "c-2"));
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(json::parse(refused->body)["error"] == "unavailable");
+  auto ready = r.http->Get("/readyz");
+  REQUIRE(ready);
+  CHECK(ready->status == 503);
+  const json why = json::parse(ready->body);
+  CHECK(why["ready"] == false);
+  CHECK(why["reason"].get<std::string>().rfind("the store refuses writes: ", 0) == 0);
+  CHECK(why["reason"].get<std::string>().find("No space left on device") != std::string::npos);
+  CHECK(r.metric("omniroute_ready") == 0);
+
+  disk->full = false;  // RocksDB looks every 5 s, resumes, and the resend is taken
+  int status = 0;
+  for (int i = 0; i < 300 && status != 202; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = r.post(started("s-2", "c-2"))->status;
+  }
+  REQUIRE(status == 202);
+  for (int i = 0; i < 300 && r.http->Get("/readyz")->status != 200; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(r.get("/readyz")["ready"] == true);
+  CHECK(r.metric("omniroute_ready") == 1);
+  CHECK(r.get("/v1/conversations/c-1?tenant=acme")["conversation"] == "c-1");
+  for (int i = 0; i < 300; ++i) {  // the resent event, decided once its partition recovered
+    auto c = r.http->Get("/v1/conversations/c-2?tenant=acme");
+    if (c && c->status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(r.get("/v1/conversations/c-2?tenant=acme")["conversation"] == "c-2");
 }
 
 TEST_CASE("optional fields sent as null are absent: the facts are routed and the partition goes on") {
