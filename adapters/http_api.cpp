@@ -1023,20 +1023,25 @@ void HttpApi::routes() {
     metrics_.memtable_bytes(store_.memtable_bytes());
     metrics_.write_stall_micros(store_.write_totals().stall_micros);
     metrics_.waiting_polls(waiting_polls_.load(), poll_limit_, streams_.load());
-    metrics_.ready(ready_() && !store_.write_error());
+    metrics_.ready(!not_ready_because());
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });
   svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, {{"status", "ok"}});
   });
   svr.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    json answer = {{"ready", ready_ && ready_()}};
-    if (auto refused = store_.write_error()) {  // e.g. a full disk: writes would be answered 503
-      answer["ready"] = false;
-      answer["reason"] = "the store refuses writes: " + *refused;
-    }
-    send_json(res, answer["ready"] == true ? 200 : 503, answer);
+    const auto why = not_ready_because();
+    json answer = {{"ready", !why}};
+    if (why && !why->empty()) answer["reason"] = *why;
+    send_json(res, why ? 503 : 200, answer);
   });
+}
+
+std::optional<std::string> HttpApi::not_ready_because() const {
+  if (auto refused = store_.write_error())  // e.g. a full disk: writes would be answered 503
+    return "the store refuses writes: " + *refused;
+  if (!ready_ || !ready_()) return std::string();  // recovering, or (Kafka) owning nothing yet
+  return std::nullopt;
 }
 
 namespace {

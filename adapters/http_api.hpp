@@ -118,6 +118,9 @@ class HttpApi {
   // tenant is returned and the owner's address set there instead.
   std::optional<std::string> tenant_param(const httplib::Request& req, httplib::Response& res,
                                           std::string* relay_to = nullptr) const;
+  // Why this process is not ready (/readyz, omniroute_ready), nullopt when it is: the store's
+  // refusal of writes, or empty while its partitions recover (or, Kafka, it owns none yet).
+  std::optional<std::string> not_ready_because() const;
   // Answers `req` with what the node at `owner` (owner of partition p) answers it.
   void forward(const httplib::Request& req, httplib::Response& res, const std::string& owner,
                partition_id p) const;

@@ -105,33 +105,31 @@ result<rd_kafka_t*> make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
   return rk;
 }
 
-// Partition count of `topic`, 0 if it does not exist.
-result<int> partition_count(rd_kafka_t* rk, const std::string& topic) {
+// What the metadata says of `topic`: its partitions (0 if it does not exist) and the replicas
+// of its first partition (0 if none are named).
+struct TopicShape {
+  int partitions = 0;
+  int replicas = 0;
+};
+result<TopicShape> topic_shape(rd_kafka_t* rk, const std::string& topic) {
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
   const rd_kafka_metadata_t* md = nullptr;
   rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
   rd_kafka_topic_destroy(rkt);
   if (err) return Status::error("kafka metadata for " + topic + ": " + rd_kafka_err2str(err));
-  int n = 0;
-  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-    n = md->topics[0].partition_cnt;
+  TopicShape shape;
+  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    shape.partitions = md->topics[0].partition_cnt;
+    if (shape.partitions > 0) shape.replicas = md->topics[0].partitions[0].replica_cnt;
+  }
   rd_kafka_metadata_destroy(md);
-  return n;
+  return shape;
 }
 
-// The replicas of `topic`'s first partition, 0 if the metadata does not name them.
-int replica_count(rd_kafka_t* rk, const std::string& topic) {
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-  rd_kafka_topic_destroy(rkt);
-  if (err) return 0;
-  int n = 0;
-  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-      md->topics[0].partition_cnt > 0)
-    n = md->topics[0].partitions[0].replica_cnt;
-  rd_kafka_metadata_destroy(md);
-  return n;
+result<int> partition_count(rd_kafka_t* rk, const std::string& topic) {
+  auto shape = topic_shape(rk, topic);
+  if (!shape) return shape.error();
+  return shape->partitions;
 }
 
 Status create_topic(rd_kafka_t* rk, const std::string& topic, int partitions,
@@ -521,10 +519,12 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
         continue;
       }
       if (Status c = check_topic_configs(name, role, *configs); !c) return c;
-      if (role != log_topic::nodes)
+      if (role != log_topic::nodes) {
+        const auto shape = topic_shape(log->producer_, name);  // no metadata: no replicas known
         for (const std::string& w :
-             durability_warnings(name, replica_count(log->producer_, name), *configs))
+             durability_warnings(name, shape ? shape->replicas : 0, *configs))
           std::cerr << "omniroute: warning: " << w << "\n";
+      }
       // A topic may take smaller messages than the producer sends (the brokers would refuse
       // them, and a journal record be retried for ever).
       auto limit = configs->find("max.message.bytes");

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -20,12 +21,30 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::unique_ptr<ops::Server> start_node(const std::string& brokers, const std::string& dir) {
+// The log's ingest and journal topics, 4 partitions each, on the mock cluster.
+void create_log_topics(testing::MockKafka& cluster) {
+  cluster.create_topic("omniroute.ingest", 4);
+  cluster.create_topic("omniroute.journal", 4);
+}
+
+// Polls `done` every 100 ms, at most `tries` times; whether it came true.
+bool eventually(const std::function<bool()>& done, int tries = 300) {
+  for (int i = 0; i < tries; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return done();
+}
+
+// A node with the tests' group settings (and `extra` librdkafka settings).
+std::unique_ptr<ops::Server> start_node(const std::string& brokers, const std::string& dir,
+                                        const std::map<std::string, std::string>& extra = {}) {
   ops::ServerOptions o;
   o.engine.data_dir = dir;
   o.engine.kafka_brokers = brokers;
   o.engine.kafka_config = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "300"},
                            {"log_level", "0"}};
+  for (const auto& [k, v] : extra) o.engine.kafka_config[k] = v;
   o.http.port = 0;
   auto s = ops::Server::start(o);
   REQUIRE_MESSAGE(s.has_value(), (s ? "" : s.error().message()));
@@ -100,16 +119,25 @@ bool has_all(const std::map<std::string, int>& facts, const std::vector<std::str
   return true;
 }
 
+// The journaled facts, read again until they hold every id of `ids` (the processors caught up)
+// or `tries` reads have been made.
+std::map<std::string, int> facts_once_caught_up(const std::string& brokers,
+                                                const std::vector<std::string>& ids,
+                                                int tries = 300) {
+  std::map<std::string, int> facts;
+  eventually([&] { return has_all(facts = journaled_facts(brokers), ids); }, tries);
+  return facts;
+}
+
 }  // namespace
 
 TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing is lost or doubled") {
   testing::MockKafka cluster;
-  cluster.create_topic("omniroute.ingest", 4);
-  cluster.create_topic("omniroute.journal", 4);
+  create_log_topics(cluster);
   testing::TempDir dir;
   auto a = start_node(cluster.brokers(), dir.sub("a"));
   auto b = start_node(cluster.brokers(), dir.sub("b"));
-  for (int i = 0; i < 300 && !(a->ready() && b->ready()); ++i) std::this_thread::sleep_for(100ms);
+  eventually([&] { return a->ready() && b->ready(); });
   REQUIRE(a->ready());
   REQUIRE(b->ready());  // both own partitions: the group split them
 
@@ -119,11 +147,7 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   auto ids = post_round(via_a, 0);
   auto more = post_round(via_b, 1);
   ids.insert(ids.end(), more.begin(), more.end());
-  std::map<std::string, int> facts;
-  for (int i = 0; i < 200 && !has_all(facts, ids); ++i) {
-    std::this_thread::sleep_for(100ms);  // polling the journal until the processors caught up
-    facts = journaled_facts(cluster.brokers());
-  }
+  auto facts = facts_once_caught_up(cluster.brokers(), ids, 200);
   REQUIRE(has_all(facts, ids));
 
   // Each tenant's views are on the node that owns its partition. The other node forwards a
@@ -226,10 +250,7 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   b.reset();
   more = post_round(via_a, 2);
   ids.insert(ids.end(), more.begin(), more.end());
-  for (int i = 0; i < 300 && !has_all(facts, ids); ++i) {
-    std::this_thread::sleep_for(100ms);
-    facts = journaled_facts(cluster.brokers());
-  }
+  facts = facts_once_caught_up(cluster.brokers(), ids);
   CHECK(has_all(facts, ids));
   CHECK(facts.size() == ids.size());
   for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
@@ -256,7 +277,7 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   a->stop();
   a.reset();
   b = start_node(cluster.brokers(), dir.sub("b"));
-  for (int i = 0; i < 300 && !b->ready(); ++i) std::this_thread::sleep_for(100ms);
+  eventually([&] { return b->ready(); });
   REQUIRE(b->ready());
   httplib::Client again_b("127.0.0.1", b->port());
   for (const auto& [path, body] : answers) {
@@ -301,8 +322,7 @@ TEST_CASE("kafka: a node joining takes its share, and the partitions the first k
   // them back: each host stopped, wrote its snapshot and recovered, at every node's start or
   // stop, and an assignment by member id could move partitions to nodes that never had them.
   testing::MockKafka cluster;
-  cluster.create_topic("omniroute.ingest", 4);
-  cluster.create_topic("omniroute.journal", 4);
+  create_log_topics(cluster);
   testing::TempDir dir;
   auto a = start_node(cluster.brokers(), dir.sub("a"));
   const auto owned_by = [](const ops::Server& s) {
@@ -311,8 +331,8 @@ TEST_CASE("kafka: a node joining takes its share, and the partitions the first k
       if (s.owns(partition_id{p})) owned.insert(p);
     return owned;
   };
-  for (int i = 0; i < 300 && !(a->ready() && owned_by(*a).size() == 4); ++i)
-    std::this_thread::sleep_for(100ms);
+  const auto a_owns_all = [&] { return a->ready() && owned_by(*a).size() == 4; };
+  eventually(a_owns_all);
   REQUIRE(owned_by(*a).size() == 4);
   httplib::Client via_a("127.0.0.1", a->port());
   post_round(via_a, 0);
@@ -326,7 +346,7 @@ TEST_CASE("kafka: a node joining takes its share, and the partitions the first k
       if (in_a.count(p)) return false;
     return true;
   };
-  for (int i = 0; i < 300 && !settled(); ++i) std::this_thread::sleep_for(100ms);
+  eventually(settled);
   REQUIRE(settled());
   const auto kept = owned_by(*a), moved = owned_by(*b);
   CHECK(kept.size() == 2);  // sticky and balanced
@@ -334,8 +354,7 @@ TEST_CASE("kafka: a node joining takes its share, and the partitions the first k
   for (int p : kept) CHECK_MESSAGE(taken_a.at(p) == 1, "partition " << p);  // at a's start only
   for (int p : moved) CHECK_MESSAGE(taken_b.at(p) == 1, "partition " << p);
   b->stop();  // b leaving gives its partitions back to a, which keeps its own running
-  for (int i = 0; i < 300 && !(a->ready() && owned_by(*a).size() == 4); ++i)
-    std::this_thread::sleep_for(100ms);
+  eventually(a_owns_all);
   REQUIRE(owned_by(*a).size() == 4);
   const auto after = recoveries(a->port());
   for (int p : kept) CHECK_MESSAGE(after.at(p) == 1, "partition " << p);
@@ -349,20 +368,10 @@ TEST_CASE(
   // must stay usable after it (librdkafka can raise a fatal error there), and the resent batch
   // must not be journaled twice.
   testing::MockKafka kafka(1);
-  for (const char* t : {"omniroute.ingest", "omniroute.journal"}) kafka.create_topic(t, 4);
+  create_log_topics(kafka);
   testing::TempDir dir;
-  ops::ServerOptions o;
-  o.engine.data_dir = dir.sub("a");
-  o.engine.kafka_brokers = kafka.brokers();
-  o.engine.kafka_config = {{"message.timeout.ms", "2000"},
-                           {"session.timeout.ms", "6000"},
-                           {"heartbeat.interval.ms", "300"},
-                           {"log_level", "0"}};
-  o.http.port = 0;
-  auto started = ops::Server::start(o);
-  REQUIRE_MESSAGE(started.has_value(), (started ? "" : started.error().message()));
-  auto node = std::move(started.value());
-  for (int i = 0; i < 300 && !node->ready(); ++i) std::this_thread::sleep_for(100ms);
+  auto node = start_node(kafka.brokers(), dir.sub("a"), {{"message.timeout.ms", "2000"}});
+  eventually([&] { return node->ready(); });
   REQUIRE(node->ready());  // its partitions' hosts are running when the broker goes
   httplib::Client http("127.0.0.1", node->port());
   http.set_read_timeout(60, 0);
@@ -396,11 +405,7 @@ TEST_CASE(
   for (int t = 0; t < 8; ++t) acked.push_back("t" + std::to_string(t) + "/s1");
   for (const auto& id : post_round(http, 2)) acked.push_back(id);
 
-  std::map<std::string, int> facts;
-  for (int i = 0; i < 300 && !has_all(facts, acked); ++i) {
-    std::this_thread::sleep_for(100ms);  // polling the journal until the processors caught up
-    facts = journaled_facts(kafka.brokers());
-  }
+  const auto facts = facts_once_caught_up(kafka.brokers(), acked);
   REQUIRE(has_all(facts, acked));
   for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
   CHECK(facts.size() == acked.size());
