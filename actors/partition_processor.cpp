@@ -207,17 +207,20 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
 }
 
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
-              PartitionState& state, const events::KnownHistory& from, size_t* entries) {
+              PartitionState& state, const events::KnownHistory& from, size_t* entries,
+              events::KnownHistory* reached) {
   const journal_pos applied = store.applied(p);
   if (applied < from.upto)
     return Status::error("replay from position " + std::to_string(from.upto.value()) +
                          " would skip the views of " + std::to_string(applied.value()) + " on");
   projections::ViewBatch batch(store);
-  journal_pos last{-1};
+  journal_pos last{-1}, epoch = from.epoch;
+  ingest_offset resume = from.resume;  // as a claim finds it (EventLog::claim)
   Status s = events::scan_history(
       log, p, end,
       [&](const events::StoredRecord& r) {
         if (entries) *entries += r.record.entries.size();
+        if (r.record.ingest >= resume) resume = ingest_offset{r.record.ingest.value() + 1};
         for (const auto& e : r.record.entries) {
           auto env = entry_envelope(p, r, e);
           if (!env) return env.error();
@@ -239,8 +242,9 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
         }
         return Status::ok();
       },
-      from.upto, events::EpochFilter(from.epoch));
+      from.upto, events::EpochFilter(from.epoch), &epoch);
   if (!s) return s;
+  if (reached) *reached = events::KnownHistory{end > from.upto ? end : from.upto, epoch, resume};
   log_failures(p, project_touched(state, batch));
   // Markers and zombie records change no view, but the views have seen everything up to `end`.
   journal_pos upto = end > applied ? end : applied;

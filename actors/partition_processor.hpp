@@ -54,10 +54,12 @@ struct SnapshotPoint {
 // at 0, or restored from a snapshot) up to `end` (exclusive) to `state` and writes to the views
 // what they do not have yet (records at or after the partition's applied position, which must
 // not be before from.upto). This is both recovery (end = the claim's marker) and rebuild (views
-// cleared first). Adds the entries it fed to `entries`, if given.
+// cleared first). Adds the entries it fed to `entries`, if given; `reached`, if given, receives
+// what the state then knows of the history (up to `end`: a snapshot's point, less its
+// fingerprint).
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
               PartitionState& state, const events::KnownHistory& from = {},
-              size_t* entries = nullptr);
+              size_t* entries = nullptr, events::KnownHistory* reached = nullptr);
 
 // Writes the current views of every entity touched in `state`, and the interval statistics'
 // changes, into `batch`; adds the touched queues per tenant to `touched_queues` if given.

@@ -1,8 +1,9 @@
 #include "actors/processor.hpp"
 
 #include <caf/all.hpp>
-
 #include <iostream>
+
+#include "actors/warm_up.hpp"
 
 namespace omniroute::actors {
 namespace {
@@ -61,18 +62,88 @@ Processor::Processor(events::EventLog& log, projections::Store& store,
 Processor::~Processor() { stop(); }
 
 Status Processor::start() {
-  auto membership = log_.join();
-  if (!membership) return membership.error();
-  membership_ = std::move(membership.value());
+  if (!options_.warm_up) {
+    auto membership = log_.join();
+    if (!membership) return membership.error();
+    membership_ = std::move(membership.value());
+  }
   config_ = std::make_unique<caf::actor_system_config>();
   config_->set("scheduler.max-threads", 2);
   system_ = std::make_unique<caf::actor_system>(*config_);
-  thread_ = std::thread([this] { follow_membership(); });
+  warming_ = options_.warm_up;
+  thread_ = std::thread([this] {
+    if (options_.warm_up) join_when_warm();
+    follow_membership();
+  });
   return Status::ok();
 }
 
-void Processor::follow_membership() {
+void Processor::join_when_warm() {
+  warm_up();
+  warming_ = false;
   while (!stopping_) {
+    auto membership = log_.join();
+    if (membership) {
+      membership_ = std::move(membership.value());
+      return;
+    }
+    std::cerr << "omniroute: joining the group: " << membership.error().message()
+              << " (trying again in 1 s)\n";
+    for (int i = 0; i < 10 && !stopping_; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+void Processor::warm_up() {
+  const auto started = std::chrono::steady_clock::now();
+  const int partitions = log_.partitions();
+  const int workers =
+      std::max(1, std::min<int>(partitions, static_cast<int>(std::thread::hardware_concurrency())));
+  // A pass takes as long as the journal it replays; what was appended meanwhile is replayed by
+  // the next, until one finds little (the recoveries replay that) or three have run.
+  constexpr size_t little = 10000;
+  size_t total = 0;
+  for (int pass = 1; pass <= 3 && !stopping_; ++pass) {
+    std::atomic<int> next{0};
+    std::atomic<size_t> entries{0};
+    std::vector<std::thread> threads;
+    for (int w = 0; w < workers; ++w)
+      threads.emplace_back([&] {
+        for (int i = next++; i < partitions && !stopping_; i = next++) {
+          const partition_id p{i};
+          const auto began = std::chrono::steady_clock::now();
+          auto warmed = actors::warm_up(log_, store_, p, stopping_);
+          if (!warmed) {  // its recovery replays what this would have
+            if (!stopping_)
+              std::cerr << "omniroute: warm-up: partition " << i << ": " << warmed.error().message()
+                        << "\n";
+            continue;
+          }
+          entries += warmed->entries;
+          if (warmed->entries > 0)
+            std::cerr
+                << "omniroute: warm-up: partition " << i << ": "
+                << (warmed->snapshot ? "its snapshot at position " +
+                                           std::to_string(warmed->snapshot->value()) + ", then "
+                                     : std::string())
+                << warmed->entries << " journal entries replayed to position "
+                << warmed->end.value() << " in "
+                << std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count()
+                << " s\n";
+        }
+      });
+    for (auto& t : threads) t.join();
+    total += entries;
+    if (entries < little) break;
+  }
+  if (!stopping_)
+    std::cerr << "omniroute: warmed up " << partitions << " partitions in "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
+              << " s (" << total << " journal entries replayed); joining the group\n";
+}
+
+void Processor::follow_membership() {
+  while (!stopping_ && membership_) {
     std::vector<partition_id> assigned, revoked;
     Status s = membership_->poll(assigned, revoked, std::chrono::milliseconds(100));
     if (!s) std::cerr << "omniroute: membership: " << s.message() << "\n";
@@ -124,12 +195,18 @@ void Processor::stop() {
   system_.reset();
 }
 
-bool Processor::ready() const {
+std::optional<std::string> Processor::not_ready_because() const {
+  if (warming_)
+    return std::string(
+        "warming up: bringing this node's copy of every partition up to the journal's end "
+        "before it joins the group");
   std::lock_guard<std::mutex> lock(mu_);
-  if (processors_.empty()) return false;
+  if (processors_.empty()) return std::string("no partition is this node's yet");
+  std::string recovering;
   for (const auto& [p, proc] : processors_)
-    if (!proc->recovered()) return false;
-  return true;
+    if (!proc->recovered()) recovering += (recovering.empty() ? "" : ", ") + std::to_string(p);
+  if (!recovering.empty()) return "recovering partition " + recovering;
+  return std::nullopt;
 }
 
 bool Processor::owns(partition_id p) const {

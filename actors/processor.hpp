@@ -7,6 +7,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "actors/observer.hpp"
@@ -34,6 +36,10 @@ struct ProcessorOptions {
   // still starts from one it finds). A recovery replays at most about this many entries beyond its
   // snapshot.
   size_t snapshot_every = 1000000;
+  // Before joining the membership, bring this node's copy of every partition (views, snapshot)
+  // up to the journal's end (actors/warm_up.hpp): for engines whose partitions move between
+  // nodes (Kafka). The node is not ready, and owns nothing, meanwhile.
+  bool warm_up = false;
 };
 
 class Processor {
@@ -42,17 +48,23 @@ class Processor {
             ProcessorOptions options = {});
   ~Processor();
 
-  // Joins the partition membership and starts following it.
+  // Joins the partition membership and starts following it (with `warm_up`, in the background
+  // once warmed up, trying again while the join fails).
   Status start();
   // Stops every host after its current batch and leaves the membership. Idempotent.
   void stop();
   // True once this process owns at least one partition and has recovered every one it owns.
-  bool ready() const;
+  bool ready() const { return !not_ready_because(); }
+  // Why it is not ready (warming up, owning nothing yet, recovering which partitions), or
+  // nothing when it is.
+  std::optional<std::string> not_ready_because() const;
   // Whether this process owns partition p now (its views cover that partition's tenants).
   bool owns(partition_id p) const;
 
  private:
   void follow_membership();
+  void warm_up();
+  void join_when_warm();
   void start_host(partition_id p);
   void stop_host(partition_id p);
 
@@ -70,6 +82,7 @@ class Processor {
   std::map<int32_t, std::unique_ptr<caf::actor>> hosts_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> warming_{false};
   bool stopped_ = false;
 };
 

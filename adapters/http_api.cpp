@@ -271,11 +271,11 @@ bool writes_only_allowed(const Credential& who, const std::vector<events::Envelo
 }  // namespace
 
 HttpApi::HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics& metrics,
-                 std::function<bool()> ready, HttpOptions options)
+                 std::function<std::optional<std::string>()> not_ready, HttpOptions options)
     : log_(log),
       store_(store),
       metrics_(metrics),
-      ready_(std::move(ready)),
+      not_ready_(std::move(not_ready)),
       options_(std::move(options)),
       credentials_(std::move(options_.credentials)),  // reloads replace it: not kept twice
       server_(std::make_unique<httplib::Server>()),
@@ -331,7 +331,7 @@ std::optional<std::string> HttpApi::tenant_param(const httplib::Request& req,
   }
   if (!owns_) return tenant;  // the views cover every partition (the embedded engine)
   if (const partition_id p = log_.partition_of(tenant); !owns_(p)) {
-    if (!ready_()) {  // joining the group, or between owners: ask again soon
+    if (not_ready_()) {  // warming up, joining the group, or between owners: ask again soon
       res.set_header("Retry-After", "1");
       send_error(res, 503, "not_ready",
                  {{"tenant", tenant},
@@ -1040,8 +1040,8 @@ void HttpApi::routes() {
 std::optional<std::string> HttpApi::not_ready_because() const {
   if (auto refused = store_.write_error())  // e.g. a full disk: writes would be answered 503
     return "the store refuses writes: " + *refused;
-  if (!ready_ || !ready_()) return std::string();  // recovering, or (Kafka) owning nothing yet
-  return std::nullopt;
+  if (!not_ready_) return std::string();
+  return not_ready_();  // warming up, recovering, or (Kafka) owning nothing yet
 }
 
 namespace {

@@ -59,7 +59,7 @@ struct HttpOptions {
 class HttpApi {
  public:
   HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics& metrics,
-          std::function<bool()> ready, HttpOptions options);
+          std::function<std::optional<std::string>()> not_ready, HttpOptions options);
   ~HttpApi();
 
   // Binds and starts serving on a background thread.
@@ -139,7 +139,7 @@ class HttpApi {
   events::EventLog& log_;
   projections::Store& store_;
   ops::Metrics& metrics_;
-  std::function<bool()> ready_;
+  std::function<std::optional<std::string>()> not_ready_;  // why the processor is not ready
   std::function<bool(partition_id)> owns_;
   std::string self_;  // advertised(): set by start(), before any request
   HttpOptions options_;

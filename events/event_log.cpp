@@ -13,7 +13,7 @@ partition_id EventLog::partition_of(std::string_view tenant) const {
 
 Status scan_history(EventLog& log, partition_id p, journal_pos end,
                     const std::function<Status(const StoredRecord&)>& fn, journal_pos from,
-                    EpochFilter filter) {
+                    EpochFilter filter, journal_pos* epoch) {
   journal_pos at = from;
   std::vector<StoredRecord> chunk;
   while (at < end) {
@@ -23,12 +23,14 @@ Status scan_history(EventLog& log, partition_id p, journal_pos end,
                                             " ends before position " +
                                             std::to_string(end.value()));
     for (const auto& r : chunk) {
-      if (r.pos >= end) return Status::ok();
+      if (r.pos >= end) break;
       if (filter.accept(r))
         if (Status s = fn(r); !s) return s;
       at = journal_pos{r.pos.value() + 1};
     }
+    if (!chunk.empty() && chunk.back().pos >= end) break;
   }
+  if (epoch) *epoch = filter.current();
   return Status::ok();
 }
 

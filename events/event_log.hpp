@@ -164,9 +164,11 @@ class EventLog {
 
 // Calls fn(record) for every history record (EpochFilter-accepted) of partition p in
 // [from, end), reading in chunks; stops at the first error fn or the log returns. `filter` is
-// where the filter stands at `from` (a fresh one at 0).
+// where the filter stands at `from` (a fresh one at 0); `epoch`, if given, receives where it
+// stands at `end` (the newest marker before it).
 Status scan_history(EventLog& log, partition_id p, journal_pos end,
                     const std::function<Status(const StoredRecord&)>& fn,
-                    journal_pos from = journal_pos{0}, EpochFilter filter = EpochFilter());
+                    journal_pos from = journal_pos{0}, EpochFilter filter = EpochFilter(),
+                    journal_pos* epoch = nullptr);
 
 }  // namespace omniroute::events

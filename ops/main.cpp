@@ -514,6 +514,11 @@ int main(int argc, char** argv) {
                    "write a snapshot of a partition's state after this many journal entries, "
                    "and at shutdown, so that a restart replays only the journal since (0: never)")
       ->capture_default_str();
+  bool no_warm_up = false;
+  serve_cmd->add_flag("--no-warm-up", no_warm_up,
+                      "kafka engine: join the group at once, without first bringing this node's "
+                      "copy of every partition up to the journal's end (a partition it is given "
+                      "then replays the journal since its own last snapshot, or all of it)");
   serve_cmd->add_flag("--sync", server_options.engine.sync,
                       "fsync every append (survives power loss, not only a killed process)");
 
@@ -637,7 +642,14 @@ int main(int argc, char** argv) {
   if (*forecast_cmd) return forecast(forecast_options, fa);
   if (*import_cmd) return import(import_options, import_args);
   if (*erlang_cmd) return erlang(erlang_args, erlang_a_cmd->parsed());
-  if (*serve_cmd) return serve(server_options, http, credentials, webhooks);
+  if (*serve_cmd) {
+    if (no_warm_up && server_options.engine.kafka_brokers.empty())
+      return fail(
+          "--no-warm-up is for the kafka engine (--kafka-brokers): on the embedded engine "
+          "one node has every partition, and warms up nothing");
+    server_options.warm_up = !no_warm_up;
+    return serve(server_options, http, credentials, webhooks);
+  }
   if (*replay_cmd) return replay(replay_options, rebuild);
   if (*digest_cmd) return digest(digest_options);
   if (*journal_cmd) return journal(journal_options, tenant);

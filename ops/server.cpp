@@ -48,13 +48,15 @@ result<std::unique_ptr<Server>> Server::start(const ServerOptions& options) {
   if (!storage) return storage.error();
   server->storage_ = std::move(storage.value());
   server->metrics_.limit_queues(options.metrics_queues);
+  actors::ProcessorOptions processing = options.processor;
+  processing.warm_up = options.warm_up && !options.engine.kafka_brokers.empty();
   server->processor_ = std::make_unique<actors::Processor>(
-      *server->storage_.log, *server->storage_.store, server->metrics_, options.processor);
+      *server->storage_.log, *server->storage_.store, server->metrics_, processing);
   if (Status s = server->processor_->start(); !s) return s;
   Server* raw = server.get();
   server->http_ = std::make_unique<adapters::HttpApi>(
       *server->storage_.log, *server->storage_.store, server->metrics_,
-      [raw] { return raw->processor_->ready(); }, options.http);
+      [raw] { return raw->processor_->not_ready_because(); }, options.http);
   if (!options.engine.kafka_brokers.empty())  // a node's views: its own partitions only
     server->http_->answer_only_owned([raw](partition_id p) { return raw->processor_->owns(p); });
   if (Status s = server->http_->start(); !s) {

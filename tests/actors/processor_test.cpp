@@ -19,6 +19,7 @@
 
 #include "actors/partition_processor.hpp"
 #include "actors/snapshot.hpp"
+#include "actors/warm_up.hpp"
 #include "events/compact_doc.hpp"
 #include "events/embedded_log.hpp"
 #include "events/time.hpp"
@@ -1492,6 +1493,56 @@ TEST_CASE("a snapshot that cannot be used is passed over, named, and the whole j
   REQUIRE(q.recover());
   CHECK(q.last_recovery().snapshot.has_value());
   CHECK(q.last_recovery().snapshot_unused == "");
+}
+
+TEST_CASE(
+    "a warm-up in steps rebuilds the views and leaves a snapshot that decides as the whole "
+    "journal") {
+  testing::TempDir with_dir, without_dir;
+  Node with(with_dir.str()), without(without_dir.str());
+  std::optional<Restartable> warmed(std::in_place, with, 0), replayed(std::in_place, without, 0);
+  Traffic traffic(11);
+  auto send = [&](const nlohmann::json& e) {
+    for (Node* node : {&with, &without}) node->ingest({e});
+    with.drain(*warmed->p);
+    without.drain(*replayed->p);
+  };
+  for (const auto& e : traffic.setup()) send(e);
+  for (int i = 0; i < 150; ++i) send(traffic.next(without));
+  warmed.reset();  // no snapshots: nothing to start from but the journal
+  REQUIRE_FALSE(read_snapshot_file(with_dir.str(), partition_id{0})->has_value());
+  // A node with no views of the partition (a new node's, on Kafka).
+  const auto live = with.store->digests();
+  REQUIRE(with.store->clear_views());
+  const journal_pos end = *with.log->journal_end(partition_id{0});
+
+  std::atomic<bool> stop{true};
+  auto stopped = warm_up(*with.log, *with.store, partition_id{0}, stop, 7);
+  REQUIRE_FALSE(stopped.has_value());
+  CHECK(stopped.error().message() == "stopped");
+  CHECK_FALSE(read_snapshot_file(with_dir.str(), partition_id{0})->has_value());
+
+  stop = false;
+  auto w = warm_up(*with.log, *with.store, partition_id{0}, stop, 7);  // many steps
+  REQUIRE_MESSAGE(w.has_value(), (w ? "" : w.error().message()));
+  CHECK(w->snapshot == std::nullopt);
+  CHECK(w->end == end);
+  CHECK(w->entries == journal_texts(with).size());
+  CHECK(with.store->digests() == live);
+  // Warming up again finds its own snapshot at the journal's end: nothing to replay.
+  auto again = warm_up(*with.log, *with.store, partition_id{0}, stop, 7);
+  REQUIRE(again.has_value());
+  CHECK(again->snapshot == end);
+  CHECK(again->entries == 0);
+
+  warmed.emplace(with, 0);
+  REQUIRE(warmed->p->recover());
+  CHECK(warmed->p->last_recovery().snapshot == end);
+  CHECK(warmed->p->last_recovery().entries == 0);
+  replayed->restart(false);
+  for (int i = 0; i < 100; ++i) send(traffic.next(without));
+  CHECK(journal_texts(with) == journal_texts(without));
+  CHECK(with.store->digests() == without.store->digests());
 }
 
 TEST_CASE("a writer whose claim another took over writes no snapshot of what it appended since") {

@@ -502,7 +502,8 @@ TEST_CASE("a front door a full backlog ahead of its reader answers 503 backlog_f
   adapters::HttpOptions o;
   o.port = 0;
   o.backlog_wait = std::chrono::milliseconds(0);
-  adapters::HttpApi door(*log, *store, metrics, [] { return true; }, o);
+  adapters::HttpApi door(
+      *log, *store, metrics, [] { return std::nullopt; }, o);
   REQUIRE(door.start());
   httplib::Client http("127.0.0.1", door.port());
   auto post = [&](int first) {
@@ -534,7 +535,8 @@ TEST_CASE("a front door a full backlog ahead of its reader answers 503 backlog_f
   // A door that waits: the request is held until a read makes room, and the wait is counted.
   ops::Metrics patient_metrics;
   o.backlog_wait = std::chrono::milliseconds(120000);
-  adapters::HttpApi patient(*log, *store, patient_metrics, [] { return true; }, o);
+  adapters::HttpApi patient(
+      *log, *store, patient_metrics, [] { return std::nullopt; }, o);
   REQUIRE(patient.start());
   auto held = std::async(std::launch::async, [&] {
     httplib::Client c("127.0.0.1", patient.port());
@@ -801,7 +803,11 @@ TEST_CASE("a node whose views cover only its partitions answers 421 for the othe
   std::atomic<bool> ready{false};
   adapters::HttpOptions o;
   o.port = 0;
-  adapters::HttpApi api(*storage->log, *storage->store, metrics, [&] { return ready.load(); }, o);
+  const auto not_ready = [&]() -> std::optional<std::string> {
+    if (ready) return std::nullopt;
+    return std::string("warming up");
+  };
+  adapters::HttpApi api(*storage->log, *storage->store, metrics, not_ready, o);
   const partition_id mine = storage->log->partition_of("acme");
   api.answer_only_owned([&](partition_id p) { return ready && p == mine; });
   REQUIRE(api.start());
@@ -810,11 +816,15 @@ TEST_CASE("a node whose views cover only its partitions answers 421 for the othe
   for (int i = 0; other.empty(); ++i)
     if (storage->log->partition_of("t" + std::to_string(i)) != mine) other = "t" + std::to_string(i);
 
-  auto not_ready = http.Get(("/v1/journal?tenant=" + other).c_str());
-  REQUIRE(not_ready);
-  CHECK(not_ready->status == 503);
-  CHECK(not_ready->get_header_value("Retry-After") == "1");
-  CHECK(json::parse(not_ready->body)["error"] == "not_ready");
+  auto unanswered = http.Get(("/v1/journal?tenant=" + other).c_str());
+  REQUIRE(unanswered);
+  CHECK(unanswered->status == 503);
+  CHECK(unanswered->get_header_value("Retry-After") == "1");
+  CHECK(json::parse(unanswered->body)["error"] == "not_ready");
+  auto readyz = http.Get("/readyz");
+  REQUIRE(readyz);
+  CHECK(readyz->status == 503);
+  CHECK(json::parse(readyz->body)["reason"] == "warming up");  // the processor's reason
 
   ready = true;
   auto elsewhere = http.Get(("/v1/conversations/c-1?tenant=" + other).c_str());

@@ -1,0 +1,41 @@
+#include "actors/warm_up.hpp"
+
+#include <algorithm>
+
+#include "actors/snapshot.hpp"
+
+namespace omniroute::actors {
+
+result<WarmedUp> warm_up(events::EventLog& log, projections::Store& store, partition_id p,
+                         const std::atomic<bool>& stop, int64_t step) {
+  WarmedUp w;
+  PartitionState state;
+  std::string unused;  // restore_snapshot logs why
+  const std::optional<SnapshotPoint> point = restore_snapshot(log, store, p, state, unused);
+  events::KnownHistory known = point ? point->known : events::KnownHistory{};
+  if (point) w.snapshot = known.upto;
+  w.end = known.upto;
+  auto end = log.journal_end(p);
+  if (!end) return end.error();
+  if (*end <= known.upto) return w;  // the snapshot has all of it
+  while (known.upto < *end) {
+    if (stop) return Status::error("stopped");
+    const journal_pos to{std::min(end->value(), known.upto.value() + std::max<int64_t>(step, 1))};
+    events::KnownHistory reached;
+    if (Status s = replay(log, store, p, to, state, known, &w.entries, &reached); !s) return s;
+    known = reached;
+  }
+  auto fingerprint = fingerprint_before(log, p, known.upto);
+  if (!fingerprint) return fingerprint.error();
+  const SnapshotPoint at{known, *fingerprint};
+  const std::string body = encode_state(state);
+  // As a host's snapshot: the views durable up to its position first (they are written
+  // without RocksDB's log), so that a recovery from it finds what came before.
+  if (Status s = store.flush(); !s) return s;
+  if (Status s = write_snapshot_file(store.dir(), p, snapshot_header(p, at, body), body); !s)
+    return s;
+  w.end = known.upto;
+  return w;
+}
+
+}  // namespace omniroute::actors
