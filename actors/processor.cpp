@@ -73,6 +73,9 @@ Status Processor::start() {
   warming_ = options_.warm_up;
   thread_ = std::thread([this] {
     if (options_.warm_up) join_when_warm();
+    // After the warm-up: never two warm-ups of one partition at once.
+    if (options_.standby_every.count() > 0 && !stopping_)
+      standby_thread_ = std::thread([this] { keep_standbys(); });
     follow_membership();
   });
   return Status::ok();
@@ -142,6 +145,39 @@ void Processor::warm_up() {
               << " s (" << total << " journal entries replayed); joining the group\n";
 }
 
+void Processor::keep_standbys() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    standby_changed_.wait_for(lock, options_.standby_every, [&] { return stopping_.load(); });
+    const auto started = std::chrono::steady_clock::now();
+    std::string warmed;
+    size_t entries = 0;
+    for (int32_t i = 0; i < log_.partitions() && !stopping_; ++i) {
+      if (processors_.count(i) || leaving_.count(i)) continue;  // its host keeps it
+      standby_partition_ = i;
+      standby_stop_ = false;
+      lock.unlock();
+      auto w = actors::warm_up(log_, store_, partition_id{i}, standby_stop_);
+      lock.lock();
+      standby_partition_ = -1;
+      standby_changed_.notify_all();
+      if (!w) {
+        if (!standby_stop_)
+          std::cerr << "omniroute: standby: partition " << i << ": " << w.error().message() << "\n";
+      } else if (w->entries > 0) {
+        warmed += (warmed.empty() ? "" : ", ") + std::to_string(i);
+        entries += w->entries;
+      }
+    }
+    if (!warmed.empty())
+      std::cerr << "omniroute: standby: partition " << warmed
+                << " brought up to the journal's end (" << entries
+                << " journal entries replayed in "
+                << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
+                << " s)\n";
+  }
+}
+
 void Processor::follow_membership() {
   while (!stopping_ && membership_) {
     std::vector<partition_id> assigned, revoked;
@@ -153,8 +189,12 @@ void Processor::follow_membership() {
 }
 
 void Processor::start_host(partition_id p) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (hosts_.count(p.value())) return;
+  if (standby_partition_ == p.value()) {  // its standby stops at its next step
+    standby_stop_ = true;
+    standby_changed_.wait(lock, [&] { return standby_partition_ != p.value(); });
+  }
   auto processor =
       std::make_shared<PartitionProcessor>(log_, store_, p, observer_, options_.max_batch,
                                                         options_.clock_ticks, options_.projection_interval);
@@ -173,18 +213,28 @@ void Processor::stop_host(partition_id p) {
     host = std::move(it->second);
     hosts_.erase(it);
     processors_.erase(p.value());
+    leaving_.insert(p.value());
   }
   caf::scoped_actor self{*system_};
   self->monitor(*host);
   self->send_exit(*host, caf::exit_reason::user_shutdown);
+  // Down once its state is destroyed: the processor with it, its last snapshot written.
   self->receive([](const caf::down_msg&) {});
+  std::lock_guard<std::mutex> lock(mu_);
+  leaving_.erase(p.value());
 }
 
 void Processor::stop() {
   if (stopped_ || !system_) return;
   stopped_ = true;
-  stopping_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // so that the standby thread cannot miss it
+    stopping_ = true;
+    standby_stop_ = true;
+  }
+  standby_changed_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (standby_thread_.joinable()) standby_thread_.join();
   std::vector<int32_t> owned;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -4,10 +4,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -40,6 +42,11 @@ struct ProcessorOptions {
   // up to the journal's end (actors/warm_up.hpp): for engines whose partitions move between
   // nodes (Kafka). The node is not ready, and owns nothing, meanwhile.
   bool warm_up = false;
+  // Every this often, bring this node's copy of each partition it does not own up to the
+  // journal's end too (a standby, as Kafka Streams' standby replicas), so that taking one over
+  // from a node that failed replays at most about this long of its journal; 0: never. Each node
+  // then projects every partition's views, not only its own.
+  std::chrono::seconds standby_every{0};
 };
 
 class Processor {
@@ -65,6 +72,7 @@ class Processor {
   void follow_membership();
   void warm_up();
   void join_when_warm();
+  void keep_standbys();
   void start_host(partition_id p);
   void stop_host(partition_id p);
 
@@ -83,6 +91,13 @@ class Processor {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> warming_{false};
+  // The standby thread's partition now (-1: none; under mu_), and its stop: set by stop(), and by
+  // start_host() for that partition, which waits for it (standby_changed_) before its host starts.
+  int32_t standby_partition_ = -1;
+  std::atomic<bool> standby_stop_{false};
+  std::condition_variable standby_changed_;
+  std::set<int32_t> leaving_;  // partitions whose hosts are stopping (under mu_)
+  std::thread standby_thread_;
   bool stopped_ = false;
 };
 

@@ -519,6 +519,16 @@ int main(int argc, char** argv) {
                       "kafka engine: join the group at once, without first bringing this node's "
                       "copy of every partition up to the journal's end (a partition it is given "
                       "then replays the journal since its own last snapshot, or all of it)");
+  int64_t standby_every = 0;
+  serve_cmd
+      ->add_option(
+          "--standby-every", standby_every,
+          "kafka engine: every this many seconds, bring this node's copy of the partitions "
+          "it does not own up to the journal's end, so that taking one over (a node "
+          "failed) replays at most about that long of its journal (0: never; each node "
+          "then writes every partition's views)")
+      ->check(CLI::Range(int64_t{0}, int64_t{86400 * 7}))
+      ->capture_default_str();
   serve_cmd->add_flag("--sync", server_options.engine.sync,
                       "fsync every append (survives power loss, not only a killed process)");
 
@@ -647,7 +657,12 @@ int main(int argc, char** argv) {
       return fail(
           "--no-warm-up is for the kafka engine (--kafka-brokers): on the embedded engine "
           "one node has every partition, and warms up nothing");
+    if (standby_every > 0 && server_options.engine.kafka_brokers.empty())
+      return fail(
+          "--standby-every is for the kafka engine (--kafka-brokers): on the embedded engine "
+          "one node has every partition");
     server_options.warm_up = !no_warm_up;
+    server_options.processor.standby_every = std::chrono::seconds(standby_every);
     return serve(server_options, http, credentials, webhooks);
   }
   if (*replay_cmd) return replay(replay_options, rebuild);

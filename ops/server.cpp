@@ -49,7 +49,12 @@ result<std::unique_ptr<Server>> Server::start(const ServerOptions& options) {
   server->storage_ = std::move(storage.value());
   server->metrics_.limit_queues(options.metrics_queues);
   actors::ProcessorOptions processing = options.processor;
-  processing.warm_up = options.warm_up && !options.engine.kafka_brokers.empty();
+  if (options.engine.kafka_brokers.empty()) {  // one node has every partition: nothing to warm
+    processing.warm_up = false;
+    processing.standby_every = std::chrono::seconds(0);
+  } else {
+    processing.warm_up = options.warm_up;
+  }
   server->processor_ = std::make_unique<actors::Processor>(
       *server->storage_.log, *server->storage_.store, server->metrics_, processing);
   if (Status s = server->processor_->start(); !s) return s;

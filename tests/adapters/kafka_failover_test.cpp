@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "actors/snapshot.hpp"
 #include "events/kafka_log.hpp"
 #include "ops/server.hpp"
 #include "tests/support/support.hpp"
@@ -36,36 +37,44 @@ bool eventually(const std::function<bool()>& done, int tries = 300) {
   return done();
 }
 
-// A node with the tests' group settings (and `extra` librdkafka settings).
-std::unique_ptr<ops::Server> start_node(const std::string& brokers, const std::string& dir,
-                                        const std::map<std::string, std::string>& extra = {},
-                                        bool warm_up = true) {
+// A node with the tests' group settings (and `extra` librdkafka settings, and its options as
+// `adjust` leaves them).
+std::unique_ptr<ops::Server> start_node(
+    const std::string& brokers, const std::string& dir,
+    const std::map<std::string, std::string>& extra = {},
+    const std::function<void(ops::ServerOptions&)>& adjust = {}) {
   ops::ServerOptions o;
-  o.warm_up = warm_up;
   o.engine.data_dir = dir;
   o.engine.kafka_brokers = brokers;
   o.engine.kafka_config = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "300"},
                            {"log_level", "0"}};
   for (const auto& [k, v] : extra) o.engine.kafka_config[k] = v;
   o.http.port = 0;
+  if (adjust) adjust(o);
   auto s = ops::Server::start(o);
   REQUIRE_MESSAGE(s.has_value(), (s ? "" : s.error().message()));
   return std::move(s.value());
+}
+
+// The log on the cluster at `brokers`, to read it as a test (no node of the group).
+std::unique_ptr<events::KafkaLog> open_log(const std::string& brokers) {
+  events::KafkaOptions k;
+  k.brokers = brokers;
+  k.config = {{"log_level", "0"}};
+  auto log = events::KafkaLog::open(k);
+  REQUIRE(log.has_value());
+  return std::move(log.value());
 }
 
 // Calls fn(partition, record) for every history record of the whole journal, read from Kafka
 // (the source of truth).
 void each_journal_record(const std::string& brokers,
                          const std::function<void(int, const events::StoredRecord&)>& fn) {
-  events::KafkaOptions k;
-  k.brokers = brokers;
-  k.config = {{"log_level", "0"}};
-  auto log = events::KafkaLog::open(k);
-  REQUIRE(log.has_value());
-  for (int i = 0; i < (*log)->partitions(); ++i) {
-    auto end = (*log)->journal_end(partition_id{i});
+  auto log = open_log(brokers);
+  for (int i = 0; i < log->partitions(); ++i) {
+    auto end = log->journal_end(partition_id{i});
     REQUIRE(end.has_value());
-    REQUIRE(events::scan_history(**log, partition_id{i}, *end, [&](const events::StoredRecord& r) {
+    REQUIRE(events::scan_history(*log, partition_id{i}, *end, [&](const events::StoredRecord& r) {
       fn(i, r);
       return Status::ok();
     }));
@@ -297,7 +306,8 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   // at the journal's end before b joined: the next test.)
   a->stop();
   a.reset();
-  b = start_node(cluster.brokers(), dir.sub("b"), {}, false);
+  b = start_node(cluster.brokers(), dir.sub("b"), {},
+                 [](ops::ServerOptions& o) { o.warm_up = false; });
   eventually([&] { return b->ready(); });
   REQUIRE(b->ready());
   httplib::Client again_b("127.0.0.1", b->port());
@@ -448,6 +458,90 @@ TEST_CASE(
   REQUIRE(has_all(facts, ids));
   for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
   CHECK(facts.size() == ids.size());
+}
+
+// Where the snapshot of partition p in the data directory `dir` was taken (0: none).
+int64_t snapshot_position(const std::string& dir, int p) {
+  auto bytes = actors::read_snapshot_file(dir, partition_id{p});
+  REQUIRE(bytes.has_value());
+  if (!bytes->has_value()) return 0;
+  actors::PartitionState state;
+  auto point = actors::decode_snapshot(**bytes, partition_id{p}, state);
+  REQUIRE(point.has_value());
+  return point->known.upto.value();
+}
+
+TEST_CASE(
+    "kafka: with standbys, a node keeps the partitions it does not own warm, and takes one over "
+    "replaying little") {
+  // Without them, a node that takes over a failed node's partitions replays their journals from
+  // where its own copy stands: its start (the warm-up), which may be weeks ago.
+  testing::MockKafka cluster;
+  create_log_topics(cluster);
+  testing::TempDir dir;
+  const auto standby = [](ops::ServerOptions& o) {
+    o.processor.standby_every = std::chrono::seconds(1);
+  };
+  auto a = start_node(cluster.brokers(), dir.sub("a"), {}, standby);
+  auto b = start_node(cluster.brokers(), dir.sub("b"), {}, standby);
+  const auto split = [&] {
+    int owned = 0;
+    for (int p = 0; p < 4; ++p) owned += a->owns(partition_id{p}) + b->owns(partition_id{p});
+    return a->ready() && b->ready() && owned == 4;
+  };
+  eventually(split);
+  REQUIRE(split());
+  const auto before = journal_entries(cluster.brokers());
+  httplib::Client via_a("127.0.0.1", a->port());
+  std::vector<std::string> ids;
+  for (int round = 0; round < 3; ++round)
+    for (const auto& id : post_round(via_a, round)) ids.push_back(id);
+  REQUIRE(has_all(facts_once_caught_up(cluster.brokers(), ids), ids));
+  const auto after = journal_entries(cluster.brokers());
+  std::set<int> of_a;
+  size_t posted_to_a = 0;
+  for (int p = 0; p < 4; ++p)
+    if (a->owns(partition_id{p})) {
+      of_a.insert(p);
+      posted_to_a += after.at(p) - (before.count(p) ? before.at(p) : 0);
+    }
+  REQUIRE(of_a.size() == 2);
+  REQUIRE(posted_to_a > 0);  // a's partitions have a history b's warm-up did not see
+  // b's standby brings its copies of a's partitions up to their journals' ends.
+  auto log = open_log(cluster.brokers());
+  const auto b_is_warm = [&] {
+    for (int p : of_a) {
+      auto end = log->journal_end(partition_id{p});
+      REQUIRE(end.has_value());
+      if (snapshot_position(dir.sub("b"), p) < end->value()) return false;
+    }
+    return true;
+  };
+  eventually(b_is_warm);
+  REQUIRE(b_is_warm());
+
+  a->stop();  // as if it failed: b takes its partitions over
+  a.reset();
+  eventually([&] {
+    for (int p = 0; p < 4; ++p)
+      if (!b->owns(partition_id{p})) return false;
+    return b->ready();
+  });
+  REQUIRE(b->ready());
+  const auto replayed = by_partition(b->port(), "omniroute_recovery_entries");
+  const auto from_snapshot = by_partition(b->port(), "omniroute_recovery_from_snapshot");
+  for (int p : of_a) {
+    CHECK_MESSAGE(from_snapshot.at(p) == 1, "partition " << p);
+    const size_t posted = after.at(p) - (before.count(p) ? before.at(p) : 0);
+    CHECK_MESSAGE(replayed.at(p) < static_cast<double>(std::max<size_t>(posted, 1)),
+                  "partition " << p);
+  }
+  // And b goes on where a left off: every fact journaled once.
+  httplib::Client via_b("127.0.0.1", b->port());
+  for (const auto& id : post_round(via_b, 4)) ids.push_back(id);
+  const auto facts = facts_once_caught_up(cluster.brokers(), ids);
+  REQUIRE(has_all(facts, ids));
+  for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
 }
 
 TEST_CASE(

@@ -58,14 +58,21 @@ TEST_CASE("serve refuses an --advertise address that is not HOST:PORT, or on the
   CHECK(!std::filesystem::exists(data));  // refused before the data directory was made
 }
 
-TEST_CASE("serve refuses --no-warm-up on the embedded engine, which warms up nothing") {
+TEST_CASE(
+    "serve refuses --no-warm-up and --standby-every on the embedded engine, which warms up "
+    "nothing") {
   omniroute::testing::TempDir dir;
   const std::string data = dir.sub("data");
-  const Run r = run({"serve", "--http", "127.0.0.1:0", "--data", data, "--no-warm-up"});
-  INFO(r.output);
-  CHECK(r.status == 1);
-  CHECK(r.output.find("--no-warm-up is for the kafka engine") != std::string::npos);
-  CHECK(!std::filesystem::exists(data));
+  for (const std::vector<std::string>& flag :
+       {std::vector<std::string>{"--no-warm-up"}, {"--standby-every", "60"}}) {
+    std::vector<std::string> args = {"serve", "--http", "127.0.0.1:0", "--data", data};
+    args.insert(args.end(), flag.begin(), flag.end());
+    const Run r = run(args);
+    INFO(r.output);
+    CHECK(r.status == 1);
+    CHECK(r.output.find(flag[0] + " is for the kafka engine") != std::string::npos);
+    CHECK(!std::filesystem::exists(data));
+  }
 }
 
 TEST_CASE("replay, digest, journal and forecast refuse a data directory with no data, and make none") {
