@@ -318,8 +318,10 @@ struct KafkaLog::Reader {
   bool started = false;
   int64_t next = 0;  // offset the next consumed message will have
 
-  ~Reader() {
+  ~Reader() { stop(); }
+  void stop() {
     if (started) rd_kafka_consume_stop(rkt, partition);
+    started = false;
   }
   // Positions the reader at `from` unless it is there already.
   Status seek(int64_t from) {
@@ -551,6 +553,20 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   auto consumer = make_client(RD_KAFKA_CONSUMER, *cconf);
   if (!consumer) return consumer.error();
   log->consumer_ = *consumer;
+  // Recovery reads a partition's journal at three places (its snapshot's record, the history
+  // after it, the claim's), and a warm-up at two: each jump waited out librdkafka's
+  // fetch.wait.max.ms (500 ms) on the mock cluster, 0.5-1.5 s a partition's recovery.
+  auto jconf = base_conf(options, {{"fetch.wait.max.ms", "10"}});
+  if (!jconf) return jconf.error();
+  s = set(*jconf, "enable.partition.eof", "false");
+  if (s) s = set(*jconf, "enable.auto.commit", "false");
+  if (!s) {
+    rd_kafka_conf_destroy(*jconf);
+    return s;
+  }
+  auto journal_consumer = make_client(RD_KAFKA_CONSUMER, *jconf);
+  if (!journal_consumer) return journal_consumer.error();
+  log->journal_consumer_ = *journal_consumer;
   // A read from an offset the topic no longer has starts from the earliest it has (the readers
   // see the gap: read_journal refuses it, a partition host reports the ingest records lost).
   // A configuration each: rd_kafka_topic_new takes the one it is given and frees it (a copy of
@@ -563,7 +579,7 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   log->ingest_rkt_ =
       rd_kafka_topic_new(log->consumer_, log->ingest_topic_.c_str(), from_earliest());
   log->journal_rkt_ =
-      rd_kafka_topic_new(log->consumer_, log->journal_topic_.c_str(), from_earliest());
+      rd_kafka_topic_new(log->journal_consumer_, log->journal_topic_.c_str(), from_earliest());
   log->nodes_rkt_ = rd_kafka_topic_new(log->consumer_, log->nodes_topic_.c_str(), from_earliest());
   log->owners_reader_ = std::thread([raw = log.get()] { raw->read_owners(); });
   return log;
@@ -637,6 +653,7 @@ KafkaLog::~KafkaLog() {
   if (ingest_rkt_) rd_kafka_topic_destroy(ingest_rkt_);
   if (journal_rkt_) rd_kafka_topic_destroy(journal_rkt_);
   if (consumer_) rd_kafka_destroy(consumer_);
+  if (journal_consumer_) rd_kafka_destroy(journal_consumer_);
   if (producer_) {
     rd_kafka_flush(producer_, 10000);
     stopping_ = true;
@@ -832,6 +849,9 @@ Status KafkaLog::read_journal(partition_id p, journal_pos from, size_t max,
       if (pos < stop) out.push_back(StoredRecord{journal_pos{pos}, std::move(rec.value())});
     }
   }
+  // At the end: nothing to fetch until the journal grows, and a started reader would ask every
+  // 10 ms meanwhile.
+  if (stop == end->value()) r.stop();
   return Status::ok();
 }
 

@@ -127,6 +127,10 @@ class KafkaLog final : public EventLog {
   size_t message_max_bytes_ = 0;
   rd_kafka_s* producer_ = nullptr;
   rd_kafka_s* consumer_ = nullptr;  // legacy (positioned) consumer, no group
+  // The journal's reader, a consumer of its own whose fetches wait at most 10 ms at the end of
+  // a partition: a read elsewhere (a seek) waits for the fetch in flight to come back, which
+  // with librdkafka's fetch.wait.max.ms (500) took half a second a seek.
+  rd_kafka_s* journal_consumer_ = nullptr;
   rd_kafka_topic_s* ingest_rkt_ = nullptr;
   rd_kafka_topic_s* journal_rkt_ = nullptr;
   rd_kafka_topic_s* nodes_rkt_ = nullptr;

@@ -243,6 +243,37 @@ void a_claim_that_knows_the_history_resumes_from_it(Engine& engine) {
   }
 }
 
+// Reads at any position, in any order, give the records there: a reader that read to the end
+// (and stopped, on Kafka) reads what is appended after it, and jumps back and forth.
+void journal_reads_anywhere_in_any_order(Engine& engine) {
+  auto log = engine.open();
+  auto claim = log->claim(partition_id{2});
+  REQUIRE(claim.has_value());
+  auto append = [&](int from, int n) {
+    std::vector<JournalRecord> records;
+    for (int i = from; i < from + n; ++i)
+      records.push_back(record(i, "r" + std::to_string(i), static_cast<uint64_t>(i)));
+    REQUIRE(log->append_journal(*claim, records, ingest_offset{from + n}, nullptr));
+  };
+  // The id at position `pos` (the claim's marker is at claim->epoch, the records after it).
+  auto id_at = [&](int64_t pos) {
+    std::vector<StoredRecord> one;
+    REQUIRE(log->read_journal(partition_id{2}, journal_pos{pos}, 1, one));
+    REQUIRE(one.size() == 1);
+    CHECK(one[0].pos.value() == pos);
+    return one[0].record.entries.at(0).id;
+  };
+  const int64_t first = claim->epoch.value() + 1;
+  append(0, 20);
+  std::vector<StoredRecord> all;
+  REQUIRE(log->read_journal(partition_id{2}, journal_pos{first}, 100, all));  // to the end
+  CHECK(all.size() == 20);
+  append(20, 5);
+  CHECK(id_at(first + 20) == "r20");  // after the end it had read to
+  CHECK(id_at(first + 24) == "r24");
+  for (int i : {3, 17, 0, 19, 8, 22, 8, 9}) CHECK(id_at(first + i) == "r" + std::to_string(i));
+}
+
 void membership_assigns_every_partition(Engine& engine) {
   auto log = engine.open();
   auto membership = log->join();
@@ -680,6 +711,8 @@ CONFORMANCE("journal survives a restart with its resume offset",
 CONFORMANCE("a zombie writer cannot fork history", a_zombie_writer_cannot_fork_history)
 CONFORMANCE("a claim that knows the history up to a position resumes from it",
             a_claim_that_knows_the_history_resumes_from_it)
+CONFORMANCE("journal reads anywhere, in any order, and after the end it read to",
+            journal_reads_anywhere_in_any_order)
 CONFORMANCE("membership assigns every partition", membership_assigns_every_partition)
 
 TEST_CASE("kafka: a topic that could lose acknowledged events is named, with its fix") {
