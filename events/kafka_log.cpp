@@ -542,29 +542,25 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
                  "librdkafka's mock cluster does): the topics' settings are not checked\n";
   }
 
-  auto cconf = base_conf(options);
-  if (!cconf) return cconf.error();
-  s = set(*cconf, "enable.partition.eof", "false");
-  if (s) s = set(*cconf, "enable.auto.commit", "false");
-  if (!s) {
-    rd_kafka_conf_destroy(*cconf);
-    return s;
-  }
-  auto consumer = make_client(RD_KAFKA_CONSUMER, *cconf);
+  // A positioned consumer (no group, no commits); `defaults` as for base_conf.
+  auto positioned = [&](const std::map<std::string, std::string>& defaults) -> result<rd_kafka_t*> {
+    auto conf = base_conf(options, defaults);
+    if (!conf) return conf.error();
+    Status set_ok = set(*conf, "enable.partition.eof", "false");
+    if (set_ok) set_ok = set(*conf, "enable.auto.commit", "false");
+    if (!set_ok) {
+      rd_kafka_conf_destroy(*conf);
+      return set_ok;
+    }
+    return make_client(RD_KAFKA_CONSUMER, *conf);
+  };
+  auto consumer = positioned({});
   if (!consumer) return consumer.error();
   log->consumer_ = *consumer;
   // Recovery reads a partition's journal at three places (its snapshot's record, the history
   // after it, the claim's), and a warm-up at two: each jump waited out librdkafka's
   // fetch.wait.max.ms (500 ms) on the mock cluster, 0.5-1.5 s a partition's recovery.
-  auto jconf = base_conf(options, {{"fetch.wait.max.ms", "10"}});
-  if (!jconf) return jconf.error();
-  s = set(*jconf, "enable.partition.eof", "false");
-  if (s) s = set(*jconf, "enable.auto.commit", "false");
-  if (!s) {
-    rd_kafka_conf_destroy(*jconf);
-    return s;
-  }
-  auto journal_consumer = make_client(RD_KAFKA_CONSUMER, *jconf);
+  auto journal_consumer = positioned({{"fetch.wait.max.ms", "10"}});
   if (!journal_consumer) return journal_consumer.error();
   log->journal_consumer_ = *journal_consumer;
   // A read from an offset the topic no longer has starts from the earliest it has (the readers
