@@ -37,6 +37,10 @@ class ProcessorObserver {
   // A snapshot of a partition's state written: its bytes, the seconds it took (from the start
   // of its encoding to its file's rename), and those the partition paused for (the encoding).
   virtual void on_snapshot(partition_id, size_t /*bytes*/, double /*seconds*/, double /*paused*/) {}
+  // This node's copy of a partition it does not own brought up to the journal's end (Kafka): by
+  // the warm-up before it joins, or by a standby round; the journal entries it replayed and the
+  // seconds it took.
+  virtual void on_warm_up(partition_id, bool /*standby*/, size_t /*entries*/, double /*seconds*/) {}
   virtual void on_error(partition_id, const std::string& /*message*/) {}
 };
 

@@ -19,6 +19,8 @@ namespace omniroute::actors {
 using namespace std::string_view_literals;
 namespace {
 
+using events::seconds_since;
+
 using events::entry_kind;
 using events::JournalEntry;
 using events::JournalRecord;
@@ -290,12 +292,6 @@ PartitionProcessor::PartitionProcessor(events::EventLog& log, projections::Store
       max_batch_(max_batch),
       clock_ticks_(clock_ticks),
       projection_interval_(projection_interval) {}
-
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-}  // namespace
 
 Status PartitionProcessor::recover() {
   invalidate();

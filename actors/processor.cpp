@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "actors/warm_up.hpp"
+#include "events/time.hpp"
 
 namespace omniroute::actors {
 namespace {
@@ -52,6 +53,8 @@ caf::behavior partition_host(caf::stateful_actor<host_state>* self,
       },
   };
 }
+
+using events::seconds_since;
 
 }  // namespace
 
@@ -123,16 +126,15 @@ void Processor::warm_up() {
             continue;
           }
           entries += warmed->entries;
+          observer_.on_warm_up(p, false, warmed->entries, seconds_since(began));
           if (warmed->entries > 0)
-            std::cerr
-                << "omniroute: warm-up: partition " << i << ": "
-                << (warmed->snapshot ? "its snapshot at position " +
-                                           std::to_string(warmed->snapshot->value()) + ", then "
-                                     : std::string())
-                << warmed->entries << " journal entries replayed to position "
-                << warmed->end.value() << " in "
-                << std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count()
-                << " s\n";
+            std::cerr << "omniroute: warm-up: partition " << i << ": "
+                      << (warmed->snapshot
+                              ? "its snapshot at position " +
+                                    std::to_string(warmed->snapshot->value()) + ", then "
+                              : std::string())
+                      << warmed->entries << " journal entries replayed to position "
+                      << warmed->end.value() << " in " << seconds_since(began) << " s\n";
         }
       });
     for (auto& t : threads) t.join();
@@ -141,8 +143,8 @@ void Processor::warm_up() {
   }
   if (!stopping_)
     std::cerr << "omniroute: warmed up " << partitions << " partitions in "
-              << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
-              << " s (" << total << " journal entries replayed); joining the group\n";
+              << seconds_since(started) << " s (" << total
+              << " journal entries replayed); joining the group\n";
 }
 
 void Processor::keep_standbys() {
@@ -157,7 +159,9 @@ void Processor::keep_standbys() {
       standby_partition_ = i;
       standby_stop_ = false;
       lock.unlock();
+      const auto began = std::chrono::steady_clock::now();
       auto w = actors::warm_up(log_, store_, partition_id{i}, standby_stop_);
+      if (w) observer_.on_warm_up(partition_id{i}, true, w->entries, seconds_since(began));
       lock.lock();
       standby_partition_ = -1;
       standby_changed_.notify_all();
@@ -172,9 +176,7 @@ void Processor::keep_standbys() {
     if (!warmed.empty())
       std::cerr << "omniroute: standby: partition " << warmed
                 << " brought up to the journal's end (" << entries
-                << " journal entries replayed in "
-                << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
-                << " s)\n";
+                << " journal entries replayed in " << seconds_since(started) << " s)\n";
   }
 }
 

@@ -1,6 +1,7 @@
 // RFC 3339 timestamps, held as milliseconds since the Unix epoch (UTC).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,5 +29,10 @@ void append_rfc3339_ms(std::string& out, int64_t ms);
 // The wall clock, microseconds since the epoch. Only for what is not domain logic (append
 // stamps, latency, the age shown at a query); domain logic uses event time.
 int64_t wall_clock_us();
+
+// Seconds since `t` on the steady clock (how long something took, for logs and metrics).
+inline double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
 }  // namespace omniroute::events

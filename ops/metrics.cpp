@@ -96,6 +96,20 @@ Metrics::Metrics()
                       .Help("Recoveries of a partition's state: when this process took the "
                             "partition (at start, in a rebalance) and after a failed step")
                       .Register(*registry_)),
+      warm_ups_(BuildCounter()
+                    .Name("omniroute_warm_ups_total")
+                    .Help("This node's copy of a partition it did not own brought up to the "
+                          "journal's end (kafka): kind=join before it joined the group, "
+                          "kind=standby by a standby round (--standby-every)")
+                    .Register(*registry_)),
+      warm_up_entries_(BuildCounter()
+                           .Name("omniroute_warm_up_entries_total")
+                           .Help("Journal entries those warm-ups replayed")
+                           .Register(*registry_)),
+      warm_up_seconds_(BuildCounter()
+                           .Name("omniroute_warm_up_seconds_total")
+                           .Help("Seconds those warm-ups took")
+                           .Register(*registry_)),
       recovery_seconds_(BuildGauge()
                             .Name("omniroute_recovery_seconds")
                             .Help("How long the last recovery of a partition's state took (its "
@@ -390,6 +404,14 @@ void Metrics::on_snapshot(partition_id p, size_t bytes, double seconds, double p
   snapshot_bytes_.Add(partition).Set(static_cast<double>(bytes));
   snapshot_seconds_.Add(partition).Set(seconds);
   snapshot_pause_.Add(partition).Set(paused);
+}
+
+void Metrics::on_warm_up(partition_id p, bool standby, size_t entries, double seconds) {
+  const std::map<std::string, std::string> labels{{"partition", std::to_string(p.value())},
+                                                  {"kind", standby ? "standby" : "join"}};
+  counter(warm_ups_, labels).Increment();
+  counter(warm_up_entries_, labels).Increment(static_cast<double>(entries));
+  counter(warm_up_seconds_, labels).Increment(seconds);
 }
 
 void Metrics::on_recovery_backlog(partition_id p, size_t entries) {

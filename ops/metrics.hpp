@@ -69,6 +69,7 @@ class Metrics final : public actors::ProcessorObserver {
   void on_recovery(partition_id p, double seconds, size_t entries, bool from_snapshot) override;
   void on_snapshot(partition_id p, size_t bytes, double seconds, double paused) override;
   void on_recovery_backlog(partition_id p, size_t entries) override;
+  void on_warm_up(partition_id p, bool standby, size_t entries, double seconds) override;
 
  private:
   prometheus::Counter& counter(prometheus::Family<prometheus::Counter>& family,
@@ -94,6 +95,9 @@ class Metrics final : public actors::ProcessorObserver {
   prometheus::Family<prometheus::Counter>& http_;
   prometheus::Family<prometheus::Counter>& errors_;
   prometheus::Family<prometheus::Counter>& recoveries_;
+  prometheus::Family<prometheus::Counter>& warm_ups_;
+  prometheus::Family<prometheus::Counter>& warm_up_entries_;
+  prometheus::Family<prometheus::Counter>& warm_up_seconds_;
   prometheus::Family<prometheus::Gauge>& recovery_seconds_;
   prometheus::Family<prometheus::Gauge>& recovery_entries_;
   prometheus::Family<prometheus::Gauge>& recovery_from_snapshot_;

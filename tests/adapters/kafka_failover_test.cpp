@@ -329,15 +329,17 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   CHECK(from_snapshot == 2);
 }
 
-// A metric of the node on `port` whose only label is the partition, by partition.
-std::map<int, double> by_partition(int port, const std::string& metric) {
+// A metric of the node on `port` by partition: the series whose labels are `other_labels` (those
+// before `partition` in the text, each followed by a comma) and the partition.
+std::map<int, double> by_partition(int port, const std::string& metric,
+                                   const std::string& other_labels = "") {
   httplib::Client http("127.0.0.1", port);
   auto res = http.Get("/metrics");
   REQUIRE(res);
   std::map<int, double> out;
   std::istringstream lines(res->body);
   std::string line;
-  const std::string name = metric + "{partition=\"";
+  const std::string name = metric + "{" + other_labels + "partition=\"";
   while (std::getline(lines, line))
     if (line.rfind(name, 0) == 0) {
       const size_t end = line.find('"', name.size());
@@ -444,6 +446,14 @@ TEST_CASE(
                   "partition " << p);
   }
   CHECK(moved_entries > 0);  // the tenants of the partitions b took had a history to warm
+  // b replayed every partition's history as it warmed up (metrics: one warm-up each, its entries).
+  const auto warm_ups = by_partition(b->port(), "omniroute_warm_ups_total", "kind=\"join\",");
+  const auto warmed = by_partition(b->port(), "omniroute_warm_up_entries_total", "kind=\"join\",");
+  for (int p = 0; p < 4; ++p) {
+    CHECK_MESSAGE(warm_ups.at(p) == 1, "partition " << p);
+    CHECK_MESSAGE(warmed.at(p) >= static_cast<double>(entries.count(p) ? entries.at(p) : 0),
+                  "partition " << p);
+  }
   // b answers its partitions' tenants from the views it warmed, as a did (a forwards the rest).
   httplib::Client via_b("127.0.0.1", b->port());
   for (const auto& [path, body] : answered) {
@@ -519,6 +529,13 @@ TEST_CASE(
   };
   eventually(b_is_warm);
   REQUIRE(b_is_warm());
+  const auto standbys = by_partition(b->port(), "omniroute_warm_ups_total", "kind=\"standby\",");
+  const auto standby_entries =
+      by_partition(b->port(), "omniroute_warm_up_entries_total", "kind=\"standby\",");
+  for (int p : of_a) {
+    CHECK_MESSAGE(standbys.at(p) >= 1, "partition " << p);
+    CHECK_MESSAGE(standby_entries.at(p) > 0, "partition " << p);  // what a's partitions got since
+  }
 
   a->stop();  // as if it failed: b takes its partitions over
   a.reset();
