@@ -99,7 +99,7 @@ void Tenant::evict_closed_before(int64_t time_ms) {
     } else if (const PackedConversation* p = packed_.find(id); p && p->last_ms <= closed_at) {
       packed_.erase(id);
     }
-    closed_.pop_front();
+    closed_.erase_front(1);
   }
 }
 
@@ -636,7 +636,7 @@ void Tenant::apply_decision(const Envelope& e) {
     c.preferred_agent.clear();
     c.last_ms = std::max(c.last_ms, e.time_ms);
     c.closed_ms = e.time_ms;
-    closed_.emplace_back(c.last_ms, c.id);
+    closed_.push_back({c.last_ms, c.id});
   }
 }
 
@@ -839,7 +839,7 @@ void Tenant::save(events::Appender& out) const {
   // A member added to these must be saved and restored too: the sizes are the reminder.
   static_assert(sizeof(Agent) == 400, "save() and restore() must cover every member of Agent");
   static_assert(sizeof(Queue) == 496, "save() and restore() must cover every member of Queue");
-  static_assert(sizeof(Tenant) == 1560, "save() and restore() must cover every member of Tenant");
+  static_assert(sizeof(Tenant) == 1512, "save() and restore() must cover every member of Tenant");
   using events::each_of;
   out.text(name_);
   out.varint(next_seq_);
@@ -946,7 +946,7 @@ void Tenant::restore(events::Unpacker& in) {
   clock_ms_ = in.integer();
   for_count(in, [&] {
     const int64_t at = in.integer();
-    closed_.emplace_back(at, std::string(in.text()));
+    closed_.push_back({at, std::string(in.text())});
   });
   for_count(in, [&] {
     Conversation& c = conversations_[in.text()];
