@@ -85,8 +85,7 @@ std::string snapshot_header(partition_id p, const SnapshotPoint& point, std::str
   return std::move(out.out);
 }
 
-result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
-                                      PartitionState& state) {
+result<SnapshotPoint> snapshot_point(std::string_view bytes, partition_id p, size_t* state_at) {
   if (bytes.substr(0, magic.size()) != magic) return Status::error("not a snapshot");
   events::Unpacker in{bytes, magic.size()};
   try {
@@ -110,6 +109,20 @@ result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
                            " bytes of state, the header says " + std::to_string(size));
     if (hash_of(bytes.substr(in.at)) != hash)
       return Status::error("damaged: its state does not match its hash");
+    if (state_at) *state_at = in.at;
+    return point;
+  } catch (const std::exception& e) {
+    return Status::error(std::string("damaged: ") + e.what());
+  }
+}
+
+result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
+                                      PartitionState& state) {
+  size_t state_at = 0;
+  auto point = snapshot_point(bytes, p, &state_at);
+  if (!point) return point;
+  events::Unpacker in{bytes, state_at};
+  try {
     events::for_count(in, [&] {
       std::string name(in.text());
       auto t = state.tenants.emplace(name, routing::Tenant(name)).first;
@@ -122,6 +135,34 @@ result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
   } catch (const std::exception& e) {
     return Status::error(std::string("damaged: ") + e.what());
   }
+}
+
+namespace {
+
+// Why a snapshot taken at `point` cannot be used with the journal and the views as they are,
+// or nothing when it can.
+std::optional<std::string> unusable(events::EventLog& log, projections::Store& store,
+                                    partition_id p, const SnapshotPoint& point) {
+  const journal_pos at = point.known.upto;
+  const std::string taken = "taken at position " + std::to_string(at.value());
+  if (at > store.applied(p))
+    return taken + ", ahead of the views at " + std::to_string(store.applied(p).value());
+  // The journal holds the record the snapshot was taken after (and so reaches its position).
+  auto fingerprint = fingerprint_before(log, p, at);
+  if (!fingerprint || *fingerprint != point.last_record)
+    return taken + " after a record the journal does not have at " + std::to_string(at.value() - 1);
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<journal_pos> usable_snapshot_at(events::EventLog& log, projections::Store& store,
+                                              partition_id p) {
+  auto bytes = read_snapshot_file(store.dir(), p);
+  if (!bytes || !*bytes) return std::nullopt;
+  auto point = snapshot_point(**bytes, p);
+  if (!point || unusable(log, store, p, *point)) return std::nullopt;
+  return point->known.upto;
 }
 
 std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections::Store& store,
@@ -139,15 +180,7 @@ std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections
   if (!*bytes) return std::nullopt;
   auto point = decode_snapshot(**bytes, p, state);
   if (!point) return unused(point.error().message());
-  const journal_pos at = point->known.upto;
-  const std::string taken = "taken at position " + std::to_string(at.value());
-  if (at > store.applied(p))
-    return unused(taken + ", ahead of the views at " + std::to_string(store.applied(p).value()));
-  // The journal holds the record the snapshot was taken after (and so reaches its position).
-  auto fingerprint = fingerprint_before(log, p, at);
-  if (!fingerprint || *fingerprint != point->last_record)
-    return unused(taken + " after a record the journal does not have at " +
-                  std::to_string(at.value() - 1));
+  if (auto why_not = unusable(log, store, p, *point)) return unused(std::move(*why_not));
   return *point;
 }
 

@@ -37,6 +37,11 @@ std::string encode_snapshot(partition_id p, const SnapshotPoint& point,
                             const PartitionState& state);
 std::string encode_state(const PartitionState& state, size_t room = 0);
 std::string snapshot_header(partition_id p, const SnapshotPoint& point, std::string_view state);
+// Where a snapshot of partition p was taken, its header and hash checked but its state not
+// decoded (`state_at`, if given, receives where the state's bytes begin); the error says why it
+// cannot be used.
+result<SnapshotPoint> snapshot_point(std::string_view bytes, partition_id p,
+                                     size_t* state_at = nullptr);
 // Reads a snapshot of partition p into `state` (a fresh one); the error says why it cannot be
 // used (and `state` is then to be dropped).
 result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
@@ -48,6 +53,10 @@ result<SnapshotPoint> decode_snapshot(std::string_view bytes, partition_id p,
 std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections::Store& store,
                                               partition_id p, PartitionState& state,
                                               std::string& why);
+// Where partition p's snapshot was taken, if restore_snapshot would use it (nothing decoded
+// beyond its header, nothing logged).
+std::optional<journal_pos> usable_snapshot_at(events::EventLog& log, projections::Store& store,
+                                              partition_id p);
 
 // The snapshot files of a data directory: DIR/snapshots/partition-P, each replaced whole
 // (written to a temporary file, synced, renamed over the old one, the directory synced).

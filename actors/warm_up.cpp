@@ -9,14 +9,20 @@ namespace omniroute::actors {
 result<WarmedUp> warm_up(events::EventLog& log, projections::Store& store, partition_id p,
                          const std::atomic<bool>& stop, int64_t step) {
   WarmedUp w;
+  auto end = log.journal_end(p);
+  if (!end) return end.error();
+  // A snapshot at the journal's end already (a node restarted after a graceful stop, a standby
+  // round with nothing new) is not decoded only to find nothing to replay.
+  if (auto at = usable_snapshot_at(log, store, p); at && *at >= *end) {
+    w.snapshot = w.end = *at;
+    return w;
+  }
   PartitionState state;
   std::string unused;  // restore_snapshot logs why
   const std::optional<SnapshotPoint> point = restore_snapshot(log, store, p, state, unused);
   events::KnownHistory known = point ? point->known : events::KnownHistory{};
   if (point) w.snapshot = known.upto;
   w.end = known.upto;
-  auto end = log.journal_end(p);
-  if (!end) return end.error();
   if (*end <= known.upto) return w;  // the snapshot has all of it
   while (known.upto < *end) {
     if (stop) return Status::error("stopped");
