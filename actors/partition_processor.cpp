@@ -208,6 +208,12 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
   return failures;
 }
 
+std::string replayed_from(const std::optional<journal_pos>& snapshot, size_t entries) {
+  return (snapshot ? "its snapshot at position " + std::to_string(snapshot->value()) + ", then "
+                   : std::string()) +
+         std::to_string(entries) + " journal entries replayed";
+}
+
 Status replay(events::EventLog& log, projections::Store& store, partition_id p, journal_pos end,
               PartitionState& state, const events::KnownHistory& from, size_t* entries,
               events::KnownHistory* reached) {
@@ -320,11 +326,8 @@ Status PartitionProcessor::recover() {
   keys_dropped_as_of_ = store_.changes();  // every key journaled so far is in the ids view
   recovered_ = true;
   const double took = seconds_since(started);
-  std::cerr << "omniroute: partition " << p_.value() << " recovered in " << took << " s: "
-            << (recovery_.snapshot ? "its snapshot at position " +
-                                         std::to_string(recovery_.snapshot->value()) + ", then "
-                                   : std::string())
-            << recovery_.entries << " journal entries replayed\n";
+  std::cerr << "omniroute: partition " << p_.value() << " recovered in " << took
+            << " s: " << replayed_from(recovery_.snapshot, recovery_.entries) << "\n";
   observer_.on_recovery(p_, took, recovery_.entries, recovery_.snapshot.has_value());
   return Status::ok();
 }

@@ -61,6 +61,10 @@ Status replay(events::EventLog& log, projections::Store& store, partition_id p, 
               PartitionState& state, const events::KnownHistory& from = {},
               size_t* entries = nullptr, events::KnownHistory* reached = nullptr);
 
+// "its snapshot at position S, then N journal entries replayed" (without a snapshot, the second
+// part alone): what a recovery or a warm-up did, for the log.
+std::string replayed_from(const std::optional<journal_pos>& snapshot, size_t entries);
+
 // Writes the current views of every entity touched in `state`, and the interval statistics'
 // changes, into `batch`; adds the touched queues per tenant to `touched_queues` if given.
 // Returns a line for the log for each document that could not be rendered: rendering reads

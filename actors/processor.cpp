@@ -3,7 +3,6 @@
 #include <caf/all.hpp>
 #include <iostream>
 
-#include "actors/warm_up.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::actors {
@@ -116,24 +115,13 @@ void Processor::warm_up() {
     for (int w = 0; w < workers; ++w)
       threads.emplace_back([&] {
         for (int i = next++; i < partitions && !stopping_; i = next++) {
-          const partition_id p{i};
           const auto began = std::chrono::steady_clock::now();
-          auto warmed = actors::warm_up(log_, store_, p, stopping_);
-          if (!warmed) {  // its recovery replays what this would have
-            if (!stopping_)
-              std::cerr << "omniroute: warm-up: partition " << i << ": " << warmed.error().message()
-                        << "\n";
-            continue;
-          }
+          const auto warmed = warm(partition_id{i}, false, stopping_);
+          if (!warmed) continue;  // its recovery replays what this would have
           entries += warmed->entries;
-          observer_.on_warm_up(p, false, warmed->entries, seconds_since(began));
           if (warmed->entries > 0)
             std::cerr << "omniroute: warm-up: partition " << i << ": "
-                      << (warmed->snapshot
-                              ? "its snapshot at position " +
-                                    std::to_string(warmed->snapshot->value()) + ", then "
-                              : std::string())
-                      << warmed->entries << " journal entries replayed to position "
+                      << replayed_from(warmed->snapshot, warmed->entries) << " to position "
                       << warmed->end.value() << " in " << seconds_since(began) << " s\n";
         }
       });
@@ -145,6 +133,20 @@ void Processor::warm_up() {
     std::cerr << "omniroute: warmed up " << partitions << " partitions in "
               << seconds_since(started) << " s (" << total
               << " journal entries replayed); joining the group\n";
+}
+
+std::optional<WarmedUp> Processor::warm(partition_id p, bool standby,
+                                        const std::atomic<bool>& stop) {
+  const auto began = std::chrono::steady_clock::now();
+  auto warmed = actors::warm_up(log_, store_, p, stop);
+  if (!warmed) {
+    if (!stop)
+      std::cerr << "omniroute: " << (standby ? "standby" : "warm-up") << ": partition " << p.value()
+                << ": " << warmed.error().message() << "\n";
+    return std::nullopt;
+  }
+  observer_.on_warm_up(p, standby, warmed->entries, seconds_since(began));
+  return *warmed;
 }
 
 void Processor::keep_standbys() {
@@ -159,16 +161,11 @@ void Processor::keep_standbys() {
       standby_partition_ = i;
       standby_stop_ = false;
       lock.unlock();
-      const auto began = std::chrono::steady_clock::now();
-      auto w = actors::warm_up(log_, store_, partition_id{i}, standby_stop_);
-      if (w) observer_.on_warm_up(partition_id{i}, true, w->entries, seconds_since(began));
+      const auto w = warm(partition_id{i}, true, standby_stop_);
       lock.lock();
       standby_partition_ = -1;
       standby_changed_.notify_all();
-      if (!w) {
-        if (!standby_stop_)
-          std::cerr << "omniroute: standby: partition " << i << ": " << w.error().message() << "\n";
-      } else if (w->entries > 0) {
+      if (w && w->entries > 0) {
         warmed += (warmed.empty() ? "" : ", ") + std::to_string(i);
         entries += w->entries;
       }

@@ -15,6 +15,7 @@
 
 #include "actors/observer.hpp"
 #include "actors/partition_processor.hpp"
+#include "actors/warm_up.hpp"
 #include "events/event_log.hpp"
 #include "projections/store.hpp"
 
@@ -71,6 +72,9 @@ class Processor {
  private:
   void follow_membership();
   void warm_up();
+  // Warms partition p (actors::warm_up) and reports it to the observer; logs why not, unless
+  // `stop` was set. `standby`: a standby round's, else the warm-up before joining.
+  std::optional<WarmedUp> warm(partition_id p, bool standby, const std::atomic<bool>& stop);
   void join_when_warm();
   void keep_standbys();
   void start_host(partition_id p);

@@ -23,7 +23,7 @@ result<WarmedUp> warm_up(events::EventLog& log, projections::Store& store, parti
   events::KnownHistory known = point ? point->known : events::KnownHistory{};
   if (point) w.snapshot = known.upto;
   w.end = known.upto;
-  if (*end <= known.upto) return w;  // the snapshot has all of it
+  if (*end <= known.upto) return w;  // an empty journal, or one the restored snapshot has all of
   while (known.upto < *end) {
     if (stop) return Status::error("stopped");
     const journal_pos to{std::min(end->value(), known.upto.value() + std::max<int64_t>(step, 1))};
