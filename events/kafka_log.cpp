@@ -52,15 +52,16 @@ Status set(rd_kafka_conf_t* conf, const std::string& key, const std::string& val
 }
 
 // A client's settings: the brokers, then `defaults` (the user's settings may change them),
-// then the user's (check_kafka_config keeps them off what the log must set itself).
+// then the user's, then `forced`: what the log must set itself (check_kafka_config keeps the
+// user's settings off those).
 result<rd_kafka_conf_t*> base_conf(const KafkaOptions& o,
-                                   const std::map<std::string, std::string>& defaults = {}) {
+                                   const std::map<std::string, std::string>& defaults = {},
+                                   const std::map<std::string, std::string>& forced = {}) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   Status s = set(conf, "bootstrap.servers", o.brokers);
-  for (const auto& [k, v] : defaults)
-    if (s) s = set(conf, k, v);
-  for (const auto& [k, v] : o.config)
-    if (s) s = set(conf, k, v);
+  for (const auto* settings : {&defaults, &o.config, &forced})
+    for (const auto& [k, v] : *settings)
+      if (s) s = set(conf, k, v);
   if (!s) {
     rd_kafka_conf_destroy(conf);
     return s;
@@ -223,19 +224,13 @@ bool controller_known(rd_kafka_t* rk) {
 class GroupMembership final : public Membership {
  public:
   static result<std::unique_ptr<Membership>> make(const KafkaOptions& o, const std::string& topic) {
-    auto conf = base_conf(o);
+    // Cooperative-sticky unless the user's settings choose another assignor.
+    auto conf = base_conf(o, {{"partition.assignment.strategy", "cooperative-sticky"}},
+                          {{"group.id", o.group},
+                           {"enable.auto.commit", "false"},
+                           {"enable.auto.offset.store", "false"}});
     if (!conf) return conf.error();
     auto self = std::unique_ptr<GroupMembership>(new GroupMembership);
-    Status s = set(*conf, "group.id", o.group);
-    // Unless the user's settings chose another assignor (they came first, in base_conf).
-    if (s && !o.config.count("partition.assignment.strategy"))
-      s = set(*conf, "partition.assignment.strategy", "cooperative-sticky");
-    if (s) s = set(*conf, "enable.auto.commit", "false");
-    if (s) s = set(*conf, "enable.auto.offset.store", "false");
-    if (!s) {
-      rd_kafka_conf_destroy(*conf);
-      return s;
-    }
     rd_kafka_conf_set_opaque(*conf, self.get());
     rd_kafka_conf_set_rebalance_cb(*conf, &GroupMembership::on_rebalance);
     auto rk = make_client(RD_KAFKA_CONSUMER, *conf);
@@ -451,14 +446,9 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
   log->journal_topic_ = options.topic_prefix + "journal";
 
   if (Status s = check_kafka_config(options.config); !s) return s;
-  auto pconf = base_conf(options, {{"linger.ms", "2"}, {"message.timeout.ms", "30000"}});
+  auto pconf = base_conf(options, {{"linger.ms", "2"}, {"message.timeout.ms", "30000"}},
+                         {{"enable.idempotence", "true"}, {"acks", "all"}});
   if (!pconf) return pconf.error();
-  Status s = set(*pconf, "enable.idempotence", "true");
-  if (s) s = set(*pconf, "acks", "all");
-  if (!s) {
-    rd_kafka_conf_destroy(*pconf);
-    return s;
-  }
   rd_kafka_conf_set_dr_msg_cb(*pconf, on_delivery);
   auto producer = make_client(RD_KAFKA_PRODUCER, *pconf);
   if (!producer) return producer.error();
@@ -544,14 +534,9 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
 
   // A positioned consumer (no group, no commits); `defaults` as for base_conf.
   auto positioned = [&](const std::map<std::string, std::string>& defaults) -> result<rd_kafka_t*> {
-    auto conf = base_conf(options, defaults);
+    auto conf = base_conf(options, defaults,
+                          {{"enable.partition.eof", "false"}, {"enable.auto.commit", "false"}});
     if (!conf) return conf.error();
-    Status set_ok = set(*conf, "enable.partition.eof", "false");
-    if (set_ok) set_ok = set(*conf, "enable.auto.commit", "false");
-    if (!set_ok) {
-      rd_kafka_conf_destroy(*conf);
-      return set_ok;
-    }
     return make_client(RD_KAFKA_CONSUMER, *conf);
   };
   auto consumer = positioned({});
