@@ -115,9 +115,15 @@ result<std::vector<IngestResult>, IngestError> ingest(
     for (auto& [p, b] : batches) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
-      const bool room =
-          log.await_room(partition_id{p}, b.texts, std::max(left, std::chrono::milliseconds(0)));
+      // While the store refuses writes, the hosts can make no room (the embedded engine's
+      // journal is in it): waiting for it would only delay the answer that names why.
+      const auto refused = store.write_error();
+      const bool room = log.await_room(
+          partition_id{p}, b.texts,
+          refused ? std::chrono::milliseconds(0) : std::max(left, std::chrono::milliseconds(0)));
       if (waited) *waited = std::chrono::steady_clock::now() - start;
+      if (!room && refused)
+        return answer(IngestError{"the store refuses writes: " + *refused, false, std::nullopt});
       if (!room)
         return answer(IngestError{"partition " + std::to_string(p) +
                                       " has more events waiting to be processed than it holds "

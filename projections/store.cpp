@@ -412,7 +412,12 @@ class WriteErrors : public rocksdb::EventListener {
     if (error->IsShutdownInProgress()) return;  // a flush cut short by the close: not the disk
     std::lock_guard<std::mutex> lock(mu_);
     error_ = error->ToString();
-    std::cerr << "omniroute: the store refuses writes: " << *error_ << "\n";
+    lasting_ = lasting_ || error->severity() >= rocksdb::Status::Severity::kFatalError;
+    std::cerr << "omniroute: the store refuses writes: " << *error_
+              << (lasting_ ? " (RocksDB does not recover from this by itself: the store must be "
+                             "opened again)"
+                           : "")
+              << "\n";
   }
   void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -427,13 +432,20 @@ class WriteErrors : public rocksdb::EventListener {
     std::lock_guard<std::mutex> lock(mu_);
     return error_;
   }
+  bool lasting() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lasting_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::optional<std::string> error_;
+  bool lasting_ = false;  // of a severity RocksDB does not resume from: until the store closes
 };
 
 std::optional<std::string> Store::write_error() const { return write_errors_->error(); }
+
+bool Store::needs_reopen() const { return write_errors_->lasting(); }
 
 namespace {
 

@@ -143,6 +143,10 @@ class Store {
   // space, until there is room again (RocksDB looks every 5 s and resumes by itself once a
   // memtable's worth is free); after an error it cannot recover from, until a restart.
   std::optional<std::string> write_error() const;
+  // Whether the write error is one RocksDB does not recover from by itself (any I/O error but
+  // a full disk: a file-size limit, EIO, a read-only remount): only closing the store and
+  // opening it again clears it, once its cause is mended.
+  bool needs_reopen() const;
   // The bytes the memtables of every column family hold (active and not yet flushed).
   uint64_t memtable_bytes() const;
   // The bytes of the memtables RocksDB counts as flushed and pinned: its all-memtables size

@@ -20,6 +20,7 @@
 #include "actors/partition_processor.hpp"
 #include "actors/snapshot.hpp"
 #include "actors/warm_up.hpp"
+#include "adapters/ingest.hpp"
 #include "events/compact_doc.hpp"
 #include "events/embedded_log.hpp"
 #include "events/time.hpp"
@@ -239,6 +240,54 @@ TEST_CASE("a key the front door found unknown before its projection left memory 
 }
 
 TEST_CASE(
+    "an I/O error RocksDB does not recover from: the store must be opened again, and the front "
+    "door says so at once") {
+  testing::TempDir dir;
+  auto disk = std::make_shared<testing::FullDisk>();
+  const auto env = std::make_unique<testing::OnDisk>(disk);
+  auto store = std::move(projections::Store::open(dir.str(), 0, env.get()).value());
+  // A tail of 16 KiB: a few dozen events fill it while no host reads them.
+  auto log = std::move(events::EmbeddedLog::open(store->log_handles(), 1, false, 16 << 10).value());
+  const auto facts = workload(400);
+  std::vector<events::Envelope> envs;
+  size_t next = 0;
+  auto take = [&](size_t n) {
+    std::vector<events::Envelope> out;
+    for (; out.size() < n && next < facts.size(); ++next)
+      out.push_back(events::parse_fact(facts[next]).value());
+    return out;
+  };
+  const std::string one = events::to_text(events::parse_fact(facts[0]).value());
+  while (log->await_room(partition_id{0}, {one}, 0ms)) {
+    auto batch = take(10);
+    REQUIRE_MESSAGE(!batch.empty(), "the tail never filled");
+    REQUIRE(adapters::ingest(*log, *store, batch).has_value());
+  }
+  CHECK_FALSE(store->write_error());
+  CHECK_FALSE(store->needs_reopen());
+
+  disk->failing = true;
+  auto refused = take(5);
+  std::vector<std::string> texts;
+  for (const auto& e : refused) texts.push_back(events::to_text(e));
+  REQUIRE_FALSE(log->append_ingest(partition_id{0}, texts, nullptr));
+  const auto why = store->write_error();
+  REQUIRE(why);
+  CHECK(why->find("Input/output error") != std::string::npos);
+  CHECK(store->needs_reopen());
+  // The tail is full and no host can make room while the store refuses writes: the front door
+  // answers with the store's error rather than waiting out the backlog (a minute here) to
+  // answer that the backlog was full.
+  auto answer = adapters::ingest(*log, *store, refused, std::chrono::milliseconds(60s));
+  REQUIRE_FALSE(answer.has_value());
+  CHECK_FALSE(answer.error().backlog_full);
+  CHECK(answer.error().message == "the store refuses writes: " + *why);
+  disk->failing = false;  // mended, but RocksDB stays read-only until the store is opened again
+  CHECK_FALSE(log->append_ingest(partition_id{0}, texts, nullptr));
+  CHECK(store->needs_reopen());
+}
+
+TEST_CASE(
     "a full disk: writes refused while it lasts, none lost, and all go on once there is room") {
   testing::TempDir dir;
   auto disk = std::make_shared<testing::FullDisk>();
@@ -266,6 +315,7 @@ TEST_CASE(
   const auto why = node.store->write_error();  // what /readyz says meanwhile
   REQUIRE(why);
   CHECK(why->find("No space left on device") != std::string::npos);
+  CHECK_FALSE(node.store->needs_reopen());  // RocksDB resumes by itself once there is room
   CHECK_FALSE(p.step(0ms));  // the journal append
   CHECK_FALSE(p.step(0ms));  // the recovery's epoch marker
   // RocksDB's recovery thread asks for free space every 5 s and logs, each time, that it

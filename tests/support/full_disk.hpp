@@ -1,6 +1,8 @@
 // A full disk for tests: the process's file system, but while `full` every write fails as on a
 // full disk (ENOSPC) and no space is free; with room, a terabyte is (RocksDB resumes only with
-// a memtable's worth free). And an Env on it, through which RocksDB's own info log goes too.
+// a memtable's worth free). While `failing`, every write fails with another I/O error (EIO),
+// which RocksDB does not recover from by itself. And an Env on it, through which RocksDB's own
+// info log goes too.
 #pragma once
 
 #include <rocksdb/env.h>
@@ -18,6 +20,7 @@ class FullDisk : public rocksdb::FileSystemWrapper {
   const char* Name() const override { return "FullDisk"; }
 
   std::atomic<bool> full{false};
+  std::atomic<bool> failing{false};
   std::atomic<int> asked_while_full{0};  // how often RocksDB asked for free space meanwhile
 
   rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
@@ -50,29 +53,34 @@ class FullDisk : public rocksdb::FileSystemWrapper {
         : FSWritableFileOwnerWrapper(std::move(f)), disk_(disk) {}
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
                              rocksdb::IODebugContext* d) override {
-      return disk_.full ? no_space() : target()->Append(data, o, d);
+      return disk_.full ? no_space() : disk_.failing ? io_error() : target()->Append(data, o, d);
     }
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
                              const rocksdb::DataVerificationInfo& v,
                              rocksdb::IODebugContext* d) override {
-      return disk_.full ? no_space() : target()->Append(data, o, v, d);
+      return disk_.full ? no_space() : disk_.failing ? io_error() : target()->Append(data, o, v, d);
     }
     rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t at,
                                        const rocksdb::IOOptions& o,
                                        rocksdb::IODebugContext* d) override {
-      return disk_.full ? no_space() : target()->PositionedAppend(data, at, o, d);
+      return disk_.full      ? no_space()
+             : disk_.failing ? io_error()
+                             : target()->PositionedAppend(data, at, o, d);
     }
     rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t at,
                                        const rocksdb::IOOptions& o,
                                        const rocksdb::DataVerificationInfo& v,
                                        rocksdb::IODebugContext* d) override {
-      return disk_.full ? no_space() : target()->PositionedAppend(data, at, o, v, d);
+      return disk_.full      ? no_space()
+             : disk_.failing ? io_error()
+                             : target()->PositionedAppend(data, at, o, v, d);
     }
 
    private:
     static rocksdb::IOStatus no_space() {
       return rocksdb::IOStatus::NoSpace("No space left on device");
     }
+    static rocksdb::IOStatus io_error() { return rocksdb::IOStatus::IOError("Input/output error"); }
     const FullDisk& disk_;
   };
   rocksdb::IOStatus wrap(rocksdb::IOStatus s, std::unique_ptr<rocksdb::FSWritableFile>* r) const {
