@@ -3,10 +3,12 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 #include "actors/partition_processor.hpp"
@@ -88,6 +90,53 @@ result<ops::Storage> open_written(const ops::EngineOptions& options) {
   return ops::open_storage(options);
 }
 
+// What `serve` prints once it listens (tests and scripts read the API line for the port), again
+// after a restart in place.
+void print_serving(ops::Server& server, const ops::ServerOptions& options,
+                   const std::string& credentials) {
+  const std::string base = "http://" + options.http.host + ":" + std::to_string(server.port());
+  std::cout << "omniroute serving\n"
+            << "  build:   " << ops::version() << ", commit " << ops::commit() << "\n"
+            << "  engine:  " << server.log().describe() << ", data in " << options.engine.data_dir
+            << "\n"
+            << "  API:     " << base << "/v1/events, /v1/journal, /v1/conversations/{id}, ...\n"
+            << "  metrics: " << base << "/metrics   health: " << base << "/healthz, " << base
+            << "/readyz\n"
+            << "  access:  "
+            << (options.http.credentials
+                    ? std::to_string(options.http.credentials->size()) + " API keys from " +
+                          credentials + " (Authorization: Bearer KEY)"
+                    : std::string(
+                          "open: no --credentials, any client that reaches the port may use "
+                          "every tenant"))
+            << "\n";
+  for (const auto& w : options.webhooks)
+    std::cout << "  webhook: " << w.name << " -> " << w.url << " (tenant " << w.tenant << ")\n";
+  std::cout << "  stop with Ctrl-C (SIGINT) or SIGTERM"
+            << (credentials.empty() ? "" : "; SIGHUP reads the credentials again") << "\n"
+            << std::flush;
+}
+
+// SIGHUP: the credentials file read again, its keys in force for the server (and for the one
+// a restart in place starts). A file that cannot be used changes nothing.
+void reload_credentials(const std::string& file, ops::ServerOptions& options, ops::Server* server) {
+  if (file.empty()) {
+    std::cout << "omniroute: SIGHUP: nothing to read again (no --credentials)\n" << std::flush;
+    return;
+  }
+  auto loaded = adapters::Credentials::load(file);
+  if (!loaded) {
+    std::cout << "omniroute: SIGHUP: " << loaded.error().message() << "; the keys in force stay\n"
+              << std::flush;
+    return;
+  }
+  const size_t keys = loaded->size();
+  options.http.credentials = std::make_shared<const adapters::Credentials>(std::move(*loaded));
+  if (server) server->set_credentials(options.http.credentials);
+  std::cout << "omniroute: SIGHUP: " << keys << " API keys from " << file << " in force\n"
+            << std::flush;
+}
+
 int serve(ops::ServerOptions options, const std::string& http, const std::string& credentials,
           const std::string& webhooks) {
   if (!webhooks.empty()) {
@@ -125,51 +174,50 @@ int serve(ops::ServerOptions options, const std::string& http, const std::string
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto server = ops::Server::start(options);
-  if (!server) return fail(server.error().message());
-  const std::string base = "http://" + options.http.host + ":" + std::to_string((*server)->port());
-  std::cout << "omniroute serving\n"
-            << "  build:   " << ops::version() << ", commit " << ops::commit() << "\n"
-            << "  engine:  " << (*server)->log().describe() << ", data in "
-            << options.engine.data_dir << "\n"
-            << "  API:     " << base << "/v1/events, /v1/journal, /v1/conversations/{id}, ...\n"
-            << "  metrics: " << base << "/metrics   health: " << base << "/healthz, " << base
-            << "/readyz\n"
-            << "  access:  "
-            << (options.http.credentials
-                    ? std::to_string(options.http.credentials->size()) + " API keys from " +
-                          credentials + " (Authorization: Bearer KEY)"
-                    : std::string(
-                          "open: no --credentials, any client that reaches the port may use "
-                          "every tenant"))
-            << "\n";
-  for (const auto& w : options.webhooks)
-    std::cout << "  webhook: " << w.name << " -> " << w.url << " (tenant " << w.tenant << ")\n";
-  std::cout << "  stop with Ctrl-C (SIGINT) or SIGTERM"
-            << (credentials.empty() ? "" : "; SIGHUP reads the credentials again") << "\n"
-            << std::flush;
+  auto started = ops::Server::start(options);
+  if (!started) return fail(started.error().message());
+  std::unique_ptr<ops::Server> server = std::move(*started);
+  print_serving(*server, options, credentials);
+  // The main thread waits for the signals, and looks every second whether the store has met an
+  // error RocksDB does not recover from (a file-size limit, EIO): the server then stops and
+  // starts again in this process, as a restart would, until the store opens and takes writes
+  // (a supervisor need not be there to do it). Meanwhile the port is closed; nothing
+  // acknowledged is lost (the refused writes were answered 503).
   int sig = 0;
-  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-    if (credentials.empty()) {
-      std::cout << "omniroute: SIGHUP: nothing to read again (no --credentials)\n" << std::flush;
+  auto last_start = std::chrono::steady_clock::now();
+  const auto retry_every = std::chrono::seconds(5);
+  for (;;) {
+    const timespec tick{server ? 1 : 5, 0};
+    sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    if (sig == SIGHUP) {
+      reload_credentials(credentials, options, server.get());
       continue;
     }
-    // A file that cannot be used changes nothing: the keys in force stay.
-    auto loaded = adapters::Credentials::load(credentials);
-    if (!loaded) {
-      std::cout << "omniroute: SIGHUP: " << loaded.error().message() << "; the keys in force stay\n"
+    if (server && !server->store().needs_reopen()) continue;
+    if (std::chrono::steady_clock::now() - last_start < retry_every) continue;  // not in a loop
+    if (server) {
+      std::cout << "omniroute: the store refuses writes until it is opened again ("
+                << server->store().write_error().value_or("") << "): restarting in place\n"
+                << std::flush;
+      server->stop();
+      server.reset();
+    }
+    last_start = std::chrono::steady_clock::now();
+    auto again = ops::Server::start(options);
+    if (!again) {
+      std::cout << "omniroute: cannot start again: " << again.error().message() << " (retrying in "
+                << retry_every.count() << " s)\n"
                 << std::flush;
       continue;
     }
-    const size_t keys = loaded->size();
-    (*server)->set_credentials(std::make_shared<const adapters::Credentials>(std::move(*loaded)));
-    std::cout << "omniroute: SIGHUP: " << keys << " API keys from " << credentials << " in force\n"
-              << std::flush;
+    server = std::move(*again);
+    print_serving(*server, options, credentials);
   }
   std::cout << "omniroute: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
             << " received, shutting down\n"
             << std::flush;
-  (*server)->stop();
+  if (server) server->stop();
   std::cout << "omniroute: stopped\n";
   return 0;
 }
@@ -468,8 +516,15 @@ void raise_open_files_limit() {
   ::setrlimit(RLIMIT_NOFILE, &r);  // failing, the soft limit stays (the store sizes to it)
 }
 
+// A file grown past the process's file-size limit (`ulimit -f`, systemd's LimitFSIZE) makes
+// the kernel send SIGXFSZ, whose default action ends the process without a word. Ignored, the
+// write fails with EFBIG instead, and the store reports it as any other write error: writes
+// refused (503) and named in the log and on /readyz, the process up, nothing acknowledged lost.
+void report_file_size_limit_as_error() { ::signal(SIGXFSZ, SIG_IGN); }
+
 int main(int argc, char** argv) {
   raise_open_files_limit();
+  report_file_size_limit_as_error();
   CLI::App app{"omniroute: event-sourced routing and orchestration for omnichannel service"};
   app.set_version_flag(
       "--version", std::string("omniroute ") + ops::version() + " (commit " + ops::commit() + ")");
