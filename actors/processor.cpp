@@ -219,6 +219,7 @@ void Processor::stop_host(partition_id p) {
   self->send_exit(*host, caf::exit_reason::user_shutdown);
   // Down once its state is destroyed: the processor with it, its last snapshot written.
   self->receive([](const caf::down_msg&) {});
+  log_.stop_reading(p);  // no fetching ahead for a partition another node may have now
   std::lock_guard<std::mutex> lock(mu_);
   leaving_.erase(p.value());
 }

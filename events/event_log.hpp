@@ -103,6 +103,11 @@ class EventLog {
   virtual Status read_ingest(partition_id p, ingest_offset from, size_t max,
                              std::chrono::milliseconds wait, std::vector<IngestRecord>& out) = 0;
 
+  // This process reads ingest partition p no more for now (its host stopped: the partition
+  // went to another node, or the processor stops). An engine that fetches ahead of the reads
+  // stops doing so; the next read_ingest of p starts again where it asks.
+  virtual void stop_reading(partition_id p) { (void)p; }
+
   // One past the last ingest offset of partition p (for lag).
   virtual result<ingest_offset> ingest_end(partition_id p) = 0;
 

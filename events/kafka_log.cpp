@@ -307,7 +307,7 @@ class GroupMembership final : public Membership {
 }  // namespace
 
 struct KafkaLog::Reader {
-  std::mutex mu;
+  mutable std::mutex mu;
   rd_kafka_topic_t* rkt = nullptr;
   int32_t partition = 0;
   bool started = false;
@@ -689,6 +689,30 @@ Status KafkaLog::append_ingest(partition_id p, const std::vector<std::string>& p
   if (offsets)
     for (int64_t o : raw) offsets->push_back(ingest_offset{o});
   return Status::ok();
+}
+
+void KafkaLog::stop_reading(partition_id p) {
+  Reader* r = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    auto it = readers_.find({ingest_rkt_, p.value()});
+    if (it == readers_.end()) return;
+    r = it->second.get();  // readers live as long as the log
+  }
+  std::lock_guard<std::mutex> lock(r->mu);
+  r->stop();
+}
+
+bool KafkaLog::reading(partition_id p) const {
+  const Reader* r = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    auto it = readers_.find({ingest_rkt_, p.value()});
+    if (it == readers_.end()) return false;
+    r = it->second.get();
+  }
+  std::lock_guard<std::mutex> lock(r->mu);
+  return r->started;
 }
 
 KafkaLog::Reader& KafkaLog::reader(rd_kafka_topic_t* topic, partition_id p) {

@@ -88,6 +88,12 @@ class KafkaLog final : public EventLog {
                        std::vector<ingest_offset>* offsets) override;
   Status read_ingest(partition_id p, ingest_offset from, size_t max,
                      std::chrono::milliseconds wait, std::vector<IngestRecord>& out) override;
+  // A started reader keeps fetching (librdkafka's legacy consumer holds up to
+  // queued.min.messages, queued.max.messages.kbytes, 64 MiB by default, per partition): the
+  // reader of a partition given to another node fetched its records, and held them, for good.
+  void stop_reading(partition_id p) override;
+  // Whether this node's reader of ingest partition p is started (fetching ahead).
+  bool reading(partition_id p) const;
   result<ingest_offset> ingest_end(partition_id p) override;
   result<Claim> claim(partition_id p, const KnownHistory& known = KnownHistory()) override;
   Status append_journal(const Claim& claim, std::vector<JournalRecord>& records,
@@ -134,7 +140,7 @@ class KafkaLog final : public EventLog {
   rd_kafka_topic_s* ingest_rkt_ = nullptr;
   rd_kafka_topic_s* journal_rkt_ = nullptr;
   rd_kafka_topic_s* nodes_rkt_ = nullptr;
-  std::mutex readers_mu_;
+  mutable std::mutex readers_mu_;
   std::map<std::pair<rd_kafka_topic_s*, int32_t>, std::unique_ptr<Reader>> readers_;
   std::thread poller_;
   std::atomic<bool> stopping_{false};

@@ -390,12 +390,23 @@ TEST_CASE("kafka: a node joining takes its share, and the partitions the first k
   const auto taken_a = recoveries(a->port()), taken_b = recoveries(b->port());
   for (int p : kept) CHECK_MESSAGE(taken_a.at(p) == 1, "partition " << p);  // at a's start only
   for (int p : moved) CHECK_MESSAGE(taken_b.at(p) == 1, "partition " << p);
+  // a no longer reads the partitions it gave up: its readers of them are stopped, not left
+  // fetching b's records into a's memory (librdkafka's queue of up to 64 MiB a partition).
+  const auto& a_log = dynamic_cast<const events::KafkaLog&>(a->log());
+  const auto& b_log = dynamic_cast<const events::KafkaLog&>(b->log());
+  for (int p : moved) {
+    CHECK_MESSAGE(eventually([&] { return b_log.reading(partition_id{p}); }), "partition " << p);
+    CHECK_MESSAGE(!a_log.reading(partition_id{p}), "partition " << p);
+  }
+  for (int p : kept) CHECK_MESSAGE(a_log.reading(partition_id{p}), "partition " << p);
   b->stop();  // b leaving gives its partitions back to a, which keeps its own running
   eventually(a_owns_all);
   REQUIRE(owned_by(*a).size() == 4);
   const auto after = recoveries(a->port());
   for (int p : kept) CHECK_MESSAGE(after.at(p) == 1, "partition " << p);
   for (int p : moved) CHECK_MESSAGE(after.at(p) == 2, "partition " << p);  // taken back
+  for (int p = 0; p < 4; ++p)  // a reads them again from where b left them
+    CHECK_MESSAGE(eventually([&] { return a_log.reading(partition_id{p}); }), "partition " << p);
 }
 
 TEST_CASE(
