@@ -307,7 +307,7 @@ class GroupMembership final : public Membership {
 }  // namespace
 
 struct KafkaLog::Reader {
-  mutable std::mutex mu;
+  std::mutex mu;
   rd_kafka_topic_t* rkt = nullptr;
   int32_t partition = 0;
   bool started = false;
@@ -691,26 +691,22 @@ Status KafkaLog::append_ingest(partition_id p, const std::vector<std::string>& p
   return Status::ok();
 }
 
+KafkaLog::Reader* KafkaLog::ingest_reader_if_any(partition_id p) const {
+  std::lock_guard<std::mutex> lock(readers_mu_);
+  auto it = readers_.find({ingest_rkt_, p.value()});
+  return it == readers_.end() ? nullptr : it->second.get();  // readers live as long as the log
+}
+
 void KafkaLog::stop_reading(partition_id p) {
-  Reader* r = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(readers_mu_);
-    auto it = readers_.find({ingest_rkt_, p.value()});
-    if (it == readers_.end()) return;
-    r = it->second.get();  // readers live as long as the log
+  if (Reader* r = ingest_reader_if_any(p)) {
+    std::lock_guard<std::mutex> lock(r->mu);
+    r->stop();
   }
-  std::lock_guard<std::mutex> lock(r->mu);
-  r->stop();
 }
 
 bool KafkaLog::reading(partition_id p) const {
-  const Reader* r = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(readers_mu_);
-    auto it = readers_.find({ingest_rkt_, p.value()});
-    if (it == readers_.end()) return false;
-    r = it->second.get();
-  }
+  Reader* r = ingest_reader_if_any(p);
+  if (!r) return false;
   std::lock_guard<std::mutex> lock(r->mu);
   return r->started;
 }

@@ -123,6 +123,8 @@ class KafkaLog final : public EventLog {
   // Reads the nodes topic until stopping, keeping owners_ (its own thread).
   void read_owners();
   Reader& reader(rd_kafka_topic_s* topic, partition_id p);
+  // Ingest partition p's reader, if this node has read it.
+  Reader* ingest_reader_if_any(partition_id p) const;
   result<int64_t> high_watermark(const std::string& topic, partition_id p);
 
   KafkaOptions options_;
