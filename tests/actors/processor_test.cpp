@@ -249,7 +249,6 @@ TEST_CASE(
   // A tail of 16 KiB: a few dozen events fill it while no host reads them.
   auto log = std::move(events::EmbeddedLog::open(store->log_handles(), 1, false, 16 << 10).value());
   const auto facts = workload(400);
-  std::vector<events::Envelope> envs;
   size_t next = 0;
   auto take = [&](size_t n) {
     std::vector<events::Envelope> out;
