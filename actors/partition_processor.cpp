@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <future>
-#include <iostream>
 #include <limits>
 #include <new>
 #include <set>
@@ -11,6 +10,7 @@
 #include "actors/routing_subjects.hpp"
 #include "actors/snapshot.hpp"
 #include "events/fact_reader.hpp"
+#include "events/log_line.hpp"
 #include "events/prefetch.hpp"
 #include "events/time.hpp"
 
@@ -76,7 +76,8 @@ result<routing::Envelope, events::event_error> fact_of(const events::IngestRecor
 
 // Documents that could not be rendered (project_touched), to the log.
 void log_failures(partition_id p, const std::vector<std::string>& failures) {
-  for (const auto& f : failures) std::cerr << "omniroute: partition " << p.value() << ": " << f << "\n";
+  for (const auto& f : failures)
+    log_line() << "omniroute: partition " << p.value() << ": " << f << "\n";
 }
 
 // A fact whose deciding threw: the ingest offset it came from and what was thrown.
@@ -326,8 +327,8 @@ Status PartitionProcessor::recover() {
   keys_dropped_as_of_ = store_.changes();  // every key journaled so far is in the ids view
   recovered_ = true;
   const double took = seconds_since(started);
-  std::cerr << "omniroute: partition " << p_.value() << " recovered in " << took
-            << " s: " << replayed_from(recovery_.snapshot, recovery_.entries) << "\n";
+  log_line() << "omniroute: partition " << p_.value() << " recovered in " << took
+             << " s: " << replayed_from(recovery_.snapshot, recovery_.entries) << "\n";
   observer_.on_recovery(p_, took, recovery_.entries, recovery_.snapshot.has_value());
   return Status::ok();
 }
@@ -388,8 +389,8 @@ Status PartitionProcessor::finish_snapshot_write() {
   if (!snapshot_write_.valid()) return Status::ok();
   Status s = snapshot_write_.get();
   if (!s)  // the journal has everything: only the next recovery is longer
-    std::cerr << "omniroute: partition " << p_.value()
-              << ": cannot write a snapshot: " << s.message() << "\n";
+    log_line() << "omniroute: partition " << p_.value()
+               << ": cannot write a snapshot: " << s.message() << "\n";
   return s;
 }
 
@@ -578,7 +579,7 @@ result<size_t> PartitionProcessor::step(std::chrono::milliseconds wait) {
       invalidate();
       const std::string message = "ingest offset " + std::to_string(f.offset.value()) +
                                   ": deciding the fact failed (" + f.what + "); it is refused";
-      std::cerr << "omniroute: partition " << p_.value() << ": " << message << "\n";
+      log_line() << "omniroute: partition " << p_.value() << ": " << message << "\n";
       observer_.on_error(p_, message);
       failed_[f.offset.value()] = f.what;
     }
@@ -592,7 +593,7 @@ void PartitionProcessor::report_lost(ingest_offset first) {
       " were deleted before they were processed (the ingest topic's retention is shorter than "
       "the processors were behind): those events are lost; processing goes on from offset " +
       std::to_string(first.value());
-  std::cerr << "omniroute: partition " << p_.value() << ": " << message << "\n";
+  log_line() << "omniroute: partition " << p_.value() << ": " << message << "\n";
   observer_.on_error(p_, message);
 }
 
@@ -749,7 +750,7 @@ void PartitionProcessor::snapshot_when_due(size_t due) {
   if (!turn) return;
   if (Status s = take_snapshot(std::move(turn)); !s) {
     entries_at_try_ = entries_total_;  // tried again after as many, not at every projection
-    std::cerr << "omniroute: partition " << p_.value() << ": no snapshot: " << s.message() << "\n";
+    log_line() << "omniroute: partition " << p_.value() << ": no snapshot: " << s.message() << "\n";
   }
 }
 

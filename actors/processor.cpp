@@ -1,8 +1,8 @@
 #include "actors/processor.hpp"
 
 #include <caf/all.hpp>
-#include <iostream>
 
+#include "events/log_line.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::actors {
@@ -41,8 +41,8 @@ caf::behavior partition_host(caf::stateful_actor<host_state>* self,
         }
         if (!n) {
           st.observer->on_error(st.processor->partition(), n.error().message());
-          std::cerr << "omniroute: partition " << st.processor->partition().value() << ": "
-                    << n.error().message() << " (retrying in " << st.backoff.count() << " ms)\n";
+          log_line() << "omniroute: partition " << st.processor->partition().value() << ": "
+                     << n.error().message() << " (retrying in " << st.backoff.count() << " ms)\n";
           self->delayed_send(self, st.backoff, step_atom::value);
           st.backoff = std::min(st.backoff * 2, std::chrono::milliseconds(5000));
           return;
@@ -92,8 +92,8 @@ void Processor::join_when_warm() {
       membership_ = std::move(membership.value());
       return;
     }
-    std::cerr << "omniroute: joining the group: " << membership.error().message()
-              << " (trying again in 1 s)\n";
+    log_line() << "omniroute: joining the group: " << membership.error().message()
+               << " (trying again in 1 s)\n";
     for (int i = 0; i < 10 && !stopping_; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -120,9 +120,9 @@ void Processor::warm_up() {
           if (!warmed) continue;  // its recovery replays what this would have
           entries += warmed->entries;
           if (warmed->entries > 0)
-            std::cerr << "omniroute: warm-up: partition " << i << ": "
-                      << replayed_from(warmed->snapshot, warmed->entries) << " to position "
-                      << warmed->end.value() << " in " << seconds_since(began) << " s\n";
+            log_line() << "omniroute: warm-up: partition " << i << ": "
+                       << replayed_from(warmed->snapshot, warmed->entries) << " to position "
+                       << warmed->end.value() << " in " << seconds_since(began) << " s\n";
         }
       });
     for (auto& t : threads) t.join();
@@ -130,9 +130,9 @@ void Processor::warm_up() {
     if (entries < little) break;
   }
   if (!stopping_)
-    std::cerr << "omniroute: warmed up " << partitions << " partitions in "
-              << seconds_since(started) << " s (" << total
-              << " journal entries replayed); joining the group\n";
+    log_line() << "omniroute: warmed up " << partitions << " partitions in "
+               << seconds_since(started) << " s (" << total
+               << " journal entries replayed); joining the group\n";
 }
 
 std::optional<WarmedUp> Processor::warm(partition_id p, bool standby,
@@ -141,8 +141,8 @@ std::optional<WarmedUp> Processor::warm(partition_id p, bool standby,
   auto warmed = actors::warm_up(log_, store_, p, stop);
   if (!warmed) {
     if (!stop)
-      std::cerr << "omniroute: " << (standby ? "standby" : "warm-up") << ": partition " << p.value()
-                << ": " << warmed.error().message() << "\n";
+      log_line() << "omniroute: " << (standby ? "standby" : "warm-up") << ": partition "
+                 << p.value() << ": " << warmed.error().message() << "\n";
     return std::nullopt;
   }
   observer_.on_warm_up(p, standby, warmed->entries, seconds_since(began));
@@ -171,9 +171,9 @@ void Processor::keep_standbys() {
       }
     }
     if (!warmed.empty())
-      std::cerr << "omniroute: standby: partition " << warmed
-                << " brought up to the journal's end (" << entries
-                << " journal entries replayed in " << seconds_since(started) << " s)\n";
+      log_line() << "omniroute: standby: partition " << warmed
+                 << " brought up to the journal's end (" << entries
+                 << " journal entries replayed in " << seconds_since(started) << " s)\n";
   }
 }
 
@@ -181,7 +181,7 @@ void Processor::follow_membership() {
   while (!stopping_ && membership_) {
     std::vector<partition_id> assigned, revoked;
     Status s = membership_->poll(assigned, revoked, std::chrono::milliseconds(100));
-    if (!s) std::cerr << "omniroute: membership: " << s.message() << "\n";
+    if (!s) log_line() << "omniroute: membership: " << s.message() << "\n";
     for (auto p : revoked) stop_host(p);
     for (auto p : assigned) start_host(p);
   }

@@ -7,9 +7,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 
 #include "events/key_hash.hpp"
+#include "events/log_line.hpp"
 #include "events/packing.hpp"
 
 namespace omniroute::actors {
@@ -169,8 +169,8 @@ std::optional<SnapshotPoint> restore_snapshot(events::EventLog& log, projections
                                               partition_id p, PartitionState& state,
                                               std::string& why) {
   auto unused = [&](std::string reason) {
-    std::cerr << "omniroute: partition " << p.value() << ": the snapshot is not used (" << reason
-              << "); replaying the whole journal\n";
+    log_line() << "omniroute: partition " << p.value() << ": the snapshot is not used (" << reason
+               << "); replaying the whole journal\n";
     why = std::move(reason);
     state.clear();
     return std::nullopt;

@@ -1,10 +1,6 @@
 #include "adapters/http_api.hpp"
-#include "adapters/ingest.hpp"
-#include "actors/journey.hpp"
-#include "projections/queue_plan.hpp"
 
 #include <httplib.h>
-
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,15 +10,18 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <set>
 
+#include "actors/journey.hpp"
+#include "adapters/ingest.hpp"
 #include "events/envelope.hpp"
 #include "events/fact_reader.hpp"
+#include "events/log_line.hpp"
 #include "events/time.hpp"
 #include "events/type_counts.hpp"
+#include "projections/queue_plan.hpp"
 
 namespace omniroute::adapters {
 namespace {
@@ -598,9 +597,9 @@ bool HttpApi::pump(JournalStream& stream, httplib::DataSink& sink) const {
     for (const std::string& text : texts) {
       auto e = events::read_envelope_text(text);  // the journal's own texts: its seq and type
       if (!e || !e->seq) {
-        std::cerr << "omniroute: journal stream of " << stream.tenant << ": an entry after seq "
-                  << (stream.after ? std::to_string(stream.after->value()) : "-")
-                  << " cannot be read; the stream ends\n";
+        log_line() << "omniroute: journal stream of " << stream.tenant << ": an entry after seq "
+                   << (stream.after ? std::to_string(stream.after->value()) : "-")
+                   << " cannot be read; the stream ends\n";
         return false;
       }
       stream.after = e->seq;

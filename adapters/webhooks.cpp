@@ -3,13 +3,13 @@
 #include <httplib.h>
 
 #include <algorithm>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "adapters/config_file.hpp"
 #include "adapters/digests.hpp"
 #include "events/envelope.hpp"
+#include "events/log_line.hpp"
 
 namespace omniroute::adapters {
 
@@ -186,8 +186,8 @@ void WebhookEgress::run(Runner& r) {
       deliver(r);
       return;
     } catch (const std::exception& e) {
-      std::cerr << "omniroute: webhook " << r.hook.name << ": " << e.what()
-                << "; starting again in " << backoff_.most.count() / 1000 << " s\n";
+      log_line() << "omniroute: webhook " << r.hook.name << ": " << e.what()
+                 << "; starting again in " << backoff_.most.count() / 1000 << " s\n";
       metrics_.webhook_delivery(r.hook.name, false, 0);
     }
     if (!pause(backoff_.most)) return;
@@ -209,7 +209,7 @@ void WebhookEgress::deliver(Runner& r) {
   // stored: the entries are delivered again later rather than skipped.
   auto advance = [&](seq_no last) {
     if (Status s = store_.set_egress_cursor(w.name, w.tenant, last); !s) {
-      std::cerr << "omniroute: webhook " << w.name << ": " << s.message() << "\n";
+      log_line() << "omniroute: webhook " << w.name << ": " << s.message() << "\n";
       return false;
     }
     cursor = last;
@@ -259,8 +259,8 @@ void WebhookEgress::deliver(Runner& r) {
     metrics_.webhook_delivery(w.name, delivered, delivered ? sent : 0);
     if (delivered) {
       if (failures > 0)
-        std::cerr << "omniroute: webhook " << w.name << ": delivering again after " << failures
-                  << " failed attempts\n";
+        log_line() << "omniroute: webhook " << w.name << ": delivering again after " << failures
+                   << " failed attempts\n";
       failures = 0;
       wait = backoff_.first;
       metrics_.webhook_failing(w.name, 0);
@@ -268,9 +268,10 @@ void WebhookEgress::deliver(Runner& r) {
     } else {
       if (stopping_) return;
       if (failures++ == 0)
-        std::cerr << "omniroute: webhook " << w.name << ": delivery to " << w.url << " failed ("
-                  << (res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error()))
-                  << "); retrying, nothing is skipped\n";
+        log_line() << "omniroute: webhook " << w.name << ": delivery to " << w.url << " failed ("
+                   << (res ? "HTTP " + std::to_string(res->status)
+                           : httplib::to_string(res.error()))
+                   << "); retrying, nothing is skipped\n";
       metrics_.webhook_failing(w.name, failures);
     }
     if (!pause(wait)) return;

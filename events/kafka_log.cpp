@@ -7,9 +7,9 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
-#include <iostream>
 
 #include "events/json.hpp"
+#include "events/log_line.hpp"
 
 namespace omniroute::events {
 namespace {
@@ -296,8 +296,8 @@ class GroupMembership final : public Membership {
   }
   static void report(rd_kafka_error_t* error, const char* what) {
     if (!error) return;
-    std::cerr << "omniroute: kafka group: incremental " << what << ": "
-              << rd_kafka_error_string(error) << "\n";
+    log_line() << "omniroute: kafka group: incremental " << what << ": "
+               << rd_kafka_error_string(error) << "\n";
     rd_kafka_error_destroy(error);
   }
   rd_kafka_t* rk_ = nullptr;
@@ -506,8 +506,8 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
                               std::pair(log->nodes_topic_, log_topic::nodes)}) {
       auto configs = describe_topic_configs(log->producer_, name);
       if (!configs) {
-        std::cerr << "omniroute: kafka: the settings of topic " << name
-                  << " are not checked: " << configs.error().message() << "\n";
+        log_line() << "omniroute: kafka: the settings of topic " << name
+                   << " are not checked: " << configs.error().message() << "\n";
         continue;
       }
       if (Status c = check_topic_configs(name, role, *configs); !c) return c;
@@ -515,7 +515,7 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
         const auto shape = topic_shape(log->producer_, name);  // no metadata: no replicas known
         for (const std::string& w :
              durability_warnings(name, shape ? shape->replicas : 0, *configs))
-          std::cerr << "omniroute: warning: " << w << "\n";
+          log_line() << "omniroute: warning: " << w << "\n";
       }
       // A topic may take smaller messages than the producer sends (the brokers would refuse
       // them, and a journal record be retried for ever).
@@ -528,8 +528,8 @@ result<std::unique_ptr<KafkaLog>> KafkaLog::open(const KafkaOptions& options) {
       }
     }
   } else {
-    std::cerr << "omniroute: kafka: the cluster names no controller among its brokers (as "
-                 "librdkafka's mock cluster does): the topics' settings are not checked\n";
+    log_line() << "omniroute: kafka: the cluster names no controller among its brokers (as "
+                  "librdkafka's mock cluster does): the topics' settings are not checked\n";
   }
 
   // A positioned consumer (no group, no commits); `defaults` as for base_conf.
@@ -572,13 +572,13 @@ void KafkaLog::read_owners() {
   while (!owners_stopping_) {
     if (!r.started)
       if (Status s = r.seek(RD_KAFKA_OFFSET_BEGINNING); !s) {
-        std::cerr << "omniroute: " << nodes_topic_ << ": " << s.message() << "\n";
+        log_line() << "omniroute: " << nodes_topic_ << ": " << s.message() << "\n";
         std::this_thread::sleep_for(1s);  // the brokers' trouble; reading resumes after it
         continue;
       }
     std::vector<rd_kafka_message_t*> msgs;
     if (Status s = r.fetch(100, 200, msgs); !s) {
-      std::cerr << "omniroute: " << nodes_topic_ << ": " << s.message() << "\n";
+      log_line() << "omniroute: " << nodes_topic_ << ": " << s.message() << "\n";
       std::this_thread::sleep_for(1s);  // as above: once a second, not a line per attempt
       continue;
     }
@@ -792,7 +792,7 @@ result<Claim> KafkaLog::claim(partition_id p, const KnownHistory& known) {
   // Not published, the claim stands: queries of the partition are answered 421 elsewhere.
   if (!address.empty())
     if (Status s = publish_owner(p, c.epoch, address); !s)
-      std::cerr << "omniroute: partition " << p.value() << ": " << s.message() << "\n";
+      log_line() << "omniroute: partition " << p.value() << ": " << s.message() << "\n";
   return c;
 }
 

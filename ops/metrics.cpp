@@ -2,8 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
-#include <iostream>
 
+#include "events/log_line.hpp"
 #include "ops/version.hpp"
 
 namespace omniroute::ops {
@@ -346,9 +346,9 @@ void Metrics::limited() {
   if (limited_) return;
   limited_ = true;
   queues_limited_.Set(1);
-  std::cerr << "omniroute: metrics: more than " << queue_limit_
-            << " queues or tenants; the gauges of those seen after are not exported "
-               "(--metrics-queues)\n";
+  log_line() << "omniroute: metrics: more than " << queue_limit_
+             << " queues or tenants; the gauges of those seen after are not exported "
+                "(--metrics-queues)\n";
 }
 
 Metrics::QueueGauges* Metrics::queue_gauges(const std::string& tenant, const std::string& queue) {

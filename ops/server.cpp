@@ -1,10 +1,10 @@
 #include "ops/server.hpp"
 
 #include <filesystem>
-#include <iostream>
 
 #include "events/embedded_log.hpp"
 #include "events/kafka_log.hpp"
+#include "events/log_line.hpp"
 
 namespace omniroute::ops {
 
@@ -71,10 +71,10 @@ result<std::unique_ptr<Server>> Server::start(const ServerOptions& options) {
   if (!options.engine.kafka_brokers.empty()) {  // where the others send this node's queries
     const std::string& self = server->http_->advertised();
     if (self.empty())
-      std::cerr << "omniroute: kafka: --http listens on every address and no --advertise is "
-                   "given: queries of other nodes' partitions are answered 421, not forwarded\n";
+      log_line() << "omniroute: kafka: --http listens on every address and no --advertise is "
+                    "given: queries of other nodes' partitions are answered 421, not forwarded\n";
     else if (Status s = server->storage_.log->advertise(self); !s)
-      std::cerr << "omniroute: kafka: publishing this node's address: " << s.message() << "\n";
+      log_line() << "omniroute: kafka: publishing this node's address: " << s.message() << "\n";
   }
   if (!options.webhooks.empty()) {
     server->webhooks_ = std::make_unique<adapters::WebhookEgress>(

@@ -17,12 +17,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <iostream>
 #include <sstream>
 
 #include "events/bytes.hpp"
 #include "events/compact_doc.hpp"
 #include "events/envelope.hpp"
+#include "events/log_line.hpp"
 #include "projections/crc32c.hpp"
 #include "projections/info_log.hpp"
 #include "projections/whole_key_memtable.hpp"
@@ -413,16 +413,16 @@ class WriteErrors : public rocksdb::EventListener {
     std::lock_guard<std::mutex> lock(mu_);
     error_ = error->ToString();
     lasting_ = lasting_ || error->severity() >= rocksdb::Status::Severity::kFatalError;
-    std::cerr << "omniroute: the store refuses writes: " << *error_
-              << (lasting_ ? " (RocksDB does not recover from this by itself: the store must be "
-                             "opened again)"
-                           : "")
-              << "\n";
+    log_line() << "omniroute: the store refuses writes: " << *error_
+               << (lasting_ ? " (RocksDB does not recover from this by itself: the store must be "
+                              "opened again)"
+                            : "")
+               << "\n";
   }
   void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (info.new_bg_error.ok()) {
-      if (error_) std::cerr << "omniroute: the store takes writes again\n";
+      if (error_) log_line() << "omniroute: the store takes writes again\n";
       error_.reset();
     } else {
       error_ = info.new_bg_error.ToString();
