@@ -349,7 +349,7 @@ TEST_CASE(
   child.start(data);
   const pid_t pid = child.pid;
   std::set<std::string> acknowledged;
-  int refused = 0;
+  int restarts = 0;
   const size_t batch_size = 500;
   for (size_t start = 0; start < load.size();) {
     json batch = json::array();
@@ -358,31 +358,35 @@ TEST_CASE(
     httplib::Client http("127.0.0.1", child.port);
     http.set_read_timeout(30, 0);
     auto res = http.Post("/v1/events", batch.dump(), "application/json");
-    REQUIRE_MESSAGE(res, "the server did not answer: " << httplib::to_string(res.error()));
-    if (res->status == 202) {
+    if (res && res->status == 202) {
       for (const auto& e : batch)
         acknowledged.insert(e["tenant"].get<std::string>() + "/" + e["id"].get<std::string>());
       start += batch_size;
       continue;
     }
     // Refused at once, naming the error (not after a wait for room the partitions cannot
-    // make); /readyz says so too. Resent after the restart: some partitions may hold theirs.
-    REQUIRE_MESSAGE(res->status == 503, res->body);
-    const json answer = json::parse(res->body);
-    CHECK(answer["error"] == "unavailable");
-    CHECK_MESSAGE(answer["reason"].get<std::string>().find("File too large") != std::string::npos,
-                  res->body);
-    if (auto ready = http.Get("/readyz"))  // unless the restart has closed the port already
-      CHECK(ready->status == 503);
-    ++refused;
-    REQUIRE_MESSAGE(refused <= 20, "refused again and again: " << res->body);
+    // make); /readyz says so too. Or no answer: the server met the error between two POSTs and
+    // is restarting. Either way it restarts in place, and the batch is resent (some partitions
+    // may hold their part of it already).
+    if (res) {
+      REQUIRE_MESSAGE(res->status == 503, res->body);
+      const json answer = json::parse(res->body);
+      if (answer["error"] == "backlog_full") continue;  // the hosts behind: resent, as above
+      CHECK(answer["error"] == "unavailable");
+      CHECK_MESSAGE(answer["reason"].get<std::string>().find("File too large") != std::string::npos,
+                    res->body);
+      if (auto ready = http.Get("/readyz"))  // unless the restart has closed the port already
+        CHECK(ready->status == 503);
+    }
+    ++restarts;
+    REQUIRE_MESSAGE(restarts <= 20, "restarting again and again");
     child.read_until("restarting in place");
     child.read_port();
   }
-  CHECK(refused >= 2);  // the limit was met, and met again after a restart
+  CHECK(restarts >= 2);  // the limit was met, and met again after a restart
   CHECK(child.pid == pid);
   CHECK(::kill(pid, 0) == 0);  // the same process all along
-  MESSAGE("events: " << load.size() << ", refused batches (each a restart in place): " << refused);
+  MESSAGE("events: " << load.size() << ", restarts in place: " << restarts);
   check_nothing_lost(
       child, acknowledged, load.size(),
       [&](std::vector<std::string> args) {
