@@ -141,7 +141,8 @@ class Store {
   WriteTotals write_totals() const;
   // Why RocksDB refuses writes, while it does: after a write or flush failed for want of
   // space, until there is room again (RocksDB looks every 5 s and resumes by itself once a
-  // memtable's worth is free); after an error it cannot recover from, until a restart.
+  // memtable's worth is free); after an error it does not recover from, until the store is
+  // opened again (needs_reopen).
   std::optional<std::string> write_error() const;
   // Whether the write error is one RocksDB does not recover from by itself (any I/O error but
   // a full disk: a file-size limit, EIO, a read-only remount): only closing the store and

@@ -53,34 +53,36 @@ class FullDisk : public rocksdb::FileSystemWrapper {
         : FSWritableFileOwnerWrapper(std::move(f)), disk_(disk) {}
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
                              rocksdb::IODebugContext* d) override {
-      return disk_.full ? no_space() : disk_.failing ? io_error() : target()->Append(data, o, d);
+      const auto refused = fault();
+      return refused.ok() ? target()->Append(data, o, d) : refused;
     }
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
                              const rocksdb::DataVerificationInfo& v,
                              rocksdb::IODebugContext* d) override {
-      return disk_.full ? no_space() : disk_.failing ? io_error() : target()->Append(data, o, v, d);
+      const auto refused = fault();
+      return refused.ok() ? target()->Append(data, o, v, d) : refused;
     }
     rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t at,
                                        const rocksdb::IOOptions& o,
                                        rocksdb::IODebugContext* d) override {
-      return disk_.full      ? no_space()
-             : disk_.failing ? io_error()
-                             : target()->PositionedAppend(data, at, o, d);
+      const auto refused = fault();
+      return refused.ok() ? target()->PositionedAppend(data, at, o, d) : refused;
     }
     rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t at,
                                        const rocksdb::IOOptions& o,
                                        const rocksdb::DataVerificationInfo& v,
                                        rocksdb::IODebugContext* d) override {
-      return disk_.full      ? no_space()
-             : disk_.failing ? io_error()
-                             : target()->PositionedAppend(data, at, o, v, d);
+      const auto refused = fault();
+      return refused.ok() ? target()->PositionedAppend(data, at, o, v, d) : refused;
     }
 
    private:
-    static rocksdb::IOStatus no_space() {
-      return rocksdb::IOStatus::NoSpace("No space left on device");
+    // What a write meets: the disk's fault, or OK.
+    rocksdb::IOStatus fault() const {
+      if (disk_.full) return rocksdb::IOStatus::NoSpace("No space left on device");
+      if (disk_.failing) return rocksdb::IOStatus::IOError("Input/output error");
+      return rocksdb::IOStatus::OK();
     }
-    static rocksdb::IOStatus io_error() { return rocksdb::IOStatus::IOError("Input/output error"); }
     const FullDisk& disk_;
   };
   rocksdb::IOStatus wrap(rocksdb::IOStatus s, std::unique_ptr<rocksdb::FSWritableFile>* r) const {
