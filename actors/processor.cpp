@@ -115,14 +115,13 @@ void Processor::warm_up() {
     for (int w = 0; w < workers; ++w)
       threads.emplace_back([&] {
         for (int i = next++; i < partitions && !stopping_; i = next++) {
-          const auto began = std::chrono::steady_clock::now();
           const auto warmed = warm(partition_id{i}, false, stopping_);
           if (!warmed) continue;  // its recovery replays what this would have
           entries += warmed->entries;
           if (warmed->entries > 0)
             log_line() << "omniroute: warm-up: partition " << i << ": "
                        << replayed_from(warmed->snapshot, warmed->entries) << " to position "
-                       << warmed->end.value() << " in " << seconds_since(began) << " s\n";
+                       << warmed->end.value() << " in " << warmed->seconds << " s\n";
         }
       });
     for (auto& t : threads) t.join();
@@ -137,7 +136,6 @@ void Processor::warm_up() {
 
 std::optional<WarmedUp> Processor::warm(partition_id p, bool standby,
                                         const std::atomic<bool>& stop) {
-  const auto began = std::chrono::steady_clock::now();
   auto warmed = actors::warm_up(log_, store_, p, stop);
   if (!warmed) {
     if (!stop)
@@ -145,7 +143,7 @@ std::optional<WarmedUp> Processor::warm(partition_id p, bool standby,
                  << p.value() << ": " << warmed.error().message() << "\n";
     return std::nullopt;
   }
-  observer_.on_warm_up(p, standby, warmed->entries, seconds_since(began));
+  observer_.on_warm_up(p, standby, warmed->entries, warmed->seconds);
   return *warmed;
 }
 

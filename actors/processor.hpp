@@ -41,8 +41,9 @@ struct ProcessorOptions {
   size_t snapshot_every = 1000000;
   // Before joining the membership, bring this node's copy of every partition (views, snapshot)
   // up to the journal's end (actors/warm_up.hpp): for engines whose partitions move between
-  // nodes (Kafka). The node is not ready, and owns nothing, meanwhile.
-  bool warm_up = false;
+  // nodes (Kafka; ops::Server turns it off on the embedded engine, whose one node has every
+  // partition). The node is not ready, and owns nothing, meanwhile.
+  bool warm_up = true;
   // Every this often, bring this node's copy of each partition it does not own up to the
   // journal's end too (a standby, as Kafka Streams' standby replicas), so that taking one over
   // from a node that failed replays at most about this long of its journal; 0: never. Each node

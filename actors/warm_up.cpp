@@ -3,11 +3,13 @@
 #include <algorithm>
 
 #include "actors/snapshot.hpp"
+#include "events/time.hpp"
 
 namespace omniroute::actors {
 
 result<WarmedUp> warm_up(events::EventLog& log, projections::Store& store, partition_id p,
                          const std::atomic<bool>& stop, int64_t step) {
+  const auto began = std::chrono::steady_clock::now();
   WarmedUp w;
   auto end = log.journal_end(p);
   if (!end) return end.error();
@@ -15,6 +17,7 @@ result<WarmedUp> warm_up(events::EventLog& log, projections::Store& store, parti
   // round with nothing new) is not decoded only to find nothing to replay.
   if (auto at = usable_snapshot_at(log, store, p); at && *at >= *end) {
     w.snapshot = w.end = *at;
+    w.seconds = events::seconds_since(began);
     return w;
   }
   PartitionState state;
@@ -23,7 +26,10 @@ result<WarmedUp> warm_up(events::EventLog& log, projections::Store& store, parti
   events::KnownHistory known = point ? point->known : events::KnownHistory{};
   if (point) w.snapshot = known.upto;
   w.end = known.upto;
-  if (*end <= known.upto) return w;  // an empty journal, or one the restored snapshot has all of
+  if (*end <= known.upto) {  // an empty journal, or one the restored snapshot has all of
+    w.seconds = events::seconds_since(began);
+    return w;
+  }
   while (known.upto < *end) {
     if (stop) return Status::error("stopped");
     const journal_pos to{std::min(end->value(), known.upto.value() + std::max<int64_t>(step, 1))};
@@ -41,6 +47,7 @@ result<WarmedUp> warm_up(events::EventLog& log, projections::Store& store, parti
   if (Status s = write_snapshot_file(store.dir(), p, snapshot_header(p, at, body), body); !s)
     return s;
   w.end = known.upto;
+  w.seconds = events::seconds_since(began);
   return w;
 }
 

@@ -18,6 +18,7 @@ struct WarmedUp {
   std::optional<journal_pos> snapshot;  // where the snapshot it started from was taken
   size_t entries = 0;                   // journal entries it replayed
   journal_pos end{0};                   // where the partition's snapshot stands now
+  double seconds = 0;                   // how long it took
 };
 
 // Restores partition p's snapshot (if it can be used), replays the journal from there to its

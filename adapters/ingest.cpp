@@ -115,12 +115,15 @@ result<std::vector<IngestResult>, IngestError> ingest(
     for (auto& [p, b] : batches) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
-      // While the store refuses writes, the hosts can make no room (the embedded engine's
-      // journal is in it): waiting for it would only delay the answer that names why.
-      const auto refused = store.write_error();
-      const bool room = log.await_room(
-          partition_id{p}, b.texts,
-          refused ? std::chrono::milliseconds(0) : std::max(left, std::chrono::milliseconds(0)));
+      // Without room now: while the store refuses writes, the hosts can make none (the
+      // embedded engine's journal is in it), and waiting would only delay the answer that
+      // names why.
+      bool room = log.await_room(partition_id{p}, b.texts, std::chrono::milliseconds(0));
+      std::optional<std::string> refused;
+      if (!room) refused = store.write_error();
+      if (!room && !refused)
+        room =
+            log.await_room(partition_id{p}, b.texts, std::max(left, std::chrono::milliseconds(0)));
       if (waited) *waited = std::chrono::steady_clock::now() - start;
       if (!room && refused)
         return answer(IngestError{"the store refuses writes: " + *refused, false, std::nullopt});

@@ -23,12 +23,14 @@ Status scan_history(EventLog& log, partition_id p, journal_pos end,
                                             " ends before position " +
                                             std::to_string(end.value()));
     for (const auto& r : chunk) {
-      if (r.pos >= end) break;
+      if (r.pos >= end) {
+        at = end;
+        break;
+      }
       if (filter.accept(r))
         if (Status s = fn(r); !s) return s;
       at = journal_pos{r.pos.value() + 1};
     }
-    if (!chunk.empty() && chunk.back().pos >= end) break;
   }
   if (epoch) *epoch = filter.current();
   return Status::ok();

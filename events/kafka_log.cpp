@@ -348,8 +348,7 @@ struct KafkaLog::Reader {
         std::string why = rd_kafka_message_errstr(m);
         rd_kafka_message_destroy(m);
         for (ssize_t j = i + 1; j <= n; ++j) rd_kafka_message_destroy(batch[static_cast<size_t>(j)]);
-        started = false;  // position unknown: restart on the next read
-        rd_kafka_consume_stop(rkt, partition);
+        stop();  // position unknown: restart on the next read
         return Status::error("kafka read: " + why);
       }
       if (m->offset < next) {  // re-delivered after a seek: already seen

@@ -187,8 +187,8 @@ int serve(ops::ServerOptions options, const std::string& http, const std::string
   auto last_start = std::chrono::steady_clock::now();
   const auto retry_every = std::chrono::seconds(5);
   for (;;) {
-    const timespec tick{server ? 1 : 5, 0};
-    sig = sigtimedwait(&signals, nullptr, &tick);
+    const timespec second{1, 0};
+    sig = sigtimedwait(&signals, nullptr, &second);
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGHUP) {
       reload_credentials(credentials, options, server.get());
@@ -716,7 +716,7 @@ int main(int argc, char** argv) {
       return fail(
           "--standby-every is for the kafka engine (--kafka-brokers): on the embedded engine "
           "one node has every partition");
-    server_options.warm_up = !no_warm_up;
+    server_options.processor.warm_up = !no_warm_up;
     server_options.processor.standby_every = std::chrono::seconds(standby_every);
     return serve(server_options, http, credentials, webhooks);
   }

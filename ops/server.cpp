@@ -52,8 +52,6 @@ result<std::unique_ptr<Server>> Server::start(const ServerOptions& options) {
   if (options.engine.kafka_brokers.empty()) {  // one node has every partition: nothing to warm
     processing.warm_up = false;
     processing.standby_every = std::chrono::seconds(0);
-  } else {
-    processing.warm_up = options.warm_up;
   }
   server->processor_ = std::make_unique<actors::Processor>(
       *server->storage_.log, *server->storage_.store, server->metrics_, processing);

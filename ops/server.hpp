@@ -40,8 +40,6 @@ struct ServerOptions {
   EngineOptions engine;
   adapters::HttpOptions http;
   actors::ProcessorOptions processor;
-  // Kafka engine: warm up before joining the group (ProcessorOptions::warm_up).
-  bool warm_up = true;
   // Decision egress by webhook (embedded engine only: on Kafka, the journal topic is the stream).
   std::vector<adapters::Webhook> webhooks;
   adapters::WebhookEgress::Backoff webhook_backoff;

@@ -307,7 +307,7 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   a->stop();
   a.reset();
   b = start_node(cluster.brokers(), dir.sub("b"), {},
-                 [](ops::ServerOptions& o) { o.warm_up = false; });
+                 [](ops::ServerOptions& o) { o.processor.warm_up = false; });
   eventually([&] { return b->ready(); });
   REQUIRE(b->ready());
   httplib::Client again_b("127.0.0.1", b->port());
