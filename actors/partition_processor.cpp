@@ -148,14 +148,20 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
     }
   };
   batch.add_intervals(state.intervals.take_deltas());
-  for (const auto& [tenant, queue] : state.schedules.take_touched())
+  // (Named by references, not structured bindings, here and below: the lambdas capture them,
+  // which C++17 allows of references only; g++ takes either, clang refuses the bindings.)
+  for (const auto& touched : state.schedules.take_touched()) {
+    const std::string &tenant = touched.first, &queue = touched.second;
     render(view::schedules, tenant, queue, [&] {
       if (auto* s = state.schedules.find(tenant, queue))
         batch.put_document(view::schedules, tenant, queue, projections::ScheduleBook::to_json(queue, *s));
     });
+  }
   events::CompactDoc doc;  // one for every document: its buffer is reused
   std::string key;
-  for (auto& [name, tenant] : state.tenants) {
+  for (auto& named : state.tenants) {
+    const std::string& name = named.first;
+    routing::Tenant& tenant = named.second;
     routing::Touched t = tenant.take_touched();
     for (const auto& [id, stored] : t.forgotten_conversations)
       batch.put_document(view::conversations, name, id, std::string_view(stored));
@@ -190,7 +196,7 @@ std::vector<std::string> project_touched(PartitionState& state, projections::Vie
         t.journeys.visits,
         [&](const journey::Journeys::VisitId& v, int stage) { tenant.prefetch_visit(v, stage); },
         [&](const journey::Journeys::VisitId& v) {
-          const auto& [customer, conversation] = v;
+          const auto &customer = v.first, &conversation = v.second;
           key.clear();
           render(view::journeys, name, key, [&] {
             if (tenant.visit_doc(customer, conversation, key, doc))
