@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "events/envelope.hpp"
+
 namespace omniroute::adapters {
 
 using nlohmann::json;
@@ -20,12 +22,9 @@ result<json> config_array(std::string_view text, const std::string& what, const 
   auto wrong = [&](const std::string& problem) {
     return Status::error(what + " " + source + ": " + problem);
   };
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return wrong(std::string("not valid JSON: ") + e.what());
-  }
+  auto parsed = events::parse_json(text);
+  if (!parsed) return wrong("not valid JSON: " + parsed.error().reason);
+  json doc = std::move(*parsed);
   if (!doc.is_object() || !doc.contains(member) || !doc[member].is_array())
     return wrong("must be an object with a \"" + std::string(member) + "\" array");
   if (const std::string other = unknown_member(doc, {member}); !other.empty())

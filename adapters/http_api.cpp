@@ -205,15 +205,16 @@ bool read_events(const std::string& text, size_t max_batch_events, ops::Metrics&
                 {"accepted", 0}});
     return false;
   }
-  json body;
-  try {
-    body = json::parse(text);
-  } catch (const json::parse_error& e) {
+  auto parsed_body = events::parse_json(text);
+  if (!parsed_body) {
     metrics.received("unparseable", "refused");
     send_error(res, 400, "malformed_json",
-               {{"reason", e.what()}, {"byte", e.byte}, {"accepted", 0}});
+               {{"reason", parsed_body.error().reason},
+                {"byte", parsed_body.error().byte},
+                {"accepted", 0}});
     return false;
   }
+  json body = std::move(*parsed_body);
   batch = body.is_array();
   if (batch && body.empty()) {
     send_error(res, 400, "empty_batch", {{"reason", "the array holds no events"}});

@@ -362,6 +362,45 @@ json event_error::to_json() const {
   return j;
 }
 
+namespace {
+
+// Reads a text through to where json's parser stops on it: the byte it stopped at.
+class StopsAt final : public nlohmann::json_sax<json> {
+ public:
+  size_t byte = 0;
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    byte = position;
+    return false;
+  }
+};
+
+}  // namespace
+
+result<json, json_syntax_error> parse_json(std::string_view text) {
+  try {
+    return json::parse(text.begin(), text.end());
+  } catch (const json::parse_error& e) {
+    return json_syntax_error{e.what(), e.byte};
+  } catch (const json::exception& e) {
+    StopsAt stop;
+    json::sax_parse(text.begin(), text.end(), &stop);
+    return json_syntax_error{e.what(), stop.byte};
+  }
+}
+
 bool nesting_exceeds(std::string_view text, size_t limit) {
   size_t depth = 0;
   bool in_string = false;

@@ -106,6 +106,16 @@ void append_double(std::string& out, double x);
 // serializing `data` again. to_text(e) of a fact without a seq leaves room for that splice.
 std::string to_text(const Envelope& e, std::string canonical);
 
+// Why a text is not JSON json::parse reads: what nlohmann says, and the byte it stopped at.
+struct json_syntax_error {
+  std::string reason;
+  size_t byte = 0;
+};
+// json::parse(text), with every way it refuses a text answered as an error: bad syntax (its
+// parse_error), and a number past a double's range (`1e999`: an out_of_range exception, without
+// a byte, which a DOM parse throws whatever it was asked; found by fuzzing, a 500 before).
+result<json, json_syntax_error> parse_json(std::string_view text);
+
 // Deepest nesting of arrays and objects accepted in a request body (a batch array, the
 // envelope and its data take three levels). Deeper documents are refused before parsing:
 // nlohmann's serializer recurses, and a deep enough document would overflow the stack.

@@ -82,6 +82,8 @@ TEST_CASE("a credentials file with anything wrong is refused, naming the file an
   };
   for (const Case& k : std::vector<Case>{
            {"{\"keys\": [", "not valid JSON"},
+           {"{\"keys\": [1e999]}",
+            "not valid JSON: [json.exception.out_of_range.406] number overflow"},
            {"[]", "must be an object with a \"keys\" array"},
            {"{\"keys\": {}}", "must be an object with a \"keys\" array"},
            {"{\"keys\": []}", "keys: empty"},

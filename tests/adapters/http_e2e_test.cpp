@@ -336,6 +336,15 @@ TEST_CASE("bad input is refused with a clear error, counted, and changes nothing
   };
   json a = refused("{\"id\": \"x\", ", 400, "malformed_json");
   CHECK(a["reason"].get<std::string>().find("parse error") != std::string::npos);
+  // A number past a double's range: json's parser throws another exception than its parse
+  // error for it, which was answered 500 "internal" (found by fuzzing: tests/fuzz).
+  a = refused("1e999", 400, "malformed_json");
+  CHECK(a["reason"].get<std::string>().find("number overflow") != std::string::npos);
+  CHECK(a["byte"] == 5);
+  a = refused(R"({"id":"x","type":"agent.logged_in","tenant":"acme","time":"2026-11-20T10:00:00Z",)"
+              R"("data":{"agent":"a","n":-1E400}})",
+              400, "malformed_json");
+  CHECK(a["byte"] == 111);  // where the number ends
   a = refused(event("x", "conversation.exploded", T1, json::object()).dump(), 400, "invalid_event");
   CHECK(a["field"] == "type");
   a = refused(event("x", "agent.logged_in", T1, json::object()).dump(), 400, "invalid_event");
@@ -384,7 +393,7 @@ TEST_CASE("bad input is refused with a clear error, counted, and changes nothing
   REQUIRE(r.post(event("late", "queue.configured", "2026-11-19T10:00:00Z", {{"queue", "billing"}, {"priority", 1}}))
               ->status == 202);  // queues take configuration at any time
 
-  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unparseable\"}") == 7);
+  CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unparseable\"}") == 9);
   CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"unknown\"}") == 1);
   CHECK(r.metric("omniroute_events_ingested_total{result=\"refused\",type=\"agent.logged_in\"}") == 2);
   CHECK(r.metric("omniroute_events_processed_total{result=\"refused\",type=\"conversation.message\"}") == 1);

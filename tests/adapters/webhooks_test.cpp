@@ -262,6 +262,8 @@ TEST_CASE("a webhooks file with anything wrong is refused, naming the file and w
   };
   for (const Case& k : std::vector<Case>{
            {"{", "not valid JSON"},
+           {"{\"webhooks\": [1e999]}",
+            "not valid JSON: [json.exception.out_of_range.406] number overflow"},
            {"{\"hooks\": []}", "must be an object with a \"webhooks\" array"},
            {"{\"webhooks\": [], \"x\": 1}", "x: unknown member"},
            {"{\"webhooks\": [7]}", "webhooks[0]: must be an object"},
