@@ -1,0 +1,46 @@
+// Every input kept under tests/fuzz/corpus/TARGET/ (the seeds, and what fuzzing found) checked
+// again as its fuzz target checks it (tests/fuzz/checks.hpp): a problem fuzzing found stays found.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+
+#include "tests/fuzz/checks.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path corpus = fs::path(OMNIROUTE_SOURCE_DIR) / "tests" / "fuzz" / "corpus";
+
+std::string read_file(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("every fuzz target has a corpus, and every corpus a target") {
+  std::set<std::string> dirs;
+  for (const auto& entry : fs::directory_iterator(corpus))
+    if (entry.is_directory()) dirs.insert(entry.path().filename().string());
+  const auto& targets = omniroute::fuzz::targets();
+  CHECK(dirs == std::set<std::string>(targets.begin(), targets.end()));
+  CHECK(omniroute::fuzz::check("no such target", "") == "no fuzz target 'no such target'");
+}
+
+TEST_CASE("the kept inputs show no problem") {
+  for (const std::string& target : omniroute::fuzz::targets()) {
+    size_t inputs = 0;
+    for (const auto& entry : fs::directory_iterator(corpus / target)) {
+      if (!entry.is_regular_file()) continue;
+      ++inputs;
+      INFO(target << " " << entry.path().filename().string());
+      CHECK(omniroute::fuzz::check(target, read_file(entry.path())) == "");
+    }
+    INFO(target);
+    CHECK(inputs > 0);
+  }
+}
