@@ -5,6 +5,7 @@
 #include <set>
 
 #include "adapters/ingest.hpp"
+#include "events/envelope.hpp"
 #include "events/time.hpp"
 
 namespace omniroute::adapters {
@@ -204,8 +205,14 @@ result<bool, std::string> CsvImporter::read_header(const std::string& raw) {
     for (auto& c : template_columns(*t)) needed.push_back(c);
   for (const auto& [name, t] : mapping_.attributes)
     for (auto& c : template_columns(t)) needed.push_back(c);
-  for (const auto& c : needed)
-    if (!index_.count(c)) return "the header has no column '" + c + "' (the mapping uses it)";
+  used_.clear();
+  for (const auto& c : needed) {
+    const auto found = index_.find(c);
+    if (found == index_.end()) return "the header has no column '" + c + "' (the mapping uses it)";
+    used_.emplace_back(found->second, c);
+  }
+  std::sort(used_.begin(), used_.end());
+  used_.erase(std::unique(used_.begin(), used_.end()), used_.end());
   return true;
 }
 
@@ -219,6 +226,13 @@ RowResult CsvImporter::convert(const std::string& raw) const {
               std::to_string(columns_);
     return out;
   }
+  // A value that is not UTF-8 (a file exported in Latin-1, say) cannot be put in an event's
+  // JSON: the row is bad, named by its column (before, writing the event aborted the import).
+  for (const auto& [at, name] : used_)
+    if (const size_t ok = events::utf8_prefix(fields[at]); ok != fields[at].size()) {
+      out.bad = name + ": not UTF-8 (byte " + std::to_string(ok + 1) + " of the value)";
+      return out;
+    }
   // read_header checked every column the mapping names, and the row has them all.
   auto get = [&](const std::string& name) { return std::string(fields[index_.at(name)]); };
   auto bad = [&](const std::string& col, const std::string& what) {

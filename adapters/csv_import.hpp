@@ -83,6 +83,8 @@ class CsvImporter {
   ImportMapping mapping_;
   std::string tenant_;
   std::map<std::string, size_t> index_;  // column name -> position
+  std::vector<std::pair<size_t, std::string>>
+      used_;  // the columns the mapping reads: position, name
   size_t columns_ = 0;
 };
 

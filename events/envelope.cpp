@@ -741,6 +741,20 @@ size_t utf8_sequence(std::string_view s, size_t i) {
 
 }  // namespace
 
+size_t utf8_prefix(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = utf8_sequence(s, i);
+    if (n == 0) return i;
+    i += n;
+  }
+  return i;
+}
+
 size_t write_integer(int64_t n, char* out) {
   return static_cast<size_t>(std::to_chars(out, out + max_number_bytes, n).ptr - out);
 }

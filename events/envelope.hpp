@@ -87,6 +87,8 @@ std::string to_text(const Envelope& e);
 // Appends `s` as a JSON string, escaped as nlohmann's dump escapes it (and, like dump, throws
 // json::type_error when `s` is not UTF-8).
 void append_quoted(std::string& out, std::string_view s);
+// How many bytes at the start of `s` are UTF-8 as json takes it (s.size() when all are).
+size_t utf8_prefix(std::string_view s);
 // True when append_quoted writes `s` as it is, between quotes (nothing to escape).
 bool quotes_as_is(std::string_view s);
 // Appends v.dump(): the same bytes, without nlohmann's serializer and its byte-by-byte UTF-8

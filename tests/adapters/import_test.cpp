@@ -168,21 +168,33 @@ TEST_CASE("bad rows are reported by line with the reason; good rows around them 
       "q_exit\tq_time\toutcome\tser_start\tser_exit\tser_time\tserver\r\n";
   const std::string text =
       header +
-      "AA0101\t1\t9664491\t2\tPS\t990101\t10:00:31\t10:00:36\t5\t10:00:36\t10:01:09\t33\tAGENT\t10:01:09\t10:03:00\t111\tMICHAL\r\n"
-      "AA0101\t2\t0\t0\tPS\t990101\t10:00:31\r\n"                                                                      // line 3
-      "AA0101\t3\t0\t0\tPS\t991301\t10:00:31\t10:00:36\t5\t0:00:00\t0:00:00\t0\tAGENT\t10:00:36\t10:01:00\t24\tDANA\r\n"   // line 4
-      "AA0101\t4\t0\t0\tPS\t990101\t10:00:31\t10:00:36\t5\t10:00:36\t10:00:40\t4\tBUSY\t0:00:00\t0:00:00\t0\tNO_SERVER\r\n" // 5
-      "AA0101\t5\t0\t0\tPS\t990101\t10:00:31\t10:00:36\t5\t10:00:36\t10:00:40\tx4\tHANG\t0:00:00\t0:00:00\t0\tNO_SERVER\r\n" // 6
-      "AA0101\t6\t0\t0\tPS\t990101\t10:00:31\t10:00:36\t5\t0:00:00\t0:00:00\t0\tHANG\t0:00:00\t0:00:00\t0\tNO_SERVER\r\n"   // skipped
-      "AA0101\t7\t0\t0\tPS\t990101\t23:59:50\t23:59:55\t5\t0:00:02\t0:00:10\t8\tHANG\t0:00:00\t0:00:00\t0\tNO_SERVER\r\n";  // next day
+      "AA0101\t1\t9664491\t2\tPS\t990101\t10:00:31\t10:00:36\t5\t10:00:36\t10:01:09\t33\tAGENT\t10:"
+      "01:09\t10:03:00\t111\tMICHAL\r\n"
+      "AA0101\t2\t0\t0\tPS\t990101\t10:00:31\r\n"  // line 3
+      "AA0101\t3\t0\t0\tPS\t991301\t10:00:31\t10:00:36\t5\t0:00:00\t0:00:00\t0\tAGENT\t10:00:"
+      "36\t10:01:00\t24\tDANA\r\n"  // line 4
+      "AA0101\t4\t0\t0\tPS\t990101\t10:00:31\t10:00:36\t5\t10:00:36\t10:00:40\t4\tBUSY\t0:00:00\t0:"
+      "00:00\t0\tNO_SERVER\r\n"  // 5
+      "AA0101\t5\t0\t0\tPS\t990101\t10:00:31\t10:00:36\t5\t10:00:36\t10:00:40\tx4\tHANG\t0:00:"
+      "00\t0:00:00\t0\tNO_SERVER\r\n"  // 6
+      "AA0101\t6\t0\t0\tPS\t990101\t10:00:31\t10:00:36\t5\t0:00:00\t0:00:00\t0\tHANG\t0:00:00\t0:"
+      "00:00\t0\tNO_SERVER\r\n"  // skipped
+      "AA0101\t7\t0\t0\tPS\t990101\t23:59:50\t23:59:55\t5\t0:00:02\t0:00:10\t8\tHANG\t0:00:00\t0:"
+      "00:00\t0\tNO_SERVER\r\n"  // next day
+      // An agent's name in Latin-1 (not UTF-8: the import aborted on it), then a byte that is not
+      // UTF-8 in a column the mapping does not read (imported).
+      "AA0101\t8\t0\t0\tPS\t990101\t11:00:31\t11:00:36\t5\t11:00:36\t11:01:09\t33\tAGENT\t11:01:"
+      "09\t11:03:00\t111\tJOS\xC9\r\n"  // 9
+      "AA0101\t9\t0\t0\tPS\t990101\t12:00:31\t12:00:36\t5\t12:00:36\t12:01:09\t33\tAGENT\t12:01:"
+      "09\t12:03:\xff\t111\tDANA\r\n";
   testing::TempDir dir;
   Node node(dir.str());
   std::istringstream in(text);
   auto s = node.import(in, bank_mapping());
-  CHECK(s.rows == 7);
-  CHECK(s.accepted == 2);
+  CHECK(s.rows == 9);
+  CHECK(s.accepted == 3);
   CHECK(s.skipped == 1);
-  REQUIRE(s.bad.size() == 4);
+  REQUIRE(s.bad.size() == 5);
   CHECK(s.bad[0].line == 3);
   CHECK(s.bad[0].reason == "has 7 fields, the header has 17");
   CHECK(s.bad[1].line == 4);
@@ -191,10 +203,12 @@ TEST_CASE("bad rows are reported by line with the reason; good rows around them 
   CHECK(s.bad[2].reason == "outcome: unknown outcome 'BUSY'");
   CHECK(s.bad[3].line == 6);
   CHECK(s.bad[3].reason == "q_time: 'x4' is not a number of seconds");
+  CHECK(s.bad[4].line == 9);
+  CHECK(s.bad[4].reason == "server: not UTF-8 (byte 4 of the value)");
 
   // The answered call: arrival 10:00:36 local (+02:00), waited 33 s, handled 111 s, by MICHAL.
   auto journal = node.store->journal_after("bank", std::nullopt, 10);
-  REQUIRE(journal.size() == 2);
+  REQUIRE(journal.size() == 3);
   json first = json::parse(journal[0]);
   CHECK(first["time"] == "1999-01-01T08:00:36.000Z");
   CHECK(first["data"]["waited_s"] == 33);
@@ -210,14 +224,14 @@ TEST_CASE("bad rows are reported by line with the reason; good rows around them 
   auto total = projections::roll_up(rows, 86400000, true);  // one UTC day holds both
   REQUIRE(total.size() == 1);
   const auto& c = total[0].counters;
-  CHECK(c.offered == 2);
-  CHECK(c.queued == 2);
-  CHECK(c.answered == 1);
+  CHECK(c.offered == 3);
+  CHECK(c.queued == 3);
+  CHECK(c.answered == 2);
   CHECK(c.answered_within_threshold == 0);  // 33 s > 20 s
-  CHECK(c.handle_time_ms == 111000);
+  CHECK(c.handle_time_ms == 222000);
   CHECK(c.abandoned == 1);
   CHECK(c.abandoned_within_threshold == 1);  // 8 s
-  CHECK(c.wait_time_ms == 41000);
+  CHECK(c.wait_time_ms == 74000);
 }
 
 TEST_CASE("the January 1999 bank log imports; the projections match the raw rows per day") {
