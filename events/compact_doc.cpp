@@ -151,7 +151,11 @@ std::optional<std::string> document_text(std::string_view stored) {
   if (!is_compact(stored)) return std::string(stored);
   CompactReader in{stored.data() + 1, stored.data() + stored.size()};
   ObjectText out;
-  if (!in.object(out, false, 0)) return std::nullopt;
+  try {
+    if (!in.object(out, false, 0)) return std::nullopt;
+  } catch (const json::type_error&) {  // a key or string that is not UTF-8: not one we wrote
+    return std::nullopt;
+  }
   return out.str();
 }
 

@@ -200,7 +200,8 @@ inline bool is_compact(std::string_view stored) {
 }
 
 // The JSON text of a stored document: a CompactDoc's rendered, anything else as it is.
-// nullopt when a CompactDoc's bytes are cut short or malformed.
+// nullopt when a CompactDoc's bytes are cut short or malformed (a text in it that is not
+// UTF-8 too: found by fuzzing, it threw).
 std::optional<std::string> document_text(std::string_view stored);
 
 // The text of the document `write` writes into a CompactDoc, or nullopt when `write` returns
