@@ -16,6 +16,7 @@
 #include "events/journal.hpp"
 #include "events/policy.hpp"
 #include "events/time.hpp"
+#include "tests/actors/invariants.hpp"
 
 namespace omniroute::fuzz {
 namespace {
@@ -280,6 +281,14 @@ std::string check_snapshot(std::string_view state) {
   return "";
 }
 
+// The bytes choose a sequence of facts (tests/actors/invariants.hpp): its queues, agents and
+// each fact, up to 150 facts or the bytes' end.
+std::string check_routing(std::string_view bytes) {
+  testing::invariants::Run run(bytes);
+  run.go(150);
+  return run.failure();
+}
+
 const std::map<std::string, std::function<std::string(std::string_view)>, std::less<>>& checks() {
   static const std::map<std::string, std::function<std::string(std::string_view)>, std::less<>>
       all = {
@@ -287,6 +296,7 @@ const std::map<std::string, std::function<std::string(std::string_view)>, std::l
           {"envelope", check_envelope},
           {"expression", check_expression},
           {"policy", check_policy},
+          {"routing", check_routing},
           {"csv", check_csv},
           {"journal_record", check_journal_record},
           {"compact_doc", check_compact_doc},

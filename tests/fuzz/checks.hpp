@@ -1,6 +1,7 @@
 // Properties of omniroute's readers of untrusted bytes, checked for any input: the request
 // bodies of POST /v1/events, the journal's envelope texts, requirement expressions, policies,
-// CSV rows, journal records, stored documents and snapshots. Each check answers the problem it
+// CSV rows, journal records, stored documents and snapshots; and the routing engine, fed
+// sequences of facts the bytes choose. Each check answers the problem it
 // found (empty: none). The fuzz targets (tests/fuzz/fuzz_target.cpp, built with clang's
 // libFuzzer by tests/fuzz/run) call them on generated inputs; the corpus test (ctest `fuzz_corpus`)
 // calls them on every input kept under tests/fuzz/corpus/TARGET/, the seeds and what fuzzing found.
@@ -21,6 +22,9 @@
 //    decode to the same record.
 //  - compact_doc: a stored document renders, or is named unreadable; what renders is JSON.
 //  - time: an RFC 3339 time parses or not; a parsed one formats to text that parses back to it.
+//  - routing: the bytes choose queues, agents and a sequence of facts; the routing engine's
+//    invariants hold after every fact, and the journal replays to the same views
+//    (tests/actors/invariants.hpp, whose seeded sequences ctest's routing_invariants runs).
 //  - snapshot: a snapshot's state (with a header whose hash fits) restores, or is named unusable.
 #pragma once
 
