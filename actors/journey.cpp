@@ -112,7 +112,7 @@ void unpack(std::string_view packed, VisitDetail& d) {
   Unpacker u{packed};
   d.ended_by = u.text();
   for (auto* list : {&d.queues, &d.agents}) {
-    list->resize(u.varint());
+    list->resize(u.count());
     for (auto& s : *list) s = u.text();
   }
   d.waiting_since_ms = u.integer();
@@ -120,7 +120,7 @@ void unpack(std::string_view packed, VisitDetail& d) {
   const uint64_t flags = u.varint();
   d.had_agent = flags & 1;
   d.abandoned = flags & 2;
-  d.decisions.resize(u.varint());
+  d.decisions.resize(u.count());
   for (auto& n : d.decisions) {
     n.id = u.text();
     n.type = type_at(u.varint());

@@ -207,7 +207,7 @@ void Tenant::unpack(std::string_view members, Conversation& c) {
   for (auto member : M::texts) c.*member = u.text();
   for (auto member : M::times) c.*member = u.integer();
   for (auto member : M::sets) {
-    for (uint64_t n = u.varint(); n > 0; --n) (c.*member).emplace_hint((c.*member).end(), u.text());
+    for (size_t n = u.count(); n > 0; --n) (c.*member).emplace_hint((c.*member).end(), u.text());
   }
   const std::string_view flags = u.bytes(2);
   c.keep_with_bot = flags[0] != 0;

@@ -102,6 +102,13 @@ struct Unpacker {
     return s;
   }
   std::string_view text() { return bytes(varint()); }
+  // A count of members, each of which takes at least a byte: one larger than the bytes left is
+  // refused before anything is sized by it (a damaged count asked for gigabytes: fuzzing).
+  size_t count() {
+    const uint64_t n = varint();
+    if (n > in.size() - at) throw std::out_of_range("packed count larger than what is left");
+    return static_cast<size_t>(n);
+  }
   double real() {
     double d;
     std::memcpy(&d, bytes(sizeof d).data(), sizeof d);
@@ -136,7 +143,7 @@ void each_of(Appender& out, const C& c, Each&& each) {
 // Calls `one` as many times as the count read first says.
 template <typename One>
 void for_count(Unpacker& in, One&& one) {
-  for (uint64_t n = in.varint(); n > 0; --n) one();
+  for (size_t n = in.count(); n > 0; --n) one();
 }
 
 }  // namespace omniroute::events
