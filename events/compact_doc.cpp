@@ -79,8 +79,13 @@ struct CompactReader {
       case CompactDoc::tag_raw: {
         std::string_view s;
         if (!string(s)) return false;
-        if (tag == CompactDoc::tag_text) out.text(key, s);
-        else out.raw(key, s);
+        if (tag == CompactDoc::tag_text) {
+          out.text(key, s);
+          return true;
+        }
+        // Raw JSON text is what the writer was given; one that is not JSON is not ours.
+        if (!json::accept(s.begin(), s.end())) return false;
+        out.raw(key, s);
         return true;
       }
       case CompactDoc::tag_integer:

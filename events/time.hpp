@@ -10,7 +10,8 @@
 namespace omniroute::events {
 
 // Parses "2026-11-20T10:00:00Z", "2026-11-20T10:00:00.123+08:00", etc. Fractions beyond
-// milliseconds are truncated. Returns nullopt for anything that is not RFC 3339.
+// milliseconds are truncated. Returns nullopt for anything that is not RFC 3339, and for a time
+// outside the years 0000-9999 in UTC (what format_rfc3339_ms writes, and so this reads back).
 std::optional<int64_t> parse_rfc3339_ms(std::string_view text);
 
 // Days since 1970-01-01 of a proleptic Gregorian date (month 1-12, day 1-31).

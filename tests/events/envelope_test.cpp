@@ -41,6 +41,12 @@ TEST_CASE("RFC 3339 timestamps parse to UTC milliseconds and format back") {
   CHECK(parse_rfc3339_ms("2026-11-20T18:00:00.123+08:00") == 1795168800123);
   CHECK(parse_rfc3339_ms("2026-11-20T05:30:00.123-04:30") == 1795168800123);
   CHECK(parse_rfc3339_ms("2024-02-29T00:00:00Z").has_value());
+  // An offset that moves the years 0000 or 9999 out of them in UTC: no four-digit year to
+  // write it back with (it was accepted, and formatted as "-001-12-31T21:30:05.000Z").
+  CHECK_FALSE(parse_rfc3339_ms("0000-01-01T09:00:05+11:30").has_value());
+  CHECK_FALSE(parse_rfc3339_ms("9999-12-31T23:00:00-01:00").has_value());
+  CHECK(parse_rfc3339_ms("0000-01-01T09:00:05-11:30") == -62167145395000);
+  CHECK(parse_rfc3339_ms("9999-12-31T23:00:00+01:00") == 253402293600000);
   CHECK(format_rfc3339_ms(1795168800123) == "2026-11-20T10:00:00.123Z");
   CHECK(format_rfc3339_ms(0) == "1970-01-01T00:00:00.000Z");
   CHECK(format_rfc3339_ms(-1) == "1969-12-31T23:59:59.999Z");
@@ -142,6 +148,9 @@ TEST_CASE("envelope errors name the field and the reason") {
   CHECK(refusal(j).field == "tenant");
   j = started();
   j["time"] = "yesterday";
+  CHECK(refusal(j).field == "time");
+  j["time"] =
+      "0000-01-01T09:00:05+11:30";  // before the year 0000 in UTC: its text would not read back
   CHECK(refusal(j).field == "time");
   j = started();
   j["data"] = "c-1";
