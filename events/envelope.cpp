@@ -572,6 +572,10 @@ result<Envelope, event_error> parse_fact(json&& j) {
   if (!time->is_string()) return fail("time", "must be an RFC 3339 timestamp string");
   auto ms = parse_rfc3339_ms(time->get_ref<const std::string&>());
   if (!ms) return fail("time", "must be an RFC 3339 timestamp, e.g. 2026-11-20T10:00:00Z");
+  if (*ms >= latest_fact_ms)
+    return fail("time",
+                "must be before 9000-01-01T00:00:00Z (the times worked out from it must have a "
+                "year of four digits)");
   e.time_ms = *ms;
 
   auto data = j.find("data"sv);
@@ -588,7 +592,7 @@ bool accept_fact(Envelope& e, std::string_view time) {
   auto schema_it = fact_schemas().find(e.type);
   if (schema_it == fact_schemas().end()) return false;
   auto ms = parse_rfc3339_ms(time);
-  if (!ms || data_problem(schema_it->second, e.type, e.data)) return false;
+  if (!ms || *ms >= latest_fact_ms || data_problem(schema_it->second, e.type, e.data)) return false;
   drop_null_fields(schema_it->second, e.data);
   e.time_ms = *ms;
   return true;

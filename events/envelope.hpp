@@ -61,6 +61,11 @@ const std::vector<std::string>& decision_types();
 // Whether `type` is a fact (sent in), a decision (written by omniroute) or neither.
 event_kind kind_of(std::string_view type);
 
+// A fact's time is before 9000-01-01T00:00:00Z: the times worked out from it (an offer's expiry,
+// a timer, a window) must still have a four-digit year, which is all RFC 3339 writes. (A fact
+// of 9999-12-31T23:59:50Z had an offer expire in the year 10000, whose text did not read back,
+// and time out at once.)
+constexpr int64_t latest_fact_ms = 221845392000000;
 // Validates an incoming fact against the contract: envelope fields, a known fact type, and
 // the type's data fields (presence, JSON type, ranges, enumerations). A field sent as null is
 // absent, and dropped from the fact's data; unknown data fields are kept as sent. Decision

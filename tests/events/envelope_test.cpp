@@ -149,9 +149,15 @@ TEST_CASE("envelope errors name the field and the reason") {
   j = started();
   j["time"] = "yesterday";
   CHECK(refusal(j).field == "time");
-  j["time"] =
-      "0000-01-01T09:00:05+11:30";  // before the year 0000 in UTC: its text would not read back
+  // Before the year 0000 in UTC: its text would not read back.
+  j["time"] = "0000-01-01T09:00:05+11:30";
   CHECK(refusal(j).field == "time");
+  j["time"] = "9000-01-01T00:00:00Z";  // timers from it could reach the year 10000
+  CHECK(refusal(j).field == "time");
+  CHECK(refusal(j).reason.rfind("must be before 9000-01-01T00:00:00Z", 0) == 0);
+  CHECK(latest_fact_ms == *parse_rfc3339_ms("9000-01-01T00:00:00Z"));
+  j["time"] = "8999-12-31T23:59:59.999Z";
+  CHECK(parse_fact(j).has_value());
   j = started();
   j["data"] = "c-1";
   CHECK(refusal(j).field == "data");
