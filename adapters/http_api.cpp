@@ -79,10 +79,14 @@ void send_json(httplib::Response& res, int status, const json& body) {
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void send_error(httplib::Response& res, int status, const std::string& error, json extra = {}) {
+json error_answer(const std::string& error, json extra) {
   json body = {{"error", error}};
   if (extra.is_object()) body.update(extra);
-  send_json(res, status, body);
+  return body;
+}
+
+void send_error(httplib::Response& res, int status, const std::string& error, json extra = {}) {
+  send_json(res, status, error_answer(error, std::move(extra)));
 }
 
 // A view document the partition host could not render (a bug: project_touched) is answered
@@ -182,69 +186,18 @@ std::string forbidden_reason(const Credential& who, const std::string& tenant) {
   return "the key '" + who.name + "' may not use tenant '" + tenant + "'";
 }
 
-// Refuses a POST /v1/events for the events in `errors` (at least one): all or nothing, the
-// whole request refused and nothing appended. The answer is the first error, with all of them.
-void refuse_request(httplib::Response& res, int status, json errors) {
+// The answer refusing a POST /v1/events for the events in `errors` (at least one): all or
+// nothing, the whole request refused and nothing appended. The first error, with all of them.
+json refusal_of(json errors) {
   json answer = errors[0];
   answer["errors"] = std::move(errors);
   answer["batch"] = "all_or_nothing";
   answer["accepted"] = 0;
-  send_json(res, status, answer);
+  return answer;
 }
 
-// The general path of POST /v1/events: any body, read through a DOM of the whole of it and
-// parse_fact, every problem named. Fills `envs` and `batch`, or answers the refusal and
-// returns false.
-bool read_events(const std::string& text, size_t max_batch_events, ops::Metrics& metrics,
-                 httplib::Response& res, std::vector<events::Envelope>& envs, bool& batch) {
-  if (events::nesting_exceeds(text)) {
-    metrics.received("unparseable", "refused");
-    send_error(res, 400, "too_deep",
-               {{"reason", "JSON nested deeper than " + std::to_string(events::max_json_depth) +
-                               " levels"},
-                {"accepted", 0}});
-    return false;
-  }
-  auto parsed_body = events::parse_json(text);
-  if (!parsed_body) {
-    metrics.received("unparseable", "refused");
-    send_error(res, 400, "malformed_json",
-               {{"reason", parsed_body.error().reason},
-                {"byte", parsed_body.error().byte},
-                {"accepted", 0}});
-    return false;
-  }
-  json body = std::move(*parsed_body);
-  batch = body.is_array();
-  if (batch && body.empty()) {
-    send_error(res, 400, "empty_batch", {{"reason", "the array holds no events"}});
-    return false;
-  }
-  if (batch && body.size() > max_batch_events) {
-    send_error(res, 400, "batch_too_large",
-               {{"limit_events", max_batch_events}, {"events", body.size()}});
-    return false;
-  }
-  const size_t n = batch ? body.size() : 1;
-  envs.reserve(n);
-  json errors = json::array();
-  for (size_t i = 0; i < n; ++i) {
-    json& ev = batch ? body[i] : body;
-    auto parsed = events::parse_fact(std::move(ev));  // moves only data out of ev
-    if (!parsed) {
-      events::event_error err = parsed.error();
-      if (batch) err.index = i;
-      errors.push_back(err.to_json());
-      metrics.received(type_label(ev), "refused");
-      continue;
-    }
-    envs.push_back(std::move(parsed.value()));
-  }
-  if (!errors.empty()) {
-    refuse_request(res, 400, std::move(errors));
-    return false;
-  }
-  return true;
+void refuse_request(httplib::Response& res, int status, json errors) {
+  send_json(res, status, refusal_of(std::move(errors)));
 }
 
 // Whether every event of a request is of a tenant the caller's key may use. If not, answers 403
@@ -269,6 +222,53 @@ bool writes_only_allowed(const Credential& who, const std::vector<events::Envelo
 }
 
 }  // namespace
+
+result<std::vector<events::Envelope>, BodyRefused> read_events(std::string_view text,
+                                                               size_t max_batch_events,
+                                                               bool& batch) {
+  auto refused = [](json answer, std::vector<std::string> types) {
+    return BodyRefused{400, std::move(answer), std::move(types)};
+  };
+  if (events::nesting_exceeds(text))
+    return refused(error_answer("too_deep",
+                                {{"reason", "JSON nested deeper than " +
+                                                std::to_string(events::max_json_depth) + " levels"},
+                                 {"accepted", 0}}),
+                   {"unparseable"});
+  auto parsed_body = events::parse_json(text);
+  if (!parsed_body)
+    return refused(error_answer("malformed_json", {{"reason", parsed_body.error().reason},
+                                                   {"byte", parsed_body.error().byte},
+                                                   {"accepted", 0}}),
+                   {"unparseable"});
+  json body = std::move(*parsed_body);
+  batch = body.is_array();
+  if (batch && body.empty())
+    return refused(error_answer("empty_batch", {{"reason", "the array holds no events"}}), {});
+  if (batch && body.size() > max_batch_events)
+    return refused(error_answer("batch_too_large",
+                                {{"limit_events", max_batch_events}, {"events", body.size()}}),
+                   {});
+  const size_t n = batch ? body.size() : 1;
+  std::vector<events::Envelope> envs;
+  envs.reserve(n);
+  json errors = json::array();
+  std::vector<std::string> types;
+  for (size_t i = 0; i < n; ++i) {
+    json& ev = batch ? body[i] : body;
+    auto parsed = events::parse_fact(std::move(ev));  // moves only data out of ev
+    if (!parsed) {
+      events::event_error err = parsed.error();
+      if (batch) err.index = i;
+      errors.push_back(err.to_json());
+      types.push_back(type_label(ev));
+      continue;
+    }
+    envs.push_back(std::move(parsed.value()));
+  }
+  if (!errors.empty()) return refused(refusal_of(std::move(errors)), std::move(types));
+  return envs;
+}
 
 HttpApi::HttpApi(events::EventLog& log, projections::Store& store, ops::Metrics& metrics,
                  std::function<std::optional<std::string>()> not_ready, HttpOptions options)
@@ -705,7 +705,11 @@ void HttpApi::routes() {
       envs = std::move(facts->events);
       texts = std::move(facts->texts);
       batch = facts->array;
-    } else if (!read_events(req.body, options_.max_batch_events, metrics_, res, envs, batch)) {
+    } else if (auto read = read_events(req.body, options_.max_batch_events, batch); read) {
+      envs = std::move(*read);
+    } else {
+      for (const auto& type : read.error().refused_types) metrics_.received(type, "refused");
+      send_json(res, read.error().status, read.error().answer);
       return;
     }
     if (*who && !writes_only_allowed(**who, envs, batch, metrics_, res)) return;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "adapters/credentials.hpp"
+#include "events/envelope.hpp"
 #include "events/event_log.hpp"
 #include "ops/metrics.hpp"
 #include "projections/store.hpp"
@@ -55,6 +56,20 @@ struct HttpOptions {
   // /metrics, /healthz and /readyz are open either way.
   std::shared_ptr<const Credentials> credentials;
 };
+
+// The general path of POST /v1/events (the fast path, events::read_valid_facts, takes plainly
+// valid bodies without it): any body, read through a DOM of the whole of it and
+// events::parse_fact, every problem named. The facts (and `batch`: the body was an array), or
+// the refusal: its status, its answer, and the type of each refused event as the metrics count
+// it ("unparseable" for a body that is not JSON).
+struct BodyRefused {
+  int status = 400;
+  events::json answer;
+  std::vector<std::string> refused_types;
+};
+result<std::vector<events::Envelope>, BodyRefused> read_events(std::string_view text,
+                                                               size_t max_batch_events,
+                                                               bool& batch);
 
 class HttpApi {
  public:

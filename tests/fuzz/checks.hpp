@@ -20,7 +20,7 @@
 //    validated as the front door does, or are named bad.
 //  - journal_record: a record decodes or is named corrupt; a decoded one encodes to bytes that
 //    decode to the same record.
-//  - compact_doc: a stored document renders, or is named unreadable; what renders is JSON.
+//  - compact_doc: a stored document renders, or is named unreadable; what renders is a JSON object.
 //  - time: an RFC 3339 time parses or not; a parsed one formats to text that parses back to it.
 //  - routing: the bytes choose queues, agents and a sequence of facts; the routing engine's
 //    invariants hold after every fact, and the journal replays to the same views
