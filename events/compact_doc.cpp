@@ -83,8 +83,10 @@ struct CompactReader {
           out.text(key, s);
           return true;
         }
-        // Raw JSON text is what the writer was given; one that is not JSON is not ours.
-        if (!json::accept(s.begin(), s.end())) return false;
+        // Raw JSON text is what the writer was given; one that is not JSON is not ours. (json
+        // takes a NUL byte for the end of its input, and JSON text has none.)
+        if (s.find('\0') != std::string_view::npos || !json::accept(s.begin(), s.end()))
+          return false;
         out.raw(key, s);
         return true;
       }

@@ -143,11 +143,13 @@ TEST_CASE("a compact document cut short, altered or with bytes after its end doe
 
   // A field whose tag is unknown, a string longer than what is left, a size that never ends,
   // counts larger than what is left, an item that is not an object, an end within nothing, a
-  // key and a text that are not UTF-8 (they threw), raw JSON that is not JSON (it rendered).
+  // key and a text that are not UTF-8 (they threw), raw JSON that is not JSON (it rendered), or is
+  // JSON up to a NUL byte (json stops reading there).
   const std::string marker(1, CompactDoc::marker), end(1, '\0');
   for (const std::string& bad :
        {marker + "\x7f\x01k" + end, marker + "\x01\x01\xfb\x01" + "a" + end,
         marker + "\x01\x01k\x01" + "\xc3" + end, marker + "\x08\x01k\x05" + ",12[]" + end,
+        marker + "\x08\x01k\x04" + std::string("16\0x", 4) + end,
         marker + "\x01\x01k\x05" + "ab" + end,
         marker + "\x01\x01k\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01" + end,
         marker + "\x0a\x01k\x7f" + end, marker + "\x0b\x01k\x7f" + end,
