@@ -100,9 +100,11 @@ std::optional<int64_t> parse_rfc3339_ms(std::string_view s) {
 }
 
 size_t write_rfc3339_ms(int64_t ms, char* out) {
-  int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+  // Floor divisions that cannot overflow (ms - 999 did, for a stored time near INT64_MIN:
+  // UndefinedBehaviorSanitizer, fuzzing stored documents).
+  const int64_t secs = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
   const int64_t milli = ms - secs * 1000;
-  int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+  const int64_t days = secs / 86400 - (secs % 86400 < 0 ? 1 : 0);
   const auto rem = static_cast<unsigned>(secs - days * 86400);
   // Every envelope and view document carries times, nearly all of them of the same few days:
   // the date is worked out once per day (per thread), the time of day digit pair by digit

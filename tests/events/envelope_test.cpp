@@ -53,6 +53,9 @@ TEST_CASE("RFC 3339 timestamps parse to UTC milliseconds and format back") {
   CHECK(format_rfc3339_ms(951782400007) == "2000-02-29T00:00:00.007Z");
   CHECK(format_rfc3339_ms(253402300799999) == "9999-12-31T23:59:59.999Z");
   CHECK(format_rfc3339_ms(253402300800000) == "10000-01-01T00:00:00.000Z");
+  // The extremes format without overflowing (they did, before the year's width).
+  CHECK(format_rfc3339_ms(INT64_MIN).find("-292275055-05-16T16:47:04.192Z") != std::string::npos);
+  CHECK(format_rfc3339_ms(INT64_MAX) == "292278994-08-17T07:12:55.807Z");
   for (int64_t ms : {int64_t{0}, int64_t{-62135596800000}, int64_t{1795168800123}, int64_t{4102444799001}})
     CHECK(parse_rfc3339_ms(format_rfc3339_ms(ms)) == ms);
   // Times of days in turn and far apart (the date is kept per day), against the C library's
