@@ -103,7 +103,8 @@ size_t write_rfc3339_ms(int64_t ms, char* out) {
   // Floor divisions that cannot overflow (ms - 999 did, for a stored time near INT64_MIN:
   // UndefinedBehaviorSanitizer, fuzzing stored documents).
   const int64_t secs = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
-  const int64_t milli = ms - secs * 1000;
+  const int64_t milli =
+      ms % 1000 + (ms % 1000 < 0 ? 1000 : 0);  // not ms - secs * 1000: that overflows too
   const int64_t days = secs / 86400 - (secs % 86400 < 0 ? 1 : 0);
   const auto rem = static_cast<unsigned>(secs - days * 86400);
   // Every envelope and view document carries times, nearly all of them of the same few days:
