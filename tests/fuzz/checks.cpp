@@ -25,8 +25,8 @@ namespace {
 using events::Envelope;
 using events::json;
 
-// The front door's limit on a batch's events (HttpOptions' default).
-constexpr size_t max_batch_events = 10000;
+// The front door's limit on a batch's events.
+const size_t max_batch_events = adapters::HttpOptions().max_batch_events;
 
 // An answer's JSON as the server writes it (http_api.cpp's send_json).
 std::string answer_text(const json& j) {
