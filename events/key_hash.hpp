@@ -10,10 +10,15 @@
 
 namespace omniroute::events {
 
-// The hash to start from: random, once per process.
+// The hash to start from: random, once per process (fixed in a fuzzing build, so that an input
+// that showed a problem replays it).
 inline uint64_t hash_start() {
+#ifdef OMNIROUTE_FIXED_HASH_SEED
+  return 0x243F6A8885A308D3ull;
+#else
   static const uint64_t seed = (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
   return seed;
+#endif
 }
 
 // Folds one word into the running hash `h`.
