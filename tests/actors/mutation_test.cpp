@@ -248,10 +248,14 @@ TEST_CASE("mutated facts the door accepts are decided, journaled and replayed wi
       CHECK_MESSAGE(run.replayed.queue_view(id) == run.live.queue_view(id), "round " << round << ": queue " << id);
     for (const auto& id : run.customers)
       CHECK_MESSAGE(run.replayed.customer_view(id) == run.live.customer_view(id), "round " << round << ": customer " << id);
-    for (const auto& [customer, conversation] : run.visits) {
+    for (const auto& visit : run.visits) {
+      const auto& [customer, conversation] = visit;
+      const std::string& visited = conversation;  // a name a message's lambda can capture
       const auto written = run.live.visit_text(customer, conversation);
-      CHECK_MESSAGE(run.replayed.visit_text(customer, conversation) == written, "round " << round << ": visit " << conversation);
-      CHECK_MESSAGE(run.twin.visit_text(customer, conversation) == written, "round " << round << ": visit " << conversation);
+      CHECK_MESSAGE(run.replayed.visit_text(customer, conversation) == written,
+                    "round " << round << ": visit " << visited);
+      CHECK_MESSAGE(run.twin.visit_text(customer, conversation) == written,
+                    "round " << round << ": visit " << visited);
     }
   }
   MESSAGE("mutated facts accepted by the door: " << accepted_mutants << ", facts refused there: " << refused_at_door

@@ -134,7 +134,7 @@ TEST_CASE("each ingested fact reaches the journal exactly once, across restarts 
       if (!e.contains("cause")) ++fact_count[e["id"]];
     }
     CHECK(fact_count.size() == facts);
-    for (const auto& [id, n] : fact_count) CHECK_MESSAGE(n == 1, id);
+    for (const auto& fact : fact_count) CHECK_MESSAGE(fact.second == 1, fact.first);
     CHECK(node.store->seq_of("acme", "s7").has_value());
   }
 }
@@ -343,7 +343,7 @@ TEST_CASE(
   for (const auto& e : node.journal())
     if (!e.contains("cause")) ++fact_count[e["id"]];
   CHECK(fact_count.size() == events.size());
-  for (const auto& [id, n] : fact_count) CHECK_MESSAGE(n == 1, id);
+  for (const auto& fact : fact_count) CHECK_MESSAGE(fact.second == 1, fact.first);
   check_rebuild_equals_live(node);
 }
 

@@ -257,7 +257,9 @@ TEST_CASE("the January 1999 bank log imports; the projections match the raw rows
   const auto raw = raw_days(path);
   REQUIRE(raw.size() == projected.size());
   long served_without_service = 0;
-  for (const auto& [day, d] : raw) {
+  for (const auto& raw_day : raw) {
+    const std::string& day = raw_day.first;  // a name a message's lambda can capture
+    const auto& d = raw_day.second;
     CAPTURE(day);
     REQUIRE(projected.count(day));
     const auto& p = projected[day];

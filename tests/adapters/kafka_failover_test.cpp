@@ -282,7 +282,7 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   facts = facts_once_caught_up(cluster.brokers(), ids);
   CHECK(has_all(facts, ids));
   CHECK(facts.size() == ids.size());
-  for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
+  for (const auto& fact : facts) CHECK_MESSAGE(fact.second == 1, fact.first);
 
   // a now owns every partition and has projected the history b wrote.
   std::map<std::string, std::string> answers;  // path -> a's answer
@@ -311,7 +311,9 @@ TEST_CASE("kafka: a node leaving hands its partitions to the other, and nothing 
   eventually([&] { return b->ready(); });
   REQUIRE(b->ready());
   httplib::Client again_b("127.0.0.1", b->port());
-  for (const auto& [path, body] : answers) {
+  for (const auto& answer : answers) {
+    const std::string& path = answer.first;  // a name a message's lambda can capture
+    const auto& body = answer.second;
     auto r = again_b.Get(path.c_str());
     for (int i = 0; i < 100 && r && r->status != 200; ++i) {  // until it owns the partition
       std::this_thread::sleep_for(100ms);
@@ -467,7 +469,9 @@ TEST_CASE(
   }
   // b answers its partitions' tenants from the views it warmed, as a did (a forwards the rest).
   httplib::Client via_b("127.0.0.1", b->port());
-  for (const auto& [path, body] : answered) {
+  for (const auto& answer : answered) {
+    const std::string& path = answer.first;  // a name a message's lambda can capture
+    const auto& body = answer.second;
     auto res = via_b.Get(path);
     REQUIRE(res);
     CHECK_MESSAGE(res->status == 200, path);
@@ -477,7 +481,7 @@ TEST_CASE(
   for (const auto& id : post_round(via_b, 5)) ids.push_back(id);
   const auto facts = facts_once_caught_up(cluster.brokers(), ids);
   REQUIRE(has_all(facts, ids));
-  for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
+  for (const auto& fact : facts) CHECK_MESSAGE(fact.second == 1, fact.first);
   CHECK(facts.size() == ids.size());
 }
 
@@ -569,7 +573,7 @@ TEST_CASE(
   for (const auto& id : post_round(via_b, 4)) ids.push_back(id);
   const auto facts = facts_once_caught_up(cluster.brokers(), ids);
   REQUIRE(has_all(facts, ids));
-  for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
+  for (const auto& fact : facts) CHECK_MESSAGE(fact.second == 1, fact.first);
 }
 
 TEST_CASE(
@@ -618,6 +622,6 @@ TEST_CASE(
 
   const auto facts = facts_once_caught_up(kafka.brokers(), acked);
   REQUIRE(has_all(facts, acked));
-  for (const auto& [id, n] : facts) CHECK_MESSAGE(n == 1, id);
+  for (const auto& fact : facts) CHECK_MESSAGE(fact.second == 1, fact.first);
   CHECK(facts.size() == acked.size());
 }
