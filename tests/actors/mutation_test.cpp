@@ -249,13 +249,13 @@ TEST_CASE("mutated facts the door accepts are decided, journaled and replayed wi
     for (const auto& id : run.customers)
       CHECK_MESSAGE(run.replayed.customer_view(id) == run.live.customer_view(id), "round " << round << ": customer " << id);
     for (const auto& visit : run.visits) {
-      const auto& [customer, conversation] = visit;
-      const std::string& visited = conversation;  // a name a message's lambda can capture
+      const auto& [customer, conversation] = visit;  // messages name visit.second: their lambda
+                                                     // cannot capture a structured binding
       const auto written = run.live.visit_text(customer, conversation);
       CHECK_MESSAGE(run.replayed.visit_text(customer, conversation) == written,
-                    "round " << round << ": visit " << visited);
+                    "round " << round << ": visit " << visit.second);
       CHECK_MESSAGE(run.twin.visit_text(customer, conversation) == written,
-                    "round " << round << ": visit " << visited);
+                    "round " << round << ": visit " << visit.second);
     }
   }
   MESSAGE("mutated facts accepted by the door: " << accepted_mutants << ", facts refused there: " << refused_at_door
